@@ -1,0 +1,185 @@
+"""Peer identities (Ed25519 signing, X25519 sealing) and secret boxes for data sets.
+
+One Ed25519 key is a peer's identity: it signs half-blocks, and its birationally
+equivalent X25519 key opens data keys sealed to that peer, so a buyer needs to
+publish nothing but its signing public key. The key-file format is specified in
+docs/keys.md.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import nacl.exceptions
+import nacl.public
+import nacl.secret
+import nacl.signing
+import nacl.utils
+
+from enerdatx.errors import DataVerificationError, KeyFileError
+
+__all__ = [
+    "Identity",
+    "PUBLIC_KEY_SIZE",
+    "SIGNATURE_SIZE",
+    "DATA_KEY_SIZE",
+    "verify_signature",
+    "seal_to",
+    "new_data_key",
+    "encrypt_data",
+    "decrypt_data",
+]
+
+PUBLIC_KEY_SIZE = 32
+SIGNATURE_SIZE = 64
+DATA_KEY_SIZE = nacl.secret.SecretBox.KEY_SIZE
+
+KEY_FILE_HEADER = "enerdatx-identity v1"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A peer's private identity: an Ed25519 signing key and its X25519 twin."""
+
+    signing_key: nacl.signing.SigningKey
+
+    @classmethod
+    def generate(cls) -> Identity:
+        """Make a fresh random identity."""
+        return cls(nacl.signing.SigningKey.generate())
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> Identity:
+        """Derive an identity from a 32-byte seed (for reproducible experiments)."""
+        if len(seed) != 32:
+            raise ValueError(f"an Ed25519 seed is 32 bytes, not {len(seed)}")
+        return cls(nacl.signing.SigningKey(seed))
+
+    @property
+    def seed(self) -> bytes:
+        """The 32-byte Ed25519 seed; whoever has it is this peer."""
+        return bytes(self.signing_key)
+
+    @property
+    def public_key(self) -> bytes:
+        """The 32-byte Ed25519 public key that names this peer everywhere."""
+        return bytes(self.signing_key.verify_key)
+
+    def sign(self, message: bytes) -> bytes:
+        """Return the 64-byte detached Ed25519 signature of ``message``."""
+        return self.signing_key.sign(message).signature
+
+    def unseal(self, sealed: bytes) -> bytes:
+        """Open a box sealed to this identity with :func:`seal_to`."""
+        box = nacl.public.SealedBox(self.signing_key.to_curve25519_private_key())
+        try:
+            return box.decrypt(sealed)
+        except nacl.exceptions.CryptoError as exc:
+            raise DataVerificationError("sealed box does not open with this identity") from exc
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the key file with mode 0600, atomically (no half-written key on a crash)."""
+        path = Path(path)
+        text = (
+            f"{KEY_FILE_HEADER}\n"
+            f"ed25519-seed {self.seed.hex()}\n"
+            f"ed25519-public {self.public_key.hex()}\n"
+        )
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)  # O_CREAT's mode is masked by the umask; this is not
+            os.write(fd, text.encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Identity:
+        """Read a key file written by :meth:`save`; refuse corrupt, foreign or unsafe files."""
+        path = Path(path)
+        try:
+            mode = path.stat().st_mode
+            raw = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise KeyFileError("no key file", path=path) from exc
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise KeyFileError(
+                f"key file is readable by others (mode {stat.S_IMODE(mode):04o}); chmod 600 it",
+                path=path,
+            )
+        if len(raw) > 1024:
+            raise KeyFileError("not an EnerDatX key file (too large)", path=path)
+        try:
+            lines = raw.decode("ascii").splitlines()
+        except UnicodeDecodeError as exc:
+            raise KeyFileError("not an EnerDatX key file (not ASCII text)", path=path) from exc
+        if not lines or lines[0] != KEY_FILE_HEADER:
+            raise KeyFileError(f"not an EnerDatX key file (first line must be {KEY_FILE_HEADER!r})", path=path)
+        fields = dict(line.split(" ", 1) for line in lines[1:] if " " in line)
+        try:
+            seed = bytes.fromhex(fields["ed25519-seed"])
+            public = bytes.fromhex(fields["ed25519-public"])
+        except (KeyError, ValueError) as exc:
+            raise KeyFileError("corrupt key file (missing or non-hex key fields)", path=path) from exc
+        if len(seed) != 32:
+            raise KeyFileError("corrupt key file (seed is not 32 bytes)", path=path)
+        identity = cls.from_seed(seed)
+        if identity.public_key != public:
+            raise KeyFileError("corrupt key file (seed does not match the public key)", path=path)
+        return identity
+
+    @classmethod
+    def load_or_create(cls, path: str | os.PathLike[str]) -> Identity:
+        """Load the key file at ``path``, or create one there if there is none."""
+        path = Path(path)
+        if path.exists():
+            return cls.load(path)
+        identity = cls.generate()
+        identity.save(path)
+        return identity
+
+    def __repr__(self) -> str:  # never print the seed
+        return f"Identity(public_key={self.public_key.hex()[:16]}…)"
+
+
+def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """True when ``signature`` is ``public_key``'s Ed25519 signature of ``message``."""
+    if len(public_key) != PUBLIC_KEY_SIZE or len(signature) != SIGNATURE_SIZE:
+        return False
+    try:
+        nacl.signing.VerifyKey(public_key).verify(message, signature)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, nacl.exceptions.TypeError):
+        return False
+    return True
+
+
+def seal_to(public_key: bytes, message: bytes) -> bytes:
+    """Seal ``message`` so that only the holder of Ed25519 ``public_key`` can open it."""
+    try:
+        curve = nacl.signing.VerifyKey(public_key).to_curve25519_public_key()
+    except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError, nacl.exceptions.TypeError) as exc:
+        raise ValueError("not a valid Ed25519 public key") from exc
+    return nacl.public.SealedBox(curve).encrypt(message)
+
+
+def new_data_key() -> bytes:
+    """A fresh random 32-byte key for one data set's secret box."""
+    return nacl.utils.random(DATA_KEY_SIZE)
+
+
+def encrypt_data(key: bytes, plaintext: bytes) -> bytes:
+    """Encrypt and authenticate ``plaintext`` (XSalsa20-Poly1305, random nonce prepended)."""
+    return bytes(nacl.secret.SecretBox(key).encrypt(plaintext))
+
+
+def decrypt_data(key: bytes, ciphertext: bytes) -> bytes:
+    """Open a box made by :func:`encrypt_data`; a wrong key or tampering raises."""
+    try:
+        return nacl.secret.SecretBox(key).decrypt(ciphertext)
+    except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError, nacl.exceptions.TypeError) as exc:
+        raise DataVerificationError("ciphertext does not open with this key (tampered or wrong key)") from exc

@@ -1,0 +1,216 @@
+"""Every error EnerDatX raises on purpose, in one tree.
+
+Callers catch a base class; each error carries the context needed to act on it
+(a block hash, a CID, a peer, a telegram number). Errors about bad input also
+subclass the matching built-in, so ``except ValueError`` keeps working.
+
+* EnerDatXError
+  + KeyFileError(ValueError)             a key file is corrupt, foreign or unsafe
+  + EncodingError(ValueError)            bytes that do not decode to the claimed format
+  + LedgerError                          TrustChain
+    - InvalidBlockError(ValueError)      a block breaks a rule; ``.reason`` says which
+    - BlockNotFoundError(KeyError)
+    - FraudDetectedError                 the counterparty is a proven forker
+    - TransactionRejectedError           a counterparty refused to countersign
+    - TransactionTimeoutError(TimeoutError)
+  + ContentStoreError                    IPFS
+    - InvalidCIDError(ValueError)
+    - BlockMissingError(KeyError)
+    - CorruptBlockError                  stored bytes do not hash to their CID
+    - DaemonUnavailableError(ConnectionError)
+    - CarFormatError(ValueError)
+  + MeterDataError(ValueError)           readings
+    - TelegramError                      one bad DSMR telegram; ``.index`` names it
+    - ReadingsFormatError                a file or JSON document of the wrong shape
+    - OEHUAPIError                       the OEHU HTTP API answered badly
+  + MarketError                          listings, bids, settlement
+    - ListingNotFoundError(KeyError)
+    - ListingUnavailableError            withdrawn or expired
+    - InsufficientFundsError
+    - NegotiationError
+    - DataVerificationError              decrypted data does not match its commitment
+  + NetworkError                         peers
+    - PeerUnreachableError(ConnectionError)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class EnerDatXError(Exception):
+    """Base of every error EnerDatX raises on purpose."""
+
+
+class KeyFileError(EnerDatXError, ValueError):
+    """A key file is corrupt, of a foreign format, or unsafe."""
+
+    def __init__(self, message: str, *, path: Any = None) -> None:
+        super().__init__(message if path is None else f"{path}: {message}")
+        self.path = path
+
+
+class EncodingError(EnerDatXError, ValueError):
+    """Bytes that do not decode to the claimed format."""
+
+
+# --- TrustChain ------------------------------------------------------------------
+
+
+class LedgerError(EnerDatXError):
+    """Base of TrustChain errors."""
+
+
+class InvalidBlockError(LedgerError, ValueError):
+    """A half-block breaks a validation rule; ``reason`` is the rule's name."""
+
+    def __init__(self, reason: str, detail: str = "", *, block_hash: bytes | None = None) -> None:
+        text = reason if not detail else f"{reason}: {detail}"
+        if block_hash is not None:
+            text = f"{text} (block {block_hash.hex()[:16]})"
+        super().__init__(text)
+        self.reason = reason
+        self.detail = detail
+        self.block_hash = block_hash
+
+
+class BlockNotFoundError(LedgerError, KeyError):
+    """No block with that key is stored."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class FraudDetectedError(LedgerError):
+    """The counterparty is a proven forker; honest peers refuse to deal with it."""
+
+    def __init__(self, public_key: bytes) -> None:
+        super().__init__(f"peer {public_key.hex()[:16]} forked its chain (fraud proof held)")
+        self.public_key = public_key
+
+
+class TransactionRejectedError(LedgerError):
+    """A counterparty refused to countersign a proposal."""
+
+    def __init__(self, reason: str, *, peer: Any = None) -> None:
+        super().__init__(reason if peer is None else f"{peer}: {reason}")
+        self.reason = reason
+        self.peer = peer
+
+
+class TransactionTimeoutError(LedgerError, TimeoutError):
+    """No agreement arrived in time."""
+
+
+# --- Content store ----------------------------------------------------------------
+
+
+class ContentStoreError(EnerDatXError):
+    """Base of content-store (IPFS) errors."""
+
+
+class InvalidCIDError(ContentStoreError, ValueError):
+    """A string or bytes that is not a CID this store understands."""
+
+
+class BlockMissingError(ContentStoreError, KeyError):
+    """The store does not hold a block the operation needs."""
+
+    def __init__(self, cid: Any) -> None:
+        super().__init__(f"block {cid} is not in the store")
+        self.cid = cid
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class CorruptBlockError(ContentStoreError):
+    """A stored block's bytes no longer hash to its CID."""
+
+    def __init__(self, cid: Any, path: Any = None) -> None:
+        where = f" at {path}" if path is not None else ""
+        super().__init__(f"block {cid}{where} is corrupt: its bytes do not hash to its CID")
+        self.cid = cid
+        self.path = path
+
+
+class DaemonUnavailableError(ContentStoreError, ConnectionError):
+    """The configured IPFS daemon cannot be reached or is unsuitable."""
+
+
+class CarFormatError(ContentStoreError, ValueError):
+    """A CAR file that is malformed or does not match its blocks."""
+
+
+# --- Meter data -------------------------------------------------------------------
+
+
+class MeterDataError(EnerDatXError, ValueError):
+    """Base of errors about meter readings."""
+
+
+class TelegramError(MeterDataError):
+    """One DSMR P1 telegram is bad; ``index`` counts telegrams from 0 in the input."""
+
+    def __init__(self, message: str, *, index: int | None = None) -> None:
+        super().__init__(message if index is None else f"telegram #{index}: {message}")
+        self.index = index
+
+
+class ReadingsFormatError(MeterDataError):
+    """A readings file or document does not have the expected shape."""
+
+
+class OEHUAPIError(MeterDataError):
+    """The OEHU HTTP API answered with an error or malformed data."""
+
+    def __init__(self, message: str, *, url: str | None = None, status: int | None = None) -> None:
+        super().__init__(message if url is None else f"{url}: {message}")
+        self.url = url
+        self.status = status
+
+
+# --- Market -----------------------------------------------------------------------
+
+
+class MarketError(EnerDatXError):
+    """Base of market errors."""
+
+
+class ListingNotFoundError(MarketError, KeyError):
+    """No listing with that id is known."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ListingUnavailableError(MarketError):
+    """The listing was withdrawn or has expired."""
+
+
+class InsufficientFundsError(MarketError):
+    """A payment beyond the payer's balance."""
+
+    def __init__(self, balance: int, amount: int) -> None:
+        super().__init__(f"balance {balance} is less than the amount {amount}")
+        self.balance = balance
+        self.amount = amount
+
+
+class NegotiationError(MarketError):
+    """A negotiation step that is not allowed in the negotiation's state."""
+
+
+class DataVerificationError(MarketError):
+    """Decrypted data does not match the listing's commitment, or will not decrypt."""
+
+
+# --- Network ----------------------------------------------------------------------
+
+
+class NetworkError(EnerDatXError):
+    """Base of peer-to-peer network errors."""
+
+
+class PeerUnreachableError(NetworkError, ConnectionError):
+    """A peer could not be reached."""
