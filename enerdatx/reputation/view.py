@@ -1,0 +1,93 @@
+"""One peer's subjective, incremental reputation view over the blocks it holds."""
+
+from __future__ import annotations
+
+from enerdatx.reputation.graph import DAY_MS, ContributionRule, InteractionGraph
+from enerdatx.reputation.netflow import Engine, netflow_scores
+from enerdatx.reputation.pagerank import ALPHA, temporal_pagerank
+from enerdatx.trustchain import BlockStore, FraudProof, HalfBlock, TrustChain
+
+__all__ = ["ReputationView"]
+
+
+class ReputationView:
+    """NetFlow and Temporal PageRank scores as one evaluator sees them, kept up to date.
+
+    Given a TrustChain ledger, the view subscribes to it: every newly stored block that
+    completes a countersigned pair adds to the interaction graph, and every fraud proof
+    removes the forker from all scores. Given a bare BlockStore, it reads what the store
+    holds and is fed further blocks through :meth:`add_block`. Scores are recomputed lazily:
+    on the first question after a change, never per block.
+    """
+
+    def __init__(
+        self,
+        source: TrustChain | BlockStore,
+        evaluator: bytes | None = None,
+        *,
+        rule: ContributionRule | None = None,
+        half_life_ms: int = 30 * DAY_MS,
+        alpha: float = ALPHA,
+        engine: Engine = "auto",
+    ) -> None:
+        ledger = source if isinstance(source, TrustChain) else None
+        self.store: BlockStore = source.store if ledger is not None else source
+        if evaluator is None:
+            if ledger is None:
+                raise ValueError("a view over a bare BlockStore needs the evaluator's public key")
+            evaluator = ledger.public_key
+        self.evaluator = evaluator
+        self.alpha = alpha
+        self.engine: Engine = engine
+        self.interactions = InteractionGraph(rule, half_life_ms=half_life_ms)
+        self.forkers: set[bytes] = {proof.public_key for proof in self.store.fraud_proofs()}
+        self._netflow: dict[bytes, int] | None = None
+        self._pagerank: dict[bytes, float] | None = None
+        self.interactions.add_blocks(self.store.blocks())
+        if ledger is not None:
+            ledger.subscribe(self.add_block)
+            ledger.on_fraud(self.add_fraud_proof)
+
+    @property
+    def graph(self):  # -> nx.DiGraph
+        """The interaction graph (networkx DiGraph, edge u -> v: u contributed to v); read-only."""
+        return self.interactions.graph
+
+    def add_block(self, block: HalfBlock) -> bool:
+        """Take in a block that the store now holds; True if it completed a pair that counts."""
+        if block.is_record:
+            return False
+        other = self.store.linked(block)
+        if other is None:
+            return False
+        proposal, agreement = (block, other) if block.is_proposal else (other, block)
+        if not self.interactions.add_pair(proposal, agreement):
+            return False
+        self._changed()
+        return True
+
+    def add_fraud_proof(self, proof: FraudProof) -> None:
+        """Exclude a proven forker from every score from now on."""
+        if proof.public_key not in self.forkers:
+            self.forkers.add(proof.public_key)
+            self._changed()
+
+    def netflow(self, public_key: bytes | None = None) -> dict[bytes, int] | int:
+        """NetFlow scores of every known peer, or the score of one (0 for an unknown peer or a forker)."""
+        if self._netflow is None:
+            self._netflow = netflow_scores(self.graph, self.evaluator, exclude=self.forkers, engine=self.engine)
+        if public_key is None:
+            return dict(self._netflow)
+        return self._netflow.get(public_key, 0)
+
+    def pagerank(self, public_key: bytes | None = None) -> dict[bytes, float] | float:
+        """Temporal PageRank of every known peer, or of one (0.0 for an unknown peer or a forker)."""
+        if self._pagerank is None:
+            self._pagerank = temporal_pagerank(self.interactions, self.evaluator, alpha=self.alpha, exclude=self.forkers)
+        if public_key is None:
+            return dict(self._pagerank)
+        return self._pagerank.get(public_key, 0.0)
+
+    def _changed(self) -> None:
+        self._netflow = None
+        self._pagerank = None
