@@ -96,3 +96,17 @@ def contribution_graph(edges: list[tuple[str, str, int]]) -> nx.DiGraph:
         else:
             graph.add_edge(u, v, amount=amount)
     return graph
+
+
+def fork_of(owner: TrustChain, block: HalfBlock) -> HalfBlock:
+    """Another block of ``owner``'s at the same place as ``block``: proof that ``owner`` forked."""
+    return HalfBlock.create(
+        owner.identity,
+        sequence_number=block.sequence_number,
+        previous_hash=block.previous_hash,
+        link_public_key=block.link_public_key,
+        link_sequence_number=block.link_sequence_number,
+        block_type=block.type,
+        transaction={**block.transaction, "forked": True},
+        timestamp=block.timestamp,
+    )

@@ -3,9 +3,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from enerdatx.reputation import ContributionRule, Direction, ReputationView
-from enerdatx.trustchain import HalfBlock
 
-from .conftest import DAY_MS, Clock, ledger, trade
+from .conftest import DAY_MS, Clock, fork_of, ledger, trade
 
 
 def test_a_view_follows_its_ledger_and_counts_each_pair_once():
@@ -44,17 +43,7 @@ def test_a_proven_forker_scores_nothing_from_the_moment_of_proof():
     view = ReputationView(me)
     _, agreement = trade(me, seller, 12)
     assert view.netflow(seller.public_key) == 12 and view.pagerank(seller.public_key) > 0
-    fork = HalfBlock.create(
-        seller.identity,
-        sequence_number=agreement.sequence_number,
-        previous_hash=agreement.previous_hash,
-        link_public_key=agreement.link_public_key,
-        link_sequence_number=agreement.link_sequence_number,
-        block_type=agreement.type,
-        transaction={"amount": 999},
-        timestamp=agreement.timestamp,
-    )
-    assert me.receive(fork).is_invalid
+    assert me.receive(fork_of(seller, agreement)).is_invalid
     assert view.forkers == {seller.public_key}
     assert view.netflow(seller.public_key) == 0 and view.pagerank(seller.public_key) == 0
     # A view made later reads the proof from the store.
