@@ -70,6 +70,17 @@ class ContributionRule:
         return proposal.public_key, agreement.public_key, value
 
 
+def _is_pair(proposal: HalfBlock, agreement: HalfBlock) -> bool:
+    """The agreement answers this proposal and is signed by the one it was addressed to."""
+    return (
+        proposal.is_proposal
+        and not proposal.is_record
+        and agreement.public_key == proposal.link_public_key
+        and agreement.link_public_key == proposal.public_key
+        and agreement.link_sequence_number == proposal.sequence_number
+    )
+
+
 class InteractionGraph:
     """A networkx DiGraph of contributions, grown pair by pair.
 
@@ -90,7 +101,7 @@ class InteractionGraph:
     def add_pair(self, proposal: HalfBlock, agreement: HalfBlock) -> bool:
         """Count a countersigned pair once; True if it added to the graph."""
         key = (proposal.public_key, proposal.sequence_number)
-        if key in self._counted:
+        if key in self._counted or not _is_pair(proposal, agreement):
             return False
         contribution = self.rule.contribution(proposal, agreement)
         if contribution is None:
@@ -126,7 +137,7 @@ class InteractionGraph:
         added = 0
         for agreement in agreements:
             proposal = proposals.get((agreement.link_public_key, agreement.link_sequence_number))
-            if proposal is not None and proposal.link_public_key == agreement.public_key:
+            if proposal is not None:
                 added += self.add_pair(proposal, agreement)
         return added
 

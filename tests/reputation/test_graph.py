@@ -71,7 +71,9 @@ def test_an_agreement_by_someone_else_than_the_addressee_does_not_pair():
         transaction={"amount": 3},
         timestamp=START_MS,
     )
-    assert InteractionGraph().add_blocks([proposal, forged]) == 0
+    graph = InteractionGraph()
+    assert graph.add_blocks([proposal, forged]) == 0
+    assert not graph.add_pair(proposal, forged)
 
 
 def test_decayed_weight_halves_per_half_life_and_ignores_arrival_order():
