@@ -31,6 +31,7 @@ subclass the matching built-in, so ``except ValueError`` keeps working.
     - DataVerificationError              decrypted data does not match its commitment
   + NetworkError                         peers
     - PeerUnreachableError(ConnectionError)
+  + ReputationError(ValueError)          a reputation computation asked with bad parameters
 """
 
 from __future__ import annotations
@@ -214,3 +215,10 @@ class NetworkError(EnerDatXError):
 
 class PeerUnreachableError(NetworkError, ConnectionError):
     """A peer could not be reached."""
+
+
+# --- Reputation -------------------------------------------------------------------
+
+
+class ReputationError(EnerDatXError, ValueError):
+    """A reputation computation asked with bad parameters (a measure, an engine, a decay)."""

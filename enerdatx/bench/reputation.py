@@ -12,6 +12,7 @@ import networkx as nx
 from tqdm import tqdm
 
 from enerdatx.crypto import Identity
+from enerdatx.errors import ReputationError
 from enerdatx.reputation import InteractionGraph, ReputationView
 from enerdatx.reputation.graph import DAY_MS
 from enerdatx.trustchain import BlockStore, HalfBlock, TrustChain
@@ -35,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark and return its figures."""
     if args.peers < 2 or args.blocks < 2:
-        raise ValueError("need at least 2 peers and 2 blocks")
+        raise ReputationError("need at least 2 peers and 2 blocks")
     progress = not args.no_progress
     start = time.perf_counter()
     ledgers = _market(args.peers, args.blocks // 2, args.days, args.seed, progress)

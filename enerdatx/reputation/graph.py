@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from enerdatx.errors import ReputationError
 from enerdatx.trustchain import HalfBlock
 
 __all__ = [
@@ -92,7 +93,7 @@ class InteractionGraph:
 
     def __init__(self, rule: ContributionRule | None = None, *, half_life_ms: int = 30 * DAY_MS) -> None:
         if half_life_ms <= 0:
-            raise ValueError("half_life_ms must be positive")
+            raise ReputationError(f"half_life_ms must be positive, not {half_life_ms}")
         self.rule = rule or ContributionRule()
         self.half_life_ms = half_life_ms
         self.graph: nx.DiGraph = nx.DiGraph()

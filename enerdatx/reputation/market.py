@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Literal, TypeVar
 
-from enerdatx.errors import TransactionRejectedError
+from enerdatx.errors import ReputationError, TransactionRejectedError
 from enerdatx.reputation.view import ReputationView
 from enerdatx.trustchain import HalfBlock, TrustChain
 from enerdatx.trustchain.ledger import Policy
@@ -57,7 +57,7 @@ def rank_by_reputation(
 
 def _check(measure: str) -> None:
     if measure not in ("netflow", "pagerank"):
-        raise ValueError(f"unknown reputation measure {measure!r}")
+        raise ReputationError(f"unknown reputation measure {measure!r}; use netflow or pagerank")
 
 
 def refuse_below(view: ReputationView, threshold: float, policy: Policy, measure: Measure = "netflow") -> Policy:

@@ -29,6 +29,8 @@ import scipy.sparse
 from networkx.algorithms.flow import build_residual_network, shortest_augmenting_path
 from scipy.sparse.csgraph import maximum_flow
 
+from enerdatx.errors import ReputationError
+
 __all__ = ["Engine", "netflow_capacities", "netflow_scores"]
 
 Engine = Literal["auto", "networkx", "scipy"]
@@ -41,9 +43,11 @@ class _FlowNetwork:
     """One directed network with integer capacities, asked many max-flow questions."""
 
     def __init__(self, graph: nx.DiGraph, engine: Engine) -> None:
+        if engine not in ("auto", "networkx", "scipy"):
+            raise ReputationError(f"unknown max-flow engine {engine!r}; use auto, networkx or scipy")
         total = sum(capacity for _, _, capacity in graph.edges(data=CAPACITY))
         if engine == "scipy" and total > INT32_LIMIT:
-            raise ValueError("capacities too large for the scipy engine (int32); use networkx")
+            raise ReputationError("capacities too large for the scipy engine (int32); use networkx")
         self.graph = graph
         self.use_scipy = engine == "scipy" or (engine == "auto" and total <= INT32_LIMIT)
         if self.use_scipy:

@@ -22,6 +22,7 @@ from collections.abc import Collection, Hashable
 
 import networkx as nx
 
+from enerdatx.errors import ReputationError
 from enerdatx.reputation.graph import InteractionGraph
 
 __all__ = ["temporal_pagerank"]
@@ -39,7 +40,7 @@ def temporal_pagerank(
 ) -> dict[Hashable, float]:
     """The evaluator's Temporal PageRank of every other node (0.0 for excluded ones)."""
     if not 0 < alpha < 1:
-        raise ValueError("alpha must be between 0 and 1")
+        raise ReputationError(f"alpha must be strictly between 0 and 1, not {alpha}")
     excluded = set(exclude)
     walk = nx.DiGraph()
     walk.add_nodes_from(node for node in interactions.graph if node not in excluded)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import networkx as nx
+
+from enerdatx.errors import ReputationError
 from enerdatx.reputation.graph import DAY_MS, ContributionRule, InteractionGraph
 from enerdatx.reputation.netflow import Engine, netflow_scores
 from enerdatx.reputation.pagerank import ALPHA, temporal_pagerank
@@ -34,7 +37,7 @@ class ReputationView:
         self.store: BlockStore = source.store if ledger is not None else source
         if evaluator is None:
             if ledger is None:
-                raise ValueError("a view over a bare BlockStore needs the evaluator's public key")
+                raise ReputationError("a view over a bare BlockStore needs the evaluator's public key")
             evaluator = ledger.public_key
         self.evaluator = evaluator
         self.alpha = alpha
@@ -49,7 +52,7 @@ class ReputationView:
             ledger.on_fraud(self.add_fraud_proof)
 
     @property
-    def graph(self):  # -> nx.DiGraph
+    def graph(self) -> nx.DiGraph:
         """The interaction graph (networkx DiGraph, edge u -> v: u contributed to v); read-only."""
         return self.interactions.graph
 

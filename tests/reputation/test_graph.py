@@ -1,5 +1,6 @@
 import pytest
 
+from enerdatx.errors import ReputationError
 from enerdatx.reputation import ContributionRule, Direction, InteractionGraph
 from enerdatx.trustchain import HalfBlock
 
@@ -95,5 +96,5 @@ def test_decayed_weight_halves_per_half_life_and_ignores_arrival_order():
 
 
 def test_half_life_must_be_positive():
-    with pytest.raises(ValueError):
+    with pytest.raises(ReputationError):
         InteractionGraph(half_life_ms=0)

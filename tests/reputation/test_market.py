@@ -1,6 +1,6 @@
 import pytest
 
-from enerdatx.errors import TransactionRejectedError
+from enerdatx.errors import ReputationError, TransactionRejectedError
 from enerdatx.reputation import ReputationView
 from enerdatx.reputation.market import acceptable, rank_by_reputation, refuse_below, score
 from enerdatx.trustchain import HalfBlock
@@ -24,7 +24,7 @@ def test_acceptable_applies_the_threshold(market):
     assert not acceptable(view, stranger.public_key, 1)
     assert acceptable(view, stranger.public_key, 0)
     assert score(view, small.public_key, "pagerank") > 0
-    with pytest.raises(ValueError, match="measure"):
+    with pytest.raises(ReputationError, match="measure"):
         score(view, small.public_key, "karma")
 
 

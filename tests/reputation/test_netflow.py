@@ -3,6 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from enerdatx.errors import ReputationError
 from enerdatx.reputation import netflow_capacities, netflow_scores
 
 from .conftest import contribution_graph
@@ -64,11 +65,16 @@ def test_an_excluded_node_scores_nothing_and_carries_no_flow(engine):
     assert netflow_scores(graph, "i", exclude={"b"}, engine=engine) == {"a": 1, "b": 0}
 
 
+def test_an_unknown_engine_is_refused():
+    with pytest.raises(ReputationError, match="engine"):
+        netflow_scores(contribution_graph([("a", "i", 1)]), "i", engine="igraph")
+
+
 def test_amounts_beyond_int32_are_exact_on_auto_and_refused_by_scipy():
     big = 2**40
     graph = contribution_graph([("a", "i", big), ("b", "a", big)])
     assert netflow_scores(graph, "i") == {"a": big, "b": big}
-    with pytest.raises(ValueError, match="int32"):
+    with pytest.raises(ReputationError, match="int32"):
         netflow_scores(graph, "i", engine="scipy")
 
 

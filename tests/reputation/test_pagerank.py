@@ -1,5 +1,6 @@
 import pytest
 
+from enerdatx.errors import ReputationError
 from enerdatx.reputation import InteractionGraph, temporal_pagerank
 
 from .conftest import DAY_MS, START_MS, identity, signed_pair
@@ -67,5 +68,5 @@ def test_excluded_peers_score_nothing_and_pass_nothing_on():
 
 
 def test_alpha_must_be_a_probability():
-    with pytest.raises(ValueError):
+    with pytest.raises(ReputationError):
         temporal_pagerank(InteractionGraph(), b"me", alpha=1.0)

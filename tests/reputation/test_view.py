@@ -2,6 +2,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from enerdatx.errors import ReputationError
 from enerdatx.reputation import ContributionRule, Direction, ReputationView
 
 from .conftest import DAY_MS, Clock, fork_of, ledger, trade
@@ -27,7 +28,7 @@ def test_a_view_counts_what_the_ledger_held_before_it_was_made():
 
 def test_a_view_over_a_bare_store_needs_an_evaluator_and_is_fed_by_hand():
     me, seller, other = ledger(), ledger(), ledger()
-    with pytest.raises(ValueError, match="evaluator"):
+    with pytest.raises(ReputationError, match="evaluator"):
         ReputationView(me.store)
     view = ReputationView(me.store, me.public_key)
     proposal, agreement = trade(me, seller, 12)
