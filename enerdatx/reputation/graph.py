@@ -8,6 +8,7 @@ half nobody countersigned is a claim, not an interaction.
 from __future__ import annotations
 
 import enum
+import logging
 import math
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
@@ -26,7 +27,10 @@ __all__ = [
 ]
 
 WeightFunction = Callable[[HalfBlock, HalfBlock], int]
-"""``weight(proposal, agreement)``: the value of one interaction; 0 or less means it does not count."""
+"""``weight(proposal, agreement)``: the value of one interaction; 0 or less, or a KeyError,
+TypeError, ValueError or AttributeError on a transaction it cannot read, means it does not count."""
+
+logger = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
 
@@ -63,7 +67,13 @@ class ContributionRule:
         """``(contributor, beneficiary, value)`` of a pair, or None when it does not count."""
         if self.block_types is not None and proposal.type not in self.block_types:
             return None
-        value = self.weight(proposal, agreement)
+        try:
+            value = self.weight(proposal, agreement)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            # Transactions come from other peers: one a weight function cannot read is worth 0,
+            # and must not break the ledger callback that brought it.
+            logger.debug("weight function cannot read %r; not counted", proposal)
+            return None
         if type(value) is not int or value <= 0:
             return None
         if self.direction is Direction.TO_PROPOSER:

@@ -47,6 +47,8 @@ def test_a_custom_weight_and_block_types():
     assert graph.add_pair(*signed_pair(up, down, {"bytes": 5000}, block_type="edx.bandwidth"))
     assert not graph.add_pair(*signed_pair(identity(), identity(), {"bytes": 5000}, block_type=PAY))
     assert graph.graph[down.public_key][up.public_key]["amount"] == 5
+    # A transaction the weight function cannot read counts for nothing, and raises nothing.
+    assert not graph.add_pair(*signed_pair(identity(), identity(), {"size": 5000}, block_type="edx.bandwidth"))
 
 
 def test_add_blocks_pairs_halves_in_any_order_and_skips_lone_halves():
