@@ -60,11 +60,13 @@ class ReputationView:
         """Take in a block that the store now holds; True if it completed a pair that counts."""
         if block.is_record:
             return False
-        other = self.store.linked(block)
-        if other is None:
-            return False
-        proposal, agreement = (block, other) if block.is_proposal else (other, block)
-        if not self.interactions.add_pair(proposal, agreement):
+        if block.is_proposal:
+            # Every held agreement, not just the first: add_pair skips one by a wrong signer.
+            pairs = [(block, agreement) for agreement in self.store.agreements_for(block.public_key, block.sequence_number)]
+        else:
+            proposal = self.store.get(block.link_public_key, block.link_sequence_number)
+            pairs = [] if proposal is None else [(proposal, block)]
+        if not any(self.interactions.add_pair(proposal, agreement) for proposal, agreement in pairs):
             return False
         self._changed()
         return True
