@@ -55,10 +55,8 @@ class _FlowNetwork:
             edges = [(self.index[u], self.index[v], c) for u, v, c in graph.edges(data=CAPACITY) if c > 0]
             rows, cols, data = zip(*edges, strict=True) if edges else ((), (), ())
             size = len(self.index)
-            self.matrix = scipy.sparse.csr_array(
-                (np.asarray(data, dtype=np.int32), (np.asarray(rows, dtype=np.int32), np.asarray(cols, dtype=np.int32))),
-                shape=(size, size),
-            )
+            indices = (np.asarray(rows, dtype=np.int32), np.asarray(cols, dtype=np.int32))
+            self.matrix = scipy.sparse.csr_array((np.asarray(data, dtype=np.int32), indices), shape=(size, size))
         else:
             self.residual = build_residual_network(graph, CAPACITY)
 

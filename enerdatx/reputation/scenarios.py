@@ -96,7 +96,8 @@ class LedgerNetwork:
         proposal = buyer.propose(seller.public_key, PAYMENT, transaction)
         missing = seller.missing_before(proposal)
         if missing:
-            seller.receive_many([_wire(block) for block in buyer.store.chain(buyer.public_key, missing.start, missing.stop - 1)])
+            crawled = buyer.store.chain(buyer.public_key, missing.start, missing.stop - 1)
+            seller.receive_many([_wire(block) for block in crawled])
         signed = seller.countersign(_wire(proposal), agreement)
         buyer.receive(_wire(signed))
         return proposal, signed

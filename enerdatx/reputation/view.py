@@ -62,7 +62,8 @@ class ReputationView:
             return False
         if block.is_proposal:
             # Every held agreement, not just the first: add_pair skips one by a wrong signer.
-            pairs = [(block, agreement) for agreement in self.store.agreements_for(block.public_key, block.sequence_number)]
+            agreements = self.store.agreements_for(block.public_key, block.sequence_number)
+            pairs = [(block, agreement) for agreement in agreements]
         else:
             proposal = self.store.get(block.link_public_key, block.link_sequence_number)
             pairs = [] if proposal is None else [(proposal, block)]
@@ -88,7 +89,9 @@ class ReputationView:
     def pagerank(self, public_key: bytes | None = None) -> dict[bytes, float] | float:
         """Temporal PageRank of every known peer, or of one (0.0 for an unknown peer or a forker)."""
         if self._pagerank is None:
-            self._pagerank = temporal_pagerank(self.interactions, self.evaluator, alpha=self.alpha, exclude=self.forkers)
+            self._pagerank = temporal_pagerank(
+                self.interactions, self.evaluator, alpha=self.alpha, exclude=self.forkers
+            )
         if public_key is None:
             return dict(self._pagerank)
         return self._pagerank.get(public_key, 0.0)

@@ -31,7 +31,9 @@ def test_a_pair_counts_once():
     assert [amount for *_, amount in graph.graph.edges(data="amount")] == [5]
 
 
-@pytest.mark.parametrize("transaction", [{}, {"amount": 0}, {"amount": -3}, {"amount": True}, {"amount": "7"}, {"price": 7}])
+@pytest.mark.parametrize(
+    "transaction", [{}, {"amount": 0}, {"amount": -3}, {"amount": True}, {"amount": "7"}, {"price": 7}]
+)
 def test_pairs_without_a_positive_integer_amount_do_not_count(transaction):
     graph = InteractionGraph()
     assert not graph.add_pair(*signed_pair(identity(), identity(), transaction))

@@ -52,4 +52,5 @@ def test_a_proven_forker_is_refused_at_any_threshold_and_ranked_last(market):
     assert me.receive(fork_of(good, agreement)).is_invalid
     assert not acceptable(view, good.public_key, 0)
     book = [good.public_key, stranger.public_key, small.public_key]
-    assert rank_by_reputation(view, book, key=lambda key: key) == [small.public_key, stranger.public_key, good.public_key]
+    ranked = rank_by_reputation(view, book, key=lambda key: key)
+    assert ranked == [small.public_key, stranger.public_key, good.public_key]
