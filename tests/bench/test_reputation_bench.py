@@ -1,0 +1,18 @@
+import json
+
+from enerdatx.cli import main
+
+
+def test_reputation_benchmark_runs_small_and_its_engines_agree(capsys):
+    arguments = ["--peers", "20", "--blocks", "400", "--networkx-netflow", "--no-progress", "--json"]
+    assert main(["bench", "reputation", *arguments]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["blocks"] == 400 and figures["pairs"] == 200
+    assert figures["netflow_engines_agree"] is True
+    assert 0 < figures["netflow_positive_peers"] < 20
+    assert figures["temporal_pagerank_positive_peers"] > 0
+
+
+def test_reputation_benchmark_refuses_an_empty_market(capsys):
+    assert main(["bench", "reputation", "--peers", "1", "--blocks", "400", "--json"]) == 1
+    assert "at least 2 peers" in capsys.readouterr().err
