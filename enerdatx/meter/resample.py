@@ -6,11 +6,13 @@ the register), so the amounts of all bins add up exactly to the difference of
 the first and last register values covered. A span is *unknown* when the
 register went down (reset), the meter changed, or the readings are further apart
 than ``max_gap``; a bin that touches an unknown span or lies outside the readings
-is NaN, never a guess. quality.py reports those spans.
+is NaN, never a guess. A row with every register empty marks a hole: the span
+across it is unknown too. quality.py reports those spans.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +23,7 @@ from enerdatx.meter.quality import QualityReport, clean_readings, default_max_ga
 from enerdatx.meter.schema import POWER_COLUMNS, REGISTER_COLUMNS, make_readings
 
 __all__ = ["parse_resolution", "grid", "interval_consumption", "resample_readings", "Binned", "bin_register", "bin_readings",
-           "utc_timestamp"]
+           "utc_timestamp", "bin_stream"]
 
 AMOUNT_COLUMNS = (*REGISTER_COLUMNS, "gas_m3")
 
@@ -116,15 +118,14 @@ def bin_readings(
     lo = utc_timestamp(start) if start is not None else clean.index[0]
     hi = utc_timestamp(end) if end is not None else clean.index[-1]
     edges = grid(lo, hi, step)
-    gap = pd.Timedelta(max_gap) if max_gap is not None else default_max_gap(clean.index)
-    breaks = np.zeros(len(clean), dtype=bool)
-    breaks[1:] = clean["meter_id"].to_numpy()[1:] != clean["meter_id"].to_numpy()[:-1]
+    gap = _allowed_gap(max_gap, clean.index, step)
+    breaks = _breaks(clean)
     binned = {
         name: bin_register(clean.index, clean[name].to_numpy(), edges, gap, breaks)
         for name in REGISTER_COLUMNS
     }
     gas_t, gas_v, gas_breaks = _gas_series(clean)
-    gas_gap = pd.Timedelta(max_gap) if max_gap is not None else default_max_gap(gas_t)
+    gas_gap = _allowed_gap(max_gap, gas_t, step)
     binned["gas_m3"] = bin_register(gas_t, gas_v, edges, gas_gap, gas_breaks)
     return binned, edges, report
 
@@ -151,15 +152,14 @@ def resample_readings(
         raise MeterDataError("no readings to resample")
     points = grid(clean.index[0], clean.index[-1], step)
     points = points[(points >= clean.index[0]) & (points <= clean.index[-1])]
-    gap = pd.Timedelta(max_gap) if max_gap is not None else default_max_gap(clean.index)
-    breaks = np.zeros(len(clean), dtype=bool)
-    breaks[1:] = clean["meter_id"].to_numpy()[1:] != clean["meter_id"].to_numpy()[:-1]
+    gap = _allowed_gap(max_gap, clean.index, step)
+    breaks = _breaks(clean)
     columns: dict[str, np.ndarray] = {
         name: _register_at(clean.index, clean[name].to_numpy(), points, gap, breaks)
         for name in REGISTER_COLUMNS
     }
     gas_t, gas_v, gas_breaks = _gas_series(clean)
-    gas_gap = pd.Timedelta(max_gap) if max_gap is not None else default_max_gap(gas_t)
+    gas_gap = _allowed_gap(max_gap, gas_t, step)
     columns["gas_m3"] = _register_at(gas_t, gas_v, points, gas_gap, gas_breaks)
     power = clean[list(POWER_COLUMNS)].resample(step, closed="right", label="right").mean()
     for name in POWER_COLUMNS:
@@ -168,6 +168,26 @@ def resample_readings(
     gas_ts = pd.Series(points, index=points).where(~np.isnan(columns["gas_m3"]))
     return make_readings(points, {**columns, "gas_timestamp": gas_ts},
                          meter_id=owner["meter_id"].tolist(), source=owner["source"].tolist())
+
+
+def _breaks(clean: pd.DataFrame) -> np.ndarray:
+    """Rows that start a new register segment: another meter, or a row with no register at all.
+
+    An all-empty row is how a source says "readings are missing here" (London's Null half
+    hours); the span across it is unknown even when it is short.
+    """
+    ids = clean["meter_id"].to_numpy()
+    breaks = clean[list(REGISTER_COLUMNS)].isna().all(axis=1).to_numpy() & clean["gas_m3"].isna().to_numpy()
+    breaks[1:] |= ids[1:] != ids[:-1]
+    return breaks
+
+
+def _allowed_gap(max_gap: str | pd.Timedelta | None, index: pd.DatetimeIndex,
+                 step: pd.Timedelta) -> pd.Timedelta:
+    """A span no longer than one bin crosses at most one edge, so it may always be spread."""
+    if max_gap is not None:
+        return pd.Timedelta(max_gap)
+    return max(default_max_gap(index), step)
 
 
 def _register_at(times: pd.DatetimeIndex, values: np.ndarray, points: pd.DatetimeIndex,
@@ -211,3 +231,28 @@ def _seconds(times: pd.DatetimeIndex, origin: pd.DatetimeIndex) -> np.ndarray:
         return np.zeros(len(times))
     base = origin[0]
     return (times - base).total_seconds().to_numpy(dtype="float64")
+
+
+def bin_stream(frames: Iterable[pd.DataFrame], resolution: str | pd.Timedelta, *,
+               max_gap: str | pd.Timedelta | None = None) -> pd.DataFrame:
+    """interval_consumption over a stream of readings frames, holding one frame at a time.
+
+    Each frame is binned up to its last grid edge; the readings from just before that
+    edge on are carried into the next frame, so no bin is cut in two.
+    """
+    step = parse_resolution(resolution)
+    parts: list[pd.DataFrame] = []
+    carry: pd.DataFrame | None = None
+    for frame in frames:
+        data = frame if carry is None else pd.concat([carry, frame])
+        if len(data) < 2:
+            carry = data
+            continue
+        lo, hi = data.index[0].ceil(step), data.index[-1].floor(step)
+        if hi > lo:
+            parts.append(interval_consumption(data, step, start=lo, end=hi, max_gap=max_gap))
+        before = data.index[data.index <= hi]
+        carry = data[data.index >= before[-1]] if len(before) else data
+    if not parts:
+        raise MeterDataError("too few readings to fill one interval")
+    return pd.concat(parts)
