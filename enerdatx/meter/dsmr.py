@@ -202,6 +202,10 @@ def _fields(parsed: Any, telegram: str, name: str, index: int) -> dict[str, Any]
         out[column] = _scaled(parsed, attr, _POWER_SCALE, index)
     if all(out[c] is None for c, _ in _REGISTERS):
         raise TelegramError("no energy register in the telegram (truncated?)", index=index)
+    for total, t1, t2 in (("import_kwh", "import_t1_kwh", "import_t2_kwh"),
+                          ("export_kwh", "export_t1_kwh", "export_t2_kwh")):
+        if out[total] is None and out[t1] is not None and out[t2] is not None:
+            out[total] = out[t1] + out[t2]
     stamp = getattr(parsed, "P1_MESSAGE_TIMESTAMP", None)
     if stamp is not None and stamp.value is None:
         raise TelegramError("unreadable timestamp 0-0:1.0.0", index=index)

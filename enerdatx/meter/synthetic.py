@@ -79,8 +79,8 @@ def synthetic_household(
     times = first + pd.to_timedelta(np.arange(n_fine) * fine.total_seconds(), unit="s")
     local = times.tz_convert(_LOCAL)
     hour = local.hour.to_numpy() + local.minute.to_numpy() / 60 + local.second.to_numpy() / 3600
-    weekend = local.dayofweek.to_numpy() >= 5
-    doy = local.dayofyear.to_numpy()
+    weekend = local.day_of_week.to_numpy() >= 5
+    doy = local.day_of_year.to_numpy()
     day_no = ((times - first.normalize()) // pd.Timedelta(days=1)).to_numpy()
     winter = 0.5 * (1 + np.cos(2 * np.pi * (doy - 15) / 365.25))  # 1 mid January, 0 mid July
 
