@@ -272,7 +272,7 @@ def iter_source(source: Any, *, timeout: float = 30.0, baudrate: int | None = No
         yield from _tcp_chunks(source, timeout)
     elif isinstance(source, str) and source.startswith("serial:"):
         yield from _serial_chunks(source[len("serial:"):], timeout, baudrate)
-    elif isinstance(source, str) and ("\n" in source or source.lstrip().startswith("/")):
+    elif isinstance(source, str) and "\n" in source:  # telegram text; a path has no newline
         yield source
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
