@@ -1,0 +1,163 @@
+"""TrustChain half-blocks: one party's signed half of a pairwise transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import cbor2
+
+from enerdatx.crypto import Identity, verify_signature
+from enerdatx.trustchain.encoding import (
+    HASH_SIZE,
+    KEY_SIZE,
+    SIGNING_CONTEXT,
+    decode_transaction,
+    encode_transaction,
+    encode_unsigned,
+    split_block,
+)
+
+__all__ = ["HalfBlock", "GENESIS_HASH", "NO_COUNTERPARTY", "now_ms"]
+
+GENESIS_HASH = bytes(HASH_SIZE)
+"""The previous_hash of every chain's first block (sequence number 1)."""
+
+NO_COUNTERPARTY = bytes(KEY_SIZE)
+"""The link_public_key of a unilateral record (a listing, a complaint) that nobody countersigns."""
+
+
+def now_ms() -> int:
+    """The current time in milliseconds since the Unix epoch."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, eq=False)
+class HalfBlock:
+    """One signed half-block; treat ``transaction`` as read-only (the signature covers it)."""
+
+    public_key: bytes
+    sequence_number: int
+    link_public_key: bytes
+    link_sequence_number: int
+    previous_hash: bytes
+    timestamp: int
+    type: str
+    transaction: dict[str, Any]
+    signature: bytes
+    # The canonical bytes, kept from decoding or signing; not an init field, so that
+    # dataclasses.replace() makes a block that is encoded afresh from its fields.
+    _encoded: bytes = field(init=False, repr=False, compare=False, default=b"")
+
+    @classmethod
+    def create(
+        cls,
+        identity: Identity,
+        *,
+        sequence_number: int,
+        previous_hash: bytes,
+        link_public_key: bytes,
+        link_sequence_number: int,
+        block_type: str,
+        transaction: dict[str, Any],
+        timestamp: int | None = None,
+    ) -> HalfBlock:
+        """Encode and sign a new half-block with ``identity``."""
+        transaction_bytes = encode_transaction(transaction)
+        timestamp = now_ms() if timestamp is None else timestamp
+        unsigned = encode_unsigned(
+            identity.public_key,
+            sequence_number,
+            link_public_key,
+            link_sequence_number,
+            previous_hash,
+            timestamp,
+            block_type,
+            transaction_bytes,
+        )
+        signature = identity.sign(SIGNING_CONTEXT + unsigned)
+        # Decode our own canonical bytes so the block holds its own copy of the transaction.
+        block = cls(
+            identity.public_key,
+            sequence_number,
+            link_public_key,
+            link_sequence_number,
+            previous_hash,
+            timestamp,
+            block_type,
+            cbor2.loads(transaction_bytes),  # the block's own copy, so callers may reuse theirs
+            signature,
+        )
+        object.__setattr__(block, "_encoded", unsigned + signature)
+        return block
+
+    @classmethod
+    def decode(cls, data: bytes) -> HalfBlock:
+        """Parse block bytes; malformed, oversized or non-canonical bytes raise EncodingError."""
+        header, block_type, transaction_bytes, _unsigned, signature = split_block(data)
+        block = cls(*header, block_type, decode_transaction(transaction_bytes), signature)
+        object.__setattr__(block, "_encoded", bytes(data))
+        return block
+
+    @classmethod
+    def decode_trusted(cls, data: bytes) -> HalfBlock:
+        """Parse bytes that this program encoded itself (the store), skipping canonical checks."""
+        header, block_type, transaction_bytes, _unsigned, signature = split_block(data)
+        block = cls(*header, block_type, cbor2.loads(transaction_bytes), signature)
+        object.__setattr__(block, "_encoded", bytes(data))
+        return block
+
+    def encode(self) -> bytes:
+        """The canonical bytes of this block, signature included."""
+        if not self._encoded:
+            object.__setattr__(self, "_encoded", self._unsigned_bytes() + self.signature)
+        return self._encoded
+
+    def _unsigned_bytes(self) -> bytes:
+        if self._encoded:
+            return self._encoded[: len(self._encoded) - len(self.signature)]
+        return encode_unsigned(
+            self.public_key,
+            self.sequence_number,
+            self.link_public_key,
+            self.link_sequence_number,
+            self.previous_hash,
+            self.timestamp,
+            self.type,
+            encode_transaction(self.transaction),
+        )
+
+    @cached_property
+    def hash(self) -> bytes:
+        """sha256 of the signed encoding: the block's identity in every link."""
+        return hashlib.sha256(self.encode()).digest()
+
+    @property
+    def is_proposal(self) -> bool:
+        """True for a proposal (and a unilateral record): it links to no sequence number."""
+        return self.link_sequence_number == 0
+
+    @property
+    def is_record(self) -> bool:
+        """True for a unilateral record that nobody countersigns."""
+        return self.link_public_key == NO_COUNTERPARTY
+
+    def verify_signature(self) -> bool:
+        """True when the signature is the owner's over this block's fields."""
+        return verify_signature(self.public_key, SIGNING_CONTEXT + self._unsigned_bytes(), self.signature)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HalfBlock) and self.encode() == other.encode()
+
+    def __hash__(self) -> int:
+        return hash(self.hash)
+
+    def __repr__(self) -> str:
+        kind = "record" if self.is_record else "proposal" if self.is_proposal else "agreement"
+        return (
+            f"HalfBlock({kind} {self.type!r} {self.public_key.hex()[:8]}#{self.sequence_number}"
+            f" -> {self.link_public_key.hex()[:8]}#{self.link_sequence_number}, hash={self.hash.hex()[:8]})"
+        )

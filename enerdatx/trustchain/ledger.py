@@ -1,0 +1,220 @@
+"""One peer's TrustChain ledger, in process: sign, countersign, validate and store half-blocks.
+
+It knows nothing of networks or markets: the IPv8 community carries its blocks, and the
+market decides through a *policy* per block type whether to countersign a proposal and
+with which agreement transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from enerdatx.crypto import Identity
+from enerdatx.errors import FraudDetectedError, InvalidBlockError, TransactionRejectedError
+from enerdatx.trustchain.block import GENESIS_HASH, NO_COUNTERPARTY, HalfBlock, now_ms
+from enerdatx.trustchain.fraud import FraudProof
+from enerdatx.trustchain.store import BlockStore
+from enerdatx.trustchain.validation import Rule, ValidationLevel, ValidationResult, validate
+
+__all__ = ["TrustChain", "Policy"]
+
+logger = logging.getLogger(__name__)
+
+Policy = Callable[["TrustChain", HalfBlock], "dict[str, Any] | None"]
+"""Decides on a proposal: returns the agreement's transaction (None: the proposal's) or raises
+TransactionRejectedError."""
+
+
+class TrustChain:
+    """A peer's ledger: its own chain plus what it learnt of others', in one BlockStore."""
+
+    def __init__(
+        self, identity: Identity, store: BlockStore, *, clock: Callable[[], int] | None = None
+    ) -> None:
+        self.identity = identity
+        self.store = store
+        self.public_key = identity.public_key
+        self._clock = clock or now_ms
+        self._policies: dict[str, Policy] = {}
+        self._block_listeners: list[Callable[[HalfBlock], None]] = []
+        self._fraud_listeners: list[Callable[[FraudProof], None]] = []
+        self._head = store.head(self.public_key)
+
+    # --- configuration -------------------------------------------------------------------
+
+    def register_policy(self, block_type: str, policy: Policy) -> None:
+        """Countersign proposals of ``block_type`` as ``policy`` decides (one policy per type)."""
+        self._policies[block_type] = policy
+
+    def subscribe(self, callback: Callable[[HalfBlock], None]) -> None:
+        """Call ``callback`` with every block newly stored, after it is committed."""
+        self._block_listeners.append(callback)
+
+    def on_fraud(self, callback: Callable[[FraudProof], None]) -> None:
+        """Call ``callback`` with every new fraud proof, after it is committed."""
+        self._fraud_listeners.append(callback)
+
+    # --- our own chain -------------------------------------------------------------------
+
+    @property
+    def head(self) -> HalfBlock | None:
+        """The latest block of our own chain."""
+        return self._head
+
+    def propose(self, counterparty: bytes, block_type: str, transaction: dict[str, Any]) -> HalfBlock:
+        """Sign and store a proposal to ``counterparty``; it still needs their agreement."""
+        if counterparty in (self.public_key, NO_COUNTERPARTY):
+            raise InvalidBlockError(Rule.SELF_LINK.value, "a proposal needs another party")
+        if self.store.is_fraudulent(counterparty):
+            raise FraudDetectedError(counterparty)
+        return self._sign_and_store(counterparty, 0, block_type, transaction)
+
+    def record(self, block_type: str, transaction: dict[str, Any]) -> HalfBlock:
+        """Sign and store a unilateral record (a listing, a complaint) that nobody countersigns."""
+        return self._sign_and_store(NO_COUNTERPARTY, 0, block_type, transaction)
+
+    def countersign(self, proposal: HalfBlock, transaction: dict[str, Any] | None = None) -> HalfBlock:
+        """Agree to a proposal addressed to us: validate, ask the policy, sign, store both halves.
+
+        Countersigning the same proposal again returns the agreement already given, so a
+        proposer may safely retry.
+        """
+        if proposal.link_public_key != self.public_key or not proposal.is_proposal:
+            raise InvalidBlockError("not_addressed_to_us", "only proposals to this peer can be countersigned")
+        if self.store.is_fraudulent(proposal.public_key):
+            raise FraudDetectedError(proposal.public_key)
+        held = self.store.get(proposal.public_key, proposal.sequence_number)
+        if held is not None and held.hash == proposal.hash:
+            # We store a proposal only together with our agreement, or when it came as gossip.
+            for agreement in self.store.agreements_for(proposal.public_key, proposal.sequence_number):
+                if agreement.public_key == self.public_key:
+                    return agreement
+        result = self.receive(proposal, store=False)
+        if result.is_invalid:
+            if Rule.FORK.value in result.reasons:
+                raise FraudDetectedError(proposal.public_key)
+            raise InvalidBlockError(result.reasons[0], "proposal refused", block_hash=proposal.hash)
+        if transaction is None:
+            policy = self._policies.get(proposal.type)
+            if policy is None:
+                raise TransactionRejectedError(f"no policy accepts blocks of type {proposal.type!r}")
+            transaction = policy(self, proposal)
+            if transaction is None:
+                transaction = proposal.transaction
+        return self._sign_and_store(
+            proposal.public_key, proposal.sequence_number, proposal.type, transaction, also_store=proposal
+        )
+
+    def _sign_and_store(
+        self,
+        link_public_key: bytes,
+        link_sequence_number: int,
+        block_type: str,
+        transaction: dict[str, Any],
+        also_store: HalfBlock | None = None,
+    ) -> HalfBlock:
+        head = self._head
+        block = HalfBlock.create(
+            self.identity,
+            sequence_number=head.sequence_number + 1 if head else 1,
+            previous_hash=head.hash if head else GENESIS_HASH,
+            link_public_key=link_public_key,
+            link_sequence_number=link_sequence_number,
+            block_type=block_type,
+            transaction=transaction,
+            timestamp=self._clock(),
+        )
+        # Our own block must reach the disk before anyone can see it (see BlockStore.transaction).
+        with self.store.transaction(durable=True):
+            new = self.store.insert_validated([block] if also_store is None else [also_store, block])
+        self._head = block
+        self._notify_blocks(new)
+        return block
+
+    # --- blocks from others ----------------------------------------------------------------
+
+    def validate(self, block: HalfBlock) -> ValidationResult:
+        """Validate ``block`` against what we hold; store nothing."""
+        return validate(block, self.store, now=self._clock())[0]
+
+    def receive(self, block: HalfBlock, *, store: bool = True) -> ValidationResult:
+        """Validate a block from elsewhere and store it unless it is invalid.
+
+        A block that forks a held one yields an INVALID result with reason ``fork``, and a
+        fraud proof that is stored and announced to ``on_fraud`` listeners.
+        """
+        held = self.store.get(block.public_key, block.sequence_number)
+        if held is not None and held.hash == block.hash:
+            return validate(block, self.store, signature_checked=True)[0]
+        result, forked = validate(block, self.store, now=self._clock())
+        if forked is not None:
+            self.receive_fraud_proof(FraudProof.of(forked, block))
+        if store and not result.is_invalid:
+            with self.store.transaction(durable=False):
+                new = self.store.insert_validated([block])
+                if block.is_proposal and not block.is_record:
+                    self._drop_impostor_agreements(block)
+            self._notify_blocks(new)
+            # A block of our own chain we did not hold (restored from a peer after losing our
+            # database): never sign below it again.
+            if block.public_key == self.public_key and (
+                self._head is None or block.sequence_number > self._head.sequence_number
+            ):
+                self._head = block
+        return result
+
+    def _drop_impostor_agreements(self, proposal: HalfBlock) -> None:
+        # An agreement stored before its proposal was known, by someone the proposal was not
+        # addressed to, turns out invalid now; it must not block the real agreement.
+        impostors = [
+            agreement
+            for agreement in self.store.agreements_for(proposal.public_key, proposal.sequence_number)
+            if agreement.public_key != proposal.link_public_key
+        ]
+        if impostors:
+            logger.info("dropping %d agreements to a proposal not addressed to them", len(impostors))
+            self.store.remove_blocks(impostors)
+
+    def receive_many(self, blocks: list[HalfBlock]) -> list[ValidationResult]:
+        """Receive blocks in order (a crawled range) in one SQL transaction."""
+        with self.store.transaction(durable=False):
+            return [self.receive(block) for block in blocks]
+
+    def receive_fraud_proof(self, proof: FraudProof) -> bool:
+        """Verify and store a fraud proof; True if it is the first against that key."""
+        if self.store.is_fraudulent(proof.public_key) or not proof.verify():
+            return False
+        if not self.store.add_fraud_proof(proof):
+            return False
+        logger.warning("fraud proof: %s forked its chain at %d", proof.public_key.hex()[:16], proof.sequence_number)
+        for callback in self._fraud_listeners:
+            callback(proof)
+        return True
+
+    def is_fraudulent(self, public_key: bytes) -> bool:
+        """True when we hold a fraud proof against ``public_key``."""
+        return self.store.is_fraudulent(public_key)
+
+    def missing_before(self, block: HalfBlock) -> range:
+        """The sequence numbers of ``block``'s chain below it, from the first we lack (crawl these)."""
+        below = block.sequence_number - 1
+        held = self.store.held_sequence_numbers(block.public_key, 1, below)
+        if len(held) == below:
+            return range(0)
+        first_missing = next((i for i, seq in enumerate(held, start=1) if seq != i), len(held) + 1)
+        return range(first_missing, block.sequence_number)
+
+    def chain_level(self, public_key: bytes) -> ValidationLevel:
+        """VALID when we hold that chain complete from 1 to its latest known block."""
+        latest = self.store.latest_sequence_number(public_key)
+        if latest == 0:
+            return ValidationLevel.NO_INFO
+        held = len(self.store.held_sequence_numbers(public_key, 1, latest))
+        return ValidationLevel.VALID if held == latest else ValidationLevel.PARTIAL
+
+    def _notify_blocks(self, blocks: list[HalfBlock]) -> None:
+        for block in blocks:
+            for callback in self._block_listeners:
+                callback(block)

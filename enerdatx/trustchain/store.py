@@ -1,0 +1,304 @@
+"""One peer's SQLite store of half-blocks and fraud proofs (WAL; one SQL transaction per change).
+
+The store holds only validated blocks: :class:`~enerdatx.trustchain.ledger.TrustChain` is its
+only writer and validates first, so reads never re-validate.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from enerdatx.trustchain.block import HalfBlock
+from enerdatx.trustchain.fraud import FraudProof
+
+__all__ = ["BlockStore"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS blocks (
+    public_key BLOB NOT NULL,
+    sequence_number INTEGER NOT NULL,
+    link_public_key BLOB NOT NULL,
+    link_sequence_number INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    block_hash BLOB NOT NULL,
+    encoded BLOB NOT NULL,
+    UNIQUE (public_key, sequence_number)
+);
+CREATE INDEX IF NOT EXISTS blocks_by_link ON blocks (link_public_key, link_sequence_number);
+CREATE INDEX IF NOT EXISTS blocks_by_hash ON blocks (block_hash);
+CREATE TABLE IF NOT EXISTS fraud_proofs (
+    public_key BLOB PRIMARY KEY,
+    encoded BLOB NOT NULL
+) WITHOUT ROWID;
+"""
+
+# Recently stored or read blocks, so that validating the next block of a chain finds its
+# predecessor without a query (the common case when a transaction follows another).
+RECENT_BLOCKS = 4096
+
+
+class BlockStore:
+    """Blocks and fraud proofs of one peer, in one SQLite database."""
+
+    def __init__(self, path: str | os.PathLike[str] = ":memory:", *, fsync: bool = True) -> None:
+        """Open (or create) the store; ``fsync=False`` never waits for the disk (benchmarks, tests)."""
+        self.path = str(path)
+        self.fsync = fsync
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        elif version != SCHEMA_VERSION:
+            raise RuntimeError(f"{self.path}: unknown block store schema version {version}")
+        self._synchronous = "FULL"
+        self._in_transaction = False
+        # Caches hold committed state only: writes are applied to them at COMMIT.
+        self._latest: dict[bytes, int] = {}
+        self._recent: OrderedDict[tuple[bytes, int], HalfBlock] = OrderedDict()
+        self._pending: dict[tuple[bytes, int], HalfBlock] = {}
+        self._pending_latest: dict[bytes, int] = {}
+        self._fraudulent = {row[0] for row in self._db.execute("SELECT public_key FROM fraud_proofs")}
+
+    # --- writing -----------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self, *, durable: bool = True) -> Iterator[None]:
+        """All writes inside commit together or not at all.
+
+        ``durable`` waits for the disk (fsync) at commit. Blocks we signed ourselves must be
+        durable before anyone sees them: losing one to a power cut and signing another block
+        at the same sequence number would be a fork. Blocks learnt from others can be
+        fetched again, so they may skip the wait.
+        """
+        if self._in_transaction:
+            yield
+            return
+        synchronous = "FULL" if durable and self.fsync else "NORMAL"
+        if synchronous != self._synchronous:
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._synchronous = synchronous
+        self._db.execute("BEGIN IMMEDIATE")
+        self._in_transaction = True
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            self._pending.clear()
+            self._pending_latest.clear()
+            self._reload_fraudulent()
+            raise
+        else:
+            self._db.execute("COMMIT")
+            for block in self._pending.values():
+                self._remember(block)
+            for key, latest in self._pending_latest.items():
+                if key in self._latest and latest > self._latest[key]:
+                    self._latest[key] = latest
+            self._pending.clear()
+            self._pending_latest.clear()
+        finally:
+            self._in_transaction = False
+
+    def insert_validated(self, blocks: Iterable[HalfBlock]) -> list[HalfBlock]:
+        """Insert blocks that the caller has validated; return the ones that were new."""
+        new = []
+        with self.transaction(durable=False):
+            for block in blocks:
+                cursor = self._db.execute(
+                    "INSERT OR IGNORE INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        block.public_key,
+                        block.sequence_number,
+                        block.link_public_key,
+                        block.link_sequence_number,
+                        block.type,
+                        block.timestamp,
+                        block.hash,
+                        block.encode(),
+                    ),
+                )
+                if cursor.rowcount:
+                    new.append(block)
+                    self._pending[(block.public_key, block.sequence_number)] = block
+                    if block.sequence_number > self._pending_latest.get(block.public_key, 0):
+                        self._pending_latest[block.public_key] = block.sequence_number
+        return new
+
+    def remove_blocks(self, blocks: Iterable[HalfBlock]) -> None:
+        """Remove blocks shown to be invalid after they were stored (see TrustChain.receive)."""
+        with self.transaction(durable=False):
+            for block in blocks:
+                self._db.execute("DELETE FROM blocks WHERE block_hash = ?", (block.hash,))
+                self._recent.pop((block.public_key, block.sequence_number), None)
+                self._pending.pop((block.public_key, block.sequence_number), None)
+            self._latest.clear()  # recomputed on demand
+
+    def add_fraud_proof(self, proof: FraudProof) -> bool:
+        """Store a verified fraud proof; True if it is the first for that public key."""
+        with self.transaction(durable=False):
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO fraud_proofs VALUES (?, ?)", (proof.public_key, proof.encode())
+            )
+            if cursor.rowcount:
+                self._fraudulent.add(proof.public_key)
+        return bool(cursor.rowcount)
+
+    def _remember(self, block: HalfBlock) -> None:
+        self._recent[(block.public_key, block.sequence_number)] = block
+        if len(self._recent) > RECENT_BLOCKS:
+            self._recent.popitem(last=False)
+
+    def _reload_fraudulent(self) -> None:
+        self._fraudulent = {row[0] for row in self._db.execute("SELECT public_key FROM fraud_proofs")}
+
+    # --- reading -----------------------------------------------------------------------
+
+    def get(self, public_key: bytes, sequence_number: int) -> HalfBlock | None:
+        """The held block at that place in that chain."""
+        cached = self._recent.get((public_key, sequence_number)) or self._pending.get(
+            (public_key, sequence_number)
+        )
+        if cached is not None:
+            return cached
+        if sequence_number > self.latest_sequence_number(public_key):
+            return None
+        row = self._db.execute(
+            "SELECT encoded FROM blocks WHERE public_key = ? AND sequence_number = ?",
+            (public_key, sequence_number),
+        ).fetchone()
+        return HalfBlock.decode_trusted(row[0]) if row else None
+
+    def get_by_hash(self, block_hash: bytes) -> HalfBlock | None:
+        """The held block with that hash."""
+        row = self._db.execute("SELECT encoded FROM blocks WHERE block_hash = ?", (block_hash,)).fetchone()
+        return HalfBlock.decode_trusted(row[0]) if row else None
+
+    def neighbours(
+        self, public_key: bytes, sequence_number: int
+    ) -> tuple[HalfBlock | None, HalfBlock | None, HalfBlock | None]:
+        """The held blocks at sequence_number - 1, sequence_number and + 1, in one query."""
+        if sequence_number > self.latest_sequence_number(public_key):
+            # The usual case, a chain's newest block: only its predecessor can be held.
+            return self.get(public_key, sequence_number - 1), None, None
+        found: list[HalfBlock | None] = [None, None, None]
+        for sequence, encoded in self._db.execute(
+            "SELECT sequence_number, encoded FROM blocks"
+            " WHERE public_key = ? AND sequence_number BETWEEN ? AND ?",
+            (public_key, sequence_number - 1, sequence_number + 1),
+        ):
+            found[sequence - sequence_number + 1] = HalfBlock.decode_trusted(encoded)
+        return found[0], found[1], found[2]
+
+    def head(self, public_key: bytes) -> HalfBlock | None:
+        """The held block with the highest sequence number of that chain."""
+        row = self._db.execute(
+            "SELECT encoded FROM blocks WHERE public_key = ? ORDER BY sequence_number DESC LIMIT 1",
+            (public_key,),
+        ).fetchone()
+        return HalfBlock.decode_trusted(row[0]) if row else None
+
+    def latest_sequence_number(self, public_key: bytes) -> int:
+        """The highest held sequence number of that chain, 0 if none is held."""
+        latest = self._latest.get(public_key)
+        if latest is None:
+            row = self._db.execute(
+                "SELECT MAX(sequence_number) FROM blocks WHERE public_key = ?", (public_key,)
+            ).fetchone()
+            latest = row[0] or 0
+            if not self._pending:  # else uncommitted rows could leak into the cache
+                self._latest[public_key] = latest
+        return max(latest, self._pending_latest.get(public_key, 0))
+
+    def held_sequence_numbers(self, public_key: bytes, start: int, end: int) -> list[int]:
+        """The sequence numbers held of that chain in [start, end], ascending."""
+        return [
+            row[0]
+            for row in self._db.execute(
+                "SELECT sequence_number FROM blocks WHERE public_key = ?"
+                " AND sequence_number BETWEEN ? AND ? ORDER BY sequence_number",
+                (public_key, start, end),
+            )
+        ]
+
+    def chain(self, public_key: bytes, start: int = 1, end: int | None = None) -> list[HalfBlock]:
+        """The held blocks of that chain with start <= sequence number <= end, ascending."""
+        end = 2**63 - 1 if end is None else end
+        return [
+            HalfBlock.decode_trusted(row[0])
+            for row in self._db.execute(
+                "SELECT encoded FROM blocks WHERE public_key = ? AND sequence_number BETWEEN ? AND ?"
+                " ORDER BY sequence_number",
+                (public_key, start, end),
+            )
+        ]
+
+    def agreements_for(self, public_key: bytes, sequence_number: int) -> list[HalfBlock]:
+        """Held agreements that link to the proposal at (public_key, sequence_number)."""
+        return [
+            HalfBlock.decode_trusted(row[0])
+            for row in self._db.execute(
+                "SELECT encoded FROM blocks WHERE link_public_key = ? AND link_sequence_number = ?",
+                (public_key, sequence_number),
+            )
+        ]
+
+    def linked(self, block: HalfBlock) -> HalfBlock | None:
+        """The other half of ``block``'s pair, if held."""
+        if block.is_record:
+            return None
+        if block.is_proposal:
+            agreements = self.agreements_for(block.public_key, block.sequence_number)
+            return agreements[0] if agreements else None
+        return self.get(block.link_public_key, block.link_sequence_number)
+
+    def blocks(self, *, block_type: str | None = None) -> Iterator[HalfBlock]:
+        """Every held block (optionally of one type), by chain then sequence number."""
+        if block_type is None:
+            rows = self._db.execute("SELECT encoded FROM blocks ORDER BY public_key, sequence_number")
+        else:
+            rows = self._db.execute(
+                "SELECT encoded FROM blocks WHERE type = ? ORDER BY public_key, sequence_number",
+                (block_type,),
+            )
+        for (encoded,) in rows.fetchall():
+            yield HalfBlock.decode_trusted(encoded)
+
+    def public_keys(self) -> list[bytes]:
+        """Every public key of which a block is held."""
+        return [row[0] for row in self._db.execute("SELECT DISTINCT public_key FROM blocks ORDER BY public_key")]
+
+    def count(self) -> int:
+        """The number of held blocks."""
+        return self._db.execute("SELECT COUNT(*) FROM blocks").fetchone()[0]
+
+    def fraud_proofs(self, public_key: bytes | None = None) -> list[FraudProof]:
+        """Held fraud proofs, all or one forker's."""
+        if public_key is None:
+            rows = self._db.execute("SELECT encoded FROM fraud_proofs ORDER BY public_key")
+        else:
+            rows = self._db.execute("SELECT encoded FROM fraud_proofs WHERE public_key = ?", (public_key,))
+        return [FraudProof.decode(row[0]) for row in rows]
+
+    def is_fraudulent(self, public_key: bytes) -> bool:
+        """True when a fraud proof against that public key is held."""
+        return public_key in self._fraudulent
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    def __enter__(self) -> BlockStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,110 @@
+import sqlite3
+
+import pytest
+
+from enerdatx.crypto import Identity
+from enerdatx.trustchain import BlockStore, FraudProof, TrustChain
+
+from .conftest import PAY, sign, transact
+
+
+def test_an_exception_inside_a_write_leaves_nothing_behind(tmp_path):
+    store = BlockStore(tmp_path / "s.sqlite")
+    owner = Identity.generate()
+    first = sign(owner)
+    second = sign(owner, sequence_number=2, previous_hash=first.hash)
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.insert_validated([first, second])
+            raise RuntimeError("crash between writes")
+    assert store.count() == 0
+    assert store.get(owner.public_key, 1) is None  # caches did not keep the rolled-back block
+    assert store.latest_sequence_number(owner.public_key) == 0
+    reopened = BlockStore(tmp_path / "s.sqlite")
+    assert reopened.count() == 0
+
+
+def test_a_failing_insert_rolls_back_the_whole_pair(tmp_path, monkeypatch, alice, bob):
+    proposal = alice.propose(bob.public_key, PAY, {"amount": 1})
+    original = bob.store.insert_validated
+
+    def insert_then_fail(blocks):
+        original(blocks)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(bob.store, "insert_validated", insert_then_fail)
+    with pytest.raises(sqlite3.OperationalError):
+        bob.countersign(proposal)
+    monkeypatch.undo()
+    assert bob.store.count() == 0 and bob.head is None
+    agreement = bob.countersign(proposal)  # and it can still sign afterwards, at sequence 1
+    assert agreement.sequence_number == 1
+
+
+def test_fraud_proofs_survive_a_restart(tmp_path):
+    owner = Identity.generate()
+    proof = FraudProof.of(sign(owner), sign(owner, transaction={"amount": 9}))
+    store = BlockStore(tmp_path / "s.sqlite")
+    assert store.add_fraud_proof(proof)
+    assert not store.add_fraud_proof(proof)
+    store.close()
+    reopened = BlockStore(tmp_path / "s.sqlite")
+    assert reopened.is_fraudulent(owner.public_key)
+    assert reopened.fraud_proofs(owner.public_key) == [proof]
+    assert reopened.fraud_proofs() == [proof]
+
+
+def test_queries(alice, bob, carol):
+    for _ in range(3):
+        transact(alice, bob)
+    transact(alice, carol)
+    store = alice.store
+    assert store.count() == 8
+    assert store.latest_sequence_number(alice.public_key) == 4
+    assert store.head(alice.public_key).sequence_number == 4
+    assert [b.sequence_number for b in store.chain(alice.public_key, 2, 3)] == [2, 3]
+    assert store.get_by_hash(store.get(bob.public_key, 2).hash).sequence_number == 2
+    assert set(store.public_keys()) == {alice.public_key, bob.public_key, carol.public_key}
+    assert len(list(store.blocks(block_type=PAY))) == 8
+    assert store.get(alice.public_key, 99) is None
+    assert store.held_sequence_numbers(bob.public_key, 1, 10) == [1, 2, 3]
+
+
+def test_the_store_never_holds_a_block_the_ledger_refused(alice):
+    owner = Identity.generate()
+    bad = sign(owner, sequence_number=0)
+    alice.receive(bad)
+    assert alice.store.count() == 0
+
+
+def test_wal_mode_and_a_schema_version(tmp_path):
+    store = BlockStore(tmp_path / "s.sqlite")
+    assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.close()
+    db = sqlite3.connect(tmp_path / "s.sqlite")
+    db.execute("PRAGMA user_version=99")
+    db.commit()
+    db.close()
+    with pytest.raises(RuntimeError, match="schema version 99"):
+        BlockStore(tmp_path / "s.sqlite")
+
+
+def test_own_blocks_are_written_durably(tmp_path, monkeypatch):
+    store = BlockStore(tmp_path / "s.sqlite")
+    ledger = TrustChain(Identity.generate(), store)
+    seen = []
+    real_execute = store._db.execute
+
+    class Spy:
+        def execute(self, sql, *args):
+            seen.append(sql)
+            return real_execute(sql, *args)
+
+        def __getattr__(self, name):
+            return getattr(store._db, name)
+
+    store._db = Spy()
+    store._synchronous = "NORMAL"
+    ledger.record(PAY, {})
+    assert "PRAGMA synchronous=FULL" in seen
+    assert seen.index("PRAGMA synchronous=FULL") < seen.index("COMMIT")
