@@ -359,7 +359,10 @@ def read_dsmr_stream(
     rows: list[tuple[Any, ...]] = []
     pseudonyms: dict[str, str] = {}
     try:
-        for chunk in iter_source(source, timeout=timeout, baudrate=baudrate):
+        for n, chunk in enumerate(iter_source(source, timeout=timeout, baudrate=baudrate)):
+            if n == 0 and chunk.startswith("\xdb"):
+                # 0xDB opens a DLMS general-global-cipher frame (Sagemcom T210-D-r, Luxembourg MSN).
+                raise MeterDataError("encrypted DLMS telegrams are not supported; decrypt them first")
             for item in framer.feed(chunk):
                 row = _row(item, stats, errors, variant, clock, pseudonyms, meter_id)
                 bar.update(1)

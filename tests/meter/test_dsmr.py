@@ -166,6 +166,11 @@ def test_irish_meters_print_dublin_time() -> None:
     assert parse_telegram(telegram)["timestamp"] == summer["timestamp"]
 
 
+def test_encrypted_telegrams_are_refused_clearly() -> None:
+    with pytest.raises(MeterDataError, match="encrypted DLMS"):
+        read_dsmr(bytes.fromhex("db08534147670000000182010e") + b"\x00" * 32)
+
+
 def test_telegrams_without_a_clock_need_one() -> None:
     text = render_telegram(READING, "v3") * 3
     with pytest.raises(TelegramError, match="carry no timestamp"):
