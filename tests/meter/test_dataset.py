@@ -12,6 +12,7 @@ import pytest
 
 from enerdatx.errors import MeterDataError, ReadingsFormatError
 from enerdatx.meter import DataSet, cut_dataset, load_dataset_bytes, make_readings
+from enerdatx.meter.dataset import iso_duration
 
 T0 = pd.Timestamp("2026-03-01T00:00:00Z")
 VECTOR_1 = (
@@ -39,7 +40,7 @@ def test_vector_1_bytes_and_descriptor() -> None:
     assert hashlib.sha256(ds.plaintext).hexdigest() == hashlib.sha256(VECTOR_1).hexdigest()
     assert ds.descriptor == {
         "format": "enerdatx-readings/1", "kind": "electricity", "start": "2026-03-01T00:00:00Z",
-        "end": "2026-03-01T01:00:00Z", "resolution_seconds": 900, "n_readings": 4, "n_complete": 4,
+        "end": "2026-03-01T01:00:00Z", "resolution": "PT15M", "resolution_seconds": 900, "n_readings": 4, "n_complete": 4,
         "location": "2628", "household_type": "single", "source": "test",
     }
 
@@ -90,7 +91,7 @@ def test_descriptor_reveals_no_reading(month_15min: pd.DataFrame) -> None:
     ds = cut_dataset(month_15min, start="2026-01-05", end="2026-01-12", resolution="15min", location="2628",
                      household_type="family")
     descriptor = ds.descriptor
-    assert set(descriptor) == {"format", "kind", "start", "end", "resolution_seconds", "n_readings", "n_complete",
+    assert set(descriptor) == {"format", "kind", "start", "end", "resolution", "resolution_seconds", "n_readings", "n_complete",
                                "location", "household_type", "source"}
     assert all(type(v) in (int, str) for v in descriptor.values())
     text = json.dumps(descriptor)
@@ -131,6 +132,12 @@ def test_bad_periods_are_refused(month_15min: pd.DataFrame) -> None:
 def test_load_rejects_what_is_not_the_format(data: bytes, message: str) -> None:
     with pytest.raises(ReadingsFormatError, match=message):
         load_dataset_bytes(data)
+
+
+@pytest.mark.parametrize(("step", "text"), [("10s", "PT10S"), ("15min", "PT15M"), ("1h", "PT1H"),
+                                            ("90min", "PT1H30M"), ("1D", "P1D")])
+def test_resolution_as_iso_8601_duration(step: str, text: str) -> None:
+    assert iso_duration(pd.Timedelta(step)) == text
 
 
 def test_dataset_frame_property() -> None:
