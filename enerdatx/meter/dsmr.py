@@ -169,7 +169,7 @@ def parse_telegram(telegram: str, index: int = 0, *, variant: str | None = None)
     bang = telegram.rfind("!")
     if bang < 0 or not telegram.startswith("/"):
         raise TelegramError("truncated: no start '/' or end '!'", index=index)
-    if telegram.startswith("/") and len(telegram) > 1 and telegram[1] in "\r\n":
+    if len(telegram) > 1 and telegram[1] in "\r\n":
         raise TelegramError("no identification line after '/'", index=index)
     name = variant or detect_variant(telegram)
     spec = _SPECS.get(name)
