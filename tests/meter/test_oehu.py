@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -158,14 +159,16 @@ def test_client_times_out(api: FakeOEHU) -> None:
 
 
 def test_client_cannot_connect() -> None:
-    with OEHUClient("http://127.0.0.1:9", timeout=1, retries=1, backoff=0.01) as client:
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    with OEHUClient(f"http://127.0.0.1:{port}", timeout=1, retries=1, backoff=0.01) as client:
         with pytest.raises(OEHUAPIError, match="request failed"):
             client.devices()
 
 
 def test_server_that_ignores_offset_is_detected() -> None:
     with FakeOEHU([oehu_reading(i) for i in range(10)]) as fake:
-        fake.readings = fake.readings  # same list; make the server ignore offset:
         original = fake.server.RequestHandlerClass.do_GET
 
         def ignore_offset(handler: Any) -> None:
