@@ -31,13 +31,16 @@ def ledger(clock: Clock | None = None) -> TrustChain:
     return chain
 
 
-def trade(buyer: TrustChain, seller: TrustChain, amount: int, *witnesses: TrustChain) -> tuple[HalfBlock, HalfBlock]:
-    """The buyer pays with a proposal, the seller countersigns; both halves reach the buyer and every witness."""
+def trade(
+    buyer: TrustChain, seller: TrustChain, amount: int, *witnesses: TrustChain, agreement_first: bool = False
+) -> tuple[HalfBlock, HalfBlock]:
+    """The buyer pays with a proposal, the seller countersigns; both halves reach the buyer and every
+    witness (the agreement first, if asked: gossip does not keep order)."""
     proposal = buyer.propose(seller.public_key, PAY, {"amount": amount})
     agreement = seller.countersign(HalfBlock.decode(proposal.encode()))
     assert not buyer.receive(HalfBlock.decode(agreement.encode())).is_invalid
     for witness in witnesses:
-        for block in (proposal, agreement):
+        for block in (agreement, proposal) if agreement_first else (proposal, agreement):
             assert not witness.receive(HalfBlock.decode(block.encode())).is_invalid
     return proposal, agreement
 

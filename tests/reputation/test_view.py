@@ -59,7 +59,7 @@ def test_the_contribution_rule_reaches_the_view():
 
 
 trades = st.lists(
-    st.tuples(st.integers(0, 4), st.integers(0, 4), st.integers(1, 50), st.integers(0, 20)).filter(
+    st.tuples(st.integers(0, 4), st.integers(0, 4), st.integers(1, 50), st.integers(0, 20), st.booleans()).filter(
         lambda t: t[0] != t[1]
     ),
     max_size=20,
@@ -69,15 +69,15 @@ trades = st.lists(
 @settings(max_examples=25, deadline=None)
 @given(trades)
 def test_incremental_equals_recomputed_from_scratch(history):
-    """Peer 0 watches every trade as it happens; a fresh view over its store must agree."""
+    """Peer 0 watches every trade as it happens, halves in either order; a fresh view over its store must agree."""
     clock = Clock()
     peers = [ledger(clock) for _ in range(5)]
     evaluator = peers[0]
     live = ReputationView(evaluator, half_life_ms=7 * DAY_MS)
-    for buyer, seller, amount, days in history:
+    for buyer, seller, amount, days, agreement_first in history:
         clock.now += days * DAY_MS
         witnesses = [] if 0 in (buyer, seller) else [evaluator]
-        trade(peers[buyer], peers[seller], amount, *witnesses)
+        trade(peers[buyer], peers[seller], amount, *witnesses, agreement_first=agreement_first)
         live.netflow(), live.pagerank()  # scores asked in between must not go stale
     scratch = ReputationView(evaluator.store, evaluator.public_key, half_life_ms=7 * DAY_MS)
     assert sorted(live.graph.edges(data="amount")) == sorted(scratch.graph.edges(data="amount"))
