@@ -22,6 +22,7 @@ from ipfshttpclient import multipart
 
 from enerdatx.errors import BlockMissingError, CarFormatError, ContentStoreError, DaemonUnavailableError
 from enerdatx.ipfs.blocks import cid_string, parse_cid
+from enerdatx.ipfs.car import missing_blocks
 from enerdatx.ipfs.store import ContentStore, StrPath, _atomic_output
 
 __all__ = ["KuboStore", "MINIMUM_VERSIONS"]
@@ -195,8 +196,10 @@ class KuboStore(ContentStore):
                 with contextlib.closing(stream):
                     for chunk in stream:
                         handle.write(chunk)
-            if temp.stat().st_size == 0:
-                raise BlockMissingError(name)
+            with temp.open("rb") as written:
+                missing = missing_blocks(written) if temp.stat().st_size else [parse_cid(name)]
+            if missing:
+                raise BlockMissingError(cid_string(missing[0]))
             os.replace(temp, out)
         except BaseException:
             temp.unlink(missing_ok=True)
