@@ -23,7 +23,7 @@ from ipfshttpclient import multipart
 from enerdatx.errors import BlockMissingError, CarFormatError, ContentStoreError, DaemonUnavailableError
 from enerdatx.ipfs.blocks import cid_string, parse_cid
 from enerdatx.ipfs.car import missing_blocks
-from enerdatx.ipfs.store import ContentStore, StrPath, _atomic_output
+from enerdatx.ipfs.store import ContentStore, StrPath, atomic_output
 
 __all__ = ["KuboStore", "MINIMUM_VERSIONS"]
 
@@ -188,22 +188,16 @@ class KuboStore(ContentStore):
     def export_car(self, cid: str, out_path: StrPath) -> None:
         """``dag export`` into ``out_path``, written whole or not at all."""
         name = _normalise(cid)
-        out = Path(out_path)
-        handle, temp = _atomic_output(out)
-        try:
-            with handle:
-                stream = self._request("/dag/export", name, cid=name, stream=True)
-                with contextlib.closing(stream):
-                    for chunk in stream:
-                        handle.write(chunk)
-            with temp.open("rb") as written:
-                missing = missing_blocks(written) if temp.stat().st_size else [parse_cid(name)]
+        with atomic_output(out_path) as handle:
+            stream = self._request("/dag/export", name, cid=name, stream=True)
+            with contextlib.closing(stream):
+                for chunk in stream:
+                    handle.write(chunk)
+            handle.flush()
+            with open(handle.name, "rb") as written:
+                missing = missing_blocks(written) if handle.tell() else [parse_cid(name)]
             if missing:
                 raise BlockMissingError(cid_string(missing[0]))
-            os.replace(temp, out)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
 
     def import_car(self, in_path: StrPath) -> list[str]:
         """``dag import`` a CAR file (the daemon pins its roots); return the roots."""

@@ -10,6 +10,7 @@ running IPFS daemon.
 from __future__ import annotations
 
 import abc
+import contextlib
 import io
 import json
 import os
@@ -105,10 +106,18 @@ def _show_progress(progress: bool | None) -> bool:
     return sys.stderr.isatty() if progress is None else progress
 
 
-def _atomic_output(path: Path) -> tuple[BinaryIO, Path]:
-    """A temporary file beside ``path``, to be renamed onto it once complete."""
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False)  # noqa: SIM115
-    return handle, Path(handle.name)
+@contextlib.contextmanager
+def atomic_output(path: StrPath) -> Iterator[BinaryIO]:
+    """A temporary file beside ``path`` that becomes ``path`` only if the block succeeds."""
+    target = Path(path)
+    handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False)  # noqa: SIM115
+    try:
+        with handle:
+            yield handle
+        os.replace(handle.name, target)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
 
 
 class EmbeddedStore(ContentStore):
@@ -189,10 +198,8 @@ class EmbeddedStore(ContentStore):
             raise ContentStoreError(f"{self._pins_path} is not a JSON list of CIDs: {exc}") from exc
 
     def _write_pins(self, pins: set[str]) -> None:
-        handle, temp = _atomic_output(self._pins_path)
-        with handle:
+        with atomic_output(self._pins_path) as handle:
             handle.write(json.dumps(sorted(pins), indent=1).encode())
-        os.replace(temp, self._pins_path)
 
     def _add_pin(self, root: CID) -> None:
         pins = self.pins()
@@ -247,15 +254,8 @@ class EmbeddedStore(ContentStore):
     def export_car(self, cid: str, out_path: StrPath) -> None:
         """Write the DAG under ``cid`` to a CAR v1 file in ``ipfs dag export`` order."""
         root = parse_cid(cid)
-        out = Path(out_path)
-        handle, temp = _atomic_output(out)
-        try:
-            with handle:
-                write_car(handle, [root], self.walk(root))
-            os.replace(temp, out)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
+        with atomic_output(out_path) as handle:
+            write_car(handle, [root], self.walk(root))
 
     def import_car(self, in_path: StrPath) -> list[str]:
         """Store a CAR's blocks and pin its roots; on any error, nothing new is left behind."""

@@ -185,6 +185,7 @@ def test_bad_car_files_are_refused_and_leave_nothing(store: EmbeddedStore, tmp_p
     assert block_files(store) == [] and store.pins() == set()
 
 
+@pytest.mark.filterwarnings("ignore:.*strict.*:FutureWarning")  # ipfshttpclient 0.7.0 on urllib3 2
 def test_open_store_follows_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ENERDATX_IPFS_API", raising=False)
     monkeypatch.setenv("ENERDATX_IPFS_REPO", str(tmp_path / "from-env"))
