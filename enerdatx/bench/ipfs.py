@@ -93,7 +93,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sha_seconds, _ = _timed(lambda: _sha256_file(path))
         files_seconds, _ = _median_write(lambda where: _write_block_files(path, where), work, args.repeats)
         hash_seconds, hashed_cid = _timed(lambda: EmbeddedStore(work / "unused").add_file(path, only_hash=True))
-        add_seconds, cid = _median_write(lambda where: EmbeddedStore(where).add_file(path, progress=False), work, args.repeats)
+        add_seconds, cid = _median_write(
+            lambda where: EmbeddedStore(where).add_file(path, progress=False), work, args.repeats
+        )
         store = EmbeddedStore(work / "store")
         store.add_file(path, progress=False)
         cat_seconds, read = _timed(lambda: sum(len(piece) for piece in store.cat_stream(cid)))

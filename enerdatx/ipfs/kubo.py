@@ -95,7 +95,9 @@ class KuboStore(ContentStore):
         except rpc_errors.Error as exc:
             raise ContentStoreError(f"{self.api}: {exc}") from exc
 
-    def _request(self, path: str, *args: str, cid: str | None = None, opts: dict[str, str] | None = None, **kwargs: Any) -> Any:
+    def _request(
+        self, path: str, *args: str, cid: str | None = None, opts: dict[str, str] | None = None, **kwargs: Any
+    ) -> Any:
         """A raw RPC; one about content also carries a daemon-side timeout, shorter than ours,
         so a CID nobody serves comes back as ``BlockMissingError`` rather than a dead daemon.
         (ipfshttpclient 0.7 wraps neither `dag export`/`import` nor a streaming cat.)"""
@@ -143,7 +145,8 @@ class KuboStore(ContentStore):
         name = _normalise(cid)
         try:
             # kubo honours `offline`; js-ipfs ignores it, so the short timeout decides there.
-            self._request("/block/stat", name, cid=name, decoder="json", opts={"offline": "true", "timeout": f"{HAS_TIMEOUT}s"})
+            local_only = {"offline": "true", "timeout": f"{HAS_TIMEOUT}s"}
+            self._request("/block/stat", name, cid=name, decoder="json", opts=local_only)
         except BlockMissingError:
             return False
         return True
@@ -203,7 +206,9 @@ class KuboStore(ContentStore):
         """``dag import`` a CAR file (the daemon pins its roots); return the roots."""
         body, headers = multipart.stream_files(os.fspath(in_path), chunk_size=1024 * 1024)
         try:
-            replies = self._request("/dag/import", data=body, headers=headers, decoder="json", opts={"pin-roots": "true"})
+            replies = self._request(
+                "/dag/import", data=body, headers=headers, decoder="json", opts={"pin-roots": "true"}
+            )
         except DaemonUnavailableError:
             raise
         except ContentStoreError as exc:
