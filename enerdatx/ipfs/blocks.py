@@ -2,8 +2,8 @@
 
 A block's file is named by its CIDv1 in base32 (``bafy...``/``bafk...``), so the CIDv0
 and CIDv1 of the same dag-pb block share one file and names stay safe on file systems
-that ignore case. Blocks are not fsync'ed one by one (that would cost kubo's own speed
-and more); a block torn by a crash is caught by the re-hash on every read.
+that ignore case. Blocks are not fsync'ed one by one (kubo's flatfs does, and pays for
+it in speed); a block torn by a crash is caught by the re-hash on every read.
 """
 
 from __future__ import annotations
