@@ -28,6 +28,8 @@ from ipv8.test.mocking.endpoint import MockEndpoint, internet
 from tqdm.auto import tqdm
 
 from enerdatx.peer import Peer, Service
+from enerdatx.trustchain import BlockStore, HalfBlock, TrustChain
+from enerdatx.trustchain.payload import ProposalMessage
 
 __all__ = ["Lab", "MemoryEndpoint", "Transport"]
 
@@ -69,6 +71,10 @@ class MemoryEndpoint(MockEndpoint):
             del internet[self.wan_address]
 
 
+def _accept_all(_ledger: TrustChain, _proposal: HalfBlock) -> None:
+    return None
+
+
 def _free_memory_address(rng: random.Random) -> UDPv4Address:
     while True:
         address = UDPv4Address(f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}", 7759)
@@ -89,6 +95,7 @@ class Lab:
         services: Callable[[Peer], Iterable[Service]] | None = None,
         seed: int | None = None,
         progress: bool | None = None,
+        durable: bool = True,
     ) -> None:
         if transport not in ("memory", "udp"):
             raise ValueError(f"transport must be 'memory' or 'udp', not {transport!r}")
@@ -104,6 +111,8 @@ class Lab:
         self.services = services
         self.rng = random.Random(seed)
         self.progress = progress
+        self.durable = durable
+        self.accepted: set[str] = set()
         self.peers: list[Peer] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -126,7 +135,9 @@ class Lab:
             endpoint: Any = MemoryEndpoint(address or _free_memory_address(self.rng), self.packet_loss, self.rng)
         else:
             endpoint = UDPEndpoint(port=address[1] if address else 0, ip="127.0.0.1")
-        peer = Peer(directory, endpoint, settings=self.settings)
+        peer = Peer(directory, endpoint, settings=self.settings, durable=self.durable)
+        for block_type in self.accepted:
+            peer.ledger.register_policy(block_type, _accept_all)
         await peer.start()
         for service in self.services(peer) if self.services else ():
             peer.add_service(service)
@@ -137,6 +148,30 @@ class Lab:
         contacts = [(peer.public_key, peer.address) for peer in self.peers]
         for peer in self.peers:
             peer.add_contacts(contacts)
+
+    def accept(self, block_type: str) -> None:
+        """Every peer, now and after restarts, countersigns any proposal of ``block_type``."""
+        self.accepted.add(block_type)
+        for peer in self.peers:
+            peer.ledger.register_policy(block_type, _accept_all)
+
+    def fork(self, forker: Peer, first: Peer, second: Peer, block_type: str) -> tuple[HalfBlock, HalfBlock]:
+        """Make ``forker`` cheat: sign two proposals at one sequence number and send one to each victim.
+
+        The victims do not know yet and may countersign; the fork is for the network to find.
+        """
+        twin = TrustChain(forker.identity, BlockStore(":memory:"))
+        twin.receive_many(forker.store.chain(forker.public_key))  # so the twin signs the same number next
+        blocks = (
+            forker.ledger.propose(first.public_key, block_type, {"fork": 1}),
+            twin.propose(second.public_key, block_type, {"fork": 2}),
+        )
+        twin.store.close()
+        for victim, block in zip((first, second), blocks, strict=True):
+            peer = forker.community.peer_for(victim.public_key)
+            if peer is not None:
+                forker.community.send(peer, ProposalMessage(block.encode()))
+        return blocks
 
     async def restart(self, i: int) -> Peer:
         """Stop peer ``i`` and start it again from its directory, at the same address."""

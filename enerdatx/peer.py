@@ -8,6 +8,7 @@ again from it. Services (the market, a data shop) attach to a running peer with
 from __future__ import annotations
 
 import inspect
+import logging
 from base64 import b64encode
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,6 +34,16 @@ __all__ = ["Peer", "Service", "WALK_TARGET"]
 WALK_TARGET = 20
 
 
+def _quiet_ipv8(config: dict[str, Any], endpoint: Endpoint) -> IPv8:
+    """IPv8 configures the root logger (logging.basicConfig); a library must leave that to the app."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    ipv8 = IPv8(config, endpoint_override=endpoint)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    return ipv8
+
+
 class Service(Protocol):
     """Something that runs on a peer; ``close`` (optional, may be async) is called on stop."""
 
@@ -50,12 +61,13 @@ class Peer:
         *,
         settings: dict[str, Any] | None = None,
         walk: bool = False,
+        durable: bool = True,
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / "ipfs").mkdir(exist_ok=True)
         self.identity = Identity.load_or_create(self.directory / "identity.key")
-        self.store = BlockStore(self.directory / "chain.sqlite")
+        self.store = BlockStore(self.directory / "chain.sqlite", fsync=durable)
         self.ledger = TrustChain(self.identity, self.store)
         key = b64encode(ipv8_private_key(self.identity).key_to_bin()).decode()
         config = (
@@ -66,7 +78,7 @@ class Peer:
             .add_key_from_bin("edx", key)
             .finalize()
         )
-        self.ipv8 = IPv8(config, endpoint_override=endpoint)
+        self.ipv8 = _quiet_ipv8(config, endpoint)
         community_settings = TrustChainSettings(
             my_peer=self.ipv8.keys["edx"], endpoint=self.ipv8.endpoint, network=self.ipv8.network, ledger=self.ledger
         ).update(**(settings or {}))
@@ -74,6 +86,7 @@ class Peer:
         self.add_overlay(self.community, walk_target=WALK_TARGET if walk else None)
         self.services: list[Service] = []
         self.running = False
+        self.closed = False
 
     @property
     def public_key(self) -> bytes:
@@ -110,8 +123,9 @@ class Peer:
 
     async def stop(self) -> None:
         """Close services, overlays and endpoint, then the database; safe to call twice."""
-        if not self.running:
+        if self.closed:
             return
+        self.closed = True
         self.running = False
         for service in reversed(self.services):
             close = getattr(service, "close", None)

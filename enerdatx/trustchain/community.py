@@ -389,11 +389,9 @@ class TrustChainCommunity(Community):
             if len(blocks) < page_end - start + 1:
                 break
             start = page_end + 1
-        valid = []
-        for block in sorted(fetched, key=lambda b: b.sequence_number):
-            if not self.ledger.receive(block).is_invalid:
-                valid.append(block)
-        return valid
+        fetched.sort(key=lambda b: b.sequence_number)
+        results = self.ledger.receive_many(fetched)
+        return [block for block, result in zip(fetched, results, strict=True) if not result.is_invalid]
 
     async def _crawl_page(
         self, peer: IPv8Peer, public_key: bytes, start: int, end: int, deadline: float
@@ -518,17 +516,18 @@ class TrustChainCommunity(Community):
         if rumour is not None:
             rumour.holders.add(sender)
             return
-        self.ledger.receive_fraud_proof(proof)
-        self._spread_fraud(proof, holder=sender)
+        self.ledger.receive_fraud_proof(proof)  # a new proof reaches _spread_fraud through on_fraud
+        self._spread_fraud(proof)
+        self._rumours[proof.public_key].holders.add(sender)
 
-    def _spread_fraud(self, proof: FraudProof, holder: bytes | None = None) -> None:
+    def _spread_fraud(self, proof: FraudProof) -> None:
         """Start the rumour of a new proof: fail deals with the forker, push it to a fanout."""
         forker = proof.public_key
         if forker in self._rumours:
             return
         self.fraud_learned_at[forker] = time.monotonic()
         rumour = self._rumours[forker] = _Rumour(
-            proof.encode(), self.settings.fraud_rounds, {forker, *([holder] if holder else [])}
+            proof.encode(), self.settings.fraud_rounds, {forker}
         )
         for block, future in self._awaiting.values():
             if block.link_public_key == forker and not future.done():
