@@ -141,8 +141,8 @@ class TestCrawl(TrustChainTestBase):
         crawl = asyncio.ensure_future(self.overlay(1).crawl(self.key(0), 1, 1))
         await asyncio.sleep(0)
         (identifier,) = self.overlay(1)._crawls
-        for block in (stranger, forged, good):
-            self.overlay(0).send(self.peer(1), CrawlResponseMessage(identifier, 1, block.encode()))
+        answer = [block.encode() for block in (stranger, forged, good)]
+        self.overlay(0).send(self.peer(1), CrawlResponseMessage(identifier, 1, answer))
         self.assertEqual(await crawl, [good])
         self.assertIsNone(self.ledger(1).store.get_by_hash(stranger.hash))
 
