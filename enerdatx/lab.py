@@ -34,6 +34,8 @@ from enerdatx.trustchain.payload import ProposalMessage
 __all__ = ["Lab", "MemoryEndpoint", "Transport"]
 
 Transport = Literal["memory", "udp"]
+# Peers opened at once: their key files and databases are written in worker threads.
+START_BATCH = 16
 T = TypeVar("T")
 
 
@@ -125,8 +127,13 @@ class Lab:
             raise ValueError("n must be >= 0")
         first = len(self.peers)
         disable = not self.progress if self.progress is not None else None
-        for i in tqdm(range(first, first + n), desc="starting peers", disable=disable, leave=False):
-            self.peers.append(await self._start_peer(self.directory / f"peer-{i:03d}", address=None))
+        with tqdm(total=n, desc="starting peers", disable=disable, leave=False) as bar:
+            for batch in range(first, first + n, START_BATCH):
+                indices = range(batch, min(first + n, batch + START_BATCH))
+                self.peers += await asyncio.gather(
+                    *(self._start_peer(self.directory / f"peer-{i:03d}", address=None) for i in indices)
+                )
+                bar.update(len(indices))
         self.introduce()
         return list(self.peers)
 
@@ -135,7 +142,7 @@ class Lab:
             endpoint: Any = MemoryEndpoint(address or _free_memory_address(self.rng), self.packet_loss, self.rng)
         else:
             endpoint = UDPEndpoint(port=address[1] if address else 0, ip="127.0.0.1")
-        peer = Peer(directory, endpoint, settings=self.settings, durable=self.durable)
+        peer = await Peer.open(directory, endpoint, settings=self.settings, durable=self.durable)
         for block_type in self.accepted:
             peer.ledger.register_policy(block_type, _accept_all)
         await peer.start()
@@ -198,8 +205,8 @@ class Lab:
     async def stop(self) -> None:
         """Stop every peer (their directories stay, unless the lab made a temporary one)."""
         peers, self.peers = self.peers, []
-        for peer in peers:
-            await self._stop_peer(peer)
+        for batch in range(0, len(peers), START_BATCH):
+            await asyncio.gather(*(self._stop_peer(peer) for peer in peers[batch : batch + START_BATCH]))
         if self._temporary:
             shutil.rmtree(self.directory, ignore_errors=True)
 

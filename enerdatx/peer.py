@@ -7,6 +7,7 @@ again from it. Services (the market, a data shop) attach to a running peer with
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from base64 import b64encode
@@ -32,6 +33,13 @@ __all__ = ["Peer", "Service", "WALK_TARGET"]
 
 # Neighbours a walking peer looks for through IPv8 introductions.
 WALK_TARGET = 20
+
+
+def _open_directory(directory: Path, durable: bool) -> tuple[Identity, BlockStore]:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "ipfs").mkdir(exist_ok=True)
+    identity = Identity.load_or_create(directory / "identity.key")
+    return identity, BlockStore(directory / "chain.sqlite", fsync=durable)
 
 
 def _quiet_ipv8(config: dict[str, Any], endpoint: Endpoint) -> IPv8:
@@ -62,12 +70,10 @@ class Peer:
         settings: dict[str, Any] | None = None,
         walk: bool = False,
         durable: bool = True,
+        _opened: tuple[Identity, BlockStore] | None = None,
     ) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        (self.directory / "ipfs").mkdir(exist_ok=True)
-        self.identity = Identity.load_or_create(self.directory / "identity.key")
-        self.store = BlockStore(self.directory / "chain.sqlite", fsync=durable)
+        self.identity, self.store = _opened or _open_directory(self.directory, durable)
         self.ledger = TrustChain(self.identity, self.store)
         key = b64encode(ipv8_private_key(self.identity).key_to_bin()).decode()
         config = (
@@ -87,6 +93,14 @@ class Peer:
         self.services: list[Service] = []
         self.running = False
         self.closed = False
+
+    @classmethod
+    async def open(
+        cls, directory: str | Path, endpoint: Endpoint, *, durable: bool = True, **options: Any
+    ) -> Peer:
+        """Like ``Peer(...)``, but the disk work (key file, database) runs in a worker thread."""
+        opened = await asyncio.to_thread(_open_directory, Path(directory), durable)
+        return cls(directory, endpoint, durable=durable, _opened=opened, **options)
 
     @property
     def public_key(self) -> bytes:
@@ -132,7 +146,7 @@ class Peer:
             if close is not None and inspect.isawaitable(result := close()):
                 await result
         await self.ipv8.stop()
-        self.store.close()
+        await asyncio.to_thread(self.store.close)  # a WAL checkpoint: disk work
 
     def __repr__(self) -> str:
         return f"Peer({self.public_key.hex()[:16]}…, {self.directory})"
