@@ -15,8 +15,12 @@ loop of their own, and ``lab.run_sync(coroutine)`` runs a coroutine there.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import random
 import shutil
+import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Iterable
@@ -31,7 +35,7 @@ from enerdatx.peer import Peer, Service
 from enerdatx.trustchain import BlockStore, HalfBlock, TrustChain
 from enerdatx.trustchain.payload import ProposalMessage
 
-__all__ = ["Lab", "MemoryEndpoint", "Transport"]
+__all__ = ["Lab", "MemoryEndpoint", "PeerProcess", "Transport"]
 
 Transport = Literal["memory", "udp"]
 # Peers opened at once: their key files and databases are written in worker threads.
@@ -253,3 +257,64 @@ class Lab:
 
     def __exit__(self, *exc: object) -> None:
         self.close_sync()
+
+
+class PeerProcess:
+    """A peer in an OS process of its own (``enerdatx peer run``) on UDP 127.0.0.1."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        port: int = 0,
+        accept: Iterable[str] = (),
+        peers: Iterable[tuple[str, int]] = (),
+    ) -> None:
+        self.directory = Path(directory)
+        self.port = port
+        self.accept = list(accept)
+        self.peers = list(peers)
+        self.public_key = b""
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def address(self) -> UDPv4Address:
+        """Where the process listens (known once started)."""
+        return UDPv4Address("127.0.0.1", self.port)
+
+    async def start(self, timeout: float = 30.0) -> None:
+        """Spawn the process and wait for it to say it is ready; the same port on every restart."""
+        args = ["peer", "run", "--dir", str(self.directory), "--port", str(self.port)]
+        for block_type in self.accept:
+            args += ["--accept", block_type]
+        for host, port in self.peers:
+            args += ["--peer", f"{host}:{port}"]
+        # The child imports this very enerdatx package, wherever it was imported from.
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")])}
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "enerdatx", *args, stdout=asyncio.subprocess.PIPE, env=env
+        )
+        ready = await asyncio.wait_for(self._next_event(), timeout)
+        if ready.get("event") != "ready":
+            raise RuntimeError(f"peer process did not start: {ready}")
+        self.public_key = bytes.fromhex(ready["public_key"])
+        self.port = int(ready["address"].rpartition(":")[2])
+
+    async def _next_event(self) -> dict[str, Any]:
+        assert self.process is not None and self.process.stdout is not None
+        line = await self.process.stdout.readline()
+        return json.loads(line) if line else {"event": "exited"}
+
+    async def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, then wait for the clean exit; returns the exit code."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.process.wait(), timeout)
+
+    async def kill(self) -> int:
+        """SIGKILL: no chance to clean up."""
+        assert self.process is not None
+        self.process.kill()
+        return await self.process.wait()
+
