@@ -519,9 +519,10 @@ class TrustChainCommunity(Community):
             proof = FraudProof.decode(payload.proof)
         except EncodingError:
             return
-        if not proof.verify():
+        known = proof.public_key in self._rumours
+        if not known and not proof.verify():  # a proof we hold needs no second check
             return
-        if proof.public_key not in self._rumours:
+        if not known:
             self.ledger.receive_fraud_proof(proof)  # a new proof reaches _spread_fraud through on_fraud
             self._spread_fraud(proof)
         if sender is not None:
