@@ -306,10 +306,10 @@ class PeerProcess:
         line = await self.process.stdout.readline()
         return json.loads(line) if line else {"event": "exited"}
 
-    async def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM, then wait for the clean exit; returns the exit code."""
+    async def stop(self, timeout: float = 30.0, signum: int = signal.SIGTERM) -> int:
+        """SIGTERM (or ``signum``), then wait for the clean exit; returns the exit code."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
+        self.process.send_signal(signum)
         return await asyncio.wait_for(self.process.wait(), timeout)
 
     async def kill(self) -> int:

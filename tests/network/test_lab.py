@@ -172,3 +172,36 @@ async def test_restart_mid_transaction_completes_or_times_out(tmp_path: Path) ->
         else:
             assert lab.peers[1].store.linked(proposal) == agreement
         assert_consistent(lab.peers)
+
+
+class Recorder:
+    """A service: registers a policy and an extra overlay's worth of state, records its life."""
+
+    def __init__(self) -> None:
+        self.peer: Peer | None = None
+        self.closed = False
+
+    def attach(self, peer: Peer) -> None:
+        self.peer = peer
+        peer.ledger.register_policy("test.service", lambda ledger, proposal: {"seen_by": "service"})
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_services_attach_to_every_peer_and_close_with_it(tmp_path: Path) -> None:
+    services: list[Recorder] = []
+
+    def make(peer: Peer) -> list[Recorder]:
+        services.append(Recorder())
+        return services[-1:]
+
+    async with Lab(tmp_path, services=make) as lab:
+        a, b = await lab.start(2)
+        assert {s.peer for s in services} == {a, b}
+        _, agreement = await a.community.propose(b.public_key, "test.service", {})
+        assert agreement.transaction == {"seen_by": "service"}
+        await lab.restart(1)
+        assert [s.closed for s in services if s.peer is b] == [True]
+        assert services[2].peer is lab.peers[1] and not services[2].closed
+    assert all(s.closed for s in services)

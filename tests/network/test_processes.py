@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -58,7 +60,10 @@ async def test_a_peer_given_only_an_address_joins(tmp_path: Path) -> None:
             await asyncio.wait_for(introduced, 10)
             assert peer.community.peer_for(newcomer.public_key) is not None
         finally:
-            assert await newcomer.stop() == 0
+            assert await newcomer.stop(signum=signal.SIGINT) == 0
+        assert newcomer.process is not None and newcomer.process.stdout is not None
+        last = json.loads((await newcomer.process.stdout.read()).splitlines()[-1])
+        assert last == {"event": "stopped", "public_key": newcomer.public_key.hex()}
 
 
 @pytest.mark.slow
