@@ -143,7 +143,6 @@ class TrustChainCommunity(Community):
         self.bytes_sent = 0
         self.packets_sent = 0
         self.packets_dropped = 0
-        self.fraud_learned_at: dict[bytes, float] = {}
         self._peers: dict[bytes, IPv8Peer] = {}
         self._awaiting: dict[int, tuple[HalfBlock, asyncio.Future[HalfBlock]]] = {}
         self._countersigning: set[bytes] = set()
@@ -380,7 +379,8 @@ class TrustChainCommunity(Community):
         """Fetch ``public_key``'s chain in [start, end] (end None: to its head), validate and store it.
 
         Asks ``peer`` (default: the chain's owner). Returns the blocks that came back and are not
-        invalid, by sequence number. Raises PeerUnreachableError when nothing came back in time.
+        invalid, by sequence number (fewer than asked when the peer lacks some or stops answering
+        after a page). Raises PeerUnreachableError when nothing came back in time.
         """
         peer = peer or self.peer_for(public_key)
         if peer is None:
@@ -390,7 +390,12 @@ class TrustChainCommunity(Community):
         fetched: list[HalfBlock] = []
         while end is None or start <= end:
             page_end = start + page - 1 if end is None else min(end, start + page - 1)
-            blocks = await self._crawl_page(peer, public_key, start, page_end, deadline)
+            try:
+                blocks = await self._crawl_page(peer, public_key, start, page_end, deadline)
+            except PeerUnreachableError:
+                if not fetched:
+                    raise
+                break  # keep the pages that came
             fetched.extend(blocks)
             if len(blocks) < page_end - start + 1:
                 break
@@ -533,7 +538,6 @@ class TrustChainCommunity(Community):
         forker = proof.public_key
         if forker in self._rumours:
             return
-        self.fraud_learned_at[forker] = time.monotonic()
         rumour = self._rumours[forker] = _Rumour(
             proof.encode(), self.settings.fraud_rounds, {forker}
         )
