@@ -87,6 +87,7 @@ def test_bad_addresses_are_refused(text: str) -> None:
 
 def test_addresses_and_contacts_parse() -> None:
     assert parse_address("10.0.0.2:7759") == ("10.0.0.2", 7759)
+    assert parse_address("localhost:7759") == ("127.0.0.1", 7759)
     key = bytes(range(32))
     assert parse_contact(f"{key.hex()}@127.0.0.1:9") == (key, ("127.0.0.1", 9))
     with pytest.raises(argparse.ArgumentTypeError):
