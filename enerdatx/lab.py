@@ -269,8 +269,10 @@ class PeerProcess:
         port: int = 0,
         accept: Iterable[str] = (),
         peers: Iterable[tuple[str, int]] = (),
+        durable: bool = True,
     ) -> None:
         self.directory = Path(directory)
+        self.durable = durable
         self.port = port
         self.accept = list(accept)
         self.peers = list(peers)
@@ -289,6 +291,8 @@ class PeerProcess:
             args += ["--accept", block_type]
         for host, port in self.peers:
             args += ["--peer", f"{host}:{port}"]
+        if not self.durable:
+            args.append("--no-fsync")
         # The child imports this very enerdatx package, wherever it was imported from.
         package_root = str(Path(__file__).resolve().parent.parent)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")])}

@@ -66,6 +66,8 @@ def register(subparsers: Any) -> None:
                      help="a peer whose key is known (repeatable)")
     run.add_argument("--accept", action="append", default=[], metavar="TYPE",
                      help="countersign every proposal of this block type (experiments, benchmarks)")
+    run.add_argument("--no-fsync", action="store_true",
+                     help="never wait for the disk (benchmarks; a power cut may then cost signed blocks)")
     run.set_defaults(func=_run)
 
     show = inner.add_parser("id", help="print the peer's public key (creating its identity if new)")
@@ -90,7 +92,7 @@ def _accept_all(_ledger: Any, _proposal: Any) -> None:
 async def _serve(args: argparse.Namespace) -> None:
     from enerdatx.peer import Peer
 
-    peer = Peer(args.dir, UDPEndpoint(port=args.port, ip=args.host), walk=True)
+    peer = Peer(args.dir, UDPEndpoint(port=args.port, ip=args.host), walk=True, durable=not args.no_fsync)
     for block_type in args.accept:
         peer.ledger.register_policy(block_type, _accept_all)
     stop = asyncio.Event()

@@ -18,7 +18,8 @@ def test_network_benchmark_over_udp_between_two_processes(capsys: pytest.Capture
     assert 0 < figures["latency_ms_p50"] <= figures["latency_ms_p99"]
     # A transaction is at least one signed round trip, plus two ledger writes.
     assert figures["latency_ms_p50"] > figures["baseline_ipv8_round_trip_ms_p50"]
-    assert figures["throughput_tx_per_s"] > 0
+    assert figures["throughput_tx_per_s"] > 0 and figures["throughput_tx_per_s_no_fsync"] > 0
+    assert 0 < figures["latency_ms_p50_no_fsync"] <= figures["latency_ms_p99_no_fsync"]
 
 
 def test_fraud_benchmark_reports_every_size(capsys: pytest.CaptureFixture[str]) -> None:
