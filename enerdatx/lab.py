@@ -130,7 +130,7 @@ class Lab:
         if n < 0:
             raise ValueError("n must be >= 0")
         first = len(self.peers)
-        disable = not self.progress if self.progress is not None else None
+        disable = None if self.progress is not False else True  # None: only on a terminal
         with tqdm(total=n, desc="starting peers", disable=disable, leave=False) as bar:
             for batch in range(first, first + n, START_BATCH):
                 indices = range(batch, min(first + n, batch + START_BATCH))

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 async def _one(directory: Path, n: int, args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     async with Lab(
-        directory, packet_loss=args.packet_loss, durable=False, seed=args.seed, progress=not args.no_progress
+        directory, packet_loss=args.packet_loss, durable=False, seed=args.seed, progress=False if args.no_progress else None
     ) as lab:
         lab.accept(BENCH_TYPE)
         peers = await lab.start(n)

@@ -104,7 +104,7 @@ async def _ipv8_round_trips(peer: Peer, address: Any, count: int, progress: bool
     community.introduction_response_callback = on_response  # type: ignore[method-assign]
     samples = []
     try:
-        for _ in tqdm(range(count), desc="ipv8 round trips", disable=not progress, leave=False):
+        for _ in tqdm(range(count), desc="ipv8 round trips", disable=None if progress else True, leave=False):
             answered = asyncio.get_running_loop().create_future()
             start = time.perf_counter()
             community.walk_to(address)
@@ -117,7 +117,7 @@ async def _ipv8_round_trips(peer: Peer, address: Any, count: int, progress: bool
 
 async def _sequential(peer: Peer, counterparty: bytes, count: int, progress: bool) -> list[float]:
     samples = []
-    for n in tqdm(range(count), desc="transactions", disable=not progress, leave=False):
+    for n in tqdm(range(count), desc="transactions", disable=None if progress else True, leave=False):
         start = time.perf_counter()
         await peer.community.propose(counterparty, BENCH_TYPE, {"n": n})
         samples.append(time.perf_counter() - start)
@@ -127,7 +127,7 @@ async def _sequential(peer: Peer, counterparty: bytes, count: int, progress: boo
 async def _concurrent(peer: Peer, counterparty: bytes, count: int, concurrency: int, progress: bool) -> float:
     """Seconds for ``count`` transactions with ``concurrency`` proposals in flight."""
     slots = asyncio.Semaphore(concurrency)
-    bar = tqdm(total=count, desc="throughput", disable=not progress, leave=False)
+    bar = tqdm(total=count, desc="throughput", disable=None if progress else True, leave=False)
 
     async def one(n: int) -> None:
         async with slots:

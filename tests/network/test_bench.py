@@ -22,6 +22,7 @@ def test_network_benchmark_over_udp_between_two_processes(capsys: pytest.Capture
     assert 0 < figures["latency_ms_p50_no_fsync"] <= figures["latency_ms_p99_no_fsync"]
 
 
+@pytest.mark.slow
 def test_fraud_benchmark_reports_every_size(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "fraud", "--json", "--peers", "8", "16", "--no-progress"]) == 0
     figures = json.loads(capsys.readouterr().out)

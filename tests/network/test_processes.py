@@ -7,8 +7,6 @@ import json
 import signal
 from pathlib import Path
 
-import pytest
-
 from enerdatx.errors import TransactionTimeoutError
 from enerdatx.lab import Lab, PeerProcess
 from enerdatx.trustchain import BlockStore, HalfBlock
@@ -66,7 +64,6 @@ async def test_a_peer_given_only_an_address_joins(tmp_path: Path) -> None:
         assert last == {"event": "stopped", "public_key": newcomer.public_key.hex()}
 
 
-@pytest.mark.slow
 async def test_sigkill_mid_transaction_then_restart(tmp_path: Path) -> None:
     victim = PeerProcess(tmp_path / "victim", accept=[PING])
     await victim.start()
