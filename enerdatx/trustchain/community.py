@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import nacl.signing
 from ipv8.community import Community
 from ipv8.keyvault.crypto import default_eccrypto
 from ipv8.lazy_community import lazy_wrapper, lazy_wrapper_unsigned
@@ -34,6 +35,8 @@ from enerdatx.errors import (
     TransactionRejectedError,
     TransactionTimeoutError,
 )
+from enerdatx.trustchain.block import HalfBlock
+from enerdatx.trustchain.fraud import FraudProof
 from enerdatx.trustchain.payload import (
     AgreementMessage,
     BlockBroadcastMessage,
@@ -52,7 +55,7 @@ if TYPE_CHECKING:
     from ipv8.messaging.serialization import Payload
 
     from enerdatx.crypto import Identity
-    from enerdatx.trustchain import FraudProof, HalfBlock, TrustChain
+    from enerdatx.trustchain.ledger import TrustChain
 
 __all__ = ["TrustChainCommunity", "ipv8_private_key", "ipv8_public_key_bin", "trustchain_key"]
 
@@ -72,8 +75,6 @@ def ipv8_private_key(identity: Identity) -> PrivateKey:
 
 def ipv8_public_key_bin(public_key: bytes) -> bytes:
     """The IPv8 public-key bytes of the peer whose TrustChain (Ed25519) key is ``public_key``."""
-    import nacl.signing
-
     curve = nacl.signing.VerifyKey(public_key).to_curve25519_public_key()
     return _PUBLIC_PREFIX + bytes(curve) + public_key
 
@@ -247,8 +248,6 @@ class TrustChainCommunity(Community):
         return bucket
 
     def _decode_block(self, data: bytes) -> HalfBlock | None:
-        from enerdatx.trustchain import HalfBlock
-
         try:
             return HalfBlock.decode(data)
         except EncodingError:
@@ -517,8 +516,6 @@ class TrustChainCommunity(Community):
     @lazy_wrapper_unsigned(FraudProofMessage)
     def on_fraud_proof(self, source_address: Address, payload: FraudProofMessage) -> None:
         """Verify and keep a fraud proof, then spread it if it is news."""
-        from enerdatx.trustchain import FraudProof
-
         sender = self._keys_by_address.get(source_address)
         try:
             proof = FraudProof.decode(payload.proof)

@@ -10,9 +10,7 @@ from pathlib import Path
 from enerdatx.errors import TransactionTimeoutError
 from enerdatx.lab import Lab, PeerProcess
 from enerdatx.trustchain import BlockStore, HalfBlock
-from tests.network.test_lab import assert_own_chain_valid
-
-PING = "test.ping"
+from tests.network.chains import PING, assert_own_chain_valid
 
 
 def stored_chain(directory: Path, public_key: bytes) -> list[HalfBlock]:
