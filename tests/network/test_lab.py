@@ -38,6 +38,11 @@ def test_sync_lab_for_scripts(tmp_path: Path) -> None:
         assert all(peer.community.bootstrappers == [] for peer in (a, b))  # no public trackers
         proposal, agreement = lab.run_sync(a.community.propose(b.public_key, PING, {}))
         assert lab.run_sync(b.community.crawl(a.public_key)) == [proposal]
+        port = b.address[1]
+        b = lab.run_sync(lab.restart(1))
+        assert b.address[1] == port and b.store.chain(b.public_key) == [agreement]
+        _, again = lab.run_sync(a.community.propose(b.public_key, PING, {}))
+        assert again.sequence_number == 2
     assert not a.running
 
 
