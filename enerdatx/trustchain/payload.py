@@ -11,7 +11,6 @@ docs/network.md lists the messages with their sizes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import Any
 
 from ipv8.messaging.payload_dataclass import DataClassPayload, convert_to_payload, type_from_format
