@@ -272,7 +272,12 @@ class TrustChainCommunity(Community):
     async def propose(
         self, counterparty: bytes, block_type: str, transaction: dict[str, Any], timeout: float = 10.0
     ) -> tuple[HalfBlock, HalfBlock]:
-        """Sign a proposal to ``counterparty`` and wait for its agreement: (proposal, agreement)."""
+        """Sign a proposal to ``counterparty`` and wait for its agreement: (proposal, agreement).
+
+        Raises TransactionTimeoutError, TransactionRejectedError, FraudDetectedError (before
+        signing, or while waiting when a proof against the counterparty arrives), and
+        PeerUnreachableError when no address is known for the counterparty.
+        """
         if self.ledger.store.is_fraudulent(counterparty):
             raise FraudDetectedError(counterparty)
         peer = self.peer_for(counterparty)
