@@ -1,13 +1,14 @@
 """One EnerDatX peer: an identity, its ledger and the TrustChain community on one IPv8.
 
-A peer lives in a directory (``identity.key``, ``chain.sqlite``, ``ipfs/``) and starts
-again from it. Services (the market, a data shop) attach to a running peer with
+A peer lives in a directory (``identity.key``, ``chain.sqlite``, ``ipfs/`` for its content
+store) and starts again from it. Services (the market, a data shop) attach to a running peer with
 :meth:`Peer.add_service`: they may add their own IPv8 overlays and ledger policies.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 from base64 import b64encode
@@ -20,6 +21,7 @@ from ipv8.peerdiscovery.discovery import RandomWalk
 from ipv8_service import IPv8
 
 from enerdatx.crypto import Identity
+from enerdatx.ipfs import ContentStore, open_store
 from enerdatx.trustchain import BlockStore, TrustChain
 from enerdatx.trustchain.community import TrustChainCommunity, ipv8_private_key
 from enerdatx.trustchain.settings import TrustChainSettings
@@ -101,6 +103,11 @@ class Peer:
         """Like ``Peer(...)``, but the disk work (key file, database) runs in a worker thread."""
         opened = await asyncio.to_thread(_open_directory, Path(directory), durable)
         return cls(directory, endpoint, durable=durable, _opened=opened, **options)
+
+    @functools.cached_property
+    def content(self) -> ContentStore:
+        """The peer's content store: embedded in ``ipfs/`` unless an IPFS daemon is configured."""
+        return open_store(self.directory / "ipfs")
 
     @property
     def public_key(self) -> bytes:

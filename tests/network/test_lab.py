@@ -20,6 +20,8 @@ async def test_peers_have_their_own_directories_and_restart_from_them(tmp_path: 
         a, b = await lab.start(2)
         assert {p.name for p in a.directory.iterdir()} >= {"identity.key", "chain.sqlite", "ipfs"}
         assert a.directory != b.directory
+        cid = a.content.add_bytes(b"hello world\n")
+        assert cid == "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o" and not b.content.has(cid)
         await a.community.propose(b.public_key, PING, {"n": 1})
         restarted = await lab.restart(1)
         assert restarted is not b and restarted.public_key == b.public_key
