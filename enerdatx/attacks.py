@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import random
 from typing import Any
 
@@ -75,9 +74,7 @@ async def lab_double_spender(
     for victim in (first, second):
         victim.ledger.subscribe(on_block_for(victim))
     start = loop.time()
-    forked = lab.fork(forker, first, second, PAYMENT)
-    if inspect.isawaitable(forked):  # the Lab's fork became a coroutine that resends
-        await forked
+    await lab.fork(forker, first, second, PAYMENT, timeout=timeout)
     for event in (both_signed, everyone_knows):
         with contextlib.suppress(TimeoutError):  # reported: fewer agreements, fewer peers with proof
             await asyncio.wait_for(event.wait(), max(timeout - (loop.time() - start), 0.001))

@@ -1,11 +1,7 @@
-"""The attack scenarios on the network Lab (skipped until enerdatx.lab is on this branch)."""
+"""The attack scenarios on the network Lab (memory transport)."""
 
-import pytest
-
-pytest.importorskip("enerdatx.lab")
-
-from enerdatx.attacks import lab_double_spender, lab_sybil_region  # noqa: E402
-from enerdatx.lab import Lab  # noqa: E402
+from enerdatx.attacks import lab_double_spender, lab_sybil_region
+from enerdatx.lab import Lab
 
 
 async def test_a_double_spender_on_the_lab_is_detected_and_refused_by_every_honest_peer(tmp_path):
