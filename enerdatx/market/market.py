@@ -105,9 +105,8 @@ class Market:
         self.book = OrderBook(clock=clock, is_fraudulent=ledger.store.is_fraudulent)
         self._propose = propose
         self._fetch = fetch
-        # negotiation id -> (buyer, listing id, agreed price); filled by the negotiation layer
-        self._agreed_prices: dict[str, tuple[bytes, str, int]] = {}
-        self._block_listeners: list[Callable[[Any], None]] = []
+        # (negotiation id, buyer, listing id) -> the price the seller agreed or offered, or None
+        self.negotiated_price: Callable[[str, bytes, str], int | None] = lambda *_: None
         self.book.add_blocks(ledger.store.blocks(block_type=LISTING))
         self.book.add_blocks(ledger.store.blocks(block_type=WITHDRAWAL))
         self.book.add_blocks(ledger.store.blocks(block_type=COMPLAINT))
@@ -156,10 +155,6 @@ class Market:
             raise ListingUnavailableError(f"listing {listing_id[:16]}… is {self.book.status(listing)} already")
         self.ledger.record(WITHDRAWAL, withdrawal_transaction(listing.block_hash))
 
-    def agree_price(self, negotiation_id: str, buyer: bytes, listing_id: str, price: int) -> None:
-        """Remember a negotiated price, so that a payment naming the negotiation is accepted."""
-        self._agreed_prices[negotiation_id] = (buyer, listing_id, price)
-
     def _payment_policy(self, ledger: Any, proposal: Any) -> dict[str, Any]:
         # TrustChain asks us before it countersigns: the agreement it signs carries the key.
         buyer = proposal.public_key
@@ -176,10 +171,10 @@ class Market:
             raise TransactionRejectedError(f"listing_{status}")
         price = listing.price
         if payment.negotiation is not None:
-            agreed = self._agreed_prices.get(payment.negotiation)
-            if agreed is None or agreed[:2] != (buyer, listing.listing_id):
+            agreed = self.negotiated_price(payment.negotiation, buyer, listing.listing_id)
+            if agreed is None:
                 raise TransactionRejectedError("unknown_negotiation")
-            price = agreed[2]
+            price = agreed
         if payment.amount < price:
             raise TransactionRejectedError(f"price_too_low: {payment.amount} < {price}")
         if ledger.missing_before(proposal):
