@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 import dag_cbor
+from dag_cbor.decoding.err import CBORDecodingError
 
 from enerdatx.errors import CarFormatError
 from enerdatx.ipfs.blocks import CID, cid_string, verify_block
@@ -83,7 +84,7 @@ def read_car(stream: BinaryIO) -> tuple[list[CID], Iterator[tuple[CID, bytes]]]:
         raise CarFormatError(f"CAR header length {header_length} is missing or out of range")
     try:
         header = dag_cbor.decode(_read_exact(stream, header_length, "the header"))
-    except (ValueError, TypeError, KeyError) as exc:
+    except (CBORDecodingError, ValueError, TypeError, KeyError) as exc:
         raise CarFormatError(f"CAR header is not DAG-CBOR: {exc}") from exc
     if not isinstance(header, dict) or header.get("version") != 1:
         raise CarFormatError(f"not a CAR v1 header: {header!r}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from enerdatx.errors import ContentStoreError, EncodingError
-from enerdatx.ipfs.blocks import CID, DAG_PB, RAW, cid_string, make_cid
+from enerdatx.ipfs.blocks import CID, DAG_PB, RAW, AnyCID, binary_cid, cid_string, codec_name
 from enerdatx.ipfs.dagpb import (
     UNIXFS_FILE,
     UNIXFS_RAW,
@@ -33,13 +33,13 @@ __all__ = ["CHUNK_SIZE", "MAX_LINKS", "FileImporter", "read_chunks", "iter_file"
 CHUNK_SIZE = 256 * 1024
 MAX_LINKS = 174
 
-PutBlock = Callable[[CID, bytes], None]
-GetBlock = Callable[[CID], bytes]
+PutBlock = Callable[[bytes, bytes], None]  # (binary CID, block)
+GetBlock = Callable[[AnyCID], bytes]
 
 
 @dataclass(frozen=True)
 class _Link:
-    cid: CID
+    cid: bytes  # binary
     tsize: int  # bytes of every block under the link (dag-pb Tsize)
     filesize: int  # file bytes under the link (UnixFS blocksizes)
 
@@ -66,15 +66,15 @@ class FileImporter:
         self._finished = True
         leaves = self._levels[0]
         if not leaves:  # an empty file is a single empty leaf
-            return self._leaf(b"").cid
+            return CID.decode(self._leaf(b"").cid)
         if len(self._levels) == 1 and len(leaves) == 1:
-            return leaves[0].cid  # a one-chunk file is its own leaf
+            return CID.decode(leaves[0].cid)  # a one-chunk file is its own leaf
         level = 0
         while True:
             node = self._node(self._levels[level])
             self._levels[level] = []
             if level == len(self._levels) - 1:
-                return node.cid
+                return CID.decode(node.cid)
             self._push(level + 1, node)
             level += 1
 
@@ -90,20 +90,20 @@ class FileImporter:
 
     def _leaf(self, chunk: bytes) -> _Link:
         if self._version == 1:
-            cid = make_cid(RAW, chunk, 1)
+            cid = binary_cid(RAW, chunk, 1)
             self._put(cid, chunk)
             return _Link(cid, len(chunk), len(chunk))
         head, tail = leaf_block_parts(len(chunk))
         block = b"".join((head, chunk, tail))
-        cid = make_cid(DAG_PB, block, 0)
+        cid = binary_cid(DAG_PB, block, 0)
         self._put(cid, block)
         return _Link(cid, len(block), len(chunk))
 
     def _node(self, links: list[_Link]) -> _Link:
         filesize = sum(link.filesize for link in links)
         data = encode_unixfs(UnixFSData(UNIXFS_FILE, None, filesize, tuple(link.filesize for link in links)))
-        block = encode_node(PBNode(tuple(PBLink(bytes(link.cid), "", link.tsize) for link in links), data))
-        cid = make_cid(DAG_PB, block, self._version)
+        block = encode_node(PBNode(tuple(PBLink(link.cid, "", link.tsize) for link in links), data))
+        cid = binary_cid(DAG_PB, block, self._version)
         self._put(cid, block)
         return _Link(cid, len(block) + sum(link.tsize for link in links), filesize)
 
@@ -124,7 +124,7 @@ def read_chunks(stream: BinaryIO, size: int = CHUNK_SIZE) -> Iterator[bytes]:
             return
 
 
-def _decode_file_node(cid: CID, block: bytes) -> tuple[PBNode, UnixFSData]:
+def _decode_file_node(cid: AnyCID, block: bytes) -> tuple[PBNode, UnixFSData]:
     node = decode_node(block)
     if node.data is None:
         raise EncodingError(f"{cid_string(cid)} is a dag-pb node without UnixFS data")
@@ -136,30 +136,31 @@ def _decode_file_node(cid: CID, block: bytes) -> tuple[PBNode, UnixFSData]:
     return node, unixfs
 
 
-def iter_file(get: GetBlock, cid: CID) -> Iterator[bytes]:
+def iter_file(get: GetBlock, cid: AnyCID) -> Iterator[bytes]:
     """The bytes of the UnixFS file (or raw block) at ``cid``, chunk by chunk, depth first."""
-    if cid.codec.name == RAW:
+    codec = codec_name(cid)
+    if codec == RAW:
         yield get(cid)
         return
-    if cid.codec.name != DAG_PB:
-        raise ContentStoreError(f"{cid_string(cid)} is {cid.codec.name}, not a UnixFS file")
+    if codec != DAG_PB:
+        raise ContentStoreError(f"{cid_string(cid)} is {codec}, not a UnixFS file")
     node, unixfs = _decode_file_node(cid, get(cid))
     if unixfs.data:
         yield unixfs.data
     for link in node.links:
-        yield from iter_file(get, CID.decode(link.hash))
+        yield from iter_file(get, link.hash)
 
 
-def child_cids(cid: CID, block: bytes) -> list[CID]:
+def child_cids(cid: AnyCID, block: bytes) -> list[CID]:
     """The CIDs a block links to (dag-pb links; raw and unknown codecs link to nothing)."""
-    if cid.codec.name != DAG_PB:
+    if codec_name(cid) != DAG_PB:
         return []
     return [CID.decode(link.hash) for link in decode_node(block).links]
 
 
 def describe(cid: CID, block: bytes) -> dict[str, object]:
     """``stat`` figures read from the root block alone, named as kubo's ``files stat``."""
-    if cid.codec.name == RAW:
+    if codec_name(cid) == RAW:
         return {"cid": cid_string(cid), "type": "file", "size": len(block), "cumulative_size": len(block), "links": 0}
     node, unixfs = _decode_file_node(cid, block)
     size = unixfs.filesize if unixfs.filesize is not None else len(unixfs.data or b"")
