@@ -245,8 +245,10 @@ class Market:
         return plaintext
 
     async def _ciphertext(self, listing: Listing) -> bytes:
-        if self.content.has(listing.cid):
+        try:
             return self.content.cat(listing.cid)
+        except ContentStoreError:
+            pass  # not (wholly) here: ask the seller
         data = await self._fetch(listing)  # type: ignore[misc]
         # Adding the bytes recomputes their CID: what a peer served is checked, not trusted.
         if self.content.add_bytes(data) != listing.cid:
