@@ -46,10 +46,12 @@ class Purchase:
 class Keyring:
     """Listing secrets and purchases of one peer, in SQLite (``":memory:"`` for tests)."""
 
-    def __init__(self, path: str | os.PathLike[str] = ":memory:") -> None:
+    def __init__(self, path: str | os.PathLike[str] = ":memory:", *, fsync: bool = True) -> None:
         self._db = sqlite3.connect(os.fspath(path), isolation_level=None)
         if os.fspath(path) != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
+            # A listing's key must be on disk before the listing is signed; tests may skip the wait.
+            self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
         self._db.executescript(_SCHEMA)
 
     def put_listing_secret(self, commitment: bytes, opening: bytes) -> None:

@@ -9,8 +9,9 @@ the CBOR formats of docs/market.md, as opaque bytes here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from ipv8.messaging.payload_dataclass import DataClassPayload, type_from_format
+from ipv8.messaging.payload_dataclass import DataClassPayload, convert_to_payload, type_from_format
 
 __all__ = [
     "RecordMessage",
@@ -19,6 +20,7 @@ __all__ = [
     "FetchResponseMessage",
     "NegotiationMessage",
     "RequestMessage",
+    "MESSAGES",
 ]
 
 uint32 = type_from_format("I")
@@ -69,3 +71,24 @@ class RequestMessage(DataClassPayload[6]):
     """A standing request (a bid for data sets not yet named), CBOR with the buyer's signature."""
 
     request: bytes
+
+
+MESSAGES = (
+    RecordMessage,
+    ListingsRequestMessage,
+    FetchRequestMessage,
+    FetchResponseMessage,
+    NegotiationMessage,
+    RequestMessage,
+)
+
+
+def _new_without_recompiling(cls: type, *args: Any, **kwargs: Any) -> Any:
+    return object.__new__(cls)
+
+
+# pyipv8 3.2 recompiles a DataClassPayload's packing code on every instantiation (see
+# enerdatx.trustchain.payload); compile each market message once.
+for _message in MESSAGES:
+    convert_to_payload(_message, msg_id=_message.msg_id)
+    _message.__new__ = _new_without_recompiling  # type: ignore[assignment, method-assign]
