@@ -250,3 +250,25 @@ def test_a_listing_is_a_signed_block_with_a_salted_commitment(town):
     block = seller.ledger.store.get_by_hash(one.block_hash)
     assert block.verify_signature() and block.is_record
     assert dataclasses.asdict(one)["descriptor"] == DESCRIPTOR
+
+
+async def test_income_counts_only_with_the_payers_signed_proposal(town):
+    from enerdatx.market import Wallet
+    from enerdatx.trustchain import BlockStore, TrustChain
+    from enerdatx.crypto import Identity
+
+    seller, buyer = town.add(), town.add()
+    listing = seller.sell(readings_bytes(30), DESCRIPTOR, 70)
+    trade = await buyer.buy(listing.listing_id)
+    observer = TrustChain(Identity.generate(), BlockStore(fsync=False), clock=town.clock)
+    observer.receive_many(seller.ledger.store.chain(seller.public_key))  # the agreement, not the proposal
+    wallet = Wallet(observer.store, grant=500)
+    balance = wallet.balance(seller.public_key)
+    assert (balance.earned, balance.unverified_income, balance.available) == (0, 70, 500)
+    assert balance.complete
+    observer.receive(trade.proposal)
+    assert wallet.balance(seller.public_key).available == 570
+    # A chain we hold only in part is flagged, so no one judges a payer by half its history.
+    assert not wallet.balance(buyer.public_key, before=5).complete
+    with pytest.raises(ValueError):
+        Wallet(observer.store, grant=-1)
