@@ -79,9 +79,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
 
             async def shop(buyer: Any, picks: list[int]) -> None:
                 for i in picks:
-                    t0 = time.perf_counter()
                     trade = await buyer.buy(listings[i].listing_id)
-                    trade_latencies.append(time.perf_counter() - t0)
+                    trade_latencies.append(trade.seconds)
                     assert trade.plaintext == dataset.plaintext
                     bar.update(1)
 

@@ -70,6 +70,7 @@ class Trade:
     proposal: Any
     agreement: Any
     plaintext: bytes
+    seconds: float  # from the bid to the verified data
 
     @property
     def amount(self) -> int:
@@ -201,6 +202,7 @@ class Market:
         """
         if self._propose is None or self._fetch is None:
             raise MarketError("this market is not connected to a network")
+        started = time.perf_counter()
         listing = self.book.get(listing_id)
         status = self.book.status(listing)
         if status != LIVE:
@@ -214,7 +216,7 @@ class Market:
         transaction = payment_transaction(listing.block_hash, amount, negotiation)
         proposal, agreement = await self._propose(listing.seller, PAYMENT, transaction)
         plaintext = await self.open_agreement(listing, agreement)
-        return Trade(listing, proposal, agreement, plaintext)
+        return Trade(listing, proposal, agreement, plaintext, time.perf_counter() - started)
 
     async def open_agreement(self, listing: Listing, agreement: Any) -> bytes:
         """Fetch, decrypt and verify a bought data set; a failure is recorded as a complaint."""

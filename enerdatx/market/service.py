@@ -68,9 +68,9 @@ class MarketService:
 
         self.peer = peer
         content = self._content if self._content is not None else open_store(peer.directory / "ipfs")
+        keyring = Keyring(peer.directory / "market.sqlite", fsync=getattr(peer.store, "fsync", True))
         self.market = Market(
-            peer.ledger, content, keyring=Keyring(peer.directory / "market.sqlite", fsync=getattr(peer.store, "fsync", True)), grant=self.grant,
-            propose=self._propose, fetch=self._fetch,
+            peer.ledger, content, keyring=keyring, grant=self.grant, propose=self._propose, fetch=self._fetch
         )
         self.market.negotiated_price = self._negotiated_price
         settings = MarketSettings(
