@@ -1,9 +1,18 @@
-"""Market trades per second and latency from bid to verified data, against bare TrustChain transactions."""
+"""Market trades per second and latency from bid to verified data, against bare TrustChain transactions.
+
+Half the peers sell one data set each, the other half buy, each buyer running its trades
+one after the other and all buyers at once. The baseline, in the same run, is the same
+number of bare countersigned TrustChain transactions between the same pairs. Transports:
+in-memory IPv8 in one process, real UDP on 127.0.0.1 in one process, or UDP between two
+processes (sellers in a child process, buyers in this one).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import sys
 import tempfile
 import time
 from typing import Any
@@ -11,14 +20,15 @@ from typing import Any
 from tqdm import tqdm
 
 BASELINE_TYPE = "edx.bench.bare"
+PRICE = 5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``enerdatx bench market``."""
     parser.add_argument("--peers", type=int, default=100, help="peers (half sell, half buy)")
     parser.add_argument("--trades", type=int, default=2000, help="trades to settle")
-    parser.add_argument("--transport", choices=("memory", "udp"), default="memory",
-                        help="in-memory IPv8 endpoints, or real UDP sockets on 127.0.0.1")
+    parser.add_argument("--transport", choices=("memory", "udp", "udp2"), default="memory",
+                        help="in-memory IPv8; UDP on 127.0.0.1; or UDP between two processes (udp2)")
     parser.add_argument("--days", type=int, default=1, help="days of 15-minute readings per data set")
     parser.add_argument("--gossip-fanout", type=int, default=None,
                         help="TrustChain gossip fanout and witnesses (default: the network's defaults)")
@@ -27,9 +37,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark and return its figures."""
-    if args.peers < 2 or args.trades < 1:
+    sellers_n = args.peers // 2
+    buyers_n = args.peers - sellers_n
+    if sellers_n < 1 or args.trades < 1:
         raise SystemExit("enerdatx bench market: need at least 2 peers and 1 trade")
-    return asyncio.run(_run(args))
+    if args.trades > sellers_n * buyers_n:
+        raise SystemExit(f"at most {sellers_n * buyers_n} distinct trades with {args.peers} peers")
+    return asyncio.run(_run(args, sellers_n, buyers_n))
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    # The benchmark floods peers on purpose: per-sender rate limits would only measure themselves.
+    settings: dict[str, Any] = {"rate_per_second": 1e6, "rate_burst": 1_000_000}
+    if args.gossip_fanout is not None:
+        settings.update(gossip_fanout=args.gossip_fanout, witnesses=args.gossip_fanout)
+    return settings
+
+
+def _dataset(days: int) -> Any:
+    from enerdatx.meter import cut_dataset, synthetic_household
+
+    readings = synthetic_household(seed=1, days=days, location="2628")
+    return cut_dataset(readings, resolution="15min", location="2628", household_type="family")
+
+
+def _lab(directory: str, transport: str, n_trades_per_buyer: int, settings: dict[str, Any], progress: bool) -> Any:
+    from enerdatx.lab import Lab
+    from enerdatx.market.service import MarketService
+
+    grant = n_trades_per_buyer * PRICE  # every buyer can afford exactly its share
+    return Lab(directory, transport, services=lambda peer: [MarketService(grant=grant)], progress=progress,
+               durable=False, settings=settings)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -37,51 +75,41 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _run(args: argparse.Namespace) -> dict[str, Any]:
-    from enerdatx.lab import Lab
-    from enerdatx.market.service import MarketService
-    from enerdatx.meter import cut_dataset, synthetic_household
-
+async def _run(args: argparse.Namespace, sellers_n: int, buyers_n: int) -> dict[str, Any]:
     progress = not args.no_progress
-    sellers_n = args.peers // 2
-    buyers_n = args.peers - sellers_n
-    # Distinct (buyer, listing) pairs, spread evenly; every buyer can afford its share.
-    if args.trades > sellers_n * buyers_n:
-        raise SystemExit(f"at most {sellers_n * buyers_n} distinct trades with {args.peers} peers")
     per_buyer = -(-args.trades // buyers_n)
-    price = 5
-    grant = per_buyer * price
+    # Distinct (buyer, listing) pairs, spread evenly over sellers.
+    plan = [[(k // buyers_n + b) % sellers_n for k in range(b, args.trades, buyers_n)] for b in range(buyers_n)]
+    dataset = _dataset(args.days)
+    child = None
     with tempfile.TemporaryDirectory(prefix="enerdatx-bench-market-") as directory:
-        # The benchmark floods peers on purpose: per-sender rate limits would only measure themselves.
-        settings: dict[str, Any] = {"rate_per_second": 1e6, "rate_burst": 1_000_000}
-        if args.gossip_fanout is not None:
-            settings.update(gossip_fanout=args.gossip_fanout, witnesses=args.gossip_fanout)
-        lab = Lab(directory, args.transport, services=lambda peer: [MarketService(grant=grant)],
-                  progress=progress, durable=False, settings=settings)
-        async with lab:
-            peers = await lab.start(args.peers)
-            lab.accept(BASELINE_TYPE)
-            services = [peer.services[0] for peer in peers]
-            sellers, buyers = services[:sellers_n], services[sellers_n:]
-            readings = synthetic_household(seed=1, days=args.days, location="2628")
-            dataset = cut_dataset(readings, resolution="15min", location="2628", household_type="family")
-            listings = [seller.sell(dataset, price) for seller in sellers]
+        transport = "udp" if args.transport == "udp2" else args.transport
+        async with _lab(directory, transport, per_buyer, _settings(args), progress) as lab:
+            if args.transport == "udp2":
+                child, contacts, listing_ids = await _start_sellers(args, sellers_n, per_buyer)
+                buyers = [peer.services[0] for peer in await lab.start(buyers_n)]
+                for buyer in buyers:
+                    buyer.peer.add_contacts(contacts)
+                seller_keys = [key for key, _ in contacts]
+            else:
+                peers = await lab.start(args.peers)
+                lab.accept(BASELINE_TYPE)
+                services = [peer.services[0] for peer in peers]
+                buyers = services[sellers_n:]
+                listing_ids = [seller.sell(dataset, PRICE).listing_id for seller in services[:sellers_n]]
+                seller_keys = [seller.public_key for seller in services[:sellers_n]]
             for buyer in tqdm(buyers, desc="spreading listings", disable=not progress, leave=False):
-                await buyer.market.book.wait_for(lambda book: len(book) >= len(listings), timeout=60)
-
-            plan = [[] for _ in buyers]  # type: list[list[int]]
-            for k in range(args.trades):
-                b = k % buyers_n
-                plan[b].append((k // buyers_n + b) % sellers_n)
+                await buyer.market.book.wait_for(lambda book: len(book) >= len(listing_ids), timeout=120)
 
             bar = tqdm(total=args.trades, desc="trades", disable=not progress, leave=False)
             trade_latencies: list[float] = []
 
             async def shop(buyer: Any, picks: list[int]) -> None:
                 for i in picks:
-                    trade = await buyer.buy(listings[i].listing_id)
+                    trade = await buyer.buy(listing_ids[i])
+                    if trade.plaintext != dataset.plaintext:
+                        raise AssertionError("a trade delivered other data than was listed")
                     trade_latencies.append(trade.seconds)
-                    assert trade.plaintext == dataset.plaintext
                     bar.update(1)
 
             start = time.perf_counter()
@@ -89,33 +117,75 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             trade_seconds = time.perf_counter() - start
             bar.close()
 
-            # Baseline: the same number of bare countersigned transactions, same pairs, same concurrency.
             bare_latencies: list[float] = []
 
             async def transact(buyer: Any, picks: list[int]) -> None:
                 for i in picks:
                     t0 = time.perf_counter()
-                    await buyer.peer.community.propose(sellers[i].public_key, BASELINE_TYPE, {"n": i})
+                    await buyer.peer.community.propose(seller_keys[i], BASELINE_TYPE, {"n": i})
                     bare_latencies.append(time.perf_counter() - t0)
 
             start = time.perf_counter()
             await asyncio.gather(*(transact(buyer, picks) for buyer, picks in zip(buyers, plan, strict=True)))
             bare_seconds = time.perf_counter() - start
+            if child is not None:
+                child.stdin.close()
+                await child.wait()
 
+    trades_per_s = args.trades / trade_seconds
+    bare_per_s = args.trades / bare_seconds
     return {
         "transport": args.transport,
         "gossip_fanout": args.gossip_fanout if args.gossip_fanout is not None else "default",
         "peers": args.peers,
         "sellers": sellers_n,
         "buyers": buyers_n,
-        "concurrent_buyers": buyers_n,
         "trades": args.trades,
         "dataset_bytes": len(dataset.plaintext),
-        "trades_per_s": round(args.trades / trade_seconds, 1),
+        "trades_per_s": round(trades_per_s, 1),
         "trade_latency_p50_ms": round(1000 * _percentile(trade_latencies, 0.50), 2),
         "trade_latency_p99_ms": round(1000 * _percentile(trade_latencies, 0.99), 2),
-        "baseline_bare_tx_per_s": round(args.trades / bare_seconds, 1),
+        "baseline_bare_tx_per_s": round(bare_per_s, 1),
         "baseline_bare_latency_p50_ms": round(1000 * _percentile(bare_latencies, 0.50), 2),
         "baseline_bare_latency_p99_ms": round(1000 * _percentile(bare_latencies, 0.99), 2),
-        "trade_rate_vs_baseline": round((args.trades / trade_seconds) / (args.trades / bare_seconds), 3),
+        "trade_rate_vs_baseline": round(trades_per_s / bare_per_s, 3),
     }
+
+
+async def _start_sellers(args: argparse.Namespace, sellers_n: int, per_buyer: int) -> tuple[Any, list, list[str]]:
+    """Start the sellers in a child process; their contacts and listing ids come back on its stdout."""
+    from ipv8.messaging.interfaces.udp.endpoint import UDPv4Address
+
+    command = [sys.executable, "-m", "enerdatx.bench.market", "--sellers", str(sellers_n),
+               "--per-buyer", str(per_buyer), "--days", str(args.days), "--settings", json.dumps(_settings(args))]
+    child = await asyncio.create_subprocess_exec(*command, stdin=asyncio.subprocess.PIPE,
+                                                 stdout=asyncio.subprocess.PIPE)
+    line = await asyncio.wait_for(child.stdout.readline(), timeout=120)  # type: ignore[union-attr]
+    if not line:
+        raise RuntimeError("the seller process ended before it was ready")
+    ready = json.loads(line)
+    contacts = [(bytes.fromhex(key), UDPv4Address(host, port)) for key, host, port in ready["contacts"]]
+    return child, contacts, ready["listings"]
+
+
+async def _serve_sellers(sellers_n: int, per_buyer: int, days: int, settings: dict[str, Any]) -> None:
+    """The child process: sellers on UDP that list one data set each, until stdin closes."""
+    dataset = _dataset(days)
+    with tempfile.TemporaryDirectory(prefix="enerdatx-bench-sellers-") as directory:
+        async with _lab(directory, "udp", per_buyer, settings, False) as lab:
+            sellers = [peer.services[0] for peer in await lab.start(sellers_n)]
+            lab.accept(BASELINE_TYPE)
+            listings = [seller.sell(dataset, PRICE).listing_id for seller in sellers]
+            contacts = [(s.public_key.hex(), *s.peer.address) for s in sellers]
+            print(json.dumps({"contacts": contacts, "listings": listings}), flush=True)
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+
+if __name__ == "__main__":
+    _parser = argparse.ArgumentParser(description="the seller process of `enerdatx bench market --transport udp2`")
+    _parser.add_argument("--sellers", type=int, required=True)
+    _parser.add_argument("--per-buyer", type=int, required=True)
+    _parser.add_argument("--days", type=int, default=1)
+    _parser.add_argument("--settings", type=json.loads, default={})
+    _args = _parser.parse_args()
+    asyncio.run(_serve_sellers(_args.sellers, _args.per_buyer, _args.days, _args.settings))
