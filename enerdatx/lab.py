@@ -155,10 +155,13 @@ class Lab:
         for peer in self.peers:
             peer.ledger.register_policy(block_type, _accept_all)
 
-    def fork(self, forker: Peer, first: Peer, second: Peer, block_type: str) -> tuple[HalfBlock, HalfBlock]:
+    async def fork(
+        self, forker: Peer, first: Peer, second: Peer, block_type: str, timeout: float = 10.0
+    ) -> tuple[HalfBlock, HalfBlock]:
         """Make ``forker`` cheat: sign two proposals at one sequence number and send one to each victim.
 
-        The victims do not know yet and may countersign; the fork is for the network to find.
+        The proposals are sent again until each victim holds its own or already knows of the fork
+        (lost packets aside, a cheater wants the agreements); the rest is for the network to find.
         """
         twin = TrustChain(forker.identity, BlockStore(":memory:"))
         twin.receive_many(forker.store.chain(forker.public_key))  # so the twin signs the same number next
@@ -167,10 +170,20 @@ class Lab:
             twin.propose(second.public_key, block_type, {"fork": 2}),
         )
         twin.store.close()
-        for victim, block in zip((first, second), blocks, strict=True):
-            peer = forker.community.peer_for(victim.public_key)
-            if peer is not None:
-                forker.community.send(peer, ProposalMessage(block.encode()))
+        victims = list(zip((first, second), blocks, strict=True))
+        interval = forker.community.settings.retry_interval
+        async with asyncio.timeout(timeout):
+            while victims:
+                for victim, block in victims:
+                    peer = forker.community.peer_for(victim.public_key)
+                    if peer is not None:
+                        forker.community.send(peer, ProposalMessage(block.encode()))
+                await asyncio.sleep(interval)  # a simulated attacker polls its victims' stores
+                victims = [
+                    (v, b)
+                    for v, b in victims
+                    if v.store.get_by_hash(b.hash) is None and not v.store.is_fraudulent(forker.public_key)
+                ]
         return blocks
 
     async def restart(self, i: int) -> Peer:

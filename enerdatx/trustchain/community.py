@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ipv8.community import Community
 from ipv8.keyvault.crypto import default_eccrypto
-from ipv8.lazy_community import lazy_wrapper
+from ipv8.lazy_community import lazy_wrapper, lazy_wrapper_unsigned
 from ipv8.peer import Peer as IPv8Peer
 
 from enerdatx.errors import (
@@ -42,6 +42,7 @@ from enerdatx.trustchain.payload import (
     FraudProofMessage,
     ProposalMessage,
     RejectionMessage,
+    UNSIGNED,
 )
 from enerdatx.trustchain.settings import TrustChainSettings
 
@@ -136,6 +137,8 @@ class TrustChainCommunity(Community):
         self.ledger: TrustChain = settings.ledger
         self.public_key: bytes = self.ledger.public_key
         self.contacts: dict[bytes, Address] = {}
+        self._keys_by_address: dict[Address, bytes] = {}
+        self._key_bins: dict[bytes, bytes] = {}
         self.seeds: list[Address] = []
         self.bytes_sent = 0
         self.packets_sent = 0
@@ -167,6 +170,7 @@ class TrustChainCommunity(Community):
             return
         if self.contacts.get(public_key) != address:
             self.contacts[public_key] = address
+            self._keys_by_address[address] = public_key
             self._peers.pop(public_key, None)
 
     def add_seeds(self, addresses: Iterable[Address]) -> None:
@@ -176,7 +180,9 @@ class TrustChainCommunity(Community):
 
     def peer_for(self, public_key: bytes) -> IPv8Peer | None:
         """The IPv8 peer with TrustChain key ``public_key``, if we know where it is."""
-        key_bin = ipv8_public_key_bin(public_key)
+        key_bin = self._key_bins.get(public_key)
+        if key_bin is None:
+            key_bin = self._key_bins[public_key] = ipv8_public_key_bin(public_key)
         verified = self.network.get_verified_by_public_key_bin(key_bin)
         if verified is not None:
             return verified
@@ -215,8 +221,8 @@ class TrustChainCommunity(Community):
     # --- sending and limits --------------------------------------------------------
 
     def send(self, peer: IPv8Peer, payload: Payload) -> None:
-        """Sign and send one message, counting its bytes; a closed endpoint drops it."""
-        packet = self.ezr_pack(payload.msg_id, payload)  # type: ignore[attr-defined]
+        """Send one message (signed unless it only carries signed blocks), counting its bytes."""
+        packet = self.ezr_pack(payload.msg_id, payload, sig=not isinstance(payload, UNSIGNED))  # type: ignore[attr-defined]
         try:
             self.endpoint.send(peer.address, packet)
         except Exception:  # noqa: BLE001 - like a lost datagram: retries and timeouts cover it
@@ -291,7 +297,7 @@ class TrustChainCommunity(Community):
         finally:
             self._awaiting.pop(proposal.sequence_number, None)
         agreement = future.result()
-        self._publish(proposal, agreement)
+        self._publish(agreement)  # the counterparty published our proposal
         return proposal, agreement
 
     @lazy_wrapper(ProposalMessage)
@@ -336,15 +342,15 @@ class TrustChainCommunity(Community):
             reject(exc.reason)
         else:
             self.send(peer, AgreementMessage(agreement.encode()))
-            self._publish(proposal, agreement)
+            self._publish(proposal)  # the proposer publishes our agreement
 
-    @lazy_wrapper(AgreementMessage)
-    def on_agreement(self, peer: IPv8Peer, payload: AgreementMessage) -> None:
+    @lazy_wrapper_unsigned(AgreementMessage)
+    def on_agreement(self, source_address: Address, payload: AgreementMessage) -> None:
         """Complete a waiting proposal, or file a late agreement for one that timed out."""
-        sender = self._sender(peer)
         agreement = self._decode_block(payload.block)
-        if agreement is None or agreement.public_key != sender or agreement.link_public_key != self.public_key:
+        if agreement is None or agreement.link_public_key != self.public_key:
             return
+        sender = agreement.public_key  # the ledger checks its signature
         waiting = self._awaiting.get(agreement.link_sequence_number)
         if waiting is None:
             if self.ledger.store.get(self.public_key, agreement.link_sequence_number) is not None:
@@ -423,44 +429,49 @@ class TrustChainCommunity(Community):
             return
         page = self.settings.crawl_page_size
         end = payload.start + page - 1 if end is None else min(end, payload.start + page - 1)
-        blocks = self.ledger.store.chain(payload.public_key, payload.start, end)
-        if not blocks:
-            self.send(peer, CrawlResponseMessage(payload.identifier, 0, b""))
-        for block in blocks:
-            self.send(peer, CrawlResponseMessage(payload.identifier, len(blocks), block.encode()))
+        blocks = [block.encode() for block in self.ledger.store.chain(payload.public_key, payload.start, end)]
+        budget = self.settings.max_packet_size - 512  # room for headers
+        batch: list[bytes] = []
+        for data in blocks:
+            if batch and sum(map(len, batch)) + 2 * len(batch) + len(data) + 2 > budget:
+                self.send(peer, CrawlResponseMessage(payload.identifier, len(blocks), batch))
+                batch = []
+            batch.append(data)
+        self.send(peer, CrawlResponseMessage(payload.identifier, len(blocks), batch))
 
-    @lazy_wrapper(CrawlResponseMessage)
-    def on_crawl_response(self, peer: IPv8Peer, payload: CrawlResponseMessage) -> None:
+    @lazy_wrapper_unsigned(CrawlResponseMessage)
+    def on_crawl_response(self, source_address: Address, payload: CrawlResponseMessage) -> None:
         """Collect one block of a crawl we asked for; blocks outside the request are dropped."""
-        self._sender(peer)
         crawl = self._crawls.get(payload.identifier)
         if crawl is None or crawl.done.done() or payload.total > self.settings.crawl_page_size:
             return
-        if payload.total:
-            block = self._decode_block(payload.block)
+        for data in payload.blocks:
+            block = self._decode_block(data)
             if (
-                block is None
-                or block.public_key != crawl.public_key
-                or not crawl.start <= block.sequence_number <= crawl.end
-                or not block.verify_signature()
+                block is not None
+                and block.public_key == crawl.public_key
+                and crawl.start <= block.sequence_number <= crawl.end
+                and block.verify_signature()
             ):
-                return
-            crawl.blocks[block.sequence_number] = block
+                crawl.blocks[block.sequence_number] = block
         crawl.total = payload.total
         if len(crawl.blocks) >= payload.total:
             crawl.done.set_result(None)
 
     # --- gossip --------------------------------------------------------------------
 
-    def _publish(self, *blocks: HalfBlock) -> None:
-        """Push new blocks to a random fanout and to each block's witnesses."""
-        for block in blocks:
-            witnesses = self._witnesses(block)
-            data = block.encode()
-            for key in self._sample(self.settings.gossip_fanout, exclude={block.public_key, *witnesses}):
-                self._send_to(key, BlockBroadcastMessage(self.settings.gossip_ttl, data))
-            for key in witnesses:
-                self._send_to(key, BlockBroadcastMessage(1, data))
+    def _publish(self, block: HalfBlock) -> None:
+        """Push the counterparty's half of a new pair to a random fanout and to its witnesses.
+
+        Each party publishes the other's block: a forker would not publish its own, and an
+        honest party's copy is what lets the witnesses see both halves of a fork.
+        """
+        witnesses = self._witnesses(block)
+        data = block.encode()
+        for key in self._sample(self.settings.gossip_fanout, exclude={block.public_key, *witnesses}):
+            self._send_to(key, BlockBroadcastMessage(self.settings.gossip_ttl, data))
+        for key in witnesses:
+            self._send_to(key, BlockBroadcastMessage(1, data))
 
     def _witnesses(self, block: HalfBlock) -> list[bytes]:
         """The known peers whose keys are XOR-closest to sha256(public key, sequence number)."""
@@ -480,12 +491,11 @@ class TrustChainCommunity(Community):
         if peer is not None:
             self.send(peer, payload)
 
-    @lazy_wrapper(BlockBroadcastMessage)
-    def on_block_broadcast(self, peer: IPv8Peer, payload: BlockBroadcastMessage) -> None:
+    @lazy_wrapper_unsigned(BlockBroadcastMessage)
+    def on_block_broadcast(self, source_address: Address, payload: BlockBroadcastMessage) -> None:
         """Store a gossiped block (the ledger finds forks) and pass it on while its ttl lasts."""
-        sender = self._sender(peer)
         block = self._decode_block(payload.block)
-        if block is None or sender is None or self.ledger.store.is_fraudulent(block.public_key):
+        if block is None or self.ledger.store.is_fraudulent(block.public_key):
             return
         if self.ledger.store.get_by_hash(block.hash) is not None:
             return
@@ -493,32 +503,29 @@ class TrustChainCommunity(Community):
             return
         if payload.ttl > 1:
             forward = BlockBroadcastMessage(payload.ttl - 1, payload.block)
+            sender = self._keys_by_address.get(source_address)
             for key in self._sample(self.settings.gossip_fanout, exclude={sender, block.public_key}):
                 self._send_to(key, forward)
 
     # --- fraud proofs --------------------------------------------------------------
 
-    @lazy_wrapper(FraudProofMessage)
-    def on_fraud_proof(self, peer: IPv8Peer, payload: FraudProofMessage) -> None:
+    @lazy_wrapper_unsigned(FraudProofMessage)
+    def on_fraud_proof(self, source_address: Address, payload: FraudProofMessage) -> None:
         """Verify and keep a fraud proof, then spread it if it is news."""
         from enerdatx.trustchain import FraudProof
 
-        sender = self._sender(peer)
-        if sender is None:
-            return
+        sender = self._keys_by_address.get(source_address)
         try:
             proof = FraudProof.decode(payload.proof)
         except EncodingError:
             return
         if not proof.verify():
             return
-        rumour = self._rumours.get(proof.public_key)
-        if rumour is not None:
-            rumour.holders.add(sender)
-            return
-        self.ledger.receive_fraud_proof(proof)  # a new proof reaches _spread_fraud through on_fraud
-        self._spread_fraud(proof)
-        self._rumours[proof.public_key].holders.add(sender)
+        if proof.public_key not in self._rumours:
+            self.ledger.receive_fraud_proof(proof)  # a new proof reaches _spread_fraud through on_fraud
+            self._spread_fraud(proof)
+        if sender is not None:
+            self._rumours[proof.public_key].holders.add(sender)
 
     def _spread_fraud(self, proof: FraudProof) -> None:
         """Start the rumour of a new proof: fail deals with the forker, push it to a fanout."""

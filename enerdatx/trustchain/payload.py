@@ -24,12 +24,14 @@ __all__ = [
     "BlockBroadcastMessage",
     "FraudProofMessage",
     "MESSAGES",
+    "UNSIGNED",
 ]
 
 uint8 = type_from_format("B")
 uint32 = type_from_format("I")
 uint64 = type_from_format("Q")
 key32 = type_from_format("32s")
+block_list = type_from_format("varlenH-list")
 
 
 @dataclass
@@ -66,11 +68,11 @@ class CrawlRequestMessage(DataClassPayload[4]):
 
 @dataclass
 class CrawlResponseMessage(DataClassPayload[5]):
-    """One block of a crawl answer; ``total`` is how many blocks the whole answer has."""
+    """Blocks of a crawl answer (as many as fit a packet); ``total``: blocks in the whole answer."""
 
     identifier: uint32
     total: uint32
-    block: bytes
+    blocks: block_list
 
 
 @dataclass
@@ -97,6 +99,10 @@ MESSAGES = (
     BlockBroadcastMessage,
     FraudProofMessage,
 )
+
+# Messages that carry only blocks or proofs signed by their authors go without an IPv8
+# signature: verifying one costs as much as the ledger's own check, and the sender adds nothing.
+UNSIGNED = (AgreementMessage, CrawlResponseMessage, BlockBroadcastMessage, FraudProofMessage)
 
 
 def _new_without_recompiling(cls: type, *args: Any, **kwargs: Any) -> Any:

@@ -19,7 +19,7 @@ class TrustChainSettings(CommunitySettings):
     retry_interval: float = 0.25
     """Seconds before a proposal or crawl request is sent again; doubles on every retry."""
 
-    max_retry_interval: float = 2.0
+    max_retry_interval: float = 1.0
     crawl_timeout: float = 5.0
     """Seconds a crawl may take, retries included."""
 
@@ -29,8 +29,8 @@ class TrustChainSettings(CommunitySettings):
     gossip_fanout: int = 4
     """Random peers a new half-block is pushed to."""
 
-    gossip_ttl: int = 2
-    """Hops a gossiped half-block travels (1: only the first fanout)."""
+    gossip_ttl: int = 1
+    """Hops a gossiped half-block travels (1: only the first fanout; forks are found by witnesses)."""
 
     witnesses: int = 4
     """Peers whose keys are closest to sha256(public key, sequence number) also get each new
@@ -45,8 +45,8 @@ class TrustChainSettings(CommunitySettings):
     """After the first push, ``fraud_rounds`` more pushes of ``fraud_round_fanout`` peers each,
     ``fraud_round_interval`` seconds apart, so lost packets do not stop the rumour."""
 
-    max_packet_size: int = 32 * 1024
-    """Bigger packets are dropped unread."""
+    max_packet_size: int = 65_507
+    """Bigger packets are dropped unread (65,507: the most a UDP datagram over IPv4 carries)."""
 
     rate_per_second: float = 200.0
     rate_burst: int = 400
