@@ -112,9 +112,9 @@ async def _run(args: argparse.Namespace, sellers_n: int, buyers_n: int) -> dict[
                     trade_latencies.append(trade.seconds)
                     bar.update(1)
 
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             await asyncio.gather(*(shop(buyer, picks) for buyer, picks in zip(buyers, plan, strict=True)))
-            trade_seconds = time.perf_counter() - start
+            trade_seconds, trade_cpu = time.perf_counter() - start, time.process_time() - cpu
             bar.close()
 
             bare_latencies: list[float] = []
@@ -125,9 +125,9 @@ async def _run(args: argparse.Namespace, sellers_n: int, buyers_n: int) -> dict[
                     await buyer.peer.community.propose(seller_keys[i], BASELINE_TYPE, {"n": i})
                     bare_latencies.append(time.perf_counter() - t0)
 
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             await asyncio.gather(*(transact(buyer, picks) for buyer, picks in zip(buyers, plan, strict=True)))
-            bare_seconds = time.perf_counter() - start
+            bare_seconds, bare_cpu = time.perf_counter() - start, time.process_time() - cpu
             if child is not None:
                 child.stdin.close()
                 await child.wait()
@@ -149,6 +149,9 @@ async def _run(args: argparse.Namespace, sellers_n: int, buyers_n: int) -> dict[
         "baseline_bare_latency_p50_ms": round(1000 * _percentile(bare_latencies, 0.50), 2),
         "baseline_bare_latency_p99_ms": round(1000 * _percentile(bare_latencies, 0.99), 2),
         "trade_rate_vs_baseline": round(trades_per_s / bare_per_s, 3),
+        # CPU time of this process (all peers, or the buyers' side with udp2): robust to a busy machine.
+        "trade_cpu_ms_per_trade": round(1000 * trade_cpu / args.trades, 3),
+        "baseline_cpu_ms_per_tx": round(1000 * bare_cpu / args.trades, 3),
     }
 
 
