@@ -221,13 +221,18 @@ def _report(path: Path, summary: dict[str, Any], seller: MarketService, trades: 
             "A bought data set: electricity import (Wh per interval)", "Tokens paid per trade"),
         vertical_spacing=0.14,
     )
-    sold = {t["listing"] for t in summary["trades"]}
+    sold = book[book["listing_id"].str[:16].isin({t["listing"] for t in summary["trades"]})]
     for resolution, group in book.groupby("resolution_seconds"):
         fig.add_trace(go.Scatter(
-            x=group["location"], y=group["price"], mode="markers", name=f"{resolution // 60} min data sets",
-            marker={"size": 12, "symbol": ["star" if lid[:16] in sold else "circle" for lid in group["listing_id"]]},
-            text=[f"{k}, {h}" for k, h in zip(group["kind"], group["household_type"], strict=True)],
+            x=group["location"], y=group["price"], mode="markers", name=f"{resolution // 60}-minute data sets",
+            marker={"size": 11}, text=[f"{k}, {h}" for k, h in zip(group["kind"], group["household_type"], strict=True)],
         ), row=1, col=1)
+    fig.add_trace(go.Scatter(x=sold["location"], y=sold["price"], mode="markers", name="sold",
+                             marker={"size": 19, "symbol": "circle-open", "color": "black"}), row=1, col=1)
+    fig.update_xaxes(title_text="area (postcode)", type="category", row=1, col=1)
+    fig.update_yaxes(title_text="price (tokens)", row=1, col=1)
+    fig.update_yaxes(title_text="tokens", row=1, col=2)
+    fig.update_xaxes(title_text="trade", row=2, col=2)
     wallets = summary["wallets"]
     fig.add_trace(go.Bar(x=[f"{w['role']} {w['public_key'][:6]}" for w in wallets], y=[w["balance"] for w in wallets],
                          name="balance"), row=1, col=2)

@@ -119,11 +119,6 @@ class Market:
         """This peer's public key."""
         return self.ledger.public_key
 
-    def connect(self, *, propose: Proposer, fetch: Fetcher) -> None:
-        """Give the market its ways to reach other peers."""
-        self._propose = propose
-        self._fetch = fetch
-
     # --- selling ---------------------------------------------------------------------
 
     def sell(
@@ -138,7 +133,7 @@ class Market:
         expires = None if expires_in is None else self.clock() + expires_in
         key, salt = new_data_key(), nacl.utils.random(SALT_SIZE)
         committed = commitment(salt, plaintext)
-        try:
+        try:  # check everything before storing anything; the CID is filled in once known
             transaction = listing_transaction(descriptor, price, "pending", committed, expires)
         except EncodingError as exc:
             raise MarketError(f"cannot list this data set: {exc}") from exc
