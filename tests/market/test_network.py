@@ -111,3 +111,31 @@ async def test_standing_requests_spread_and_are_filled_cheapest_first(market_pee
 
     trades = await buyer.fill_requests()
     assert [t.listing.listing_id for t in trades] == [cheap.listing_id]
+
+
+async def test_a_seller_restarted_from_its_directory_still_sells_its_listings(tmp_path):
+    lab = Lab(tmp_path, "memory", services=lambda peer: [MarketService()], progress=False, durable=True)
+    async with lab:
+        peers = await lab.start(2)
+        seller, buyer = (peer.services[0] for peer in peers)
+        plaintext = readings_bytes(31)
+        listing = seller.sell(DataSet(plaintext, DESCRIPTOR), 20)
+        await buyer.market.book.wait_for_listing(listing.listing_id)
+
+        restarted = (await lab.restart(0)).services[0]
+        assert restarted.market.book.get(listing.listing_id) == listing  # rebuilt from the chain
+        trade = await buyer.buy(listing.listing_id)
+        assert trade.plaintext == plaintext  # the key survived in market.sqlite
+        assert restarted.market.balance().available == 1020
+
+
+async def test_a_seller_serves_only_the_ciphertexts_of_its_own_listings(market_peers):
+    from enerdatx.errors import MarketError
+
+    seller, buyer, *_ = market_peers
+    private = seller.market.content.add_bytes(b"the seller's own notes")
+    with pytest.raises(MarketError, match="does not serve"):
+        await buyer.community.fetch(seller.public_key, private)
+    listing = seller.sell(DataSet(readings_bytes(32) * 60, DESCRIPTOR), 20)  # several chunks
+    ciphertext = await buyer.community.fetch(seller.public_key, listing.cid)
+    assert ciphertext == seller.market.content.cat(listing.cid) and len(ciphertext) > 3 * 16 * 1024
