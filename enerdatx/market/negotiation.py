@@ -14,7 +14,7 @@ from typing import Any
 import cbor2
 
 from enerdatx.crypto import Identity, verify_signature
-from enerdatx.errors import EncodingError, NegotiationError
+from enerdatx.errors import EncodingError, MarketError, NegotiationError
 from enerdatx.market.formats import FORMAT_VERSION, MAX_PRICE, Listing
 from enerdatx.market.orderbook import Query
 
@@ -238,7 +238,7 @@ class StandingRequest:
             query = Query(kind=v["kind"], start=v["start"], end=v["end"], resolution=v["resolution"],
                           area=v["area"], household_type=v["household_type"], max_price=v["max_price"])
             request = cls(v["request"], v["buyer"], query, v["created"], v["expires"], signature)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, MarketError) as exc:
             raise EncodingError(f"bad standing request: {exc}") from exc
         if not isinstance(request.buyer, bytes) or request.body() != body:
             raise EncodingError("standing request fields")

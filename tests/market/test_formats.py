@@ -204,3 +204,14 @@ def test_matching_requests_cheapest_then_oldest_and_never_own_listings(town):
     assert own.listing_id not in {x.listing_id for _, x in pairs}
     with pytest.raises(NegotiationError):
         StandingRequest.create(Identity.generate(), Query(kind="gas"), created=0)
+
+
+def test_a_relayed_request_with_a_bad_query_is_refused_as_malformed():
+    identity = Identity.generate()
+    request = StandingRequest.create(identity, Query(max_price=5), created=1)
+    bad = StandingRequest(request.request_id, request.buyer, Query(max_price=5), 1, None)
+    object.__setattr__(bad.query, "start", "not a date")  # what a malicious relay could sign and send
+    forged = StandingRequest(bad.request_id, bad.buyer, bad.query, 1, None,
+                             identity.sign(b"enerdatx:request:v1\n" + bad.body()))
+    with pytest.raises(EncodingError, match="bad standing request"):
+        StandingRequest.decode(forged.encode())
