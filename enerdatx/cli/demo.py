@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -259,7 +258,3 @@ def _text(summary: dict[str, Any]) -> str:
               and name != "all_passed"]
     lines.append("all checks passed" if checks["all_passed"] else "SOME CHECKS FAILED")
     return "\n".join(lines)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(0)
