@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=int, default=1, help="days of 15-minute readings per data set")
     parser.add_argument("--gossip-fanout", type=int, default=None,
                         help="TrustChain gossip fanout and witnesses (default: the network's defaults)")
+    parser.add_argument("--solo-trades", type=int, default=50,
+                        help="trades of one extra buyer alone before the load, for the unloaded latency")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -65,7 +67,7 @@ def _lab(directory: str, transport: str, n_trades_per_buyer: int, settings: dict
     from enerdatx.lab import Lab
     from enerdatx.market.service import MarketService
 
-    grant = n_trades_per_buyer * PRICE  # every buyer can afford exactly its share
+    grant = n_trades_per_buyer * PRICE  # every buyer can afford its share
     return Lab(directory, transport, services=lambda peer: [MarketService(grant=grant)], progress=progress,
                durable=False, settings=settings)
 
@@ -77,7 +79,8 @@ def _percentile(values: list[float], q: float) -> float:
 
 async def _run(args: argparse.Namespace, sellers_n: int, buyers_n: int) -> dict[str, Any]:
     progress = not args.no_progress
-    per_buyer = -(-args.trades // buyers_n)
+    solo = min(args.solo_trades, sellers_n)
+    per_buyer = max(solo, -(-args.trades // buyers_n))
     # Distinct (buyer, listing) pairs, spread evenly over sellers.
     plan = [[(k // buyers_n + b) % sellers_n for k in range(b, args.trades, buyers_n)] for b in range(buyers_n)]
     dataset = _dataset(args.days)
@@ -87,19 +90,26 @@ async def _run(args: argparse.Namespace, sellers_n: int, buyers_n: int) -> dict[
         async with _lab(directory, transport, per_buyer, _settings(args), progress) as lab:
             if args.transport == "udp2":
                 child, contacts, listing_ids = await _start_sellers(args, sellers_n, per_buyer)
-                buyers = [peer.services[0] for peer in await lab.start(buyers_n)]
+                buyers = [peer.services[0] for peer in await lab.start(buyers_n + 1)]
                 for buyer in buyers:
                     buyer.peer.add_contacts(contacts)
                 seller_keys = [key for key, _ in contacts]
             else:
-                peers = await lab.start(args.peers)
+                peers = await lab.start(args.peers + 1)
                 lab.accept(BASELINE_TYPE)
                 services = [peer.services[0] for peer in peers]
                 buyers = services[sellers_n:]
                 listing_ids = [seller.sell(dataset, PRICE).listing_id for seller in services[:sellers_n]]
                 seller_keys = [seller.public_key for seller in services[:sellers_n]]
-            for buyer in tqdm(buyers, desc="spreading listings", disable=not progress, leave=False):
+            buyers, probe = buyers[:-1], buyers[-1]  # the probe trades alone, before the load
+            for buyer in tqdm([*buyers, probe], desc="spreading listings", disable=not progress, leave=False):
                 await buyer.market.book.wait_for(lambda book: len(book) >= len(listing_ids), timeout=120)
+            solo_latencies = [(await probe.buy(listing_ids[i])).seconds for i in range(solo)]
+            solo_bare: list[float] = []
+            for i in range(solo):
+                t0 = time.perf_counter()
+                await probe.peer.community.propose(seller_keys[i], BASELINE_TYPE, {"n": i})
+                solo_bare.append(time.perf_counter() - t0)
 
             bar = tqdm(total=args.trades, desc="trades", disable=not progress, leave=False)
             trade_latencies: list[float] = []
@@ -150,6 +160,10 @@ async def _run(args: argparse.Namespace, sellers_n: int, buyers_n: int) -> dict[
         "baseline_bare_latency_p99_ms": round(1000 * _percentile(bare_latencies, 0.99), 2),
         "trade_rate_vs_baseline": round(trades_per_s / bare_per_s, 3),
         # CPU time of this process (all peers, or the buyers' side with udp2): robust to a busy machine.
+        "solo_trades": solo,
+        "solo_trade_latency_p50_ms": round(1000 * _percentile(solo_latencies, 0.50), 2),
+        "solo_trade_latency_p99_ms": round(1000 * _percentile(solo_latencies, 0.99), 2),
+        "solo_baseline_bare_latency_p50_ms": round(1000 * _percentile(solo_bare, 0.50), 2),
         "trade_cpu_ms_per_trade": round(1000 * trade_cpu / args.trades, 3),
         "baseline_cpu_ms_per_tx": round(1000 * bare_cpu / args.trades, 3),
     }

@@ -14,6 +14,7 @@ def test_market_benchmark_reports_consistent_figures(capsys, transport):
     assert figures["transport"] == transport
     assert 0 < figures["trade_latency_p50_ms"] <= figures["trade_latency_p99_ms"]
     assert 0 < figures["baseline_bare_latency_p50_ms"] <= figures["baseline_bare_latency_p99_ms"]
+    assert figures["solo_trades"] == 3 and 0 < figures["solo_trade_latency_p50_ms"] <= figures["solo_trade_latency_p99_ms"]
     ratio = figures["trades_per_s"] / figures["baseline_bare_tx_per_s"]
     assert abs(figures["trade_rate_vs_baseline"] - ratio) < 0.01
 
