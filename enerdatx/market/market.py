@@ -112,6 +112,7 @@ class Market:
         self.book.add_blocks(ledger.store.blocks(block_type=WITHDRAWAL))
         self.book.add_blocks(ledger.store.blocks(block_type=COMPLAINT))
         ledger.subscribe(self.book.add_block)
+        ledger.on_fraud(lambda _proof: self.book.refresh())  # a forker's listings stop being live
         ledger.register_policy(PAYMENT, self._payment_policy)
 
     @property

@@ -148,6 +148,10 @@ class OrderBook:
         for block in blocks:
             self.add_block(block)
 
+    def refresh(self) -> None:
+        """Re-check waiters after a change the book cannot see itself (a new fraud proof)."""
+        self._wake()
+
     def get(self, listing_id: str) -> Listing:
         """The listing with that id; ListingNotFoundError if unknown."""
         try:

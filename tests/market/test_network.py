@@ -139,3 +139,42 @@ async def test_a_seller_serves_only_the_ciphertexts_of_its_own_listings(market_p
     listing = seller.sell(DataSet(readings_bytes(32) * 60, DESCRIPTOR), 20)  # several chunks
     ciphertext = await buyer.community.fetch(seller.public_key, listing.cid)
     assert ciphertext == seller.market.content.cat(listing.cid) and len(ciphertext) > 3 * 16 * 1024
+
+
+async def test_a_double_spend_over_the_network_is_proven_and_the_forker_shut_out(market_peers):
+    import asyncio
+    import contextlib
+
+    from enerdatx.errors import EnerDatXError, FraudDetectedError, ListingUnavailableError, TransactionRejectedError
+    from enerdatx.market import PAYMENT
+    from enerdatx.market.formats import payment_transaction
+    from enerdatx.trustchain import BlockStore, TrustChain
+    from enerdatx.trustchain.payload import ProposalMessage
+
+    seller_a, seller_b, forker, seller_c = market_peers
+    a = seller_a.sell(DataSet(readings_bytes(33), DESCRIPTOR), 900)
+    b = seller_b.sell(DataSet(readings_bytes(34), DESCRIPTOR), 900)
+    c = seller_c.sell(DataSet(readings_bytes(35), DESCRIPTOR), 10)
+    own = forker.sell(DataSet(readings_bytes(36), DESCRIPTOR), 10)
+    await forker.market.book.wait_for(lambda book: len(book) == 4)
+    await seller_c.market.book.wait_for(lambda book: len(book) == 4)
+    proven = asyncio.get_running_loop().create_future()
+    seller_c.peer.ledger.on_fraud(lambda proof: proven.done() or proven.set_result(proof))
+
+    # The forker signs a second payment at the same height from a copy of its chain and sends
+    # both at once, before gossip could tell either seller about the other.
+    twin = TrustChain(forker.peer.identity, BlockStore(":memory:"))
+    twin.receive_many(forker.peer.store.chain(forker.public_key))
+    second = twin.propose(seller_b.public_key, PAYMENT, payment_transaction(b.block_hash, 900))
+    first_trade = asyncio.ensure_future(forker.buy(a.listing_id))
+    forker.peer.community.send(forker.peer.community.peer_for(seller_b.public_key), ProposalMessage(second.encode()))
+    with contextlib.suppress(EnerDatXError):  # the first seller may hear of the fork in time, or not
+        await first_trade
+
+    proof = await asyncio.wait_for(proven, 10)
+    assert proof.public_key == forker.public_key and proof.verify()
+    with pytest.raises((FraudDetectedError, TransactionRejectedError)):
+        await forker.buy(c.listing_id)
+    await seller_c.market.book.wait_for(lambda book: book.status(book.get(own.listing_id)) == "fraudulent_seller")
+    with pytest.raises(ListingUnavailableError):
+        await seller_c.buy(own.listing_id)
