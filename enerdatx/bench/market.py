@@ -1,7 +1,7 @@
 """Market trades per second and latency from bid to verified data, against bare TrustChain transactions.
 
 Half the peers sell one data set each, the other half buy, each buyer running its trades
-one after the other and all buyers at once. The baseline, in the same run, is the same
+one after the other, ``--concurrency`` trades in flight at once. The baseline, in the same run, is the same
 number of bare countersigned TrustChain transactions between the same pairs. Transports:
 in-memory IPv8 in one process, real UDP on 127.0.0.1 in one process, or UDP between two
 processes (sellers in a child process, buyers in this one).
@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=int, default=1, help="days of 15-minute readings per data set")
     parser.add_argument("--gossip-fanout", type=int, default=None,
                         help="TrustChain gossip fanout and witnesses (default: the network's defaults)")
+    parser.add_argument("--concurrency", type=int, default=10,
+                        help="trades in flight at once (each buyer trades one at a time; default 10)")
     parser.add_argument("--solo-trades", type=int, default=50,
                         help="trades of one extra buyer alone before the load, for the unloaded latency")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -41,8 +43,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark and return its figures."""
     sellers_n = args.peers // 2
     buyers_n = args.peers - sellers_n
-    if sellers_n < 1 or args.trades < 1:
-        raise SystemExit("enerdatx bench market: need at least 2 peers and 1 trade")
+    if sellers_n < 1 or args.trades < 1 or args.concurrency < 1:
+        raise SystemExit("enerdatx bench market: need at least 2 peers, 1 trade and a concurrency of 1")
     if args.trades > sellers_n * buyers_n:
         raise SystemExit(f"at most {sellers_n * buyers_n} distinct trades with {args.peers} peers")
     return asyncio.run(_run(args, sellers_n, buyers_n))
@@ -113,10 +115,12 @@ async def _run(args: argparse.Namespace, sellers_n: int, buyers_n: int) -> dict[
 
             bar = tqdm(total=args.trades, desc="trades", disable=not progress, leave=False)
             trade_latencies: list[float] = []
+            in_flight = asyncio.Semaphore(args.concurrency)
 
             async def shop(buyer: Any, picks: list[int]) -> None:
                 for i in picks:
-                    trade = await buyer.buy(listing_ids[i])
+                    async with in_flight:
+                        trade = await buyer.buy(listing_ids[i])
                     if trade.plaintext != dataset.plaintext:
                         raise AssertionError("a trade delivered other data than was listed")
                     trade_latencies.append(trade.seconds)
@@ -131,9 +135,10 @@ async def _run(args: argparse.Namespace, sellers_n: int, buyers_n: int) -> dict[
 
             async def transact(buyer: Any, picks: list[int]) -> None:
                 for i in picks:
-                    t0 = time.perf_counter()
-                    await buyer.peer.community.propose(seller_keys[i], BASELINE_TYPE, {"n": i})
-                    bare_latencies.append(time.perf_counter() - t0)
+                    async with in_flight:
+                        t0 = time.perf_counter()
+                        await buyer.peer.community.propose(seller_keys[i], BASELINE_TYPE, {"n": i})
+                        bare_latencies.append(time.perf_counter() - t0)
 
             start, cpu = time.perf_counter(), time.process_time()
             await asyncio.gather(*(transact(buyer, picks) for buyer, picks in zip(buyers, plan, strict=True)))
@@ -150,6 +155,7 @@ async def _run(args: argparse.Namespace, sellers_n: int, buyers_n: int) -> dict[
         "peers": args.peers,
         "sellers": sellers_n,
         "buyers": buyers_n,
+        "concurrency": args.concurrency,
         "trades": args.trades,
         "dataset_bytes": len(dataset.plaintext),
         "trades_per_s": round(trades_per_s, 1),
