@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -71,10 +72,16 @@ def _read(args: argparse.Namespace) -> int:
         print("quality: " + json.dumps(report.to_dict()), file=sys.stderr)
     if args.out:
         write_csv(readings, args.out)
-    elif args.json:
-        _print_json(readings)
-    else:
-        write_csv(readings, sys.stdout)
+        return 0
+    try:
+        if args.json:
+            _print_json(readings)
+        else:
+            write_csv(readings, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader (say `head`) has seen enough; silence the flush at exit as Python's docs advise.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

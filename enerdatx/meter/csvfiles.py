@@ -102,8 +102,7 @@ def _london(table: pd.DataFrame, meter: str | None, tz: str) -> pd.DataFrame:
         local = pd.to_datetime(table[time_col].str.strip())
     except (ValueError, TypeError) as exc:
         raise ReadingsFormatError(f"unreadable London timestamps: {exc}") from exc
-    order = np.argsort(local.to_numpy(), kind="stable")
-    local, energy = local.iloc[order], energy.iloc[order]
+    # Localise in file order: the repeated autumn hour is only told apart by its position.
     try:
         starts = local.dt.tz_localize(tz, ambiguous="infer", nonexistent="NaT")
     except Exception:  # pytz/zoneinfo raise several types when the repeated hour is incomplete
@@ -111,6 +110,8 @@ def _london(table: pd.DataFrame, meter: str | None, tz: str) -> pd.DataFrame:
     keep = starts.notna().to_numpy()
     starts = pd.DatetimeIndex(starts[keep]).tz_convert("UTC")
     amounts = energy[keep].to_numpy(dtype="float64")
+    order = np.argsort(starts.asi8, kind="stable")
+    starts, amounts = starts[order], amounts[order]
     if (amounts < 0).any():
         raise ReadingsFormatError("negative half-hourly energy")
     if len(starts) == 0:

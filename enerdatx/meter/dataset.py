@@ -21,7 +21,7 @@ import pandas as pd
 from enerdatx.errors import MeterDataError, ReadingsFormatError
 from enerdatx.meter.resample import bin_readings, parse_resolution, utc_timestamp
 
-__all__ = ["FORMAT", "DataSet", "cut_dataset", "load_dataset_bytes", "KINDS"]
+__all__ = ["FORMAT", "DataSet", "cut_dataset", "load_dataset_bytes", "KINDS", "iso_duration"]
 
 FORMAT = "enerdatx-readings/1"
 _ELECTRICITY = ("import_wh", "export_wh", "import_t1_wh", "import_t2_wh", "export_t1_wh", "export_t2_wh")
@@ -98,6 +98,7 @@ def cut_dataset(
         "kind": kind,
         "start": _iso(lo),
         "end": _iso(hi),
+        "resolution": iso_duration(step),
         "resolution_seconds": int(step.total_seconds()),
         "n_readings": n_intervals,
         "n_complete": int(known.sum()),
@@ -118,6 +119,16 @@ def _encode(starts: pd.DatetimeIndex, columns: tuple[str, ...], amounts: dict[st
     for i, stamp in enumerate(stamps):
         out.write(stamp + "," + ",".join(col[i] for col in cells) + "\n")
     return out.getvalue().encode("ascii")
+
+
+def iso_duration(step: pd.Timedelta) -> str:
+    """An ISO 8601 duration for a resolution: PT10S, PT15M, PT1H, P1D."""
+    seconds = int(step.total_seconds())
+    if seconds % 86400 == 0:
+        return f"P{seconds // 86400}D"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return "PT" + "".join(f"{v}{u}" for v, u in ((hours, "H"), (minutes, "M"), (secs, "S")) if v)
 
 
 def _iso(ts: pd.Timestamp) -> str:

@@ -169,7 +169,7 @@ def parse_telegram(telegram: str, index: int = 0, *, variant: str | None = None)
     bang = telegram.rfind("!")
     if bang < 0 or not telegram.startswith("/"):
         raise TelegramError("truncated: no start '/' or end '!'", index=index)
-    if telegram.startswith("/") and len(telegram) > 1 and telegram[1] in "\r\n":
+    if len(telegram) > 1 and telegram[1] in "\r\n":
         raise TelegramError("no identification line after '/'", index=index)
     name = variant or detect_variant(telegram)
     spec = _SPECS.get(name)
@@ -272,7 +272,7 @@ def iter_source(source: Any, *, timeout: float = 30.0, baudrate: int | None = No
         yield from _tcp_chunks(source, timeout)
     elif isinstance(source, str) and source.startswith("serial:"):
         yield from _serial_chunks(source[len("serial:"):], timeout, baudrate)
-    elif isinstance(source, str) and ("\n" in source or source.lstrip().startswith("/")):
+    elif isinstance(source, str) and "\n" in source:  # telegram text; a path has no newline
         yield source
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -359,7 +359,10 @@ def read_dsmr_stream(
     rows: list[tuple[Any, ...]] = []
     pseudonyms: dict[str, str] = {}
     try:
-        for chunk in iter_source(source, timeout=timeout, baudrate=baudrate):
+        for n, chunk in enumerate(iter_source(source, timeout=timeout, baudrate=baudrate)):
+            if n == 0 and chunk.startswith("\xdb"):
+                # 0xDB opens a DLMS general-global-cipher frame (Sagemcom T210-D-r, Luxembourg MSN).
+                raise MeterDataError("encrypted DLMS telegrams are not supported; decrypt them first")
             for item in framer.feed(chunk):
                 row = _row(item, stats, errors, variant, clock, pseudonyms, meter_id)
                 bar.update(1)

@@ -112,6 +112,17 @@ def test_a_unit_the_obis_code_does_not_allow_is_an_error(old: str, new: str, mes
         parse_telegram(telegram, 7)
 
 
+def test_unreadable_timestamp_and_missing_registers() -> None:
+    telegram = render_telegram(READING, "v5")
+    stamp = telegram[telegram.index("0-0:1.0.0("):].split("\r\n", 1)[0]
+    with pytest.raises(TelegramError, match="unreadable timestamp"):
+        parse_telegram(recrc(telegram.replace(stamp, "0-0:1.0.0(261399250000W)")))
+    old = render_telegram(READING, "v3")  # no CRC to notice lost lines: the registers must be there
+    stripped = "".join(line for line in old.splitlines(keepends=True) if ":1.8." not in line and ":2.8." not in line)
+    with pytest.raises(TelegramError, match="no energy register"):
+        parse_telegram(stripped)
+
+
 def test_checksummed_version_without_crc_is_rejected() -> None:
     telegram = render_telegram(READING, "v5")
     bare = telegram[: telegram.rindex("!") + 1] + "\r\n"
@@ -164,6 +175,11 @@ def test_irish_meters_print_dublin_time() -> None:
     telegram = render_telegram(summer, "iskra_ie")
     assert "(260701130000S)" in telegram  # IST = UTC+1
     assert parse_telegram(telegram)["timestamp"] == summer["timestamp"]
+
+
+def test_encrypted_telegrams_are_refused_clearly() -> None:
+    with pytest.raises(MeterDataError, match="encrypted DLMS"):
+        read_dsmr(bytes.fromhex("db08534147670000000182010e") + b"\x00" * 32)
 
 
 def test_telegrams_without_a_clock_need_one() -> None:
