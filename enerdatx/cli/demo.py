@@ -66,7 +66,8 @@ async def run_demo(
     output.mkdir(parents=True, exist_ok=True)
     steps = ["start peers", "ingest and list", "spread listings", "match and settle", "negotiate",
              "verify", "report"]
-    bar = tqdm(steps, desc="demo", unit="step", disable=False if progress else None if progress is None else True)
+    # None: a bar on a terminal only (tqdm's own test); True/False force it on or off.
+    bar = tqdm(total=len(steps), desc="demo", unit="step", disable=None if progress is None else not progress)
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
