@@ -97,7 +97,7 @@ class MarketCommunity(Community):
         for key in self.service.peer.community.known_public_keys():
             if key not in self._synced:
                 self._synced.add(key)
-                self.send_to(key, ListingsRequestMessage(1))
+                self.send_to(key, ListingsRequestMessage(self.service.first_gap(key)))
 
     # --- records ---------------------------------------------------------------------
 

@@ -125,6 +125,12 @@ class MarketService:
         if self.peer.ledger.store.get_by_hash(block.hash) is None:
             self.peer.ledger.receive(block)
 
+    def first_gap(self, public_key: bytes) -> int:
+        """The first sequence number of that chain we lack: we hold everything below it."""
+        store = self.peer.ledger.store
+        held = store.held_sequence_numbers(public_key, 1, store.latest_sequence_number(public_key))
+        return next((i for i, seq in enumerate(held, start=1) if seq != i), len(held) + 1)
+
     def own_records(self, since: int = 1) -> list[Any]:
         """Our market records from sequence number ``since`` (what a newcomer asks for)."""
         return [b for b in self.peer.ledger.store.chain(self.public_key, max(1, since)) if b.type in RECORD_TYPES]
