@@ -1,10 +1,10 @@
 """Market trades per second and latency from bid to verified data, against bare TrustChain transactions.
 
 Half the peers sell one data set each, the other half buy, each buyer running its trades
-one after the other, ``--concurrency`` trades in flight at once. The baseline, in the same run, is the same
-number of bare countersigned TrustChain transactions between the same pairs, run after the
-trades (so on chains that much longer). Before the load, one extra buyer trades alone
-for the unloaded latency, against its own bare baseline. Transports:
+one after the other, ``--concurrency`` trades in flight at once. The baseline, in the same
+run, is the same number of bare countersigned TrustChain transactions between the same
+pairs, run after the trades (so on chains that much longer). Before the load, one extra
+buyer trades alone for the unloaded latency, against its own bare baseline. Transports:
 in-memory IPv8 in one process, real UDP on 127.0.0.1 in one process, or UDP between two
 processes (sellers in a child process, buyers in this one).
 """
