@@ -123,9 +123,11 @@ class MarketCommunity(Community):
         sender = trustchain_key(peer)
         if sender is None:
             return
-        self._synced.add(sender)  # they know us now; ask them back on the next sync round
         for block in self.service.own_records(payload.since):
             self.ez_send(peer, RecordMessage(block.encode()))
+        if sender not in self._synced:  # a newcomer to us, or we to them: ask back at once
+            self._synced.add(sender)
+            self.ez_send(peer, ListingsRequestMessage(self.service.first_gap(sender)))
 
     # --- ciphertexts -----------------------------------------------------------------
 

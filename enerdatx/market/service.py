@@ -64,10 +64,8 @@ class MarketService:
 
     def attach(self, peer: Peer) -> None:
         """Open the peer's market state and start the market community on its IPv8."""
-        from enerdatx.ipfs import open_store
-
         self.peer = peer
-        content = self._content if self._content is not None else open_store(peer.directory / "ipfs")
+        content = self._content if self._content is not None else peer.content
         keyring = Keyring(peer.directory / "market.sqlite", fsync=getattr(peer.store, "fsync", True))
         self.market = Market(
             peer.ledger, content, keyring=keyring, grant=self.grant, propose=self._propose, fetch=self._fetch
