@@ -75,6 +75,8 @@ class MarketService:
             my_peer=peer.community.my_peer, endpoint=peer.ipv8.endpoint, network=peer.ipv8.network, service=self
         )
         for name, value in self._settings.items():
+            if not hasattr(MarketSettings, name):
+                raise TypeError(f"unknown market setting {name!r}")
             setattr(settings, name, value)
         self.community = MarketCommunity(settings)
         peer.add_overlay(self.community)
