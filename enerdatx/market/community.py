@@ -93,6 +93,11 @@ class MarketCommunity(Community):
         for key in self.service.peer.community.known_public_keys():
             self.send_to(key, payload)
 
+    @property
+    def unsynced(self) -> int:
+        """Known peers we have not asked for their records yet."""
+        return sum(key not in self._synced for key in self.service.peer.community.known_public_keys())
+
     def _sync_new_neighbours(self) -> None:
         for key in self.service.peer.community.known_public_keys():
             if key not in self._synced:
