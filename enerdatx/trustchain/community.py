@@ -429,7 +429,7 @@ class TrustChainCommunity(Community):
 
     @lazy_wrapper(CrawlRequestMessage)
     def on_crawl_request(self, peer: IPv8Peer, payload: CrawlRequestMessage) -> None:
-        """Answer with the blocks we hold in the range, one message each, at most a page."""
+        """Answer with the blocks we hold in the range (at most a page), in as few packets as fit."""
         sender = self._sender(peer)
         if sender is None or self.ledger.store.is_fraudulent(sender) or payload.start < 1:
             return
@@ -450,7 +450,7 @@ class TrustChainCommunity(Community):
 
     @lazy_wrapper_unsigned(CrawlResponseMessage)
     def on_crawl_response(self, source_address: Address, payload: CrawlResponseMessage) -> None:
-        """Collect one block of a crawl we asked for; blocks outside the request are dropped."""
+        """Collect blocks of a crawl we asked for; blocks outside the request are dropped."""
         crawl = self._crawls.get(payload.identifier)
         if crawl is None or crawl.done.done() or payload.total > self.settings.crawl_page_size:
             return
@@ -540,9 +540,7 @@ class TrustChainCommunity(Community):
         forker = proof.public_key
         if forker in self._rumours:
             return
-        rumour = self._rumours[forker] = _Rumour(
-            proof.encode(), self.settings.fraud_rounds, {forker}
-        )
+        rumour = self._rumours[forker] = _Rumour(proof.encode(), self.settings.fraud_rounds, {forker})
         for block, future in self._awaiting.values():
             if block.link_public_key == forker and not future.done():
                 future.set_exception(FraudDetectedError(forker))

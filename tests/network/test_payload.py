@@ -92,3 +92,27 @@ def test_addresses_and_contacts_parse() -> None:
     assert parse_contact(f"{key.hex()}@127.0.0.1:9") == (key, ("127.0.0.1", 9))
     with pytest.raises(argparse.ArgumentTypeError):
         parse_contact("abcd@127.0.0.1:9")
+
+
+def test_the_largest_fraud_proof_fits_one_datagram():
+    from ipv8.messaging.serialization import default_serializer
+
+    from enerdatx.crypto import Identity
+    from enerdatx.trustchain import FraudProof, HalfBlock
+    from enerdatx.trustchain.encoding import MAX_BLOCK_SIZE, MAX_TRANSACTION_SIZE, MAX_TYPE_SIZE
+    from enerdatx.trustchain.payload import FraudProofMessage
+
+    forker = Identity.generate()
+
+    def biggest(tag: bytes) -> HalfBlock:
+        # CBOR: 1 byte opens the map, 2 encode the key "x", 3 head the byte string.
+        return HalfBlock.create(
+            forker, sequence_number=1, previous_hash=bytes(32), link_public_key=bytes(32),
+            link_sequence_number=0, block_type="t" * MAX_TYPE_SIZE,
+            transaction={"x": tag * (MAX_TRANSACTION_SIZE - 6)},
+        )  # fmt: skip
+
+    proof = FraudProof.of(biggest(b"a"), biggest(b"b"))
+    packet = default_serializer.pack_serializable(FraudProofMessage(proof.encode()))
+    assert len(proof.block_a.encode()) == MAX_BLOCK_SIZE
+    assert len(packet) + 163 <= 65_507
