@@ -180,9 +180,6 @@ async def test_a_double_spend_over_the_network_is_proven_and_the_forker_shut_out
         await seller_c.buy(own.listing_id)
 
 
-@pytest.mark.xfail(strict=True, raises=TimeoutError, reason="TrustChainCommunity.on_proposal answers a forked proposal with the "
-                   "agreement another peer gave its twin (store.linked matches by position only), so the "
-                   "receiver never validates it and never sees the fork; fix in enerdatx/trustchain/community.py")
 async def test_a_late_double_spend_is_proven_by_the_seller_it_is_sent_to(market_peers):
     import asyncio
 
