@@ -114,7 +114,7 @@ class Market:
         self.book.add_blocks(ledger.store.blocks(block_type=COMPLAINT))
         ledger.subscribe(self.book.add_block)
         ledger.on_fraud(lambda _proof: self.book.refresh())  # a forker's listings stop being live
-        ledger.register_policy(PAYMENT, self._payment_policy)
+        ledger.register_policy(PAYMENT, self.payment_policy)
 
     @property
     def public_key(self) -> bytes:
@@ -153,7 +153,12 @@ class Market:
             raise ListingUnavailableError(f"listing {listing_id[:16]}… is {self.book.status(listing)} already")
         self.ledger.record(WITHDRAWAL, withdrawal_transaction(listing.block_hash))
 
-    def _payment_policy(self, ledger: Any, proposal: Any) -> dict[str, Any]:
+    def payment_policy(self, ledger: Any, proposal: Any) -> dict[str, Any]:
+        """The ledger policy for payments: check the proposal and return the agreement with the key.
+
+        Registered for ``edx.payment`` at construction; wrap it (for example with
+        ``enerdatx.reputation.market.refuse_below``) to add conditions of your own.
+        """
         # TrustChain asks us before it countersigns: the agreement it signs carries the key.
         buyer = proposal.public_key
         try:

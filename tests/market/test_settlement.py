@@ -88,7 +88,7 @@ async def test_ciphertext_that_does_not_decrypt_is_complained_about(town):
 async def test_a_seller_sealing_a_bad_key_is_caught_by_the_complaint(town):
     seller, buyer = town.add(), town.add()
     listing = seller.sell(readings_bytes(4), DESCRIPTOR, 10)
-    honest = seller._payment_policy
+    honest = seller.payment_policy
 
     def cheating_policy(ledger, proposal):
         agreement = honest(ledger, proposal)
@@ -112,7 +112,7 @@ async def test_a_seller_sealing_garbage_or_committing_to_other_data_is_caught(to
     seller, buyer = town.add(), town.add()
     first = seller.sell(readings_bytes(5), DESCRIPTOR, 10)
     second = seller.sell(readings_bytes(6), DESCRIPTOR, 10)
-    honest = seller._payment_policy
+    honest = seller.payment_policy
     seller.ledger.register_policy(PAYMENT, lambda ledger, p: {**honest(ledger, p), "sealed_key": b"not a box"})
     with pytest.raises(DataVerificationError, match="key_does_not_open"):
         await buyer.buy(first.listing_id)

@@ -26,7 +26,7 @@ async def test_a_seller_refuses_buyers_below_a_threshold_and_a_buyer_ranks_selle
     await regular.buy(first.listing_id)
     # The seller rates buyers by what they paid it, and wraps the market's own payment policy.
     payments = ReputationView(seller.ledger, rule=ContributionRule(direction=Direction.FROM_PROPOSER))
-    seller.ledger.register_policy(PAYMENT, refuse_below(payments, 10, seller._payment_policy))
+    seller.ledger.register_policy(PAYMENT, refuse_below(payments, 10, seller.payment_policy))
     second = seller.sell(readings_bytes(2), DESCRIPTOR, 10)
     with pytest.raises(TransactionRejectedError, match="below 10"):
         await newcomer.buy(second.listing_id)
