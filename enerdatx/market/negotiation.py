@@ -15,7 +15,7 @@ from enerdatx.crypto import Identity, verify_signature
 from enerdatx.errors import EncodingError, MarketError, NegotiationError
 from enerdatx.market.formats import FORMAT_VERSION, MAX_PRICE, Listing
 from enerdatx.market.orderbook import Query
-from enerdatx.trustchain.encoding import decode_transaction, encode_transaction
+from enerdatx.trustchain import decode_transaction, encode_transaction
 
 __all__ = [
     "STEPS",

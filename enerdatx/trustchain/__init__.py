@@ -7,6 +7,7 @@ blocks between peers lives in :mod:`enerdatx.trustchain.community`.
 """
 
 from enerdatx.trustchain.block import GENESIS_HASH, NO_COUNTERPARTY, HalfBlock
+from enerdatx.trustchain.encoding import decode_transaction, encode_transaction
 from enerdatx.trustchain.fraud import FraudProof
 from enerdatx.trustchain.ledger import Policy, TrustChain
 from enerdatx.trustchain.store import BlockStore
@@ -23,4 +24,6 @@ __all__ = [
     "TrustChain",
     "ValidationLevel",
     "ValidationResult",
+    "decode_transaction",
+    "encode_transaction",
 ]
