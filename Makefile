@@ -6,7 +6,7 @@ PIP ?= $(PYTHON) -m pip
 
 demo:
 	$(PIP) install -e .
-	enerdatx demo
+	$(PYTHON) -m enerdatx demo
 
 # Everything, slow suites included (real IPFS daemons, real browser, many peers).
 test: install-test-deps
