@@ -13,6 +13,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+import nacl.bindings
 import nacl.exceptions
 import nacl.public
 import nacl.secret
@@ -151,8 +152,9 @@ def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> boo
     """True when ``signature`` is ``public_key``'s Ed25519 signature of ``message``."""
     if len(public_key) != PUBLIC_KEY_SIZE or len(signature) != SIGNATURE_SIZE:
         return False
+    # The binding directly: building a VerifyKey per call costs a third of a verification.
     try:
-        nacl.signing.VerifyKey(public_key).verify(message, signature)
+        nacl.bindings.crypto_sign_open(signature + message, public_key)
     except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, nacl.exceptions.TypeError):
         return False
     return True

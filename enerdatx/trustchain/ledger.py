@@ -85,9 +85,12 @@ class TrustChain:
             raise InvalidBlockError("not_addressed_to_us", "only proposals to this peer can be countersigned")
         if self.store.is_fraudulent(proposal.public_key):
             raise FraudDetectedError(proposal.public_key)
-        for agreement in self.store.agreements_for(proposal.public_key, proposal.sequence_number):
-            if agreement.public_key == self.public_key and self.store.get_by_hash(proposal.hash):
-                return agreement
+        held = self.store.get(proposal.public_key, proposal.sequence_number)
+        if held is not None and held.hash == proposal.hash:
+            # We store a proposal only together with our agreement, or when it came as gossip.
+            for agreement in self.store.agreements_for(proposal.public_key, proposal.sequence_number):
+                if agreement.public_key == self.public_key:
+                    return agreement
         result = self.receive(proposal, store=False)
         if result.is_invalid:
             if Rule.FORK.value in result.reasons:
@@ -142,13 +145,18 @@ class TrustChain:
         A block that forks a held one yields an INVALID result with reason ``fork``, and a
         fraud proof that is stored and announced to ``on_fraud`` listeners.
         """
-        if self.store.get_by_hash(block.hash) is not None:
+        held = self.store.get(block.public_key, block.sequence_number)
+        if held is not None and held.hash == block.hash:
             return validate(block, self.store, signature_checked=True)[0]
         result, forked = validate(block, self.store, now=self._clock())
         if forked is not None:
             self.receive_fraud_proof(FraudProof.of(forked, block))
         if store and not result.is_invalid:
-            self._notify_blocks(self.store.insert_validated([block]))
+            with self.store.transaction(durable=False):
+                new = self.store.insert_validated([block])
+                if block.is_proposal and not block.is_record:
+                    self._drop_impostor_agreements(block)
+            self._notify_blocks(new)
             # A block of our own chain we did not hold (restored from a peer after losing our
             # database): never sign below it again.
             if block.public_key == self.public_key and (
@@ -156,6 +164,18 @@ class TrustChain:
             ):
                 self._head = block
         return result
+
+    def _drop_impostor_agreements(self, proposal: HalfBlock) -> None:
+        # An agreement stored before its proposal was known, by someone the proposal was not
+        # addressed to, turns out invalid now; it must not block the real agreement.
+        impostors = [
+            agreement
+            for agreement in self.store.agreements_for(proposal.public_key, proposal.sequence_number)
+            if agreement.public_key != proposal.link_public_key
+        ]
+        if impostors:
+            logger.info("dropping %d agreements to a proposal not addressed to them", len(impostors))
+            self.store.remove_blocks(impostors)
 
     def receive_many(self, blocks: list[HalfBlock]) -> list[ValidationResult]:
         """Receive blocks in order (a crawled range) in one SQL transaction."""

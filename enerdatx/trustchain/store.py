@@ -134,6 +134,15 @@ class BlockStore:
                         self._pending_latest[block.public_key] = block.sequence_number
         return new
 
+    def remove_blocks(self, blocks: Iterable[HalfBlock]) -> None:
+        """Remove blocks shown to be invalid after they were stored (see TrustChain.receive)."""
+        with self.transaction(durable=False):
+            for block in blocks:
+                self._db.execute("DELETE FROM blocks WHERE block_hash = ?", (block.hash,))
+                self._recent.pop((block.public_key, block.sequence_number), None)
+                self._pending.pop((block.public_key, block.sequence_number), None)
+            self._latest.clear()  # recomputed on demand
+
     def add_fraud_proof(self, proof: FraudProof) -> bool:
         """Store a verified fraud proof; True if it is the first for that public key."""
         with self.transaction(durable=False):

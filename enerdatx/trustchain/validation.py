@@ -50,7 +50,7 @@ class Rule(str, enum.Enum):
     PREVIOUS_HASH_MISMATCH = "previous_hash_mismatch"  # does not point at the held previous block
     NEXT_HASH_MISMATCH = "next_hash_mismatch"  # the held next block does not point at it
     LINKED_MISMATCH = "linked_mismatch"  # the two halves of a pair disagree
-    DOUBLE_COUNTERSIGN = "double_countersign"  # a proposal countersigned twice
+    DOUBLE_COUNTERSIGN = "double_countersign"  # a proposal countersigned twice by its addressee
 
 
 @dataclass(frozen=True)
@@ -135,8 +135,10 @@ def _check_links(block: HalfBlock, store: BlockStore) -> list[Rule]:
     if block.is_record:
         return []
     if block.is_proposal:
+        # Agreements by anyone but the addressee are theirs to answer for (see
+        # TrustChain.receive); only the addressee's agreement can disagree with the proposal.
         agreements = store.agreements_for(block.public_key, block.sequence_number)
-        if any(a.public_key != block.link_public_key or a.type != block.type for a in agreements):
+        if any(a.public_key == block.link_public_key and a.type != block.type for a in agreements):
             return [Rule.LINKED_MISMATCH]
         return []
     proposal = store.get(block.link_public_key, block.link_sequence_number)
@@ -147,7 +149,7 @@ def _check_links(block: HalfBlock, store: BlockStore) -> list[Rule]:
     ):
         return [Rule.LINKED_MISMATCH]
     others = store.agreements_for(block.link_public_key, block.link_sequence_number)
-    if any(other.hash != block.hash for other in others):
+    if any(other.public_key == block.public_key and other.hash != block.hash for other in others):
         return [Rule.DOUBLE_COUNTERSIGN]
     return []
 

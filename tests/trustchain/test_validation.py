@@ -128,10 +128,22 @@ def test_a_proposal_that_disagrees_with_a_held_agreement(alice, bob, carol):
     proposal = alice.propose(bob.public_key, PAY, {"amount": 1})
     agreement = bob.countersign(proposal)
     carol.receive(agreement)  # agreement first, proposal not yet known
-    lying = sign(alice.identity, link_public_key=carol.public_key)  # different link, same place
-    assert lying.sequence_number == proposal.sequence_number
-    assert reasons(carol, lying) == {Rule.LINKED_MISMATCH.value}
-    assert not carol.validate(proposal).is_invalid
+    # Alice signs another block at the same place, addressed to Carol. Carol cannot tell yet
+    # whether Alice forked or Bob's agreement is bogus: the proposal decides...
+    other = sign(alice.identity, link_public_key=carol.public_key)
+    assert other.sequence_number == proposal.sequence_number
+    assert not carol.receive(other).is_invalid
+    assert carol.store.get(bob.public_key, 1) is None
+    # ...and when Alice's proposal to Bob turns up, the fork is proven.
+    assert carol.receive(proposal).reasons == ("fork",)
+    assert carol.is_fraudulent(alice.public_key)
+
+
+def test_an_agreement_of_another_type_disagrees(alice, bob, carol):
+    proposal = alice.propose(bob.public_key, PAY, {"amount": 1})
+    wrong_type = sign(bob.identity, link_public_key=alice.public_key, link_sequence_number=1, block_type="other")
+    carol.receive(wrong_type)
+    assert reasons(carol, proposal) == {Rule.LINKED_MISMATCH.value}
 
 
 def test_a_proposal_countersigned_twice(alice, bob, carol):
@@ -160,3 +172,15 @@ def test_records_need_no_counterparty(alice):
     record = alice.record("edx.note", {"text": "hello"})
     assert record.link_public_key == NO_COUNTERPARTY and record.is_record
     assert not alice.validate(record).is_invalid
+
+
+def test_an_impostor_agreement_cannot_block_the_real_pair(alice, bob, carol):
+    mallory = Identity.generate()
+    proposal = alice.propose(bob.public_key, PAY, {"amount": 1})
+    impostor = sign(mallory, link_public_key=alice.public_key, link_sequence_number=proposal.sequence_number)
+    assert not carol.receive(impostor).is_invalid  # the proposal is not known yet
+    assert not carol.receive(proposal).is_invalid
+    assert carol.store.get(mallory.public_key, 1) is None  # shown invalid, dropped
+    agreement = bob.countersign(proposal)
+    assert not carol.receive(agreement).is_invalid
+    assert carol.store.linked(proposal) == agreement

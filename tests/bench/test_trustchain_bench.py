@@ -1,0 +1,16 @@
+import json
+
+from enerdatx.cli import main
+
+
+def test_trustchain_benchmark_reports_consistent_figures(capsys):
+    assert main(["bench", "trustchain", "--json", "--transactions", "50", "--crawl-blocks", "60", "--no-progress"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["transactions"] == 50 and figures["crawl_blocks"] == 60
+    bound = 1e6 / (2 * figures["ed25519_sign_us"] + 2 * figures["ed25519_verify_us"])
+    assert abs(figures["ed25519_bound_tx_per_s"] - bound) / bound < 0.01
+    for suffix in ("", "_no_fsync", "_memory_store"):
+        tx_per_s = figures[f"tx_per_s{suffix}"]
+        assert abs(tx_per_s - 50 / figures[f"seconds{suffix}"]) / tx_per_s < 0.01
+        # Each transaction signs and verifies twice, so it can never beat the bound.
+        assert 0 < figures[f"ratio_to_bound{suffix}"] < 1
