@@ -7,9 +7,8 @@ seen by one peer: another peer may hold more or less of the same chains.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 import ipywidgets as widgets
 import networkx as nx
@@ -19,6 +18,7 @@ from IPython.display import clear_output, display
 
 from enerdatx.trustchain import NO_COUNTERPARTY, BlockStore, HalfBlock, TrustChain
 from enerdatx.widgets.panel import Panel, short_key
+from enerdatx.widgets.tables import frame_html
 
 __all__ = ["ChainExplorer", "chain_frame", "fraud_frame", "trade_graph"]
 
@@ -148,9 +148,8 @@ class ChainExplorer(Panel):
             ],
         )
         self._ledgers: dict[str, TrustChain] = {}
-        self._quiet = False  # True while the explorer itself changes the dropdowns
-        self.viewer.observe(lambda _: self._on_pick(self._list_chains), "value")
-        self.owner.observe(lambda _: self._on_pick(self.refresh), "value")
+        self.when_picked(self.viewer, self._list_chains)
+        self.when_picked(self.owner, self.refresh)
         self.refresh_button.on_click(lambda _: self.attempt(self.refresh))
         self.set_ledgers(ledgers)
 
@@ -162,33 +161,18 @@ class ChainExplorer(Panel):
     def set_ledgers(self, ledgers: Mapping[str, TrustChain]) -> None:
         """Show these peers' ledgers (name -> ledger); keeps the viewer if it is still there."""
         self._ledgers = dict(ledgers)
-        self._pick(self.viewer, list(self._ledgers))
+        self.pick(self.viewer, list(self._ledgers))
         self.attempt(self._list_chains)
-
-    def _on_pick(self, action: Callable[[], None]) -> None:
-        if not self._quiet:
-            self.attempt(action)
-
-    def _pick(self, dropdown: widgets.Dropdown, options: list[Any]) -> None:
-        """Set a dropdown's options, keeping its value if still offered, else the first."""
-        values = [option[1] if isinstance(option, tuple) else option for option in options]
-        keep = dropdown.value if dropdown.value in values else (values[0] if values else None)
-        self._quiet = True
-        try:
-            dropdown.options = options
-            dropdown.value = keep
-        finally:
-            self._quiet = False
 
     def _list_chains(self) -> None:
         ledger = self._ledgers.get(self.viewer.value)
         if ledger is None:
-            self._pick(self.owner, [])
+            self.pick(self.owner, [])
             return self.refresh()
         names = self.names
         keys = sorted(ledger.store.public_keys(), key=lambda key: (key != ledger.public_key, _name(key, names)))
         keys = keys or [ledger.public_key]
-        self._pick(self.owner, [(_name(key, names), key) for key in keys])
+        self.pick(self.owner, [(_name(key, names), key) for key in keys])
         self.refresh()
 
     def refresh(self) -> None:
@@ -204,9 +188,9 @@ class ChainExplorer(Panel):
         names = self.names
         frame = chain_frame(ledger, self.owner.value, names)
         proofs = fraud_frame(ledger.store, names)
-        self.blocks.value = frame.to_html(classes="edx-chain") if len(frame) else "<i>no blocks held</i>"
+        self.blocks.value = frame_html(frame, "edx-chain", empty="no blocks held")
         self.proofs.value = (
-            f"<b>Fraud proofs held</b>{proofs.to_html(index=False, classes='edx-fraud')}" if len(proofs) else ""
+            f"<b>Fraud proofs held</b>{frame_html(proofs, 'edx-fraud', index=False)}" if len(proofs) else ""
         )
         self.figure = trade_graph(ledger.store, names)
         with self.graph:

@@ -12,7 +12,7 @@ import html
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import ipywidgets as widgets
 import traitlets
@@ -41,6 +41,7 @@ class Panel(widgets.VBox):
     error = traitlets.Unicode("", help="the last error shown; empty after a success")
     info = traitlets.Unicode("", help="the last message shown after a success")
     busy = traitlets.Bool(False, help="True while an action runs")
+    revision = traitlets.Int(0, help="counts the panel's changes to shared state (peers, chains, market)")
 
     def __init__(self, title: str, controls: Sequence[widgets.Widget] = (), **kwargs: object) -> None:
         self.progress = widgets.IntProgress(
@@ -50,6 +51,7 @@ class Panel(widgets.VBox):
         self.title = title
         self._controls: tuple[widgets.Widget, ...] = tuple(controls)
         self._tasks: set[asyncio.Task[object]] = set()
+        self._quiet = False  # True while the panel itself changes its dropdowns
         super().__init__(**kwargs)
         self._lay_out()
 
@@ -61,6 +63,23 @@ class Panel(widgets.VBox):
     def _lay_out(self) -> None:
         heading = widgets.HTML(f"<b>{html.escape(self.title)}</b>")
         self.children = (heading, *self._controls, self.progress, self.message)
+
+    # --- choices ------------------------------------------------------------------------
+
+    def pick(self, dropdown: widgets.Dropdown, options: Sequence[Any]) -> None:
+        """Set a dropdown's options, keeping its value if still offered, else the first; no events."""
+        values = [option[1] if isinstance(option, tuple) else option for option in options]
+        keep = dropdown.value if dropdown.value in values else (values[0] if values else None)
+        self._quiet = True
+        try:
+            dropdown.options = list(options)
+            dropdown.value = keep
+        finally:
+            self._quiet = False
+
+    def when_picked(self, dropdown: widgets.Dropdown, action: Callable[[], object]) -> None:
+        """Run ``action`` (guarded) when the user, not :meth:`pick`, changes ``dropdown``."""
+        dropdown.observe(lambda _: None if self._quiet else self.attempt(action), "value")
 
     # --- messages ---------------------------------------------------------------------
 
@@ -81,6 +100,13 @@ class Panel(widgets.VBox):
         self.info = ""
         self.error = text or type(error).__name__
         self.message.value = f'<span class="edx-error" style="color:#b00020">&#9888; {html.escape(self.error)}</span>'
+
+    def changed(self) -> None:
+        """Say that this panel changed shared state, so that panels observing ``revision`` refresh."""
+        self.revision += 1
+
+    def refresh(self) -> None:
+        """Read the state shown again (panels override this)."""
 
     # --- running actions --------------------------------------------------------------
 

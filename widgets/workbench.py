@@ -1,0 +1,88 @@
+"""The workbench: every panel over one Lab of local peers, in tabs, kept in step with each other."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+
+from enerdatx.lab import Lab, Transport
+from enerdatx.market.service import MarketService
+from enerdatx.meter import cut_dataset, synthetic_household
+from enerdatx.widgets.chain import ChainExplorer
+from enerdatx.widgets.market import MarketPanel
+from enerdatx.widgets.meter import MeterPanel
+from enerdatx.widgets.peers import PeersPanel
+from enerdatx.widgets.purchases import PurchasesPanel
+from enerdatx.widgets.tables import market_of, peer_name
+
+__all__ = ["Workbench"]
+
+TITLES = ("Peers", "Meter data", "Market", "Purchases", "Chain explorer")
+
+
+def _market_services(_peer: Any) -> list[MarketService]:
+    return [MarketService()]
+
+
+class Workbench(widgets.VBox):
+    """Peers, meter data, market, purchases and chain explorer over one Lab (a market on every peer).
+
+    In a notebook: ``wb = Workbench()``, ``await wb.start(3)``, then show ``wb``.
+    """
+
+    def __init__(self, lab: Lab | None = None, *, directory: str | Path | None = None, transport: Transport = "memory") -> None:
+        self.lab = lab or Lab(directory, transport, services=_market_services, progress=False)
+        self.peers = PeersPanel(self.lab)
+        self.meter = MeterPanel()
+        self.market = MarketPanel(self.lab, self.dataset_for)
+        self.purchases = PurchasesPanel(self.lab)
+        self.chain = ChainExplorer({})
+        self.panels = (self.peers, self.meter, self.market, self.purchases, self.chain)
+        self.tabs = widgets.Tab(children=self.panels, titles=TITLES)
+        self.tabs.add_class("edx-workbench")
+        super().__init__([widgets.HTML("<h3>EnerDatX workbench</h3>"), self.tabs])
+        for panel in self.panels:
+            panel.observe(self._refresh_others, "revision")
+        self.market.observe(self._show_purchase, "last_trade")
+        self._refresh_others({"owner": None})
+
+    @property
+    def markets(self) -> list[MarketService]:
+        """The market service of every running peer, in the lab's order."""
+        return [market_of(peer) for peer in self.lab.peers]
+
+    async def start(self, n: int = 3) -> list[Any]:
+        """Start ``n`` more peers (with the panel's progress bar) and return all of them."""
+        peers = await self.peers.start(n)
+        if peers is None:
+            raise RuntimeError(self.peers.error)
+        return peers
+
+    async def close(self) -> None:
+        """Stop every peer."""
+        await self.peers.stop()
+
+    def dataset_for(self, peer: Any) -> Any:
+        """What ``peer`` sells from the market panel: the meter panel's data set, else its own synthetic household."""
+        if self.meter.dataset is not None:
+            return self.meter.dataset
+        seed = self.lab.peers.index(peer) if peer in self.lab.peers else 0
+        readings = synthetic_household(seed=seed, days=7, location="2628")
+        return cut_dataset(readings, resolution="1h", location="2628", household_type="family")
+
+    def refresh(self) -> None:
+        """Read everything again."""
+        self._refresh_others({"owner": None})
+
+    def _refresh_others(self, change: dict[str, Any]) -> None:
+        self.chain.set_ledgers({peer_name(peer): peer.ledger for peer in self.lab.peers})
+        for panel in self.panels:
+            if panel is not change["owner"] and panel is not self.chain:
+                panel.attempt(panel.refresh)
+
+    def _show_purchase(self, change: dict[str, Any]) -> None:
+        buyer, trade = change["new"]
+        self.tabs.selected_index = self.panels.index(self.purchases)
+        self.purchases.show(buyer, trade.listing.listing_id)
