@@ -16,7 +16,7 @@ _MODULES = {
     "chain": ["ChainExplorer", "chain_frame", "fraud_frame", "trade_graph"],
     "market": ["MarketPanel", "negotiations_frame", "order_book_frame"],
     "meter": ["MeterPanel"],
-    "panel": ["Panel", "short_key"],
+    "panel": ["Panel", "short_key", "show_figure"],
     "peers": ["PeersPanel", "peers_frame"],
     "purchases": ["PurchasesPanel", "dataset_figure", "purchases_frame"],
     "workbench": ["Workbench"],

@@ -14,10 +14,9 @@ import ipywidgets as widgets
 import networkx as nx
 import pandas as pd
 import plotly.graph_objects as go
-from IPython.display import clear_output, display
 
 from enerdatx.trustchain import NO_COUNTERPARTY, BlockStore, HalfBlock, TrustChain
-from enerdatx.widgets.panel import Panel, short_key
+from enerdatx.widgets.panel import Panel, show_figure, short_key
 from enerdatx.widgets.tables import frame_html
 
 __all__ = ["ChainExplorer", "chain_frame", "fraud_frame", "trade_graph"]
@@ -182,8 +181,7 @@ class ChainExplorer(Panel):
             self.blocks.value = "<i>no peers yet</i>"
             self.proofs.value = ""
             self.figure = None
-            with self.graph:
-                clear_output()
+            self.graph.outputs = ()
             return
         names = self.names
         frame = chain_frame(ledger, self.owner.value, names)
@@ -193,7 +191,5 @@ class ChainExplorer(Panel):
             f"<b>Fraud proofs held</b>{frame_html(proofs, 'edx-fraud', index=False)}" if len(proofs) else ""
         )
         self.figure = trade_graph(ledger.store, names)
-        with self.graph:
-            clear_output(wait=True)
-            display(self.figure)
+        show_figure(self.graph, self.figure)
         self.show_info(f"{_name(self.owner.value, names)}: {len(frame)} blocks held by {self.viewer.value}; {len(proofs)} fraud proofs")

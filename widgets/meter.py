@@ -8,12 +8,11 @@ from typing import Any
 
 import ipywidgets as widgets
 import pandas as pd
-from IPython.display import clear_output, display
 
 from enerdatx.errors import MeterDataError
 from enerdatx.meter import HOUSEHOLD_TYPES, cut_dataset, read_csv, read_dsmr, read_oehu, synthetic_household
 from enerdatx.meter.plots import consumption_figure
-from enerdatx.widgets.panel import Panel
+from enerdatx.widgets.panel import Panel, show_figure
 
 __all__ = ["MeterPanel", "SOURCES"]
 
@@ -105,6 +104,4 @@ class MeterPanel(Panel):
 
     def _plot(self, readings: pd.DataFrame) -> None:
         figure = consumption_figure(readings, self.resolution.value)
-        with self.plot:
-            clear_output(wait=True)
-            display(figure)
+        show_figure(self.plot, figure)

@@ -15,11 +15,13 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import ipywidgets as widgets
+import plotly.graph_objects as go
+import plotly.io as pio
 import traitlets
 
 from enerdatx.errors import EnerDatXError
 
-__all__ = ["Panel", "short_key"]
+__all__ = ["Panel", "short_key", "show_figure"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +35,17 @@ EXPECTED_ERRORS = (EnerDatXError, ValueError, KeyError, OSError, TimeoutError)
 def short_key(public_key: bytes) -> str:
     """The first 8 hex digits of a public key: enough to tell peers apart on screen."""
     return public_key.hex()[:8]
+
+
+def show_figure(output: widgets.Output, figure: go.Figure) -> None:
+    """Show a plotly figure in ``output`` through the widget's synced state.
+
+    Displaying inside ``with output:`` would go through the kernel's display stream, tagged
+    with whichever cell is running: a front end without widgets (nbval, nbconvert) would
+    then attach the figure to that cell.
+    """
+    bundle = pio.renderers["plotly_mimetype"].to_mimebundle(figure.to_dict())
+    output.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
 
 
 class Panel(widgets.VBox):

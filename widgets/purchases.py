@@ -7,11 +7,10 @@ from typing import Any
 import ipywidgets as widgets
 import pandas as pd
 import plotly.graph_objects as go
-from IPython.display import clear_output, display
 
 from enerdatx.errors import MarketError
 from enerdatx.meter import load_dataset_bytes
-from enerdatx.widgets.panel import Panel
+from enerdatx.widgets.panel import Panel, show_figure
 from enerdatx.widgets.tables import frame_html, market_of, peer_name
 
 __all__ = ["PurchasesPanel", "dataset_figure", "purchases_frame"]
@@ -100,8 +99,6 @@ class PurchasesPanel(Panel):
         plaintext = market_of(peer).market.purchased_data(self.purchase.value)
         self.frame = load_dataset_bytes(plaintext)
         self.figure = dataset_figure(self.frame, f"Data set {self.purchase.value[:12]}, decrypted by {self.buyer.value}")
-        with self.plot:
-            clear_output(wait=True)
-            display(self.figure)
+        show_figure(self.plot, self.figure)
         self.show_info(f"{len(self.frame)} intervals decrypted and verified")
         return self.frame

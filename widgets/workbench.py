@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from enerdatx.widgets.tables import market_of, peer_name
 __all__ = ["Workbench"]
 
 TITLES = ("Peers", "Meter data", "Market", "Purchases", "Chain explorer")
+# Blocks arrive in bursts (a trade is two, a crawl many): redraw once per burst, not per block.
+REDRAW_DELAY_SECONDS = 0.25
 
 
 def _market_services(_peer: Any) -> list[MarketService]:
@@ -46,6 +49,8 @@ class Workbench(widgets.VBox):
         for panel in self.panels:
             panel.observe(self._refresh_others, "revision")
         self.market.observe(self._show_purchase, "last_trade")
+        self._followed: set[int] = set()
+        self._redraw: asyncio.TimerHandle | None = None
         self._refresh_others({"owner": None})
 
     @property
@@ -77,10 +82,23 @@ class Workbench(widgets.VBox):
         self._refresh_others({"owner": None})
 
     def _refresh_others(self, change: dict[str, Any]) -> None:
+        for peer in self.lab.peers:
+            if id(peer.ledger) not in self._followed:
+                self._followed.add(id(peer.ledger))
+                peer.ledger.subscribe(self._on_block)
         self.chain.set_ledgers({peer_name(peer): peer.ledger for peer in self.lab.peers})
         for panel in self.panels:
             if panel is not change["owner"] and panel is not self.chain:
                 panel.attempt(panel.refresh)
+
+    def _on_block(self, _block: Any) -> None:
+        """A peer stored a block (traded through the API or the network): redraw soon."""
+        if self._redraw is None:
+            self._redraw = asyncio.get_running_loop().call_later(REDRAW_DELAY_SECONDS, self._redraw_now)
+
+    def _redraw_now(self) -> None:
+        self._redraw = None
+        self.refresh()
 
     def _show_purchase(self, change: dict[str, Any]) -> None:
         buyer, trade = change["new"]

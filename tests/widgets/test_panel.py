@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from enerdatx.errors import InsufficientFundsError
-from enerdatx.widgets import Panel
+from enerdatx.widgets import Panel, show_figure
 
 
 def test_panel_lays_out_title_controls_progress_and_message():
@@ -85,3 +85,14 @@ async def test_attempt_async_returns_an_awaitable_task_and_reports_errors():
     assert task.result() is None
     assert panel.error == "balance 0 is less than the amount 1"
     assert not panel.busy
+
+
+def test_show_figure_puts_the_plotly_bundle_into_the_output_state():
+    import ipywidgets as widgets
+    import plotly.graph_objects as go
+
+    output = widgets.Output()
+    show_figure(output, go.Figure(go.Scatter(x=[1, 2], y=[3, 4])))
+    show_figure(output, go.Figure(go.Bar(x=[1], y=[5])))
+    (shown,) = output.outputs
+    assert shown["data"]["application/vnd.plotly.v1+json"]["data"][0]["type"] == "bar"

@@ -140,3 +140,18 @@ async def test_panels_work_alone_over_a_lab(tmp_path):
         await lab.stop()
     with pytest.raises(MarketError):
         market._service("peer-000")
+
+
+async def test_trades_made_through_the_api_show_up_in_the_panels(workbench):
+    import asyncio
+
+    from enerdatx.meter import cut_dataset, synthetic_household
+
+    seller, buyer = workbench.markets[0], workbench.markets[2]
+    listing = seller.sell(cut_dataset(synthetic_household(seed=9, days=1), resolution="1h"), 15)
+    await buyer.market.book.wait_for_listing(listing.listing_id)
+    await buyer.buy(listing.listing_id)
+    redrawn = asyncio.Event()
+    workbench.peers.table.observe(lambda _: redrawn.set(), "value")
+    await asyncio.wait_for(redrawn.wait(), 5)
+    assert "<td>985</td>" in workbench.peers.table.value and "<td>1015</td>" in workbench.peers.table.value
