@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import ipywidgets as widgets
@@ -32,11 +33,12 @@ def purchases_frame(service: Any, names: dict[str, str]) -> pd.DataFrame:
 
 
 def dataset_figure(frame: pd.DataFrame, title: str) -> go.Figure:
-    """Energy per interval of a decrypted data set: one line per register that is not all zero."""
+    """Energy per interval of a decrypted data set: one line per total register (tariff splits left out)."""
     figure = go.Figure()
     for column in frame.columns:
         values = frame[column]
-        if pd.api.types.is_numeric_dtype(values) and values.fillna(0).any():
+        is_total = not re.search(r"_t\d_", column)
+        if is_total and pd.api.types.is_numeric_dtype(values) and values.fillna(0).any():
             figure.add_trace(go.Scatter(x=frame.index, y=values, name=column, mode="lines"))
     figure.update_layout(title=title, xaxis_title="interval start (UTC)", yaxis_title="per interval",
                          hovermode="x unified", height=380)  # fmt: skip

@@ -6,10 +6,13 @@ from typing import Any
 
 CELL_SECONDS = 120
 
+IS_CURRENT = """name => {
+    const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+    return Boolean(panel && panel.context && panel.context.path === name);
+}"""
+
 OPEN_NOTEBOOK = """async () => {
-    const app = window.jupyterapp;
-    await app.restored;
-    const panel = app.shell.currentWidget;
+    const panel = window.jupyterapp.shell.currentWidget;
     await panel.context.ready;
     await panel.sessionContext.ready;
     return panel.context.path;
@@ -33,8 +36,8 @@ ERRORS = """() => window.jupyterapp.shell.currentWidget.content.widgets
 def open_notebook(page: Any, url: str, name: str) -> None:
     """Open a notebook and wait until its kernel is up."""
     page.goto(url)
-    page.wait_for_function("() => window.jupyterapp !== undefined", timeout=60_000)
-    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    # JupyterLab may first restore notebooks an earlier test left open in the workspace
+    page.wait_for_function(IS_CURRENT, arg=name, timeout=60_000)
     assert page.evaluate(OPEN_NOTEBOOK) == name
 
 

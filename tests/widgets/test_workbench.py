@@ -43,7 +43,7 @@ async def test_sell_then_buy_shows_the_decrypted_data_in_purchases(workbench):
     assert workbench.tabs.selected_index == workbench.panels.index(purchases)
     assert purchases.buyer.value == "peer-001" and purchases.purchase.value == listing.listing_id
     assert purchases.frame.equals(trade.dataframe())
-    assert len(purchases.figure.data) >= 1
+    assert [trace.name for trace in purchases.figure.data] == ["import_wh"]  # no PV: nothing exported
     assert "peer-000" in purchases.table.value and "<td>40</td>" in purchases.table.value
     # the peers table follows: the buyer paid 40, the seller earned it
     assert "<td>960</td>" in workbench.peers.table.value and "<td>1040</td>" in workbench.peers.table.value
