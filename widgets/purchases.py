@@ -40,8 +40,8 @@ def dataset_figure(frame: pd.DataFrame, title: str) -> go.Figure:
         is_total = not re.search(r"_t\d_", column)
         if is_total and pd.api.types.is_numeric_dtype(values) and values.fillna(0).any():
             figure.add_trace(go.Scatter(x=frame.index, y=values, name=column, mode="lines"))
-    figure.update_layout(title=title, xaxis_title="interval start (UTC)", yaxis_title="per interval",
-                         hovermode="x unified", height=380)  # fmt: skip
+    figure.update_layout(title=title, xaxis_title="interval start (UTC)", yaxis_title="Wh (gas: dm³) per interval",
+                         hovermode="x unified", height=380, showlegend=True)  # fmt: skip
     return figure
 
 
