@@ -6,7 +6,11 @@ import json
 
 import pytest
 
-from enerdatx.meter import read_dsmr, render_telegrams, synthetic_household, write_csv
+from tests.core import require
+
+require()
+
+from enerdatx.meter import read_dsmr, render_telegrams, synthetic_household, write_csv  # noqa: E402 - after the guard
 from enerdatx.widgets import MeterPanel
 
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from enerdatx.errors import MarketError
+from tests.core import require
+
+require()
+
+from enerdatx.errors import MarketError  # noqa: E402 - after the guard
 from enerdatx.widgets import MarketPanel, PeersPanel, PurchasesPanel, Workbench
 
 
