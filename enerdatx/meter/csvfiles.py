@@ -1,0 +1,157 @@
+"""CSV readings: the London Smart Meters half-hourly files and EnerDatX's generic CSV.
+
+London (UK Power Networks' Low Carbon London trial, as republished): ``LCLid``,
+``tstp`` or ``DateTime`` (local London time, start of the half hour) and
+``energy(kWh/hh)`` or ``KWH/hh (per half hour)``: energy per half hour, "Null"
+when missing. It becomes a register that starts at 0, read at each half hour's
+end; a missing half hour leaves a hole that resampling reports as unknown.
+
+Generic (docs/readings.md): a ``timestamp`` column in ISO 8601 with a UTC offset
+and any canonical columns; it is what ``write_csv`` writes.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+from enerdatx.errors import ReadingsFormatError
+from enerdatx.meter.schema import COLUMNS, make_readings, pseudonymize_meter_id, validate_readings
+
+__all__ = ["read_csv", "write_csv", "london_meter_ids"]
+
+_LONDON_TIME = ("tstp", "DateTime")
+_LONDON_ENERGY = ("energy(kWh/hh)", "KWH/hh (per half hour)")
+_HALF_HOUR = pd.Timedelta(minutes=30)
+
+
+def read_csv(source: str | Path | IO[Any] | bytes, *, format: str = "auto", meter: str | None = None,
+             tz: str = "Europe/London") -> pd.DataFrame:
+    """Canonical readings from a London Smart Meters or generic CSV file (``format`` auto-detected)."""
+    table = _load(source)
+    columns = {c.strip() for c in table.columns}
+    table.columns = [c.strip() for c in table.columns]
+    if format == "auto":
+        format = "london" if "LCLid" in columns else "generic"
+    if format == "london":
+        return _london(table, meter, tz)
+    if format == "generic":
+        return _generic(table, meter)
+    raise ReadingsFormatError(f"unknown CSV format {format!r}: use 'london', 'generic' or 'auto'")
+
+
+def london_meter_ids(source: str | Path | IO[Any] | bytes) -> list[str]:
+    """The household ids (LCLid) in a London Smart Meters file."""
+    table = _load(source)
+    if "LCLid" not in table.columns:
+        raise ReadingsFormatError("not a London Smart Meters file: no LCLid column")
+    return sorted(table["LCLid"].astype(str).str.strip().unique())
+
+
+def write_csv(readings: pd.DataFrame, target: str | Path | IO[str]) -> None:
+    """Write canonical readings as generic CSV (timestamps in ISO 8601 UTC)."""
+    validate_readings(readings)
+    out = readings.copy()
+    out.index = out.index.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out["gas_timestamp"] = out["gas_timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out.to_csv(target, index_label="timestamp", lineterminator="\n")
+
+
+def _load(source: str | Path | IO[Any] | bytes) -> pd.DataFrame:
+    try:
+        if isinstance(source, bytes):
+            return pd.read_csv(io.BytesIO(source), dtype=str, keep_default_na=False)
+        if isinstance(source, (str, Path)) and not Path(source).exists():
+            raise ReadingsFormatError(f"{source}: no such file")
+        return pd.read_csv(source, dtype=str, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ReadingsFormatError(f"unreadable CSV: {exc}") from exc
+
+
+def _pick(table: pd.DataFrame, names: tuple[str, ...], what: str) -> str:
+    for name in names:
+        if name in table.columns:
+            return name
+    raise ReadingsFormatError(f"London CSV without a {what} column (one of {list(names)})")
+
+
+def _london(table: pd.DataFrame, meter: str | None, tz: str) -> pd.DataFrame:
+    time_col = _pick(table, _LONDON_TIME, "time")
+    energy_col = _pick(table, _LONDON_ENERGY, "energy")
+    ids = table["LCLid"].astype(str).str.strip()
+    households = sorted(ids.unique())
+    if meter is None and len(households) > 1:
+        raise ReadingsFormatError(f"{len(households)} households ({', '.join(households[:3])}, ...); "
+                                  "pass meter=")
+    if meter is not None:
+        table = table[ids == meter]
+        if table.empty:
+            raise ReadingsFormatError(f"no household {meter!r} in the file")
+    household = meter or households[0]
+    energy = pd.to_numeric(table[energy_col].str.strip().replace({"Null": "", "null": ""}),
+                           errors="coerce")
+    raw_text = table[energy_col].str.strip()
+    bad = energy.isna() & ~raw_text.isin(["Null", "null", ""])
+    if bad.any():
+        raise ReadingsFormatError(f"non-numeric energy {raw_text[bad].iloc[0]!r} in row {int(bad.idxmax()) + 2}")
+    try:
+        local = pd.to_datetime(table[time_col].str.strip())
+    except (ValueError, TypeError) as exc:
+        raise ReadingsFormatError(f"unreadable London timestamps: {exc}") from exc
+    # Localise in file order: the repeated autumn hour is only told apart by its position.
+    try:
+        starts = local.dt.tz_localize(tz, ambiguous="infer", nonexistent="NaT")
+    except Exception:  # pytz/zoneinfo raise several types when the repeated hour is incomplete
+        starts = local.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+    keep = starts.notna().to_numpy()
+    starts = pd.DatetimeIndex(starts[keep]).tz_convert("UTC")
+    amounts = energy[keep].to_numpy(dtype="float64")
+    order = np.argsort(starts.asi8, kind="stable")
+    starts, amounts = starts[order], amounts[order]
+    if (amounts < 0).any():
+        raise ReadingsFormatError("negative half-hourly energy")
+    if len(starts) == 0:
+        raise ReadingsFormatError("no half-hourly readings")
+    # Readings at the start (register 0) and at the end of every half hour on the grid; the
+    # end of a missing half hour is an all-empty row, which resampling treats as a hole.
+    grid = pd.date_range(starts.min(), starts.max(), freq=_HALF_HOUR)
+    per_slot = pd.Series(amounts, index=starts).groupby(level=0).first().reindex(grid)
+    known = per_slot.notna().to_numpy()
+    register = np.cumsum(np.where(known, per_slot.to_numpy(), 0.0))
+    times = (grid + _HALF_HOUR).insert(0, grid[0])
+    values = np.concatenate(([0.0], np.where(known, register, np.nan)))
+    frame = make_readings(times, {"import_kwh": values},
+                          meter_id=pseudonymize_meter_id("london:" + household), source="csv-london")
+    return frame
+
+
+def _generic(table: pd.DataFrame, meter: str | None) -> pd.DataFrame:
+    if "timestamp" not in table.columns:
+        raise ReadingsFormatError("generic CSV needs a 'timestamp' column (ISO 8601 with offset)")
+    unknown = set(table.columns) - set(COLUMNS) - {"timestamp"}
+    if unknown:
+        raise ReadingsFormatError(f"unknown columns {sorted(unknown)} (see docs/readings.md)")
+    if meter is not None and "meter_id" in table.columns:
+        table = table[table["meter_id"] == meter]
+    text = table["timestamp"].str.strip()
+    naive = ~text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)
+    if naive.any():
+        raise ReadingsFormatError(f"timestamp {text[naive].iloc[0]!r} has no UTC offset")
+    try:
+        times = pd.to_datetime(text, utc=True, format="ISO8601")
+        columns: dict[str, Any] = {}
+        for name in COLUMNS:
+            if name in ("meter_id", "source") or name not in table.columns:
+                continue
+            cells = table[name].str.strip().replace("", None)
+            columns[name] = (pd.to_datetime(cells, utc=True, format="ISO8601") if name == "gas_timestamp"
+                             else pd.to_numeric(cells, errors="raise").astype("float64"))
+    except (ValueError, TypeError) as exc:
+        raise ReadingsFormatError(f"bad value in generic CSV: {exc}") from exc
+    meter_id = table["meter_id"].tolist() if "meter_id" in table.columns else pseudonymize_meter_id("csv")
+    source = table["source"].tolist() if "source" in table.columns else "csv"
+    return make_readings(times, columns, meter_id=meter_id, source=source).sort_index(kind="stable")

@@ -1,0 +1,201 @@
+"""OEHU readings (the BlockLab 2019 smart-meter API): JSON files and the HTTP API.
+
+A reading is ``{"deviceId", "metadata": {"lastUpdate": epoch ms}, "electricityReceived":
+{"total", "tariff1", "tariff2"}, "electricityDelivered": {...}, "gasReceived"}``;
+received = imported from the grid, delivered = exported, all cumulative (kWh, m3).
+The public service is offline; ``OEHUClient`` talks to any server of that shape
+(``GET /devices``, ``GET /transactions?deviceId=&limit=&offset=``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from enerdatx.errors import OEHUAPIError, ReadingsFormatError
+from enerdatx.meter.schema import empty_readings, make_readings, pseudonymize_meter_id
+
+__all__ = ["read_oehu", "oehu_readings", "OEHUClient"]
+
+
+def read_oehu(source: str | Path | bytes | Sequence[Mapping[str, Any]], *,
+              device_id: str | None = None) -> pd.DataFrame:
+    """Canonical readings from an OEHU JSON file, JSON text or already-decoded list."""
+    if isinstance(source, (list, tuple)):
+        items: Any = source
+    else:
+        if isinstance(source, bytes):
+            text = source.decode("utf-8", errors="replace")
+        elif isinstance(source, str) and source.lstrip().startswith(("[", "{")):
+            text = source
+        else:
+            path = Path(source)
+            if not path.exists():
+                raise ReadingsFormatError(f"{path}: no such file")
+            text = path.read_text(encoding="utf-8", errors="replace")
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ReadingsFormatError(f"OEHU data is not JSON: {exc}") from exc
+    return oehu_readings(_item_list(items), device_id=device_id)
+
+
+def _item_list(document: Any) -> list[Any]:
+    if isinstance(document, dict) and isinstance(document.get("transactions"), list):
+        return document["transactions"]
+    if isinstance(document, list):
+        return document
+    raise ReadingsFormatError("OEHU data must be a list of readings or {\"transactions\": [...]}")
+
+
+def oehu_readings(items: Sequence[Any], *, device_id: str | None = None) -> pd.DataFrame:
+    """Canonical readings from decoded OEHU reading objects (one device)."""
+    parsed = [_parse_item(item, i) for i, item in enumerate(items)]
+    devices = sorted({p["device"] for p in parsed})
+    if device_id is not None:
+        parsed = [p for p in parsed if p["device"] == device_id]
+        if not parsed:
+            raise ReadingsFormatError(f"no readings of device {device_id!r}; devices: {devices[:5]}")
+    elif len(devices) > 1:
+        raise ReadingsFormatError(f"readings of {len(devices)} devices ({devices[:3]}...); pass device_id=")
+    if not parsed:
+        return empty_readings()
+    parsed.sort(key=lambda p: p["timestamp"])
+    columns = {name: [p[name] for p in parsed] for name in
+               ("import_kwh", "import_t1_kwh", "import_t2_kwh", "export_kwh", "export_t1_kwh",
+                "export_t2_kwh", "gas_m3")}
+    return make_readings([p["timestamp"] for p in parsed], columns,
+                         meter_id=pseudonymize_meter_id(parsed[0]["device"]), source="oehu")
+
+
+def _parse_item(item: Any, index: int) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise ReadingsFormatError(f"OEHU reading #{index} is not an object")
+    try:
+        device = item["deviceId"]
+        stamp = item["metadata"]["lastUpdate"]
+        if not isinstance(device, str) or not device:
+            raise TypeError("deviceId must be a non-empty string")
+        if isinstance(stamp, bool) or not isinstance(stamp, (int, float)) or not 0 < stamp < 1e14:
+            raise TypeError(f"metadata.lastUpdate must be epoch milliseconds, not {stamp!r}")
+        received = item.get("electricityReceived") or {}
+        delivered = item.get("electricityDelivered") or {}
+        return {
+            "device": device,
+            "timestamp": pd.Timestamp(int(stamp), unit="ms", tz="UTC"),
+            "import_kwh": _number(received.get("total")),
+            "import_t1_kwh": _number(received.get("tariff1")),
+            "import_t2_kwh": _number(received.get("tariff2")),
+            "export_kwh": _number(delivered.get("total")),
+            "export_t1_kwh": _number(delivered.get("tariff1")),
+            "export_t2_kwh": _number(delivered.get("tariff2")),
+            "gas_m3": _number(item.get("gasReceived")),
+        }
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ReadingsFormatError(f"OEHU reading #{index} is malformed: {exc}") from None
+
+
+def _number(value: Any) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, bool):
+        raise TypeError("a register cannot be a boolean")
+    number = float(value)  # the Pi sent numbers, sometimes as strings
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"register value {value!r} is not a finite non-negative number")
+    return number
+
+
+class OEHUClient:
+    """A ``requests`` client for an OEHU-shaped API, with timeouts, retries and paging."""
+
+    def __init__(self, base_url: str = "http://127.0.0.1:8080", *, timeout: float = 10.0,
+                 retries: int = 3, backoff: float = 0.5, page_size: int = 500,
+                 session: requests.Session | None = None) -> None:
+        if page_size < 1:
+            raise ValueError("page_size must be positive")
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.page_size = page_size
+        self.session = session or requests.Session()
+        retry = Retry(total=retries, connect=retries, read=retries, status=retries,
+                      backoff_factor=backoff, status_forcelist=(429, 500, 502, 503, 504),
+                      allowed_methods=frozenset({"GET"}), raise_on_status=False)
+        self.session.mount("http://", HTTPAdapter(max_retries=retry))
+        self.session.mount("https://", HTTPAdapter(max_retries=retry))
+
+    def __enter__(self) -> OEHUClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self.session.close()
+
+    def devices(self) -> list[str]:
+        """The device ids the server knows."""
+        body = self._get("/devices", {})
+        devices = body.get("devices") if isinstance(body, dict) else body
+        if not isinstance(devices, list) or not all(isinstance(d, (str, dict)) for d in devices):
+            raise OEHUAPIError("malformed /devices answer", url=self.base_url + "/devices")
+        return [d if isinstance(d, str) else str(d.get("deviceId", "")) for d in devices]
+
+    def transactions(self, device_id: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """Raw reading objects of one device, fetched in pages of ``page_size``."""
+        return list(self._pages(device_id, limit))
+
+    def readings(self, device_id: str, limit: int | None = None) -> pd.DataFrame:
+        """Canonical readings of one device."""
+        try:
+            return oehu_readings(self.transactions(device_id, limit), device_id=device_id)
+        except ReadingsFormatError as exc:
+            raise OEHUAPIError(f"malformed reading: {exc}", url=self.base_url + "/transactions") from exc
+
+    def _pages(self, device_id: str, limit: int | None) -> Iterator[dict[str, Any]]:
+        fetched = 0
+        previous: list[Any] | None = None
+        while limit is None or fetched < limit:
+            want = self.page_size if limit is None else min(self.page_size, limit - fetched)
+            page = _item_list_or_error(self._get("/transactions", {"deviceId": device_id, "limit": want,
+                                                                     "offset": fetched}),
+                                       self.base_url + "/transactions")
+            if previous is not None and page and page == previous:
+                raise OEHUAPIError("the server sent the same page twice (it ignores offset); "
+                                   f"ask for at most {self.page_size} readings",
+                                   url=self.base_url + "/transactions")
+            yield from page
+            fetched += len(page)
+            if len(page) < want:
+                return
+            previous = page
+
+    def _get(self, path: str, params: dict[str, Any]) -> Any:
+        url = self.base_url + path
+        try:
+            response = self.session.get(url, params=params, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise OEHUAPIError(f"request failed: {exc.__class__.__name__}: {exc}", url=url) from exc
+        if response.status_code != 200:
+            raise OEHUAPIError(f"HTTP {response.status_code}: {response.text[:200]!r}", url=url,
+                               status=response.status_code)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise OEHUAPIError(f"malformed JSON: {exc}", url=url, status=200) from exc
+
+
+def _item_list_or_error(body: Any, url: str) -> list[Any]:
+    try:
+        return _item_list(body)
+    except ReadingsFormatError as exc:
+        raise OEHUAPIError(str(exc), url=url, status=200) from exc

@@ -1,0 +1,80 @@
+"""CSV: London Smart Meters half-hourly files and the generic canonical CSV."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from enerdatx.errors import ReadingsFormatError
+from enerdatx.meter import interval_consumption, london_meter_ids, read_csv, write_csv
+
+KAGGLE = (
+    "LCLid,tstp,energy(kWh/hh)\n"
+    "MAC000002,2012-10-12 00:30:00.0000000,0.25\n"
+    "MAC000002,2012-10-12 01:00:00.0000000,0.5\n"
+    "MAC000002,2012-10-12 01:30:00.0000000,Null\n"
+    "MAC000002,2012-10-12 02:00:00.0000000,0.125\n"
+    "MAC000002,2012-10-12 02:30:00.0000000,0.125\n"
+)
+ORIGINAL = (
+    "LCLid,stdorToU,DateTime,KWH/hh (per half hour) \n"
+    "MAC000003,Std,2013-10-27 00:30:00.0000000, 0.100 \n"
+    "MAC000003,Std,2013-10-27 01:00:00.0000000, 0.200 \n"
+    "MAC000003,Std,2013-10-27 01:30:00.0000000, 0.300 \n"
+    "MAC000003,Std,2013-10-27 01:00:00.0000000, 0.400 \n"
+    "MAC000003,Std,2013-10-27 01:30:00.0000000, 0.500 \n"
+    "MAC000003,Std,2013-10-27 02:00:00.0000000, 0.600 \n"
+    "MAC000004,Std,2013-10-27 00:30:00.0000000, 9.000 \n"
+)
+
+
+def test_london_kaggle_layout_becomes_a_register() -> None:
+    frame = read_csv(KAGGLE.encode())
+    assert frame.index[0] == pd.Timestamp("2012-10-11T23:30:00Z")  # BST: 00:30 local
+    assert set(frame["source"]) == {"csv-london"}
+    amounts = interval_consumption(frame, "30min")["import_kwh"]
+    # The Null half hour is unknown, and so is the one after it (their split is unknowable).
+    assert amounts.tolist() == pytest.approx([0.25, 0.5, np.nan, np.nan, 0.125], nan_ok=True)
+
+
+def test_london_original_layout_through_the_repeated_autumn_hour() -> None:
+    assert london_meter_ids(ORIGINAL.encode()) == ["MAC000003", "MAC000004"]
+    with pytest.raises(ReadingsFormatError, match="2 households"):
+        read_csv(ORIGINAL.encode())
+    frame = read_csv(ORIGINAL.encode(), meter="MAC000003")
+    assert frame.index.is_unique and frame.index.is_monotonic_increasing
+    amounts = interval_consumption(frame, "30min")["import_kwh"]
+    assert amounts.tolist() == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    assert amounts.index[3] - amounts.index[1] == pd.Timedelta(hours=1)  # 01:00 BST, then 01:00 GMT
+
+
+def test_generic_csv_round_trip(tmp_path, month_15min: pd.DataFrame) -> None:
+    path = tmp_path / "readings.csv.gz"
+    write_csv(month_15min, path)
+    back = read_csv(path)
+    pd.testing.assert_frame_equal(back, month_15min, check_freq=False, check_index_type=False,
+                                  check_dtype=False)
+    assert back.index.tz is not None
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("timestamp,import_kwh\n2026-01-01 00:00:00,1.0\n", "no UTC offset"),
+    ("time,import_kwh\n2026-01-01T00:00:00Z,1.0\n", "needs a 'timestamp' column"),
+    ("timestamp,kwh\n2026-01-01T00:00:00Z,1.0\n", "unknown columns"),
+    ("timestamp,import_kwh\n2026-01-01T00:00:00Z,lots\n", "bad value"),
+    ("LCLid,when,energy(kWh/hh)\nA,2012-01-01 00:00,1\n", "no a time column|without a time column"),
+    ("LCLid,tstp,energy(kWh/hh)\nA,2012-01-01 00:00,abc\n", "non-numeric energy"),
+])
+def test_malformed_csv_is_a_format_error(text: str, message: str) -> None:
+    with pytest.raises(ReadingsFormatError, match=message):
+        read_csv(io.BytesIO(text.encode()))
+
+
+def test_generic_csv_offsets_are_converted_to_utc() -> None:
+    text = "timestamp,import_kwh,meter_id\n2026-07-01T02:00:00+02:00,1.5,m-x\n2026-07-01T00:15:00Z,1.6,m-x\n"
+    frame = read_csv(io.BytesIO(text.encode()))
+    assert list(frame.index) == [pd.Timestamp("2026-07-01T00:00:00Z"), pd.Timestamp("2026-07-01T00:15:00Z")]
+    assert set(frame["meter_id"]) == {"m-x"} and set(frame["source"]) == {"csv"}
