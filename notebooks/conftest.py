@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from tests.core import skip_reason
+from tests.core import MARKET_STACK, skip_reason
 
-# The ledger is always there; these notebooks also need peers, the market and meter data.
-NEEDS_MARKET_STACK = {"01_quickstart.ipynb", "02_meter_data_sources.ipynb", "04_market_at_scale.ipynb"}
+# Beyond the ledger, which is always there.
+NEEDS = {
+    "01_quickstart.ipynb": MARKET_STACK,
+    "02_meter_data_sources.ipynb": ("enerdatx.meter",),
+    "04_market_at_scale.ipynb": MARKET_STACK,
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    reason = skip_reason()
-    if reason is None:
-        return
     for item in items:
-        if item.path.name in NEEDS_MARKET_STACK:
+        reason = skip_reason(NEEDS[item.path.name]) if item.path.name in NEEDS else None
+        if reason is not None:
             item.add_marker(pytest.mark.skip(reason=reason))

@@ -84,7 +84,8 @@ def jupyter_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab
     """A JupyterLab server on 127.0.0.1 serving a copy of notebooks/ (and the data they read)."""
     home = tmp_path_factory.mktemp("jupyter")
     root = home / "root"
-    shutil.copytree(REPO / "notebooks", root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    for folder in ("notebooks", "data"):  # the notebooks read ../data
+        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "conftest.py"))
     _quiet_settings(home / "settings")
     port, token = _free_port(), secrets.token_hex(24)
     env = {

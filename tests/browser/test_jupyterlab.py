@@ -10,9 +10,12 @@ from tests.core import skip_reason
 
 pytestmark = pytest.mark.slow
 
+QUICKSTART = "notebooks/01_quickstart.ipynb"
+TRUSTCHAIN = "notebooks/03_trustchain_inside.ipynb"
+
 
 def test_trustchain_notebook_renders_the_chain_explorer(page, jupyter_lab):
-    open_notebook(page, jupyter_lab.lab_url("03_trustchain_inside.ipynb"), "03_trustchain_inside.ipynb")
+    open_notebook(page, jupyter_lab.lab_url(TRUSTCHAIN), TRUSTCHAIN)
     run_all_cells(page)
     explorer = page.locator(".edx-chain")
     explorer.first.wait_for(timeout=30_000)
@@ -27,7 +30,7 @@ def test_trustchain_notebook_renders_the_chain_explorer(page, jupyter_lab):
 
 @pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
 def test_quickstart_sells_and_buys_from_the_widgets_and_plots_the_decrypted_data(page, jupyter_lab):
-    open_notebook(page, jupyter_lab.lab_url("01_quickstart.ipynb"), "01_quickstart.ipynb")
+    open_notebook(page, jupyter_lab.lab_url(QUICKSTART), QUICKSTART)
     run_all_cells(page)  # the notebook trades through the API and stops its peers at the end
     workbench = page.locator(".edx-workbench")
     workbench.scroll_into_view_if_needed()

@@ -8,7 +8,7 @@ import pytest
 
 from tests.core import require
 
-require()
+require(("enerdatx.meter",))
 
 from enerdatx.meter import read_dsmr, render_telegrams, synthetic_household, write_csv  # noqa: E402 - after the guard
 from enerdatx.widgets import MeterPanel
