@@ -11,6 +11,7 @@ NEEDS = {
     "01_quickstart.ipynb": MARKET_STACK,
     "02_meter_data_sources.ipynb": ("enerdatx.meter",),
     "04_market_at_scale.ipynb": MARKET_STACK,
+    "05_rest_api.ipynb": (*MARKET_STACK, "enerdatx.market.rest"),
 }
 
 

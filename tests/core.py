@@ -15,7 +15,14 @@ MARKET_STACK = ("enerdatx.lab", "enerdatx.market", "enerdatx.meter", "enerdatx.i
 
 def missing(modules: tuple[str, ...] = MARKET_STACK) -> list[str]:
     """The modules of ``modules`` that this checkout does not have."""
-    return [name for name in modules if importlib.util.find_spec(name) is None]
+    return [name for name in modules if not _exists(name)]
+
+
+def _exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # its parent package is missing
+        return False
 
 
 def skip_reason(modules: tuple[str, ...] = MARKET_STACK) -> str | None:
