@@ -8,6 +8,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from enerdatx.errors import NetworkError
+
 from enerdatx.lab import Lab, Transport
 from enerdatx.market.service import MarketService
 from enerdatx.meter import cut_dataset, synthetic_household
@@ -61,8 +63,8 @@ class Workbench(widgets.VBox):
     async def start(self, n: int = 3) -> list[Any]:
         """Start ``n`` more peers (with the panel's progress bar) and return all of them."""
         peers = await self.peers.start(n)
-        if peers is None:
-            raise RuntimeError(self.peers.error)
+        if peers is None:  # the panel showed why; a script needs it raised
+            raise NetworkError(f"peers did not start: {self.peers.error}")
         return peers
 
     async def close(self) -> None:
