@@ -13,6 +13,7 @@ import importlib
 from typing import Any
 
 _MODULES = {
+    "attack": ["ForkPanel", "fraud_awareness_frame"],
     "chain": ["ChainExplorer", "chain_frame", "fraud_frame", "trade_graph"],
     "market": ["MarketPanel", "negotiations_frame", "order_book_frame"],
     "meter": ["MeterPanel"],

@@ -13,6 +13,7 @@ from enerdatx.errors import NetworkError
 from enerdatx.lab import Lab, Transport
 from enerdatx.market.service import MarketService
 from enerdatx.meter import cut_dataset, synthetic_household
+from enerdatx.widgets.attack import ForkPanel
 from enerdatx.widgets.chain import ChainExplorer
 from enerdatx.widgets.market import MarketPanel
 from enerdatx.widgets.meter import MeterPanel
@@ -22,7 +23,7 @@ from enerdatx.widgets.tables import market_of, peer_name
 
 __all__ = ["Workbench"]
 
-TITLES = ("Peers", "Meter data", "Market", "Purchases", "Chain explorer")
+TITLES = ("Peers", "Meter data", "Market", "Purchases", "Chain explorer", "Attack")
 # Blocks arrive in bursts (a trade is two, a crawl many): redraw once per burst, not per block.
 REDRAW_DELAY_SECONDS = 0.25
 
@@ -32,7 +33,7 @@ def _market_services(_peer: Any) -> list[MarketService]:
 
 
 class Workbench(widgets.VBox):
-    """Peers, meter data, market, purchases and chain explorer over one Lab (a market on every peer).
+    """Peers, meter data, market, purchases, chain explorer and an attack over one Lab (a market on every peer).
 
     In a notebook: ``wb = Workbench()``, ``await wb.start(3)``, then show ``wb``.
     """
@@ -44,7 +45,8 @@ class Workbench(widgets.VBox):
         self.market = MarketPanel(self.lab, self.dataset_for)
         self.purchases = PurchasesPanel(self.lab)
         self.chain = ChainExplorer({})
-        self.panels = (self.peers, self.meter, self.market, self.purchases, self.chain)
+        self.attack = ForkPanel(self.lab)
+        self.panels = (self.peers, self.meter, self.market, self.purchases, self.chain, self.attack)
         self.tabs = widgets.Tab(children=self.panels, titles=TITLES)
         self.tabs.add_class("edx-workbench")
         super().__init__([widgets.HTML("<h3>EnerDatX workbench</h3>"), self.tabs])

@@ -159,3 +159,29 @@ async def test_trades_made_through_the_api_show_up_in_the_panels(workbench):
     workbench.peers.table.observe(lambda _: redrawn.set(), "value")
     await asyncio.wait_for(redrawn.wait(), 5)
     assert "<td>985</td>" in workbench.peers.table.value and "<td>1015</td>" in workbench.peers.table.value
+
+
+async def test_a_fork_is_proven_and_shown_everywhere(workbench):
+    attack = workbench.attack
+    assert attack.forker.value == "peer-002"
+    blocks = await attack.fork()
+    assert attack.error == "", attack.error
+    first, second = blocks
+    assert first.sequence_number == second.sequence_number and first.hash != second.hash
+    forker = workbench.lab.peers[2]
+    holders = [peer for peer in workbench.lab.peers if peer.ledger.is_fraudulent(forker.public_key)]
+    assert holders and attack.info.endswith(f"{len(holders)} peers hold the proof")
+    assert "peer-002" in attack.table.value
+    explorer = workbench.chain
+    explorer.viewer.value = "peer-000" if holders[0] is workbench.lab.peers[0] else "peer-001"
+    assert "Fraud proofs held" in explorer.proofs.value and "peer-002" in explorer.proofs.value
+
+
+async def test_a_fork_needs_three_peers(tmp_path):
+    bench = Workbench(directory=tmp_path)
+    await bench.start(2)
+    try:
+        assert await bench.attack.fork() is None
+        assert bench.attack.error == "a fork needs three peers: the forker and two victims"
+    finally:
+        await bench.close()
