@@ -1,0 +1,223 @@
+"""``KuboStore``: the content-store interface on a running IPFS daemon's /api/v0 RPC.
+
+Reached through ipfshttpclient 0.7.0, whose ``connect()`` refuses every daemon newer
+than go-ipfs 0.8; so the client is built directly and the version is checked here.
+Kubo (go-ipfs) and js-ipfs both serve this RPC. Every call has a timeout; a daemon that
+is down or does not answer becomes ``DaemonUnavailableError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import ipfshttpclient
+import ipfshttpclient.exceptions as rpc_errors
+from ipfshttpclient import multipart
+
+from enerdatx.errors import BlockMissingError, CarFormatError, ContentStoreError, DaemonUnavailableError
+from enerdatx.ipfs.blocks import cid_string, parse_cid
+from enerdatx.ipfs.car import missing_blocks
+from enerdatx.ipfs.store import ContentStore, StrPath, atomic_output
+
+__all__ = ["KuboStore", "MINIMUM_VERSIONS"]
+
+# Older daemons answer GET requests or lack `dag export`/`dag import`.
+MINIMUM_VERSIONS = {"kubo": (0, 5, 0), "js-ipfs": (0, 18, 0)}
+
+# A daemon that looks for content and gives up (its own `timeout` option) says one of these.
+_NOT_FOUND = re.compile(r"not found|could not find|no link named|timed out|deadline exceeded", re.IGNORECASE)
+HAS_TIMEOUT = 2.0  # seconds a daemon may spend deciding it lacks a block locally
+
+
+def _normalise(cid: str) -> str:
+    # js-ipfs prints CIDv1 in base58btc; kubo and this package print base32.
+    return cid_string(parse_cid(cid))
+
+
+def _parse_version(text: str) -> tuple[int, ...]:
+    match = re.match(r"(\d+)\.(\d+)\.(\d+)", text)
+    if not match:
+        raise DaemonUnavailableError(f"the daemon reports an unreadable version {text!r}")
+    return tuple(int(part) for part in match.groups())
+
+
+class KuboStore(ContentStore):
+    """A content store backed by an IPFS daemon at a multiaddr such as ``/ip4/127.0.0.1/tcp/5001``."""
+
+    def __init__(self, api: str, *, timeout: float = 60.0) -> None:
+        if not api.rstrip("/").endswith(("/http", "/https")):
+            api = api.rstrip("/") + "/http"
+        self.api = api
+        self.timeout = timeout
+        try:
+            self._client = ipfshttpclient.Client(api, timeout=timeout)
+        except rpc_errors.AddressError as exc:
+            raise DaemonUnavailableError(f"{api!r} is not a daemon address: {exc}") from exc
+        self.implementation, self.version = self._check_version()
+
+    def __repr__(self) -> str:
+        return f"KuboStore({self.api!r})"
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self._client.close()
+
+    def _check_version(self) -> tuple[str, tuple[int, ...]]:
+        info = self._call(self._client.version)
+        implementation = "js-ipfs" if "ipfs-core" in info else "kubo"
+        version = _parse_version(str(info.get("Version", "")))
+        minimum = MINIMUM_VERSIONS[implementation]
+        if version < minimum:
+            raise DaemonUnavailableError(
+                f"{implementation} {'.'.join(map(str, version))} at {self.api} is older than the "
+                f"{'.'.join(map(str, minimum))} this store needs"
+            )
+        return implementation, version
+
+    def _call(self, method: Any, *args: Any, cid: str | None = None, **kwargs: Any) -> Any:
+        """Run one RPC and translate the client's errors into ours."""
+        try:
+            return method(*args, **kwargs)
+        except rpc_errors.TimeoutError as exc:
+            raise DaemonUnavailableError(f"{self.api} gave no answer within {self.timeout} s") from exc
+        except rpc_errors.ConnectionError as exc:
+            raise DaemonUnavailableError(f"no IPFS daemon answers at {self.api}: {exc}") from exc
+        except rpc_errors.ErrorResponse as exc:
+            if cid is not None and _NOT_FOUND.search(str(exc)):
+                raise BlockMissingError(cid) from exc
+            raise ContentStoreError(f"{self.api}: {exc}") from exc
+        except rpc_errors.Error as exc:
+            raise ContentStoreError(f"{self.api}: {exc}") from exc
+
+    def _request(
+        self, path: str, *args: str, cid: str | None = None, opts: dict[str, str] | None = None, **kwargs: Any
+    ) -> Any:
+        """A raw RPC; one about content also carries a daemon-side timeout, shorter than ours,
+        so a CID nobody serves comes back as ``BlockMissingError`` rather than a dead daemon.
+        (ipfshttpclient 0.7 wraps neither `dag export`/`import` nor a streaming cat.)"""
+        if cid is not None:
+            opts = {"timeout": f"{self.timeout * 0.8:.3f}s", **(opts or {})}
+        return self._call(self._client._client.request, path, args, cid=cid, opts=opts or {}, **kwargs)
+
+    # --- adding -------------------------------------------------------------------
+
+    def _add(self, source: Any, cid_version: int, only_hash: bool) -> str:
+        if cid_version not in (0, 1):
+            raise ValueError(f"cid_version is 0 or 1, not {cid_version!r}")
+        options = {"cid_version": 1, "raw_leaves": True} if cid_version == 1 else {}
+        result = self._call(self._client.add, source, only_hash=only_hash, pin=not only_hash, **options)
+        return _normalise(result["Hash"])
+
+    def add_bytes(self, data: bytes, cid_version: int = 0) -> str:
+        """Add ``data`` through the daemon, pin it, and return its CID."""
+        return self._add(io.BytesIO(data), cid_version, only_hash=False)
+
+    def add_file(self, path: StrPath, cid_version: int = 0, only_hash: bool = False) -> str:
+        """Stream a file to the daemon (bounded memory) and return its CID."""
+        if not Path(path).is_file():
+            raise FileNotFoundError(path)
+        return self._add(os.fspath(path), cid_version, only_hash=only_hash)
+
+    # --- reading ------------------------------------------------------------------
+
+    def cat_stream(self, cid: str) -> Iterator[bytes]:
+        """The file's bytes as the daemon streams them."""
+        name = _normalise(cid)
+        stream = self._request("/cat", name, cid=name, stream=True)
+        with contextlib.closing(stream):
+            while True:
+                try:
+                    chunk = next(stream)
+                except StopIteration:
+                    return
+                except rpc_errors.Error as exc:
+                    raise DaemonUnavailableError(f"{self.api} broke off /cat {name}: {exc}") from exc
+                yield chunk
+
+    def has(self, cid: str) -> bool:
+        """Whether the daemon holds the root block locally (it is not asked to search)."""
+        name = _normalise(cid)
+        try:
+            # kubo honours `offline`; js-ipfs ignores it, so the short timeout decides there.
+            local_only = {"offline": "true", "timeout": f"{HAS_TIMEOUT}s"}
+            self._request("/block/stat", name, cid=name, decoder="json", opts=local_only)
+        except BlockMissingError:
+            return False
+        return True
+
+    def stat(self, cid: str) -> dict[str, Any]:
+        """``files stat`` of ``/ipfs/<cid>``, under this package's names."""
+        name = _normalise(cid)
+        reply = self._request("/files/stat", f"/ipfs/{name}", cid=name, decoder="json")
+        info = reply[0] if isinstance(reply, list) else reply
+        return {
+            "cid": _normalise(info["Hash"]),
+            "type": info["Type"],
+            "size": int(info["Size"]),
+            "cumulative_size": int(info["CumulativeSize"]),
+            "links": int(info["Blocks"]),
+        }
+
+    # --- pins and garbage collection ---------------------------------------------
+
+    def pin(self, cid: str) -> None:
+        """Pin recursively on the daemon (which may fetch missing blocks first)."""
+        name = _normalise(cid)
+        self._request("/pin/add", name, cid=name, decoder="json")
+
+    def unpin(self, cid: str) -> None:
+        """Drop the daemon's recursive pin on ``cid``."""
+        name = _normalise(cid)
+        try:
+            self._call(self._client.pin.rm, name)
+        except DaemonUnavailableError:
+            raise
+        except ContentStoreError as exc:
+            raise ContentStoreError(f"{name} is not pinned ({exc})") from exc
+
+    def gc(self) -> int:
+        """Run the daemon's ``repo gc``; return how many blocks it removed."""
+        removed = self._request("/repo/gc", decoder="json") or []
+        return sum(1 for item in removed if item.get("Key") and not item.get("Error"))
+
+    # --- CAR files ----------------------------------------------------------------
+
+    def export_car(self, cid: str, out_path: StrPath) -> None:
+        """``dag export`` into ``out_path``, written whole or not at all."""
+        name = _normalise(cid)
+        with atomic_output(out_path) as handle:
+            stream = self._request("/dag/export", name, cid=name, stream=True)
+            with contextlib.closing(stream):
+                for chunk in stream:
+                    handle.write(chunk)
+            handle.flush()
+            with open(handle.name, "rb") as written:
+                missing = missing_blocks(written) if handle.tell() else [parse_cid(name)]
+            if missing:
+                raise BlockMissingError(cid_string(missing[0]))
+
+    def import_car(self, in_path: StrPath) -> list[str]:
+        """``dag import`` a CAR file (the daemon pins its roots); return the roots."""
+        body, headers = multipart.stream_files(os.fspath(in_path), chunk_size=1024 * 1024)
+        try:
+            replies = self._request(
+                "/dag/import", data=body, headers=headers, decoder="json", opts={"pin-roots": "true"}
+            )
+        except DaemonUnavailableError:
+            raise
+        except ContentStoreError as exc:
+            raise CarFormatError(f"the daemon refused the CAR file {in_path}: {exc}") from exc
+        roots = []
+        for reply in replies:
+            root = reply.get("Root") if isinstance(reply, dict) else None
+            if root:
+                if root.get("PinErrorMsg"):
+                    raise CarFormatError(f"{in_path}: root {root['Cid']['/']} not pinned: {root['PinErrorMsg']}")
+                roots.append(_normalise(root["Cid"]["/"]))
+        return roots
