@@ -29,7 +29,8 @@ def binder_requirements() -> dict[str, str]:
 
 def test_binder_requirements_match_pyproject():
     binder, pyproject = binder_requirements(), pyproject_requirements()
-    assert sorted(set(pyproject) - set(binder)) == [], "missing from binder/requirements.txt"
+    fix = "regenerate it: python tools/binder_requirements.py > binder/requirements.txt"
+    assert sorted(set(pyproject) - set(binder)) == [], f"missing from binder/requirements.txt; {fix}"
     assert sorted(set(binder) - set(pyproject)) == [], "in binder/requirements.txt but not in pyproject.toml"
     assert {name: spec for name, spec in binder.items() if pyproject[name] != spec} == {}
 
