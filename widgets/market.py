@@ -24,7 +24,12 @@ LISTING_SPREAD_SECONDS = 10.0
 def order_book_frame(service: Any, names: dict[str, str]) -> pd.DataFrame:
     """A peer's order book with short listing ids and seller names."""
     book = service.market.book.dataframe()
-    book = book.assign(listing=book["listing_id"].str[:12], seller=book["seller"].map(lambda key: names.get(key, key[:8])))
+    book = book.assign(
+        listing=book["listing_id"].str[:12],
+        seller=book["seller"].map(lambda key: names.get(key, key[:8])),
+        start=pd.to_datetime(book["start"], utc=True).dt.strftime("%Y-%m-%d %H:%M"),
+        end=pd.to_datetime(book["end"], utc=True).dt.strftime("%Y-%m-%d %H:%M"),
+    )
     return book[BOOK_COLUMNS]
 
 
@@ -66,8 +71,10 @@ class MarketPanel(Panel):
         self.buy_button.add_class("edx-buy")
         self.offer = widgets.BoundedIntText(value=25, min=1, max=10**9, description="Offer", layout={"width": "180px"})
         self.max_price = widgets.BoundedIntText(value=35, min=1, max=10**9, description="Up to", layout={"width": "180px"})
-        self.bid_button = widgets.Button(description="Negotiate and buy", icon="comments")
-        self.request_button = widgets.Button(description="Post request at max price", icon="bullhorn")
+        self.bid_button = widgets.Button(description="Negotiate and buy", icon="comments", layout={"width": "auto"})
+        self.request_button = widgets.Button(
+            description="Post request up to that price", icon="bullhorn", layout={"width": "auto"}
+        )
         self.book = widgets.HTML()
         self.negotiations = widgets.HTML()
         super().__init__(

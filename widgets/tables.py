@@ -10,7 +10,7 @@ __all__ = ["frame_html", "market_of", "peer_name"]
 
 _STYLE = (
     "<style>.edx-table{border-collapse:collapse;font-size:12px}"
-    ".edx-table th,.edx-table td{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}"
+    ".edx-table th,.edx-table td{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left;white-space:nowrap}"
     ".edx-table th{background:#f3f3f3}</style>"
 )
 
