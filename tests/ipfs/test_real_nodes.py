@@ -74,8 +74,8 @@ def test_missing_content_is_block_missing_not_a_dead_daemon(js_ipfs: JsIpfsDaemo
     assert not os.path.exists(js_ipfs.env["IPFS_PATH"] + "/never.car")
 
 
-def test_a_stopped_daemon_is_unavailable(tmp_path_factory: pytest.TempPathFactory) -> None:
-    daemon = JsIpfsDaemon(tmp_path_factory.mktemp("short-lived"))
+def test_a_stopped_daemon_is_unavailable(js_ipfs: JsIpfsDaemon, tmp_path_factory: pytest.TempPathFactory) -> None:
+    daemon = JsIpfsDaemon(tmp_path_factory.mktemp("short-lived"))  # js_ipfs: installed, or skip
     remote = KuboStore(daemon.api, timeout=5)
     daemon.stop()
     with pytest.raises(DaemonUnavailableError):

@@ -75,7 +75,7 @@ def test_malformed_fields_are_invalid(alice):
 
 def test_oversized_fields_are_invalid(alice):
     block = sign(Identity.generate())
-    huge = dataclasses.replace(block, transaction={"x": "y" * 70_000})
+    huge = dataclasses.replace(block, transaction={"x": "y" * 40_000})
     assert Rule.MALFORMED.value in reasons(alice, huge)
 
 

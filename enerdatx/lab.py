@@ -1,0 +1,324 @@
+"""Many local peers at once: in memory (hundreds in one process) or on real UDP.
+
+>>> import tempfile
+>>> from enerdatx.lab import Lab
+>>> with Lab(tempfile.mkdtemp(), transport="memory") as lab:
+...     peers = lab.run_sync(lab.start(2))
+...     print(len(peers), peers[1].public_key in peers[0].community.contacts)
+2 True
+
+In a notebook, ``async with Lab(...) as lab: peers = await lab.start(5)``; the peers keep
+working between cells. In a script, ``with Lab(...) as lab`` runs the peers on an event
+loop of their own, and ``lab.run_sync(coroutine)`` runs a coroutine there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from ipv8.messaging.interfaces.udp.endpoint import UDPEndpoint, UDPv4Address
+from ipv8.test.mocking.endpoint import MockEndpoint, internet
+from tqdm.auto import tqdm
+
+from enerdatx.peer import Peer, Service
+from enerdatx.trustchain import BlockStore, HalfBlock, TrustChain
+from enerdatx.trustchain.payload import ProposalMessage
+
+__all__ = ["Lab", "MemoryEndpoint", "PeerProcess", "Transport"]
+
+Transport = Literal["memory", "udp"]
+# Peers opened at once: their key files and databases are written in worker threads.
+START_BATCH = 16
+T = TypeVar("T")
+
+
+class MemoryEndpoint(MockEndpoint):
+    """pyipv8's in-memory test endpoint, opened by IPv8, dropping a share of the packets it sends."""
+
+    SEND_INET_EXCEPTION_TO_LOOP = False  # an unknown address loses the packet, as on UDP
+
+    def __init__(self, address: UDPv4Address, packet_loss: float = 0.0, rng: random.Random | None = None) -> None:
+        super().__init__(address, address)
+        self.packet_loss = packet_loss
+        self.rng = rng or random.Random()
+        self.bytes_up = 0
+
+    async def open(self) -> bool:  # type: ignore[override]  # IPv8.start awaits it
+        """Start taking packets."""
+        super().open()
+        return True
+
+    def send(self, socket_address: Any, packet: bytes) -> None:
+        """Deliver ``packet`` in a later loop iteration, unless it is chosen to be lost."""
+        if not self.is_open():
+            return
+        self.bytes_up += len(packet)
+        if self.packet_loss and self.rng.random() < self.packet_loss:
+            return
+        try:
+            super().send(socket_address, packet)
+        except AssertionError:  # nobody at that address
+            pass
+
+    def forget(self) -> None:
+        """Leave the in-memory internet."""
+        if internet.get(self.wan_address) is self:
+            del internet[self.wan_address]
+
+
+def _accept_all(_ledger: TrustChain, _proposal: HalfBlock) -> None:
+    return None
+
+
+def _free_memory_address(rng: random.Random) -> UDPv4Address:
+    while True:
+        address = UDPv4Address(f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}", 7759)
+        if address not in internet:
+            return address
+
+
+class Lab:
+    """Start, stop and restart N local peers, each in its own directory, all knowing each other."""
+
+    def __init__(
+        self,
+        directory: str | Path | None = None,
+        transport: Transport = "memory",
+        *,
+        packet_loss: float = 0.0,
+        settings: dict[str, Any] | None = None,
+        services: Callable[[Peer], Iterable[Service]] | None = None,
+        seed: int | None = None,
+        progress: bool | None = None,
+        durable: bool = True,
+    ) -> None:
+        if transport not in ("memory", "udp"):
+            raise ValueError(f"transport must be 'memory' or 'udp', not {transport!r}")
+        if not 0.0 <= packet_loss < 1.0:
+            raise ValueError(f"packet_loss must be in [0, 1), not {packet_loss}")
+        if packet_loss and transport != "memory":
+            raise ValueError("packet loss is simulated on the memory transport only")
+        self._temporary = directory is None
+        self.directory = Path(tempfile.mkdtemp(prefix="enerdatx-lab-") if directory is None else directory)
+        self.transport = transport
+        self.packet_loss = packet_loss
+        self.settings = dict(settings or {})
+        self.services = services
+        self.rng = random.Random(seed)
+        self.progress = progress
+        self.durable = durable
+        self.accepted: set[str] = set()
+        self.peers: list[Peer] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- peers ---------------------------------------------------------------------
+
+    async def start(self, n: int = 1) -> list[Peer]:
+        """Start ``n`` more peers and introduce every peer to every other; returns all peers."""
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        first = len(self.peers)
+        disable = None if self.progress is not False else True  # None: only on a terminal
+        with tqdm(total=n, desc="starting peers", disable=disable, leave=False) as bar:
+            for batch in range(first, first + n, START_BATCH):
+                indices = range(batch, min(first + n, batch + START_BATCH))
+                self.peers += await asyncio.gather(
+                    *(self._start_peer(self.directory / f"peer-{i:03d}", address=None) for i in indices)
+                )
+                bar.update(len(indices))
+        self.introduce()
+        return list(self.peers)
+
+    async def _start_peer(self, directory: Path, address: Any) -> Peer:
+        if self.transport == "memory":
+            endpoint: Any = MemoryEndpoint(address or _free_memory_address(self.rng), self.packet_loss, self.rng)
+        else:
+            endpoint = UDPEndpoint(port=address[1] if address else 0, ip="127.0.0.1")
+        peer = await Peer.open(directory, endpoint, settings=self.settings, durable=self.durable)
+        for block_type in self.accepted:
+            peer.ledger.register_policy(block_type, _accept_all)
+        await peer.start()
+        for service in self.services(peer) if self.services else ():
+            peer.add_service(service)
+        return peer
+
+    def introduce(self) -> None:
+        """Give every peer the key and address of every other peer."""
+        contacts = [(peer.public_key, peer.address) for peer in self.peers]
+        for peer in self.peers:
+            peer.add_contacts(contacts)
+
+    def accept(self, block_type: str) -> None:
+        """Every peer, now and after restarts, countersigns any proposal of ``block_type``."""
+        self.accepted.add(block_type)
+        for peer in self.peers:
+            peer.ledger.register_policy(block_type, _accept_all)
+
+    async def fork(
+        self, forker: Peer, first: Peer, second: Peer, block_type: str, timeout: float = 10.0
+    ) -> tuple[HalfBlock, HalfBlock]:
+        """Make ``forker`` cheat: sign two proposals at one sequence number and send one to each victim.
+
+        The proposals are sent again until each victim holds its own or already knows of the fork
+        (lost packets aside, a cheater wants the agreements); the rest is for the network to find.
+        """
+        twin = TrustChain(forker.identity, BlockStore(":memory:"))
+        twin.receive_many(forker.store.chain(forker.public_key))  # so the twin signs the same number next
+        blocks = (
+            forker.ledger.propose(first.public_key, block_type, {"fork": 1}),
+            twin.propose(second.public_key, block_type, {"fork": 2}),
+        )
+        twin.store.close()
+        victims = list(zip((first, second), blocks, strict=True))
+        interval = forker.community.settings.retry_interval
+        async with asyncio.timeout(timeout):
+            while victims:
+                for victim, block in victims:
+                    peer = forker.community.peer_for(victim.public_key)
+                    if peer is not None:
+                        forker.community.send(peer, ProposalMessage(block.encode()))
+                await asyncio.sleep(interval)  # a simulated attacker polls its victims' stores
+                victims = [
+                    (v, b)
+                    for v, b in victims
+                    if v.store.get_by_hash(b.hash) is None and not v.store.is_fraudulent(forker.public_key)
+                ]
+        return blocks
+
+    async def restart(self, i: int) -> Peer:
+        """Stop peer ``i`` and start it again from its directory, at the same address."""
+        old = self.peers[i]
+        address = old.address
+        await self._stop_peer(old)
+        self.peers[i] = await self._start_peer(old.directory, address)
+        self.introduce()
+        return self.peers[i]
+
+    async def stop(self) -> None:
+        """Stop every peer (their directories stay, unless the lab made a temporary one)."""
+        peers, self.peers = self.peers, []
+        for batch in range(0, len(peers), START_BATCH):
+            await asyncio.gather(*(self._stop_peer(peer) for peer in peers[batch : batch + START_BATCH]))
+        if self._temporary:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    async def _stop_peer(self, peer: Peer) -> None:
+        await peer.stop()
+        if isinstance(peer.ipv8.endpoint, MemoryEndpoint):
+            peer.ipv8.endpoint.forget()
+
+    async def __aenter__(self) -> Lab:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- scripts: the lab's own event loop in a thread ---------------------------------
+
+    def run_sync(self, awaitable: Awaitable[T], timeout: float | None = None) -> T:
+        """Run ``awaitable`` on the lab's event loop (started on first use) and return its result."""
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(target=self._loop.run_forever, name="enerdatx-lab", daemon=True)
+            self._thread.start()
+
+        async def wrapped() -> T:
+            return await awaitable
+
+        return asyncio.run_coroutine_threadsafe(wrapped(), self._loop).result(timeout)
+
+    def close_sync(self) -> None:
+        """Stop the peers and the lab's event loop."""
+        if self._loop is None:
+            return
+        try:
+            self.run_sync(self.stop())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            assert self._thread is not None
+            self._thread.join()
+            self._loop.close()
+            self._loop = self._thread = None
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close_sync()
+
+
+class PeerProcess:
+    """A peer in an OS process of its own (``enerdatx peer run``) on UDP 127.0.0.1."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        port: int = 0,
+        accept: Iterable[str] = (),
+        peers: Iterable[tuple[str, int]] = (),
+        durable: bool = True,
+    ) -> None:
+        self.directory = Path(directory)
+        self.durable = durable
+        self.port = port
+        self.accept = list(accept)
+        self.peers = list(peers)
+        self.public_key = b""
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def address(self) -> UDPv4Address:
+        """Where the process listens (known once started)."""
+        return UDPv4Address("127.0.0.1", self.port)
+
+    async def start(self, timeout: float = 30.0) -> None:
+        """Spawn the process and wait for it to say it is ready; the same port on every restart."""
+        args = ["peer", "run", "--dir", str(self.directory), "--port", str(self.port)]
+        for block_type in self.accept:
+            args += ["--accept", block_type]
+        for host, port in self.peers:
+            args += ["--peer", f"{host}:{port}"]
+        if not self.durable:
+            args.append("--no-fsync")
+        # The child imports this very enerdatx package, wherever it was imported from.
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")])}
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "enerdatx", *args, stdout=asyncio.subprocess.PIPE, env=env
+        )
+        ready = await asyncio.wait_for(self._next_event(), timeout)
+        if ready.get("event") != "ready":
+            raise RuntimeError(f"peer process did not start: {ready}")
+        self.public_key = bytes.fromhex(ready["public_key"])
+        self.port = int(ready["address"].rpartition(":")[2])
+
+    async def _next_event(self) -> dict[str, Any]:
+        assert self.process is not None and self.process.stdout is not None
+        line = await self.process.stdout.readline()
+        return json.loads(line) if line else {"event": "exited"}
+
+    async def stop(self, timeout: float = 30.0, signum: int = signal.SIGTERM) -> int:
+        """SIGTERM (or ``signum``), then wait for the clean exit; returns the exit code."""
+        assert self.process is not None
+        self.process.send_signal(signum)
+        return await asyncio.wait_for(self.process.wait(), timeout)
+
+    async def kill(self) -> int:
+        """SIGKILL: no chance to clean up."""
+        assert self.process is not None
+        self.process.kill()
+        return await self.process.wait()
+

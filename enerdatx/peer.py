@@ -1,0 +1,159 @@
+"""One EnerDatX peer: an identity, its ledger and the TrustChain community on one IPv8.
+
+A peer lives in a directory (``identity.key``, ``chain.sqlite``, ``ipfs/`` for its content
+store) and starts again from it. Services (the market, a data shop) attach to a running peer with
+:meth:`Peer.add_service`: they may add their own IPv8 overlays and ledger policies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+from base64 import b64encode
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ipv8.configuration import ConfigBuilder
+from ipv8.peerdiscovery.discovery import RandomWalk
+from ipv8_service import IPv8
+
+from enerdatx.crypto import Identity
+from enerdatx.ipfs import ContentStore, open_store
+from enerdatx.trustchain import BlockStore, TrustChain
+from enerdatx.trustchain.community import TrustChainCommunity, ipv8_private_key
+from enerdatx.trustchain.settings import TrustChainSettings
+
+if TYPE_CHECKING:
+    from ipv8.messaging.interfaces.endpoint import Endpoint
+    from ipv8.messaging.interfaces.udp.endpoint import Address
+    from ipv8.overlay import Overlay
+
+__all__ = ["Peer", "Service", "WALK_TARGET"]
+
+# Neighbours a walking peer looks for through IPv8 introductions.
+WALK_TARGET = 20
+
+
+def _open_directory(directory: Path, durable: bool) -> tuple[Identity, BlockStore]:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "ipfs").mkdir(exist_ok=True)
+    identity = Identity.load_or_create(directory / "identity.key")
+    return identity, BlockStore(directory / "chain.sqlite", fsync=durable)
+
+
+def _quiet_ipv8(config: dict[str, Any], endpoint: Endpoint) -> IPv8:
+    """IPv8 configures the root logger (logging.basicConfig); a library must leave that to the app."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    ipv8 = IPv8(config, endpoint_override=endpoint)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    return ipv8
+
+
+class Service(Protocol):
+    """Something that runs on a peer; ``close`` (optional, may be async) is called on stop."""
+
+    def attach(self, peer: Peer) -> None:
+        """Register overlays, ledger policies and callbacks on ``peer``."""
+
+
+class Peer:
+    """An identity, its TrustChain ledger and the community that exchanges its blocks."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        endpoint: Endpoint,
+        *,
+        settings: dict[str, Any] | None = None,
+        walk: bool = False,
+        durable: bool = True,
+        _opened: tuple[Identity, BlockStore] | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.identity, self.store = _opened or _open_directory(self.directory, durable)
+        self.ledger = TrustChain(self.identity, self.store)
+        key = b64encode(ipv8_private_key(self.identity).key_to_bin()).decode()
+        config = (
+            ConfigBuilder()
+            .clear_keys()
+            .clear_overlays()
+            .set_log_level("WARNING")
+            .add_key_from_bin("edx", key)
+            .finalize()
+        )
+        self.ipv8 = _quiet_ipv8(config, endpoint)
+        community_settings = TrustChainSettings(
+            my_peer=self.ipv8.keys["edx"], endpoint=self.ipv8.endpoint, network=self.ipv8.network, ledger=self.ledger
+        ).update(**(settings or {}))
+        self.community = TrustChainCommunity(community_settings)
+        self.add_overlay(self.community, walk_target=WALK_TARGET if walk else None)
+        self.services: list[Service] = []
+        self.running = False
+        self.closed = False
+
+    @classmethod
+    async def open(
+        cls, directory: str | Path, endpoint: Endpoint, *, durable: bool = True, **options: Any
+    ) -> Peer:
+        """Like ``Peer(...)``, but the disk work (key file, database) runs in a worker thread."""
+        opened = await asyncio.to_thread(_open_directory, Path(directory), durable)
+        return cls(directory, endpoint, durable=durable, _opened=opened, **options)
+
+    @functools.cached_property
+    def content(self) -> ContentStore:
+        """The peer's content store: embedded in ``ipfs/`` unless an IPFS daemon is configured."""
+        return open_store(self.directory / "ipfs")
+
+    @property
+    def public_key(self) -> bytes:
+        """The 32-byte Ed25519 key that names this peer on TrustChain and on IPv8."""
+        return self.identity.public_key
+
+    @property
+    def address(self) -> Address:
+        """Where this peer listens (a fake address on the in-memory transport)."""
+        endpoint = self.ipv8.endpoint
+        return getattr(endpoint, "wan_address", None) or endpoint.get_address()
+
+    def add_overlay(self, overlay: Overlay, walk_target: int | None = None) -> None:
+        """Run another overlay on this peer's IPv8; with ``walk_target``, walk to find that many peers."""
+        if walk_target is None:
+            self.ipv8.overlays.append(overlay)
+        else:
+            self.ipv8.add_strategy(overlay, RandomWalk(overlay), walk_target)
+
+    def add_service(self, service: Service) -> None:
+        """Attach a service; it is closed when the peer stops."""
+        service.attach(self)
+        self.services.append(service)
+
+    def add_contacts(self, contacts: Iterable[tuple[bytes, Address]]) -> None:
+        """Tell the peer where other peers (by TrustChain key) listen."""
+        for public_key, address in contacts:
+            self.community.add_contact(public_key, address)
+
+    async def start(self) -> None:
+        """Open the endpoint and start IPv8's tasks."""
+        await self.ipv8.start()
+        self.running = True
+
+    async def stop(self) -> None:
+        """Close services, overlays and endpoint, then the database; safe to call twice."""
+        if self.closed:
+            return
+        self.closed = True
+        self.running = False
+        for service in reversed(self.services):
+            close = getattr(service, "close", None)
+            if close is not None and inspect.isawaitable(result := close()):
+                await result
+        await self.ipv8.stop()
+        await asyncio.to_thread(self.store.close)  # a WAL checkpoint: disk work
+
+    def __repr__(self) -> str:
+        return f"Peer({self.public_key.hex()[:16]}…, {self.directory})"

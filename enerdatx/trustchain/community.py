@@ -1,0 +1,558 @@
+"""The TrustChain community on IPv8: signing, crawling, gossip and fraud proofs.
+
+The community only moves bytes; every decision about a block (valid, stored, a fork,
+acceptable to countersign) is the ledger's (:class:`enerdatx.trustchain.TrustChain`).
+One Ed25519 identity names a peer on both layers: its IPv8 key is the curve25519
+("LibNaCL") key made from the same seed, so the last 32 bytes of a peer's IPv8 public
+key are its TrustChain public key. docs/network.md describes the messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import heapq
+import logging
+import os
+import random
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import nacl.signing
+from ipv8.community import Community
+from ipv8.keyvault.crypto import default_eccrypto
+from ipv8.lazy_community import lazy_wrapper, lazy_wrapper_unsigned
+from ipv8.peer import Peer as IPv8Peer
+
+from enerdatx.errors import (
+    EncodingError,
+    FraudDetectedError,
+    InvalidBlockError,
+    PeerUnreachableError,
+    TransactionRejectedError,
+    TransactionTimeoutError,
+)
+from enerdatx.trustchain.block import HalfBlock
+from enerdatx.trustchain.fraud import FraudProof
+from enerdatx.trustchain.payload import (
+    AgreementMessage,
+    BlockBroadcastMessage,
+    CrawlRequestMessage,
+    CrawlResponseMessage,
+    FraudProofMessage,
+    ProposalMessage,
+    RejectionMessage,
+    UNSIGNED,
+)
+from enerdatx.trustchain.settings import TrustChainSettings
+
+if TYPE_CHECKING:
+    from ipv8.keyvault.keys import PrivateKey
+    from ipv8.messaging.interfaces.udp.endpoint import Address
+    from ipv8.messaging.serialization import Payload
+
+    from enerdatx.crypto import Identity
+    from enerdatx.trustchain.ledger import TrustChain
+
+__all__ = ["TrustChainCommunity", "ipv8_private_key", "ipv8_public_key_bin", "trustchain_key"]
+
+logger = logging.getLogger(__name__)
+
+_PUBLIC_PREFIX = b"LibNaCLPK:"
+_PRIVATE_PREFIX = b"LibNaCLSK:"
+# Sent in a RejectionMessage when the receiver holds a fraud proof against the proposer.
+FRAUD_REASON = "fraud"
+
+
+def ipv8_private_key(identity: Identity) -> PrivateKey:
+    """The IPv8 curve25519 key of ``identity``: the same Ed25519 seed, so the same signatures."""
+    curve = identity.signing_key.to_curve25519_private_key()
+    return default_eccrypto.key_from_private_bin(_PRIVATE_PREFIX + bytes(curve) + identity.seed)
+
+
+def ipv8_public_key_bin(public_key: bytes) -> bytes:
+    """The IPv8 public-key bytes of the peer whose TrustChain (Ed25519) key is ``public_key``."""
+    curve = nacl.signing.VerifyKey(public_key).to_curve25519_public_key()
+    return _PUBLIC_PREFIX + bytes(curve) + public_key
+
+
+def trustchain_key(peer: IPv8Peer) -> bytes | None:
+    """The TrustChain public key of an IPv8 peer, or None for a key type we do not speak."""
+    key_bin = peer.public_key.key_to_bin()
+    if len(key_bin) != 74 or not key_bin.startswith(_PUBLIC_PREFIX):
+        return None
+    return key_bin[-32:]
+
+
+class TokenBucket:
+    """Allow ``rate`` events a second on average and ``burst`` at once."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        """Spend one token; False (and nothing spent) when the bucket is empty."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+@dataclass
+class _Crawl:
+    public_key: bytes
+    start: int
+    end: int
+    done: asyncio.Future[None]
+    blocks: dict[int, HalfBlock] = field(default_factory=dict)
+    total: int | None = None
+
+
+@dataclass
+class _Rumour:
+    proof: bytes
+    rounds_left: int
+    holders: set[bytes]  # peers known to hold the proof: they sent it to us
+
+
+class TrustChainCommunity(Community):
+    """Exchanges one ledger's half-blocks with other peers over IPv8."""
+
+    community_id = bytes.fromhex("65646e5852b8a1c63f0e2d9d7c1a4e58a6f3b201")
+    settings_class = TrustChainSettings
+
+    def __init__(self, settings: TrustChainSettings) -> None:
+        if settings.ledger is None:
+            raise ValueError("TrustChainCommunity needs settings.ledger")
+        super().__init__(settings)
+        self.settings = settings
+        self.ledger: TrustChain = settings.ledger
+        self.public_key: bytes = self.ledger.public_key
+        self.contacts: dict[bytes, Address] = {}
+        self._keys_by_address: dict[Address, bytes] = {}
+        self._key_bins: dict[bytes, bytes] = {}
+        self.seeds: list[Address] = []
+        self.bytes_sent = 0
+        self.packets_sent = 0
+        self.packets_dropped = 0
+        self._peers: dict[bytes, IPv8Peer] = {}
+        self._awaiting: dict[int, tuple[HalfBlock, asyncio.Future[HalfBlock]]] = {}
+        self._countersigning: set[bytes] = set()
+        self._crawls: dict[int, _Crawl] = {}
+        self._buckets: dict[Address, TokenBucket] = {}
+        self._rumours: dict[bytes, _Rumour] = {}
+
+        self.add_message_handler(ProposalMessage, self.on_proposal)
+        self.add_message_handler(AgreementMessage, self.on_agreement)
+        self.add_message_handler(RejectionMessage, self.on_rejection)
+        self.add_message_handler(CrawlRequestMessage, self.on_crawl_request)
+        self.add_message_handler(CrawlResponseMessage, self.on_crawl_response)
+        self.add_message_handler(BlockBroadcastMessage, self.on_block_broadcast)
+        self.add_message_handler(FraudProofMessage, self.on_fraud_proof)
+        self.ledger.on_fraud(self._spread_fraud)
+        self.register_task("fraud-rounds", self._fraud_round, interval=settings.fraud_round_interval)
+        self.register_task("seeds", self._walk_to_seeds, interval=settings.seed_interval, delay=0)
+
+    # --- peers ---------------------------------------------------------------------
+
+    def add_contact(self, public_key: bytes, address: Address) -> None:
+        """Remember where the peer with TrustChain key ``public_key`` listens."""
+        if public_key == self.public_key:
+            return
+        if self.contacts.get(public_key) != address:
+            self.contacts[public_key] = address
+            self._keys_by_address[address] = public_key
+            self._peers.pop(public_key, None)
+
+    def add_seeds(self, addresses: Iterable[Address]) -> None:
+        """Walk to these addresses (keys unknown) now and until they answer."""
+        self.seeds.extend(addresses)
+        self._walk_to_seeds()
+
+    def peer_for(self, public_key: bytes) -> IPv8Peer | None:
+        """The IPv8 peer with TrustChain key ``public_key``, if we know where it is."""
+        key_bin = self._key_bins.get(public_key)
+        if key_bin is None:
+            key_bin = self._key_bins[public_key] = ipv8_public_key_bin(public_key)
+        verified = self.network.get_verified_by_public_key_bin(key_bin)
+        if verified is not None:
+            return verified
+        address = self.contacts.get(public_key)
+        if address is None:
+            return None
+        peer = self._peers.get(public_key)
+        if peer is None:
+            peer = self._peers[public_key] = IPv8Peer(key_bin, address)
+        return peer
+
+    def known_public_keys(self) -> list[bytes]:
+        """TrustChain keys of every peer we can reach: contacts and IPv8 neighbours."""
+        keys = dict.fromkeys(self.contacts)
+        for peer in self.get_peers():
+            key = trustchain_key(peer)
+            if key is not None:
+                keys[key] = None
+        keys.pop(self.public_key, None)
+        return list(keys)
+
+    def _walk_to_seeds(self) -> None:
+        known = {p.address for p in self.get_peers()}
+        for address in self.seeds:
+            if address not in known:
+                with contextlib.suppress(Exception):  # an unresolvable or closed address: try later
+                    self.walk_to(address)
+
+    def _sender(self, peer: IPv8Peer) -> bytes | None:
+        """The sender's TrustChain key (learning its address), or None to drop the message."""
+        key = trustchain_key(peer)
+        if key is not None:
+            self.add_contact(key, peer.address)
+        return key
+
+    # --- sending and limits --------------------------------------------------------
+
+    def send(self, peer: IPv8Peer, payload: Payload) -> None:
+        """Send one message (signed unless it only carries signed blocks), counting its bytes."""
+        packet = self.ezr_pack(payload.msg_id, payload, sig=not isinstance(payload, UNSIGNED))  # type: ignore[attr-defined]
+        try:
+            self.endpoint.send(peer.address, packet)
+        except Exception:  # noqa: BLE001 - like a lost datagram: retries and timeouts cover it
+            logger.debug("could not send to %s", peer.address, exc_info=True)
+            return
+        self.bytes_sent += len(packet)
+        self.packets_sent += 1
+
+    def on_packet(self, packet: tuple[Address, bytes], warn_unknown: bool = True) -> None:
+        """Drop oversized packets and senders beyond their rate before decoding anything."""
+        address, data = packet
+        if len(data) > self.settings.max_packet_size or not self._bucket(address).take():
+            self.packets_dropped += 1
+            return
+        super().on_packet(packet, warn_unknown)
+
+    def _bucket(self, address: Address) -> TokenBucket:
+        bucket = self._buckets.get(address)
+        if bucket is None:
+            if len(self._buckets) > 10_000:  # forget idle senders rather than grow without bound
+                self._buckets.clear()
+            bucket = self._buckets[address] = TokenBucket(self.settings.rate_per_second, self.settings.rate_burst)
+        return bucket
+
+    def _decode_block(self, data: bytes) -> HalfBlock | None:
+        try:
+            return HalfBlock.decode(data)
+        except EncodingError:
+            return None
+
+    async def _until(self, future: asyncio.Future[Any], resend: Any, timeout: float) -> None:
+        """Call ``resend()`` with growing pauses until ``future`` is done or ``timeout`` passes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        interval = self.settings.retry_interval
+        while not future.done():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError
+            resend()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(future), min(interval, remaining))
+            interval = min(interval * 2, self.settings.max_retry_interval)
+
+    # --- proposal and agreement ----------------------------------------------------
+
+    async def propose(
+        self, counterparty: bytes, block_type: str, transaction: dict[str, Any], timeout: float = 10.0
+    ) -> tuple[HalfBlock, HalfBlock]:
+        """Sign a proposal to ``counterparty`` and wait for its agreement: (proposal, agreement).
+
+        Raises TransactionTimeoutError, TransactionRejectedError, FraudDetectedError (before
+        signing, or while waiting when a proof against the counterparty arrives), and
+        PeerUnreachableError when no address is known for the counterparty.
+        """
+        if self.ledger.store.is_fraudulent(counterparty):
+            raise FraudDetectedError(counterparty)
+        peer = self.peer_for(counterparty)
+        if peer is None:
+            raise PeerUnreachableError(f"no address known for peer {counterparty.hex()[:16]}")
+        proposal = self.ledger.propose(counterparty, block_type, transaction)
+        future: asyncio.Future[HalfBlock] = asyncio.get_running_loop().create_future()
+        self._awaiting[proposal.sequence_number] = (proposal, future)
+        message = ProposalMessage(proposal.encode())
+
+        def resend() -> None:
+            self.send(self.peer_for(counterparty) or peer, message)
+
+        try:
+            await self._until(future, resend, timeout)
+        except TimeoutError:
+            raise TransactionTimeoutError(
+                f"no agreement from {counterparty.hex()[:16]} for block {proposal.sequence_number} in {timeout} s"
+            ) from None
+        finally:
+            self._awaiting.pop(proposal.sequence_number, None)
+        agreement = future.result()
+        self._publish(agreement)  # the counterparty published our proposal
+        return proposal, agreement
+
+    @lazy_wrapper(ProposalMessage)
+    async def on_proposal(self, peer: IPv8Peer, payload: ProposalMessage) -> None:
+        """Countersign a proposal addressed to us, after fetching what we lack of its chain."""
+        sender = self._sender(peer)
+        proposal = self._decode_block(payload.block)
+        if proposal is None or sender is None or proposal.public_key != sender:
+            return
+        if proposal.link_public_key != self.public_key or not proposal.is_proposal:
+            return
+        agreement = self.ledger.store.linked(proposal)
+        if agreement is not None:  # our agreement was lost on the way: send it again
+            self.send(peer, AgreementMessage(agreement.encode()))
+            return
+        if proposal.hash in self._countersigning:
+            return
+        self._countersigning.add(proposal.hash)
+        try:
+            await self._countersign(peer, proposal)
+        finally:
+            self._countersigning.discard(proposal.hash)
+
+    async def _countersign(self, peer: IPv8Peer, proposal: HalfBlock) -> None:
+        def reject(reason: str) -> None:
+            self.send(peer, RejectionMessage(proposal.sequence_number, reason))
+
+        if self.ledger.store.is_fraudulent(proposal.public_key):
+            reject(FRAUD_REASON)
+            return
+        missing = self.ledger.missing_before(proposal)
+        if missing:
+            with contextlib.suppress(PeerUnreachableError):  # the ledger decides on a partial view
+                await self.crawl(proposal.public_key, missing.start, missing.stop - 1, peer=peer)
+        try:
+            agreement = self.ledger.countersign(proposal)
+        except FraudDetectedError:
+            reject(FRAUD_REASON)
+        except TransactionRejectedError as exc:
+            reject(exc.reason)
+        except InvalidBlockError as exc:
+            reject(exc.reason)
+        else:
+            self.send(peer, AgreementMessage(agreement.encode()))
+            self._publish(proposal)  # the proposer publishes our agreement
+
+    @lazy_wrapper_unsigned(AgreementMessage)
+    def on_agreement(self, source_address: Address, payload: AgreementMessage) -> None:
+        """Complete a waiting proposal, or file a late agreement for one that timed out."""
+        agreement = self._decode_block(payload.block)
+        if agreement is None or agreement.link_public_key != self.public_key:
+            return
+        sender = agreement.public_key  # the ledger checks its signature
+        waiting = self._awaiting.get(agreement.link_sequence_number)
+        if waiting is None:
+            if self.ledger.store.get(self.public_key, agreement.link_sequence_number) is not None:
+                self.ledger.receive(agreement)
+            return
+        proposal, future = waiting
+        if proposal.link_public_key != sender or future.done():
+            return
+        result = self.ledger.receive(agreement)
+        if not result.is_invalid:
+            future.set_result(agreement)
+
+    @lazy_wrapper(RejectionMessage)
+    def on_rejection(self, peer: IPv8Peer, payload: RejectionMessage) -> None:
+        """Fail a waiting proposal that its counterparty refused."""
+        sender = self._sender(peer)
+        waiting = self._awaiting.get(payload.sequence_number)
+        if waiting is None or waiting[0].link_public_key != sender or waiting[1].done():
+            return
+        waiting[1].set_exception(TransactionRejectedError(payload.reason, peer=sender.hex()[:16]))
+
+    # --- crawling ------------------------------------------------------------------
+
+    async def crawl(
+        self, public_key: bytes, start: int = 1, end: int | None = None, *, peer: IPv8Peer | None = None
+    ) -> list[HalfBlock]:
+        """Fetch ``public_key``'s chain in [start, end] (end None: to its head), validate and store it.
+
+        Asks ``peer`` (default: the chain's owner). Returns the blocks that came back and are not
+        invalid, by sequence number (fewer than asked when the peer lacks some or stops answering
+        after a page). Raises PeerUnreachableError when nothing came back in time.
+        """
+        peer = peer or self.peer_for(public_key)
+        if peer is None:
+            raise PeerUnreachableError(f"no address known for peer {public_key.hex()[:16]}")
+        page = self.settings.crawl_page_size
+        deadline = asyncio.get_running_loop().time() + self.settings.crawl_timeout
+        fetched: list[HalfBlock] = []
+        while end is None or start <= end:
+            page_end = start + page - 1 if end is None else min(end, start + page - 1)
+            try:
+                blocks = await self._crawl_page(peer, public_key, start, page_end, deadline)
+            except PeerUnreachableError:
+                if not fetched:
+                    raise
+                break  # keep the pages that came
+            fetched.extend(blocks)
+            if len(blocks) < page_end - start + 1:
+                break
+            start = page_end + 1
+        fetched.sort(key=lambda b: b.sequence_number)
+        results = self.ledger.receive_many(fetched)
+        return [block for block, result in zip(fetched, results, strict=True) if not result.is_invalid]
+
+    async def _crawl_page(
+        self, peer: IPv8Peer, public_key: bytes, start: int, end: int, deadline: float
+    ) -> list[HalfBlock]:
+        loop = asyncio.get_running_loop()
+        identifier = int.from_bytes(os.urandom(4), "big")
+        crawl = _Crawl(public_key, start, end, loop.create_future())
+        self._crawls[identifier] = crawl
+        request = CrawlRequestMessage(identifier, public_key, start, end)
+        try:
+            await self._until(crawl.done, lambda: self.send(peer, request), deadline - loop.time())
+        except TimeoutError:
+            if crawl.total is None:
+                raise PeerUnreachableError(
+                    f"crawl of {public_key.hex()[:16]} [{start}, {end}] got no answer in time"
+                ) from None
+        finally:
+            del self._crawls[identifier]
+        return list(crawl.blocks.values())
+
+    @lazy_wrapper(CrawlRequestMessage)
+    def on_crawl_request(self, peer: IPv8Peer, payload: CrawlRequestMessage) -> None:
+        """Answer with the blocks we hold in the range (at most a page), in as few packets as fit."""
+        sender = self._sender(peer)
+        if sender is None or self.ledger.store.is_fraudulent(sender) or payload.start < 1:
+            return
+        end = payload.end or None
+        if end is not None and end < payload.start:
+            return
+        page = self.settings.crawl_page_size
+        end = payload.start + page - 1 if end is None else min(end, payload.start + page - 1)
+        blocks = [block.encode() for block in self.ledger.store.chain(payload.public_key, payload.start, end)]
+        budget = self.settings.max_packet_size - 512  # room for headers
+        batch: list[bytes] = []
+        for data in blocks:
+            if batch and sum(map(len, batch)) + 2 * len(batch) + len(data) + 2 > budget:
+                self.send(peer, CrawlResponseMessage(payload.identifier, len(blocks), batch))
+                batch = []
+            batch.append(data)
+        self.send(peer, CrawlResponseMessage(payload.identifier, len(blocks), batch))
+
+    @lazy_wrapper_unsigned(CrawlResponseMessage)
+    def on_crawl_response(self, source_address: Address, payload: CrawlResponseMessage) -> None:
+        """Collect blocks of a crawl we asked for; blocks outside the request are dropped."""
+        crawl = self._crawls.get(payload.identifier)
+        if crawl is None or crawl.done.done() or payload.total > self.settings.crawl_page_size:
+            return
+        for data in payload.blocks:
+            block = self._decode_block(data)
+            if (
+                block is not None
+                and block.public_key == crawl.public_key
+                and crawl.start <= block.sequence_number <= crawl.end
+                and block.verify_signature()
+            ):
+                crawl.blocks[block.sequence_number] = block
+        crawl.total = payload.total
+        if len(crawl.blocks) >= payload.total:
+            crawl.done.set_result(None)
+
+    # --- gossip --------------------------------------------------------------------
+
+    def _publish(self, block: HalfBlock) -> None:
+        """Push the counterparty's half of a new pair to a random fanout and to its witnesses.
+
+        Each party publishes the other's block: a forker would not publish its own, and an
+        honest party's copy is what lets the witnesses see both halves of a fork.
+        """
+        witnesses = self._witnesses(block)
+        data = block.encode()
+        for key in self._sample(self.settings.gossip_fanout, exclude={block.public_key, *witnesses}):
+            self._send_to(key, BlockBroadcastMessage(self.settings.gossip_ttl, data))
+        for key in witnesses:
+            self._send_to(key, BlockBroadcastMessage(1, data))
+
+    def _witnesses(self, block: HalfBlock) -> list[bytes]:
+        """The known peers whose keys are XOR-closest to sha256(public key, sequence number)."""
+        target = int.from_bytes(
+            hashlib.sha256(block.public_key + block.sequence_number.to_bytes(8, "big")).digest(), "big"
+        )
+        candidates = [k for k in self.known_public_keys() if k != block.public_key]
+        return heapq.nsmallest(self.settings.witnesses, candidates, key=lambda k: int.from_bytes(k, "big") ^ target)
+
+    def _sample(self, count: int, exclude: Iterable[bytes] = ()) -> list[bytes]:
+        excluded = set(exclude)
+        candidates = [k for k in self.known_public_keys() if k not in excluded]
+        return random.sample(candidates, min(count, len(candidates)))
+
+    def _send_to(self, public_key: bytes, payload: Payload) -> None:
+        peer = self.peer_for(public_key)
+        if peer is not None:
+            self.send(peer, payload)
+
+    @lazy_wrapper_unsigned(BlockBroadcastMessage)
+    def on_block_broadcast(self, source_address: Address, payload: BlockBroadcastMessage) -> None:
+        """Store a gossiped block (the ledger finds forks) and pass it on while its ttl lasts."""
+        block = self._decode_block(payload.block)
+        if block is None or self.ledger.store.is_fraudulent(block.public_key):
+            return
+        if self.ledger.store.get_by_hash(block.hash) is not None:
+            return
+        if self.ledger.receive(block).is_invalid:
+            return
+        if payload.ttl > 1:
+            forward = BlockBroadcastMessage(payload.ttl - 1, payload.block)
+            sender = self._keys_by_address.get(source_address)
+            for key in self._sample(self.settings.gossip_fanout, exclude={sender, block.public_key}):
+                self._send_to(key, forward)
+
+    # --- fraud proofs --------------------------------------------------------------
+
+    @lazy_wrapper_unsigned(FraudProofMessage)
+    def on_fraud_proof(self, source_address: Address, payload: FraudProofMessage) -> None:
+        """Verify and keep a fraud proof, then spread it if it is news."""
+        sender = self._keys_by_address.get(source_address)
+        try:
+            proof = FraudProof.decode(payload.proof)
+        except EncodingError:
+            return
+        known = proof.public_key in self._rumours
+        if not known and not proof.verify():  # a proof we hold needs no second check
+            return
+        if not known:
+            self.ledger.receive_fraud_proof(proof)  # a new proof reaches _spread_fraud through on_fraud
+            self._spread_fraud(proof)
+        if sender is not None:
+            self._rumours[proof.public_key].holders.add(sender)
+
+    def _spread_fraud(self, proof: FraudProof) -> None:
+        """Start the rumour of a new proof: fail deals with the forker, push it to a fanout."""
+        forker = proof.public_key
+        if forker in self._rumours:
+            return
+        rumour = self._rumours[forker] = _Rumour(proof.encode(), self.settings.fraud_rounds, {forker})
+        for block, future in self._awaiting.values():
+            if block.link_public_key == forker and not future.done():
+                future.set_exception(FraudDetectedError(forker))
+        self._push(rumour, self.settings.fraud_fanout)
+
+    def _push(self, rumour: _Rumour, count: int) -> None:
+        # Peers we pushed to before stay candidates: the packet may have been lost.
+        for key in self._sample(count, exclude=rumour.holders):
+            self._send_to(key, FraudProofMessage(rumour.proof))
+
+    def _fraud_round(self) -> None:
+        for rumour in self._rumours.values():
+            if rumour.rounds_left > 0:
+                rumour.rounds_left -= 1
+                self._push(rumour, self.settings.fraud_round_fanout)

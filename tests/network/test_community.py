@@ -1,0 +1,238 @@
+"""The TrustChain community between a few in-memory peers (pyipv8's TestBase, fragile handlers)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from ipv8.peer import Peer as IPv8Peer
+from ipv8.test.base import TestBase
+from ipv8.test.mocking.ipv8 import MockIPv8
+
+from enerdatx.crypto import Identity
+from enerdatx.errors import FraudDetectedError, PeerUnreachableError, TransactionRejectedError, TransactionTimeoutError
+from enerdatx.trustchain import BlockStore, FraudProof, HalfBlock, TrustChain
+from enerdatx.trustchain.community import TrustChainCommunity, ipv8_private_key
+from enerdatx.trustchain.payload import (
+    AgreementMessage,
+    CrawlRequestMessage,
+    CrawlResponseMessage,
+    ProposalMessage,
+)
+from enerdatx.trustchain.settings import TrustChainSettings
+from tests.trustchain.conftest import sign
+
+PING = "test.ping"
+
+
+def accept(_ledger: TrustChain, _proposal: HalfBlock) -> None:
+    return None
+
+
+class TrustChainTestBase(TestBase[TrustChainCommunity]):
+    """Nodes whose IPv8 key is made from their TrustChain identity, each with its own ledger."""
+
+    NODES = 2
+    SETTINGS: dict[str, Any] = {"retry_interval": 0.05, "crawl_timeout": 1.0}
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.initialize(TrustChainCommunity, self.NODES)
+
+    def create_node(self, *args: Any, **kwargs: Any) -> MockIPv8:
+        identity = Identity.generate()
+        ledger = TrustChain(identity, BlockStore(fsync=False))
+        ledger.register_policy(PING, accept)
+        settings = TrustChainSettings(ledger=ledger).update(**self.SETTINGS)
+        return MockIPv8(IPv8Peer(ipv8_private_key(identity)), TrustChainCommunity, settings)
+
+    def ledger(self, i: int) -> TrustChain:
+        return self.overlay(i).ledger
+
+    def key(self, i: int) -> bytes:
+        return self.ledger(i).public_key
+
+    def drop_first(self, i: int, message: type) -> list[bytes]:
+        """Make node ``i`` lose the first packet it sends of ``message``; returns what it sent."""
+        endpoint = self.endpoint(i)
+        send = endpoint.send
+        sent: list[bytes] = []
+
+        def lossy(address: Any, packet: bytes) -> None:
+            if packet[22] == message.msg_id:
+                sent.append(packet)
+                if len(sent) == 1:
+                    return
+            send(address, packet)
+
+        endpoint.send = lossy
+        return sent
+
+
+class TestKeys(TrustChainTestBase):
+    def test_ipv8_key_is_the_trustchain_identity(self) -> None:
+        key_bin = self.my_peer(0).public_key.key_to_bin()
+        self.assertEqual(key_bin[-32:], self.key(0))
+        self.assertEqual(self.overlay(0).peer_for(self.key(1)).public_key.key_to_bin()[-32:], self.key(1))
+
+    def test_unknown_peer_has_no_ipv8_peer(self) -> None:
+        self.assertIsNone(self.overlay(0).peer_for(Identity.generate().public_key))
+
+
+class TestSigning(TrustChainTestBase):
+    async def test_proposal_gets_agreement_stored_on_both_sides(self) -> None:
+        proposal, agreement = await self.overlay(0).propose(self.key(1), PING, {"n": 1}, timeout=2)
+        self.assertEqual((agreement.public_key, agreement.link_sequence_number), (self.key(1), 1))
+        self.assertEqual(self.ledger(1).store.linked(proposal), agreement)
+        self.assertEqual(self.ledger(0).store.linked(proposal), agreement)
+        self.assertEqual(self.overlay(0)._awaiting, {})
+
+    async def test_refused_type_raises_rejected(self) -> None:
+        with self.assertRaises(TransactionRejectedError) as caught:
+            await self.overlay(0).propose(self.key(1), "test.unwanted", {}, timeout=2)
+        self.assertIn("no policy", caught.exception.reason)
+        self.assertEqual(self.ledger(1).store.latest_sequence_number(self.key(1)), 0)
+
+    async def test_lost_proposal_is_sent_again(self) -> None:
+        sent = self.drop_first(0, ProposalMessage)
+        await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
+        self.assertGreaterEqual(len(sent), 2)
+
+    async def test_lost_agreement_is_sent_again_not_signed_twice(self) -> None:
+        sent = self.drop_first(1, AgreementMessage)
+        _, agreement = await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
+        self.assertEqual(len(sent), 2)
+        self.assertTrue(all(agreement.encode() in packet for packet in sent))
+        self.assertEqual(self.ledger(1).store.latest_sequence_number(self.key(1)), 1)
+
+    async def test_silent_counterparty_times_out_cleanly(self) -> None:
+        self.endpoint(1).close()
+        with self.assertRaises(TransactionTimeoutError):
+            await self.overlay(0).propose(self.key(1), PING, {}, timeout=0.3)
+        self.assertEqual(self.overlay(0)._awaiting, {})
+        self.assertEqual(self.ledger(0).store.latest_sequence_number(self.key(0)), 1)  # the proposal stays
+
+    async def test_countersigner_first_crawls_what_it_misses(self) -> None:
+        for n in range(3):
+            self.ledger(0).record("test.note", {"n": n})
+        await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
+        self.assertEqual([b.sequence_number for b in self.ledger(1).store.chain(self.key(0))], [1, 2, 3, 4])
+
+
+class TestCrawl(TrustChainTestBase):
+    async def test_crawl_returns_and_stores_the_chain(self) -> None:
+        records = [self.ledger(0).record("test.note", {"n": n}) for n in range(5)]
+        blocks = await self.overlay(1).crawl(self.key(0), 2)
+        self.assertEqual(blocks, records[1:])
+        self.assertEqual(self.ledger(1).store.chain(self.key(0)), records[1:])
+
+    async def test_crawl_over_several_pages(self) -> None:
+        self.overlay(0).settings.crawl_page_size = self.overlay(1).settings.crawl_page_size = 4
+        records = [self.ledger(0).record("test.note", {"n": n}) for n in range(10)]
+        self.assertEqual(await self.overlay(1).crawl(self.key(0)), records)
+        self.assertEqual(await self.overlay(1).crawl(self.key(0), 3, 6), records[2:6])
+
+    async def test_crawl_keeps_only_blocks_that_match_and_validate(self) -> None:
+        good = self.ledger(0).record("test.note", {"n": 1})
+        stranger = TrustChain(Identity.generate(), BlockStore(fsync=False)).record("test.note", {})
+        forged = dataclasses.replace(good, signature=bytes(64))
+        self.overlay(0).decode_map[CrawlRequestMessage.msg_id] = lambda *_: None  # node 0 answers by hand
+        crawl = asyncio.ensure_future(self.overlay(1).crawl(self.key(0), 1, 1))
+        await asyncio.sleep(0)
+        (identifier,) = self.overlay(1)._crawls
+        answer = [block.encode() for block in (stranger, forged, good)]
+        self.overlay(0).send(self.peer(1), CrawlResponseMessage(identifier, 1, answer))
+        self.assertEqual(await crawl, [good])
+        self.assertIsNone(self.ledger(1).store.get_by_hash(stranger.hash))
+
+    async def test_a_crawled_block_that_forks_a_held_one_proves_fraud(self) -> None:
+        held = self.ledger(0).record("test.note", {"version": 1})
+        self.ledger(1).receive(held)
+        twin = TrustChain(self.ledger(0).identity, BlockStore(fsync=False))
+        twin.record("test.note", {"version": 2})  # node 0 now answers crawls from another chain
+        self.overlay(0).ledger = twin
+        self.assertEqual(await self.overlay(1).crawl(self.key(0)), [])
+        self.assertTrue(self.ledger(1).store.is_fraudulent(self.key(0)))
+
+    async def test_crawl_of_a_silent_peer_raises_unreachable(self) -> None:
+        self.endpoint(0).close()
+        with self.assertRaises(PeerUnreachableError):
+            await self.overlay(1).crawl(self.key(0))
+
+
+class TestLimits(TrustChainTestBase):
+    SETTINGS = {**TrustChainTestBase.SETTINGS, "rate_per_second": 0.001, "rate_burst": 5, "max_packet_size": 2048}
+
+    def setUp(self) -> None:
+        self.production_overlay_classes = [TrustChainCommunity]  # keep our on_packet, where the limits are
+        super().setUp()
+
+    async def test_oversized_packets_are_dropped_unread(self) -> None:
+        big = self.overlay(0).ezr_pack(ProposalMessage.msg_id, ProposalMessage(bytes(4096)))
+        self.endpoint(0).send(self.address(1), big)
+        await self.deliver_messages()
+        self.assertEqual(self.overlay(1).packets_dropped, 1)
+
+    async def test_a_sender_beyond_its_rate_is_dropped(self) -> None:
+        self.ledger(0).record("test.note", {})
+        request = CrawlRequestMessage(7, self.key(0), 1, 0)
+        for _ in range(20):
+            self.overlay(1).send(self.peer(0), request)
+        await self.deliver_messages()
+        self.assertEqual(self.overlay(0).packets_dropped, 15)
+        self.assertEqual(self.overlay(0).packets_sent, 5)
+
+
+class TestGossipAndFraud(TrustChainTestBase):
+    NODES = 4
+
+    def fraud_futures(self, nodes: range) -> list[asyncio.Future[None]]:
+        futures = []
+        for i in nodes:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self.ledger(i).on_fraud(lambda proof, f=future: f.done() or f.set_result(None))
+            futures.append(future)
+        return futures
+
+    async def test_new_blocks_reach_peers_outside_the_transaction(self) -> None:
+        held: set[bytes] = set()
+        changed = asyncio.Event()
+
+        def on_block(block: HalfBlock) -> None:
+            held.add(block.hash)
+            changed.set()
+
+        self.ledger(3).subscribe(on_block)
+        proposal, agreement = await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
+        async with asyncio.timeout(2):
+            while not {proposal.hash, agreement.hash} <= held:
+                changed.clear()
+                await changed.wait()
+
+    async def test_forker_is_found_and_refused_by_every_honest_peer(self) -> None:
+        found = self.fraud_futures(range(1, 4))
+        twin = TrustChain(self.ledger(0).identity, BlockStore(fsync=False))
+        first = self.ledger(0).propose(self.key(1), PING, {"to": 1})
+        second = twin.propose(self.key(2), PING, {"to": 2})
+        self.assertEqual(first.sequence_number, second.sequence_number)
+        self.overlay(0).send(self.peer(1), ProposalMessage(first.encode()))
+        self.overlay(0).send(self.peer(2), ProposalMessage(second.encode()))
+        await asyncio.wait_for(asyncio.gather(*found), 3)
+        for i in range(1, 4):
+            self.assertTrue(self.ledger(i).store.is_fraudulent(self.key(0)))
+            with self.assertRaises(FraudDetectedError):
+                await self.overlay(i).propose(self.key(0), PING, {}, timeout=1)
+        with self.assertRaises(TransactionRejectedError) as caught:
+            await self.overlay(0).propose(self.key(3), PING, {}, timeout=1)
+        self.assertEqual(caught.exception.reason, "fraud")
+
+    async def test_waiting_proposal_to_a_forker_fails_when_the_proof_arrives(self) -> None:
+        self.endpoint(0).close()  # the forker never answers
+        waiting = asyncio.ensure_future(self.overlay(1).propose(self.key(0), PING, {}, timeout=5))
+        await asyncio.sleep(0)
+        forker = self.ledger(0).identity
+        proof = FraudProof.of(sign(forker, transaction={"a": 1}), sign(forker, transaction={"a": 2}))
+        self.ledger(2).receive_fraud_proof(proof)  # node 2 learns it and spreads it
+        with self.assertRaises(FraudDetectedError):
+            await waiting

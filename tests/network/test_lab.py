@@ -1,0 +1,153 @@
+"""The Lab: many peers in one process, trading, cheating, losing packets, restarting."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import pytest
+
+from enerdatx.errors import FraudDetectedError, TransactionRejectedError, TransactionTimeoutError
+from enerdatx.lab import Lab
+from enerdatx.peer import Peer
+from tests.network.chains import PING, assert_consistent, fraud_everywhere, trade
+
+
+async def test_peers_have_their_own_directories_and_restart_from_them(tmp_path: Path) -> None:
+    async with Lab(tmp_path, transport="memory") as lab:
+        lab.accept(PING)
+        a, b = await lab.start(2)
+        assert {p.name for p in a.directory.iterdir()} >= {"identity.key", "chain.sqlite", "ipfs"}
+        assert a.directory != b.directory
+        cid = a.content.add_bytes(b"hello world\n")
+        assert cid == "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o" and not b.content.has(cid)
+        await a.community.propose(b.public_key, PING, {"n": 1})
+        restarted = await lab.restart(1)
+        assert restarted is not b and restarted.public_key == b.public_key
+        assert restarted.store.latest_sequence_number(b.public_key) == 1
+        _, agreement = await a.community.propose(b.public_key, PING, {"n": 2})
+        assert agreement.sequence_number == 2
+        assert_consistent(lab.peers)
+    assert not b.running and (tmp_path / "peer-001" / "chain.sqlite").exists()
+
+
+def test_sync_lab_for_scripts(tmp_path: Path) -> None:
+    with Lab(tmp_path, transport="udp") as lab:
+        lab.accept(PING)
+        a, b = lab.run_sync(lab.start(2))
+        assert a.address[0] == "127.0.0.1"
+        assert all(peer.community.bootstrappers == [] for peer in (a, b))  # no public trackers
+        proposal, agreement = lab.run_sync(a.community.propose(b.public_key, PING, {}))
+        assert lab.run_sync(b.community.crawl(a.public_key)) == [proposal]
+        port = b.address[1]
+        b = lab.run_sync(lab.restart(1))
+        assert b.address[1] == port and b.store.chain(b.public_key) == [agreement]
+        _, again = lab.run_sync(a.community.propose(b.public_key, PING, {}))
+        assert again.sequence_number == 2
+    assert not a.running
+
+
+def test_lab_refuses_bad_options(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="transport"):
+        Lab(tmp_path, transport="tcp")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="memory"):
+        Lab(tmp_path, transport="udp", packet_loss=0.1)
+
+
+@pytest.mark.slow
+async def test_hundred_peers_trade_and_stay_consistent(tmp_path: Path) -> None:
+    rng = random.Random(5)
+    async with Lab(tmp_path, durable=False, seed=5) as lab:
+        lab.accept(PING)
+        peers = await lab.start(100)
+        outcomes = await trade(peers, 3, rng)
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        assert failures == []
+        assert assert_consistent(peers) == 300
+        # Gossip spread the blocks beyond the two parties of each transaction.
+        assert sum(peer.store.count() for peer in peers) > 3 * 2 * 300
+
+
+async def test_forker_is_detected_and_refused_by_every_honest_peer(tmp_path: Path) -> None:
+    async with Lab(tmp_path, durable=False, seed=1) as lab:
+        lab.accept(PING)
+        peers = await lab.start(30)
+        forker, honest = peers[0], peers[1:]
+        await trade(honest, 1, random.Random(1))
+        await lab.fork(forker, honest[0], honest[1], PING)
+        await fraud_everywhere(honest, forker, timeout=10)
+        for peer in honest:
+            with pytest.raises(FraudDetectedError):
+                await peer.community.propose(forker.public_key, PING, {})
+        refusals = await asyncio.gather(
+            *(forker.community.propose(p.public_key, PING, {}, timeout=5) for p in honest[:10]),
+            return_exceptions=True,
+        )
+        assert all(isinstance(r, TransactionRejectedError) and r.reason == "fraud" for r in refusals)
+        assert_consistent(honest)
+
+
+@pytest.mark.slow
+async def test_with_a_fifth_of_packets_lost_trades_complete_and_fraud_is_found(tmp_path: Path) -> None:
+    rng = random.Random(20)
+    async with Lab(tmp_path, packet_loss=0.2, durable=False, seed=20) as lab:
+        lab.accept(PING)
+        peers = await lab.start(40)
+        forker, honest = peers[0], peers[1:]
+        outcomes = await trade(honest, 2, rng, timeout=15)
+        assert [o for o in outcomes if isinstance(o, BaseException)] == []
+        assert sum(p.ipv8.endpoint.bytes_up for p in peers) > 0
+        await lab.fork(forker, honest[0], honest[1], PING)
+        await fraud_everywhere(honest, forker, timeout=15)
+        # Lost packets may leave an agreement known to one side only until retried; none may differ.
+        assert_consistent(honest)
+
+
+async def test_restart_mid_transaction_completes_or_times_out(tmp_path: Path) -> None:
+    async with Lab(tmp_path) as lab:
+        lab.accept(PING)
+        a, b = await lab.start(2)
+        pending = asyncio.ensure_future(a.community.propose(b.public_key, PING, {}, timeout=3))
+        await asyncio.sleep(0)  # the proposal is on its way
+        await lab.restart(1)
+        try:
+            proposal, agreement = await pending
+        except TransactionTimeoutError:
+            assert lab.peers[1].store.latest_sequence_number(b.public_key) in (0, 1)
+        else:
+            assert lab.peers[1].store.linked(proposal) == agreement
+        assert_consistent(lab.peers)
+
+
+class Recorder:
+    """A service: registers a policy and an extra overlay's worth of state, records its life."""
+
+    def __init__(self) -> None:
+        self.peer: Peer | None = None
+        self.closed = False
+
+    def attach(self, peer: Peer) -> None:
+        self.peer = peer
+        peer.ledger.register_policy("test.service", lambda ledger, proposal: {"seen_by": "service"})
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_services_attach_to_every_peer_and_close_with_it(tmp_path: Path) -> None:
+    services: list[Recorder] = []
+
+    def make(peer: Peer) -> list[Recorder]:
+        services.append(Recorder())
+        return services[-1:]
+
+    async with Lab(tmp_path, services=make) as lab:
+        a, b = await lab.start(2)
+        assert {s.peer for s in services} == {a, b}
+        _, agreement = await a.community.propose(b.public_key, "test.service", {})
+        assert agreement.transaction == {"seen_by": "service"}
+        await lab.restart(1)
+        assert [s.closed for s in services if s.peer is b] == [True]
+        assert services[2].peer is lab.peers[1] and not services[2].closed
+    assert all(s.closed for s in services)
