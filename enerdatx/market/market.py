@@ -1,0 +1,308 @@
+"""One peer's market: sell data sets, buy them in one atomic TrustChain transaction, keep a wallet.
+
+The Market is network-free: it is given a ledger, a content store, and two coroutines
+that reach other peers (``propose``: a proposal in, the countersigned pair out;
+``fetch``: the ciphertext of a listing from its seller). The MarketService wires those
+to IPv8; tests wire them to other in-process Markets.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import nacl.utils
+
+from enerdatx.crypto import decrypt_data, encrypt_data, new_data_key, seal_to
+from enerdatx.errors import (
+    ContentStoreError,
+    DataVerificationError,
+    EncodingError,
+    InsufficientFundsError,
+    ListingUnavailableError,
+    MarketError,
+    NetworkError,
+    TransactionRejectedError,
+)
+from enerdatx.market.formats import (
+    COMPLAINT,
+    LISTING,
+    PAYMENT,
+    SALT_SIZE,
+    WITHDRAWAL,
+    Listing,
+    commitment,
+    complaint_transaction,
+    listing_transaction,
+    make_opening,
+    parse_listing,
+    parse_payment,
+    payment_transaction,
+    split_opening,
+    withdrawal_transaction,
+)
+from enerdatx.market.keyring import Keyring, Purchase
+from enerdatx.market.orderbook import LIVE, OrderBook
+from enerdatx.market.wallet import DEFAULT_GRANT, Balance, Wallet
+
+__all__ = ["Market", "Trade", "Proposer", "Fetcher", "now_ms"]
+
+logger = logging.getLogger(__name__)
+
+Proposer = Callable[[bytes, str, dict], Awaitable[tuple[Any, Any]]]
+"""(counterparty, block type, transaction) -> (our proposal, their agreement)."""
+Fetcher = Callable[[Listing], Awaitable[bytes]]
+"""listing -> the bytes of its ciphertext CID, from wherever they are."""
+
+
+def now_ms() -> int:
+    """Milliseconds since the Unix epoch."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class Trade:
+    """A settled and verified purchase: the pair of half-blocks and the decrypted data set."""
+
+    listing: Listing
+    proposal: Any
+    agreement: Any
+    plaintext: bytes
+    seconds: float  # from the bid to the verified data
+
+    @property
+    def amount(self) -> int:
+        """What the buyer paid."""
+        return parse_payment(self.proposal.transaction).amount
+
+    def dataframe(self) -> Any:
+        """The data set as a pandas DataFrame (enerdatx-readings format)."""
+        from enerdatx.meter import load_dataset_bytes
+
+        return load_dataset_bytes(self.plaintext)
+
+
+class Market:
+    """Listings, the order book, the wallet and settlement of one peer."""
+
+    def __init__(
+        self,
+        ledger: Any,
+        content: Any,
+        *,
+        keyring: Keyring | None = None,
+        grant: int = DEFAULT_GRANT,
+        clock: Callable[[], int] = now_ms,
+        propose: Proposer | None = None,
+        fetch: Fetcher | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.content = content
+        self.keyring = keyring or Keyring()
+        self.clock = clock
+        self.wallet = Wallet(ledger.store, grant=grant)
+        self.book = OrderBook(clock=clock, is_fraudulent=ledger.store.is_fraudulent)
+        self._propose = propose
+        self._fetch = fetch
+        # (negotiation id, buyer, listing id) -> the price the seller agreed or offered, or None
+        self.negotiated_price: Callable[[str, bytes, str], int | None] = lambda *_: None
+        self.book.add_blocks(ledger.store.blocks(block_type=LISTING))
+        self.book.add_blocks(ledger.store.blocks(block_type=WITHDRAWAL))
+        self.book.add_blocks(ledger.store.blocks(block_type=COMPLAINT))
+        ledger.subscribe(self.book.add_block)
+        ledger.on_fraud(lambda _proof: self.book.refresh())  # a forker's listings stop being live
+        ledger.register_policy(PAYMENT, self._payment_policy)
+
+    @property
+    def public_key(self) -> bytes:
+        """This peer's public key."""
+        return self.ledger.public_key
+
+    # --- selling ---------------------------------------------------------------------
+
+    def sell(
+        self, plaintext: bytes, descriptor: dict[str, Any], price: int, *, expires_in: int | None = None
+    ) -> Listing:
+        """Encrypt a data set, add the ciphertext to the content store and sign a listing for it.
+
+        ``expires_in`` is in milliseconds; None lists it until withdrawn.
+        """
+        if expires_in is not None and (type(expires_in) is not int or expires_in <= 0):
+            raise MarketError("expires_in is a positive number of milliseconds")
+        expires = None if expires_in is None else self.clock() + expires_in
+        key, salt = new_data_key(), nacl.utils.random(SALT_SIZE)
+        committed = commitment(salt, plaintext)
+        try:  # check everything before storing anything; the CID is filled in once known
+            transaction = listing_transaction(descriptor, price, "pending", committed, expires)
+        except EncodingError as exc:
+            raise MarketError(f"cannot list this data set: {exc}") from exc
+        cid = self.content.add_bytes(encrypt_data(key, plaintext))
+        transaction["cid"] = cid
+        self.keyring.put_listing_secret(committed, make_opening(key, salt))
+        return parse_listing(self.ledger.record(LISTING, transaction))
+
+    def withdraw(self, listing_id: str) -> None:
+        """Take one of our listings off sale with a signed withdrawal block."""
+        listing = self.book.get(listing_id)
+        if listing.seller != self.public_key:
+            raise MarketError("only the seller can withdraw a listing")
+        if self.book.status(listing) != LIVE:
+            raise ListingUnavailableError(f"listing {listing_id[:16]}… is {self.book.status(listing)} already")
+        self.ledger.record(WITHDRAWAL, withdrawal_transaction(listing.block_hash))
+
+    def _payment_policy(self, ledger: Any, proposal: Any) -> dict[str, Any]:
+        # TrustChain asks us before it countersigns: the agreement it signs carries the key.
+        buyer = proposal.public_key
+        try:
+            payment = parse_payment(proposal.transaction)
+        except EncodingError as exc:
+            raise TransactionRejectedError(f"malformed_payment: {exc}") from exc
+        block = ledger.store.get_by_hash(payment.listing)
+        if block is None or block.type != LISTING or block.public_key != self.public_key:
+            raise TransactionRejectedError("unknown_listing")
+        listing = parse_listing(block)
+        status = self.book.status(listing)
+        if status != LIVE:
+            raise TransactionRejectedError(f"listing_{status}")
+        price = listing.price
+        if payment.negotiation is not None:
+            agreed = self.negotiated_price(payment.negotiation, buyer, listing.listing_id)
+            if agreed is None:
+                raise TransactionRejectedError("unknown_negotiation")
+            price = agreed
+        if payment.amount < price:
+            raise TransactionRejectedError(f"price_too_low: {payment.amount} < {price}")
+        if ledger.missing_before(proposal):
+            raise TransactionRejectedError("unknown_history: the buyer's chain is incomplete here")
+        balance = self.wallet.balance(buyer, before=proposal.sequence_number)
+        if balance.available < payment.amount:
+            raise TransactionRejectedError(f"insufficient_funds: {balance.available} < {payment.amount}")
+        opening = self.keyring.listing_secret(listing.commitment)
+        if opening is None:
+            raise TransactionRejectedError("key_lost")
+        return {**proposal.transaction, "sealed_key": seal_to(buyer, opening)}
+
+    # --- buying ----------------------------------------------------------------------
+
+    def balance(self, public_key: bytes | None = None) -> Balance:
+        """The balance of ``public_key`` (ours by default) as derived from the chain we hold."""
+        return self.wallet.balance(public_key or self.public_key)
+
+    async def buy(self, listing_id: str, *, amount: int | None = None, negotiation: str | None = None) -> Trade:
+        """Pay for a listing, receive its sealed key, fetch, decrypt and verify the data set.
+
+        A seller that answers with a key or data that fail the checks gets a signed complaint
+        on our chain, and DataVerificationError is raised (``.complaint`` is that block).
+        """
+        if self._propose is None or self._fetch is None:
+            raise MarketError("this market is not connected to a network")
+        started = time.perf_counter()
+        listing = self.book.get(listing_id)
+        status = self.book.status(listing)
+        if status != LIVE:
+            raise ListingUnavailableError(f"listing {listing_id[:16]}… is {status}")
+        if listing.seller == self.public_key:
+            raise MarketError("a peer cannot buy its own listing")
+        amount = listing.price if amount is None else amount
+        available = self.balance().available
+        if available < amount:
+            raise InsufficientFundsError(available, amount)
+        transaction = payment_transaction(listing.block_hash, amount, negotiation)
+        proposal, agreement = await self._propose(listing.seller, PAYMENT, transaction)
+        plaintext = await self.open_agreement(listing, agreement)
+        return Trade(listing, proposal, agreement, plaintext, time.perf_counter() - started)
+
+    async def open_agreement(self, listing: Listing, agreement: Any) -> bytes:
+        """Fetch, decrypt and verify a bought data set; a failure is recorded as a complaint."""
+        sealed = agreement.transaction.get("sealed_key")
+        try:
+            opening = self.ledger.identity.unseal(sealed if isinstance(sealed, bytes) else b"")
+        except DataVerificationError:
+            raise self._complain(listing, agreement, "key_does_not_open", None) from None
+        try:
+            key, salt = split_opening(opening)
+        except EncodingError:
+            raise self._complain(listing, agreement, "bad_opening", opening) from None
+        try:
+            ciphertext = await self._ciphertext(listing)
+        except (ContentStoreError, MarketError, NetworkError) as exc:
+            logger.warning("ciphertext of %s unavailable: %s", listing.cid, exc)
+            raise self._complain(listing, agreement, "ciphertext_unavailable", None) from exc
+        try:
+            plaintext = decrypt_data(key, ciphertext)
+        except DataVerificationError:
+            raise self._complain(listing, agreement, "ciphertext_does_not_decrypt", opening) from None
+        if commitment(salt, plaintext) != listing.commitment:
+            raise self._complain(listing, agreement, "commitment_mismatch", opening)
+        self.keyring.put_purchase(Purchase(
+            listing.listing_id, agreement.hash, listing.seller, listing.cid,
+            parse_payment(agreement.transaction).amount, opening, self.clock(),
+        ))
+        return plaintext
+
+    async def retry_purchase(self, listing_id: str) -> bytes:
+        """Fetch, decrypt and verify again a data set we paid for (after a failed fetch, say)."""
+        listing = self.book.get(listing_id)
+        for block in reversed(self.ledger.store.chain(self.public_key)):
+            if block.type == PAYMENT and block.is_proposal and block.link_public_key == listing.seller:
+                agreement = self.ledger.store.linked(block)
+                if agreement is not None and parse_payment(block.transaction).listing == listing.block_hash:
+                    return await self.open_agreement(listing, agreement)
+        raise MarketError(f"we hold no settled payment for listing {listing_id[:16]}…")
+
+    async def _ciphertext(self, listing: Listing) -> bytes:
+        try:
+            return self.content.cat(listing.cid)
+        except ContentStoreError:
+            pass  # not (wholly) here: ask the seller
+        data = await self._fetch(listing)  # type: ignore[misc]
+        # Adding the bytes recomputes their CID: what a peer served is checked, not trusted.
+        if self.content.add_bytes(data) != listing.cid:
+            raise MarketError(f"the bytes served for {listing.cid} do not hash to it")
+        return data
+
+    def _complain(self, listing: Listing, agreement: Any, reason: str, opening: bytes | None) -> DataVerificationError:
+        block = self.ledger.record(
+            COMPLAINT, complaint_transaction(listing.block_hash, agreement.hash, listing.seller, reason, opening)
+        )
+        error = DataVerificationError(f"seller {listing.seller.hex()[:16]}: {reason} (complaint recorded)")
+        error.complaint = block  # type: ignore[attr-defined]
+        return error
+
+    def purchased_data(self, listing_id: str) -> bytes:
+        """The decrypted bytes of a data set we bought earlier (re-read from the content store)."""
+        purchase = self.keyring.purchase(listing_id)
+        if purchase is None:
+            raise MarketError(f"we have not bought listing {listing_id[:16]}…")
+        key, _salt = split_opening(purchase.opening)
+        return decrypt_data(key, self.content.cat(purchase.cid))
+
+    def purchases(self) -> list[Purchase]:
+        """Every data set we bought and verified."""
+        return self.keyring.purchases()
+
+    def trades(self) -> list[dict[str, Any]]:
+        """Every payment on our chain (as buyer or seller), oldest first."""
+        rows = []
+        for block in self.ledger.store.chain(self.public_key):
+            if block.type != PAYMENT:
+                continue
+            try:
+                payment = parse_payment(block.transaction)
+            except EncodingError:
+                continue
+            agreed = block if not block.is_proposal else self.ledger.store.linked(block)
+            rows.append({
+                "role": "buyer" if block.is_proposal else "seller",
+                "counterparty": block.link_public_key.hex(),
+                "listing_id": payment.listing.hex(),
+                "amount": payment.amount,
+                "sequence_number": block.sequence_number,
+                "timestamp": block.timestamp,
+                "settled": agreed is not None,
+                "block_hash": block.hash.hex(),
+            })
+        return rows

@@ -1,0 +1,94 @@
+"""The market community's wire messages; every message id lives here.
+
+Each travels as one signed IPv8 packet (``ez_send``: the sender's key and an Ed25519
+signature over the packet), so the receiver knows which TrustChain key sent it.
+Blocks travel in TrustChain's own encoding; negotiation steps and standing requests in
+the CBOR formats of docs/market.md, as opaque bytes here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ipv8.messaging.payload_dataclass import DataClassPayload, convert_to_payload, type_from_format
+
+__all__ = [
+    "RecordMessage",
+    "ListingsRequestMessage",
+    "FetchRequestMessage",
+    "FetchResponseMessage",
+    "NegotiationMessage",
+    "RequestMessage",
+    "MESSAGES",
+]
+
+uint32 = type_from_format("I")
+
+
+@dataclass
+class RecordMessage(DataClassPayload[1]):
+    """A market record block (listing, withdrawal, complaint) of anyone's chain."""
+
+    block: bytes
+
+
+@dataclass
+class ListingsRequestMessage(DataClassPayload[2]):
+    """Ask a peer for the market records of its own chain (sent once to every new neighbour)."""
+
+    since: uint32  # the first sequence number of interest
+
+
+@dataclass
+class FetchRequestMessage(DataClassPayload[3]):
+    """Ask a seller for one chunk of the ciphertext of one of its listings."""
+
+    identifier: uint32
+    cid: str
+    chunk: uint32
+
+
+@dataclass
+class FetchResponseMessage(DataClassPayload[4]):
+    """One chunk of a ciphertext; ``chunks`` 0 means the seller does not serve that CID."""
+
+    identifier: uint32
+    chunk: uint32
+    chunks: uint32
+    data: bytes
+
+
+@dataclass
+class NegotiationMessage(DataClassPayload[5]):
+    """One negotiation step (docs/market.md), CBOR-encoded."""
+
+    step: bytes
+
+
+@dataclass
+class RequestMessage(DataClassPayload[6]):
+    """A standing request (a bid for data sets not yet named), CBOR with the buyer's signature."""
+
+    request: bytes
+
+
+MESSAGES = (
+    RecordMessage,
+    ListingsRequestMessage,
+    FetchRequestMessage,
+    FetchResponseMessage,
+    NegotiationMessage,
+    RequestMessage,
+)
+
+
+def _new_without_recompiling(cls: type, *args: Any, **kwargs: Any) -> Any:
+    return object.__new__(cls)
+
+
+# pyipv8 3.2 recompiles a DataClassPayload's packing code on every instantiation (see
+# enerdatx.trustchain.payload); compile each market message once.
+for _message in MESSAGES:
+    convert_to_payload(_message, msg_id=_message.msg_id)
+    _message.__new__ = _new_without_recompiling  # type: ignore[assignment, method-assign]

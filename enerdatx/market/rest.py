@@ -1,0 +1,370 @@
+"""A peer's local REST API (aiohttp, loopback only, bearer token): the market and the data.
+
+The market endpoints follow the Tribler market API the original prototype used
+(PUT /market/asks, PUT /market/bids, GET /market/asks, GET /market/bids,
+GET /market/transactions, GET /wallets); the data endpoints upload readings, buy, list
+purchases and download a decrypted data set. ``GET /openapi.json`` describes them all.
+Every error is JSON ``{"error": {"code": ..., "message": ...}}`` with a 4xx status for
+bad requests and 502/504 when the counterparty refused or did not answer.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+from typing import Any
+
+import pandas as pd
+from aiohttp import web
+
+from enerdatx.errors import (
+    DataVerificationError,
+    EncodingError,
+    EnerDatXError,
+    FraudDetectedError,
+    InsufficientFundsError,
+    ListingNotFoundError,
+    ListingUnavailableError,
+    MarketError,
+    MeterDataError,
+    NegotiationError,
+    NetworkError,
+    TransactionRejectedError,
+    TransactionTimeoutError,
+)
+from enerdatx.market.formats import Listing
+from enerdatx.market.orderbook import Query
+from enerdatx.market.service import MarketService
+
+__all__ = ["RestServer", "LOOPBACK", "openapi"]
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+MAX_UPLOAD = 64 * 1024 * 1024
+
+_QUERY_FIELDS = {"kind": str, "area": str, "start": str, "end": str, "resolution": str,
+                 "household_type": str, "max_price": int}
+_ASK_FIELDS = {"readings_id": str, "price": int, "start": str, "end": str, "resolution": str,
+               "location": str, "household_type": str, "kind": str, "expires_in": int}
+_BID_FIELDS = {**_QUERY_FIELDS, "listing_id": str, "price": int, "expires_in": int}
+_BUY_FIELDS = {"listing_id": str, "amount": int}
+
+# (error class, HTTP status, code); the first match wins, so subclasses come first.
+_ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
+    (ListingNotFoundError, 404, "listing_not_found"),
+    (ListingUnavailableError, 409, "listing_unavailable"),
+    (InsufficientFundsError, 402, "insufficient_funds"),
+    (NegotiationError, 409, "negotiation_failed"),
+    (DataVerificationError, 502, "data_verification_failed"),
+    (TransactionRejectedError, 502, "rejected_by_counterparty"),
+    (FraudDetectedError, 409, "counterparty_is_a_forker"),
+    (TransactionTimeoutError, 504, "counterparty_timeout"),
+    (NetworkError, 504, "counterparty_unreachable"),
+    (MeterDataError, 400, "bad_readings"),
+    (EncodingError, 400, "bad_request"),
+    (MarketError, 400, "bad_request"),
+)
+
+
+class HTTPError(Exception):
+    """An error answer with a status, a machine-readable code and a message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _listing_json(listing: Listing, status: str) -> dict[str, Any]:
+    return {
+        "listing_id": listing.listing_id, "seller": listing.seller.hex(), "price": listing.price,
+        "cid": listing.cid, "commitment": listing.commitment.hex(), "created": listing.created,
+        "expires": listing.expires, "descriptor": listing.descriptor, "status": status,
+    }
+
+
+def _fields(body: Any, allowed: dict[str, type], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Check a JSON object's fields against names and types; 400 on anything unexpected."""
+    if not isinstance(body, dict):
+        raise HTTPError(400, "bad_request", "the body must be a JSON object")
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise HTTPError(400, "bad_request", f"unknown fields: {', '.join(unknown)}")
+    missing = [name for name in required if body.get(name) is None]
+    if missing:
+        raise HTTPError(400, "bad_request", f"missing fields: {', '.join(missing)}")
+    for name, value in body.items():
+        kind = allowed[name]
+        if value is not None and (type(value) is not kind):
+            raise HTTPError(400, "bad_request", f"{name} must be {'an integer' if kind is int else 'a string'}")
+    return {k: v for k, v in body.items() if v is not None}
+
+
+class RestServer:
+    """Serves one MarketService's REST API on a loopback address."""
+
+    def __init__(self, service: MarketService, *, token: str | None = None, host: str = "127.0.0.1",
+                 port: int = 0) -> None:
+        if host not in LOOPBACK:
+            raise ValueError(f"the REST API binds to loopback only ({', '.join(LOOPBACK)}), not {host!r}")
+        self.service = service
+        self.token = token or secrets.token_urlsafe(24)
+        self.host, self.port = host, port
+        self.readings: dict[str, pd.DataFrame] = {}
+        self.app = web.Application(middlewares=[self._errors, self._auth], client_max_size=MAX_UPLOAD)
+        self.app.add_routes([
+            web.get("/openapi.json", self.get_openapi),
+            web.put("/market/asks", self.put_ask),
+            web.get("/market/asks", self.get_asks),
+            web.delete("/market/asks/{listing_id}", self.delete_ask),
+            web.put("/market/bids", self.put_bid),
+            web.get("/market/bids", self.get_bids),
+            web.get("/market/transactions", self.get_transactions),
+            web.get("/wallets", self.get_wallets),
+            web.post("/data/readings", self.post_readings),
+            web.get("/data/readings", self.get_readings),
+            web.post("/data/buy", self.post_buy),
+            web.get("/data/purchases", self.get_purchases),
+            web.get("/data/purchases/{listing_id}", self.get_purchase),
+        ])
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> str:
+        """Start serving; returns the base URL."""
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self.url
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. http://127.0.0.1:8085."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # --- middlewares -----------------------------------------------------------------
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except HTTPError as exc:
+            return _error(exc.status, exc.code, exc.message)
+        except web.HTTPException as exc:  # aiohttp's own: 404 route, 405 method, 413 too large
+            return _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
+        except EnerDatXError as exc:
+            for kind, status, code in _ERRORS:
+                if isinstance(exc, kind):
+                    return _error(status, code, str(exc))
+            raise
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path != "/openapi.json":
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+                raise HTTPError(401, "unauthorized", "send 'Authorization: Bearer <token>'")
+        return await handler(request)
+
+    # --- market ----------------------------------------------------------------------
+
+    async def get_openapi(self, request: web.Request) -> web.Response:
+        """The OpenAPI 3 description of this API."""
+        return web.json_response(openapi())
+
+    async def put_ask(self, request: web.Request) -> web.Response:
+        """Cut a data set from uploaded readings and list it."""
+        from enerdatx.meter import cut_dataset
+
+        body = _fields(await _json(request), _ASK_FIELDS, ("readings_id", "price"))
+        readings = self.readings.get(body.pop("readings_id"))
+        if readings is None:
+            raise HTTPError(404, "readings_not_found", "no uploaded readings with that id")
+        price, expires_in = body.pop("price"), body.pop("expires_in", None)
+        dataset = cut_dataset(readings, **body)
+        listing = self.service.sell(dataset, price, expires_in=expires_in)
+        return web.json_response({"listing": self._listing(listing)}, status=201)
+
+    async def get_asks(self, request: web.Request) -> web.Response:
+        """The order book, optionally filtered (?kind=&area=&start=&end=&resolution=&max_price=&status=all)."""
+        params = dict(request.query)
+        everything = params.pop("status", "live") == "all"
+        if "max_price" in params:
+            if not params["max_price"].isdigit():
+                raise HTTPError(400, "bad_request", "max_price must be a non-negative integer")
+            params["max_price"] = int(params["max_price"])  # type: ignore[assignment]
+        query = Query(**_fields(params, {**_QUERY_FIELDS, "max_price": int}))
+        listings = self.service.market.book.search(query, include_unavailable=everything)
+        return web.json_response({"asks": [self._listing(x) for x in listings]})
+
+    async def delete_ask(self, request: web.Request) -> web.Response:
+        """Withdraw one of our listings."""
+        self.service.market.withdraw(request.match_info["listing_id"])
+        return web.json_response({"withdrawn": request.match_info["listing_id"]})
+
+    async def put_bid(self, request: web.Request) -> web.Response:
+        """Bid on a listing (``listing_id``, optional ``price``) or post a standing request."""
+        body = _fields(await _json(request), _BID_FIELDS)
+        if "listing_id" in body:
+            listing_id, price = body.pop("listing_id"), body.pop("price", None)
+            if body:
+                raise HTTPError(400, "bad_request", "a bid on a listing has only listing_id and price")
+            listing = self.service.market.book.get(listing_id)
+            if price is None or price >= listing.price:
+                trade = await self.service.buy(listing_id)
+            else:
+                trade = await self.service.negotiate_and_buy(listing_id, offer=price, max_price=price)
+            return web.json_response({"trade": _trade_json(trade)}, status=201)
+        if "max_price" not in body:
+            raise HTTPError(400, "bad_request", "a bid names a listing_id, or a standing request its max_price")
+        if "price" in body:
+            raise HTTPError(400, "bad_request", "a standing request has max_price, not price")
+        expires_in = body.pop("expires_in", None)
+        request_ = self.service.post_request(Query(**body), expires_in=expires_in)
+        return web.json_response({"bid": _request_json(request_)}, status=201)
+
+    async def get_bids(self, request: web.Request) -> web.Response:
+        """Every live standing request this peer knows (its own and relayed ones)."""
+        return web.json_response({"bids": [_request_json(r) for r in self.service.live_requests()]})
+
+    async def get_transactions(self, request: web.Request) -> web.Response:
+        """Every payment on our chain, as buyer or seller."""
+        return web.json_response({"transactions": self.service.market.trades()})
+
+    async def get_wallets(self, request: web.Request) -> web.Response:
+        """Our token balance, derived from our chain."""
+        balance = self.service.market.balance()
+        return web.json_response({"wallets": {"EDX": {
+            "public_key": self.service.public_key.hex(), "available": balance.available, "grant": balance.grant,
+            "earned": balance.earned, "spent": balance.spent,
+        }}})
+
+    # --- data ------------------------------------------------------------------------
+
+    async def post_readings(self, request: web.Request) -> web.Response:
+        """Upload meter readings as CSV (any format enerdatx.meter.read_csv knows)."""
+        from enerdatx.meter import read_csv
+
+        data = await request.read()
+        if not data:
+            raise HTTPError(400, "bad_request", "the body must be a CSV file of readings")
+        readings = read_csv(data)
+        readings_id = secrets.token_hex(8)
+        self.readings[readings_id] = readings
+        return web.json_response({"readings_id": readings_id, **_readings_json(readings)}, status=201)
+
+    async def get_readings(self, request: web.Request) -> web.Response:
+        """The uploaded readings (not their values)."""
+        return web.json_response({"readings": [{"readings_id": k, **_readings_json(v)} for k, v in self.readings.items()]})
+
+    async def post_buy(self, request: web.Request) -> web.Response:
+        """Buy a listing at its price (or ``amount``), fetch, decrypt and verify it."""
+        body = _fields(await _json(request), _BUY_FIELDS, ("listing_id",))
+        trade = await self.service.buy(body["listing_id"], amount=body.get("amount"))
+        return web.json_response({"trade": _trade_json(trade)}, status=201)
+
+    async def get_purchases(self, request: web.Request) -> web.Response:
+        """Every data set we bought and verified."""
+        return web.json_response({"purchases": [
+            {"listing_id": p.listing_id, "seller": p.seller.hex(), "cid": p.cid, "amount": p.amount,
+             "bought_at": p.bought_at} for p in self.service.market.purchases()
+        ]})
+
+    async def get_purchase(self, request: web.Request) -> web.Response:
+        """The decrypted data set we bought (enerdatx-readings CSV)."""
+        listing_id = request.match_info["listing_id"]
+        if self.service.market.keyring.purchase(listing_id) is None:
+            raise HTTPError(404, "purchase_not_found", "we have not bought that listing")
+        data = self.service.market.purchased_data(listing_id)
+        return web.Response(body=data, content_type="text/csv")
+
+    def _listing(self, listing: Listing) -> dict[str, Any]:
+        return _listing_json(listing, self.service.market.book.status(listing))
+
+
+async def _json(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise HTTPError(400, "bad_json", "the body is not JSON") from None
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+def _trade_json(trade: Any) -> dict[str, Any]:
+    return {"listing_id": trade.listing.listing_id, "seller": trade.listing.seller.hex(), "amount": trade.amount,
+            "proposal": trade.proposal.hash.hex(), "agreement": trade.agreement.hash.hex(),
+            "bytes": len(trade.plaintext)}
+
+
+def _request_json(request: Any) -> dict[str, Any]:
+    q = request.query
+    return {"request_id": request.request_id, "buyer": request.buyer.hex(), "created": request.created,
+            "expires": request.expires, "kind": q.kind, "area": q.area, "start": q.start, "end": q.end,
+            "resolution": q.resolution, "household_type": q.household_type, "max_price": q.max_price}
+
+
+def _readings_json(readings: pd.DataFrame) -> dict[str, Any]:
+    return {"rows": len(readings), "first": readings.index.min().isoformat(), "last": readings.index.max().isoformat()}
+
+
+def openapi() -> dict[str, Any]:
+    """The OpenAPI 3.0 description of the REST API."""
+    def schema(fields: dict[str, type], required: tuple[str, ...] = ()) -> dict[str, Any]:
+        props = {name: {"type": "integer" if kind is int else "string"} for name, kind in fields.items()}
+        return {"type": "object", "properties": props, "required": list(required), "additionalProperties": False}
+
+    def body(fields: dict[str, type], required: tuple[str, ...] = ()) -> dict[str, Any]:
+        return {"required": True, "content": {"application/json": {"schema": schema(fields, required)}}}
+
+    errors = {str(status): {"description": code} for _, status, code in reversed(_ERRORS)}
+    errors["401"] = {"description": "unauthorized: missing or wrong bearer token"}
+
+    def op(summary: str, ok: str = "200", request_body: dict | None = None, **extra: Any) -> dict[str, Any]:
+        operation = {"summary": summary, "responses": {ok: {"description": "success"}, **errors}, **extra}
+        if request_body:
+            operation["requestBody"] = request_body
+        return operation
+
+    query_params = [{"name": n, "in": "query", "schema": {"type": "integer" if k is int else "string"}}
+                    for n, k in {**_QUERY_FIELDS, "status": str}.items()]
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "EnerDatX peer API", "version": "1"},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+        "paths": {
+            "/market/asks": {
+                "put": op("List a data set cut from uploaded readings", "201", body(_ASK_FIELDS, ("readings_id", "price"))),
+                "get": op("The order book", parameters=query_params),
+            },
+            "/market/asks/{listing_id}": {"delete": op("Withdraw one of our listings", parameters=[
+                {"name": "listing_id", "in": "path", "required": True, "schema": {"type": "string"}}])},
+            "/market/bids": {
+                "put": op("Bid on a listing (listing_id, price) or post a standing request (max_price)", "201",
+                          body(_BID_FIELDS)),
+                "get": op("Live standing requests"),
+            },
+            "/market/transactions": {"get": op("Payments on our chain")},
+            "/wallets": {"get": op("Our balance, derived from our chain")},
+            "/data/readings": {
+                "post": op("Upload readings (CSV)", "201", {"required": True, "content": {"text/csv": {
+                    "schema": {"type": "string"}}}}),
+                "get": op("Uploaded readings"),
+            },
+            "/data/buy": {"post": op("Buy, fetch, decrypt and verify a data set", "201",
+                                     body(_BUY_FIELDS, ("listing_id",)))},
+            "/data/purchases": {"get": op("Data sets we bought")},
+            "/data/purchases/{listing_id}": {"get": op("A bought data set, decrypted (CSV)", parameters=[
+                {"name": "listing_id", "in": "path", "required": True, "schema": {"type": "string"}}])},
+        },
+    }

@@ -1,0 +1,25 @@
+import json
+
+import pytest
+
+from enerdatx.cli import main
+
+
+@pytest.mark.parametrize("transport", ["memory", "udp2"])
+def test_market_benchmark_reports_consistent_figures(capsys, transport):
+    argv = ["bench", "market", "--json", "--peers", "6", "--trades", "9", "--transport", transport, "--no-progress"]
+    assert main(argv) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert (figures["peers"], figures["sellers"], figures["buyers"], figures["trades"]) == (6, 3, 3, 9)
+    assert figures["transport"] == transport
+    assert figures["failed_trades"] == figures["failed_bare_tx"] == 0 and figures["first_failure"] is None
+    assert 0 < figures["trade_latency_p50_ms"] <= figures["trade_latency_p99_ms"]
+    assert 0 < figures["baseline_bare_latency_p50_ms"] <= figures["baseline_bare_latency_p99_ms"]
+    assert figures["solo_trades"] == 3 and 0 < figures["solo_trade_latency_p50_ms"] <= figures["solo_trade_latency_p99_ms"]
+    ratio = figures["trades_per_s"] / figures["baseline_bare_tx_per_s"]
+    assert abs(figures["trade_rate_vs_baseline"] - ratio) < 0.01
+
+
+def test_market_benchmark_refuses_more_trades_than_distinct_pairs():
+    with pytest.raises(SystemExit, match="at most 9 distinct trades"):
+        main(["bench", "market", "--peers", "6", "--trades", "10", "--no-progress"])

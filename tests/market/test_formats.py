@@ -1,0 +1,240 @@
+"""Market formats, the order book's search, negotiation rules and matching, without a network."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from enerdatx.crypto import Identity
+from enerdatx.errors import EncodingError, MarketError, NegotiationError
+from enerdatx.market.formats import (
+    commitment,
+    complaint_transaction,
+    listing_transaction,
+    parse_payment,
+    payment_transaction,
+    split_opening,
+    validate_descriptor,
+)
+from enerdatx.market.negotiation import (
+    MAX_ROUNDS,
+    BuyerStrategy,
+    Negotiation,
+    SellerStrategy,
+    StandingRequest,
+    Step,
+    decode_step,
+    encode_step,
+    match_requests,
+)
+from enerdatx.market.orderbook import Query
+
+from .conftest import DESCRIPTOR, readings_bytes
+
+
+@pytest.mark.parametrize(
+    "descriptor",
+    [
+        [("kind", "gas")],
+        {"mean": 1.5},
+        {"": "x"},
+        {"k" * 65: "x"},
+        {"note": "x" * 257},
+        {"tags": list(range(17))},
+        {"nested": {"a": 1}},
+        {f"k{i}": i for i in range(33)},
+    ],
+)
+def test_bad_descriptors_are_refused(descriptor):
+    with pytest.raises(EncodingError):
+        validate_descriptor(descriptor)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("price", 0), ("price", True), ("price", 2**53), ("cid", ""), ("cid", "é"), ("commitment", b"short"),
+     ("expires", 0), ("expires", "soon")],
+)
+def test_bad_listing_fields_are_refused(field, value):
+    fields = dict(descriptor=DESCRIPTOR, price=10, cid="Qm", commitment_=bytes(32), expires=None)
+    fields["commitment_" if field == "commitment" else field] = value
+    with pytest.raises(EncodingError):
+        listing_transaction(**fields)
+
+
+def test_payments_and_complaints_check_their_fields():
+    with pytest.raises(EncodingError):
+        payment_transaction(bytes(31), 5)
+    with pytest.raises(EncodingError):
+        payment_transaction(bytes(32), 0)
+    with pytest.raises(EncodingError):
+        parse_payment({"v": 2, "listing": bytes(32), "amount": 5})
+    with pytest.raises(EncodingError):
+        parse_payment({"v": 1, "listing": bytes(32), "amount": 5, "negotiation": 7})
+    with pytest.raises(EncodingError):
+        complaint_transaction(bytes(32), bytes(32), bytes(32), "i_dont_like_it", None)
+    with pytest.raises(EncodingError):
+        split_opening(bytes(63))
+    with pytest.raises(ValueError):
+        commitment(bytes(31), b"")
+
+
+def test_search_by_descriptor_and_as_a_dataframe(town):
+    seller = town.add()
+    january = seller.sell(readings_bytes(1), DESCRIPTOR, 20)
+    gas = seller.sell(readings_bytes(2), {**DESCRIPTOR, "kind": "electricity+gas", "location": "2611"}, 10)
+    hourly = seller.sell(readings_bytes(3), {**DESCRIPTOR, "resolution_seconds": 3600, "location": "1011"}, 5)
+    march = seller.sell(readings_bytes(4), {**DESCRIPTOR, "start": "2026-03-01T00:00:00Z",
+                                            "end": "2026-03-02T00:00:00Z"}, 15)
+    book = seller.book
+    assert book.search() == [hourly, gas, march, january]  # cheapest first
+    assert book.search(kind="gas") == [gas]
+    assert book.search(kind="electricity") == [hourly, gas, march, january]
+    assert book.search(area="26") == [gas, march, january]
+    assert book.search(resolution="1h") == [hourly] == book.search(resolution=3600)
+    assert book.search(start="2026-02-15", end="2026-03-15") == [march]
+    assert book.search(start="2026-01-01T12:00:00Z", end="2026-01-01T13:00") == [hourly, gas, january]
+    assert book.search(max_price=12, area="2") == [gas]
+    frame = book.dataframe(area="26")
+    assert list(frame["listing_id"]) == [gas.listing_id, march.listing_id, january.listing_id]
+    assert frame["price"].tolist() == [10, 15, 20] and set(frame["status"]) == {"live"}
+    assert str(frame["start"].dtype).startswith("datetime64") and frame["n_readings"].tolist() == [96] * 3
+    with pytest.raises(MarketError):
+        book.search(start="not a date")
+    with pytest.raises(MarketError):
+        Query(start="2026-02-01", end="2026-01-01")
+
+
+def test_same_price_listings_are_ordered_oldest_first(town):
+    seller = town.add()
+    first = seller.sell(readings_bytes(1), DESCRIPTOR, 10)
+    town.clock_ms += 1
+    second = seller.sell(readings_bytes(2), DESCRIPTOR, 10)
+    assert seller.book.search() == [first, second]
+
+
+def _listing(town):
+    return town.add().sell(readings_bytes(), DESCRIPTOR, 100)
+
+
+def test_negotiation_turns_and_terms(town):
+    listing = _listing(town)
+    buyer = b"b" * 32
+    n = Negotiation.new(listing, buyer)
+    with pytest.raises(NegotiationError, match="starts with"):
+        n.apply(listing.seller, n.step("counter", 90))
+    with pytest.raises(NegotiationError, match="only the buyer proposes"):
+        n.apply(listing.seller, n.step("propose", 90))
+    n.apply(buyer, n.step("propose", 50))
+    with pytest.raises(NegotiationError, match="other party's turn"):
+        n.apply(buyer, n.step("counter", 60))
+    with pytest.raises(NegotiationError, match="only the buyer and the seller"):
+        n.apply(b"x" * 32, n.step("accept", 50))
+    with pytest.raises(NegotiationError, match="offer is 50"):
+        n.apply(listing.seller, n.step("accept", 40))
+    n.apply(listing.seller, n.step("counter", 80))
+    n.apply(buyer, n.step("accept", 80))
+    assert (n.state, n.offer) == ("accepted", 80)
+    with pytest.raises(NegotiationError, match="accepted already"):
+        n.apply(listing.seller, n.step("decline", reason="busy"))
+
+
+def test_negotiation_rounds_are_bounded(town):
+    listing = _listing(town)
+    buyer = b"b" * 32
+    n = Negotiation.new(listing, buyer)
+    parties = [buyer, listing.seller]
+    for i in range(MAX_ROUNDS):
+        n.apply(parties[i % 2], n.step("propose" if i == 0 else "counter", 10 + i))
+    with pytest.raises(NegotiationError, match="rounds"):
+        n.apply(parties[MAX_ROUNDS % 2], n.step("counter", 99))
+
+
+def test_strategies_converge_or_decline_within_the_bounds(town):
+    listing = _listing(town)
+    buyer = b"b" * 32
+    for max_price, expected in ((85, "accepted"), (30, "declined")):
+        n = Negotiation.new(listing, buyer)
+        n.apply(buyer, n.step("propose", 20))
+        seller, shopper = SellerStrategy(floor=0.8), BuyerStrategy(max_price)
+        while n.state == "open":
+            mover = listing.seller if n.offered_by == buyer else buyer
+            step = seller.respond(n, listing, "live") if mover == listing.seller else shopper.respond(n)
+            n.apply(mover, step)
+        assert n.state == expected
+        if expected == "accepted":
+            assert 80 <= n.offer <= 85
+    n = Negotiation.new(listing, buyer)
+    n.apply(buyer, n.step("propose", 100))
+    assert SellerStrategy().respond(n, listing, "withdrawn").reason == "listing_withdrawn"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\xff", b"\xa0", encode_step(Step("00" * 16, bytes(32), "accept", 5))[:-1]],
+)
+def test_malformed_steps_are_refused(data):
+    with pytest.raises(EncodingError):
+        decode_step(data)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [dict(step="haggle", price=5), dict(step="accept"), dict(step="decline", reason=None),
+     dict(step="counter", price=5, reason="cheap"), dict(step="propose", price=0)],
+)
+def test_ill_formed_steps_cannot_be_built(fields):
+    with pytest.raises(EncodingError):
+        Step("00" * 16, bytes(32), **fields)
+
+
+def test_matching_requests_cheapest_then_oldest_and_never_own_listings(town):
+    seller, buyer = town.add(), town.add()
+    dear = seller.sell(readings_bytes(1), DESCRIPTOR, 20)
+    cheap = seller.sell(readings_bytes(2), DESCRIPTOR, 8)
+    own = buyer.sell(readings_bytes(3), DESCRIPTOR, 1)
+    identity = buyer.ledger.identity
+    early = StandingRequest.create(identity, Query(area="26", max_price=20), created=1)
+    late = StandingRequest.create(identity, Query(max_price=10), created=2)
+    expired = StandingRequest.create(identity, Query(max_price=99), created=0, expires=town.clock_ms)
+    pairs = match_requests([late, expired, early], buyer.book.search(), town.clock_ms)
+    assert [(r.request_id, x.listing_id) for r, x in pairs] == [
+        (early.request_id, cheap.listing_id), (early.request_id, dear.listing_id),
+        (late.request_id, cheap.listing_id),
+    ]
+    assert own.listing_id not in {x.listing_id for _, x in pairs}
+    with pytest.raises(NegotiationError):
+        StandingRequest.create(Identity.generate(), Query(kind="gas"), created=0)
+
+
+def test_a_relayed_request_with_a_bad_query_is_refused_as_malformed():
+    identity = Identity.generate()
+    request = StandingRequest.create(identity, Query(max_price=5), created=1)
+    bad = StandingRequest(request.request_id, request.buyer, Query(max_price=5), 1, None)
+    object.__setattr__(bad.query, "start", "not a date")  # what a malicious relay could sign and send
+    forged = StandingRequest(bad.request_id, bad.buyer, bad.query, 1, None,
+                             identity.sign(b"enerdatx:request:v1\n" + bad.body()))
+    with pytest.raises(EncodingError, match="bad standing request"):
+        StandingRequest.decode(forged.encode())
+
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**53) + 1, 2**53 - 1), st.text(max_size=40))
+_descriptors = st.dictionaries(
+    st.text(min_size=1, max_size=20), st.one_of(_scalars, st.lists(_scalars, max_size=5)), max_size=10
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(descriptor=_descriptors, price=st.integers(1, 2**53 - 1), expires=st.one_of(st.none(), st.integers(1, 2**62)))
+def test_any_valid_listing_survives_signing_encoding_and_decoding(descriptor, price, expires):
+    from enerdatx.market.formats import LISTING, parse_listing
+    from enerdatx.trustchain import GENESIS_HASH, NO_COUNTERPARTY, HalfBlock
+
+    tx = listing_transaction(descriptor, price, "bafkreigh2akiscaildc", bytes(32), expires)
+    block = HalfBlock.create(Identity.from_seed(bytes(32)), sequence_number=1, previous_hash=GENESIS_HASH,
+                             link_public_key=NO_COUNTERPARTY, link_sequence_number=0, block_type=LISTING,
+                             transaction=tx, timestamp=1)
+    listing = parse_listing(HalfBlock.decode(block.encode()))
+    assert (listing.descriptor, listing.price, listing.expires) == (descriptor, price, expires)
+    assert listing.listing_id == block.hash.hex()
