@@ -6,7 +6,6 @@ import pytest
 
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.lab import open_notebook, run_all_cells
-from tests.core import skip_reason
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +27,6 @@ def test_trustchain_notebook_renders_the_chain_explorer(page, jupyter_lab):
     assert jupyter_lab.outside_requests == []
 
 
-@pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
 def test_quickstart_sells_and_buys_from_the_widgets_and_plots_the_decrypted_data(page, jupyter_lab):
     open_notebook(page, jupyter_lab.lab_url(QUICKSTART), QUICKSTART)
     run_all_cells(page)  # the notebook trades through the API and stops its peers at the end

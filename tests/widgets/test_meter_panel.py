@@ -6,11 +6,7 @@ import json
 
 import pytest
 
-from tests.core import require
-
-require(("enerdatx.meter",))
-
-from enerdatx.meter import read_dsmr, render_telegrams, synthetic_household, write_csv  # noqa: E402 - after the guard
+from enerdatx.meter import read_dsmr, render_telegrams, synthetic_household, write_csv
 from enerdatx.widgets import MeterPanel
 
 

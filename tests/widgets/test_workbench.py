@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.core import require
-
-require()
-
-from enerdatx.errors import MarketError  # noqa: E402 - after the guard
+from enerdatx.errors import MarketError
 from enerdatx.widgets import MarketPanel, PeersPanel, PurchasesPanel, Workbench
 
 
