@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from enerdatx.errors import InsufficientFundsError
+from enerdatx.widgets import Panel, show_figure
+
+
+def test_panel_lays_out_title_controls_progress_and_message():
+    import ipywidgets as widgets
+
+    button = widgets.Button(description="go")
+    panel = Panel("Test", [button])
+    assert panel.children[1] is button
+    assert panel.children[-2] is panel.progress and panel.children[-1] is panel.message
+    other = widgets.Text()
+    panel.set_controls([other])
+    assert other in panel.children and button not in panel.children
+
+
+def test_attempt_shows_typed_errors_as_messages_and_clears_them_on_success():
+    panel = Panel("Test")
+
+    def overspend():
+        raise InsufficientFundsError(3, 10)
+
+    assert panel.attempt(overspend) is None
+    assert panel.error == "balance 3 is less than the amount 10"
+    assert "balance 3 is less than the amount 10" in panel.message.value
+    assert not panel.busy
+    assert panel.attempt(lambda: 42) == 42
+    panel.show_info("done")
+    assert panel.error == "" and panel.info == "done"
+
+
+def test_unexpected_errors_are_shown_with_their_type():
+    panel = Panel("Test")
+    panel.attempt(lambda: 1 / 0)
+    assert panel.error == "ZeroDivisionError: division by zero"
+
+
+def test_messages_are_escaped():
+    panel = Panel("Test")
+    panel.show_error("<script>x</script>")
+    assert "<script>" not in panel.message.value
+
+
+def test_working_shows_progress_and_hides_the_bar_afterwards():
+    panel = Panel("Test")
+    seen = []
+    with panel.working("Counting", total=4) as advance:
+        assert panel.progress.layout.display is None
+        for _ in range(4):
+            advance()
+            seen.append(panel.progress.value)
+    assert seen == [1, 2, 3, 4]
+    assert panel.progress.bar_style == "success"
+    assert panel.progress.layout.display == "none"
+
+
+def test_working_marks_a_failure():
+    panel = Panel("Test")
+    with pytest.raises(RuntimeError), panel.working("Failing", total=2):
+        raise RuntimeError("x")
+    assert panel.progress.bar_style == "danger"
+
+
+async def test_attempt_async_returns_an_awaitable_task_and_reports_errors():
+    panel = Panel("Test")
+
+    async def fine():
+        await asyncio.sleep(0)
+        return "ok"
+
+    async def broken():
+        await asyncio.sleep(0)
+        raise InsufficientFundsError(0, 1)
+
+    assert await panel.attempt_async(fine) == "ok"
+    task = panel.attempt_async(broken)
+    assert panel.busy or not task.done()
+    await panel.settle()
+    assert task.result() is None
+    assert panel.error == "balance 0 is less than the amount 1"
+    assert not panel.busy
+
+
+def test_show_figure_puts_the_plotly_bundle_into_the_output_state():
+    import ipywidgets as widgets
+    import plotly.graph_objects as go
+
+    output = widgets.Output()
+    show_figure(output, go.Figure(go.Scatter(x=[1, 2], y=[3, 4])))
+    show_figure(output, go.Figure(go.Bar(x=[1], y=[5])))
+    (shown,) = output.outputs
+    assert shown["data"]["application/vnd.plotly.v1+json"]["data"][0]["type"] == "bar"

@@ -1,0 +1,78 @@
+"""The peers panel: start and stop local peers, see their identities, balances and connections."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as widgets
+import pandas as pd
+
+from enerdatx.widgets.panel import Panel
+from enerdatx.widgets.tables import frame_html, market_of, peer_name
+
+__all__ = ["PeersPanel", "peers_frame"]
+
+
+def peers_frame(peers: list[Any]) -> pd.DataFrame:
+    """One row per peer: name, key, address, contacts, own chain length and (with a market) balance."""
+    rows = []
+    for peer in peers:
+        market = market_of(peer)
+        rows.append(
+            {
+                "peer": peer_name(peer),
+                "public_key": peer.public_key.hex()[:16],
+                "address": f"{peer.address[0]}:{peer.address[1]}",
+                "contacts": len(peer.community.contacts),
+                "blocks": peer.store.latest_sequence_number(peer.public_key),
+                "balance": market.market.balance().available if market is not None else None,
+            }
+        )
+    return pd.DataFrame(rows, columns=["peer", "public_key", "address", "contacts", "blocks", "balance"])
+
+
+class PeersPanel(Panel):
+    """Start more peers in a Lab, stop them all, and list them."""
+
+    def __init__(self, lab: Any) -> None:
+        self.lab = lab
+        self.count = widgets.BoundedIntText(value=3, min=1, max=200, description="Peers", layout={"width": "160px"})
+        self.start_button = widgets.Button(description="Start peers", icon="play", button_style="primary")
+        self.stop_button = widgets.Button(description="Stop all", icon="stop")
+        self.start_button.add_class("edx-start-peers")
+        self.table = widgets.HTML()
+        super().__init__("Peers", [widgets.HBox([self.count, self.start_button, self.stop_button]), self.table])
+        self.start_button.on_click(lambda _: self.start())
+        self.stop_button.on_click(lambda _: self.stop())
+        self.refresh()
+
+    def start(self, n: int | None = None) -> Any:
+        """Start ``n`` more peers (default: the count box), one at a time with a progress bar; a task."""
+        n = self.count.value if n is None else n
+
+        async def start() -> list[Any]:
+            with self.working("Starting peers", n) as advance:
+                for _ in range(n):
+                    await self.lab.start(1)
+                    advance()
+            self.refresh()
+            self.show_info(f"{len(self.lab.peers)} peers running")
+            self.changed()
+            return list(self.lab.peers)
+
+        return self.attempt_async(start)
+
+    def stop(self) -> Any:
+        """Stop every peer; a task."""
+
+        async def stop() -> None:
+            await self.lab.stop()
+            self.refresh()
+            self.show_info("all peers stopped")
+            self.changed()
+
+        return self.attempt_async(stop)
+
+    def refresh(self) -> None:
+        """Read the peers again."""
+        self.table.value = frame_html(peers_frame(self.lab.peers), "edx-peers", empty="no peers running", index=False)

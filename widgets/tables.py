@@ -1,0 +1,34 @@
+"""DataFrames as compact HTML tables for panels, and the names panels give peers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["frame_html", "market_of", "peer_name"]
+
+_STYLE = (
+    "<style>.edx-table{border-collapse:collapse;font-size:12px}"
+    ".edx-table th,.edx-table td{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left;white-space:nowrap}"
+    ".edx-table th{background:#f3f3f3}</style>"
+)
+
+
+def frame_html(frame: pd.DataFrame, css_class: str, *, empty: str = "nothing yet", index: bool = True) -> str:
+    """``frame`` as a styled HTML table (with CSS class ``css_class``), or ``empty`` in italics."""
+    if frame.empty:
+        return f'<i class="{css_class}-empty">{empty}</i>'
+    return _STYLE + frame.to_html(classes=f"edx-table {css_class}", border=0, index=index, escape=True)
+
+
+def peer_name(peer: Any) -> str:
+    """A lab peer's name on screen: its directory's name (peer-000, peer-001, ...)."""
+    return peer.directory.name
+
+
+def market_of(peer: Any) -> Any:
+    """The MarketService running on ``peer``, or None."""
+    from enerdatx.market.service import MarketService
+
+    return next((service for service in peer.services if isinstance(service, MarketService)), None)

@@ -1,0 +1,110 @@
+"""The workbench: every panel over one Lab of local peers, in tabs, kept in step with each other."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+
+from enerdatx.errors import NetworkError
+
+from enerdatx.lab import Lab, Transport
+from enerdatx.market.service import MarketService
+from enerdatx.meter import cut_dataset, synthetic_household
+from enerdatx.widgets.attack import ForkPanel
+from enerdatx.widgets.chain import ChainExplorer
+from enerdatx.widgets.market import MarketPanel
+from enerdatx.widgets.meter import MeterPanel
+from enerdatx.widgets.peers import PeersPanel
+from enerdatx.widgets.purchases import PurchasesPanel
+from enerdatx.widgets.tables import market_of, peer_name
+
+__all__ = ["Workbench"]
+
+TITLES = ("Peers", "Meter data", "Market", "Purchases", "Chain explorer", "Attack")
+# Blocks arrive in bursts (a trade is two, a crawl many): redraw once per burst, not per block.
+REDRAW_DELAY_SECONDS = 0.25
+
+
+def _market_services(_peer: Any) -> list[MarketService]:
+    return [MarketService()]
+
+
+class Workbench(widgets.VBox):
+    """Peers, meter data, market, purchases, chain explorer and an attack over one Lab (a market on every peer).
+
+    In a notebook: ``wb = Workbench()``, ``await wb.start(3)``, then show ``wb``.
+    """
+
+    def __init__(self, lab: Lab | None = None, *, directory: str | Path | None = None, transport: Transport = "memory") -> None:
+        self.lab = lab or Lab(directory, transport, services=_market_services, progress=False)
+        self.peers = PeersPanel(self.lab)
+        self.meter = MeterPanel()
+        self.market = MarketPanel(self.lab, self.dataset_for)
+        self.purchases = PurchasesPanel(self.lab)
+        self.chain = ChainExplorer({})
+        self.attack = ForkPanel(self.lab)
+        self.panels = (self.peers, self.meter, self.market, self.purchases, self.chain, self.attack)
+        self.tabs = widgets.Tab(children=self.panels, titles=TITLES)
+        self.tabs.add_class("edx-workbench")
+        super().__init__([widgets.HTML("<h3>EnerDatX workbench</h3>"), self.tabs])
+        for panel in self.panels:
+            panel.observe(self._refresh_others, "revision")
+        self.market.observe(self._show_purchase, "last_trade")
+        self._followed: set[int] = set()
+        self._redraw: asyncio.TimerHandle | None = None
+        self._refresh_others({"owner": None})
+
+    @property
+    def markets(self) -> list[MarketService]:
+        """The market service of every running peer, in the lab's order."""
+        return [market_of(peer) for peer in self.lab.peers]
+
+    async def start(self, n: int = 3) -> list[Any]:
+        """Start ``n`` more peers (with the panel's progress bar) and return all of them."""
+        peers = await self.peers.start(n)
+        if peers is None:  # the panel showed why; a script needs it raised
+            raise NetworkError(f"peers did not start: {self.peers.error}")
+        return peers
+
+    async def close(self) -> None:
+        """Stop every peer."""
+        await self.peers.stop()
+
+    def dataset_for(self, peer: Any) -> Any:
+        """What ``peer`` sells from the market panel: the meter panel's data set, else its own synthetic household."""
+        if self.meter.dataset is not None:
+            return self.meter.dataset
+        seed = self.lab.peers.index(peer) if peer in self.lab.peers else 0
+        readings = synthetic_household(seed=seed, days=7, location="2628")
+        return cut_dataset(readings, resolution="1h", location="2628", household_type="family")
+
+    def refresh(self) -> None:
+        """Read everything again."""
+        self._refresh_others({"owner": None})
+
+    def _refresh_others(self, change: dict[str, Any]) -> None:
+        for peer in self.lab.peers:
+            if id(peer.ledger) not in self._followed:
+                self._followed.add(id(peer.ledger))
+                peer.ledger.subscribe(self._on_block)
+        self.chain.set_ledgers({peer_name(peer): peer.ledger for peer in self.lab.peers})
+        for panel in self.panels:
+            if panel is not change["owner"] and panel is not self.chain:
+                panel.attempt(panel.refresh)
+
+    def _on_block(self, _block: Any) -> None:
+        """A peer stored a block (traded through the API or the network): redraw soon."""
+        if self._redraw is None:
+            self._redraw = asyncio.get_running_loop().call_later(REDRAW_DELAY_SECONDS, self._redraw_now)
+
+    def _redraw_now(self) -> None:
+        self._redraw = None
+        self.refresh()
+
+    def _show_purchase(self, change: dict[str, Any]) -> None:
+        buyer, trade = change["new"]
+        self.tabs.selected_index = self.panels.index(self.purchases)
+        self.purchases.show(buyer, trade.listing.listing_id)
