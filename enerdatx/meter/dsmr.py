@@ -282,7 +282,7 @@ def iter_source(source: Any, *, timeout: float = 30.0, baudrate: int | None = No
         try:
             with opener(path, "rb") as handle:
                 yield from _file_chunks(handle)
-        except OSError as exc:  # unreadable, or a .gz file that is not gzip
+        except (OSError, EOFError) as exc:  # unreadable, or a .gz file that is not gzip or cut short
             raise MeterDataError(f"{path}: {exc}") from exc
     elif hasattr(source, "read"):
         yield from _file_chunks(source)
