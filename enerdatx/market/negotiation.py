@@ -52,11 +52,19 @@ def _loads(data: bytes, what: str) -> dict[str, Any]:
         value = cbor2.loads(data)
     except Exception as exc:  # cbor2 raises several unrelated types on bad input
         raise EncodingError(f"{what} is not CBOR: {exc}") from exc
-    if not isinstance(value, dict) or _dumps(value) != data:
+    # Flat maps only, checked before re-encoding: canonical CBOR encodes map keys to sort them,
+    # which takes exponential time on maps nested as keys of maps.
+    if not isinstance(value, dict) or not all(isinstance(k, str) and _is_flat(v) for k, v in value.items()):
+        raise EncodingError(f"{what} is not a flat CBOR map")
+    if _dumps(value) != data:
         raise EncodingError(f"{what} is not a canonical CBOR map")
-    if value.get("v") != FORMAT_VERSION:
+    if type(value.get("v")) is not int or value["v"] != FORMAT_VERSION:  # True == 1 in Python
         raise EncodingError(f"unsupported {what} version {value.get('v')!r}")
     return value
+
+
+def _is_flat(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, str, bytes))
 
 
 @dataclass(frozen=True)

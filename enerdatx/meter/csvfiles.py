@@ -102,6 +102,8 @@ def _london(table: pd.DataFrame, meter: str | None, tz: str) -> pd.DataFrame:
         local = pd.to_datetime(table[time_col].str.strip())
     except (ValueError, TypeError) as exc:
         raise ReadingsFormatError(f"unreadable London timestamps: {exc}") from exc
+    if not pd.api.types.is_datetime64_dtype(local) or getattr(local.dt, "tz", None) is not None:
+        raise ReadingsFormatError("London timestamps are local times without a UTC offset")
     # Localise in file order: the repeated autumn hour is only told apart by its position.
     try:
         starts = local.dt.tz_localize(tz, ambiguous="infer", nonexistent="NaT")

@@ -34,6 +34,7 @@ from enerdatx.errors import (
     TransactionRejectedError,
     TransactionTimeoutError,
 )
+from enerdatx.trustchain.encoding import MAX_SEQUENCE_NUMBER
 from enerdatx.trustchain.payload import (
     AgreementMessage,
     BlockBroadcastMessage,
@@ -422,9 +423,9 @@ class TrustChainCommunity(Community):
     def on_crawl_request(self, peer: IPv8Peer, payload: CrawlRequestMessage) -> None:
         """Answer with the blocks we hold in the range, one message each, at most a page."""
         sender = self._sender(peer)
-        if sender is None or self.ledger.store.is_fraudulent(sender) or payload.start < 1:
+        if sender is None or self.ledger.store.is_fraudulent(sender) or not 1 <= payload.start <= MAX_SEQUENCE_NUMBER:
             return
-        end = payload.end or None
+        end = min(payload.end, MAX_SEQUENCE_NUMBER) or None  # u64 on the wire; SQLite holds i64
         if end is not None and end < payload.start:
             return
         page = self.settings.crawl_page_size

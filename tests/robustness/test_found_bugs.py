@@ -27,3 +27,70 @@ def test_dsmr_gz_file_that_is_not_gzip_is_a_typed_error(tmp_path: Path) -> None:
     path.write_bytes(gzip.compress(b"/ISk5")[:-6])  # cut short
     with pytest.raises(MeterDataError):
         read_dsmr(path)
+
+
+def test_london_csv_with_utc_offsets_is_a_typed_error() -> None:
+    # Found by the readings_csv fuzz target: tz_localize raised TypeError on offset-carrying times.
+    from enerdatx.errors import ReadingsFormatError
+    from enerdatx.meter import read_csv
+
+    data = b"LCLid,tstp,energy(kWh/hh)\nMAC900001,2026-01-01 00:00:00+01:00,0.1\nMAC900001,2026-01-01 00:30:00+01:00,0.2\n"
+    with pytest.raises(ReadingsFormatError):
+        read_csv(data)
+
+
+def test_car_header_with_a_huge_byte_string_length_is_a_car_error() -> None:
+    # Found by the car fuzz target: dag-cbor raised OverflowError.
+    import io
+
+    from enerdatx.errors import CarFormatError
+    from enerdatx.ipfs.car import read_car
+
+    header = b"\xa1\x61a\x5b" + b"\xff" * 8  # {"a": bytes of length 2**64 - 1}
+    with pytest.raises(CarFormatError):
+        read_car(io.BytesIO(bytes([len(header)]) + header))
+
+
+def test_market_formats_refuse_true_as_version() -> None:
+    # Found by the negotiation_step fuzz target: {"v": true} passed as version 1 (True == 1).
+    import cbor2
+
+    from enerdatx.errors import EncodingError
+    from enerdatx.market.formats import parse_payment
+    from enerdatx.market.negotiation import decode_step
+
+    step = {"v": True, "negotiation": "0f" * 16, "listing": bytes(32), "step": "accept", "price": 12, "reason": None}
+    with pytest.raises(EncodingError):
+        decode_step(cbor2.dumps(step, canonical=True))
+    with pytest.raises(EncodingError):
+        parse_payment({"v": True, "listing": bytes(32), "amount": 5, "negotiation": None})
+
+
+def test_standing_request_with_maps_as_keys_is_refused_at_once() -> None:
+    # Found by the standing_request fuzz target: 19 maps nested as keys took 10 s to re-encode.
+    import time
+
+    import cbor2
+
+    from enerdatx.errors import EncodingError
+    from enerdatx.market.negotiation import StandingRequest
+
+    nested = b"\x01"
+    for _ in range(24):
+        nested = b"\xa1" + nested + b"\x01"
+    data = b"\xa2" + cbor2.dumps("v") + b"\x01" + nested + b"\x01"
+    started = time.process_time()
+    with pytest.raises(EncodingError):
+        StandingRequest.decode(data)
+    assert time.process_time() - started < 1.0  # 2**24 re-encodings before the fix
+
+
+def test_crawl_request_beyond_the_sequence_range_is_ignored() -> None:
+    # Found by the trustchain_message fuzz target: start 2**63 overflowed SQLite in the handler.
+    from fuzz.network import harness
+    from enerdatx.trustchain.payload import CrawlRequestMessage
+
+    h = harness()
+    handler = h.peer.community.decode_map[CrawlRequestMessage.msg_id].__wrapped__
+    for start, end in ((2**63, 0), (1, 2**64 - 1), (2**64 - 1, 2**64 - 1)):
+        handler(h.peer.community, h.sender, CrawlRequestMessage(1, h.peer.public_key, start, end))
