@@ -94,3 +94,18 @@ def test_crawl_request_beyond_the_sequence_range_is_ignored() -> None:
     handler = h.peer.community.decode_map[CrawlRequestMessage.msg_id].__wrapped__
     for start, end in ((2**63, 0), (1, 2**64 - 1), (2**64 - 1, 2**64 - 1)):
         handler(h.peer.community, h.sender, CrawlRequestMessage(1, h.peer.public_key, start, end))
+
+
+def test_file_node_linking_to_a_non_cid_is_an_encoding_error(tmp_path: Path) -> None:
+    # Found by the unixfs_cat fuzz target: a link to "CIDv26" raised multiformats' ValueError.
+    from enerdatx.errors import EncodingError
+    from enerdatx.ipfs import EmbeddedStore
+    from enerdatx.ipfs.blocks import cid_string, make_cid
+    from enerdatx.ipfs.dagpb import PBLink, PBNode, UnixFSData, encode_node, encode_unixfs
+
+    node = encode_node(PBNode((PBLink(b"\x1a\x55\x12\x20" + bytes(32), "", 1),), encode_unixfs(UnixFSData(2, None, 1, (1,)))))
+    store = EmbeddedStore(tmp_path)
+    cid = make_cid("dag-pb", node, 0)
+    store.blocks.put(cid, node)
+    with pytest.raises(EncodingError):
+        store.cat(cid_string(cid))
