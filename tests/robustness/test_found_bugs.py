@@ -109,3 +109,14 @@ def test_file_node_linking_to_a_non_cid_is_an_encoding_error(tmp_path: Path) -> 
     store.blocks.put(cid, node)
     with pytest.raises(EncodingError):
         store.cat(cid_string(cid))
+
+
+async def test_market_community_drops_a_flooding_sender(tmp_path: Path) -> None:
+    # Found by the flood scenario: the market community had no rate limit, and each fetch request
+    # makes a seller send a whole ciphertext, so one flooder drew many answers per packet.
+    from enerdatx.bench.scenarios import flood
+
+    figures = await flood(tmp_path, packets=3000, seed=5)
+    assert figures["flood_honest_trade_completed"]
+    assert figures["flood_dropped_by_rate_limit"] > 1000
+    assert figures["flood_answers_sent"] < 3000
