@@ -241,7 +241,8 @@ async def flood(directory: str | os.PathLike[str], *, packets: int = 20_000, see
             "flood_peak_heap_mib": round((peak - baseline) / 2**20, 2),
             "flood_cpu_seconds": round(cpu, 2),
             "flood_answers_sent": answers.sent,
-            "flood_dropped_by_rate_limit": seller.community.packets_dropped + market_dropped(service),
+            "flood_dropped_trustchain": seller.community.packets_dropped,
+            "flood_dropped_market": market_dropped(service),
             "flood_honest_trade_completed": completed,
             "flood_seller_blocks": seller.store.count(),
         }
