@@ -15,6 +15,7 @@ every content block verifies. A last clean run then checks that no trade is stuc
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -48,7 +49,7 @@ async def _resume(seller: Any, buyer: Any, *, wait: float) -> dict[str, int]:
     counts = {"resent": 0, "opened": 0, "refused": 0}
     market = buyer.services[0].market
     for proposal in buyer.store.chain(buyer.public_key):
-        if proposal.type != PAYMENT or buyer.store.linked(proposal) is not None:
+        if proposal.type != PAYMENT or not proposal.is_proposal or buyer.store.linked(proposal) is not None:
             continue
         counts["resent"] += 1
         peer = buyer.community.peer_for(seller.public_key)
@@ -59,7 +60,7 @@ async def _resume(seller: Any, buyer: Any, *, wait: float) -> dict[str, int]:
         if buyer.store.linked(proposal) is None:
             counts["refused"] += 1
     for proposal in buyer.store.chain(buyer.public_key):
-        agreement = buyer.store.linked(proposal) if proposal.type == PAYMENT else None
+        agreement = buyer.store.linked(proposal) if proposal.type == PAYMENT and proposal.is_proposal else None
         if agreement is None:
             continue
         listing = parse_listing(seller.store.get_by_hash(proposal.transaction["listing"]))
@@ -80,13 +81,17 @@ async def _work(directory: Path, seed: int, final: bool) -> None:
     lab = market_lab(directory, seed=seed, propose_timeout=2.0, fetch_timeout=2.0)
     lab.durable = True  # the default configuration: own blocks wait for the disk
     async with lab:
-        seller, buyer = await lab.start(2)
-        counts = await _resume(seller, buyer, wait=3.0 if final else 0.5)
+        peers = await lab.start(2)
+        counts: dict[str, int] = {}
+        for seller, buyer in (peers, peers[::-1]):  # both peers sell and buy, so money goes round
+            for name, value in (await _resume(seller, buyer, wait=3.0 if final else 0.5)).items():
+                counts[name] = counts.get(name, 0) + value
         _emit("ready", **counts)
         if final:
             return
-        sell, buy = seller.services[0], buyer.services[0]
-        while True:
+        for round_ in itertools.count():
+            seller, buyer = peers if round_ % 2 == 0 else peers[::-1]
+            sell, buy = seller.services[0], buyer.services[0]
             _emit("phase", phase="ingestion")
             data = dataset(rng.randrange(1_000_000), days=rng.choice((1, 2, 7)))
             _emit("phase", phase="listing")
@@ -216,7 +221,7 @@ class KillReport:
     kills: int = 0
     consistent_after_kill: int = 0
     phases_killed: dict[str, int] = field(default_factory=dict)
-    trades_failed: int = 0
+    trades_failed: dict[str, int] = field(default_factory=dict)
     resumed: dict[str, int] = field(default_factory=lambda: {"resent": 0, "opened": 0, "refused": 0})
     final: dict[str, int] = field(default_factory=dict)
     stuck_after_final_run: int = 0
@@ -287,7 +292,9 @@ def kill_loop(directory: Path, kills: int, *, seed: int = 0, max_run: float = 1.
         phases = [e["phase"] for e in events if e["event"] == "phase"]
         phase = phases[-1] if phases else "resume"
         report.phases_killed[phase] = report.phases_killed.get(phase, 0) + 1
-        report.trades_failed += sum(e["event"] == "failed" for e in events)
+        for event in events:
+            if event["event"] == "failed":
+                report.trades_failed[event["error"]] = report.trades_failed.get(event["error"], 0) + 1
         report.kills += 1
         check = check_directory(directory)
         if check.problems:
@@ -310,31 +317,29 @@ def kill_loop(directory: Path, kills: int, *, seed: int = 0, max_run: float = 1.
 
 
 def _stuck(directory: Path) -> int:
-    """Payments that neither settled (agreement and purchase) nor name a listing the seller refuses."""
+    """Payments that neither settled (agreement and purchase) nor name a listing its seller withdrew."""
     from enerdatx.crypto import Identity
     from enerdatx.market.formats import PAYMENT, WITHDRAWAL
     from enerdatx.market.keyring import Keyring
     from enerdatx.trustchain import BlockStore
 
-    seller_dir, buyer_dir = directory / "peer-000", directory / "peer-001"
-    buyer_key = Identity.load(buyer_dir / "identity.key").public_key
-    buyer, seller = BlockStore(buyer_dir / "chain.sqlite"), BlockStore(seller_dir / "chain.sqlite")
-    keyring = Keyring(buyer_dir / "market.sqlite")
-    try:
-        withdrawn = {b.transaction["listing"] for b in seller.blocks(block_type=WITHDRAWAL)}
-        stuck = 0
-        for proposal in buyer.chain(buyer_key):
-            if proposal.type != PAYMENT:
-                continue
-            listing = proposal.transaction["listing"]
-            settled = buyer.linked(proposal) is not None and keyring.purchase(listing.hex()) is not None
-            if not settled and listing not in withdrawn:
-                stuck += 1
-        return stuck
-    finally:
-        buyer.close()
-        seller.close()
-        keyring.close()
+    stuck = 0
+    for path in sorted(directory.glob("peer-*")):
+        me = Identity.load(path / "identity.key").public_key
+        store, keyring = BlockStore(path / "chain.sqlite"), Keyring(path / "market.sqlite")
+        try:
+            withdrawn = {b.transaction["listing"] for b in store.blocks(block_type=WITHDRAWAL)}
+            for proposal in store.chain(me):
+                if proposal.type != PAYMENT or not proposal.is_proposal:
+                    continue
+                listing = proposal.transaction["listing"]
+                settled = store.linked(proposal) is not None and keyring.purchase(listing.hex()) is not None
+                if not settled and listing not in withdrawn:
+                    stuck += 1
+        finally:
+            store.close()
+            keyring.close()
+    return stuck
 
 
 def main(argv: list[str]) -> None:

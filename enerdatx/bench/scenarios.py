@@ -159,11 +159,18 @@ async def check_trades(sellers: list[Peer], buyers: list[Peer], report: TradeRep
 
 
 async def fraud_detection_seconds(directory: str | os.PathLike[str], *, peers: int = 20, loss: float = 0.2,
-                                  seed: int = 0, timeout: float = 30.0) -> float:
-    """Seconds from a fork (two proposals at one sequence number) until every honest peer holds its proof."""
+                                  profile: FaultProfile | None = None, seed: int = 0, timeout: float = 30.0) -> float:
+    """Seconds from a fork (two proposals at one sequence number) until every honest peer holds its proof.
+
+    ``loss`` is the Lab's own packet loss; ``profile`` adds the faults of a profile on top.
+    """
     async with Lab(directory, "memory", packet_loss=loss, seed=seed, progress=False, durable=False) as lab:
         lab.accept(FORK_TYPE)
         everyone = await lab.start(peers)
+        if profile is not None:
+            faults = Faults(profile, seed=seed)
+            for peer in everyone:
+                faults.attach(peer)
         forker, honest = everyone[0], everyone[1:]
         loop = asyncio.get_running_loop()
         done = loop.create_future()
