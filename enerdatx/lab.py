@@ -15,8 +15,12 @@ loop of their own, and ``lab.run_sync(coroutine)`` runs a coroutine there.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import random
 import shutil
+import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Iterable
@@ -31,9 +35,11 @@ from enerdatx.peer import Peer, Service
 from enerdatx.trustchain import BlockStore, HalfBlock, TrustChain
 from enerdatx.trustchain.payload import ProposalMessage
 
-__all__ = ["Lab", "MemoryEndpoint", "Transport"]
+__all__ = ["Lab", "MemoryEndpoint", "PeerProcess", "Transport"]
 
 Transport = Literal["memory", "udp"]
+# Peers opened at once: their key files and databases are written in worker threads.
+START_BATCH = 16
 T = TypeVar("T")
 
 
@@ -124,9 +130,14 @@ class Lab:
         if n < 0:
             raise ValueError("n must be >= 0")
         first = len(self.peers)
-        disable = not self.progress if self.progress is not None else None
-        for i in tqdm(range(first, first + n), desc="starting peers", disable=disable, leave=False):
-            self.peers.append(await self._start_peer(self.directory / f"peer-{i:03d}", address=None))
+        disable = None if self.progress is not False else True  # None: only on a terminal
+        with tqdm(total=n, desc="starting peers", disable=disable, leave=False) as bar:
+            for batch in range(first, first + n, START_BATCH):
+                indices = range(batch, min(first + n, batch + START_BATCH))
+                self.peers += await asyncio.gather(
+                    *(self._start_peer(self.directory / f"peer-{i:03d}", address=None) for i in indices)
+                )
+                bar.update(len(indices))
         self.introduce()
         return list(self.peers)
 
@@ -135,7 +146,7 @@ class Lab:
             endpoint: Any = MemoryEndpoint(address or _free_memory_address(self.rng), self.packet_loss, self.rng)
         else:
             endpoint = UDPEndpoint(port=address[1] if address else 0, ip="127.0.0.1")
-        peer = Peer(directory, endpoint, settings=self.settings, durable=self.durable)
+        peer = await Peer.open(directory, endpoint, settings=self.settings, durable=self.durable)
         for block_type in self.accepted:
             peer.ledger.register_policy(block_type, _accept_all)
         await peer.start()
@@ -198,8 +209,8 @@ class Lab:
     async def stop(self) -> None:
         """Stop every peer (their directories stay, unless the lab made a temporary one)."""
         peers, self.peers = self.peers, []
-        for peer in peers:
-            await self._stop_peer(peer)
+        for batch in range(0, len(peers), START_BATCH):
+            await asyncio.gather(*(self._stop_peer(peer) for peer in peers[batch : batch + START_BATCH]))
         if self._temporary:
             shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -246,3 +257,68 @@ class Lab:
 
     def __exit__(self, *exc: object) -> None:
         self.close_sync()
+
+
+class PeerProcess:
+    """A peer in an OS process of its own (``enerdatx peer run``) on UDP 127.0.0.1."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        port: int = 0,
+        accept: Iterable[str] = (),
+        peers: Iterable[tuple[str, int]] = (),
+        durable: bool = True,
+    ) -> None:
+        self.directory = Path(directory)
+        self.durable = durable
+        self.port = port
+        self.accept = list(accept)
+        self.peers = list(peers)
+        self.public_key = b""
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def address(self) -> UDPv4Address:
+        """Where the process listens (known once started)."""
+        return UDPv4Address("127.0.0.1", self.port)
+
+    async def start(self, timeout: float = 30.0) -> None:
+        """Spawn the process and wait for it to say it is ready; the same port on every restart."""
+        args = ["peer", "run", "--dir", str(self.directory), "--port", str(self.port)]
+        for block_type in self.accept:
+            args += ["--accept", block_type]
+        for host, port in self.peers:
+            args += ["--peer", f"{host}:{port}"]
+        if not self.durable:
+            args.append("--no-fsync")
+        # The child imports this very enerdatx package, wherever it was imported from.
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")])}
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "enerdatx", *args, stdout=asyncio.subprocess.PIPE, env=env
+        )
+        ready = await asyncio.wait_for(self._next_event(), timeout)
+        if ready.get("event") != "ready":
+            raise RuntimeError(f"peer process did not start: {ready}")
+        self.public_key = bytes.fromhex(ready["public_key"])
+        self.port = int(ready["address"].rpartition(":")[2])
+
+    async def _next_event(self) -> dict[str, Any]:
+        assert self.process is not None and self.process.stdout is not None
+        line = await self.process.stdout.readline()
+        return json.loads(line) if line else {"event": "exited"}
+
+    async def stop(self, timeout: float = 30.0, signum: int = signal.SIGTERM) -> int:
+        """SIGTERM (or ``signum``), then wait for the clean exit; returns the exit code."""
+        assert self.process is not None
+        self.process.send_signal(signum)
+        return await asyncio.wait_for(self.process.wait(), timeout)
+
+    async def kill(self) -> int:
+        """SIGKILL: no chance to clean up."""
+        assert self.process is not None
+        self.process.kill()
+        return await self.process.wait()
+

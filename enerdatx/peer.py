@@ -1,12 +1,14 @@
 """One EnerDatX peer: an identity, its ledger and the TrustChain community on one IPv8.
 
-A peer lives in a directory (``identity.key``, ``chain.sqlite``, ``ipfs/``) and starts
-again from it. Services (the market, a data shop) attach to a running peer with
+A peer lives in a directory (``identity.key``, ``chain.sqlite``, ``ipfs/`` for its content
+store) and starts again from it. Services (the market, a data shop) attach to a running peer with
 :meth:`Peer.add_service`: they may add their own IPv8 overlays and ledger policies.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import inspect
 import logging
 from base64 import b64encode
@@ -19,6 +21,7 @@ from ipv8.peerdiscovery.discovery import RandomWalk
 from ipv8_service import IPv8
 
 from enerdatx.crypto import Identity
+from enerdatx.ipfs import ContentStore, open_store
 from enerdatx.trustchain import BlockStore, TrustChain
 from enerdatx.trustchain.community import TrustChainCommunity, ipv8_private_key
 from enerdatx.trustchain.settings import TrustChainSettings
@@ -32,6 +35,13 @@ __all__ = ["Peer", "Service", "WALK_TARGET"]
 
 # Neighbours a walking peer looks for through IPv8 introductions.
 WALK_TARGET = 20
+
+
+def _open_directory(directory: Path, durable: bool) -> tuple[Identity, BlockStore]:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "ipfs").mkdir(exist_ok=True)
+    identity = Identity.load_or_create(directory / "identity.key")
+    return identity, BlockStore(directory / "chain.sqlite", fsync=durable)
 
 
 def _quiet_ipv8(config: dict[str, Any], endpoint: Endpoint) -> IPv8:
@@ -62,12 +72,10 @@ class Peer:
         settings: dict[str, Any] | None = None,
         walk: bool = False,
         durable: bool = True,
+        _opened: tuple[Identity, BlockStore] | None = None,
     ) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        (self.directory / "ipfs").mkdir(exist_ok=True)
-        self.identity = Identity.load_or_create(self.directory / "identity.key")
-        self.store = BlockStore(self.directory / "chain.sqlite", fsync=durable)
+        self.identity, self.store = _opened or _open_directory(self.directory, durable)
         self.ledger = TrustChain(self.identity, self.store)
         key = b64encode(ipv8_private_key(self.identity).key_to_bin()).decode()
         config = (
@@ -87,6 +95,19 @@ class Peer:
         self.services: list[Service] = []
         self.running = False
         self.closed = False
+
+    @classmethod
+    async def open(
+        cls, directory: str | Path, endpoint: Endpoint, *, durable: bool = True, **options: Any
+    ) -> Peer:
+        """Like ``Peer(...)``, but the disk work (key file, database) runs in a worker thread."""
+        opened = await asyncio.to_thread(_open_directory, Path(directory), durable)
+        return cls(directory, endpoint, durable=durable, _opened=opened, **options)
+
+    @functools.cached_property
+    def content(self) -> ContentStore:
+        """The peer's content store: embedded in ``ipfs/`` unless an IPFS daemon is configured."""
+        return open_store(self.directory / "ipfs")
 
     @property
     def public_key(self) -> bytes:
@@ -132,7 +153,7 @@ class Peer:
             if close is not None and inspect.isawaitable(result := close()):
                 await result
         await self.ipv8.stop()
-        self.store.close()
+        await asyncio.to_thread(self.store.close)  # a WAL checkpoint: disk work
 
     def __repr__(self) -> str:
         return f"Peer({self.public_key.hex()[:16]}…, {self.directory})"

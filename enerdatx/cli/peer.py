@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,11 +25,18 @@ __all__ = ["register", "parse_address", "parse_contact"]
 
 
 def parse_address(text: str) -> UDPv4Address:
-    """``HOST:PORT`` -> an IPv4 UDP address; ArgumentTypeError on anything else."""
+    """``HOST:PORT`` -> an IPv4 UDP address (a host name is resolved); ArgumentTypeError otherwise."""
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return UDPv4Address(host, int(port))
+    try:
+        ip = str(ipaddress.IPv4Address(host))
+    except ValueError:
+        try:  # IPv8 packs addresses as four bytes: names must become IPv4 addresses first
+            ip = socket.gethostbyname(host)
+        except OSError as exc:
+            raise argparse.ArgumentTypeError(f"cannot resolve {host!r}: {exc}") from None
+    return UDPv4Address(ip, int(port))
 
 
 def parse_contact(text: str) -> tuple[bytes, UDPv4Address]:
@@ -57,6 +66,8 @@ def register(subparsers: Any) -> None:
                      help="a peer whose key is known (repeatable)")
     run.add_argument("--accept", action="append", default=[], metavar="TYPE",
                      help="countersign every proposal of this block type (experiments, benchmarks)")
+    run.add_argument("--no-fsync", action="store_true",
+                     help="never wait for the disk (benchmarks; a power cut may then cost signed blocks)")
     run.set_defaults(func=_run)
 
     show = inner.add_parser("id", help="print the peer's public key (creating its identity if new)")
@@ -81,7 +92,7 @@ def _accept_all(_ledger: Any, _proposal: Any) -> None:
 async def _serve(args: argparse.Namespace) -> None:
     from enerdatx.peer import Peer
 
-    peer = Peer(args.dir, UDPEndpoint(port=args.port, ip=args.host), walk=True)
+    peer = Peer(args.dir, UDPEndpoint(port=args.port, ip=args.host), walk=True, durable=not args.no_fsync)
     for block_type in args.accept:
         peer.ledger.register_policy(block_type, _accept_all)
     stop = asyncio.Event()

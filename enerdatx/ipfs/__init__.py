@@ -1,9 +1,7 @@
 """Content store: kubo-identical UnixFS CIDs without a daemon, or a real IPFS daemon.
 
->>> store = open_store(directory)            # doctest: +SKIP
->>> store.add_bytes(b"hello world\\n")       # doctest: +SKIP
-'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o'
-
+``open_store(directory).add_bytes(b"hello world\\n")`` gives
+``QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o``, as kubo's ``ipfs add`` does.
 ``open_store`` gives an ``EmbeddedStore`` unless a daemon is configured (``api=`` or
 ``$ENERDATX_IPFS_API``), then a ``KuboStore``. Formats: docs/content-addressing.md.
 """

@@ -2,8 +2,8 @@
 
 A block's file is named by its CIDv1 in base32 (``bafy...``/``bafk...``), so the CIDv0
 and CIDv1 of the same dag-pb block share one file and names stay safe on file systems
-that ignore case. Blocks are not fsync'ed one by one (that would cost kubo's own speed
-and more); a block torn by a crash is caught by the re-hash on every read.
+that ignore case. Blocks are not fsync'ed one by one (kubo's flatfs does, and pays for
+it in speed); a block torn by a crash is caught by the re-hash on every read.
 """
 
 from __future__ import annotations
@@ -121,17 +121,19 @@ def _key(cid: AnyCID) -> str:
 
 
 class Blockstore:
-    """Blocks under ``directory/blocks/<2 characters>/<CIDv1>``; every read is verified."""
+    """Blocks as ``directory/blocks/<CIDv1>``; every read is verified.
+
+    One flat directory: creating a directory costs as much as writing a block on the
+    file systems measured, and ext4's hashed directories hold millions of entries.
+    """
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.root = Path(directory) / "blocks"
         self.root.mkdir(parents=True, exist_ok=True)
-        self._made_shards: set[str] = set()
 
     def path_for(self, cid: AnyCID) -> Path:
         """Where the block of ``cid`` lives (whether or not it is stored)."""
-        key = _key(cid)
-        return self.root / key[-3:-1] / key
+        return self.root / _key(cid)
 
     def has(self, cid: AnyCID) -> bool:
         """Whether a file for this block exists (its bytes are checked only when read)."""
@@ -144,14 +146,10 @@ class Blockstore:
         imports call ``verify_block`` first).
         """
         key = _key(cid)
-        shard = key[-3:-1]
-        final = self.root / shard / key
-        if final.exists():
+        final = os.path.join(self.root, key)
+        if os.path.exists(final):
             return False
-        if shard not in self._made_shards:
-            (self.root / shard).mkdir(exist_ok=True)
-            self._made_shards.add(shard)
-        temp = self.root / shard / f"{_TEMP_PREFIX}{key}.{os.getpid()}.{next(_temp_counter)}"
+        temp = os.path.join(self.root, f"{_TEMP_PREFIX}{key}.{os.getpid()}.{next(_temp_counter)}")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             view = memoryview(block)
@@ -159,7 +157,7 @@ class Blockstore:
                 view = view[os.write(fd, view) :]
         except BaseException:
             os.close(fd)
-            temp.unlink(missing_ok=True)
+            os.unlink(temp)
             raise
         os.close(fd)
         os.replace(temp, final)  # readers see the whole block or none
@@ -183,17 +181,16 @@ class Blockstore:
 
     def __iter__(self) -> Iterator[CID]:
         """Every stored block's CID (as CIDv1); leftover temporary files are skipped."""
-        for shard in self.root.iterdir():
-            if not shard.is_dir():
-                continue
-            for entry in shard.iterdir():
+        with os.scandir(self.root) as entries:
+            for entry in entries:
                 if not entry.name.startswith(_TEMP_PREFIX):
                     yield CID.decode(entry.name)
 
     def remove_temporaries(self) -> int:
         """Delete files left by writes that were interrupted; return how many."""
         count = 0
-        for temp in self.root.glob(f"*/{_TEMP_PREFIX}*"):
+        for temp in self.root.glob(f"{_TEMP_PREFIX}*"):
             temp.unlink(missing_ok=True)
             count += 1
         return count
+

@@ -17,8 +17,9 @@ from dag_cbor.decoding.err import CBORDecodingError
 from enerdatx.errors import CarFormatError
 from enerdatx.ipfs.blocks import CID, cid_string, verify_block
 from enerdatx.ipfs.dagpb import decode_varint, encode_varint
+from enerdatx.ipfs.unixfs import child_cids
 
-__all__ = ["MAX_HEADER_SIZE", "MAX_SECTION_SIZE", "write_car", "read_car"]
+__all__ = ["MAX_HEADER_SIZE", "MAX_SECTION_SIZE", "write_car", "read_car", "missing_blocks"]
 
 MAX_HEADER_SIZE = 64 * 1024  # a header holds only the roots
 MAX_SECTION_SIZE = 4 * 1024 * 1024 + 1024  # kubo's largest block (4 MiB) plus its CID
@@ -108,3 +109,18 @@ def read_car(stream: BinaryIO) -> tuple[list[CID], Iterator[tuple[CID, bytes]]]:
             yield cid, block
 
     return roots, sections()
+
+
+def missing_blocks(stream: BinaryIO) -> list[CID]:
+    """The blocks a CAR's DAG links to but does not hold (roots included), in CIDv1 form.
+
+    A daemon streams ``dag export`` with status 200 before it knows every block; when
+    it gives up halfway, the file simply ends. This is how such a CAR is recognised.
+    """
+    roots, blocks = read_car(stream)
+    held: set[CID] = set()
+    wanted = {root.set(version=1) for root in roots}
+    for cid, block in blocks:
+        held.add(cid.set(version=1))
+        wanted.update(child.set(version=1) for child in child_cids(cid, block))
+    return sorted(wanted - held, key=str)

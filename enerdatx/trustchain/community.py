@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import nacl.signing
 from ipv8.community import Community
 from ipv8.keyvault.crypto import default_eccrypto
 from ipv8.lazy_community import lazy_wrapper, lazy_wrapper_unsigned
@@ -34,7 +35,9 @@ from enerdatx.errors import (
     TransactionRejectedError,
     TransactionTimeoutError,
 )
+from enerdatx.trustchain.block import HalfBlock
 from enerdatx.trustchain.encoding import MAX_SEQUENCE_NUMBER
+from enerdatx.trustchain.fraud import FraudProof
 from enerdatx.trustchain.payload import (
     AgreementMessage,
     BlockBroadcastMessage,
@@ -53,7 +56,7 @@ if TYPE_CHECKING:
     from ipv8.messaging.serialization import Payload
 
     from enerdatx.crypto import Identity
-    from enerdatx.trustchain import FraudProof, HalfBlock, TrustChain
+    from enerdatx.trustchain.ledger import TrustChain
 
 __all__ = ["TrustChainCommunity", "ipv8_private_key", "ipv8_public_key_bin", "trustchain_key"]
 
@@ -73,8 +76,6 @@ def ipv8_private_key(identity: Identity) -> PrivateKey:
 
 def ipv8_public_key_bin(public_key: bytes) -> bytes:
     """The IPv8 public-key bytes of the peer whose TrustChain (Ed25519) key is ``public_key``."""
-    import nacl.signing
-
     curve = nacl.signing.VerifyKey(public_key).to_curve25519_public_key()
     return _PUBLIC_PREFIX + bytes(curve) + public_key
 
@@ -144,7 +145,6 @@ class TrustChainCommunity(Community):
         self.bytes_sent = 0
         self.packets_sent = 0
         self.packets_dropped = 0
-        self.fraud_learned_at: dict[bytes, float] = {}
         self._peers: dict[bytes, IPv8Peer] = {}
         self._awaiting: dict[int, tuple[HalfBlock, asyncio.Future[HalfBlock]]] = {}
         self._countersigning: set[bytes] = set()
@@ -249,8 +249,6 @@ class TrustChainCommunity(Community):
         return bucket
 
     def _decode_block(self, data: bytes) -> HalfBlock | None:
-        from enerdatx.trustchain import HalfBlock
-
         try:
             return HalfBlock.decode(data)
         except EncodingError:
@@ -275,7 +273,12 @@ class TrustChainCommunity(Community):
     async def propose(
         self, counterparty: bytes, block_type: str, transaction: dict[str, Any], timeout: float = 10.0
     ) -> tuple[HalfBlock, HalfBlock]:
-        """Sign a proposal to ``counterparty`` and wait for its agreement: (proposal, agreement)."""
+        """Sign a proposal to ``counterparty`` and wait for its agreement: (proposal, agreement).
+
+        Raises TransactionTimeoutError, TransactionRejectedError, FraudDetectedError (before
+        signing, or while waiting when a proof against the counterparty arrives), and
+        PeerUnreachableError when no address is known for the counterparty.
+        """
         if self.ledger.store.is_fraudulent(counterparty):
             raise FraudDetectedError(counterparty)
         peer = self.peer_for(counterparty)
@@ -381,7 +384,8 @@ class TrustChainCommunity(Community):
         """Fetch ``public_key``'s chain in [start, end] (end None: to its head), validate and store it.
 
         Asks ``peer`` (default: the chain's owner). Returns the blocks that came back and are not
-        invalid, by sequence number. Raises PeerUnreachableError when nothing came back in time.
+        invalid, by sequence number (fewer than asked when the peer lacks some or stops answering
+        after a page). Raises PeerUnreachableError when nothing came back in time.
         """
         peer = peer or self.peer_for(public_key)
         if peer is None:
@@ -391,7 +395,12 @@ class TrustChainCommunity(Community):
         fetched: list[HalfBlock] = []
         while end is None or start <= end:
             page_end = start + page - 1 if end is None else min(end, start + page - 1)
-            blocks = await self._crawl_page(peer, public_key, start, page_end, deadline)
+            try:
+                blocks = await self._crawl_page(peer, public_key, start, page_end, deadline)
+            except PeerUnreachableError:
+                if not fetched:
+                    raise
+                break  # keep the pages that came
             fetched.extend(blocks)
             if len(blocks) < page_end - start + 1:
                 break
@@ -421,7 +430,7 @@ class TrustChainCommunity(Community):
 
     @lazy_wrapper(CrawlRequestMessage)
     def on_crawl_request(self, peer: IPv8Peer, payload: CrawlRequestMessage) -> None:
-        """Answer with the blocks we hold in the range, one message each, at most a page."""
+        """Answer with the blocks we hold in the range (at most a page), in as few packets as fit."""
         sender = self._sender(peer)
         if sender is None or self.ledger.store.is_fraudulent(sender) or not 1 <= payload.start <= MAX_SEQUENCE_NUMBER:
             return
@@ -442,7 +451,7 @@ class TrustChainCommunity(Community):
 
     @lazy_wrapper_unsigned(CrawlResponseMessage)
     def on_crawl_response(self, source_address: Address, payload: CrawlResponseMessage) -> None:
-        """Collect one block of a crawl we asked for; blocks outside the request are dropped."""
+        """Collect blocks of a crawl we asked for; blocks outside the request are dropped."""
         crawl = self._crawls.get(payload.identifier)
         if crawl is None or crawl.done.done() or payload.total > self.settings.crawl_page_size:
             return
@@ -513,16 +522,15 @@ class TrustChainCommunity(Community):
     @lazy_wrapper_unsigned(FraudProofMessage)
     def on_fraud_proof(self, source_address: Address, payload: FraudProofMessage) -> None:
         """Verify and keep a fraud proof, then spread it if it is news."""
-        from enerdatx.trustchain import FraudProof
-
         sender = self._keys_by_address.get(source_address)
         try:
             proof = FraudProof.decode(payload.proof)
         except EncodingError:
             return
-        if not proof.verify():
+        known = proof.public_key in self._rumours
+        if not known and not proof.verify():  # a proof we hold needs no second check
             return
-        if proof.public_key not in self._rumours:
+        if not known:
             self.ledger.receive_fraud_proof(proof)  # a new proof reaches _spread_fraud through on_fraud
             self._spread_fraud(proof)
         if sender is not None:
@@ -533,10 +541,7 @@ class TrustChainCommunity(Community):
         forker = proof.public_key
         if forker in self._rumours:
             return
-        self.fraud_learned_at[forker] = time.monotonic()
-        rumour = self._rumours[forker] = _Rumour(
-            proof.encode(), self.settings.fraud_rounds, {forker}
-        )
+        rumour = self._rumours[forker] = _Rumour(proof.encode(), self.settings.fraud_rounds, {forker})
         for block, future in self._awaiting.values():
             if block.link_public_key == forker and not future.done():
                 future.set_exception(FraudDetectedError(forker))

@@ -22,7 +22,8 @@ KEY_SIZE = 32
 HASH_SIZE = 32
 SIGNATURE_SIZE = 64
 MAX_TYPE_SIZE = 64
-MAX_TRANSACTION_SIZE = 65_536
+# Small enough that a fraud proof (two blocks) fits one UDP datagram with IPv8's headers.
+MAX_TRANSACTION_SIZE = 32_000
 MAX_NESTING = 16
 MAX_SEQUENCE_NUMBER = 2**32 - 1
 MAX_TIMESTAMP = 2**63 - 1

@@ -1,16 +1,16 @@
 """The TrustChain community's wire messages; every message id lives here.
 
-Each message is one signed IPv8 packet (``ez_send``): the 23-byte community prefix
-and message id, the sender's 74-byte curve25519 public key, a global-time field,
-the payload below, and a 64-byte Ed25519 signature. Blocks and fraud proofs travel
-in their own versioned encodings (docs/specs of the ledger), as opaque bytes here.
+Each message is one IPv8 packet: the 22-byte community prefix and a message id, then,
+if signed, the sender's 74-byte curve25519 public key; the payload below; if signed, a
+64-byte Ed25519 signature. Messages that only carry blocks or fraud proofs (signed by
+their authors) are not signed again. Blocks and proofs travel in the ledger's own
+versioned encodings (docs/trustchain.md), as opaque bytes here.
 docs/network.md lists the messages with their sizes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import Any
 
 from ipv8.messaging.payload_dataclass import DataClassPayload, convert_to_payload, type_from_format
@@ -25,7 +25,14 @@ __all__ = [
     "FraudProofMessage",
     "MESSAGES",
     "UNSIGNED",
+    "SIGNED_OVERHEAD",
+    "UNSIGNED_OVERHEAD",
 ]
+
+# Bytes around a payload: 22-byte community prefix and 1-byte message id; a signed message
+# adds the sender's key (2-byte length + 74-byte curve25519 key) and a 64-byte Ed25519 signature.
+UNSIGNED_OVERHEAD = 22 + 1
+SIGNED_OVERHEAD = UNSIGNED_OVERHEAD + 2 + 74 + 64
 
 uint8 = type_from_format("B")
 uint32 = type_from_format("I")

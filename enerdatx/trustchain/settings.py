@@ -48,8 +48,8 @@ class TrustChainSettings(CommunitySettings):
     max_packet_size: int = 65_507
     """Bigger packets are dropped unread (65,507: the most a UDP datagram over IPv4 carries)."""
 
-    rate_per_second: float = 200.0
-    rate_burst: int = 400
+    rate_per_second: float = 1000.0
+    rate_burst: int = 1000
     """Token bucket per sender address: packets beyond it are dropped unread."""
 
     seed_interval: float = 5.0

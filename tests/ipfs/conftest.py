@@ -45,7 +45,8 @@ class JsIpfsDaemon:
 
     def __init__(self, repo: Path) -> None:
         self.env = {**os.environ, "IPFS_PATH": str(repo)}
-        subprocess.run([JS_IPFS, "init", "--profile", "test"], env=self.env, check=True, capture_output=True, timeout=120)
+        init = [JS_IPFS, "init", "--profile", "test"]
+        subprocess.run(init, env=self.env, check=True, capture_output=True, timeout=120)
         config_path = repo / "config"
         config = json.loads(config_path.read_text())
         config["Bootstrap"] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import tracemalloc
 from pathlib import Path
 
@@ -185,6 +186,7 @@ def test_bad_car_files_are_refused_and_leave_nothing(store: EmbeddedStore, tmp_p
     assert block_files(store) == [] and store.pins() == set()
 
 
+@pytest.mark.filterwarnings("ignore:.*strict.*:FutureWarning")  # ipfshttpclient 0.7.0 on urllib3 2
 def test_open_store_follows_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ENERDATX_IPFS_API", raising=False)
     monkeypatch.setenv("ENERDATX_IPFS_REPO", str(tmp_path / "from-env"))
@@ -209,3 +211,30 @@ def test_an_interrupted_block_write_leaves_no_block_and_no_temporary(
     monkeypatch.undo()
     assert block_files(store) == [] and store.pins() == set()
     assert store.add_bytes(b"hello world\n") == HELLO_V0
+
+
+def test_gc_waits_for_an_unfinished_add(store: EmbeddedStore) -> None:
+    # An add writes blocks before it pins its root; a gc in between must not sweep them.
+    written = threading.Event()
+    release = threading.Event()
+    real_put = store.blocks.put
+
+    def slow_put(cid: bytes, block: bytes) -> bool:
+        result = real_put(cid, block)
+        written.set()
+        release.wait(timeout=30)
+        return result
+
+    store.blocks.put = slow_put  # type: ignore[method-assign]
+    adder = threading.Thread(target=lambda: store.add_bytes(b"unfinished"))
+    adder.start()
+    assert written.wait(timeout=30)
+    removed: list[int] = []
+    collector = threading.Thread(target=lambda: removed.append(store.gc()))
+    collector.start()
+    collector.join(timeout=0.5)
+    assert collector.is_alive(), "gc ran while an add held unpinned blocks"
+    release.set()
+    adder.join(timeout=30)
+    collector.join(timeout=30)
+    assert removed == [0] and store.cat(store.add_bytes(b"unfinished")) == b"unfinished"

@@ -146,6 +146,15 @@ class TestCrawl(TrustChainTestBase):
         self.assertEqual(await crawl, [good])
         self.assertIsNone(self.ledger(1).store.get_by_hash(stranger.hash))
 
+    async def test_a_crawled_block_that_forks_a_held_one_proves_fraud(self) -> None:
+        held = self.ledger(0).record("test.note", {"version": 1})
+        self.ledger(1).receive(held)
+        twin = TrustChain(self.ledger(0).identity, BlockStore(fsync=False))
+        twin.record("test.note", {"version": 2})  # node 0 now answers crawls from another chain
+        self.overlay(0).ledger = twin
+        self.assertEqual(await self.overlay(1).crawl(self.key(0)), [])
+        self.assertTrue(self.ledger(1).store.is_fraudulent(self.key(0)))
+
     async def test_crawl_of_a_silent_peer_raises_unreachable(self) -> None:
         self.endpoint(0).close()
         with self.assertRaises(PeerUnreachableError):

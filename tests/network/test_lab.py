@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -12,56 +11,7 @@ import pytest
 from enerdatx.errors import FraudDetectedError, TransactionRejectedError, TransactionTimeoutError
 from enerdatx.lab import Lab
 from enerdatx.peer import Peer
-from enerdatx.trustchain import GENESIS_HASH, HalfBlock
-
-PING = "test.ping"
-
-
-def assert_own_chain_valid(peer: Peer) -> list[HalfBlock]:
-    """The peer's own chain is 1..n, signed, and hash-linked."""
-    chain = peer.store.chain(peer.public_key)
-    assert [b.sequence_number for b in chain] == list(range(1, len(chain) + 1))
-    previous = GENESIS_HASH
-    for block in chain:
-        assert block.verify_signature()
-        assert block.previous_hash == previous
-        previous = block.hash
-    return chain
-
-
-def assert_consistent(peers: Sequence[Peer]) -> int:
-    """Every honest peer's chain is valid, every proposal's agreement is held by both parties,
-    and any block two peers both hold is the same block. Returns the number of agreements."""
-    by_key = {peer.public_key: peer for peer in peers}
-    agreements = 0
-    for peer in peers:
-        for block in assert_own_chain_valid(peer):
-            if block.is_proposal and block.link_public_key in by_key:
-                other = by_key[block.link_public_key]
-                mine, theirs = peer.store.linked(block), other.store.linked(block)
-                assert mine == theirs, "the two parties disagree on an agreement"
-                agreements += mine is not None
-        for other in peers:
-            for block in other.store.chain(peer.public_key):
-                assert peer.store.get(peer.public_key, block.sequence_number) == block
-    return agreements
-
-
-async def fraud_everywhere(honest: Sequence[Peer], forker: Peer, timeout: float) -> None:
-    """Wait until every honest peer holds a fraud proof against ``forker``."""
-    loop = asyncio.get_running_loop()
-    pending = {peer.public_key for peer in honest if not peer.store.is_fraudulent(forker.public_key)}
-    done = loop.create_future()
-    for peer in honest:
-
-        def found(proof, key=peer.public_key) -> None:
-            pending.discard(key)
-            if not pending and not done.done():
-                done.set_result(None)
-
-        peer.ledger.on_fraud(found)
-    if pending:
-        await asyncio.wait_for(done, timeout)
+from tests.network.chains import PING, assert_consistent, fraud_everywhere, trade
 
 
 async def test_peers_have_their_own_directories_and_restart_from_them(tmp_path: Path) -> None:
@@ -70,6 +20,8 @@ async def test_peers_have_their_own_directories_and_restart_from_them(tmp_path: 
         a, b = await lab.start(2)
         assert {p.name for p in a.directory.iterdir()} >= {"identity.key", "chain.sqlite", "ipfs"}
         assert a.directory != b.directory
+        cid = a.content.add_bytes(b"hello world\n")
+        assert cid == "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o" and not b.content.has(cid)
         await a.community.propose(b.public_key, PING, {"n": 1})
         restarted = await lab.restart(1)
         assert restarted is not b and restarted.public_key == b.public_key
@@ -85,8 +37,14 @@ def test_sync_lab_for_scripts(tmp_path: Path) -> None:
         lab.accept(PING)
         a, b = lab.run_sync(lab.start(2))
         assert a.address[0] == "127.0.0.1"
+        assert all(peer.community.bootstrappers == [] for peer in (a, b))  # no public trackers
         proposal, agreement = lab.run_sync(a.community.propose(b.public_key, PING, {}))
         assert lab.run_sync(b.community.crawl(a.public_key)) == [proposal]
+        port = b.address[1]
+        b = lab.run_sync(lab.restart(1))
+        assert b.address[1] == port and b.store.chain(b.public_key) == [agreement]
+        _, again = lab.run_sync(a.community.propose(b.public_key, PING, {}))
+        assert again.sequence_number == 2
     assert not a.running
 
 
@@ -95,18 +53,6 @@ def test_lab_refuses_bad_options(tmp_path: Path) -> None:
         Lab(tmp_path, transport="tcp")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="memory"):
         Lab(tmp_path, transport="udp", packet_loss=0.1)
-
-
-async def trade(peers: Sequence[Peer], rounds: int, rng: random.Random, timeout: float = 10.0) -> list:
-    """Each round, every peer proposes to a random other peer, all at once."""
-    outcomes = []
-    for _ in range(rounds):
-        jobs = []
-        for peer in peers:
-            other = rng.choice([p for p in peers if p is not peer])
-            jobs.append(peer.community.propose(other.public_key, PING, {"amount": rng.randrange(100)}, timeout))
-        outcomes += await asyncio.gather(*jobs, return_exceptions=True)
-    return outcomes
 
 
 @pytest.mark.slow
@@ -172,3 +118,36 @@ async def test_restart_mid_transaction_completes_or_times_out(tmp_path: Path) ->
         else:
             assert lab.peers[1].store.linked(proposal) == agreement
         assert_consistent(lab.peers)
+
+
+class Recorder:
+    """A service: registers a policy and an extra overlay's worth of state, records its life."""
+
+    def __init__(self) -> None:
+        self.peer: Peer | None = None
+        self.closed = False
+
+    def attach(self, peer: Peer) -> None:
+        self.peer = peer
+        peer.ledger.register_policy("test.service", lambda ledger, proposal: {"seen_by": "service"})
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_services_attach_to_every_peer_and_close_with_it(tmp_path: Path) -> None:
+    services: list[Recorder] = []
+
+    def make(peer: Peer) -> list[Recorder]:
+        services.append(Recorder())
+        return services[-1:]
+
+    async with Lab(tmp_path, services=make) as lab:
+        a, b = await lab.start(2)
+        assert {s.peer for s in services} == {a, b}
+        _, agreement = await a.community.propose(b.public_key, "test.service", {})
+        assert agreement.transaction == {"seen_by": "service"}
+        await lab.restart(1)
+        assert [s.closed for s in services if s.peer is b] == [True]
+        assert services[2].peer is lab.peers[1] and not services[2].closed
+    assert all(s.closed for s in services)

@@ -45,10 +45,12 @@ def test_levels_follow_what_is_held(alice):
         ({"sequence_number": 2, "previous_hash": GENESIS_HASH}, Rule.MISSING_PREVIOUS_HASH),
         ({"link_sequence_number": 4}, Rule.RECORD_WITH_LINK_SEQUENCE),
         ({"timestamp": MIN_TIMESTAMP - 1}, Rule.TIMESTAMP_OUT_OF_RANGE),
-        ({"timestamp": now_ms() + MAX_CLOCK_SKEW_MS + 60_000}, Rule.TIMESTAMP_OUT_OF_RANGE),
+        ({"timestamp": "future"}, Rule.TIMESTAMP_OUT_OF_RANGE),
     ],
 )
 def test_invariant_rules(alice, fields, rule):
+    if fields.get("timestamp") == "future":  # computed now, not when the tests were collected
+        fields = {"timestamp": now_ms() + MAX_CLOCK_SKEW_MS + 60_000}
     assert rule.value in reasons(alice, sign(Identity.generate(), **fields))
 
 
@@ -73,7 +75,7 @@ def test_malformed_fields_are_invalid(alice):
 
 def test_oversized_fields_are_invalid(alice):
     block = sign(Identity.generate())
-    huge = dataclasses.replace(block, transaction={"x": "y" * 70_000})
+    huge = dataclasses.replace(block, transaction={"x": "y" * 40_000})
     assert Rule.MALFORMED.value in reasons(alice, huge)
 
 

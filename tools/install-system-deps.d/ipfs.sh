@@ -25,5 +25,7 @@ fi
 # Optional dependencies are native add-ons the daemon does without.
 echo "ipfs.sh: installing js-ipfs $wanted (npm, about 3 minutes)"
 start=$SECONDS
-npm install --omit=optional --no-audit --no-fund --loglevel=error
+# Install scripts are skipped: the daemon needs none (classic-level loads its bundled prebuilt
+# binary), and npm versions differ on whether they run them.
+npm install --omit=optional --ignore-scripts --no-audit --no-fund --loglevel=error
 echo "ipfs.sh: js-ipfs installed in $((SECONDS - start)) s"

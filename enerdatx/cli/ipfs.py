@@ -1,0 +1,78 @@
+"""``enerdatx ipfs``: add, cat and move content through the configured content store."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from enerdatx.ipfs import API_ENV, REPO_ENV, ContentStore, EmbeddedStore, open_store
+
+
+def register(subparsers: Any) -> None:
+    """Add ``ipfs`` and its sub-commands."""
+    ipfs = subparsers.add_parser(
+        "ipfs",
+        help="add, cat and move content (embedded store, or a daemon via --api / $" + API_ENV + ")",
+        description=__doc__,
+    )
+    ipfs.add_argument("--repo", help=f"embedded store directory (default ${REPO_ENV} or ~/.enerdatx/ipfs)")
+    ipfs.add_argument("--api", help=f"daemon RPC multiaddr, e.g. /ip4/127.0.0.1/tcp/5001 (default ${API_ENV})")
+    inner = ipfs.add_subparsers(dest="ipfs_command", metavar="COMMAND", required=True)
+
+    add = inner.add_parser("add", help="add a file and print its CID")
+    add.add_argument("file")
+    add.add_argument("--only-hash", action="store_true", help="print the CID without storing anything")
+    add.add_argument("--cid-version", type=int, choices=(0, 1), default=0, help="1: CIDv1 with raw leaves")
+    add.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add.set_defaults(func=_add)
+
+    cat = inner.add_parser("cat", help="write a file's bytes to stdout")
+    cat.add_argument("cid")
+    cat.set_defaults(func=_cat)
+
+    export = inner.add_parser("export-car", help="write a DAG to a CAR v1 file")
+    export.add_argument("cid")
+    export.add_argument("out")
+    export.set_defaults(func=_export_car)
+
+    import_ = inner.add_parser("import-car", help="import a CAR v1 file and print its roots")
+    import_.add_argument("car")
+    import_.set_defaults(func=_import_car)
+
+
+def _store(args: argparse.Namespace) -> ContentStore:
+    return open_store(args.repo, api=args.api)
+
+
+def _add(args: argparse.Namespace) -> int:
+    store = _store(args)
+    if not os.path.isfile(args.file):
+        print(f"enerdatx: error: {args.file}: no such file", file=sys.stderr)
+        return 1
+    if isinstance(store, EmbeddedStore):
+        cid = store.add_file(args.file, args.cid_version, args.only_hash, progress=None if not args.quiet else False)
+    else:
+        cid = store.add_file(args.file, args.cid_version, args.only_hash)
+    print(cid)
+    return 0
+
+
+def _cat(args: argparse.Namespace) -> int:
+    out = sys.stdout.buffer
+    for piece in _store(args).cat_stream(args.cid):
+        out.write(piece)
+    out.flush()
+    return 0
+
+
+def _export_car(args: argparse.Namespace) -> int:
+    _store(args).export_car(args.cid, args.out)
+    return 0
+
+
+def _import_car(args: argparse.Namespace) -> int:
+    for root in _store(args).import_car(args.car):
+        print(root)
+    return 0

@@ -1,0 +1,74 @@
+"""``enerdatx ipfs ...`` and ``enerdatx bench ipfs`` end to end, in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from enerdatx.cli import main
+
+from .sample import sample_bytes, write_sample
+
+HELLO_V0 = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
+HELLO_V1 = "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"
+
+
+@pytest.fixture(autouse=True)
+def no_daemon(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("ENERDATX_IPFS_API", raising=False)
+    monkeypatch.setenv("ENERDATX_IPFS_REPO", str(tmp_path / "env-repo"))
+
+
+def run(capsysbinary: pytest.CaptureFixture[bytes], *argv: str) -> tuple[int, bytes, bytes]:
+    code = main(list(argv))
+    out, err = capsysbinary.readouterr()
+    return code, out, err
+
+
+def test_add_cat_export_import(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    hello = tmp_path / "hello.txt"
+    hello.write_bytes(b"hello world\n")
+    repo = str(tmp_path / "repo")
+    assert run(capsysbinary, "ipfs", "--repo", repo, "add", str(hello)) == (0, HELLO_V0.encode() + b"\n", b"")
+    assert run(capsysbinary, "ipfs", "--repo", repo, "add", "--cid-version", "1", "-q", str(hello))[1] == (
+        HELLO_V1.encode() + b"\n"
+    )
+    assert run(capsysbinary, "ipfs", "--repo", repo, "cat", HELLO_V0)[1] == b"hello world\n"
+    car = tmp_path / "hello.car"
+    assert run(capsysbinary, "ipfs", "--repo", repo, "export-car", HELLO_V0, str(car))[0] == 0
+    # No --repo: $ENERDATX_IPFS_REPO is the store.
+    assert run(capsysbinary, "ipfs", "import-car", str(car))[1] == HELLO_V0.encode() + b"\n"
+    assert (tmp_path / "env-repo" / "pins.json").exists()
+    assert run(capsysbinary, "ipfs", "cat", HELLO_V0)[1] == b"hello world\n"
+
+
+def test_only_hash_stores_nothing(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    path = write_sample(tmp_path, 300_000)
+    code, out, _ = run(capsysbinary, "ipfs", "--repo", str(tmp_path / "r"), "add", "--only-hash", str(path))
+    assert code == 0 and out.startswith(b"Qm")
+    assert list((tmp_path / "r" / "blocks").iterdir()) == []
+
+
+def test_errors_are_one_line_and_exit_1(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    repo = str(tmp_path / "repo")
+    code, out, err = run(capsysbinary, "ipfs", "--repo", repo, "cat", "not-a-cid")
+    assert code == 1 and out == b"" and err.startswith(b"enerdatx: error: not a CID")
+    code, _, err = run(capsysbinary, "ipfs", "--repo", repo, "cat", HELLO_V0)
+    assert code == 1 and b"is not in the store" in err
+    code, _, err = run(capsysbinary, "ipfs", "--repo", repo, "add", str(tmp_path / "missing"))
+    assert code == 1 and b"no such file" in err
+    bad_car = tmp_path / "bad.car"
+    bad_car.write_bytes(sample_bytes(100))
+    code, _, err = run(capsysbinary, "ipfs", "--repo", repo, "import-car", str(bad_car))
+    assert code == 1 and err.count(b"\n") == 1
+
+
+def test_bench_reports_every_figure_on_a_small_file(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    code, out, _ = run(capsysbinary, "bench", "ipfs", "--size-mib", "2", "--repeats", "1", "--no-kubo", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["size_mib"] == 2 and result["cid"].startswith("Qm")
+    for key in ("sha256_mb_s", "embedded_add_mb_s", "embedded_only_hash_mb_s", "embedded_cat_mb_s"):
+        assert result[key] > 0, key
+    assert result["kubo_add_mb_s"] is None

@@ -1,0 +1,38 @@
+"""The network benchmarks run end to end at a small size and report coherent figures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from enerdatx.cli import main
+
+
+def test_network_benchmark_over_udp_between_two_processes(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["bench", "network", "--json", "--transport", "udp", "--transactions", "30", "--no-progress"]
+    assert main(args) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["processes"] == 2 and figures["transactions"] == 30
+    assert 0 < figures["baseline_ipv8_round_trip_ms_p50"] <= figures["baseline_ipv8_round_trip_ms_p99"]
+    assert 0 < figures["latency_ms_p50"] <= figures["latency_ms_p99"]
+    # A transaction is at least one signed round trip, plus two ledger writes.
+    assert figures["latency_ms_p50"] > figures["baseline_ipv8_round_trip_ms_p50"]
+    assert figures["throughput_tx_per_s"] > 0 and figures["throughput_tx_per_s_no_fsync"] > 0
+    assert 0 < figures["latency_ms_p50_no_fsync"] <= figures["latency_ms_p99_no_fsync"]
+
+
+@pytest.mark.slow
+def test_fraud_benchmark_reports_every_size(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "fraud", "--json", "--peers", "8", "16", "--no-progress"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    for n in (8, 16):
+        assert 0 <= figures[f"seconds_first_proof@{n}"] <= figures[f"seconds_all_honest@{n}"]
+        assert figures[f"bytes_sent_per_peer_mean@{n}"] <= figures[f"bytes_sent_per_peer_max@{n}"]
+        assert figures[f"bytes_sent_per_peer_mean@{n}"] > 0
+    assert figures["growth_peers"] == 2.0
+
+
+def test_fraud_benchmark_needs_enough_peers() -> None:
+    with pytest.raises(ValueError, match="at least 4"):
+        main(["bench", "fraud", "--peers", "3"])

@@ -1,0 +1,118 @@
+"""Wire messages, keys shared by both layers, limits and the command line's address syntax."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+from ipv8.messaging.serialization import default_serializer
+
+from enerdatx.cli.peer import parse_address, parse_contact
+from enerdatx.crypto import Identity, verify_signature
+from enerdatx.lab import Lab
+from enerdatx.trustchain.community import TokenBucket, ipv8_private_key, ipv8_public_key_bin
+from enerdatx.trustchain.payload import (
+    MESSAGES,
+    SIGNED_OVERHEAD,
+    UNSIGNED,
+    UNSIGNED_OVERHEAD,
+    CrawlRequestMessage,
+    CrawlResponseMessage,
+    RejectionMessage,
+)
+
+EXAMPLES = {
+    "ProposalMessage": {"block": b"p" * 202},
+    "AgreementMessage": {"block": b"a" * 202},
+    "RejectionMessage": {"sequence_number": 7, "reason": "fraud"},
+    "CrawlRequestMessage": {"identifier": 2**32 - 1, "public_key": bytes(range(32)), "start": 1, "end": 0},
+    "CrawlResponseMessage": {"identifier": 9, "total": 2, "blocks": [b"x" * 10, b"y" * 300]},
+    "BlockBroadcastMessage": {"ttl": 2, "block": b"b" * 202},
+    "FraudProofMessage": {"proof": b"f" * 420},
+}
+
+
+@pytest.mark.parametrize("message", MESSAGES, ids=lambda m: m.__name__)
+def test_messages_round_trip(message: type) -> None:
+    original = message(**EXAMPLES[message.__name__])
+    packed = default_serializer.pack_serializable(original)
+    decoded, used = default_serializer.unpack_serializable(message, packed)
+    assert decoded == original and used == len(packed)
+
+
+def test_message_ids_are_unique_and_stable() -> None:
+    assert [m.msg_id for m in MESSAGES] == [1, 2, 3, 4, 5, 6, 7]
+    assert {m.__name__ for m in UNSIGNED} == {
+        "AgreementMessage", "CrawlResponseMessage", "BlockBroadcastMessage", "FraudProofMessage"
+    }
+
+
+def test_truncated_message_does_not_decode() -> None:
+    packed = default_serializer.pack_serializable(CrawlRequestMessage(1, bytes(32), 1, 0))
+    with pytest.raises(Exception):  # noqa: B017 - pyipv8 raises its own PackError
+        default_serializer.unpack_serializable(CrawlRequestMessage, packed[:-1])
+
+
+def test_overheads_match_real_packets(tmp_path: Path) -> None:
+    with Lab(tmp_path) as lab:
+        (peer,) = lab.run_sync(lab.start(1))
+        for payload in (RejectionMessage(1, "x"), CrawlResponseMessage(1, 0, [])):
+            body = len(default_serializer.pack_serializable(payload))
+            signed = not isinstance(payload, UNSIGNED)
+            packet = peer.community.ezr_pack(payload.msg_id, payload, sig=signed)
+            assert len(packet) == body + (SIGNED_OVERHEAD if signed else UNSIGNED_OVERHEAD)
+
+
+def test_ipv8_key_signs_as_the_identity() -> None:
+    identity = Identity.from_seed(bytes(range(32)))
+    key = ipv8_private_key(identity)
+    assert key.pub().key_to_bin() == ipv8_public_key_bin(identity.public_key)
+    assert verify_signature(identity.public_key, b"message", key.signature(b"message"))
+    assert key.signature(b"message") == identity.sign(b"message")
+
+
+def test_token_bucket_allows_a_burst_then_refuses() -> None:
+    bucket = TokenBucket(rate=0.0, burst=3)
+    assert [bucket.take() for _ in range(5)] == [True, True, True, False, False]
+    fast = TokenBucket(rate=1e9, burst=1)
+    assert all(fast.take() for _ in range(100))
+
+
+@pytest.mark.parametrize("text", ["nohost", ":80", "host:", "host:0", "host:70000", "host:x"])
+def test_bad_addresses_are_refused(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_address(text)
+
+
+def test_addresses_and_contacts_parse() -> None:
+    assert parse_address("10.0.0.2:7759") == ("10.0.0.2", 7759)
+    assert parse_address("localhost:7759") == ("127.0.0.1", 7759)
+    key = bytes(range(32))
+    assert parse_contact(f"{key.hex()}@127.0.0.1:9") == (key, ("127.0.0.1", 9))
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_contact("abcd@127.0.0.1:9")
+
+
+def test_the_largest_fraud_proof_fits_one_datagram():
+    from ipv8.messaging.serialization import default_serializer
+
+    from enerdatx.crypto import Identity
+    from enerdatx.trustchain import FraudProof, HalfBlock
+    from enerdatx.trustchain.encoding import MAX_BLOCK_SIZE, MAX_TRANSACTION_SIZE, MAX_TYPE_SIZE
+    from enerdatx.trustchain.payload import FraudProofMessage
+
+    forker = Identity.generate()
+
+    def biggest(tag: bytes) -> HalfBlock:
+        # CBOR: 1 byte opens the map, 2 encode the key "x", 3 head the byte string.
+        return HalfBlock.create(
+            forker, sequence_number=1, previous_hash=bytes(32), link_public_key=bytes(32),
+            link_sequence_number=0, block_type="t" * MAX_TYPE_SIZE,
+            transaction={"x": tag * (MAX_TRANSACTION_SIZE - 6)},
+        )  # fmt: skip
+
+    proof = FraudProof.of(biggest(b"a"), biggest(b"b"))
+    packet = default_serializer.pack_serializable(FraudProofMessage(proof.encode()))
+    assert len(proof.block_a.encode()) == MAX_BLOCK_SIZE
+    assert len(packet) + 163 <= 65_507
