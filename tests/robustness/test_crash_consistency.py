@@ -38,7 +38,7 @@ def test_the_checker_finds_what_a_bad_crash_would_leave(tmp_path: Path) -> None:
     seller = tmp_path / "peer-000"
     with sqlite3.connect(seller / "market.sqlite") as db:  # a listing whose key was lost
         db.execute("DELETE FROM listing_secret WHERE rowid = (SELECT MIN(rowid) FROM listing_secret)")
-    block = next(p for p in (seller / "ipfs" / "blocks").glob("*/b*") if p.is_file())  # not a temporary
+    block = next(p for p in (seller / "ipfs" / "blocks").rglob("baf*") if p.is_file())  # not a temporary
     block.write_bytes(block.read_bytes()[:-1] + b"\x00")  # a content block that no longer verifies
     os.sync()
     problems = check_directory(tmp_path).problems
