@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import random
 import tempfile
 from typing import Any
@@ -62,8 +63,9 @@ class _Harness:
 
     def close(self) -> None:
         """Stop the REST client and the peer."""
-        self.loop.run_until_complete(self.client.close())
-        self.loop.run_until_complete(self.peer.stop())
+        with contextlib.suppress(RuntimeError):  # at exit, the default executor may be gone already
+            self.loop.run_until_complete(self.client.close())
+            self.loop.run_until_complete(self.peer.stop())
         self.loop.close()
 
     def run(self, awaitable: Any) -> Any:

@@ -97,7 +97,7 @@ def _london(table: pd.DataFrame, meter: str | None, tz: str) -> pd.DataFrame:
     raw_text = table[energy_col].str.strip()
     bad = energy.isna() & ~raw_text.isin(["Null", "null", ""])
     if bad.any():
-        raise ReadingsFormatError(f"non-numeric energy {raw_text[bad].iloc[0]!r} in row {int(bad.idxmax()) + 2}")
+        raise ReadingsFormatError(f"non-numeric energy {raw_text[bad].iloc[0]!r} in row {int(bad.to_numpy().argmax()) + 2}")
     try:
         local = pd.to_datetime(table[time_col].str.strip())
     except (ValueError, TypeError) as exc:

@@ -120,3 +120,26 @@ async def test_market_community_drops_a_flooding_sender(tmp_path: Path) -> None:
     assert figures["flood_honest_trade_completed"]
     assert figures["flood_dropped_market"] > 0
     assert figures["flood_answers_sent"] < 3000
+
+
+def test_car_header_with_an_empty_cid_is_a_car_error() -> None:
+    # Found by the car fuzz target: dag-cbor raised IndexError on tag 42 around empty bytes.
+    import io
+
+    from enerdatx.errors import CarFormatError
+    from enerdatx.ipfs.car import read_car
+
+    header = b"\xa2eroots\x81\xd8\x2a\x40gversion\x01"
+    with pytest.raises(CarFormatError):
+        read_car(io.BytesIO(bytes([len(header)]) + header))
+
+
+def test_london_csv_with_a_bad_energy_value_and_a_shifted_index_names_the_row() -> None:
+    # Found by the readings_csv fuzz target: a row with an extra field made pandas index by LCLid,
+    # and the error message's row number raised ValueError.
+    from enerdatx.errors import ReadingsFormatError
+    from enerdatx.meter import read_csv
+
+    data = b"LCLid,tstp,energy(kWh/hh)\nMAC800002,2026-03-01 00:00:00,x,1\n"
+    with pytest.raises(ReadingsFormatError):
+        read_csv(data)
