@@ -39,12 +39,13 @@ FORK_TYPE = "edx.robustness.ping"
 
 
 def market_lab(directory: str | os.PathLike[str], *, seed: int = 0, propose_timeout: float = 5.0,
-               fetch_timeout: float = 5.0, settings: dict[str, Any] | None = None, packet_loss: float = 0.0) -> Lab:
+               fetch_timeout: float = 5.0, settings: dict[str, Any] | None = None, packet_loss: float = 0.0,
+               market_settings: dict[str, Any] | None = None) -> Lab:
     """A Lab whose peers all run a MarketService (durability off: these runs measure the network)."""
+    market = {"fetch_timeout": fetch_timeout, **(market_settings or {})}
     return Lab(
         directory, "memory", packet_loss=packet_loss, seed=seed, progress=False, durable=False, settings=settings,
-        services=lambda _peer: [MarketService(propose_timeout=propose_timeout,
-                                              settings={"fetch_timeout": fetch_timeout})],
+        services=lambda _peer: [MarketService(propose_timeout=propose_timeout, settings=market)],
     )
 
 
@@ -210,14 +211,15 @@ def _hostile_packets(victim: Peer, hostile: Peer, rng: random.Random, count: int
 
 
 async def flood(directory: str | os.PathLike[str], *, packets: int = 20_000, seed: int = 0,
-                sellers_data_days: int = 31) -> dict[str, Any]:
+                sellers_data_days: int = 31, limits: dict[str, Any] | None = None) -> dict[str, Any]:
     """One honest seller flooded by a hostile peer while an honest buyer trades with it.
 
     Returns the Python heap's peak growth during the flood, how many packets the seller sent
-    in answer (amplification), and whether the honest trade still completed.
+    in answer (amplification), and whether the honest trade still completed. ``limits`` sets
+    the rate limits of both communities (default: theirs).
     """
     rng = random.Random(seed)
-    async with market_lab(directory, seed=seed) as lab:
+    async with market_lab(directory, seed=seed, settings=limits, market_settings=limits) as lab:
         seller, buyer, hostile = await lab.start(3)
         service = seller.services[0]
         listing = service.sell(dataset(seed, days=sellers_data_days), price=10)

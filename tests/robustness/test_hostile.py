@@ -18,7 +18,7 @@ from enerdatx.trustchain.payload import CrawlRequestMessage, ProposalMessage
 
 
 async def test_flooded_seller_keeps_serving_with_bounded_memory(tmp_path: Path) -> None:
-    figures = await flood(tmp_path, packets=6000, seed=21)
+    figures = await flood(tmp_path, packets=6000, seed=21, limits={"rate_per_second": 50, "rate_burst": 50})
     assert figures["flood_honest_trade_completed"]
     assert figures["flood_peak_heap_mib"] < 32  # 6,000 packets of up to 70 kB: nothing is kept
     assert figures["flood_dropped_trustchain"] > 0 and figures["flood_dropped_market"] > 0
