@@ -144,3 +144,25 @@ def test_london_csv_with_a_bad_energy_value_and_a_shifted_index_names_the_row() 
     data = b"LCLid,tstp,energy(kWh/hh)\nMAC800002,2026-03-01 00:00:00,x,1\n"
     with pytest.raises(ReadingsFormatError):
         read_csv(data)
+
+
+def test_rest_ask_for_a_period_far_outside_the_readings_is_refused_at_once() -> None:
+    # Found by the rest_body fuzz target: a start in the year 1011 cut 4.4 million empty intervals (12 s).
+    import json
+    import time
+
+    from fuzz.network import REST_ROUTES, harness
+
+    h = harness()
+    body = {"readings_id": "fuzz", "price": 12, "resolution": "2h", "location": "2628", "start": "1011-01-01T00:00:00Z"}
+    started = time.process_time()
+
+    async def put() -> tuple[int, dict]:
+        response = await h.client.put("/market/asks", data=json.dumps(body),
+                                      headers={"Authorization": f"Bearer {h.rest.token}"})
+        return response.status, await response.json()
+
+    status, answer = h.run(put())
+    assert (status, answer["error"]["code"]) == (400, "bad_request")
+    assert time.process_time() - started < 2.0
+    assert ("PUT", "/market/asks") in REST_ROUTES
