@@ -198,7 +198,7 @@ class RestServer:
         params = dict(request.query)
         everything = params.pop("status", "live") == "all"
         if "max_price" in params:
-            if not params["max_price"].isdigit():
+            if not (params["max_price"].isascii() and params["max_price"].isdigit()):
                 raise HTTPError(400, "bad_request", "max_price must be a non-negative integer")
             params["max_price"] = int(params["max_price"])  # type: ignore[assignment]
         query = Query(**_fields(params, {**_QUERY_FIELDS, "max_price": int}))
