@@ -57,7 +57,7 @@ def parse_cid(value: str | AnyCID) -> CID:
             if value.startswith("/ipfs/"):
                 value = value[len("/ipfs/") :]
         return CID.decode(bytes(value) if isinstance(value, (bytes, bytearray, memoryview)) else value)
-    except (ValueError, KeyError, TypeError) as exc:  # multiformats' errors subclass these
+    except (ValueError, KeyError, TypeError, ImportError) as exc:  # ImportError: keccak without pycryptodome
         raise InvalidCIDError(f"not a CID: {value!r} ({exc})") from exc
 
 

@@ -101,7 +101,7 @@ def read_car(stream: BinaryIO) -> tuple[list[CID], Iterator[tuple[CID, bytes]]]:
             split = _cid_length(section)
             try:
                 cid = CID.decode(section[:split])
-            except (ValueError, KeyError) as exc:
+            except (ValueError, KeyError, ImportError) as exc:  # ImportError: keccak without pycryptodome
                 raise CarFormatError(f"bad CID in a CAR section: {exc}") from exc
             block = section[split:]
             if not verify_block(cid, block):

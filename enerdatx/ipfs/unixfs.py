@@ -155,7 +155,7 @@ def _link_cid(parent: AnyCID, raw: bytes) -> CID:
     """A link's CID; EncodingError when a (foreign) block links to bytes that are not one."""
     try:
         return CID.decode(raw)
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, ImportError) as exc:  # ImportError: keccak without pycryptodome
         raise EncodingError(f"{cid_string(parent)} links to bytes that are not a CID: {exc}") from exc
 
 
