@@ -84,6 +84,8 @@ def _london(table: pd.DataFrame, meter: str | None, tz: str) -> pd.DataFrame:
     energy_col = _pick(table, _LONDON_ENERGY, "energy")
     ids = table["LCLid"].astype(str).str.strip()
     households = sorted(ids.unique())
+    if not households:
+        raise ReadingsFormatError("a London Smart Meters file without a reading")
     if meter is None and len(households) > 1:
         raise ReadingsFormatError(f"{len(households)} households ({', '.join(households[:3])}, ...); "
                                   "pass meter=")

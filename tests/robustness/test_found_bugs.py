@@ -201,3 +201,12 @@ def test_rest_max_price_with_a_superscript_digit_is_a_bad_request() -> None:
         return response.status
 
     assert h.run(get()) == 400
+
+
+def test_london_csv_with_a_header_only_is_a_typed_error() -> None:
+    # Found by the readings_csv fuzz target: no row meant no household, and households[0] raised IndexError.
+    from enerdatx.errors import ReadingsFormatError
+    from enerdatx.meter import read_csv
+
+    with pytest.raises(ReadingsFormatError):
+        read_csv(b"LCLid,tstp,energy(kWh/hh),.074")
