@@ -16,7 +16,6 @@ import random
 import time
 import tracemalloc
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from enerdatx.bench.faults import FaultProfile, Faults
@@ -197,15 +196,18 @@ def _hostile_packets(victim: Peer, hostile: Peer, rng: random.Random, count: int
     tc, market = hostile.community, hostile.services[0].community
     cid = victim.services[0].market.book.search(seller=victim.public_key)[0].cid
     old = [b.encode() for b in victim.store.blocks()]  # replayed: everything the victim already holds
+    def pack(community: Any, message: Any, sig: bool = True) -> bytes:
+        return community.ezr_pack(message.msg_id, message, sig=sig)
+
     kinds = [
-        lambda: tc.ezr_pack(4, CrawlRequestMessage(rng.getrandbits(32), victim.public_key, 1, 0)),
-        lambda: tc.ezr_pack(1, ProposalMessage(rng.choice(old))),
-        lambda: tc.ezr_pack(6, BlockBroadcastMessage(3, rng.choice(old)), sig=False),
-        lambda: market.ezr_pack(3, FetchRequestMessage(rng.getrandbits(32), cid, 0)),
-        lambda: market.ezr_pack(2, ListingsRequestMessage(1)),
-        lambda: market.ezr_pack(1, RecordMessage(rng.randbytes(rng.randrange(1, 400)))),
+        lambda: pack(tc, CrawlRequestMessage(rng.getrandbits(32), victim.public_key, 1, 0)),
+        lambda: pack(tc, ProposalMessage(rng.choice(old))),
+        lambda: pack(tc, BlockBroadcastMessage(3, rng.choice(old)), sig=False),
+        lambda: pack(market, FetchRequestMessage(rng.getrandbits(32), cid, 0)),
+        lambda: pack(market, ListingsRequestMessage(1)),
+        lambda: pack(market, RecordMessage(rng.randbytes(rng.randrange(1, 400)))),
         lambda: rng.randbytes(rng.randrange(1, 1500)),
-        lambda: tc.ezr_pack(6, BlockBroadcastMessage(1, bytes(60_000)), sig=False) + bytes(10_000),  # oversized
+        lambda: pack(tc, BlockBroadcastMessage(1, bytes(60_000)), sig=False) + bytes(10_000),  # oversized
     ]
     return [rng.choice(kinds)() for _ in range(count)]
 
@@ -262,10 +264,3 @@ async def flood(directory: str | os.PathLike[str], *, packets: int = 20_000, see
 def market_dropped(service: Any) -> int:
     """Packets the market community dropped unread (0 where it has no limits)."""
     return getattr(service.community, "packets_dropped", 0)
-
-
-def scratch(base: Path, name: str) -> Path:
-    """A fresh sub-directory for one run."""
-    path = base / name
-    path.mkdir(parents=True, exist_ok=True)
-    return path
