@@ -138,6 +138,7 @@ async def run_demo(
             bar.update(1)
     bar.close()
     summary["timings_s"]["total"] = round(time.perf_counter() - started, 3)
+    summary["report"] = str(output / "report.html")
     (output / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
 
@@ -258,4 +259,5 @@ def _text(summary: dict[str, Any]) -> str:
     lines += [f"  {'ok  ' if value else 'FAIL'} {name}" for name, value in checks.items() if isinstance(value, bool)
               and name != "all_passed"]
     lines.append("all checks passed" if checks["all_passed"] else "SOME CHECKS FAILED")
+    lines.append(f"report: {summary['report']} (summary.json beside it)")
     return "\n".join(lines)

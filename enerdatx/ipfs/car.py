@@ -12,7 +12,6 @@ from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 import dag_cbor
-from dag_cbor.decoding.err import CBORDecodingError
 
 from enerdatx.errors import CarFormatError
 from enerdatx.ipfs.blocks import CID, cid_string, verify_block

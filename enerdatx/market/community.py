@@ -119,11 +119,16 @@ class MarketCommunity(Community):
         for key in self.service.peer.community.known_public_keys():
             self.send_to(key, payload)
 
+    @property
+    def unsynced(self) -> int:
+        """Known peers we have not asked for their records yet."""
+        return sum(key not in self._synced for key in self.service.peer.community.known_public_keys())
+
     def _sync_new_neighbours(self) -> None:
         for key in self.service.peer.community.known_public_keys():
             if key not in self._synced:
                 self._synced.add(key)
-                self.send_to(key, ListingsRequestMessage(1))
+                self.send_to(key, ListingsRequestMessage(self.service.first_gap(key)))
 
     # --- records ---------------------------------------------------------------------
 
@@ -149,9 +154,11 @@ class MarketCommunity(Community):
         sender = trustchain_key(peer)
         if sender is None:
             return
-        self._synced.add(sender)  # they know us now; ask them back on the next sync round
         for block in self.service.own_records(payload.since):
             self.ez_send(peer, RecordMessage(block.encode()))
+        if sender not in self._synced:  # a newcomer to us, or we to them: ask back at once
+            self._synced.add(sender)
+            self.ez_send(peer, ListingsRequestMessage(self.service.first_gap(sender)))
 
     # --- ciphertexts -----------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from enerdatx.errors import (
     InsufficientFundsError,
     ListingUnavailableError,
     MarketError,
+    NetworkError,
     TransactionRejectedError,
 )
 from enerdatx.market.formats import (
@@ -227,7 +228,7 @@ class Market:
             raise self._complain(listing, agreement, "bad_opening", opening) from None
         try:
             ciphertext = await self._ciphertext(listing)
-        except (ContentStoreError, MarketError) as exc:
+        except (ContentStoreError, MarketError, NetworkError) as exc:
             logger.warning("ciphertext of %s unavailable: %s", listing.cid, exc)
             raise self._complain(listing, agreement, "ciphertext_unavailable", None) from exc
         try:
@@ -241,6 +242,16 @@ class Market:
             parse_payment(agreement.transaction).amount, opening, self.clock(),
         ))
         return plaintext
+
+    async def retry_purchase(self, listing_id: str) -> bytes:
+        """Fetch, decrypt and verify again a data set we paid for (after a failed fetch, say)."""
+        listing = self.book.get(listing_id)
+        for block in reversed(self.ledger.store.chain(self.public_key)):
+            if block.type == PAYMENT and block.is_proposal and block.link_public_key == listing.seller:
+                agreement = self.ledger.store.linked(block)
+                if agreement is not None and parse_payment(block.transaction).listing == listing.block_hash:
+                    return await self.open_agreement(listing, agreement)
+        raise MarketError(f"we hold no settled payment for listing {listing_id[:16]}…")
 
     async def _ciphertext(self, listing: Listing) -> bytes:
         try:
@@ -283,7 +294,7 @@ class Market:
                 payment = parse_payment(block.transaction)
             except EncodingError:
                 continue
-            agreed = block if not block.is_proposal else self._agreement_of(block)
+            agreed = block if not block.is_proposal else self.ledger.store.linked(block)
             rows.append({
                 "role": "buyer" if block.is_proposal else "seller",
                 "counterparty": block.link_public_key.hex(),
@@ -295,9 +306,3 @@ class Market:
                 "block_hash": block.hash.hex(),
             })
         return rows
-
-    def _agreement_of(self, proposal: Any) -> Any:
-        for agreement in self.ledger.store.agreements_for(proposal.public_key, proposal.sequence_number):
-            if agreement.public_key == proposal.link_public_key:
-                return agreement
-        return None

@@ -11,12 +11,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import cbor2
-
 from enerdatx.crypto import Identity, verify_signature
 from enerdatx.errors import EncodingError, MarketError, NegotiationError
 from enerdatx.market.formats import FORMAT_VERSION, MAX_PRICE, Listing
 from enerdatx.market.orderbook import Query
+from enerdatx.trustchain.encoding import decode_transaction, encode_transaction
 
 __all__ = [
     "STEPS",
@@ -41,30 +40,18 @@ DECLINE_REASONS = (
 )
 
 
-def _dumps(value: Any) -> bytes:
-    return cbor2.dumps(value, canonical=True)
+def _dumps(value: dict[str, Any]) -> bytes:
+    # The canonical CBOR of TrustChain transactions: one value, one encoding.
+    return encode_transaction(value)
 
 
 def _loads(data: bytes, what: str) -> dict[str, Any]:
     if len(data) > MAX_MESSAGE:
         raise EncodingError(f"{what} is larger than {MAX_MESSAGE} bytes")
-    try:
-        value = cbor2.loads(data)
-    except Exception as exc:  # cbor2 raises several unrelated types on bad input
-        raise EncodingError(f"{what} is not CBOR: {exc}") from exc
-    # Flat maps only, checked before re-encoding: canonical CBOR encodes map keys to sort them,
-    # which takes exponential time on maps nested as keys of maps.
-    if not isinstance(value, dict) or not all(isinstance(k, str) and _is_flat(v) for k, v in value.items()):
-        raise EncodingError(f"{what} is not a flat CBOR map")
-    if _dumps(value) != data:
-        raise EncodingError(f"{what} is not a canonical CBOR map")
+    value = decode_transaction(data)  # refuses anything but a canonical CBOR map
     if type(value.get("v")) is not int or value["v"] != FORMAT_VERSION:  # True == 1 in Python
         raise EncodingError(f"unsupported {what} version {value.get('v')!r}")
     return value
-
-
-def _is_flat(value: Any) -> bool:
-    return value is None or isinstance(value, (bool, int, str, bytes))
 
 
 @dataclass(frozen=True)

@@ -64,10 +64,8 @@ class MarketService:
 
     def attach(self, peer: Peer) -> None:
         """Open the peer's market state and start the market community on its IPv8."""
-        from enerdatx.ipfs import open_store
-
         self.peer = peer
-        content = self._content if self._content is not None else open_store(peer.directory / "ipfs")
+        content = self._content if self._content is not None else peer.content
         keyring = Keyring(peer.directory / "market.sqlite", fsync=getattr(peer.store, "fsync", True))
         self.market = Market(
             peer.ledger, content, keyring=keyring, grant=self.grant, propose=self._propose, fetch=self._fetch
@@ -77,6 +75,8 @@ class MarketService:
             my_peer=peer.community.my_peer, endpoint=peer.ipv8.endpoint, network=peer.ipv8.network, service=self
         )
         for name, value in self._settings.items():
+            if not hasattr(MarketSettings, name):
+                raise TypeError(f"unknown market setting {name!r}")
             setattr(settings, name, value)
         self.community = MarketCommunity(settings)
         peer.add_overlay(self.community)
@@ -124,6 +124,12 @@ class MarketService:
         """A market record from the network: the ledger validates and stores it, the book learns it."""
         if self.peer.ledger.store.get_by_hash(block.hash) is None:
             self.peer.ledger.receive(block)
+
+    def first_gap(self, public_key: bytes) -> int:
+        """The first sequence number of that chain we lack: we hold everything below it."""
+        store = self.peer.ledger.store
+        held = store.held_sequence_numbers(public_key, 1, store.latest_sequence_number(public_key))
+        return next((i for i, seq in enumerate(held, start=1) if seq != i), len(held) + 1)
 
     def own_records(self, since: int = 1) -> list[Any]:
         """Our market records from sequence number ``since`` (what a newcomer asks for)."""

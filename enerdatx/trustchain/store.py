@@ -257,9 +257,21 @@ class BlockStore:
         if block.is_record:
             return None
         if block.is_proposal:
-            agreements = self.agreements_for(block.public_key, block.sequence_number)
+            # Agreements name a proposal by its place in the chain, not by its hash: they answer
+            # this proposal only if the place does not hold another (forked) block.
+            held = self.get(block.public_key, block.sequence_number)
+            if held is not None and held.hash != block.hash:
+                return None
+            agreements = [
+                agreement
+                for agreement in self.agreements_for(block.public_key, block.sequence_number)
+                if agreement.public_key == block.link_public_key
+            ]
             return agreements[0] if agreements else None
-        return self.get(block.link_public_key, block.link_sequence_number)
+        proposal = self.get(block.link_public_key, block.link_sequence_number)
+        if proposal is None or proposal.link_public_key != block.public_key:
+            return None
+        return proposal
 
     def blocks(self, *, block_type: str | None = None) -> Iterator[HalfBlock]:
         """Every held block (optionally of one type), by chain then sequence number."""

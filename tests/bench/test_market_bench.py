@@ -12,6 +12,7 @@ def test_market_benchmark_reports_consistent_figures(capsys, transport):
     figures = json.loads(capsys.readouterr().out)
     assert (figures["peers"], figures["sellers"], figures["buyers"], figures["trades"]) == (6, 3, 3, 9)
     assert figures["transport"] == transport
+    assert figures["failed_trades"] == figures["failed_bare_tx"] == 0 and figures["first_failure"] is None
     assert 0 < figures["trade_latency_p50_ms"] <= figures["trade_latency_p99_ms"]
     assert 0 < figures["baseline_bare_latency_p50_ms"] <= figures["baseline_bare_latency_p99_ms"]
     assert figures["solo_trades"] == 3 and 0 < figures["solo_trade_latency_p50_ms"] <= figures["solo_trade_latency_p99_ms"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from enerdatx.crypto import Identity
 from enerdatx.errors import EncodingError, MarketError, NegotiationError
@@ -215,3 +217,24 @@ def test_a_relayed_request_with_a_bad_query_is_refused_as_malformed():
                              identity.sign(b"enerdatx:request:v1\n" + bad.body()))
     with pytest.raises(EncodingError, match="bad standing request"):
         StandingRequest.decode(forged.encode())
+
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**53) + 1, 2**53 - 1), st.text(max_size=40))
+_descriptors = st.dictionaries(
+    st.text(min_size=1, max_size=20), st.one_of(_scalars, st.lists(_scalars, max_size=5)), max_size=10
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(descriptor=_descriptors, price=st.integers(1, 2**53 - 1), expires=st.one_of(st.none(), st.integers(1, 2**62)))
+def test_any_valid_listing_survives_signing_encoding_and_decoding(descriptor, price, expires):
+    from enerdatx.market.formats import LISTING, parse_listing
+    from enerdatx.trustchain import GENESIS_HASH, NO_COUNTERPARTY, HalfBlock
+
+    tx = listing_transaction(descriptor, price, "bafkreigh2akiscaildc", bytes(32), expires)
+    block = HalfBlock.create(Identity.from_seed(bytes(32)), sequence_number=1, previous_hash=GENESIS_HASH,
+                             link_public_key=NO_COUNTERPARTY, link_sequence_number=0, block_type=LISTING,
+                             transaction=tx, timestamp=1)
+    listing = parse_listing(HalfBlock.decode(block.encode()))
+    assert (listing.descriptor, listing.price, listing.expires) == (descriptor, price, expires)
+    assert listing.listing_id == block.hash.hex()

@@ -178,3 +178,30 @@ async def test_a_double_spend_over_the_network_is_proven_and_the_forker_shut_out
     await seller_c.market.book.wait_for(lambda book: book.status(book.get(own.listing_id)) == "fraudulent_seller")
     with pytest.raises(ListingUnavailableError):
         await seller_c.buy(own.listing_id)
+
+
+async def test_a_late_double_spend_is_proven_by_the_seller_it_is_sent_to(market_peers):
+    import asyncio
+
+    from enerdatx.market import PAYMENT
+    from enerdatx.market.formats import payment_transaction
+    from enerdatx.trustchain import BlockStore, TrustChain
+    from enerdatx.trustchain.payload import ProposalMessage
+
+    seller_a, seller_b, forker, _ = market_peers
+    a = seller_a.sell(DataSet(readings_bytes(37), DESCRIPTOR), 900)
+    b = seller_b.sell(DataSet(readings_bytes(38), DESCRIPTOR), 900)
+    await forker.market.book.wait_for(lambda book: len(book) == 2)
+    twin = TrustChain(forker.peer.identity, BlockStore(":memory:"))
+    twin.receive_many(forker.peer.store.chain(forker.public_key))
+    gossiped = asyncio.get_running_loop().create_future()
+    seller_b.peer.ledger.subscribe(lambda block: gossiped.done() or block.type != PAYMENT or gossiped.set_result(block))
+    trade = await forker.buy(a.listing_id)
+    await asyncio.wait_for(gossiped, 5)  # seller B holds the first payment (one half or both)
+    assert seller_b.peer.store.get(forker.public_key, trade.proposal.sequence_number) is not None
+    proven = asyncio.get_running_loop().create_future()
+    seller_b.peer.ledger.on_fraud(lambda proof: proven.done() or proven.set_result(proof))
+
+    second = twin.propose(seller_b.public_key, PAYMENT, payment_transaction(b.block_hash, 900))
+    forker.peer.community.send(forker.peer.community.peer_for(seller_b.public_key), ProposalMessage(second.encode()))
+    await asyncio.wait_for(proven, 3)

@@ -272,3 +272,25 @@ async def test_income_counts_only_with_the_payers_signed_proposal(town):
     assert not wallet.balance(buyer.public_key, before=5).complete
     with pytest.raises(ValueError):
         Wallet(observer.store, grant=-1)
+
+
+async def test_a_paid_data_set_that_could_not_be_fetched_can_be_fetched_again(town):
+    from enerdatx.errors import PeerUnreachableError
+
+    seller, buyer = town.add(), town.add()
+    plaintext = readings_bytes(41)
+    listing = seller.sell(plaintext, DESCRIPTOR, 10)
+    fetch = buyer._fetch
+
+    async def unreachable(_listing):
+        raise PeerUnreachableError("seller offline")
+
+    buyer._fetch = unreachable
+    with pytest.raises(DataVerificationError, match="ciphertext_unavailable"):
+        await buyer.buy(listing.listing_id)
+    assert buyer.purchases() == [] and buyer.balance().available == 990
+    buyer._fetch = fetch
+    assert await buyer.retry_purchase(listing.listing_id) == plaintext
+    assert [p.listing_id for p in buyer.purchases()] == [listing.listing_id]
+    with pytest.raises(MarketError, match="no settled payment"):
+        await seller.retry_purchase(listing.listing_id)

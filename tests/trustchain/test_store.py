@@ -108,3 +108,14 @@ def test_own_blocks_are_written_durably(tmp_path, monkeypatch):
     ledger.record(PAY, {})
     assert "PRAGMA synchronous=FULL" in seen
     assert seen.index("PRAGMA synchronous=FULL") < seen.index("COMMIT")
+
+
+def test_linked_never_pairs_a_block_with_the_answer_to_its_fork(alice, bob, carol):
+    proposal, agreement = transact(alice, bob)
+    twin = sign(alice.identity, link_public_key=bob.public_key, transaction={"amount": 2})
+    assert twin.sequence_number == proposal.sequence_number
+    assert bob.store.linked(proposal) == agreement
+    assert bob.store.linked(twin) is None  # Bob's agreement answers the proposal he holds
+    stray = sign(carol.identity, link_public_key=alice.public_key, link_sequence_number=1)
+    carol.receive(proposal)
+    assert carol.store.linked(stray) is None  # the proposal was not addressed to Carol
