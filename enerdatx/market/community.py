@@ -25,7 +25,7 @@ from enerdatx.market.payload import (
     RequestMessage,
 )
 from enerdatx.trustchain import HalfBlock
-from enerdatx.trustchain.community import TokenBucket, trustchain_key
+from enerdatx.trustchain.community import SenderLimits, trustchain_key
 
 if TYPE_CHECKING:
     from ipv8.peer import Peer as IPv8Peer
@@ -74,7 +74,7 @@ class MarketCommunity(Community):
         self.service: MarketService = settings.service
         self._synced: set[bytes] = set()
         self._fetches: dict[int, tuple[asyncio.Future[None], dict[int, bytes], list[int]]] = {}
-        self._buckets: dict[Any, TokenBucket] = {}
+        self._limits = SenderLimits(settings.max_packet_size, settings.rate_per_second, settings.rate_burst)
         self.packets_dropped = 0
         self.add_message_handler(RecordMessage, self.on_record)
         self.add_message_handler(ListingsRequestMessage, self.on_listings_request)
@@ -87,20 +87,10 @@ class MarketCommunity(Community):
     def on_packet(self, packet: tuple[Any, bytes], warn_unknown: bool = True) -> None:
         """Drop oversized market packets and senders beyond their rate before decoding anything."""
         address, data = packet
-        if data[:22] != self._prefix:
-            return
-        if len(data) > self.settings.max_packet_size or not self._bucket(address).take():
+        if not self._limits.admit(address, data):
             self.packets_dropped += 1
             return
         super().on_packet(packet, warn_unknown)
-
-    def _bucket(self, address: Any) -> TokenBucket:
-        bucket = self._buckets.get(address)
-        if bucket is None:
-            if len(self._buckets) > 10_000:  # forget idle senders rather than grow without bound
-                self._buckets.clear()
-            bucket = self._buckets[address] = TokenBucket(self.settings.rate_per_second, self.settings.rate_burst)
-        return bucket
 
     # --- addressing ------------------------------------------------------------------
 

@@ -210,3 +210,4 @@ def test_london_csv_with_a_header_only_is_a_typed_error() -> None:
 
     with pytest.raises(ReadingsFormatError):
         read_csv(b"LCLid,tstp,energy(kWh/hh),.074")
+
