@@ -57,7 +57,7 @@ def parse_cid(value: str | AnyCID) -> CID:
             if value.startswith("/ipfs/"):
                 value = value[len("/ipfs/") :]
         return CID.decode(bytes(value) if isinstance(value, (bytes, bytearray, memoryview)) else value)
-    except (ValueError, KeyError, TypeError) as exc:  # multiformats' errors subclass these
+    except (ValueError, KeyError, TypeError, ImportError) as exc:  # ImportError: keccak without pycryptodome
         raise InvalidCIDError(f"not a CID: {value!r} ({exc})") from exc
 
 
@@ -111,7 +111,7 @@ def verify_block(cid: AnyCID, block: bytes) -> bool:
     cid = parse_cid(cid)
     try:
         return bool(multihash.digest(block, cid.hashfun, size=len(cid.raw_digest)) == cid.digest)
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, ImportError) as exc:  # ImportError: a hash needing an optional package
         raise InvalidCIDError(f"{cid}: unsupported hash function {cid.hashfun.name}") from exc
 
 

@@ -148,14 +148,22 @@ def iter_file(get: GetBlock, cid: AnyCID) -> Iterator[bytes]:
     if unixfs.data:
         yield unixfs.data
     for link in node.links:
-        yield from iter_file(get, link.hash)
+        yield from iter_file(get, _link_cid(cid, link.hash))
+
+
+def _link_cid(parent: AnyCID, raw: bytes) -> CID:
+    """A link's CID; EncodingError when a (foreign) block links to bytes that are not one."""
+    try:
+        return CID.decode(raw)
+    except (ValueError, KeyError, ImportError) as exc:  # ImportError: keccak without pycryptodome
+        raise EncodingError(f"{cid_string(parent)} links to bytes that are not a CID: {exc}") from exc
 
 
 def child_cids(cid: AnyCID, block: bytes) -> list[CID]:
     """The CIDs a block links to (dag-pb links; raw and unknown codecs link to nothing)."""
     if codec_name(cid) != DAG_PB:
         return []
-    return [CID.decode(link.hash) for link in decode_node(block).links]
+    return [_link_cid(cid, link.hash) for link in decode_node(block).links]
 
 
 def describe(cid: CID, block: bytes) -> dict[str, object]:

@@ -25,7 +25,7 @@ from enerdatx.market.payload import (
     RequestMessage,
 )
 from enerdatx.trustchain import HalfBlock
-from enerdatx.trustchain.community import trustchain_key
+from enerdatx.trustchain.community import SenderLimits, trustchain_key
 
 if TYPE_CHECKING:
     from ipv8.peer import Peer as IPv8Peer
@@ -53,6 +53,12 @@ class MarketSettings(CommunitySettings):
     sync_interval: float = 1.0
     """Seconds between looks for neighbours we have not asked for their listings yet."""
 
+    max_packet_size: int = 65_507
+    rate_per_second: float = 200.0
+    rate_burst: int = 400
+    """Token bucket per sender address, as in the TrustChain community: a flooder (each fetch
+    request makes us send up to a whole ciphertext) is dropped before anything is decoded."""
+
 
 class MarketCommunity(Community):
     """Moves market records, ciphertext chunks, negotiation steps and standing requests."""
@@ -68,6 +74,8 @@ class MarketCommunity(Community):
         self.service: MarketService = settings.service
         self._synced: set[bytes] = set()
         self._fetches: dict[int, tuple[asyncio.Future[None], dict[int, bytes], list[int]]] = {}
+        self._limits = SenderLimits(settings.max_packet_size, settings.rate_per_second, settings.rate_burst)
+        self.packets_dropped = 0
         self.add_message_handler(RecordMessage, self.on_record)
         self.add_message_handler(ListingsRequestMessage, self.on_listings_request)
         self.add_message_handler(FetchRequestMessage, self.on_fetch_request)
@@ -75,6 +83,14 @@ class MarketCommunity(Community):
         self.add_message_handler(NegotiationMessage, self.on_negotiation)
         self.add_message_handler(RequestMessage, self.on_request)
         self.register_task("sync", self._sync_new_neighbours, interval=settings.sync_interval, delay=0)
+
+    def on_packet(self, packet: tuple[Any, bytes], warn_unknown: bool = True) -> None:
+        """Drop oversized market packets and senders beyond their rate before decoding anything."""
+        address, data = packet
+        if not self._limits.admit(address, data):
+            self.packets_dropped += 1
+            return
+        super().on_packet(packet, warn_unknown)
 
     # --- addressing ------------------------------------------------------------------
 

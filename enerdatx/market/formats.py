@@ -129,7 +129,7 @@ def _check_hash(value: Any, name: str) -> bytes:
 
 def _check_version(tx: Any, kind: str) -> None:
     _require(isinstance(tx, dict), f"a {kind} transaction is a mapping")
-    _require(tx.get("v") == FORMAT_VERSION, f"unsupported {kind} version {tx.get('v')!r}")
+    _require(type(tx.get("v")) is int and tx["v"] == FORMAT_VERSION, f"unsupported {kind} version {tx.get('v')!r}")
 
 
 @dataclass(frozen=True)

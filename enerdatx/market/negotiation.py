@@ -49,7 +49,7 @@ def _loads(data: bytes, what: str) -> dict[str, Any]:
     if len(data) > MAX_MESSAGE:
         raise EncodingError(f"{what} is larger than {MAX_MESSAGE} bytes")
     value = decode_transaction(data)  # refuses anything but a canonical CBOR map
-    if value.get("v") != FORMAT_VERSION:
+    if type(value.get("v")) is not int or value["v"] != FORMAT_VERSION:  # True == 1 in Python
         raise EncodingError(f"unsupported {what} version {value.get('v')!r}")
     return value
 

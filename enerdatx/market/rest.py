@@ -188,6 +188,7 @@ class RestServer:
         if readings is None:
             raise HTTPError(404, "readings_not_found", "no uploaded readings with that id")
         price, expires_in = body.pop("price"), body.pop("expires_in", None)
+        _within(readings, body)
         dataset = cut_dataset(readings, **body)
         listing = self.service.sell(dataset, price, expires_in=expires_in)
         return web.json_response({"listing": self._listing(listing)}, status=201)
@@ -197,7 +198,7 @@ class RestServer:
         params = dict(request.query)
         everything = params.pop("status", "live") == "all"
         if "max_price" in params:
-            if not params["max_price"].isdigit():
+            if not (params["max_price"].isascii() and params["max_price"].isdigit()):
                 raise HTTPError(400, "bad_request", "max_price must be a non-negative integer")
             params["max_price"] = int(params["max_price"])  # type: ignore[assignment]
         query = Query(**_fields(params, {**_QUERY_FIELDS, "max_price": int}))
@@ -287,6 +288,17 @@ class RestServer:
 
     def _listing(self, listing: Listing) -> dict[str, Any]:
         return _listing_json(listing, self.service.market.book.status(listing))
+
+
+def _within(readings: pd.DataFrame, body: dict[str, Any]) -> None:
+    """An ask sells the period of its readings: a start or end far outside it would only cut
+    millions of empty intervals (a year 1011 start took 12 s of CPU)."""
+    from enerdatx.meter.resample import utc_timestamp
+
+    first, last = readings.index.min() - pd.Timedelta("1D"), readings.index.max() + pd.Timedelta("1D")
+    for name in ("start", "end"):
+        if name in body and not first <= utc_timestamp(body[name]) <= last:
+            raise HTTPError(400, "bad_request", f"{name} lies outside the uploaded readings")
 
 
 async def _json(request: web.Request) -> Any:

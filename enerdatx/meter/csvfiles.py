@@ -84,6 +84,8 @@ def _london(table: pd.DataFrame, meter: str | None, tz: str) -> pd.DataFrame:
     energy_col = _pick(table, _LONDON_ENERGY, "energy")
     ids = table["LCLid"].astype(str).str.strip()
     households = sorted(ids.unique())
+    if not households:
+        raise ReadingsFormatError("a London Smart Meters file without a reading")
     if meter is None and len(households) > 1:
         raise ReadingsFormatError(f"{len(households)} households ({', '.join(households[:3])}, ...); "
                                   "pass meter=")
@@ -97,11 +99,13 @@ def _london(table: pd.DataFrame, meter: str | None, tz: str) -> pd.DataFrame:
     raw_text = table[energy_col].str.strip()
     bad = energy.isna() & ~raw_text.isin(["Null", "null", ""])
     if bad.any():
-        raise ReadingsFormatError(f"non-numeric energy {raw_text[bad].iloc[0]!r} in row {int(bad.idxmax()) + 2}")
+        raise ReadingsFormatError(f"non-numeric energy {raw_text[bad].iloc[0]!r} in row {int(bad.to_numpy().argmax()) + 2}")
     try:
         local = pd.to_datetime(table[time_col].str.strip())
     except (ValueError, TypeError) as exc:
         raise ReadingsFormatError(f"unreadable London timestamps: {exc}") from exc
+    if not pd.api.types.is_datetime64_dtype(local) or getattr(local.dt, "tz", None) is not None:
+        raise ReadingsFormatError("London timestamps are local times without a UTC offset")
     # Localise in file order: the repeated autumn hour is only told apart by its position.
     try:
         starts = local.dt.tz_localize(tz, ambiguous="infer", nonexistent="NaT")

@@ -276,11 +276,14 @@ def iter_source(source: Any, *, timeout: float = 30.0, baudrate: int | None = No
         yield source
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if not path.exists():
+        if not path.is_file():
             raise MeterDataError(f"{path}: no such file")
         opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as handle:
-            yield from _file_chunks(handle)
+        try:
+            with opener(path, "rb") as handle:
+                yield from _file_chunks(handle)
+        except (OSError, EOFError) as exc:  # unreadable, or a .gz file that is not gzip or cut short
+            raise MeterDataError(f"{path}: {exc}") from exc
     elif hasattr(source, "read"):
         yield from _file_chunks(source)
     elif isinstance(source, Iterable):

@@ -36,6 +36,7 @@ from enerdatx.errors import (
     TransactionTimeoutError,
 )
 from enerdatx.trustchain.block import HalfBlock
+from enerdatx.trustchain.encoding import MAX_SEQUENCE_NUMBER
 from enerdatx.trustchain.fraud import FraudProof
 from enerdatx.trustchain.payload import (
     AgreementMessage,
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
     from enerdatx.crypto import Identity
     from enerdatx.trustchain.ledger import TrustChain
 
-__all__ = ["TrustChainCommunity", "ipv8_private_key", "ipv8_public_key_bin", "trustchain_key"]
+__all__ = ["SenderLimits", "TrustChainCommunity", "ipv8_private_key", "ipv8_public_key_bin", "trustchain_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +108,26 @@ class TokenBucket:
         return True
 
 
+class SenderLimits:
+    """Admits a packet unless it is too big or its sender is beyond its token bucket (one per address)."""
+
+    def __init__(self, max_packet_size: int, rate: float, burst: int, max_senders: int = 10_000) -> None:
+        self.max_packet_size = max_packet_size
+        self.rate, self.burst, self.max_senders = rate, burst, max_senders
+        self._buckets: dict[Any, TokenBucket] = {}
+
+    def admit(self, address: Any, data: bytes) -> bool:
+        """True when the packet may be decoded; False (a token spent or not) when it is to be dropped."""
+        if len(data) > self.max_packet_size:
+            return False
+        bucket = self._buckets.get(address)
+        if bucket is None:
+            if len(self._buckets) > self.max_senders:  # forget idle senders rather than grow without bound
+                self._buckets.clear()
+            bucket = self._buckets[address] = TokenBucket(self.rate, self.burst)
+        return bucket.take()
+
+
 @dataclass
 class _Crawl:
     public_key: bytes
@@ -148,7 +169,7 @@ class TrustChainCommunity(Community):
         self._awaiting: dict[int, tuple[HalfBlock, asyncio.Future[HalfBlock]]] = {}
         self._countersigning: set[bytes] = set()
         self._crawls: dict[int, _Crawl] = {}
-        self._buckets: dict[Address, TokenBucket] = {}
+        self._limits = SenderLimits(settings.max_packet_size, settings.rate_per_second, settings.rate_burst)
         self._rumours: dict[bytes, _Rumour] = {}
 
         self.add_message_handler(ProposalMessage, self.on_proposal)
@@ -234,18 +255,10 @@ class TrustChainCommunity(Community):
     def on_packet(self, packet: tuple[Address, bytes], warn_unknown: bool = True) -> None:
         """Drop oversized packets and senders beyond their rate before decoding anything."""
         address, data = packet
-        if len(data) > self.settings.max_packet_size or not self._bucket(address).take():
+        if not self._limits.admit(address, data):
             self.packets_dropped += 1
             return
         super().on_packet(packet, warn_unknown)
-
-    def _bucket(self, address: Address) -> TokenBucket:
-        bucket = self._buckets.get(address)
-        if bucket is None:
-            if len(self._buckets) > 10_000:  # forget idle senders rather than grow without bound
-                self._buckets.clear()
-            bucket = self._buckets[address] = TokenBucket(self.settings.rate_per_second, self.settings.rate_burst)
-        return bucket
 
     def _decode_block(self, data: bytes) -> HalfBlock | None:
         try:
@@ -431,9 +444,9 @@ class TrustChainCommunity(Community):
     def on_crawl_request(self, peer: IPv8Peer, payload: CrawlRequestMessage) -> None:
         """Answer with the blocks we hold in the range (at most a page), in as few packets as fit."""
         sender = self._sender(peer)
-        if sender is None or self.ledger.store.is_fraudulent(sender) or payload.start < 1:
+        if sender is None or self.ledger.store.is_fraudulent(sender) or not 1 <= payload.start <= MAX_SEQUENCE_NUMBER:
             return
-        end = payload.end or None
+        end = min(payload.end, MAX_SEQUENCE_NUMBER) or None  # u64 on the wire; SQLite holds i64
         if end is not None and end < payload.start:
             return
         page = self.settings.crawl_page_size

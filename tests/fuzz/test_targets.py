@@ -66,7 +66,7 @@ def test_saved_crashers_stay_fixed(path):
 @pytest.mark.parametrize("name", sorted(TARGETS))
 def test_short_coverage_guided_run_finds_no_crasher(name, tmp_path):
     pytest.importorskip("atheris")
-    seconds = int(os.environ.get("ENERDATX_FUZZ_SECONDS", "15"))
+    seconds = int(os.environ.get("ENERDATX_FUZZ_SECONDS", "5"))
     before = set(CRASHERS.glob(f"{name}/*"))
     run = subprocess.run(
         [sys.executable, "-m", "fuzz.run", name, "--", f"-max_total_time={seconds}"],
