@@ -68,29 +68,11 @@ class HalfBlock:
         """Encode and sign a new half-block with ``identity``."""
         transaction_bytes = encode_transaction(transaction)
         timestamp = now_ms() if timestamp is None else timestamp
-        unsigned = encode_unsigned(
-            identity.public_key,
-            sequence_number,
-            link_public_key,
-            link_sequence_number,
-            previous_hash,
-            timestamp,
-            block_type,
-            transaction_bytes,
-        )
+        header = (identity.public_key, sequence_number, link_public_key, link_sequence_number, previous_hash, timestamp)
+        unsigned = encode_unsigned(*header, block_type, transaction_bytes)
         signature = identity.sign(SIGNING_CONTEXT + unsigned)
         # Decode our own canonical bytes so the block holds its own copy of the transaction.
-        block = cls(
-            identity.public_key,
-            sequence_number,
-            link_public_key,
-            link_sequence_number,
-            previous_hash,
-            timestamp,
-            block_type,
-            cbor2.loads(transaction_bytes),  # the block's own copy, so callers may reuse theirs
-            signature,
-        )
+        block = cls(*header, block_type, cbor2.loads(transaction_bytes), signature)
         object.__setattr__(block, "_encoded", unsigned + signature)
         return block
 
