@@ -1,6 +1,9 @@
 """The attack scenarios on the network Lab (memory transport)."""
 
+import pytest
+
 from enerdatx.attacks import lab_double_spender, lab_free_rider, lab_key_withholder, lab_sybil_region
+from enerdatx.errors import MarketError
 from enerdatx.lab import Lab
 from enerdatx.market import COMPLAINT
 from enerdatx.market.service import MarketService
@@ -64,3 +67,9 @@ async def test_a_free_rider_fetches_every_ciphertext_but_opens_no_plaintext(tmp_
     async with market_lab(tmp_path / "b", seed=2) as lab:  # the seed fixes the data sets and prices
         again = await lab_free_rider(lab, sellers=3, listings_per_seller=2, seed=2, timeout=20)
     assert again.figures == figures
+
+
+async def test_the_market_scenarios_say_so_when_the_lab_has_no_market(tmp_path):
+    async with Lab(tmp_path, transport="memory", seed=3, durable=False, progress=False) as lab:
+        with pytest.raises(MarketError, match="MarketService"):
+            await lab_key_withholder(lab, honest=2, seed=3)
