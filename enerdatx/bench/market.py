@@ -21,6 +21,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from enerdatx.bench.stats import percentile
 from enerdatx.errors import EnerDatXError
 
 BASELINE_TYPE = "edx.bench.bare"
@@ -85,11 +86,6 @@ async def _settle(services: list[Any], timeout: float = 60.0) -> None:
     while any(service.community.unsynced for service in services) and loop.time() < deadline:
         await asyncio.sleep(0.1)
     await asyncio.sleep(0.5)  # let the answers to the last requests be handled
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def _run(args: argparse.Namespace, sellers_n: int, buyers_n: int) -> dict[str, Any]:
@@ -188,17 +184,17 @@ async def _run(args: argparse.Namespace, sellers_n: int, buyers_n: int) -> dict[
         "first_failure": (failures or bare_failures or [None])[0],
         "dataset_bytes": len(dataset.plaintext),
         "trades_per_s": round(trades_per_s, 1),
-        "trade_latency_p50_ms": round(1000 * _percentile(trade_latencies, 0.50), 2),
-        "trade_latency_p99_ms": round(1000 * _percentile(trade_latencies, 0.99), 2),
+        "trade_latency_p50_ms": round(1000 * percentile(trade_latencies, 0.50), 2),
+        "trade_latency_p99_ms": round(1000 * percentile(trade_latencies, 0.99), 2),
         "baseline_bare_tx_per_s": round(bare_per_s, 1),
-        "baseline_bare_latency_p50_ms": round(1000 * _percentile(bare_latencies, 0.50), 2),
-        "baseline_bare_latency_p99_ms": round(1000 * _percentile(bare_latencies, 0.99), 2),
+        "baseline_bare_latency_p50_ms": round(1000 * percentile(bare_latencies, 0.50), 2),
+        "baseline_bare_latency_p99_ms": round(1000 * percentile(bare_latencies, 0.99), 2),
         "trade_rate_vs_baseline": round(trades_per_s / bare_per_s, 3),
         # CPU time of this process (all peers, or the buyers' side with udp2): robust to a busy machine.
         "solo_trades": solo,
-        "solo_trade_latency_p50_ms": round(1000 * _percentile(solo_latencies, 0.50), 2),
-        "solo_trade_latency_p99_ms": round(1000 * _percentile(solo_latencies, 0.99), 2),
-        "solo_baseline_bare_latency_p50_ms": round(1000 * _percentile(solo_bare, 0.50), 2),
+        "solo_trade_latency_p50_ms": round(1000 * percentile(solo_latencies, 0.50), 2),
+        "solo_trade_latency_p99_ms": round(1000 * percentile(solo_latencies, 0.99), 2),
+        "solo_baseline_bare_latency_p50_ms": round(1000 * percentile(solo_bare, 0.50), 2),
         "trade_cpu_ms_per_trade": round(1000 * trade_cpu / args.trades, 3),
         "baseline_cpu_ms_per_tx": round(1000 * bare_cpu / args.trades, 3),
     }

@@ -17,6 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from enerdatx.bench.stats import percentile
 from enerdatx.lab import Lab, PeerProcess
 from enerdatx.peer import Peer
 
@@ -50,11 +51,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return (
-        round(ordered[len(ordered) // 2] * 1000, 3),
-        round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 3),
-    )
+    """p50 and p99 in milliseconds."""
+    return round(percentile(samples, 0.50) * 1000, 3), round(percentile(samples, 0.99) * 1000, 3)
 
 
 async def _run(directory: Path, args: argparse.Namespace, *, durable: bool) -> dict[str, Any]:
