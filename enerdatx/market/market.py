@@ -47,6 +47,7 @@ from enerdatx.market.formats import (
 from enerdatx.market.keyring import Keyring, Purchase
 from enerdatx.market.orderbook import LIVE, OrderBook
 from enerdatx.market.wallet import DEFAULT_GRANT, Balance, Wallet
+from enerdatx.trustchain import now_ms  # one clock for listing expiry and block timestamps
 
 __all__ = ["Market", "Trade", "Proposer", "Fetcher", "now_ms"]
 
@@ -56,11 +57,6 @@ Proposer = Callable[[bytes, str, dict], Awaitable[tuple[Any, Any]]]
 """(counterparty, block type, transaction) -> (our proposal, their agreement)."""
 Fetcher = Callable[[Listing], Awaitable[bytes]]
 """listing -> the bytes of its ciphertext CID, from wherever they are."""
-
-
-def now_ms() -> int:
-    """Milliseconds since the Unix epoch."""
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ The wire format is specified in docs/trustchain.md. The IPv8 community that carr
 blocks between peers lives in :mod:`enerdatx.trustchain.community`.
 """
 
-from enerdatx.trustchain.block import GENESIS_HASH, NO_COUNTERPARTY, HalfBlock
+from enerdatx.trustchain.block import GENESIS_HASH, NO_COUNTERPARTY, HalfBlock, now_ms
 from enerdatx.trustchain.encoding import decode_transaction, encode_transaction
 from enerdatx.trustchain.fraud import FraudProof
 from enerdatx.trustchain.ledger import Policy, TrustChain
@@ -26,4 +26,5 @@ __all__ = [
     "ValidationResult",
     "decode_transaction",
     "encode_transaction",
+    "now_ms",
 ]
