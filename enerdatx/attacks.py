@@ -8,7 +8,7 @@ network's, so detection times vary between runs while the bounds do not.
 
 The double spender and the Sybil region trade plain payments (``Lab.accept``); the key
 withholder and the free rider need the real market on every peer
-(``Lab(..., services=lambda peer: [MarketService()])``).
+(``Lab(..., market=True)``).
 
 In a notebook::
 
@@ -72,14 +72,6 @@ class _Spread:
             "detected_all_seconds": round(times[-1], 3) if len(times) == len(self.peers) else None,
             holding: len(times),
         }
-
-
-def _market(peer: Peer) -> MarketService:
-    """The peer's MarketService; MarketError if the Lab was started without one."""
-    for service in peer.services:
-        if isinstance(service, MarketService):
-            return service
-    raise MarketError("this scenario needs Lab(..., services=lambda peer: [MarketService()])")
 
 
 def _dataset(rng: random.Random) -> Any:
@@ -232,7 +224,7 @@ async def lab_key_withholder(
     """
     rng = random.Random(seed)
     peers = await lab.start(honest + 1)
-    withholder, good = _market(peers[-1]), peers[-1 - honest : -1]
+    withholder, good = peers[-1].market, peers[-1 - honest : -1]
     honest_policy = withholder.market.payment_policy
     useless = make_opening(rng.randbytes(32), rng.randbytes(SALT_SIZE))
 
@@ -244,7 +236,7 @@ async def lab_key_withholder(
     withholder.peer.ledger.register_policy(PAYMENT, withhold)
     listing = withholder.sell(_dataset(rng), price)
     for peer in good:
-        await _market(peer).market.book.wait_for_listing(listing.listing_id, timeout)
+        await peer.market.book.wait_for_listing(listing.listing_id, timeout)
     spread = _Spread(good)
 
     def on_complaint_for(peer: Peer) -> Any:
@@ -272,7 +264,7 @@ async def lab_key_withholder(
     spread.begin()
     for _ in range(rounds):
         buyers = rng.sample(good, min(buys_per_round, honest))
-        outcomes += await asyncio.gather(*(try_to_buy(_market(peer)) for peer in buyers))
+        outcomes += await asyncio.gather(*(try_to_buy(peer.market) for peer in buyers))
     await spread.wait(spread.everyone, timeout)
     victims = outcomes.count("cheated")
     return ScenarioResult(
@@ -303,13 +295,13 @@ async def lab_free_rider(
     """
     rng = random.Random(seed)
     peers = await lab.start(sellers + 2)
-    good, rider, payer = peers[-sellers - 2 : -2], _market(peers[-2]), _market(peers[-1])
+    good, rider, payer = peers[-sellers - 2 : -2], peers[-2].market, peers[-1].market
     count = sellers * listings_per_seller
     for _ in range(listings_per_seller):
         for seller in good:
-            _market(seller).sell(_dataset(rng), rng.randint(5, 50))
+            seller.market.sell(_dataset(rng), rng.randint(5, 50))
     for market in (rider, payer):
-        await market.market.book.wait_for(lambda book: len(book) >= count, timeout)
+        await market.book.wait_for(lambda book: len(book) >= count, timeout)
     paid_for = 0
     for listing in payer.search():
         paid_for += len((await payer.buy(listing.listing_id)).plaintext)

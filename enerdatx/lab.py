@@ -7,8 +7,8 @@
 ...     print(len(peers), peers[1].public_key in peers[0].community.contacts)
 2 True
 
-In a notebook, ``async with Lab(...) as lab: peers = await lab.start(5)``; the peers keep
-working between cells. In a script, ``with Lab(...) as lab`` runs the peers on an event
+In a notebook, ``async with Lab(market=True) as lab: peers = await lab.start(5)``; the peers
+keep working between cells, and each peer's ``.market`` sells and buys. In a script, ``with Lab(...) as lab`` runs the peers on an event
 loop of their own, and ``lab.run_sync(coroutine)`` runs a coroutine there.
 """
 
@@ -31,13 +31,16 @@ from ipv8.messaging.interfaces.udp.endpoint import UDPEndpoint, UDPv4Address
 from ipv8.test.mocking.endpoint import MockEndpoint, internet
 from tqdm.auto import tqdm
 
+from enerdatx.market.service import MarketService
 from enerdatx.peer import Peer, Service
 from enerdatx.trustchain import BlockStore, HalfBlock, TrustChain
 from enerdatx.trustchain.payload import ProposalMessage
 
-__all__ = ["Lab", "MemoryEndpoint", "PeerProcess", "Transport"]
+__all__ = ["Lab", "MarketFactory", "MemoryEndpoint", "PeerProcess", "Transport"]
 
 Transport = Literal["memory", "udp"]
+MarketFactory = Callable[[], MarketService]
+"""Makes one peer's market, e.g. ``lambda: MarketService(grant=500)``."""
 # Peers opened at once: their key files and databases are written in worker threads.
 START_BATCH = 16
 T = TypeVar("T")
@@ -81,6 +84,16 @@ def _accept_all(_ledger: TrustChain, _proposal: HalfBlock) -> None:
     return None
 
 
+def _market_factory(market: bool | MarketFactory) -> MarketFactory | None:
+    if market is True:
+        return MarketService
+    if market is False:
+        return None
+    if not callable(market):
+        raise TypeError(f"market is True, False or a factory of MarketService, not {market!r}")
+    return market
+
+
 def _free_memory_address(rng: random.Random) -> UDPv4Address:
     while True:
         address = UDPv4Address(f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}", 7759)
@@ -89,7 +102,10 @@ def _free_memory_address(rng: random.Random) -> UDPv4Address:
 
 
 class Lab:
-    """Start, stop and restart N local peers, each in its own directory, all knowing each other."""
+    """Start, stop and restart N local peers, each in its own directory, all knowing each other.
+
+    With ``market=True`` (or a factory of MarketService) every peer runs the market: ``peer.market``.
+    """
 
     def __init__(
         self,
@@ -98,6 +114,7 @@ class Lab:
         *,
         packet_loss: float = 0.0,
         settings: dict[str, Any] | None = None,
+        market: bool | MarketFactory = False,
         services: Callable[[Peer], Iterable[Service]] | None = None,
         seed: int | None = None,
         progress: bool | None = None,
@@ -114,7 +131,9 @@ class Lab:
         self.transport = transport
         self.packet_loss = packet_loss
         self.settings = dict(settings or {})
+        self.market = _market_factory(market)
         self.services = services
+        self._markets: dict[Path, MarketFactory] = {}  # peer directory -> its market, kept over restarts
         self.rng = random.Random(seed)
         self.progress = progress
         self.durable = durable
@@ -125,17 +144,23 @@ class Lab:
 
     # --- peers ---------------------------------------------------------------------
 
-    async def start(self, n: int = 1) -> list[Peer]:
-        """Start ``n`` more peers and introduce every peer to every other; returns all peers."""
+    async def start(self, n: int = 1, *, market: bool | MarketFactory | None = None) -> list[Peer]:
+        """Start ``n`` more peers and introduce every peer to every other; returns all peers.
+
+        ``market`` overrides the lab's ``market`` for these ``n`` peers.
+        """
         if n < 0:
             raise ValueError("n must be >= 0")
         first = len(self.peers)
+        factory = self.market if market is None else _market_factory(market)
+        if factory is not None:
+            self._markets.update({self._directory(i): factory for i in range(first, first + n)})
         disable = None if self.progress is not False else True  # None: only on a terminal
         with tqdm(total=n, desc="starting peers", disable=disable, leave=False) as bar:
             for batch in range(first, first + n, START_BATCH):
                 indices = range(batch, min(first + n, batch + START_BATCH))
                 self.peers += await asyncio.gather(
-                    *(self._start_peer(self.directory / f"peer-{i:03d}", address=None) for i in indices)
+                    *(self._start_peer(self._directory(i), address=None) for i in indices)
                 )
                 bar.update(len(indices))
         self.introduce()
@@ -150,9 +175,15 @@ class Lab:
         for block_type in self.accepted:
             peer.ledger.register_policy(block_type, _accept_all)
         await peer.start()
+        factory = self._markets.get(directory)
+        if factory is not None:
+            peer.add_market(factory())
         for service in self.services(peer) if self.services else ():
             peer.add_service(service)
         return peer
+
+    def _directory(self, i: int) -> Path:
+        return self.directory / f"peer-{i:03d}"
 
     def introduce(self) -> None:
         """Give every peer the key and address of every other peer."""

@@ -1,8 +1,9 @@
 """One EnerDatX peer: an identity, its ledger and the TrustChain community on one IPv8.
 
 A peer lives in a directory (``identity.key``, ``chain.sqlite``, ``ipfs/`` for its content
-store) and starts again from it. Services (the market, a data shop) attach to a running peer with
-:meth:`Peer.add_service`: they may add their own IPv8 overlays and ledger policies.
+store) and starts again from it. Its market attaches with :meth:`Peer.add_market` and is then
+``peer.market``; other services attach with :meth:`Peer.add_service`: they may add their own
+IPv8 overlays and ledger policies.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from ipv8.peerdiscovery.discovery import RandomWalk
 from ipv8_service import IPv8
 
 from enerdatx.crypto import Identity
+from enerdatx.errors import MarketError
 from enerdatx.ipfs import ContentStore, open_store
+from enerdatx.market.service import MarketService
 from enerdatx.trustchain import BlockStore, TrustChain
 from enerdatx.trustchain.community import TrustChainCommunity, ipv8_private_key
 from enerdatx.trustchain.settings import TrustChainSettings
@@ -93,6 +96,7 @@ class Peer:
         self.community = TrustChainCommunity(community_settings)
         self.add_overlay(self.community, walk_target=WALK_TARGET if walk else None)
         self.services: list[Service] = []
+        self._market: MarketService | None = None
         self.running = False
         self.closed = False
 
@@ -131,6 +135,28 @@ class Peer:
         """Attach a service; it is closed when the peer stops."""
         service.attach(self)
         self.services.append(service)
+        if isinstance(service, MarketService) and self._market is None:
+            self._market = service
+
+    def add_market(self, market: MarketService | None = None) -> MarketService:
+        """Give this peer its market (a default :class:`MarketService` unless one is given); returns it."""
+        if self._market is not None:
+            raise MarketError(f"{self!r} has a market already")
+        market = market or MarketService()
+        self.add_service(market)
+        return market
+
+    @property
+    def market(self) -> MarketService:
+        """This peer's market: sell, search, negotiate, buy; MarketError if it has none."""
+        if self._market is None:
+            raise MarketError(f"{self!r} runs no market: start it with Lab(market=True) or peer.add_market()")
+        return self._market
+
+    @property
+    def has_market(self) -> bool:
+        """True once a market is attached."""
+        return self._market is not None
 
     def add_contacts(self, contacts: Iterable[tuple[bytes, Address]]) -> None:
         """Tell the peer where other peers (by TrustChain key) listen."""

@@ -53,8 +53,7 @@ class _Harness:
         settings = {"crawl_timeout": 0.05, "retry_interval": 0.01}
         self.peer = Peer(self.directory.name, endpoint, settings=settings, durable=False)
         await self.peer.start()
-        self.service = MarketService(settings={"fetch_timeout": 0.05})
-        self.peer.add_service(self.service)
+        self.service = self.peer.add_market(MarketService(settings={"fetch_timeout": 0.05}))
         self.sender = IPv8Peer(ipv8_public_key_bin(SENDER.public_key), SENDER_ADDRESS)
         self.rest = RestServer(self.service)
         self.rest.readings["fuzz"] = synthetic_household(seed=1, days=2, location="2628")

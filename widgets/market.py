@@ -13,7 +13,7 @@ import traitlets
 from enerdatx.errors import MarketError
 from enerdatx.market import Query
 from enerdatx.widgets.panel import Panel
-from enerdatx.widgets.tables import frame_html, market_of, peer_name
+from enerdatx.widgets.tables import frame_html, peer_name
 
 __all__ = ["MarketPanel", "negotiations_frame", "order_book_frame"]
 
@@ -99,13 +99,13 @@ class MarketPanel(Panel):
     # --- who is who -------------------------------------------------------------------
 
     def _peers(self) -> dict[str, Any]:
-        return {peer_name(peer): peer for peer in self.lab.peers if market_of(peer) is not None}
+        return {peer_name(peer): peer for peer in self.lab.peers if peer.has_market}
 
     def _service(self, name: str | None) -> Any:
         peer = self._peers().get(name) if name is not None else None
         if peer is None:
             raise MarketError("start some peers first")
-        return market_of(peer)
+        return peer.market
 
     def _names(self) -> dict[str, str]:
         return {peer.public_key.hex(): name for name, peer in self._peers().items()}

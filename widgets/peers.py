@@ -8,7 +8,7 @@ import ipywidgets as widgets
 import pandas as pd
 
 from enerdatx.widgets.panel import Panel
-from enerdatx.widgets.tables import frame_html, market_of, peer_name
+from enerdatx.widgets.tables import frame_html, peer_name
 
 __all__ = ["PeersPanel", "peers_frame"]
 
@@ -17,7 +17,7 @@ def peers_frame(peers: list[Any]) -> pd.DataFrame:
     """One row per peer: name, key, address, contacts, own chain length and (with a market) balance."""
     rows = []
     for peer in peers:
-        market = market_of(peer)
+        market = peer.market if peer.has_market else None
         rows.append(
             {
                 "peer": peer_name(peer),
@@ -25,7 +25,7 @@ def peers_frame(peers: list[Any]) -> pd.DataFrame:
                 "address": f"{peer.address[0]}:{peer.address[1]}",
                 "contacts": len(peer.community.contacts),
                 "blocks": peer.store.latest_sequence_number(peer.public_key),
-                "balance": market.market.balance().available if market is not None else None,
+                "balance": market.balance().available if market is not None else None,
             }
         )
     return pd.DataFrame(rows, columns=["peer", "public_key", "address", "contacts", "blocks", "balance"])

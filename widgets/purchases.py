@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from enerdatx.errors import MarketError
 from enerdatx.meter import load_dataset_bytes
 from enerdatx.widgets.panel import Panel, show_figure
-from enerdatx.widgets.tables import frame_html, market_of, peer_name
+from enerdatx.widgets.tables import frame_html, peer_name
 
 __all__ = ["PurchasesPanel", "dataset_figure", "purchases_frame"]
 
@@ -27,7 +27,7 @@ def purchases_frame(service: Any, names: dict[str, str]) -> pd.DataFrame:
             "cid": purchase.cid,
             "bought_at": pd.Timestamp(purchase.bought_at, unit="ms", tz="UTC"),
         }
-        for purchase in service.market.purchases()
+        for purchase in service.purchases()
     ]
     return pd.DataFrame(rows, columns=["listing", "seller", "amount", "cid", "bought_at"])
 
@@ -66,7 +66,7 @@ class PurchasesPanel(Panel):
         self.refresh()
 
     def _peers(self) -> dict[str, Any]:
-        return {peer_name(peer): peer for peer in self.lab.peers if market_of(peer) is not None}
+        return {peer_name(peer): peer for peer in self.lab.peers if peer.has_market}
 
     def refresh(self) -> None:
         """Read the buyers and their purchases again."""
@@ -77,11 +77,11 @@ class PurchasesPanel(Panel):
             self.pick(self.purchase, [])
             self.table.value = "<i>no peers running</i>"
             return
-        service = market_of(peer)
+        service = peer.market
         names = {other.public_key.hex(): name for name, other in peers.items()}
         self.pick(self.purchase, [
             (f"{purchase.listing_id[:12]} from {names.get(purchase.seller.hex(), '?')}", purchase.listing_id)
-            for purchase in service.market.purchases()
+            for purchase in service.purchases()
         ])  # fmt: skip
         self.table.value = frame_html(purchases_frame(service, names), "edx-purchases", empty="nothing bought yet", index=False)
 
@@ -98,7 +98,7 @@ class PurchasesPanel(Panel):
         peer = self._peers().get(self.buyer.value)
         if peer is None or self.purchase.value is None:
             raise MarketError("nothing bought yet: buy a data set in the market panel")
-        plaintext = market_of(peer).market.purchased_data(self.purchase.value)
+        plaintext = peer.market.market.purchased_data(self.purchase.value)
         self.frame = load_dataset_bytes(plaintext)
         self.figure = dataset_figure(self.frame, f"Data set {self.purchase.value[:12]}, decrypted by {self.buyer.value}")
         show_figure(self.plot, self.figure)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["frame_html", "market_of", "peer_name"]
+__all__ = ["frame_html", "peer_name"]
 
 _STYLE = (
     "<style>.edx-table{border-collapse:collapse;font-size:12px}"
@@ -25,10 +25,3 @@ def frame_html(frame: pd.DataFrame, css_class: str, *, empty: str = "nothing yet
 def peer_name(peer: Any) -> str:
     """A lab peer's name on screen: its directory's name (peer-000, peer-001, ...)."""
     return peer.directory.name
-
-
-def market_of(peer: Any) -> Any:
-    """The MarketService running on ``peer``, or None."""
-    from enerdatx.market.service import MarketService
-
-    return next((service for service in peer.services if isinstance(service, MarketService)), None)

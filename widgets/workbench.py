@@ -19,17 +19,13 @@ from enerdatx.widgets.market import MarketPanel
 from enerdatx.widgets.meter import MeterPanel
 from enerdatx.widgets.peers import PeersPanel
 from enerdatx.widgets.purchases import PurchasesPanel
-from enerdatx.widgets.tables import market_of, peer_name
+from enerdatx.widgets.tables import peer_name
 
 __all__ = ["Workbench"]
 
 TITLES = ("Peers", "Meter data", "Market", "Purchases", "Chain explorer", "Attack")
 # Blocks arrive in bursts (a trade is two, a crawl many): redraw once per burst, not per block.
 REDRAW_DELAY_SECONDS = 0.25
-
-
-def _market_services(_peer: Any) -> list[MarketService]:
-    return [MarketService()]
 
 
 class Workbench(widgets.VBox):
@@ -39,7 +35,7 @@ class Workbench(widgets.VBox):
     """
 
     def __init__(self, lab: Lab | None = None, *, directory: str | Path | None = None, transport: Transport = "memory") -> None:
-        self.lab = lab or Lab(directory, transport, services=_market_services, progress=False)
+        self.lab = lab or Lab(directory, transport, market=True, progress=False)
         self.peers = PeersPanel(self.lab)
         self.meter = MeterPanel()
         self.market = MarketPanel(self.lab, self.dataset_for)
@@ -60,7 +56,7 @@ class Workbench(widgets.VBox):
     @property
     def markets(self) -> list[MarketService]:
         """The market service of every running peer, in the lab's order."""
-        return [market_of(peer) for peer in self.lab.peers]
+        return [peer.market for peer in self.lab.peers]
 
     async def start(self, n: int = 3) -> list[Any]:
         """Start ``n`` more peers (with the panel's progress bar) and return all of them."""

@@ -47,7 +47,7 @@ async def _resume(seller: Any, buyer: Any, *, wait: float) -> dict[str, int]:
     from enerdatx.trustchain.payload import ProposalMessage
 
     counts = {"resent": 0, "opened": 0, "refused": 0}
-    market = buyer.services[0].market
+    market = buyer.market.market
     for proposal in buyer.store.chain(buyer.public_key):
         if proposal.type != PAYMENT or not proposal.is_proposal or buyer.store.linked(proposal) is not None:
             continue
@@ -91,7 +91,7 @@ async def _work(directory: Path, seed: int, final: bool) -> None:
             return
         for round_ in itertools.count():
             seller, buyer = peers if round_ % 2 == 0 else peers[::-1]
-            sell, buy = seller.services[0], buyer.services[0]
+            sell, buy = seller.market, buyer.market
             _emit("phase", phase="ingestion")
             data = dataset(rng.randrange(1_000_000), days=rng.choice((1, 2, 7)))
             _emit("phase", phase="listing")

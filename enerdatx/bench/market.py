@@ -75,7 +75,7 @@ def _lab(directory: str, transport: str, n_trades_per_buyer: int, settings: dict
     from enerdatx.market.service import MarketService
 
     grant = n_trades_per_buyer * PRICE  # every buyer can afford its share
-    return Lab(directory, transport, services=lambda peer: [MarketService(grant=grant)], progress=progress,
+    return Lab(directory, transport, market=lambda: MarketService(grant=grant), progress=progress,
                durable=False, settings=settings)
 
 
@@ -101,21 +101,21 @@ async def _run(args: argparse.Namespace, sellers_n: int, buyers_n: int) -> dict[
         async with _lab(directory, transport, per_buyer, _settings(args), progress) as lab:
             if args.transport == "udp2":
                 child, contacts, listing_ids = await _start_sellers(args, sellers_n, per_buyer)
-                buyers = [peer.services[0] for peer in await lab.start(buyers_n + 1)]
+                buyers = [peer.market for peer in await lab.start(buyers_n + 1)]
                 for buyer in buyers:
                     buyer.peer.add_contacts(contacts)
                 seller_keys = [key for key, _ in contacts]
             else:
                 peers = await lab.start(args.peers + 1)
                 lab.accept(BASELINE_TYPE)
-                services = [peer.services[0] for peer in peers]
+                services = [peer.market for peer in peers]
                 buyers = services[sellers_n:]
                 listing_ids = [seller.sell(dataset, PRICE).listing_id for seller in services[:sellers_n]]
                 seller_keys = [seller.public_key for seller in services[:sellers_n]]
             buyers, probe = buyers[:-1], buyers[-1]  # the probe trades alone, before the load
             for buyer in tqdm([*buyers, probe], desc="spreading listings", disable=not progress, leave=False):
                 await buyer.market.book.wait_for(lambda book: len(book) >= len(listing_ids), timeout=120)
-            await _settle([peer.services[0] for peer in lab.peers])
+            await _settle([peer.market for peer in lab.peers])
             solo_latencies = [(await probe.buy(listing_ids[i])).seconds for i in range(solo)]
             solo_bare: list[float] = []
             for i in range(solo):
@@ -221,7 +221,7 @@ async def _serve_sellers(sellers_n: int, per_buyer: int, days: int, settings: di
     dataset = _dataset(days)
     with tempfile.TemporaryDirectory(prefix="enerdatx-bench-sellers-") as directory:
         async with _lab(directory, "udp", per_buyer, settings, False) as lab:
-            sellers = [peer.services[0] for peer in await lab.start(sellers_n)]
+            sellers = [peer.market for peer in await lab.start(sellers_n)]
             lab.accept(BASELINE_TYPE)
             listings = [seller.sell(dataset, PRICE).listing_id for seller in sellers]
             contacts = [(s.public_key.hex(), *s.peer.address) for s in sellers]

@@ -44,7 +44,7 @@ def market_lab(directory: str | os.PathLike[str], *, seed: int = 0, propose_time
     market = {"fetch_timeout": fetch_timeout, **(market_settings or {})}
     return Lab(
         directory, "memory", packet_loss=packet_loss, seed=seed, progress=False, durable=False, settings=settings,
-        services=lambda _peer: [MarketService(propose_timeout=propose_timeout, settings=market)],
+        market=lambda: MarketService(propose_timeout=propose_timeout, settings=market),
     )
 
 
@@ -90,10 +90,10 @@ async def faulty_trades(
         peers = await lab.start(sellers + buyers)
         for peer in peers:
             faults.attach(peer)
-        listings = [peer.services[0].sell(dataset(seed * 100 + i), price=10 + i) for i, peer in enumerate(peers[:sellers])]
+        listings = [peer.market.sell(dataset(seed * 100 + i), price=10 + i) for i, peer in enumerate(peers[:sellers])]
 
         async def buy(buyer_index: int, listing: Any) -> None:
-            service = lab.peers[buyer_index].services[0]
+            service = lab.peers[buyer_index].market
             try:
                 await service.market.book.wait_for_listing(listing.listing_id, timeout=propose_timeout)
             except TimeoutError:
@@ -126,7 +126,7 @@ async def check_trades(sellers: list[Peer], buyers: list[Peer], report: TradeRep
     """After healing: every buyer fetches its sellers' chains; both sides must then agree on every
     payment, and a buyer must be able to open every trade its seller countersigned."""
     for buyer in buyers:
-        service = buyer.services[0]
+        service = buyer.market
         for seller in sellers:
             with contextlib.suppress(EnerDatXError):
                 await buyer.community.crawl(seller.public_key)
@@ -149,7 +149,7 @@ async def check_trades(sellers: list[Peer], buyers: list[Peer], report: TradeRep
                         report.inconsistent += 1
     # Balances: what each seller earned is what its buyers' chains say they paid it.
     for seller in sellers:
-        earned = seller.services[0].market.balance().earned
+        earned = seller.market.balance().earned
         paid = sum(
             p.transaction["amount"] for b in buyers for p in b.store.chain(b.public_key)
             if p.type == PAYMENT and p.link_public_key == seller.public_key and seller.store.linked(p) is not None
@@ -193,8 +193,8 @@ async def fraud_detection_seconds(directory: str | os.PathLike[str], *, peers: i
 def _hostile_packets(victim: Peer, hostile: Peer, rng: random.Random, count: int) -> list[bytes]:
     """A mix of hostile packets from ``hostile``: crawls, replayed old blocks, fetches, listing requests,
     malformed records, random bytes and oversized packets."""
-    tc, market = hostile.community, hostile.services[0].community
-    cid = victim.services[0].market.book.search(seller=victim.public_key)[0].cid
+    tc, market = hostile.community, hostile.market.community
+    cid = victim.market.book.search(seller=victim.public_key)[0].cid
     old = [b.encode() for b in victim.store.blocks()]  # replayed: everything the victim already holds
     def pack(community: Any, message: Any, sig: bool = True) -> bytes:
         return community.ezr_pack(message.msg_id, message, sig=sig)
@@ -223,9 +223,9 @@ async def flood(directory: str | os.PathLike[str], *, packets: int = 20_000, see
     rng = random.Random(seed)
     async with market_lab(directory, seed=seed, settings=limits, market_settings=limits) as lab:
         seller, buyer, hostile = await lab.start(3)
-        service = seller.services[0]
+        service = seller.market
         listing = service.sell(dataset(seed, days=sellers_data_days), price=10)
-        await buyer.services[0].market.book.wait_for_listing(listing.listing_id)
+        await buyer.market.book.wait_for_listing(listing.listing_id)
         packets_out = _hostile_packets(seller, hostile, rng, packets)
         answers = Faults(FaultProfile("count"))
         answers.attach(seller)  # counts every packet the seller sends, from both communities
@@ -235,7 +235,7 @@ async def flood(directory: str | os.PathLike[str], *, packets: int = 20_000, see
         baseline, _ = tracemalloc.get_traced_memory()
         tracemalloc.reset_peak()
         cpu = time.process_time()
-        trade = asyncio.ensure_future(buyer.services[0].buy(listing.listing_id))
+        trade = asyncio.ensure_future(buyer.market.buy(listing.listing_id))
         for i, packet in enumerate(packets_out):
             endpoint.send(seller.address, packet)
             if i % 200 == 0:

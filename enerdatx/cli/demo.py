@@ -78,11 +78,11 @@ async def run_demo(
         return time.perf_counter()
 
     with tempfile.TemporaryDirectory(prefix="enerdatx-demo-") as directory:
-        async with Lab(directory, "memory", services=lambda peer: [MarketService()], progress=False,
+        async with Lab(directory, "memory", market=True, progress=False,
                        durable=False) as lab:
             t = time.perf_counter()
             peers = await lab.start(households + buyers)
-            services: list[MarketService] = [peer.services[0] for peer in peers]
+            services: list[MarketService] = [peer.market for peer in peers]
             sellers, shoppers = services[:households], services[households:]
             t = step_done("start peers", t)
 

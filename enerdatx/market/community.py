@@ -1,7 +1,8 @@
 """The market community on IPv8: spreads listings, serves ciphertexts, carries negotiation steps.
 
-It only moves bytes; the MarketService decides. Peers are found through the TrustChain
-community of the same Peer (its contacts and neighbours), addressed by TrustChain key.
+It only moves bytes; everything it asks or hands on goes through the
+:class:`~enerdatx.market.handler.MarketHandler` in its settings (the peer's MarketService),
+including where peers are: they are addressed by TrustChain key.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-from ipv8.community import Community, CommunitySettings
 from ipv8.lazy_community import lazy_wrapper
 
 from enerdatx.errors import EncodingError, MarketError, PeerUnreachableError
@@ -24,13 +24,14 @@ from enerdatx.market.payload import (
     RecordMessage,
     RequestMessage,
 )
+from enerdatx.overlay import Overlay, OverlaySettings
 from enerdatx.trustchain import HalfBlock
-from enerdatx.trustchain.community import SenderLimits, trustchain_key
+from enerdatx.trustchain.community import trustchain_key
 
 if TYPE_CHECKING:
     from ipv8.peer import Peer as IPv8Peer
 
-    from enerdatx.market.service import MarketService
+    from enerdatx.market.handler import MarketHandler
 
 __all__ = ["MarketCommunity", "MarketSettings", "RECORD_TYPES", "CHUNK_SIZE"]
 
@@ -42,40 +43,37 @@ CHUNK_SIZE = 16 * 1024
 MAX_CHUNKS = 4096  # 64 MiB per data set
 
 
-class MarketSettings(CommunitySettings):
+class MarketSettings(OverlaySettings):
     """What the market community is given at birth."""
 
-    service: Any = None
-    """The MarketService that decides on everything the community receives."""
+    handler: MarketHandler | None = None
+    """Decides on everything the community receives and says where peers are (a MarketService)."""
 
     fetch_timeout: float = 10.0
-    retry_interval: float = 0.25
+    max_retry_interval: float = 2.0
     sync_interval: float = 1.0
     """Seconds between looks for neighbours we have not asked for their listings yet."""
 
-    max_packet_size: int = 65_507
     rate_per_second: float = 200.0
     rate_burst: int = 400
     """Token bucket per sender address, as in the TrustChain community: a flooder (each fetch
     request makes us send up to a whole ciphertext) is dropped before anything is decoded."""
 
 
-class MarketCommunity(Community):
+class MarketCommunity(Overlay):
     """Moves market records, ciphertext chunks, negotiation steps and standing requests."""
 
     community_id = bytes.fromhex("656478206d61726b65742076312e30a8c3f21d07")
     settings_class = MarketSettings
 
     def __init__(self, settings: MarketSettings) -> None:
-        if settings.service is None:
-            raise ValueError("MarketCommunity needs settings.service")
+        if settings.handler is None:
+            raise TypeError("MarketCommunity needs settings.handler")
         super().__init__(settings)
         self.settings = settings
-        self.service: MarketService = settings.service
+        self.handler: MarketHandler = settings.handler
         self._synced: set[bytes] = set()
         self._fetches: dict[int, tuple[asyncio.Future[None], dict[int, bytes], list[int]]] = {}
-        self._limits = SenderLimits(settings.max_packet_size, settings.rate_per_second, settings.rate_burst)
-        self.packets_dropped = 0
         self.add_message_handler(RecordMessage, self.on_record)
         self.add_message_handler(ListingsRequestMessage, self.on_listings_request)
         self.add_message_handler(FetchRequestMessage, self.on_fetch_request)
@@ -84,19 +82,11 @@ class MarketCommunity(Community):
         self.add_message_handler(RequestMessage, self.on_request)
         self.register_task("sync", self._sync_new_neighbours, interval=settings.sync_interval, delay=0)
 
-    def on_packet(self, packet: tuple[Any, bytes], warn_unknown: bool = True) -> None:
-        """Drop oversized market packets and senders beyond their rate before decoding anything."""
-        address, data = packet
-        if not self._limits.admit(address, data):
-            self.packets_dropped += 1
-            return
-        super().on_packet(packet, warn_unknown)
-
     # --- addressing ------------------------------------------------------------------
 
     def send_to(self, public_key: bytes, payload: Any) -> None:
         """Sign and send one message to the peer with TrustChain key ``public_key``."""
-        peer = self.service.peer.community.peer_for(public_key)
+        peer = self.handler.peer_for(public_key)
         if peer is None:
             raise PeerUnreachableError(f"no address known for peer {public_key.hex()[:16]}")
         try:
@@ -106,19 +96,19 @@ class MarketCommunity(Community):
 
     def broadcast(self, payload: Any) -> None:
         """Send to every peer we know."""
-        for key in self.service.peer.community.known_public_keys():
+        for key in self.handler.known_public_keys():
             self.send_to(key, payload)
 
     @property
     def unsynced(self) -> int:
         """Known peers we have not asked for their records yet."""
-        return sum(key not in self._synced for key in self.service.peer.community.known_public_keys())
+        return sum(key not in self._synced for key in self.handler.known_public_keys())
 
     def _sync_new_neighbours(self) -> None:
-        for key in self.service.peer.community.known_public_keys():
+        for key in self.handler.known_public_keys():
             if key not in self._synced:
                 self._synced.add(key)
-                self.send_to(key, ListingsRequestMessage(self.service.first_gap(key)))
+                self.send_to(key, ListingsRequestMessage(self.handler.first_gap(key)))
 
     # --- records ---------------------------------------------------------------------
 
@@ -136,7 +126,7 @@ class MarketCommunity(Community):
         except EncodingError:
             return
         if block.type in RECORD_TYPES and block.is_record:
-            self.service.receive_record(block)
+            self.handler.receive_record(block)
 
     @lazy_wrapper(ListingsRequestMessage)
     def on_listings_request(self, peer: IPv8Peer, payload: ListingsRequestMessage) -> None:
@@ -144,11 +134,11 @@ class MarketCommunity(Community):
         sender = trustchain_key(peer)
         if sender is None:
             return
-        for block in self.service.own_records(payload.since):
+        for block in self.handler.own_records(payload.since):
             self.ez_send(peer, RecordMessage(block.encode()))
         if sender not in self._synced:  # a newcomer to us, or we to them: ask back at once
             self._synced.add(sender)
-            self.ez_send(peer, ListingsRequestMessage(self.service.first_gap(sender)))
+            self.ez_send(peer, ListingsRequestMessage(self.handler.first_gap(sender)))
 
     # --- ciphertexts -----------------------------------------------------------------
 
@@ -185,7 +175,7 @@ class MarketCommunity(Community):
     @lazy_wrapper(FetchRequestMessage)
     def on_fetch_request(self, peer: IPv8Peer, payload: FetchRequestMessage) -> None:
         """Serve one chunk (the first request gets every chunk) of a ciphertext we listed."""
-        data = self.service.ciphertext(payload.cid)
+        data = self.handler.ciphertext(payload.cid)
         if data is None:
             self.ez_send(peer, FetchResponseMessage(payload.identifier, 0, 0, b""))
             return
@@ -219,10 +209,10 @@ class MarketCommunity(Community):
 
     @lazy_wrapper(NegotiationMessage)
     def on_negotiation(self, peer: IPv8Peer, payload: NegotiationMessage) -> None:
-        """Pass a negotiation step, with its authenticated sender, to the service."""
+        """Pass a negotiation step, with its authenticated sender, to the handler."""
         sender = trustchain_key(peer)
         if sender is not None:
-            self.service.receive_step(sender, payload.step)
+            self.handler.receive_step(sender, payload.step)
 
     def publish_request(self, request: bytes) -> None:
         """Spread an encoded standing request to everyone we know."""
@@ -230,5 +220,5 @@ class MarketCommunity(Community):
 
     @lazy_wrapper(RequestMessage)
     def on_request(self, peer: IPv8Peer, payload: RequestMessage) -> None:
-        """Pass a relayed standing request to the service (it checks the buyer's signature)."""
-        self.service.receive_request(payload.request)
+        """Pass a relayed standing request to the handler (it checks the buyer's signature)."""
+        self.handler.receive_request(payload.request)

@@ -1,9 +1,10 @@
 """One peer's market: sell data sets, buy them in one atomic TrustChain transaction, keep a wallet.
 
-The Market is network-free: it is given a ledger, a content store, and two coroutines
-that reach other peers (``propose``: a proposal in, the countersigned pair out;
-``fetch``: the ciphertext of a listing from its seller). The MarketService wires those
-to IPv8; tests wire them to other in-process Markets.
+The Market is network-free: it is given a ledger, a content store, and the callbacks
+that reach beyond it (``propose``: a proposal in, the countersigned pair out; ``fetch``:
+the ciphertext of a listing from its seller; ``negotiated_price``: what the negotiation
+desk agreed). The MarketService wires those to IPv8; tests wire them to other in-process
+Markets.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import nacl.utils
 
@@ -47,16 +48,36 @@ from enerdatx.market.formats import (
 from enerdatx.market.keyring import Keyring, Purchase
 from enerdatx.market.orderbook import LIVE, OrderBook
 from enerdatx.market.wallet import DEFAULT_GRANT, Balance, Wallet
+from enerdatx.trustchain import HalfBlock, TrustChain
 from enerdatx.trustchain import now_ms  # one clock for listing expiry and block timestamps
 
-__all__ = ["Market", "Trade", "Proposer", "Fetcher", "now_ms"]
+__all__ = ["ContentSource", "Fetcher", "Market", "NegotiatedPrice", "Proposer", "Trade", "now_ms"]
 
 logger = logging.getLogger(__name__)
 
-Proposer = Callable[[bytes, str, dict], Awaitable[tuple[Any, Any]]]
+Proposer = Callable[[bytes, str, dict[str, Any]], Awaitable[tuple[HalfBlock, HalfBlock]]]
 """(counterparty, block type, transaction) -> (our proposal, their agreement)."""
 Fetcher = Callable[[Listing], Awaitable[bytes]]
 """listing -> the bytes of its ciphertext CID, from wherever they are."""
+NegotiatedPrice = Callable[[str, bytes, str], "int | None"]
+"""(negotiation id, buyer, listing id) -> the price the seller agreed or offered, or None."""
+
+
+class ContentSource(Protocol):
+    """The three things a Market asks of a content store (any ContentStore does them)."""
+
+    def add_bytes(self, data: bytes, cid_version: int = 0) -> str:
+        """Store ``data``; its CID."""
+
+    def cat(self, cid: str) -> bytes:
+        """The bytes ``cid`` names; ContentStoreError if they are not (wholly) here."""
+
+    def has(self, cid: str) -> bool:
+        """True when the store holds the block ``cid``."""
+
+
+def _no_negotiations(_negotiation: str, _buyer: bytes, _listing_id: str) -> int | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -64,8 +85,8 @@ class Trade:
     """A settled and verified purchase: the pair of half-blocks and the decrypted data set."""
 
     listing: Listing
-    proposal: Any
-    agreement: Any
+    proposal: HalfBlock
+    agreement: HalfBlock
     plaintext: bytes
     seconds: float  # from the bid to the verified data
 
@@ -74,7 +95,7 @@ class Trade:
         """What the buyer paid."""
         return parse_payment(self.proposal.transaction).amount
 
-    def dataframe(self) -> Any:
+    def dataframe(self) -> pd.DataFrame:
         """The data set as a pandas DataFrame (enerdatx-readings format)."""
         from enerdatx.meter import load_dataset_bytes
 
@@ -86,25 +107,26 @@ class Market:
 
     def __init__(
         self,
-        ledger: Any,
-        content: Any,
+        ledger: TrustChain,
+        content: ContentSource,
         *,
         keyring: Keyring | None = None,
         grant: int = DEFAULT_GRANT,
         clock: Callable[[], int] = now_ms,
+        book: OrderBook | None = None,
         propose: Proposer | None = None,
         fetch: Fetcher | None = None,
+        negotiated_price: NegotiatedPrice = _no_negotiations,
     ) -> None:
         self.ledger = ledger
         self.content = content
         self.keyring = keyring or Keyring()
         self.clock = clock
         self.wallet = Wallet(ledger.store, grant=grant)
-        self.book = OrderBook(clock=clock, is_fraudulent=ledger.store.is_fraudulent)
+        self.book = book if book is not None else OrderBook(clock=clock, is_fraudulent=ledger.store.is_fraudulent)
         self._propose = propose
         self._fetch = fetch
-        # (negotiation id, buyer, listing id) -> the price the seller agreed or offered, or None
-        self.negotiated_price: Callable[[str, bytes, str], int | None] = lambda *_: None
+        self.negotiated_price = negotiated_price
         self.book.add_blocks(ledger.store.blocks(block_type=LISTING))
         self.book.add_blocks(ledger.store.blocks(block_type=WITHDRAWAL))
         self.book.add_blocks(ledger.store.blocks(block_type=COMPLAINT))

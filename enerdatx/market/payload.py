@@ -9,9 +9,9 @@ the CBOR formats of docs/market.md, as opaque bytes here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from ipv8.messaging.payload_dataclass import DataClassPayload, type_from_format
 
-from ipv8.messaging.payload_dataclass import DataClassPayload, convert_to_payload, type_from_format
+from enerdatx.overlay import compile_payloads
 
 __all__ = [
     "RecordMessage",
@@ -83,12 +83,5 @@ MESSAGES = (
 )
 
 
-def _new_without_recompiling(cls: type, *args: Any, **kwargs: Any) -> Any:
-    return object.__new__(cls)
-
-
-# pyipv8 3.2 recompiles a DataClassPayload's packing code on every instantiation (see
-# enerdatx.trustchain.payload); compile each market message once.
-for _message in MESSAGES:
-    convert_to_payload(_message, msg_id=_message.msg_id)
-    _message.__new__ = _new_without_recompiling  # type: ignore[assignment, method-assign]
+# pyipv8 3.2 recompiles a DataClassPayload's packing code on every instantiation.
+compile_payloads(MESSAGES)

@@ -268,7 +268,8 @@ class RestServer:
     async def post_buy(self, request: web.Request) -> web.Response:
         """Buy a listing at its price (or ``amount``), fetch, decrypt and verify it."""
         body = _fields(await _json(request), _BUY_FIELDS, ("listing_id",))
-        trade = await self.service.buy(body["listing_id"], amount=body.get("amount"))
+        # An HTTP client asks about listings it saw: an unknown one is a 404 now, not after a wait.
+        trade = await self.service.buy(body["listing_id"], amount=body.get("amount"), timeout=0)
         return web.json_response({"trade": _trade_json(trade)}, status=201)
 
     async def get_purchases(self, request: web.Request) -> web.Response:

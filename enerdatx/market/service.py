@@ -1,40 +1,43 @@
-"""The market as a service of a Peer: a Market wired to IPv8, negotiation and standing requests.
+"""One peer's market on the network: the handle a user holds and the handler the community asks.
 
-``peer.add_service(MarketService())`` gives a peer its market: the data keys live in
-``market.sqlite`` and the ciphertexts in the peer's content store (``ipfs/``).
+``Lab(market=True)`` (or ``peer.add_market()``) gives a peer its MarketService, then
+``peer.market``: sell, search, negotiate, post requests, buy. The data keys live in
+``market.sqlite`` and the ciphertexts in the peer's content store (``ipfs/``). The service
+wires four network-free parts together and to the peer, each built with its callbacks:
+
+* :class:`~enerdatx.market.market.Market`: listings, settlement, the wallet (``propose``,
+  ``fetch`` and ``negotiated_price`` are its ways out);
+* :class:`~enerdatx.market.desk.NegotiationDesk` and :class:`~enerdatx.market.desk.RequestBoard`;
+* :class:`~enerdatx.market.community.MarketCommunity`, which moves bytes and asks this service
+  everything through the :class:`~enerdatx.market.handler.MarketHandler` Protocol.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from enerdatx.errors import EncodingError, MarketError, NegotiationError
+from enerdatx.errors import ListingNotFoundError, NegotiationError
 from enerdatx.market.community import RECORD_TYPES, MarketCommunity, MarketSettings
+from enerdatx.market.desk import NegotiationDesk, RequestBoard
 from enerdatx.market.formats import Listing
-from enerdatx.market.keyring import Keyring
-from enerdatx.market.market import Market, Trade
-from enerdatx.market.negotiation import (
-    BuyerStrategy,
-    Negotiation,
-    SellerStrategy,
-    StandingRequest,
-    decode_step,
-    encode_step,
-    match_requests,
-)
-from enerdatx.market.orderbook import LIVE, Query
-from enerdatx.market.wallet import DEFAULT_GRANT
+from enerdatx.market.keyring import Keyring, Purchase
+from enerdatx.market.market import ContentSource, Market, Trade
+from enerdatx.market.negotiation import Negotiation, SellerStrategy, StandingRequest
+from enerdatx.market.orderbook import LIVE, OrderBook, Query
+from enerdatx.market.wallet import DEFAULT_GRANT, Balance
+from enerdatx.trustchain import HalfBlock, now_ms
 
 if TYPE_CHECKING:
+    from ipv8.peer import Peer as IPv8Peer
+
+    from enerdatx.meter import DataSet
     from enerdatx.peer import Peer
 
-__all__ = ["MarketService"]
+__all__ = ["LISTING_TIMEOUT", "MarketService"]
 
-logger = logging.getLogger(__name__)
-
-MAX_FOREIGN_REQUESTS = 10_000
+LISTING_TIMEOUT = 10.0
+"""Seconds ``buy`` waits for a listing it has not heard of yet."""
 
 
 class MarketService:
@@ -44,40 +47,39 @@ class MarketService:
         self,
         *,
         grant: int = DEFAULT_GRANT,
-        content: Any = None,
+        content: ContentSource | None = None,
         seller_strategy: SellerStrategy | None = None,
         propose_timeout: float = 10.0,
-        settings: dict[str, Any] | None = None,
+        settings: Mapping[str, object] | None = None,
     ) -> None:
         self.grant = grant
         self.seller_strategy = seller_strategy or SellerStrategy()
         self.propose_timeout = propose_timeout
         self._content = content
         self._settings = dict(settings or {})
-        self.negotiations: dict[str, Negotiation] = {}
-        self._waiting: dict[str, asyncio.Future[Negotiation]] = {}
-        self._buyer_strategies: dict[str, BuyerStrategy] = {}
-        self.requests: dict[str, StandingRequest] = {}
         self.peer: Peer
         self.market: Market
+        self.desk: NegotiationDesk
+        self.board: RequestBoard
         self.community: MarketCommunity
 
     def attach(self, peer: Peer) -> None:
         """Open the peer's market state and start the market community on its IPv8."""
         self.peer = peer
         content = self._content if self._content is not None else peer.content
-        keyring = Keyring(peer.directory / "market.sqlite", fsync=getattr(peer.store, "fsync", True))
+        keyring = Keyring(peer.directory / "market.sqlite", fsync=peer.store.fsync)
+        book = OrderBook(clock=now_ms, is_fraudulent=peer.ledger.store.is_fraudulent)
+        self.desk = NegotiationDesk(
+            peer.public_key, book, send=self._send_step, seller_strategy=self.seller_strategy
+        )
         self.market = Market(
-            peer.ledger, content, keyring=keyring, grant=self.grant, propose=self._propose, fetch=self._fetch
+            peer.ledger, content, keyring=keyring, grant=self.grant, book=book,
+            propose=self._propose, fetch=self._fetch, negotiated_price=self.desk.agreed_price,
         )
-        self.market.negotiated_price = self._negotiated_price
+        self.board = RequestBoard(peer.identity, clock=self.market.clock, publish=self._publish_request)
         settings = MarketSettings(
-            my_peer=peer.community.my_peer, endpoint=peer.ipv8.endpoint, network=peer.ipv8.network, service=self
-        )
-        for name, value in self._settings.items():
-            if not hasattr(MarketSettings, name):
-                raise TypeError(f"unknown market setting {name!r}")
-            setattr(settings, name, value)
+            my_peer=peer.community.my_peer, endpoint=peer.ipv8.endpoint, network=peer.ipv8.network, handler=self
+        ).update(**self._settings)
         self.community = MarketCommunity(settings)
         peer.add_overlay(self.community)
         peer.ledger.subscribe(self._on_block)
@@ -89,78 +91,79 @@ class MarketService:
             await self.community.unload()
         self.market.keyring.close()
 
-    # --- the facade ------------------------------------------------------------------
+    # --- the handle ------------------------------------------------------------------
 
     @property
     def public_key(self) -> bytes:
         """This peer's public key."""
         return self.peer.public_key
 
-    def sell(self, dataset: Any, price: int, *, expires_in: int | None = None) -> Listing:
-        """List a data set (anything with ``.plaintext`` and ``.descriptor``, e.g. a meter DataSet)."""
+    @property
+    def book(self) -> OrderBook:
+        """Every listing this peer has heard of, with its status."""
+        return self.market.book
+
+    def sell(self, dataset: DataSet, price: int, *, expires_in: int | None = None) -> Listing:
+        """List a data set (a meter DataSet, or anything with ``.plaintext`` and ``.descriptor``)."""
         return self.market.sell(dataset.plaintext, dataset.descriptor, price, expires_in=expires_in)
 
+    def withdraw(self, listing_id: str) -> None:
+        """Take one of our listings off sale."""
+        self.market.withdraw(listing_id)
+
     def search(self, query: Query | None = None, **fields: Any) -> list[Listing]:
-        """Live listings matching a query, cheapest first, then oldest."""
+        """Live listings matching a query (or keyword fields of a Query), cheapest first, then oldest."""
         return self.market.book.search(query, **fields)
 
-    async def buy(self, listing_id: str, *, amount: int | None = None, negotiation: str | None = None) -> Trade:
-        """Pay for a listing and get its verified data (see Market.buy)."""
+    async def wait_for_listing(self, listing_id: str, timeout: float = LISTING_TIMEOUT) -> Listing:
+        """The listing, once this peer has heard of it; ListingNotFoundError after ``timeout`` seconds."""
+        try:
+            return await self.market.book.wait_for_listing(listing_id, timeout)
+        except TimeoutError:
+            raise ListingNotFoundError(f"listing {listing_id[:16]}… did not reach this peer in {timeout} s") from None
+
+    async def buy(
+        self,
+        listing_id: str,
+        *,
+        amount: int | None = None,
+        negotiation: str | None = None,
+        timeout: float = LISTING_TIMEOUT,
+    ) -> Trade:
+        """Wait for the listing (up to ``timeout`` s), pay for it and get its verified data (see Market.buy)."""
+        await self.wait_for_listing(listing_id, timeout)
         return await self.market.buy(listing_id, amount=amount, negotiation=negotiation)
 
-    # --- the market's ways out ---------------------------------------------------------
+    def balance(self, public_key: bytes | None = None) -> Balance:
+        """The balance of ``public_key`` (ours by default), derived from the chains we hold."""
+        return self.market.balance(public_key)
 
-    async def _propose(self, counterparty: bytes, block_type: str, transaction: dict) -> tuple[Any, Any]:
-        return await self.peer.community.propose(counterparty, block_type, transaction, timeout=self.propose_timeout)
+    def purchases(self) -> list[Purchase]:
+        """Every data set we bought and verified."""
+        return self.market.purchases()
 
-    async def _fetch(self, listing: Listing) -> bytes:
-        return await self.community.fetch(listing.seller, listing.cid)
+    # --- negotiation and standing requests ------------------------------------------------
 
-    def _on_block(self, block: Any) -> None:
-        if block.public_key == self.public_key and block.type in RECORD_TYPES and block.is_record:
-            self.community.publish(block)
+    @property
+    def seller_strategy(self) -> SellerStrategy:
+        """How this peer answers offers on its listings."""
+        return self.desk.seller_strategy if hasattr(self, "desk") else self._seller_strategy
 
-    def receive_record(self, block: Any) -> None:
-        """A market record from the network: the ledger validates and stores it, the book learns it."""
-        if self.peer.ledger.store.get_by_hash(block.hash) is None:
-            self.peer.ledger.receive(block)
+    @seller_strategy.setter
+    def seller_strategy(self, strategy: SellerStrategy) -> None:
+        self._seller_strategy = strategy
+        if hasattr(self, "desk"):
+            self.desk.seller_strategy = strategy
 
-    def first_gap(self, public_key: bytes) -> int:
-        """The first sequence number of that chain we lack: we hold everything below it."""
-        store = self.peer.ledger.store
-        held = store.held_sequence_numbers(public_key, 1, store.latest_sequence_number(public_key))
-        return next((i for i, seq in enumerate(held, start=1) if seq != i), len(held) + 1)
-
-    def own_records(self, since: int = 1) -> list[Any]:
-        """Our market records from sequence number ``since`` (what a newcomer asks for)."""
-        return [b for b in self.peer.ledger.store.chain(self.public_key, max(1, since)) if b.type in RECORD_TYPES]
-
-    def ciphertext(self, cid: str) -> bytes | None:
-        """The ciphertext of one of our listings, or None: we serve nothing else."""
-        for listing in self.market.book.search(seller=self.public_key, include_unavailable=True):
-            if listing.cid == cid:
-                return self.market.content.cat(cid)
-        return None
-
-    # --- negotiation -------------------------------------------------------------------
+    @property
+    def negotiations(self) -> dict[str, Negotiation]:
+        """Every negotiation of ours, as buyer or seller, by id."""
+        return self.desk.negotiations
 
     async def negotiate(self, listing_id: str, offer: int, max_price: int, *, timeout: float = 10.0) -> Negotiation:
         """Propose ``offer`` for a listing and haggle up to ``max_price``; the accepted or declined negotiation."""
-        listing = self.market.book.get(listing_id)
-        if not 0 < offer <= max_price:
-            raise NegotiationError("the offer must be positive and at most max_price")
-        negotiation = Negotiation.new(listing, self.public_key)
-        self.negotiations[negotiation.negotiation] = negotiation
-        self._buyer_strategies[negotiation.negotiation] = BuyerStrategy(max_price)
-        future: asyncio.Future[Negotiation] = asyncio.get_running_loop().create_future()
-        self._waiting[negotiation.negotiation] = future
-        self._send(negotiation, listing.seller, negotiation.step("propose", offer))
-        try:
-            return await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            raise NegotiationError(f"the seller did not settle the negotiation in {timeout} s") from None
-        finally:
-            self._waiting.pop(negotiation.negotiation, None)
+        await self.wait_for_listing(listing_id, timeout)
+        return await self.desk.negotiate(listing_id, offer, max_price, timeout=timeout)
 
     async def negotiate_and_buy(self, listing_id: str, offer: int, max_price: int) -> Trade:
         """Negotiate a price, then buy at it; NegotiationError if the seller declines."""
@@ -169,85 +172,22 @@ class MarketService:
             raise NegotiationError(f"the seller declined: {negotiation.reason}")
         return await self.buy(listing_id, amount=negotiation.offer, negotiation=negotiation.negotiation)
 
-    def _send(self, negotiation: Negotiation, to: bytes, step: Any) -> None:
-        negotiation.apply(self.public_key, step)
-        self.community.send_step(to, encode_step(step))
-
-    def receive_step(self, sender: bytes, data: bytes) -> None:
-        """A negotiation step from ``sender`` (authenticated by IPv8): advance and answer it."""
-        try:
-            step = decode_step(data)
-            negotiation = self.negotiations.get(step.negotiation)
-            if negotiation is None and step.step == "propose":
-                negotiation = self._open_as_seller(sender, step)
-            if negotiation is None:
-                return
-            negotiation.apply(sender, step)
-            if negotiation.state == "open":
-                self._answer(negotiation)
-        except (EncodingError, NegotiationError, MarketError) as exc:
-            logger.info("ignored negotiation step from %s: %s", sender.hex()[:16], exc)
-            return
-        future = self._waiting.get(negotiation.negotiation)
-        if future is not None and not future.done() and negotiation.state in ("accepted", "declined"):
-            future.set_result(negotiation)
-
-    def _open_as_seller(self, buyer: bytes, step: Any) -> Negotiation | None:
-        listing = self.market.book.get(step.listing.hex())
-        if listing.seller != self.public_key or len(self.negotiations) > 100_000:
-            return None
-        negotiation = Negotiation(step.negotiation, step.listing, buyer, self.public_key)
-        self.negotiations[step.negotiation] = negotiation
-        return negotiation
-
-    def _answer(self, negotiation: Negotiation) -> None:
-        if negotiation.seller == self.public_key:
-            listing = self.market.book.get(negotiation.listing.hex())
-            step = self.seller_strategy.respond(negotiation, listing, self.market.book.status(listing))
-            self._send(negotiation, negotiation.buyer, step)
-        else:
-            step = self._buyer_strategies[negotiation.negotiation].respond(negotiation)
-            self._send(negotiation, negotiation.seller, step)
-
-    def _negotiated_price(self, negotiation_id: str, buyer: bytes, listing_id: str) -> int | None:
-        # The price we accepted, or the counter-offer we made and still stand by: paying it accepts it.
-        negotiation = self.negotiations.get(negotiation_id)
-        if negotiation is None or negotiation.buyer != buyer or negotiation.listing.hex() != listing_id:
-            return None
-        if negotiation.state == "accepted" or negotiation.state == "open" and negotiation.offered_by == self.public_key:
-            return negotiation.offer
-        return None
-
-    # --- standing requests and matching ---------------------------------------------------
+    @property
+    def requests(self) -> dict[str, StandingRequest]:
+        """Every standing request we know (ours and relayed ones), by id."""
+        return self.board.requests
 
     def post_request(self, query: Query, *, expires_in: int | None = None) -> StandingRequest:
         """Post a standing request (signed) and spread it, so sellers and matchmakers see the demand."""
-        now = self.market.clock()
-        request = StandingRequest.create(
-            self.peer.identity, query, created=now, expires=None if expires_in is None else now + expires_in
-        )
-        self.requests[request.request_id] = request
-        self.community.publish_request(request.encode())
-        return request
-
-    def receive_request(self, data: bytes) -> None:
-        """A standing request relayed by the network; kept if its buyer signed it."""
-        try:
-            request = StandingRequest.decode(data)
-        except EncodingError:
-            return
-        if len(self.requests) < MAX_FOREIGN_REQUESTS:
-            self.requests.setdefault(request.request_id, request)
+        return self.board.post(query, expires_in=expires_in)
 
     def live_requests(self) -> list[StandingRequest]:
         """Every standing request we know that has not expired."""
-        now = self.market.clock()
-        return [r for r in self.requests.values() if not r.is_expired(now)]
+        return self.board.live()
 
     def matches(self, *, own_only: bool = False) -> list[tuple[StandingRequest, Listing]]:
         """Standing requests paired with the live listings they accept, by price, then time."""
-        requests = [r for r in self.live_requests() if not own_only or r.buyer == self.public_key]
-        return match_requests(requests, self.market.book.search(), self.market.clock())
+        return self.board.matches(self.market.book.search(), own_only=own_only)
 
     async def fill_requests(self) -> list[Trade]:
         """Buy, for each of our standing requests, the best matching listing not bought yet."""
@@ -259,7 +199,65 @@ class MarketService:
                 continue
             if self.market.book.status(listing) != LIVE:
                 continue
-            trades.append(await self.buy(listing.listing_id))
+            trades.append(await self.market.buy(listing.listing_id))
             served.add(request.request_id)
             bought.add(listing.listing_id)
         return trades
+
+    # --- the market's ways out ---------------------------------------------------------
+
+    async def _propose(self, counterparty: bytes, block_type: str, transaction: dict[str, object]) -> tuple[HalfBlock, HalfBlock]:
+        return await self.peer.community.propose(counterparty, block_type, transaction, timeout=self.propose_timeout)
+
+    async def _fetch(self, listing: Listing) -> bytes:
+        return await self.community.fetch(listing.seller, listing.cid)
+
+    def _send_step(self, counterparty: bytes, step: bytes) -> None:
+        self.community.send_step(counterparty, step)
+
+    def _publish_request(self, request: bytes) -> None:
+        self.community.publish_request(request)
+
+    def _on_block(self, block: HalfBlock) -> None:
+        if block.public_key == self.public_key and block.type in RECORD_TYPES and block.is_record:
+            self.community.publish(block)
+
+    # --- MarketHandler: what the community asks ----------------------------------------
+
+    def peer_for(self, public_key: bytes) -> IPv8Peer | None:
+        """The IPv8 peer with TrustChain key ``public_key``, if its address is known."""
+        return self.peer.community.peer_for(public_key)
+
+    def known_public_keys(self) -> list[bytes]:
+        """TrustChain keys of every peer we can reach: contacts and IPv8 neighbours."""
+        return self.peer.community.known_public_keys()
+
+    def receive_record(self, block: HalfBlock) -> None:
+        """A market record from the network: the ledger validates and stores it, the book learns it."""
+        if self.peer.ledger.store.get_by_hash(block.hash) is None:
+            self.peer.ledger.receive(block)
+
+    def first_gap(self, public_key: bytes) -> int:
+        """The first sequence number of that chain we lack: we hold everything below it."""
+        store = self.peer.ledger.store
+        held = store.held_sequence_numbers(public_key, 1, store.latest_sequence_number(public_key))
+        return next((i for i, seq in enumerate(held, start=1) if seq != i), len(held) + 1)
+
+    def own_records(self, since: int = 1) -> list[HalfBlock]:
+        """Our market records from sequence number ``since`` (what a newcomer asks for)."""
+        return [b for b in self.peer.ledger.store.chain(self.public_key, max(1, since)) if b.type in RECORD_TYPES]
+
+    def ciphertext(self, cid: str) -> bytes | None:
+        """The ciphertext of one of our listings, or None: we serve nothing else."""
+        for listing in self.market.book.search(seller=self.public_key, include_unavailable=True):
+            if listing.cid == cid:
+                return self.market.content.cat(cid)
+        return None
+
+    def receive_step(self, sender: bytes, data: bytes) -> None:
+        """A negotiation step from ``sender`` (authenticated by IPv8), for the desk."""
+        self.desk.receive(sender, data)
+
+    def receive_request(self, data: bytes) -> None:
+        """A standing request relayed by the network, for the board."""
+        self.board.receive(data)

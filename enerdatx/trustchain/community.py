@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import nacl.signing
-from ipv8.community import Community
 from ipv8.keyvault.crypto import default_eccrypto
 from ipv8.lazy_community import lazy_wrapper, lazy_wrapper_unsigned
 from ipv8.peer import Peer as IPv8Peer
 
+from enerdatx.overlay import Overlay
 from enerdatx.errors import (
     EncodingError,
     FraudDetectedError,
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from enerdatx.crypto import Identity
     from enerdatx.trustchain.ledger import TrustChain
 
-__all__ = ["SenderLimits", "TrustChainCommunity", "ipv8_private_key", "ipv8_public_key_bin", "trustchain_key"]
+__all__ = ["TrustChainCommunity", "ipv8_private_key", "ipv8_public_key_bin", "trustchain_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,46 +88,6 @@ def trustchain_key(peer: IPv8Peer) -> bytes | None:
     return key_bin[-32:]
 
 
-class TokenBucket:
-    """Allow ``rate`` events a second on average and ``burst`` at once."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.tokens = float(burst)
-        self.stamp = time.monotonic()
-
-    def take(self) -> bool:
-        """Spend one token; False (and nothing spent) when the bucket is empty."""
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
-class SenderLimits:
-    """Admits a packet unless it is too big or its sender is beyond its token bucket (one per address)."""
-
-    def __init__(self, max_packet_size: int, rate: float, burst: int, max_senders: int = 10_000) -> None:
-        self.max_packet_size = max_packet_size
-        self.rate, self.burst, self.max_senders = rate, burst, max_senders
-        self._buckets: dict[Any, TokenBucket] = {}
-
-    def admit(self, address: Any, data: bytes) -> bool:
-        """True when the packet may be decoded; False (a token spent or not) when it is to be dropped."""
-        if len(data) > self.max_packet_size:
-            return False
-        bucket = self._buckets.get(address)
-        if bucket is None:
-            if len(self._buckets) > self.max_senders:  # forget idle senders rather than grow without bound
-                self._buckets.clear()
-            bucket = self._buckets[address] = TokenBucket(self.rate, self.burst)
-        return bucket.take()
-
-
 @dataclass
 class _Crawl:
     public_key: bytes
@@ -145,7 +105,7 @@ class _Rumour:
     holders: set[bytes]  # peers known to hold the proof: they sent it to us
 
 
-class TrustChainCommunity(Community):
+class TrustChainCommunity(Overlay):
     """Exchanges one ledger's half-blocks with other peers over IPv8."""
 
     community_id = bytes.fromhex("65646e5852b8a1c63f0e2d9d7c1a4e58a6f3b201")
@@ -162,14 +122,10 @@ class TrustChainCommunity(Community):
         self._keys_by_address: dict[Address, bytes] = {}
         self._key_bins: dict[bytes, bytes] = {}
         self.seeds: list[Address] = []
-        self.bytes_sent = 0
-        self.packets_sent = 0
-        self.packets_dropped = 0
         self._peers: dict[bytes, IPv8Peer] = {}
         self._awaiting: dict[int, tuple[HalfBlock, asyncio.Future[HalfBlock]]] = {}
         self._countersigning: set[bytes] = set()
         self._crawls: dict[int, _Crawl] = {}
-        self._limits = SenderLimits(settings.max_packet_size, settings.rate_per_second, settings.rate_burst)
         self._rumours: dict[bytes, _Rumour] = {}
 
         self.add_message_handler(ProposalMessage, self.on_proposal)
@@ -243,42 +199,13 @@ class TrustChainCommunity(Community):
 
     def send(self, peer: IPv8Peer, payload: Payload) -> None:
         """Send one message (signed unless it only carries signed blocks), counting its bytes."""
-        packet = self.ezr_pack(payload.msg_id, payload, sig=not isinstance(payload, UNSIGNED))  # type: ignore[attr-defined]
-        try:
-            self.endpoint.send(peer.address, packet)
-        except Exception:  # noqa: BLE001 - like a lost datagram: retries and timeouts cover it
-            logger.debug("could not send to %s", peer.address, exc_info=True)
-            return
-        self.bytes_sent += len(packet)
-        self.packets_sent += 1
-
-    def on_packet(self, packet: tuple[Address, bytes], warn_unknown: bool = True) -> None:
-        """Drop oversized packets and senders beyond their rate before decoding anything."""
-        address, data = packet
-        if not self._limits.admit(address, data):
-            self.packets_dropped += 1
-            return
-        super().on_packet(packet, warn_unknown)
+        self.send_packet(peer, payload, sign=not isinstance(payload, UNSIGNED))
 
     def _decode_block(self, data: bytes) -> HalfBlock | None:
         try:
             return HalfBlock.decode(data)
         except EncodingError:
             return None
-
-    async def _until(self, future: asyncio.Future[Any], resend: Any, timeout: float) -> None:
-        """Call ``resend()`` with growing pauses until ``future`` is done or ``timeout`` passes."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        interval = self.settings.retry_interval
-        while not future.done():
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError
-            resend()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(future), min(interval, remaining))
-            interval = min(interval * 2, self.settings.max_retry_interval)
 
     # --- proposal and agreement ----------------------------------------------------
 
@@ -305,7 +232,7 @@ class TrustChainCommunity(Community):
             self.send(self.peer_for(counterparty) or peer, message)
 
         try:
-            await self._until(future, resend, timeout)
+            await self.until(future, resend, timeout)
         except TimeoutError:
             raise TransactionTimeoutError(
                 f"no agreement from {counterparty.hex()[:16]} for block {proposal.sequence_number} in {timeout} s"
@@ -430,7 +357,7 @@ class TrustChainCommunity(Community):
         self._crawls[identifier] = crawl
         request = CrawlRequestMessage(identifier, public_key, start, end)
         try:
-            await self._until(crawl.done, lambda: self.send(peer, request), deadline - loop.time())
+            await self.until(crawl.done, lambda: self.send(peer, request), deadline - loop.time())
         except TimeoutError:
             if crawl.total is None:
                 raise PeerUnreachableError(

@@ -11,9 +11,9 @@ docs/network.md lists the messages with their sizes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from ipv8.messaging.payload_dataclass import DataClassPayload, type_from_format
 
-from ipv8.messaging.payload_dataclass import DataClassPayload, convert_to_payload, type_from_format
+from enerdatx.overlay import compile_payloads
 
 __all__ = [
     "ProposalMessage",
@@ -112,13 +112,6 @@ MESSAGES = (
 UNSIGNED = (AgreementMessage, CrawlResponseMessage, BlockBroadcastMessage, FraudProofMessage)
 
 
-def _new_without_recompiling(cls: type, *args: Any, **kwargs: Any) -> Any:
-    return object.__new__(cls)
-
-
 # pyipv8 3.2 compiles a DataClassPayload's (un)packing code again on every instantiation,
 # which took most of the CPU time of a 200-peer simulation; compile each message once.
-for _message in MESSAGES:
-    convert_to_payload(_message, msg_id=_message.msg_id)
-    _message.__new__ = _new_without_recompiling  # type: ignore[assignment, method-assign]
-
+compile_payloads(MESSAGES)

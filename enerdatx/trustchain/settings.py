@@ -1,25 +1,24 @@
-"""Settings of the TrustChain community: the ledger it serves and its network knobs."""
+"""Settings of the TrustChain community: the ledger it serves and its network knobs.
+
+Retries, packet size and rate limits are the fields every overlay has (:class:`OverlaySettings`).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ipv8.community import CommunitySettings
+from enerdatx.overlay import OverlaySettings
 
 if TYPE_CHECKING:
     from enerdatx.trustchain import TrustChain
 
 
-class TrustChainSettings(CommunitySettings):
+class TrustChainSettings(OverlaySettings):
     """What a :class:`~enerdatx.trustchain.community.TrustChainCommunity` is given at birth."""
 
     ledger: TrustChain | None = None
     """The peer's ledger; the community only moves its blocks, the ledger decides on them."""
 
-    retry_interval: float = 0.25
-    """Seconds before a proposal or crawl request is sent again; doubles on every retry."""
-
-    max_retry_interval: float = 1.0
     crawl_timeout: float = 5.0
     """Seconds a crawl may take, retries included."""
 
@@ -45,20 +44,5 @@ class TrustChainSettings(CommunitySettings):
     """After the first push, ``fraud_rounds`` more pushes of ``fraud_round_fanout`` peers each,
     ``fraud_round_interval`` seconds apart, so lost packets do not stop the rumour."""
 
-    max_packet_size: int = 65_507
-    """Bigger packets are dropped unread (65,507: the most a UDP datagram over IPv4 carries)."""
-
-    rate_per_second: float = 1000.0
-    rate_burst: int = 1000
-    """Token bucket per sender address: packets beyond it are dropped unread."""
-
     seed_interval: float = 5.0
     """Seconds between walks to seed addresses that have not answered yet."""
-
-    def update(self, **overrides: Any) -> TrustChainSettings:
-        """Set several fields at once, refusing names that are not settings."""
-        for name, value in overrides.items():
-            if not hasattr(type(self), name):
-                raise TypeError(f"unknown TrustChain setting {name!r}")
-            setattr(self, name, value)
-        return self

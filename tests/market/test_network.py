@@ -20,10 +20,10 @@ class DataSet:
 
 @pytest.fixture
 async def market_peers(tmp_path):
-    lab = Lab(tmp_path, "memory", services=lambda peer: [MarketService()], progress=False, durable=False)
+    lab = Lab(tmp_path, "memory", market=True, progress=False, durable=False)
     async with lab:
         peers = await lab.start(4)
-        yield [peer.services[0] for peer in peers]
+        yield [peer.market for peer in peers]
 
 
 async def test_a_listing_spreads_and_is_bought_across_the_network(market_peers):
@@ -43,15 +43,15 @@ async def test_a_listing_spreads_and_is_bought_across_the_network(market_peers):
 
 
 async def test_a_newcomer_learns_listings_and_withdrawals_by_asking(tmp_path):
-    lab = Lab(tmp_path, "memory", services=lambda peer: [MarketService()], progress=False, durable=False)
+    lab = Lab(tmp_path, "memory", market=True, progress=False, durable=False)
     async with lab:
         [seller_peer] = await lab.start(1)
-        seller = seller_peer.services[0]
+        seller = seller_peer.market
         kept = seller.sell(DataSet(readings_bytes(22), DESCRIPTOR), 10)
         gone = seller.sell(DataSet(readings_bytes(23), DESCRIPTOR), 10)
         seller.market.withdraw(gone.listing_id)
         peers = await lab.start(1)
-        newcomer = peers[1].services[0]
+        newcomer = peers[1].market
         await newcomer.market.book.wait_for(
             lambda book: len(book) == 2 and book.search(include_unavailable=False) == [kept]
         )
@@ -114,15 +114,15 @@ async def test_standing_requests_spread_and_are_filled_cheapest_first(market_pee
 
 
 async def test_a_seller_restarted_from_its_directory_still_sells_its_listings(tmp_path):
-    lab = Lab(tmp_path, "memory", services=lambda peer: [MarketService()], progress=False, durable=True)
+    lab = Lab(tmp_path, "memory", market=True, progress=False, durable=True)
     async with lab:
         peers = await lab.start(2)
-        seller, buyer = (peer.services[0] for peer in peers)
+        seller, buyer = (peer.market for peer in peers)
         plaintext = readings_bytes(31)
         listing = seller.sell(DataSet(plaintext, DESCRIPTOR), 20)
         await buyer.market.book.wait_for_listing(listing.listing_id)
 
-        restarted = (await lab.restart(0)).services[0]
+        restarted = (await lab.restart(0)).market
         assert restarted.market.book.get(listing.listing_id) == listing  # rebuilt from the chain
         trade = await buyer.buy(listing.listing_id)
         assert trade.plaintext == plaintext  # the key survived in market.sqlite

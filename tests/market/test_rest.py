@@ -15,10 +15,10 @@ from enerdatx.meter import load_dataset_bytes, synthetic_household, write_csv
 
 @pytest.fixture
 async def apis(tmp_path):
-    lab = Lab(tmp_path, "memory", services=lambda peer: [MarketService()], progress=False, durable=False)
+    lab = Lab(tmp_path, "memory", market=True, progress=False, durable=False)
     async with lab:
         peers = await lab.start(2)
-        servers = [RestServer(peer.services[0]) for peer in peers]
+        servers = [RestServer(peer.market) for peer in peers]
         for server in servers:
             await server.start()
         async with aiohttp.ClientSession() as http:

@@ -11,7 +11,8 @@ from ipv8.messaging.serialization import default_serializer
 from enerdatx.cli.peer import parse_address, parse_contact
 from enerdatx.crypto import Identity, verify_signature
 from enerdatx.lab import Lab
-from enerdatx.trustchain.community import TokenBucket, ipv8_private_key, ipv8_public_key_bin
+from enerdatx.overlay import TokenBucket
+from enerdatx.trustchain.community import ipv8_private_key, ipv8_public_key_bin
 from enerdatx.trustchain.payload import (
     MESSAGES,
     SIGNED_OVERHEAD,

@@ -28,7 +28,7 @@ async def test_sybils_on_the_lab_gain_no_more_netflow_than_their_real_work(tmp_p
 
 def market_lab(directory, seed: int) -> Lab:
     return Lab(directory, transport="memory", seed=seed, durable=False, progress=False,
-               services=lambda peer: [MarketService()])
+               market=True)
 
 
 async def test_a_key_withholder_cheats_each_victim_once_and_every_honest_peer_holds_a_complaint(tmp_path):
@@ -58,7 +58,7 @@ async def test_a_key_withholder_cheats_each_victim_once_and_every_honest_peer_ho
 async def test_a_free_rider_fetches_every_ciphertext_but_opens_no_plaintext(tmp_path):
     async with market_lab(tmp_path / "a", seed=2) as lab:
         result = await lab_free_rider(lab, sellers=3, listings_per_seller=2, seed=2, timeout=20)
-        rider = lab.peers[-2].services[0]
+        rider = lab.peers[-2].market
         assert rider.market.purchases() == [] and rider.market.trades() == []  # it never paid
     figures = result.figures
     assert figures["listings_seen"] == figures["sealed_keys_seen"] == 6
@@ -71,5 +71,5 @@ async def test_a_free_rider_fetches_every_ciphertext_but_opens_no_plaintext(tmp_
 
 async def test_the_market_scenarios_say_so_when_the_lab_has_no_market(tmp_path):
     async with Lab(tmp_path, transport="memory", seed=3, durable=False, progress=False) as lab:
-        with pytest.raises(MarketError, match="MarketService"):
+        with pytest.raises(MarketError, match="runs no market"):
             await lab_key_withholder(lab, honest=2, seed=3)

@@ -28,23 +28,23 @@ async def test_flooded_seller_keeps_serving_with_bounded_memory(tmp_path: Path) 
 async def test_replayed_proposal_is_answered_never_signed_again(tmp_path: Path) -> None:
     async with market_lab(tmp_path) as lab:
         seller, buyer = await lab.start(2)
-        listing = seller.services[0].sell(dataset(1), price=10)
-        await buyer.services[0].market.book.wait_for_listing(listing.listing_id)
-        trade = await buyer.services[0].buy(listing.listing_id)
-        chain, balance = seller.store.chain(seller.public_key), seller.services[0].market.balance()
+        listing = seller.market.sell(dataset(1), price=10)
+        await buyer.market.book.wait_for_listing(listing.listing_id)
+        trade = await buyer.market.buy(listing.listing_id)
+        chain, balance = seller.store.chain(seller.public_key), seller.market.balance()
         peer = buyer.community.peer_for(seller.public_key)
         for _ in range(50):
             buyer.community.send(peer, ProposalMessage(trade.proposal.encode()))
         await asyncio.sleep(0.2)  # the replays are processed (in-memory delivery, next loop turns)
         assert seller.store.chain(seller.public_key) == chain
-        assert seller.services[0].market.balance() == balance
+        assert seller.market.balance() == balance
 
 
 async def test_aggressive_crawler_is_rate_limited_and_honest_crawls_still_work(tmp_path: Path) -> None:
     async with market_lab(tmp_path, settings={"rate_per_second": 50, "rate_burst": 50}) as lab:
         seller, crawler, honest = await lab.start(3)
         for i in range(5):
-            seller.services[0].sell(dataset(i), price=5)
+            seller.market.sell(dataset(i), price=5)
         peer = crawler.community.peer_for(seller.public_key)
         sent_before = seller.community.packets_sent
         for i in range(2000):
@@ -59,7 +59,7 @@ async def test_aggressive_crawler_is_rate_limited_and_honest_crawls_still_work(t
 async def test_oversized_and_malformed_market_packets_are_dropped(tmp_path: Path) -> None:
     async with market_lab(tmp_path) as lab:
         seller, hostile = await lab.start(2)
-        market = seller.services[0].community
+        market = seller.market.community
         prefix = market._prefix
         hostile.ipv8.endpoint.send(seller.address, prefix + b"\x01" + bytes(70_000))
         for junk in (prefix + b"\x01", prefix + b"\x03\xff", prefix + b"\x09" + bytes(40)):
@@ -71,7 +71,7 @@ async def test_oversized_and_malformed_market_packets_are_dropped(tmp_path: Path
 
 async def lying_listing(seller: object, *, listed: bytes, served: bytes, descriptor: dict) -> object:
     """A listing whose commitment is to ``listed`` while its ciphertext holds ``served``."""
-    market = seller.services[0].market
+    market = seller.market.market
     key, salt = new_data_key(), nacl.utils.random(SALT_SIZE)
     committed = commitment(salt, listed)
     cid = market.content.add_bytes(encrypt_data(key, served))
@@ -85,36 +85,36 @@ async def test_seller_lying_about_its_data_is_caught_by_the_commitment(tmp_path:
         honest, other = dataset(1), dataset(2)
         listing = await lying_listing(seller, listed=honest.plaintext, served=other.plaintext,
                                       descriptor=honest.descriptor)
-        await buyer.services[0].market.book.wait_for_listing(listing.listing_id)
+        await buyer.market.book.wait_for_listing(listing.listing_id)
         with pytest.raises(DataVerificationError) as caught:
-            await buyer.services[0].buy(listing.listing_id)
+            await buyer.market.buy(listing.listing_id)
         complaint = caught.value.complaint
         assert complaint.transaction["reason"] == "commitment_mismatch"
-        assert buyer.services[0].market.purchases() == []
-        book = bystander.services[0].market.book
+        assert buyer.market.purchases() == []
+        book = bystander.market.book
         await book.wait_for(lambda b: b.complaints_against(seller.public_key) == 1, timeout=5)
 
 
 async def test_seller_serving_other_bytes_than_the_cid_is_refused(tmp_path: Path) -> None:
     async with market_lab(tmp_path, fetch_timeout=2.0) as lab:
         seller, buyer = await lab.start(2)
-        listing = seller.services[0].sell(dataset(3), price=10)
-        seller.services[0].ciphertext = lambda cid: b"not the listed ciphertext"  # the liar's server
-        await buyer.services[0].market.book.wait_for_listing(listing.listing_id)
+        listing = seller.market.sell(dataset(3), price=10)
+        seller.market.ciphertext = lambda cid: b"not the listed ciphertext"  # the liar's server
+        await buyer.market.book.wait_for_listing(listing.listing_id)
         with pytest.raises(DataVerificationError) as caught:
-            await buyer.services[0].buy(listing.listing_id)
+            await buyer.market.buy(listing.listing_id)
         assert caught.value.complaint.transaction["reason"] == "ciphertext_unavailable"
-        assert not buyer.services[0].market.content.has(listing.cid)
+        assert not buyer.market.market.content.has(listing.cid)
 
 
 async def test_forged_listing_of_another_seller_is_not_accepted(tmp_path: Path) -> None:
     async with market_lab(tmp_path) as lab:
         seller, forger, buyer = await lab.start(3)
-        listing = seller.services[0].sell(dataset(4), price=10)
-        await buyer.services[0].market.book.wait_for_listing(listing.listing_id)
+        listing = seller.market.sell(dataset(4), price=10)
+        await buyer.market.book.wait_for_listing(listing.listing_id)
         block = seller.store.get_by_hash(listing.block_hash)
         forged = dataclasses.replace(block, transaction={**block.transaction, "price": 1})
-        forger.services[0].community.broadcast(RecordMessage(forged.encode()))
+        forger.market.community.broadcast(RecordMessage(forged.encode()))
         await asyncio.sleep(0.1)
-        prices = [x.price for x in buyer.services[0].search()]
+        prices = [x.price for x in buyer.market.search()]
         assert prices == [10]  # the forged copy fails the signature check

@@ -43,9 +43,9 @@ def test_a_key_file_others_can_read_is_refused(tmp_path: Path) -> None:
 
 async def test_rest_api_needs_its_token_and_binds_loopback(tmp_path: Path) -> None:
     async with Lab(tmp_path, "memory", durable=False, progress=False,
-                   services=lambda _peer: [MarketService()]) as lab:
+                   market=True) as lab:
         (peer,) = await lab.start(1)
-        server = RestServer(peer.services[0])
+        server = RestServer(peer.market)
         url = await server.start()
         try:
             assert server.host == "127.0.0.1"
@@ -57,14 +57,14 @@ async def test_rest_api_needs_its_token_and_binds_loopback(tmp_path: Path) -> No
                         assert (await response.json())["error"]["code"] == "unauthorized"
                 async with session.put(f"{url}/market/bids", json={"max_price": 5}) as response:
                     assert response.status == 401
-                    assert peer.services[0].requests == {}  # refused before anything happened
+                    assert peer.market.requests == {}  # refused before anything happened
                 good = {"Authorization": f"Bearer {server.token}"}
                 async with session.get(f"{url}/wallets", headers=good) as response:
                     assert response.status == 200
         finally:
             await server.stop()
     with pytest.raises(ValueError):
-        RestServer(peer.services[0], host="0.0.0.0")
+        RestServer(peer.market, host="0.0.0.0")
 
 
 def test_peer_run_binds_loopback_by_default() -> None:

@@ -121,7 +121,7 @@ async def test_panels_work_alone_over_a_lab(tmp_path):
     from enerdatx.market.service import MarketService
     from enerdatx.meter import cut_dataset, synthetic_household
 
-    lab = Lab(tmp_path, services=lambda peer: [MarketService()], progress=False)
+    lab = Lab(tmp_path, market=True, progress=False)
     peers = PeersPanel(lab)
     dataset = cut_dataset(synthetic_household(seed=3, days=2), resolution="1h")
     market = MarketPanel(lab, lambda peer: dataset)

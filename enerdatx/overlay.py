@@ -1,0 +1,179 @@
+"""What every EnerDatX IPv8 overlay shares: typed settings, per-sender limits, retries, payloads.
+
+Both the TrustChain community and the market community derive from :class:`Overlay` and
+their settings from :class:`OverlaySettings`; neither knows the other. The limits are
+checked before a packet is decoded, so a flooder costs a dictionary look-up per packet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ipv8.community import Community, CommunitySettings
+from ipv8.messaging.payload_dataclass import convert_to_payload
+
+if TYPE_CHECKING:
+    from ipv8.messaging.interfaces.udp.endpoint import Address
+    from ipv8.messaging.serialization import Payload
+    from ipv8.peer import Peer as IPv8Peer
+
+__all__ = ["Overlay", "OverlaySettings", "SenderLimits", "TokenBucket", "compile_payloads"]
+
+logger = logging.getLogger(__name__)
+
+S = TypeVar("S", bound="OverlaySettings")
+
+
+class OverlaySettings(CommunitySettings):
+    """Network knobs every overlay has; subclasses add their own fields (all class attributes)."""
+
+    retry_interval: float = 0.25
+    """Seconds before a request is sent again; doubles on every retry."""
+
+    max_retry_interval: float = 1.0
+    """The longest pause between two retries."""
+
+    max_packet_size: int = 65_507
+    """Bigger packets are dropped unread (65,507: the most a UDP datagram over IPv4 carries)."""
+
+    rate_per_second: float = 1000.0
+    rate_burst: int = 1000
+    """Token bucket per sender address: packets beyond it are dropped unread."""
+
+    def update(self: S, **overrides: Any) -> S:
+        """Set several fields at once, refusing names that are not settings; returns ``self``."""
+        for name, value in overrides.items():
+            if name.startswith("_") or not hasattr(type(self), name) or callable(getattr(type(self), name)):
+                raise TypeError(f"unknown {type(self).__name__} field {name!r}")
+            setattr(self, name, value)
+        return self
+
+
+class TokenBucket:
+    """Allow ``rate`` events a second on average and ``burst`` at once."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        """Spend one token; False (and nothing spent) when the bucket is empty."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class SenderLimits:
+    """Admits a packet unless it is too big or its sender is beyond its token bucket (one per address)."""
+
+    def __init__(self, max_packet_size: int, rate: float, burst: int, max_senders: int = 10_000) -> None:
+        self.max_packet_size = max_packet_size
+        self.rate, self.burst, self.max_senders = rate, burst, max_senders
+        self._buckets: dict[object, TokenBucket] = {}
+
+    def admit(self, address: object, data: bytes) -> bool:
+        """True when the packet may be decoded; False (a token spent or not) when it is to be dropped."""
+        if len(data) > self.max_packet_size:
+            return False
+        bucket = self._buckets.get(address)
+        if bucket is None:
+            if len(self._buckets) > self.max_senders:  # forget idle senders rather than grow without bound
+                self._buckets.clear()
+            bucket = self._buckets[address] = TokenBucket(self.rate, self.burst)
+        return bucket.take()
+
+
+def _new_without_recompiling(cls: type, *args: Any, **kwargs: Any) -> Any:
+    return object.__new__(cls)
+
+
+def compile_payloads(messages: Iterable[type]) -> None:
+    """Compile each DataClassPayload's packing code once, not on every instantiation.
+
+    pyipv8 3.2's ``DataClassPayload.__new__`` recompiles the class's packing code each time a
+    message is made (measured: most of the cost of building a message); compiling it up front
+    and then creating instances with plain ``object.__new__`` keeps the same wire format.
+    """
+    for message in messages:
+        convert_to_payload(message, msg_id=message.msg_id)  # type: ignore[attr-defined]
+        message.__new__ = _new_without_recompiling  # type: ignore[assignment, method-assign]
+
+
+class Overlay(Community):
+    """An IPv8 community with per-sender limits, counted sends, a drop counter and a retry loop."""
+
+    settings: OverlaySettings
+
+    def __init__(self, settings: OverlaySettings) -> None:
+        super().__init__(settings)
+        self.settings = settings
+        self.bytes_sent = 0
+        self.packets_sent = 0
+        self.packets_dropped = 0
+        """Packets refused unread (too big, sender over its rate) or dropped by a handler's checks."""
+        self._limits = SenderLimits(settings.max_packet_size, settings.rate_per_second, settings.rate_burst)
+        self._drop_waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    def on_packet(self, packet: tuple[Address, bytes], warn_unknown: bool = True) -> None:
+        """Drop oversized packets and senders beyond their rate before decoding anything."""
+        address, data = packet
+        if not self._limits.admit(address, data):
+            self.count_drop()
+            return
+        super().on_packet(packet, warn_unknown)
+
+    def count_drop(self) -> None:
+        """Count one packet dropped on purpose (and wake whoever awaits that count)."""
+        self.packets_dropped += 1
+        for entry in list(self._drop_waiters):
+            count, future = entry
+            if self.packets_dropped >= count and not future.done():
+                future.set_result(None)
+
+    async def wait_for_drops(self, count: int, timeout: float = 10.0) -> None:
+        """Wait until ``packets_dropped`` reaches ``count``; TimeoutError after ``timeout`` seconds."""
+        if self.packets_dropped >= count:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (count, future)
+        self._drop_waiters.append(entry)
+        try:
+            await asyncio.wait_for(future, timeout)
+        finally:
+            self._drop_waiters.remove(entry)
+
+    def send_packet(self, peer: IPv8Peer, payload: Payload, *, sign: bool = True) -> None:
+        """Send one message (signed unless ``sign`` is False), counting its bytes; a failure is a lost datagram."""
+        packet = self.ezr_pack(payload.msg_id, payload, sig=sign)  # type: ignore[attr-defined]
+        try:
+            self.endpoint.send(peer.address, packet)
+        except Exception:  # noqa: BLE001 - like a lost datagram: retries and timeouts cover it
+            logger.debug("could not send to %s", peer.address, exc_info=True)
+            return
+        self.bytes_sent += len(packet)
+        self.packets_sent += 1
+
+    async def until(self, future: asyncio.Future[Any], resend: Callable[[], None], timeout: float) -> None:
+        """Call ``resend()`` with growing pauses until ``future`` is done; TimeoutError after ``timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        interval = self.settings.retry_interval
+        while not future.done():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError
+            resend()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(future), min(interval, remaining))
+            interval = min(interval * 2, self.settings.max_retry_interval)

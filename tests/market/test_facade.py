@@ -1,0 +1,64 @@
+"""The one way in: ``Lab(market=True)``, ``peer.market``, and a ``buy`` that waits for its listing."""
+
+from __future__ import annotations
+
+import pytest
+
+from enerdatx import Lab
+from enerdatx.errors import ListingNotFoundError, MarketError
+from enerdatx.market.service import MarketService
+
+from .conftest import DESCRIPTOR, readings_bytes
+
+
+class DataSet:
+    def __init__(self, plaintext: bytes, descriptor: dict) -> None:
+        self.plaintext, self.descriptor = plaintext, descriptor
+
+
+async def test_buy_right_after_the_sale_waits_for_the_listing_to_arrive(tmp_path):
+    async with Lab(tmp_path, market=True, progress=False, durable=False) as lab:
+        seller, buyer = await lab.start(2)
+        listing = seller.market.sell(DataSet(readings_bytes(31), DESCRIPTOR), price=40)
+        assert listing.listing_id not in {x.listing_id for x in buyer.market.search()}  # not there yet
+
+        trade = await buyer.market.buy(listing.listing_id)
+
+        assert trade.plaintext == readings_bytes(31) and trade.amount == 40
+        assert buyer.market.balance().available == 960
+
+
+async def test_buying_a_listing_nobody_sells_fails_after_the_timeout_with_a_typed_error(tmp_path):
+    async with Lab(tmp_path, market=True, progress=False, durable=False) as lab:
+        _, buyer = await lab.start(2)
+        with pytest.raises(ListingNotFoundError, match="did not reach this peer in 0.2 s") as caught:
+            await buyer.market.buy("ab" * 32, timeout=0.2)
+        assert isinstance(caught.value, MarketError) and isinstance(caught.value, KeyError)
+        assert buyer.market.balance().available == 1000 and buyer.store.chain(buyer.public_key) == []
+
+
+async def test_a_peer_without_a_market_says_how_to_get_one(tmp_path):
+    async with Lab(tmp_path, progress=False, durable=False) as lab:
+        (peer,) = await lab.start(1)
+        assert not peer.has_market
+        with pytest.raises(MarketError, match=r"Lab\(market=True\)"):
+            peer.market  # noqa: B018
+        market = peer.add_market()
+        assert peer.market is market and peer.has_market
+        with pytest.raises(MarketError, match="has a market already"):
+            peer.add_market()
+
+
+async def test_start_chooses_the_market_per_batch_and_restarts_keep_it(tmp_path):
+    async with Lab(tmp_path, progress=False, durable=False) as lab:
+        await lab.start(1)
+        rich, poor = (await lab.start(2, market=lambda: MarketService(grant=500)))[1:]
+        assert not lab.peers[0].has_market
+        assert rich.market.balance().available == poor.market.balance().available == 500
+        restarted = await lab.restart(1)
+        assert restarted is not rich and restarted.market.balance().available == 500
+
+
+def test_a_market_option_that_is_not_one_is_refused(tmp_path):
+    with pytest.raises(TypeError, match="factory of MarketService"):
+        Lab(tmp_path, market="yes")  # type: ignore[arg-type]
