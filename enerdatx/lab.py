@@ -8,8 +8,9 @@
 2 True
 
 In a notebook, ``async with Lab(market=True) as lab: peers = await lab.start(5)``; the peers
-keep working between cells, and each peer's ``.market`` sells and buys. In a script, ``with Lab(...) as lab`` runs the peers on an event
-loop of their own, and ``lab.run_sync(coroutine)`` runs a coroutine there.
+keep working between cells, and each peer's ``.market`` sells and buys. In a script,
+``with Lab(...) as lab`` runs the peers on an event loop of their own, and
+``lab.run_sync(coroutine)`` runs a coroutine there.
 """
 
 from __future__ import annotations

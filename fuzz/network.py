@@ -30,7 +30,6 @@ from enerdatx.peer import Peer
 from enerdatx.trustchain import BlockStore, TrustChain
 from enerdatx.trustchain.community import ipv8_public_key_bin
 from enerdatx.trustchain.payload import MESSAGES as TRUSTCHAIN_MESSAGES
-
 from fuzz.targets import refuse_cleanly, target
 
 # The fuzzing sender: a fixed key at an address nobody listens on (answers are lost).

@@ -46,8 +46,14 @@ def _market_blocks() -> dict[str, bytes]:
     """A listing, its withdrawal, a payment and a complaint, signed by the vector identities."""
     from enerdatx.crypto import Identity
     from enerdatx.market.formats import (
-        COMPLAINT, LISTING, PAYMENT, WITHDRAWAL, complaint_transaction, listing_transaction,
-        payment_transaction, withdrawal_transaction,
+        COMPLAINT,
+        LISTING,
+        PAYMENT,
+        WITHDRAWAL,
+        complaint_transaction,
+        listing_transaction,
+        payment_transaction,
+        withdrawal_transaction,
     )
     from enerdatx.trustchain import BlockStore, TrustChain
 
@@ -169,8 +175,14 @@ def _message(index: int, message: object) -> bytes:
 
 def _trustchain_messages() -> list[bytes]:
     from enerdatx.trustchain.payload import (
-        AgreementMessage, BlockBroadcastMessage, CrawlRequestMessage, CrawlResponseMessage, FraudProofMessage,
-        MESSAGES, ProposalMessage, RejectionMessage,
+        MESSAGES,
+        AgreementMessage,
+        BlockBroadcastMessage,
+        CrawlRequestMessage,
+        CrawlResponseMessage,
+        FraudProofMessage,
+        ProposalMessage,
+        RejectionMessage,
     )
 
     blocks, proof = _blocks(), _proofs()[0]
@@ -186,8 +198,13 @@ def _trustchain_messages() -> list[bytes]:
 
 def _market_messages() -> list[bytes]:
     from enerdatx.market.payload import (
-        MESSAGES, FetchRequestMessage, FetchResponseMessage, ListingsRequestMessage, NegotiationMessage,
-        RecordMessage, RequestMessage,
+        MESSAGES,
+        FetchRequestMessage,
+        FetchResponseMessage,
+        ListingsRequestMessage,
+        NegotiationMessage,
+        RecordMessage,
+        RequestMessage,
     )
 
     market = _market_blocks()

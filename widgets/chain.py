@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from enerdatx.trustchain import NO_COUNTERPARTY, BlockStore, HalfBlock, TrustChain
-from enerdatx.widgets.panel import Panel, show_figure, short_key
+from enerdatx.widgets.panel import Panel, short_key, show_figure
 from enerdatx.widgets.tables import frame_html
 
 __all__ = ["ChainExplorer", "chain_frame", "fraud_frame", "trade_graph"]
@@ -192,4 +192,5 @@ class ChainExplorer(Panel):
         )
         self.figure = trade_graph(ledger.store, names)
         show_figure(self.graph, self.figure)
-        self.show_info(f"{_name(self.owner.value, names)}: {len(frame)} blocks held by {self.viewer.value}; {len(proofs)} fraud proofs")
+        owner = _name(self.owner.value, names)
+        self.show_info(f"{owner}: {len(frame)} blocks held by {self.viewer.value}; {len(proofs)} fraud proofs")

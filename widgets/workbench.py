@@ -9,7 +9,6 @@ from typing import Any
 import ipywidgets as widgets
 
 from enerdatx.errors import NetworkError
-
 from enerdatx.lab import Lab, Transport
 from enerdatx.market.service import MarketService
 from enerdatx.meter import cut_dataset, synthetic_household

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from dsmr_parser import telegram_specifications
 from dsmr_parser.parsers import TelegramParser
 from tqdm.auto import tqdm

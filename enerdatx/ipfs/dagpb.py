@@ -8,8 +8,8 @@ wrong wire type or a truncated value is an ``EncodingError``, never a guess.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from enerdatx.errors import EncodingError
 

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import nacl.utils
 
@@ -48,8 +48,14 @@ from enerdatx.market.formats import (
 from enerdatx.market.keyring import Keyring, Purchase
 from enerdatx.market.orderbook import LIVE, OrderBook
 from enerdatx.market.wallet import DEFAULT_GRANT, Balance, Wallet
-from enerdatx.trustchain import HalfBlock, TrustChain
-from enerdatx.trustchain import now_ms  # one clock for listing expiry and block timestamps
+from enerdatx.trustchain import (
+    HalfBlock,
+    TrustChain,
+    now_ms,  # one clock for listing expiry and block timestamps
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["ContentSource", "Fetcher", "Market", "NegotiatedPrice", "Proposer", "Trade", "now_ms"]
 

@@ -9,6 +9,7 @@ the CBOR formats of docs/market.md, as opaque bytes here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from ipv8.messaging.payload_dataclass import DataClassPayload, type_from_format
 
 from enerdatx.overlay import compile_payloads

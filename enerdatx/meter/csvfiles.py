@@ -109,7 +109,7 @@ def _london(table: pd.DataFrame, meter: str | None, tz: str) -> pd.DataFrame:
     # Localise in file order: the repeated autumn hour is only told apart by its position.
     try:
         starts = local.dt.tz_localize(tz, ambiguous="infer", nonexistent="NaT")
-    except Exception:  # pytz/zoneinfo raise several types when the repeated hour is incomplete
+    except Exception:  # noqa: BLE001 - pytz/zoneinfo raise several types when the repeated hour is incomplete
         starts = local.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
     keep = starts.notna().to_numpy()
     starts = pd.DatetimeIndex(starts[keep]).tz_convert("UTC")

@@ -20,7 +20,7 @@ import os
 import socket
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -253,7 +253,7 @@ def _local_fix(value: datetime | None, name: str) -> datetime | None:
         return value
     local = value.astimezone(_AMSTERDAM)
     naive = local.replace(tzinfo=None)
-    return naive.replace(tzinfo=_DUBLIN, fold=local.fold).astimezone(timezone.utc)
+    return naive.replace(tzinfo=_DUBLIN, fold=local.fold).astimezone(UTC)
 
 
 def _dst_flag(telegram: str) -> str:
@@ -393,7 +393,7 @@ def read_dsmr(source: Any, *, errors: str = "raise", stats: DSMRStats | None = N
 
 
 def _arrival_clock(_index: int) -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _row(item: tuple[int, str, str | None], stats: DSMRStats, errors: str, variant: str | None,

@@ -16,7 +16,6 @@ import heapq
 import logging
 import os
 import random
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,6 @@ from ipv8.keyvault.crypto import default_eccrypto
 from ipv8.lazy_community import lazy_wrapper, lazy_wrapper_unsigned
 from ipv8.peer import Peer as IPv8Peer
 
-from enerdatx.overlay import Overlay
 from enerdatx.errors import (
     EncodingError,
     FraudDetectedError,
@@ -35,10 +33,12 @@ from enerdatx.errors import (
     TransactionRejectedError,
     TransactionTimeoutError,
 )
+from enerdatx.overlay import Overlay
 from enerdatx.trustchain.block import HalfBlock
 from enerdatx.trustchain.encoding import MAX_SEQUENCE_NUMBER
 from enerdatx.trustchain.fraud import FraudProof
 from enerdatx.trustchain.payload import (
+    UNSIGNED,
     AgreementMessage,
     BlockBroadcastMessage,
     CrawlRequestMessage,
@@ -46,7 +46,6 @@ from enerdatx.trustchain.payload import (
     FraudProofMessage,
     ProposalMessage,
     RejectionMessage,
-    UNSIGNED,
 )
 from enerdatx.trustchain.settings import TrustChainSettings
 

@@ -11,6 +11,7 @@ docs/network.md lists the messages with their sizes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from ipv8.messaging.payload_dataclass import DataClassPayload, type_from_format
 
 from enerdatx.overlay import compile_payloads

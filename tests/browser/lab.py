@@ -23,7 +23,8 @@ ALL_CELLS_RUN = """() => {
     const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
     const cells = panel.content.widgets.filter(cell => cell.model.type === 'code');
     return kernel && kernel.status === 'idle'
-        && cells.every(cell => cell.model.executionCount !== null && !cell.node.querySelector('.jp-InputArea-prompt').textContent.includes('*'));
+        && cells.every(cell => cell.model.executionCount !== null
+            && !cell.node.querySelector('.jp-InputArea-prompt').textContent.includes('*'));
 }"""
 
 ERRORS = """() => window.jupyterapp.shell.currentWidget.content.widgets

@@ -43,7 +43,7 @@ def test_cids_match_real_nodes_and_read_back(row: dict[str, str]) -> None:
     for version, column in ((0, "cid_v0"), (1, "cid_v1_raw_leaves")):
         root, blocks = import_bytes(data, version)
         assert cid_string(root) == row[column]
-        assert b"".join(iter_file(lambda cid: blocks[bytes(cid)], root)) == data
+        assert b"".join(iter_file(lambda cid, blocks=blocks: blocks[bytes(cid)], root)) == data
 
 
 def kubo_balanced_layout(leaves: list[bytes], cid_version: int, max_links: int) -> CID:

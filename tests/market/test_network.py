@@ -7,7 +7,6 @@ import pytest
 from enerdatx.errors import NegotiationError
 from enerdatx.lab import Lab
 from enerdatx.market import Query
-from enerdatx.market.service import MarketService
 from enerdatx.market.negotiation import SellerStrategy
 
 from .conftest import DESCRIPTOR, readings_bytes

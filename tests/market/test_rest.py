@@ -9,7 +9,6 @@ import pytest
 
 from enerdatx.lab import Lab
 from enerdatx.market.rest import RestServer
-from enerdatx.market.service import MarketService
 from enerdatx.meter import load_dataset_bytes, synthetic_household, write_csv
 
 

@@ -253,9 +253,9 @@ def test_a_listing_is_a_signed_block_with_a_salted_commitment(town):
 
 
 async def test_income_counts_only_with_the_payers_signed_proposal(town):
+    from enerdatx.crypto import Identity
     from enerdatx.market import Wallet
     from enerdatx.trustchain import BlockStore, TrustChain
-    from enerdatx.crypto import Identity
 
     seller, buyer = town.add(), town.add()
     listing = seller.sell(readings_bytes(30), DESCRIPTOR, 70)

@@ -6,7 +6,6 @@ from enerdatx.attacks import lab_double_spender, lab_free_rider, lab_key_withhol
 from enerdatx.errors import MarketError
 from enerdatx.lab import Lab
 from enerdatx.market import COMPLAINT
-from enerdatx.market.service import MarketService
 
 
 async def test_a_double_spender_on_the_lab_is_detected_and_refused_by_every_honest_peer(tmp_path):

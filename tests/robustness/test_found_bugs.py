@@ -87,8 +87,8 @@ def test_standing_request_with_maps_as_keys_is_refused_at_once() -> None:
 
 def test_crawl_request_beyond_the_sequence_range_is_ignored() -> None:
     # Found by the trustchain_message fuzz target: start 2**63 overflowed SQLite in the handler.
-    from fuzz.network import harness
     from enerdatx.trustchain.payload import CrawlRequestMessage
+    from fuzz.network import harness
 
     h = harness()
     handler = h.peer.community.decode_map[CrawlRequestMessage.msg_id].__wrapped__

@@ -17,7 +17,6 @@ from enerdatx.crypto import Identity
 from enerdatx.errors import KeyFileError
 from enerdatx.lab import Lab
 from enerdatx.market.rest import RestServer
-from enerdatx.market.service import MarketService
 
 
 def mode(path: Path) -> int:

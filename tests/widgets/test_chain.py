@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from enerdatx.widgets import ChainExplorer, chain_frame, fraud_frame, trade_graph
-
 from tests.widgets.conftest import fork_genesis, ledger
 
 

@@ -118,7 +118,6 @@ async def test_stop_all_empties_every_panel(workbench):
 
 async def test_panels_work_alone_over_a_lab(tmp_path):
     from enerdatx.lab import Lab
-    from enerdatx.market.service import MarketService
     from enerdatx.meter import cut_dataset, synthetic_household
 
     lab = Lab(tmp_path, market=True, progress=False)
