@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 import dag_cbor
+from dag_cbor.ipld import IPLDKind
 
 from enerdatx.errors import CarFormatError
 from enerdatx.ipfs.blocks import CID, cid_string, verify_block
@@ -26,7 +27,8 @@ MAX_SECTION_SIZE = 4 * 1024 * 1024 + 1024  # kubo's largest block (4 MiB) plus i
 
 def write_car(out: BinaryIO, roots: list[CID], blocks: Iterable[tuple[CID, bytes]]) -> int:
     """Write a CAR v1 with ``roots`` and ``blocks`` in the given order; return bytes written."""
-    header = dag_cbor.encode({"roots": roots, "version": 1})
+    listed: list[IPLDKind] = list(roots)
+    header = dag_cbor.encode({"roots": listed, "version": 1})
     written = out.write(encode_varint(len(header)) + header)
     for cid, block in blocks:
         cid_bytes = bytes(cid)
@@ -88,8 +90,9 @@ def read_car(stream: BinaryIO) -> tuple[list[CID], Iterator[tuple[CID, bytes]]]:
         raise CarFormatError(f"CAR header is not DAG-CBOR: {exc}") from exc
     if not isinstance(header, dict) or header.get("version") != 1:
         raise CarFormatError(f"not a CAR v1 header: {header!r}")
-    roots = header.get("roots")
-    if not isinstance(roots, list) or not all(isinstance(root, CID) for root in roots):
+    listed = header.get("roots")
+    roots = [root for root in listed if isinstance(root, CID)] if isinstance(listed, list) else []
+    if not isinstance(listed, list) or len(roots) != len(listed):
         raise CarFormatError("CAR header roots must be a list of CIDs")
 
     def sections() -> Iterator[tuple[CID, bytes]]:

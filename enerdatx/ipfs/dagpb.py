@@ -135,16 +135,16 @@ def _decode_link(buf: memoryview) -> PBLink:
     hash_: bytes | None = None
     name: str | None = None
     tsize: int | None = None
-    for field, wire_type, value in _fields(buf):
-        if field == 1 and wire_type == _LENGTH_DELIMITED and hash_ is None:
-            hash_ = bytes(value)  # type: ignore[arg-type]
-        elif field == 2 and wire_type == _LENGTH_DELIMITED and name is None:
+    for field, _wire_type, value in _fields(buf):  # the value's type says the wire type
+        if field == 1 and isinstance(value, memoryview) and hash_ is None:
+            hash_ = bytes(value)
+        elif field == 2 and isinstance(value, memoryview) and name is None:
             try:
-                name = bytes(value).decode("utf-8")  # type: ignore[arg-type]
+                name = bytes(value).decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise EncodingError("dag-pb link name is not UTF-8") from exc
-        elif field == 3 and wire_type == _VARINT and tsize is None:
-            tsize = value  # type: ignore[assignment]
+        elif field == 3 and isinstance(value, int) and tsize is None:
+            tsize = value
         else:
             raise EncodingError(f"unexpected or repeated field {field} in a dag-pb link")
     if hash_ is None:
@@ -156,11 +156,11 @@ def decode_node(buf: bytes | memoryview) -> PBNode:
     """Parse dag-pb bytes; raise ``EncodingError`` on anything non-canonical we cannot read."""
     links: list[PBLink] = []
     data: bytes | None = None
-    for field, wire_type, value in _fields(buf):
-        if field == 2 and wire_type == _LENGTH_DELIMITED and data is None:
-            links.append(_decode_link(value))  # type: ignore[arg-type]
-        elif field == 1 and wire_type == _LENGTH_DELIMITED and data is None:
-            data = bytes(value)  # type: ignore[arg-type]
+    for field, _wire_type, value in _fields(buf):  # the value's type says the wire type
+        if field == 2 and isinstance(value, memoryview) and data is None:
+            links.append(_decode_link(value))
+        elif field == 1 and isinstance(value, memoryview) and data is None:
+            data = bytes(value)
         else:
             raise EncodingError(f"unexpected, repeated or misplaced field {field} in a dag-pb node")
     return PBNode(tuple(links), data)
@@ -194,19 +194,19 @@ def decode_unixfs(buf: bytes | memoryview) -> UnixFSData:
     data: bytes | None = None
     filesize: int | None = None
     blocksizes: list[int] = []
-    for field, wire_type, value in _fields(buf):
-        if field == 1 and wire_type == _VARINT:
-            type_ = value  # type: ignore[assignment]
-        elif field == 2 and wire_type == _LENGTH_DELIMITED:
-            data = bytes(value)  # type: ignore[arg-type]
-        elif field == 3 and wire_type == _VARINT:
-            filesize = value  # type: ignore[assignment]
-        elif field == 4 and wire_type == _VARINT:
-            blocksizes.append(value)  # type: ignore[arg-type]
-        elif field == 4 and wire_type == _LENGTH_DELIMITED:  # packed encoding, legal protobuf
+    for field, _wire_type, value in _fields(buf):  # the value's type says the wire type
+        if field == 1 and isinstance(value, int):
+            type_ = value
+        elif field == 2 and isinstance(value, memoryview):
+            data = bytes(value)
+        elif field == 3 and isinstance(value, int):
+            filesize = value
+        elif field == 4 and isinstance(value, int):
+            blocksizes.append(value)
+        elif field == 4 and isinstance(value, memoryview):  # packed encoding, legal protobuf
             pos = 0
-            while pos < len(value):  # type: ignore[arg-type]
-                size, pos = decode_varint(value, pos)  # type: ignore[arg-type]
+            while pos < len(value):
+                size, pos = decode_varint(value, pos)
                 blocksizes.append(size)
         else:
             raise EncodingError(f"unsupported field {field} in UnixFS data")

@@ -110,7 +110,7 @@ class KuboStore(ContentStore):
     def _add(self, source: Any, cid_version: int, only_hash: bool) -> str:
         if cid_version not in (0, 1):
             raise ValueError(f"cid_version is 0 or 1, not {cid_version!r}")
-        options = {"cid_version": 1, "raw_leaves": True} if cid_version == 1 else {}
+        options: dict[str, Any] = {"cid_version": 1, "raw_leaves": True} if cid_version == 1 else {}
         result = self._call(self._client.add, source, only_hash=only_hash, pin=not only_hash, **options)
         return _normalise(result["Hash"])
 

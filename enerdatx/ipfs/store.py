@@ -14,7 +14,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 __all__ = ["ContentStore", "StrPath", "atomic_output", "open_store", "default_repo", "API_ENV", "REPO_ENV"]
 
@@ -96,7 +96,7 @@ def atomic_output(path: StrPath) -> Iterator[BinaryIO]:
     handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False)  # noqa: SIM115
     try:
         with handle:
-            yield handle
+            yield cast(BinaryIO, handle)  # a binary file; typeshed's wrapper type is not a BinaryIO
         os.replace(handle.name, target)
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)

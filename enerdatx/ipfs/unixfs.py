@@ -33,7 +33,7 @@ __all__ = ["CHUNK_SIZE", "MAX_LINKS", "FileImporter", "read_chunks", "iter_file"
 CHUNK_SIZE = 256 * 1024
 MAX_LINKS = 174
 
-PutBlock = Callable[[bytes, bytes], None]  # (binary CID, block)
+PutBlock = Callable[[bytes, bytes], object]  # (binary CID, block); what it returns is ignored
 GetBlock = Callable[[AnyCID], bytes]
 
 

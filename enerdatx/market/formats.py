@@ -118,12 +118,14 @@ def validate_descriptor(descriptor: Any) -> dict[str, Any]:
 
 
 def _check_amount(value: Any, name: str) -> int:
-    _require(type(value) is int and 0 < value <= MAX_PRICE, f"{name} must be an integer in 1..2**53-1")
+    if type(value) is not int or not 0 < value <= MAX_PRICE:  # type(): True is not an amount
+        raise EncodingError(f"{name} must be an integer in 1..2**53-1")
     return value
 
 
 def _check_hash(value: Any, name: str) -> bytes:
-    _require(isinstance(value, bytes) and len(value) == HASH_SIZE, f"{name} must be {HASH_SIZE} bytes")
+    if not isinstance(value, bytes) or len(value) != HASH_SIZE:
+        raise EncodingError(f"{name} must be {HASH_SIZE} bytes")
     return value
 
 

@@ -88,6 +88,6 @@ class Keyring:
         self._db.close()
 
 
-def _purchase(row: tuple) -> Purchase:
+def _purchase(row: tuple[str, bytes, bytes, str, int, bytes, int]) -> Purchase:
     listing_id, agreement_hash, seller, cid, amount, opening, bought_at = row
     return Purchase(listing_id, bytes(agreement_hash), bytes(seller), cid, amount, bytes(opening), bought_at)

@@ -34,10 +34,6 @@ STEPS = ("propose", "counter", "accept", "decline")
 MAX_ROUNDS = 8
 MAX_MESSAGE = 4096
 REQUEST_CONTEXT = b"enerdatx:request:v1\n"
-DECLINE_REASONS = (
-    "listing_withdrawn", "listing_expired", "listing_unknown", "price_too_low", "too_expensive",
-    "too_many_rounds", "busy",
-)
 
 
 def _dumps(value: dict[str, Any]) -> bytes:
@@ -72,7 +68,8 @@ class Step:
         if not (isinstance(self.listing, bytes) and len(self.listing) == 32):
             raise EncodingError("a listing hash is 32 bytes")
         needs_price = self.step in ("propose", "counter", "accept")
-        if needs_price != (type(self.price) is int) or (needs_price and not 0 < self.price <= MAX_PRICE):
+        price_ok = type(self.price) is int and 0 < self.price <= MAX_PRICE  # type(): True is no price
+        if (not price_ok) if needs_price else (self.price is not None):
             raise EncodingError(f"{self.step} {'needs a positive integer price' if needs_price else 'has no price'}")
         if (self.step == "decline") != (self.reason is not None):
             raise EncodingError("a decline, and only a decline, carries a reason")
@@ -251,7 +248,7 @@ def match_requests(requests: list[StandingRequest], listings: list[Listing], now
 
     Requests are served oldest first; a buyer's own listings are never matched to it.
     """
-    pairs = []
+    pairs: list[tuple[StandingRequest, Listing]] = []
     for request in sorted(requests, key=lambda r: (r.created, r.request_id)):
         if request.is_expired(now_ms):
             continue

@@ -9,6 +9,7 @@ the CBOR formats of docs/market.md, as opaque bytes here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, TypeAlias
 
 from ipv8.messaging.payload_dataclass import DataClassPayload, type_from_format
 
@@ -24,36 +25,44 @@ __all__ = [
     "MESSAGES",
 ]
 
-uint32 = type_from_format("I")
+# As in enerdatx.trustchain.payload: ``msg_id`` a class variable, wire types ints to the type checker.
+if TYPE_CHECKING:
+    uint32: TypeAlias = int
+else:
+    uint32 = type_from_format("I")
 
 
 @dataclass
-class RecordMessage(DataClassPayload[1]):
+class RecordMessage(DataClassPayload):
     """A market record block (listing, withdrawal, complaint) of anyone's chain."""
 
+    msg_id: ClassVar[int] = 1
     block: bytes
 
 
 @dataclass
-class ListingsRequestMessage(DataClassPayload[2]):
+class ListingsRequestMessage(DataClassPayload):
     """Ask a peer for the market records of its own chain (sent once to every new neighbour)."""
 
+    msg_id: ClassVar[int] = 2
     since: uint32  # the first sequence number of interest
 
 
 @dataclass
-class FetchRequestMessage(DataClassPayload[3]):
+class FetchRequestMessage(DataClassPayload):
     """Ask a seller for one chunk of the ciphertext of one of its listings."""
 
+    msg_id: ClassVar[int] = 3
     identifier: uint32
     cid: str
     chunk: uint32
 
 
 @dataclass
-class FetchResponseMessage(DataClassPayload[4]):
+class FetchResponseMessage(DataClassPayload):
     """One chunk of a ciphertext; ``chunks`` 0 means the seller does not serve that CID."""
 
+    msg_id: ClassVar[int] = 4
     identifier: uint32
     chunk: uint32
     chunks: uint32
@@ -61,16 +70,18 @@ class FetchResponseMessage(DataClassPayload[4]):
 
 
 @dataclass
-class NegotiationMessage(DataClassPayload[5]):
+class NegotiationMessage(DataClassPayload):
     """One negotiation step (docs/market.md), CBOR-encoded."""
 
+    msg_id: ClassVar[int] = 5
     step: bytes
 
 
 @dataclass
-class RequestMessage(DataClassPayload[6]):
+class RequestMessage(DataClassPayload):
     """A standing request (a bid for data sets not yet named), CBOR with the buyer's signature."""
 
+    msg_id: ClassVar[int] = 6
     request: bytes
 
 

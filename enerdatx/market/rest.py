@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pandas as pd
@@ -38,6 +39,8 @@ from enerdatx.market.orderbook import Query
 from enerdatx.market.service import MarketService
 
 __all__ = ["RestServer", "LOOPBACK", "openapi"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 MAX_UPLOAD = 64 * 1024 * 1024
@@ -152,7 +155,7 @@ class RestServer:
     # --- middlewares -----------------------------------------------------------------
 
     @web.middleware
-    async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         except HTTPError as exc:
@@ -166,7 +169,7 @@ class RestServer:
             raise
 
     @web.middleware
-    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path != "/openapi.json":
             given = request.headers.get("Authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
@@ -342,7 +345,7 @@ def openapi() -> dict[str, Any]:
     errors = {str(status): {"description": code} for _, status, code in reversed(_ERRORS)}
     errors["401"] = {"description": "unauthorized: missing or wrong bearer token"}
 
-    def op(summary: str, ok: str = "200", request_body: dict | None = None, **extra: Any) -> dict[str, Any]:
+    def op(summary: str, ok: str = "200", request_body: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
         operation = {"summary": summary, "responses": {ok: {"description": "success"}, **errors}, **extra}
         if request_body:
             operation["requestBody"] = request_body

@@ -452,7 +452,8 @@ class TrustChainCommunity(Overlay):
         if payload.ttl > 1:
             forward = BlockBroadcastMessage(payload.ttl - 1, payload.block)
             sender = self._keys_by_address.get(source_address)
-            for key in self._sample(self.settings.gossip_fanout, exclude={sender, block.public_key}):
+            exclude = {block.public_key} if sender is None else {sender, block.public_key}
+            for key in self._sample(self.settings.gossip_fanout, exclude=exclude):
                 self._send_to(key, forward)
 
     # --- fraud proofs --------------------------------------------------------------

@@ -9,7 +9,7 @@ canonical bytes, so one transaction has exactly one encoding and one hash.
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import Any, cast
 
 import cbor2
 
@@ -31,6 +31,8 @@ MIN_INT, MAX_INT = -(2**63), 2**64 - 1
 
 # version, public_key, sequence_number, link_public_key, link_sequence_number, previous_hash, timestamp
 _HEADER = struct.Struct(">B32sI32sI32sQ")
+Header = tuple[bytes, int, bytes, int, bytes, int]
+"""public_key, sequence_number, link_public_key, link_sequence_number, previous_hash, timestamp."""
 HEADER_SIZE = _HEADER.size  # 113
 MIN_BLOCK_SIZE = HEADER_SIZE + 1 + 1 + 4 + 1 + SIGNATURE_SIZE
 MAX_BLOCK_SIZE = HEADER_SIZE + 1 + MAX_TYPE_SIZE + 4 + MAX_TRANSACTION_SIZE + SIGNATURE_SIZE
@@ -136,7 +138,7 @@ def encode_type(block_type: str) -> bytes:
     return data
 
 
-def split_block(data: bytes) -> tuple[tuple[Any, ...], str, bytes, bytes, bytes]:
+def split_block(data: bytes) -> tuple[Header, str, bytes, bytes, bytes]:
     """Parse block bytes into (header fields, type, transaction bytes, unsigned bytes, signature)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise EncodingError("a block is bytes")
@@ -172,4 +174,4 @@ def split_block(data: bytes) -> tuple[tuple[Any, ...], str, bytes, bytes, bytes]
     transaction_bytes = data[offset : offset + tx_size]
     unsigned = data[: offset + tx_size]
     signature = data[offset + tx_size :]
-    return header[1:], block_type, transaction_bytes, unsigned, signature
+    return cast(Header, header[1:]), block_type, transaction_bytes, unsigned, signature

@@ -11,6 +11,7 @@ docs/network.md lists the messages with their sizes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, TypeAlias
 
 from ipv8.messaging.payload_dataclass import DataClassPayload, type_from_format
 
@@ -35,39 +36,53 @@ __all__ = [
 UNSIGNED_OVERHEAD = 22 + 1
 SIGNED_OVERHEAD = UNSIGNED_OVERHEAD + 2 + 74 + 64
 
-uint8 = type_from_format("B")
-uint32 = type_from_format("I")
-uint64 = type_from_format("Q")
-key32 = type_from_format("32s")
-block_list = type_from_format("varlenH-list")
+# Each message is a DataClassPayload whose ``msg_id`` is a class variable: the same packets as
+# pyipv8's ``DataClassPayload[n]`` sugar, in a form a type checker can read. Wire types are
+# pyipv8 format directives at run time; to the type checker, the values they carry.
+if TYPE_CHECKING:
+    uint8: TypeAlias = int
+    uint32: TypeAlias = int
+    uint64: TypeAlias = int
+    key32: TypeAlias = bytes
+    block_list: TypeAlias = list[bytes]
+else:
+    uint8 = type_from_format("B")
+    uint32 = type_from_format("I")
+    uint64 = type_from_format("Q")
+    key32 = type_from_format("32s")
+    block_list = type_from_format("varlenH-list")
 
 
 @dataclass
-class ProposalMessage(DataClassPayload[1]):
+class ProposalMessage(DataClassPayload):
     """A proposal half-block addressed to the receiver, asking for its agreement."""
 
+    msg_id: ClassVar[int] = 1
     block: bytes
 
 
 @dataclass
-class AgreementMessage(DataClassPayload[2]):
+class AgreementMessage(DataClassPayload):
     """The receiver's agreement half-block for a proposal it was sent."""
 
+    msg_id: ClassVar[int] = 2
     block: bytes
 
 
 @dataclass
-class RejectionMessage(DataClassPayload[3]):
+class RejectionMessage(DataClassPayload):
     """The counterparty refuses to countersign the proposal with this sequence number."""
 
+    msg_id: ClassVar[int] = 3
     sequence_number: uint64
     reason: str
 
 
 @dataclass
-class CrawlRequestMessage(DataClassPayload[4]):
+class CrawlRequestMessage(DataClassPayload):
     """Ask for the blocks of ``public_key``'s chain in [start, end]; end 0 means up to the head."""
 
+    msg_id: ClassVar[int] = 4
     identifier: uint32
     public_key: key32
     start: uint64
@@ -75,26 +90,29 @@ class CrawlRequestMessage(DataClassPayload[4]):
 
 
 @dataclass
-class CrawlResponseMessage(DataClassPayload[5]):
+class CrawlResponseMessage(DataClassPayload):
     """Blocks of a crawl answer (as many as fit a packet); ``total``: blocks in the whole answer."""
 
+    msg_id: ClassVar[int] = 5
     identifier: uint32
     total: uint32
     blocks: block_list
 
 
 @dataclass
-class BlockBroadcastMessage(DataClassPayload[6]):
+class BlockBroadcastMessage(DataClassPayload):
     """A new half-block spreading by gossip; the receiver forwards it while ``ttl`` > 1."""
 
+    msg_id: ClassVar[int] = 6
     ttl: uint8
     block: bytes
 
 
 @dataclass
-class FraudProofMessage(DataClassPayload[7]):
+class FraudProofMessage(DataClassPayload):
     """A fraud proof (two signed blocks at one sequence number), spreading by gossip."""
 
+    msg_id: ClassVar[int] = 7
     proof: bytes
 
 

@@ -291,7 +291,7 @@ class BlockStore:
 
     def count(self) -> int:
         """The number of held blocks."""
-        return self._db.execute("SELECT COUNT(*) FROM blocks").fetchone()[0]
+        return int(self._db.execute("SELECT COUNT(*) FROM blocks").fetchone()[0])
 
     def fraud_proofs(self, public_key: bytes | None = None) -> list[FraudProof]:
         """Held fraud proofs, all or one forker's."""
