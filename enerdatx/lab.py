@@ -110,7 +110,7 @@ class Lab:
 
     def __init__(
         self,
-        directory: str | Path | None = None,
+        directory: str | os.PathLike[str] | None = None,
         transport: Transport = "memory",
         *,
         packet_loss: float = 0.0,

@@ -70,12 +70,13 @@ class _Harness:
         """Run a coroutine on the harness loop, bounded in time."""
         return self.loop.run_until_complete(asyncio.wait_for(awaitable, HANDLER_SECONDS))
 
-    def deliver(self, community: Any, messages: tuple[type, ...], data: bytes) -> None:
+    def deliver(self, community: Any, messages: tuple[Any, ...], data: bytes) -> None:
         """Decode ``data`` as the message chosen by its first byte and call its handler."""
         if not data:
             return
         message = messages[data[0] % len(messages)]
         try:
+            payload: Any
             payload, _ = default_serializer.unpack_serializable(message, data[1:])
         except Exception:  # noqa: BLE001 - IPv8 drops what it cannot unpack, before our code
             return

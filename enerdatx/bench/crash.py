@@ -186,9 +186,9 @@ def check_directory(directory: Path) -> Check:
                 if opening is None:
                     check.fail(f"{path.name}: listing {block.sequence_number} without its key")
                     continue
-                key, salt = split_opening(opening)
+                data_key, salt = split_opening(opening)
                 try:
-                    plaintext = decrypt_data(key, content.cat(listing.cid))
+                    plaintext = decrypt_data(data_key, content.cat(listing.cid))
                 except Exception as exc:  # noqa: BLE001
                     check.fail(f"{path.name}: listing {block.sequence_number}: ciphertext unreadable: {exc}")
                     continue
@@ -200,9 +200,9 @@ def check_directory(directory: Path) -> Check:
                 if agreement is None or store.linked(agreement) is None:
                     check.fail(f"{path.name}: purchase {purchase.listing_id[:12]} without its settled pair")
                     continue
-                key, salt = split_opening(purchase.opening)
+                data_key, _salt = split_opening(purchase.opening)
                 try:
-                    decrypt_data(key, content.cat(purchase.cid))
+                    decrypt_data(data_key, content.cat(purchase.cid))
                 except Exception as exc:  # noqa: BLE001
                     check.fail(f"{path.name}: purchase {purchase.listing_id[:12]}: data unreadable: {exc}")
         finally:

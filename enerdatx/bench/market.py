@@ -17,11 +17,14 @@ import json
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from enerdatx.bench.stats import percentile
+
+if TYPE_CHECKING:
+    from enerdatx.lab import Transport
 from enerdatx.errors import EnerDatXError
 
 BASELINE_TYPE = "edx.bench.bare"
@@ -70,7 +73,7 @@ def _dataset(days: int) -> Any:
     return cut_dataset(readings, resolution="15min", location="2628", household_type="family")
 
 
-def _lab(directory: str, transport: str, n_trades_per_buyer: int, settings: dict[str, Any], progress: bool) -> Any:
+def _lab(directory: str, transport: Transport, n_trades_per_buyer: int, settings: dict[str, Any], progress: bool) -> Any:
     from enerdatx.lab import Lab
     from enerdatx.market.service import MarketService
 
@@ -97,7 +100,7 @@ async def _run(args: argparse.Namespace, sellers_n: int, buyers_n: int) -> dict[
     dataset = _dataset(args.days)
     child = None
     with tempfile.TemporaryDirectory(prefix="enerdatx-bench-market-") as directory:
-        transport = "udp" if args.transport == "udp2" else args.transport
+        transport: Transport = "udp" if args.transport == "udp2" else args.transport
         async with _lab(directory, transport, per_buyer, _settings(args), progress) as lab:
             if args.transport == "udp2":
                 child, contacts, listing_ids = await _start_sellers(args, sellers_n, per_buyer)
@@ -181,7 +184,7 @@ async def _run(args: argparse.Namespace, sellers_n: int, buyers_n: int) -> dict[
         "trades": args.trades,
         "failed_trades": len(failures),
         "failed_bare_tx": len(bare_failures),
-        "first_failure": (failures or bare_failures or [None])[0],
+        "first_failure": next(iter(failures or bare_failures), None),
         "dataset_bytes": len(dataset.plaintext),
         "trades_per_s": round(trades_per_s, 1),
         "trade_latency_p50_ms": round(1000 * percentile(trade_latencies, 0.50), 2),

@@ -60,6 +60,7 @@ async def _run(directory: Path, args: argparse.Namespace, *, durable: bool) -> d
     progress = not args.no_progress
     async with Lab(directory / "lab", transport=args.transport, durable=durable) as lab:
         lab.accept(BENCH_TYPE)
+        address: tuple[str, int]  # a process's UDPv4Address or a lab peer's address
         if args.transport == "udp":
             other = PeerProcess(directory / "other", accept=[BENCH_TYPE], durable=durable)
             await other.start()
@@ -99,7 +100,7 @@ async def _ipv8_round_trips(peer: Peer, address: Any, count: int, progress: bool
         if answered is not None and not answered.done():
             answered.set_result(None)
 
-    community.introduction_response_callback = on_response  # type: ignore[method-assign]
+    community.introduction_response_callback = on_response  # type: ignore[method-assign, assignment]
     samples = []
     try:
         for _ in tqdm(range(count), desc="ipv8 round trips", disable=None if progress else True, leave=False):

@@ -113,7 +113,7 @@ def _fuzz_one(name: str, seconds: int, target: Any) -> dict[str, Any]:
 
 
 async def _fault_figures(base: Path, traders: int, progress: bool) -> dict[str, Any]:
-    runs = [(name, PROFILES[name], {}) for name in PROFILES]
+    runs: list[tuple[str, Any, dict[str, Any]]] = [(name, PROFILES[name], {}) for name in PROFILES]
     runs += [("restart_mid_trade", PROFILES["loss_20"], {"restart_seller_mid_trade": True}),
              ("partition_1s", PROFILES["none"], {"partition_seconds": 1.0})]
     figures = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ __all__ = ["read_oehu", "oehu_readings", "OEHUClient"]
 def read_oehu(source: str | Path | bytes | Sequence[Mapping[str, Any]], *,
               device_id: str | None = None) -> pd.DataFrame:
     """Canonical readings from an OEHU JSON file, JSON text or already-decoded list."""
-    if isinstance(source, (list, tuple)):
+    if not isinstance(source, (str, bytes, os.PathLike)):  # already decoded
         items: Any = source
     else:
         if isinstance(source, bytes):

@@ -147,7 +147,8 @@ def _appliances(p: _Profile, hour: np.ndarray, day_no: np.ndarray, fine: pd.Time
     day_starts = np.searchsorted(day_no, np.arange(day_no[-1] + 1))
     for first_step in day_starts:
         local_midnight = first_step - hour[first_step] * steps_per_hour
-        runs = [_APPLIANCES[i][1:] for i in rng.choice(len(_APPLIANCES), rng.poisson(p.events_per_day))]
+        chosen = rng.choice(len(_APPLIANCES), rng.poisson(p.events_per_day))
+        runs: list[tuple[int, int, float]] = [_APPLIANCES[i][1:] for i in chosen]
         runs += [(2000, 3, 7 + 13 * rng.random()) for _ in range(rng.poisson(p.kettles_per_day))]
         for watts, minutes, preferred in runs:
             at = int(local_midnight + (preferred + rng.normal(0, 1.5)) * steps_per_hour)

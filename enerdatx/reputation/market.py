@@ -26,7 +26,7 @@ Item = TypeVar("Item")
 def score(view: ReputationView, public_key: bytes, measure: Measure = "netflow") -> float:
     """One peer's score in ``view`` by ``measure``."""
     _check(measure)
-    return view.netflow(public_key) if measure == "netflow" else view.pagerank(public_key)  # type: ignore[return-value]
+    return view.netflow(public_key) if measure == "netflow" else view.pagerank(public_key)
 
 
 def acceptable(view: ReputationView, public_key: bytes, threshold: float, measure: Measure = "netflow") -> bool:

@@ -21,7 +21,7 @@ every capacity of the flow network sums below 2^31).
 from __future__ import annotations
 
 from collections.abc import Collection, Hashable
-from typing import Literal
+from typing import Literal, TypeVar
 
 import networkx as nx
 import numpy as np
@@ -30,6 +30,8 @@ from networkx.algorithms.flow import build_residual_network, shortest_augmenting
 from scipy.sparse.csgraph import maximum_flow
 
 from enerdatx.errors import ReputationError
+
+Node = TypeVar("Node", bound=Hashable)  # a graph node: a peer's public key in EnerDatX
 
 __all__ = ["Engine", "netflow_capacities", "netflow_scores"]
 
@@ -79,11 +81,11 @@ def _without(graph: nx.DiGraph, excluded: Collection[Hashable]) -> nx.DiGraph:
 
 
 def netflow_capacities(
-    graph: nx.DiGraph, evaluator: Hashable, *, exclude: Collection[Hashable] = (), engine: Engine = "auto"
-) -> dict[Hashable, int]:
+    graph: nx.DiGraph, evaluator: Node, *, exclude: Collection[Node] = (), engine: Engine = "auto"
+) -> dict[Node, int]:
     """cap(k) = max(0, MF(k -> evaluator) - MF(evaluator -> k)) for every other node (0 included)."""
     graph = _without(graph, exclude)
-    capacities: dict[Hashable, int] = {node: 0 for node in graph if node != evaluator}
+    capacities: dict[Node, int] = {node: 0 for node in graph if node != evaluator}
     if evaluator not in graph:
         return capacities
     network = _FlowNetwork(graph, engine)
@@ -101,11 +103,11 @@ def netflow_capacities(
 
 
 def netflow_scores(
-    graph: nx.DiGraph, evaluator: Hashable, *, exclude: Collection[Hashable] = (), engine: Engine = "auto"
-) -> dict[Hashable, int]:
+    graph: nx.DiGraph, evaluator: Node, *, exclude: Collection[Node] = (), engine: Engine = "auto"
+) -> dict[Node, int]:
     """The NetFlow score of every node but the evaluator (excluded nodes score 0 and carry no flow)."""
     capacities = netflow_capacities(graph, evaluator, exclude=exclude, engine=engine)
-    scores: dict[Hashable, int] = {node: 0 for node in graph if node != evaluator}
+    scores: dict[Node, int] = {node: 0 for node in graph if node != evaluator}
     if evaluator not in graph:
         return scores
     split = _split_by_capacity(_without(graph, exclude), evaluator, capacities)
@@ -116,16 +118,16 @@ def netflow_scores(
     return scores
 
 
-def _split_by_capacity(graph: nx.DiGraph, evaluator: Hashable, capacities: dict[Hashable, int]) -> nx.DiGraph:
+def _split_by_capacity(graph: nx.DiGraph, evaluator: Node, capacities: dict[Node, int]) -> nx.DiGraph:
     """Node k becomes (k, "in") -> (k, "out") with capacity cap(k); nodes of capacity 0 carry nothing, so they go."""
 
-    def entry(node: Hashable) -> Hashable:
+    def entry(node: Node) -> Hashable:
         return node if node == evaluator else (node, "in")
 
-    def exit_(node: Hashable) -> Hashable:
+    def exit_(node: Node) -> Hashable:
         return node if node == evaluator else (node, "out")
 
-    def carries(node: Hashable) -> bool:
+    def carries(node: Node) -> bool:
         return node == evaluator or capacities.get(node, 0) > 0
 
     split = nx.DiGraph()

@@ -19,11 +19,14 @@ weight instead, so the graph stays one node per peer and grows incrementally.
 from __future__ import annotations
 
 from collections.abc import Collection, Hashable
+from typing import TypeVar
 
 import networkx as nx
 
 from enerdatx.errors import ReputationError
 from enerdatx.reputation.graph import InteractionGraph
+
+Node = TypeVar("Node", bound=Hashable)  # a graph node: a peer's public key in EnerDatX
 
 __all__ = ["temporal_pagerank"]
 
@@ -33,11 +36,11 @@ TOLERANCE = 1e-10
 
 def temporal_pagerank(
     interactions: InteractionGraph,
-    evaluator: Hashable,
+    evaluator: Node,
     *,
     alpha: float = ALPHA,
-    exclude: Collection[Hashable] = (),
-) -> dict[Hashable, float]:
+    exclude: Collection[Node] = (),
+) -> dict[Node, float]:
     """The evaluator's Temporal PageRank of every other node (0.0 for excluded ones)."""
     if not 0 < alpha < 1:
         raise ReputationError(f"alpha must be strictly between 0 and 1, not {alpha}")

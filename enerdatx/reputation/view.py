@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import overload
+
 import networkx as nx
 
 from enerdatx.errors import ReputationError
@@ -34,7 +36,7 @@ class ReputationView:
         engine: Engine = "auto",
     ) -> None:
         ledger = source if isinstance(source, TrustChain) else None
-        self.store: BlockStore = source.store if ledger is not None else source
+        self.store: BlockStore = source.store if isinstance(source, TrustChain) else source
         if evaluator is None:
             if ledger is None:
                 raise ReputationError("a view over a bare BlockStore needs the evaluator's public key")
@@ -78,23 +80,35 @@ class ReputationView:
             self.forkers.add(proof.public_key)
             self._changed()
 
+    @overload
+    def netflow(self, public_key: None = None) -> dict[bytes, int]: ...
+    @overload
+    def netflow(self, public_key: bytes) -> int: ...
+
     def netflow(self, public_key: bytes | None = None) -> dict[bytes, int] | int:
         """NetFlow scores of every known peer, or the score of one (0 for an unknown peer or a forker)."""
-        if self._netflow is None:
-            self._netflow = netflow_scores(self.graph, self.evaluator, exclude=self.forkers, engine=self.engine)
+        scores = self._netflow
+        if scores is None:
+            scores = self._netflow = netflow_scores(self.graph, self.evaluator, exclude=self.forkers, engine=self.engine)
         if public_key is None:
-            return dict(self._netflow)
-        return self._netflow.get(public_key, 0)
+            return dict(scores)
+        return scores.get(public_key, 0)
+
+    @overload
+    def pagerank(self, public_key: None = None) -> dict[bytes, float]: ...
+    @overload
+    def pagerank(self, public_key: bytes) -> float: ...
 
     def pagerank(self, public_key: bytes | None = None) -> dict[bytes, float] | float:
         """Temporal PageRank of every known peer, or of one (0.0 for an unknown peer or a forker)."""
-        if self._pagerank is None:
-            self._pagerank = temporal_pagerank(
+        scores = self._pagerank
+        if scores is None:
+            scores = self._pagerank = temporal_pagerank(
                 self.interactions, self.evaluator, alpha=self.alpha, exclude=self.forkers
             )
         if public_key is None:
-            return dict(self._pagerank)
-        return self._pagerank.get(public_key, 0.0)
+            return dict(scores)
+        return scores.get(public_key, 0.0)
 
     def _changed(self) -> None:
         self._netflow = None

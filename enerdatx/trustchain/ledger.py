@@ -38,7 +38,7 @@ class TrustChain:
         self.public_key = identity.public_key
         self._clock = clock or now_ms
         self._policies: dict[str, Policy] = {}
-        self._block_listeners: list[Callable[[HalfBlock], None]] = []
+        self._block_listeners: list[Callable[[HalfBlock], object]] = []
         self._fraud_listeners: list[Callable[[FraudProof], None]] = []
         self._head = store.head(self.public_key)
 
@@ -48,7 +48,7 @@ class TrustChain:
         """Countersign proposals of ``block_type`` as ``policy`` decides (one policy per type)."""
         self._policies[block_type] = policy
 
-    def subscribe(self, callback: Callable[[HalfBlock], None]) -> None:
+    def subscribe(self, callback: Callable[[HalfBlock], object]) -> None:
         """Call ``callback`` with every block newly stored, after it is committed."""
         self._block_listeners.append(callback)
 
