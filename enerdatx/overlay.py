@@ -3,6 +3,8 @@
 Both the TrustChain community and the market community derive from :class:`Overlay` and
 their settings from :class:`OverlaySettings`; neither knows the other. The limits are
 checked before a packet is decoded, so a flooder costs a dictionary look-up per packet.
+Requests awaiting answers (a proposal, a crawl, a fetch) are :class:`Pending` entries in
+pyipv8's ``RequestCache``, which times out and, on unload, cancels what is left.
 """
 
 from __future__ import annotations
@@ -12,21 +14,25 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ipv8.community import Community, CommunitySettings
 from ipv8.messaging.payload_dataclass import convert_to_payload
+from ipv8.requestcache import NumberCache, RandomNumberCache, RequestCache
+
+from enerdatx.errors import NetworkError
 
 if TYPE_CHECKING:
     from ipv8.messaging.interfaces.udp.endpoint import Address
     from ipv8.messaging.serialization import Payload
     from ipv8.peer import Peer as IPv8Peer
 
-__all__ = ["Overlay", "OverlaySettings", "SenderLimits", "TokenBucket", "compile_payloads"]
+__all__ = ["Overlay", "OverlaySettings", "Pending", "SenderLimits", "TokenBucket", "compile_payloads"]
 
 logger = logging.getLogger(__name__)
 
 S = TypeVar("S", bound="OverlaySettings")
+P = TypeVar("P", bound="Pending")
 
 
 class OverlaySettings(CommunitySettings):
@@ -110,6 +116,35 @@ def compile_payloads(messages: Iterable[type]) -> None:
         message.__new__ = _new_without_recompiling  # type: ignore[assignment, method-assign]
 
 
+class Pending(NumberCache):
+    """A request awaiting answers; ``done`` resolves when they are in. Subclasses name their ``PREFIX``.
+
+    Numbered by the caller (a proposal's sequence number) or, with ``number=None``, by a free
+    random 16-bit number (a crawl, a fetch). The overlay's retry loop gives up first, at its
+    own deadline; the cache's timeout (``timeout`` seconds) only clears what a cancelled caller
+    left behind.
+    """
+
+    PREFIX: ClassVar[str]
+
+    def __init__(self, overlay: Overlay, timeout: float, number: int | None = None) -> None:
+        cache = overlay.request_cache
+        if number is None:
+            number = RandomNumberCache.find_unclaimed_identifier(cache, self.PREFIX)
+        super().__init__(cache, self.PREFIX, number)
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.register_future(self.done, on_timeout=TimeoutError(f"{self.PREFIX} {number} timed out"))
+        self._timeout = timeout
+
+    @property
+    def timeout_delay(self) -> float:
+        """Seconds until the cache drops this request."""
+        return self._timeout
+
+    def on_timeout(self) -> None:
+        """Nothing beyond failing ``done``: the waiting coroutine reports the timeout."""
+
+
 class Overlay(Community):
     """An IPv8 community with per-sender limits, counted sends, a drop counter and a retry loop."""
 
@@ -124,6 +159,35 @@ class Overlay(Community):
         """Packets refused unread (too big, sender over its rate) or dropped by a handler's checks."""
         self._limits = SenderLimits(settings.max_packet_size, settings.rate_per_second, settings.rate_burst)
         self._drop_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self.request_cache = RequestCache()
+
+    async def unload(self) -> None:
+        """Cancel every pending request, then stop the community."""
+        await self.request_cache.shutdown()
+        await super().unload()
+
+    # --- pending requests --------------------------------------------------------------
+
+    def open_request(self, request: P) -> P:
+        """Register a pending request (a Pending made for this overlay); NetworkError once unloading."""
+        if self.request_cache.add(request) is None:
+            raise NetworkError(f"{type(self).__name__} is shutting down")
+        return request
+
+    def close_request(self, request: Pending) -> None:
+        """Forget a pending request (answered, failed or given up on)."""
+        if self.request_cache.get(request.prefix, request.number) is request:
+            self.request_cache.pop(request.prefix, request.number)
+
+    def find_request(self, kind: type[P], number: int) -> P | None:
+        """The pending request of type ``kind`` (its prefix) under ``number``, if any."""
+        found = self.request_cache.get(kind.PREFIX, number)
+        return found if isinstance(found, kind) else None
+
+    def pending(self, kind: type[P]) -> list[P]:
+        """Every pending request of type ``kind``."""
+        # pyipv8 3.2's RequestCache has no public way to list its entries.
+        return [cache for cache in self.request_cache._identifiers.values() if isinstance(cache, kind)]
 
     def on_packet(self, packet: tuple[Address, bytes], warn_unknown: bool = True) -> None:
         """Drop oversized packets and senders beyond their rate before decoding anything."""

@@ -26,7 +26,8 @@ from enerdatx.errors import MarketError
 from enerdatx.ipfs import ContentStore, open_store
 from enerdatx.market.service import MarketService
 from enerdatx.trustchain import BlockStore, TrustChain
-from enerdatx.trustchain.community import TrustChainCommunity, ipv8_private_key
+from enerdatx.trustchain.community import TrustChainCommunity
+from enerdatx.trustchain.keys import ipv8_private_key
 from enerdatx.trustchain.settings import TrustChainSettings
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ from enerdatx.market.service import MarketService
 from enerdatx.meter import synthetic_household
 from enerdatx.peer import Peer
 from enerdatx.trustchain import BlockStore, TrustChain
-from enerdatx.trustchain.community import ipv8_public_key_bin
+from enerdatx.trustchain.keys import ipv8_public_key_bin
 from enerdatx.trustchain.payload import MESSAGES as TRUSTCHAIN_MESSAGES
 from fuzz.targets import refuse_cleanly, target
 

@@ -7,9 +7,7 @@ including where peers are: they are addressed by TrustChain key.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 from typing import TYPE_CHECKING, Any
 
 from ipv8.lazy_community import lazy_wrapper
@@ -24,16 +22,16 @@ from enerdatx.market.payload import (
     RecordMessage,
     RequestMessage,
 )
-from enerdatx.overlay import Overlay, OverlaySettings
+from enerdatx.overlay import Overlay, OverlaySettings, Pending
 from enerdatx.trustchain import HalfBlock
-from enerdatx.trustchain.community import trustchain_key
+from enerdatx.trustchain.keys import trustchain_key
 
 if TYPE_CHECKING:
     from ipv8.peer import Peer as IPv8Peer
 
     from enerdatx.market.handler import MarketHandler
 
-__all__ = ["MarketCommunity", "MarketSettings", "RECORD_TYPES", "CHUNK_SIZE"]
+__all__ = ["MarketCommunity", "MarketSettings", "PendingFetch", "RECORD_TYPES", "CHUNK_SIZE"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +58,17 @@ class MarketSettings(OverlaySettings):
     request makes us send up to a whole ciphertext) is dropped before anything is decoded."""
 
 
+class PendingFetch(Pending):
+    """A ciphertext on its way, chunk by chunk; ``total`` is known from the first answer."""
+
+    PREFIX = "fetch"
+
+    def __init__(self, overlay: Overlay, timeout: float) -> None:
+        super().__init__(overlay, timeout)
+        self.chunks: dict[int, bytes] = {}
+        self.total: int | None = None
+
+
 class MarketCommunity(Overlay):
     """Moves market records, ciphertext chunks, negotiation steps and standing requests."""
 
@@ -73,7 +82,6 @@ class MarketCommunity(Overlay):
         self.settings = settings
         self.handler: MarketHandler = settings.handler
         self._synced: set[bytes] = set()
-        self._fetches: dict[int, tuple[asyncio.Future[None], dict[int, bytes], list[int]]] = {}
         self.add_message_handler(RecordMessage, self.on_record)
         self.add_message_handler(ListingsRequestMessage, self.on_listings_request)
         self.add_message_handler(FetchRequestMessage, self.on_fetch_request)
@@ -144,33 +152,22 @@ class MarketCommunity(Overlay):
 
     async def fetch(self, seller: bytes, cid: str) -> bytes:
         """Fetch the ciphertext ``cid`` from ``seller`` chunk by chunk; MarketError if it fails."""
-        identifier = int.from_bytes(os.urandom(4), "big")
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        chunks: dict[int, bytes] = {}
-        total: list[int] = []
-        self._fetches[identifier] = (done, chunks, total)
-        deadline = loop.time() + self.settings.fetch_timeout
+        fetch = self.open_request(PendingFetch(self, self.settings.fetch_timeout + 1.0))
+
+        def ask_for_what_is_missing() -> None:
+            wanted = [0] if fetch.total is None else [i for i in range(fetch.total) if i not in fetch.chunks]
+            for index in wanted:  # chunk 0 asks for all of them
+                self.send_to(seller, FetchRequestMessage(fetch.number, cid, index))
+
         try:
-            self.send_to(seller, FetchRequestMessage(identifier, cid, 0))
-            interval = self.settings.retry_interval
-            while not done.done():
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise MarketError(f"{cid} was not served by {seller.hex()[:16]} in time")
-                try:
-                    await asyncio.wait_for(asyncio.shield(done), min(interval, remaining))
-                except TimeoutError:
-                    interval = min(interval * 2, 2.0)
-                    missing = [i for i in range(total[0])] if total else [0]
-                    for index in missing:
-                        if index not in chunks:
-                            self.send_to(seller, FetchRequestMessage(identifier, cid, index))
+            await self.until(fetch.done, ask_for_what_is_missing, self.settings.fetch_timeout)
+        except TimeoutError:
+            raise MarketError(f"{cid} was not served by {seller.hex()[:16]} in time") from None
         finally:
-            del self._fetches[identifier]
-        if total[0] == 0:
+            self.close_request(fetch)
+        if not fetch.total:
             raise MarketError(f"{seller.hex()[:16]} does not serve {cid}")
-        return b"".join(chunks[i] for i in range(total[0]))
+        return b"".join(fetch.chunks[i] for i in range(fetch.total))
 
     @lazy_wrapper(FetchRequestMessage)
     def on_fetch_request(self, peer: IPv8Peer, payload: FetchRequestMessage) -> None:
@@ -188,18 +185,17 @@ class MarketCommunity(Overlay):
     @lazy_wrapper(FetchResponseMessage)
     def on_fetch_response(self, peer: IPv8Peer, payload: FetchResponseMessage) -> None:
         """Collect one chunk of a fetch we started (the content's CID is checked afterwards)."""
-        fetch = self._fetches.get(payload.identifier)
-        if fetch is None or fetch[0].done() or payload.chunks > MAX_CHUNKS:
+        fetch = self.find_request(PendingFetch, payload.identifier)
+        if fetch is None or fetch.done.done() or payload.chunks > MAX_CHUNKS:
             return
-        done, chunks, total = fetch
-        if not total:
-            total.append(payload.chunks)
-        if payload.chunks != total[0] or (payload.chunks and payload.chunk >= payload.chunks):
+        if fetch.total is None:
+            fetch.total = payload.chunks
+        if payload.chunks != fetch.total or (payload.chunks and payload.chunk >= payload.chunks):
             return
         if payload.chunks:
-            chunks[payload.chunk] = payload.data
-        if len(chunks) == total[0]:
-            done.set_result(None)
+            fetch.chunks[payload.chunk] = payload.data
+        if len(fetch.chunks) == fetch.total:
+            fetch.done.set_result(None)
 
     # --- negotiation and standing requests --------------------------------------------
 

@@ -11,17 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import heapq
 import logging
-import os
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import nacl.signing
-from ipv8.keyvault.crypto import default_eccrypto
 from ipv8.lazy_community import lazy_wrapper, lazy_wrapper_unsigned
 from ipv8.peer import Peer as IPv8Peer
 
@@ -37,6 +31,8 @@ from enerdatx.overlay import Overlay
 from enerdatx.trustchain.block import HalfBlock
 from enerdatx.trustchain.encoding import MAX_SEQUENCE_NUMBER
 from enerdatx.trustchain.fraud import FraudProof
+from enerdatx.trustchain.gossip import FraudRumours, witnesses
+from enerdatx.trustchain.keys import ipv8_public_key_bin, trustchain_key
 from enerdatx.trustchain.payload import (
     UNSIGNED,
     AgreementMessage,
@@ -47,61 +43,21 @@ from enerdatx.trustchain.payload import (
     ProposalMessage,
     RejectionMessage,
 )
+from enerdatx.trustchain.pending import PendingCrawl, PendingProposal
 from enerdatx.trustchain.settings import TrustChainSettings
 
 if TYPE_CHECKING:
-    from ipv8.keyvault.keys import PrivateKey
     from ipv8.messaging.interfaces.udp.endpoint import Address
     from ipv8.messaging.serialization import Payload
 
-    from enerdatx.crypto import Identity
     from enerdatx.trustchain.ledger import TrustChain
 
-__all__ = ["TrustChainCommunity", "ipv8_private_key", "ipv8_public_key_bin", "trustchain_key"]
+__all__ = ["PendingCrawl", "PendingProposal", "TrustChainCommunity"]  # the pending requests, for tests
 
 logger = logging.getLogger(__name__)
 
-_PUBLIC_PREFIX = b"LibNaCLPK:"
-_PRIVATE_PREFIX = b"LibNaCLSK:"
 # Sent in a RejectionMessage when the receiver holds a fraud proof against the proposer.
 FRAUD_REASON = "fraud"
-
-
-def ipv8_private_key(identity: Identity) -> PrivateKey:
-    """The IPv8 curve25519 key of ``identity``: the same Ed25519 seed, so the same signatures."""
-    curve = identity.signing_key.to_curve25519_private_key()
-    return default_eccrypto.key_from_private_bin(_PRIVATE_PREFIX + bytes(curve) + identity.seed)
-
-
-def ipv8_public_key_bin(public_key: bytes) -> bytes:
-    """The IPv8 public-key bytes of the peer whose TrustChain (Ed25519) key is ``public_key``."""
-    curve = nacl.signing.VerifyKey(public_key).to_curve25519_public_key()
-    return _PUBLIC_PREFIX + bytes(curve) + public_key
-
-
-def trustchain_key(peer: IPv8Peer) -> bytes | None:
-    """The TrustChain public key of an IPv8 peer, or None for a key type we do not speak."""
-    key_bin = peer.public_key.key_to_bin()
-    if len(key_bin) != 74 or not key_bin.startswith(_PUBLIC_PREFIX):
-        return None
-    return key_bin[-32:]
-
-
-@dataclass
-class _Crawl:
-    public_key: bytes
-    start: int
-    end: int
-    done: asyncio.Future[None]
-    blocks: dict[int, HalfBlock] = field(default_factory=dict)
-    total: int | None = None
-
-
-@dataclass
-class _Rumour:
-    proof: bytes
-    rounds_left: int
-    holders: set[bytes]  # peers known to hold the proof: they sent it to us
 
 
 class TrustChainCommunity(Overlay):
@@ -122,10 +78,8 @@ class TrustChainCommunity(Overlay):
         self._key_bins: dict[bytes, bytes] = {}
         self.seeds: list[Address] = []
         self._peers: dict[bytes, IPv8Peer] = {}
-        self._awaiting: dict[int, tuple[HalfBlock, asyncio.Future[HalfBlock]]] = {}
         self._countersigning: set[bytes] = set()
-        self._crawls: dict[int, _Crawl] = {}
-        self._rumours: dict[bytes, _Rumour] = {}
+        self.rumours = FraudRumours(settings, self._push_proof)
 
         self.add_message_handler(ProposalMessage, self.on_proposal)
         self.add_message_handler(AgreementMessage, self.on_agreement)
@@ -135,7 +89,7 @@ class TrustChainCommunity(Overlay):
         self.add_message_handler(BlockBroadcastMessage, self.on_block_broadcast)
         self.add_message_handler(FraudProofMessage, self.on_fraud_proof)
         self.ledger.on_fraud(self._spread_fraud)
-        self.register_task("fraud-rounds", self._fraud_round, interval=settings.fraud_round_interval)
+        self.register_task("fraud-rounds", self.rumours.round, interval=settings.fraud_round_interval)
         self.register_task("seeds", self._walk_to_seeds, interval=settings.seed_interval, delay=0)
 
     # --- peers ---------------------------------------------------------------------
@@ -223,22 +177,23 @@ class TrustChainCommunity(Overlay):
         if peer is None:
             raise PeerUnreachableError(f"no address known for peer {counterparty.hex()[:16]}")
         proposal = self.ledger.propose(counterparty, block_type, transaction)
-        future: asyncio.Future[HalfBlock] = asyncio.get_running_loop().create_future()
-        self._awaiting[proposal.sequence_number] = (proposal, future)
+        waiting = self.open_request(PendingProposal(self, proposal, timeout + 1.0))
         message = ProposalMessage(proposal.encode())
 
         def resend() -> None:
             self.send(self.peer_for(counterparty) or peer, message)
 
         try:
-            await self.until(future, resend, timeout)
+            await self.until(waiting.done, resend, timeout)
         except TimeoutError:
             raise TransactionTimeoutError(
                 f"no agreement from {counterparty.hex()[:16]} for block {proposal.sequence_number} in {timeout} s"
             ) from None
         finally:
-            self._awaiting.pop(proposal.sequence_number, None)
-        agreement = future.result()
+            self.close_request(waiting)
+        waiting.done.result()  # a rejection or a fraud proof raises here
+        agreement = waiting.agreement
+        assert agreement is not None  # done without an error: on_agreement set it
         self._publish(agreement)  # the counterparty published our proposal
         return proposal, agreement
 
@@ -293,26 +248,26 @@ class TrustChainCommunity(Overlay):
         if agreement is None or agreement.link_public_key != self.public_key:
             return
         sender = agreement.public_key  # the ledger checks its signature
-        waiting = self._awaiting.get(agreement.link_sequence_number)
+        waiting = self.find_request(PendingProposal, agreement.link_sequence_number)
         if waiting is None:
             if self.ledger.store.get(self.public_key, agreement.link_sequence_number) is not None:
                 self.ledger.receive(agreement)
             return
-        proposal, future = waiting
-        if proposal.link_public_key != sender or future.done():
+        if waiting.proposal.link_public_key != sender or waiting.done.done():
             return
         result = self.ledger.receive(agreement)
         if not result.is_invalid:
-            future.set_result(agreement)
+            waiting.agreement = agreement
+            waiting.done.set_result(None)
 
     @lazy_wrapper(RejectionMessage)
     def on_rejection(self, peer: IPv8Peer, payload: RejectionMessage) -> None:
         """Fail a waiting proposal that its counterparty refused."""
         sender = self._sender(peer)
-        waiting = self._awaiting.get(payload.sequence_number)
-        if waiting is None or waiting[0].link_public_key != sender or waiting[1].done():
+        waiting = self.find_request(PendingProposal, payload.sequence_number)
+        if waiting is None or sender is None or waiting.proposal.link_public_key != sender or waiting.done.done():
             return
-        waiting[1].set_exception(TransactionRejectedError(payload.reason, peer=sender.hex()[:16]))
+        waiting.done.set_exception(TransactionRejectedError(payload.reason, peer=sender.hex()[:16]))
 
     # --- crawling ------------------------------------------------------------------
 
@@ -350,20 +305,18 @@ class TrustChainCommunity(Overlay):
     async def _crawl_page(
         self, peer: IPv8Peer, public_key: bytes, start: int, end: int, deadline: float
     ) -> list[HalfBlock]:
-        loop = asyncio.get_running_loop()
-        identifier = int.from_bytes(os.urandom(4), "big")
-        crawl = _Crawl(public_key, start, end, loop.create_future())
-        self._crawls[identifier] = crawl
-        request = CrawlRequestMessage(identifier, public_key, start, end)
+        remaining = deadline - asyncio.get_running_loop().time()
+        crawl = self.open_request(PendingCrawl(self, public_key, start, end, max(remaining, 0.0) + 1.0))
+        request = CrawlRequestMessage(crawl.number, public_key, start, end)
         try:
-            await self.until(crawl.done, lambda: self.send(peer, request), deadline - loop.time())
+            await self.until(crawl.done, lambda: self.send(peer, request), remaining)
         except TimeoutError:
             if crawl.total is None:
                 raise PeerUnreachableError(
                     f"crawl of {public_key.hex()[:16]} [{start}, {end}] got no answer in time"
                 ) from None
         finally:
-            del self._crawls[identifier]
+            self.close_request(crawl)
         return list(crawl.blocks.values())
 
     @lazy_wrapper(CrawlRequestMessage)
@@ -390,7 +343,7 @@ class TrustChainCommunity(Overlay):
     @lazy_wrapper_unsigned(CrawlResponseMessage)
     def on_crawl_response(self, source_address: Address, payload: CrawlResponseMessage) -> None:
         """Collect blocks of a crawl we asked for; blocks outside the request are dropped."""
-        crawl = self._crawls.get(payload.identifier)
+        crawl = self.find_request(PendingCrawl, payload.identifier)
         if crawl is None or crawl.done.done() or payload.total > self.settings.crawl_page_size:
             return
         for data in payload.blocks:
@@ -414,20 +367,12 @@ class TrustChainCommunity(Overlay):
         Each party publishes the other's block: a forker would not publish its own, and an
         honest party's copy is what lets the witnesses see both halves of a fork.
         """
-        witnesses = self._witnesses(block)
+        chosen = witnesses(block.public_key, block.sequence_number, self.known_public_keys(), self.settings.witnesses)
         data = block.encode()
-        for key in self._sample(self.settings.gossip_fanout, exclude={block.public_key, *witnesses}):
+        for key in self._sample(self.settings.gossip_fanout, exclude={block.public_key, *chosen}):
             self._send_to(key, BlockBroadcastMessage(self.settings.gossip_ttl, data))
-        for key in witnesses:
+        for key in chosen:
             self._send_to(key, BlockBroadcastMessage(1, data))
-
-    def _witnesses(self, block: HalfBlock) -> list[bytes]:
-        """The known peers whose keys are XOR-closest to sha256(public key, sequence number)."""
-        target = int.from_bytes(
-            hashlib.sha256(block.public_key + block.sequence_number.to_bytes(8, "big")).digest(), "big"
-        )
-        candidates = [k for k in self.known_public_keys() if k != block.public_key]
-        return heapq.nsmallest(self.settings.witnesses, candidates, key=lambda k: int.from_bytes(k, "big") ^ target)
 
     def _sample(self, count: int, exclude: Iterable[bytes] = ()) -> list[bytes]:
         excluded = set(exclude)
@@ -466,33 +411,25 @@ class TrustChainCommunity(Overlay):
             proof = FraudProof.decode(payload.proof)
         except EncodingError:
             return
-        known = proof.public_key in self._rumours
+        known = proof.public_key in self.rumours
         if not known and not proof.verify():  # a proof we hold needs no second check
             return
         if not known:
             self.ledger.receive_fraud_proof(proof)  # a new proof reaches _spread_fraud through on_fraud
             self._spread_fraud(proof)
         if sender is not None:
-            self._rumours[proof.public_key].holders.add(sender)
+            self.rumours.heard_from(proof.public_key, sender)
 
     def _spread_fraud(self, proof: FraudProof) -> None:
-        """Start the rumour of a new proof: fail deals with the forker, push it to a fanout."""
+        """A new proof: fail our deals with the forker, and start its rumour."""
         forker = proof.public_key
-        if forker in self._rumours:
+        if forker in self.rumours:
             return
-        rumour = self._rumours[forker] = _Rumour(proof.encode(), self.settings.fraud_rounds, {forker})
-        for block, future in self._awaiting.values():
-            if block.link_public_key == forker and not future.done():
-                future.set_exception(FraudDetectedError(forker))
-        self._push(rumour, self.settings.fraud_fanout)
+        for waiting in self.pending(PendingProposal):
+            if waiting.proposal.link_public_key == forker and not waiting.done.done():
+                waiting.done.set_exception(FraudDetectedError(forker))
+        self.rumours.start(proof)
 
-    def _push(self, rumour: _Rumour, count: int) -> None:
-        # Peers we pushed to before stay candidates: the packet may have been lost.
-        for key in self._sample(count, exclude=rumour.holders):
-            self._send_to(key, FraudProofMessage(rumour.proof))
-
-    def _fraud_round(self) -> None:
-        for rumour in self._rumours.values():
-            if rumour.rounds_left > 0:
-                rumour.rounds_left -= 1
-                self._push(rumour, self.settings.fraud_round_fanout)
+    def _push_proof(self, proof: bytes, holders: set[bytes], count: int) -> None:
+        for key in self._sample(count, exclude=holders):
+            self._send_to(key, FraudProofMessage(proof))

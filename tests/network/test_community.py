@@ -13,7 +13,8 @@ from ipv8.test.mocking.ipv8 import MockIPv8
 from enerdatx.crypto import Identity
 from enerdatx.errors import FraudDetectedError, PeerUnreachableError, TransactionRejectedError, TransactionTimeoutError
 from enerdatx.trustchain import BlockStore, FraudProof, HalfBlock, TrustChain
-from enerdatx.trustchain.community import TrustChainCommunity, ipv8_private_key
+from enerdatx.trustchain.community import PendingCrawl, PendingProposal, TrustChainCommunity
+from enerdatx.trustchain.keys import ipv8_private_key
 from enerdatx.trustchain.payload import (
     AgreementMessage,
     CrawlRequestMessage,
@@ -86,7 +87,7 @@ class TestSigning(TrustChainTestBase):
         self.assertEqual((agreement.public_key, agreement.link_sequence_number), (self.key(1), 1))
         self.assertEqual(self.ledger(1).store.linked(proposal), agreement)
         self.assertEqual(self.ledger(0).store.linked(proposal), agreement)
-        self.assertEqual(self.overlay(0)._awaiting, {})
+        self.assertEqual(self.overlay(0).pending(PendingProposal), [])
 
     async def test_refused_type_raises_rejected(self) -> None:
         with self.assertRaises(TransactionRejectedError) as caught:
@@ -110,7 +111,7 @@ class TestSigning(TrustChainTestBase):
         self.endpoint(1).close()
         with self.assertRaises(TransactionTimeoutError):
             await self.overlay(0).propose(self.key(1), PING, {}, timeout=0.3)
-        self.assertEqual(self.overlay(0)._awaiting, {})
+        self.assertEqual(self.overlay(0).pending(PendingProposal), [])
         self.assertEqual(self.ledger(0).store.latest_sequence_number(self.key(0)), 1)  # the proposal stays
 
     async def test_countersigner_first_crawls_what_it_misses(self) -> None:
@@ -140,7 +141,8 @@ class TestCrawl(TrustChainTestBase):
         self.overlay(0).decode_map[CrawlRequestMessage.msg_id] = lambda *_: None  # node 0 answers by hand
         crawl = asyncio.ensure_future(self.overlay(1).crawl(self.key(0), 1, 1))
         await asyncio.sleep(0)
-        (identifier,) = self.overlay(1)._crawls
+        (pending,) = self.overlay(1).pending(PendingCrawl)
+        identifier = pending.number
         answer = [block.encode() for block in (stranger, forged, good)]
         self.overlay(0).send(self.peer(1), CrawlResponseMessage(identifier, 1, answer))
         self.assertEqual(await crawl, [good])

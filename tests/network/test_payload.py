@@ -12,7 +12,7 @@ from enerdatx.cli.peer import parse_address, parse_contact
 from enerdatx.crypto import Identity, verify_signature
 from enerdatx.lab import Lab
 from enerdatx.overlay import TokenBucket
-from enerdatx.trustchain.community import ipv8_private_key, ipv8_public_key_bin
+from enerdatx.trustchain.keys import ipv8_private_key, ipv8_public_key_bin
 from enerdatx.trustchain.payload import (
     MESSAGES,
     SIGNED_OVERHEAD,
