@@ -10,6 +10,7 @@ pyipv8's ``RequestCache``, which times out and, on unload, cancels what is left.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -156,9 +157,11 @@ class Overlay(Community):
         self.bytes_sent = 0
         self.packets_sent = 0
         self.packets_dropped = 0
-        """Packets refused unread (too big, sender over its rate) or dropped by a handler's checks."""
+        """Packets refused unread: too big, or their sender over its rate (``drops["limit"]``)."""
+        self.drops: collections.Counter[str] = collections.Counter()
+        """Dropped packets by reason: "limit", or what a handler refused after decoding ("replay", ...)."""
         self._limits = SenderLimits(settings.max_packet_size, settings.rate_per_second, settings.rate_burst)
-        self._drop_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._drop_waiters: list[tuple[str, int, asyncio.Future[None]]] = []
         self.request_cache = RequestCache()
 
     async def unload(self) -> None:
@@ -193,24 +196,28 @@ class Overlay(Community):
         """Drop oversized packets and senders beyond their rate before decoding anything."""
         address, data = packet
         if not self._limits.admit(address, data):
-            self.count_drop()
+            self.count_drop("limit")
             return
         super().on_packet(packet, warn_unknown)
 
-    def count_drop(self) -> None:
-        """Count one packet dropped on purpose (and wake whoever awaits that count)."""
-        self.packets_dropped += 1
-        for entry in list(self._drop_waiters):
-            count, future = entry
-            if self.packets_dropped >= count and not future.done():
+    def count_drop(self, reason: str) -> None:
+        """Count one packet dropped on purpose, and wake whoever awaits that count."""
+        self.drops[reason] += 1
+        if reason == "limit":
+            self.packets_dropped += 1
+        for wanted, count, future in self._drop_waiters:
+            if self.drops[wanted] >= count and not future.done():
                 future.set_result(None)
 
-    async def wait_for_drops(self, count: int, timeout: float = 10.0) -> None:
-        """Wait until ``packets_dropped`` reaches ``count``; TimeoutError after ``timeout`` seconds."""
-        if self.packets_dropped >= count:
+    async def wait_for_drops(self, count: int, reason: str = "limit", timeout: float = 10.0) -> None:
+        """Wait until ``count`` packets were dropped for ``reason``; TimeoutError after ``timeout`` s.
+
+        Tests of hostile peers await this instead of sleeping and then asserting that nothing happened.
+        """
+        if self.drops[reason] >= count:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (count, future)
+        entry = (reason, count, future)
         self._drop_waiters.append(entry)
         try:
             await asyncio.wait_for(future, timeout)

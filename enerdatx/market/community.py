@@ -128,13 +128,15 @@ class MarketCommunity(Overlay):
     def on_record(self, peer: IPv8Peer, payload: RecordMessage) -> None:
         """Hand a gossiped market record to the ledger (which validates and stores it)."""
         if trustchain_key(peer) is None:
+            self.count_drop("malformed")
             return
         try:
             block = HalfBlock.decode(payload.block)
         except EncodingError:
+            self.count_drop("malformed")
             return
-        if block.type in RECORD_TYPES and block.is_record:
-            self.handler.receive_record(block)
+        if not (block.type in RECORD_TYPES and block.is_record) or not self.handler.receive_record(block):
+            self.count_drop("invalid_record")
 
     @lazy_wrapper(ListingsRequestMessage)
     def on_listings_request(self, peer: IPv8Peer, payload: ListingsRequestMessage) -> None:

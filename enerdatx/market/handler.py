@@ -34,8 +34,8 @@ class MarketHandler(Protocol):
     def own_records(self, since: int) -> Sequence[HalfBlock]:
         """Our market records from sequence number ``since``."""
 
-    def receive_record(self, block: HalfBlock) -> None:
-        """A gossiped market record (decoded, of a record type, not yet validated)."""
+    def receive_record(self, block: HalfBlock) -> bool:
+        """A gossiped market record (decoded, of a record type, not yet validated); False if invalid."""
 
     def ciphertext(self, cid: str) -> bytes | None:
         """The ciphertext of one of our listings, or None: we serve nothing else."""

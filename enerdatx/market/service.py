@@ -232,10 +232,14 @@ class MarketService:
         """TrustChain keys of every peer we can reach: contacts and IPv8 neighbours."""
         return self.peer.community.known_public_keys()
 
-    def receive_record(self, block: HalfBlock) -> None:
-        """A market record from the network: the ledger validates and stores it, the book learns it."""
-        if self.peer.ledger.store.get_by_hash(block.hash) is None:
-            self.peer.ledger.receive(block)
+    def receive_record(self, block: HalfBlock) -> bool:
+        """A market record from the network: the ledger validates and stores it, the book learns it.
+
+        False when the ledger finds it invalid (a forged signature, say): nothing is stored.
+        """
+        if self.peer.ledger.store.get_by_hash(block.hash) is not None:
+            return True
+        return not self.peer.ledger.receive(block).is_invalid
 
     def first_gap(self, public_key: bytes) -> int:
         """The first sequence number of that chain we lack: we hold everything below it."""

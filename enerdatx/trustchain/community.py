@@ -203,12 +203,15 @@ class TrustChainCommunity(Overlay):
         sender = self._sender(peer)
         proposal = self._decode_block(payload.block)
         if proposal is None or sender is None or proposal.public_key != sender:
+            self.count_drop("malformed")
             return
         if proposal.link_public_key != self.public_key or not proposal.is_proposal:
+            self.count_drop("not_for_us")
             return
         agreement = self.ledger.store.linked(proposal)
-        if agreement is not None:  # our agreement was lost on the way: send it again
+        if agreement is not None:  # our agreement was lost on the way (or a replay): send it again
             self.send(peer, AgreementMessage(agreement.encode()))
+            self.count_drop("replay")
             return
         if proposal.hash in self._countersigning:
             return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from pathlib import Path
 
@@ -33,9 +32,10 @@ async def test_replayed_proposal_is_answered_never_signed_again(tmp_path: Path) 
         trade = await buyer.market.buy(listing.listing_id)
         chain, balance = seller.store.chain(seller.public_key), seller.market.balance()
         peer = buyer.community.peer_for(seller.public_key)
+        replays_before = seller.community.drops["replay"]
         for _ in range(50):
             buyer.community.send(peer, ProposalMessage(trade.proposal.encode()))
-        await asyncio.sleep(0.2)  # the replays are processed (in-memory delivery, next loop turns)
+        await seller.community.wait_for_drops(replays_before + 50, "replay")  # each answered from the store
         assert seller.store.chain(seller.public_key) == chain
         assert seller.market.balance() == balance
 
@@ -49,7 +49,7 @@ async def test_aggressive_crawler_is_rate_limited_and_honest_crawls_still_work(t
         sent_before = seller.community.packets_sent
         for i in range(2000):
             crawler.community.send(peer, CrawlRequestMessage(i, seller.public_key, 1, 0))
-        await asyncio.sleep(0.2)
+        await seller.community.wait_for_drops(1900)  # fails after 10 s unless the limit drops them
         answered = seller.community.packets_sent - sent_before
         assert seller.community.packets_dropped >= 1900 and answered <= 100
         blocks = await honest.community.crawl(seller.public_key)
@@ -61,11 +61,11 @@ async def test_oversized_and_malformed_market_packets_are_dropped(tmp_path: Path
         seller, hostile = await lab.start(2)
         market = seller.market.community
         prefix = market._prefix
-        hostile.ipv8.endpoint.send(seller.address, prefix + b"\x01" + bytes(70_000))
         for junk in (prefix + b"\x01", prefix + b"\x03\xff", prefix + b"\x09" + bytes(40)):
             hostile.ipv8.endpoint.send(seller.address, junk)
-        await asyncio.sleep(0.05)
-        assert market.packets_dropped == 1  # the oversized one; the rest failed to decode, harmlessly
+        hostile.ipv8.endpoint.send(seller.address, prefix + b"\x01" + bytes(70_000))
+        await market.wait_for_drops(1)  # the oversized one, delivered after the junk (in order)
+        assert market.packets_dropped == 1  # the junk failed to decode, harmlessly
         assert seller.store.count() == 0
 
 
@@ -115,6 +115,6 @@ async def test_forged_listing_of_another_seller_is_not_accepted(tmp_path: Path) 
         block = seller.store.get_by_hash(listing.block_hash)
         forged = dataclasses.replace(block, transaction={**block.transaction, "price": 1})
         forger.market.community.broadcast(RecordMessage(forged.encode()))
-        await asyncio.sleep(0.1)
-        prices = [x.price for x in buyer.market.search()]
-        assert prices == [10]  # the forged copy fails the signature check
+        await buyer.market.community.wait_for_drops(1, "invalid_record")  # the forged copy fails the signature check
+        assert [x.price for x in buyer.market.search()] == [10]
+        assert buyer.store.get_by_hash(forged.hash) is None
