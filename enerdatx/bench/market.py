@@ -167,6 +167,8 @@ async def _run(args: argparse.Namespace, sellers_n: int, buyers_n: int) -> dict[
             start, cpu = time.perf_counter(), time.process_time()
             await asyncio.gather(*(transact(buyer, picks) for buyer, picks in zip(buyers, plan, strict=True)))
             bare_seconds, bare_cpu = time.perf_counter() - start, time.process_time() - cpu
+            # What the buyers' own chains say they paid: every settled trade moved exactly PRICE.
+            tokens_paid = sum(buyer.balance().spent for buyer in [*buyers, probe])
             if child is not None:
                 child.stdin.close()
                 await child.wait()
@@ -184,6 +186,7 @@ async def _run(args: argparse.Namespace, sellers_n: int, buyers_n: int) -> dict[
         "trades": args.trades,
         "failed_trades": len(failures),
         "failed_bare_tx": len(bare_failures),
+        "tokens_paid": tokens_paid,
         "first_failure": next(iter(failures or bare_failures), None),
         "dataset_bytes": len(dataset.plaintext),
         "trades_per_s": round(trades_per_s, 1),

@@ -37,12 +37,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # The default store (own blocks fsync'ed), one that never waits for the disk, and one in
     # memory: the gaps between them are the price of durability and of SQLite itself.
     for storage, suffix in (("fsync", ""), ("no_fsync", "_no_fsync"), ("memory", "_memory_store")):
-        seconds = _transactions(args.transactions, storage=storage, progress=progress)
+        seconds, stored = _transactions(args.transactions, storage=storage, progress=progress)
+        result[f"blocks_stored{suffix}"] = stored
         result[f"seconds{suffix}"] = round(seconds, 6)
         result[f"tx_per_s{suffix}"] = round(args.transactions / seconds, 1)
         result[f"ratio_to_bound{suffix}"] = round(args.transactions / seconds / bound, 3)
-    crawl_seconds = _crawl(args.crawl_blocks, progress=progress)
+    crawl_seconds, crawl_stored = _crawl(args.crawl_blocks, progress=progress)
     result["crawl_blocks"] = args.crawl_blocks
+    result["crawl_blocks_stored"] = crawl_stored
     result["crawl_blocks_validated_per_s"] = round(args.crawl_blocks / crawl_seconds, 1)
     result["ed25519_verify_bound_blocks_per_s"] = round(1.0 / verify_s, 1)
     return result
@@ -68,8 +70,9 @@ def _sample_block(identity: Identity) -> HalfBlock:
     return ledger.propose(Identity.generate().public_key, BENCH_TYPE, {"amount": 1, "n": 0})
 
 
-def _transactions(count: int, *, storage: str, progress: bool) -> float:
-    """Seconds for ``count`` complete transactions; every block crosses a (simulated) wire."""
+def _transactions(count: int, *, storage: str, progress: bool) -> tuple[float, int]:
+    """Seconds for ``count`` complete transactions (every block crosses a simulated wire), and
+    the blocks the two peers then hold between them."""
     with tempfile.TemporaryDirectory() as directory:
 
         def store(name: str) -> BlockStore:
@@ -88,15 +91,17 @@ def _transactions(count: int, *, storage: str, progress: bool) -> float:
             if alice.receive(HalfBlock.decode(agreement.encode())).is_invalid:
                 raise AssertionError("agreement refused")
         seconds = time.perf_counter() - start
-        if alice.store.count() != 2 * count or bob.store.count() != 2 * count:
+        stored = alice.store.count() + bob.store.count()
+        if stored != 4 * count:
             raise AssertionError("a transaction was not stored by both peers")
         alice.store.close()
         bob.store.close()
-    return seconds
+    return seconds, stored
 
 
-def _crawl(length: int, *, progress: bool) -> float:
-    """Seconds for a fresh peer to validate and store a crawled chain of ``length`` blocks."""
+def _crawl(length: int, *, progress: bool) -> tuple[float, int]:
+    """Seconds for a fresh peer to validate and store a crawled chain of ``length`` blocks, and
+    how many it stored."""
     with tempfile.TemporaryDirectory() as directory:
         owner = TrustChain(Identity.generate(), BlockStore(Path(directory, "o.sqlite"), fsync=False))
         for n in tqdm(range(length), desc="building chain", disable=not progress, mininterval=0.5):
@@ -106,8 +111,9 @@ def _crawl(length: int, *, progress: bool) -> float:
         start = time.perf_counter()
         results = crawler.receive_many([HalfBlock.decode(data) for data in wire])
         seconds = time.perf_counter() - start
-        if any(result.is_invalid for result in results) or crawler.store.count() != length:
+        stored = crawler.store.count()
+        if any(result.is_invalid for result in results) or stored != length:
             raise AssertionError("crawled chain was not fully accepted")
         owner.store.close()
         crawler.store.close()
-    return seconds
+    return seconds, stored

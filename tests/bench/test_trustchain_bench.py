@@ -3,14 +3,11 @@ import json
 from enerdatx.cli import main
 
 
-def test_trustchain_benchmark_reports_consistent_figures(capsys):
+def test_trustchain_benchmark_stores_every_transaction_and_every_crawled_block(capsys):
     assert main(["bench", "trustchain", "--json", "--transactions", "50", "--crawl-blocks", "60", "--no-progress"]) == 0
     figures = json.loads(capsys.readouterr().out)
     assert figures["transactions"] == 50 and figures["crawl_blocks"] == 60
-    bound = 1e6 / (2 * figures["ed25519_sign_us"] + 2 * figures["ed25519_verify_us"])
-    assert abs(figures["ed25519_bound_tx_per_s"] - bound) / bound < 0.01
-    for suffix in ("", "_no_fsync", "_memory_store"):
-        tx_per_s = figures[f"tx_per_s{suffix}"]
-        assert abs(tx_per_s - 50 / figures[f"seconds{suffix}"]) / tx_per_s < 0.01
-        ratio = figures[f"ratio_to_bound{suffix}"]
-        assert abs(ratio - tx_per_s / figures["ed25519_bound_tx_per_s"]) < 0.002
+    # Both peers hold both halves of all 50 pairs, in each of the three stores; the crawler all 60.
+    assert figures["blocks_stored"] == figures["blocks_stored_no_fsync"] == figures["blocks_stored_memory_store"] == 200
+    assert figures["crawl_blocks_stored"] == 60
+    assert all(figures[key] > 0 for key in ("seconds", "seconds_no_fsync", "seconds_memory_store", "ed25519_sign_us"))
