@@ -7,13 +7,7 @@ import pytest
 from enerdatx import Lab
 from enerdatx.errors import ListingNotFoundError, MarketError
 from enerdatx.market.service import MarketService
-
-from .conftest import DESCRIPTOR, readings_bytes
-
-
-class DataSet:
-    def __init__(self, plaintext: bytes, descriptor: dict) -> None:
-        self.plaintext, self.descriptor = plaintext, descriptor
+from tests.support.market import DESCRIPTOR, DataSet, readings_bytes
 
 
 async def test_buy_right_after_the_sale_waits_for_the_listing_to_arrive(tmp_path):

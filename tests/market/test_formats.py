@@ -29,8 +29,7 @@ from enerdatx.market.negotiation import (
     match_requests,
 )
 from enerdatx.market.orderbook import Query
-
-from .conftest import DESCRIPTOR, readings_bytes
+from tests.support.market import DESCRIPTOR, readings_bytes
 
 
 @pytest.mark.parametrize(

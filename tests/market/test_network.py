@@ -8,13 +8,7 @@ from enerdatx.errors import NegotiationError
 from enerdatx.lab import Lab
 from enerdatx.market import Query
 from enerdatx.market.negotiation import SellerStrategy
-
-from .conftest import DESCRIPTOR, readings_bytes
-
-
-class DataSet:
-    def __init__(self, plaintext: bytes, descriptor: dict) -> None:
-        self.plaintext, self.descriptor = plaintext, descriptor
+from tests.support.market import DESCRIPTOR, DataSet, readings_bytes
 
 
 @pytest.fixture

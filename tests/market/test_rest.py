@@ -130,7 +130,7 @@ async def test_the_api_needs_the_token_but_its_description_does_not(apis):
 
 async def test_an_overspend_through_the_api_is_payment_required(apis):
     http, (seller, buyer) = apis
-    from tests.market.conftest import DESCRIPTOR, readings_bytes
+    from tests.support.market import DESCRIPTOR, readings_bytes
 
     listing = seller.service.market.sell(readings_bytes(40), DESCRIPTOR, 5000)
     await buyer.service.market.book.wait_for_listing(listing.listing_id)

@@ -18,8 +18,7 @@ from enerdatx.errors import (
 )
 from enerdatx.market import COMPLAINT, PAYMENT
 from enerdatx.market.formats import make_opening, payment_transaction, split_opening
-
-from .conftest import DESCRIPTOR, readings_bytes
+from tests.support.market import DESCRIPTOR, readings_bytes
 
 
 async def test_end_to_end_trade_moves_tokens_and_delivers_the_committed_data(town):

@@ -22,7 +22,7 @@ from enerdatx.trustchain.payload import (
     ProposalMessage,
 )
 from enerdatx.trustchain.settings import TrustChainSettings
-from tests.trustchain.conftest import sign
+from tests.support.blocks import sign
 
 PING = "test.ping"
 

@@ -6,7 +6,7 @@ from enerdatx.errors import TransactionRejectedError
 from enerdatx.market import PAYMENT
 from enerdatx.reputation import ContributionRule, Direction, ReputationView
 from enerdatx.reputation.market import rank_by_reputation, refuse_below
-from tests.market.conftest import DESCRIPTOR, Town, readings_bytes
+from tests.support.market import DESCRIPTOR, Town, readings_bytes
 
 
 async def test_a_market_payment_counts_as_the_sellers_contribution_to_the_buyer():

@@ -16,8 +16,7 @@ from enerdatx.trustchain.encoding import (
     decode_transaction,
     encode_transaction,
 )
-
-from .conftest import sign
+from tests.support.blocks import sign
 
 VECTORS = Path(__file__).parent.parent / "vectors"
 

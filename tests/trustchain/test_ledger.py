@@ -7,8 +7,7 @@ from enerdatx.errors import (
     TransactionRejectedError,
 )
 from enerdatx.trustchain import BlockStore, FraudProof, HalfBlock, TrustChain, ValidationLevel
-
-from .conftest import PAY, sign, transact
+from tests.support.blocks import PAY, sign, transact
 
 
 def test_a_transaction_is_stored_by_both_sides(alice, bob):

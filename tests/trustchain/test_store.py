@@ -4,8 +4,7 @@ import pytest
 
 from enerdatx.crypto import Identity
 from enerdatx.trustchain import BlockStore, FraudProof, TrustChain
-
-from .conftest import PAY, sign, transact
+from tests.support.blocks import PAY, sign, transact
 
 
 def test_an_exception_inside_a_write_leaves_nothing_behind(tmp_path):

@@ -6,8 +6,7 @@ from enerdatx.crypto import Identity
 from enerdatx.trustchain import GENESIS_HASH, NO_COUNTERPARTY, HalfBlock, Rule, ValidationLevel
 from enerdatx.trustchain.block import now_ms
 from enerdatx.trustchain.validation import MAX_CLOCK_SKEW_MS, MIN_TIMESTAMP
-
-from .conftest import PAY, sign, transact
+from tests.support.blocks import PAY, sign, transact
 
 
 def reasons(ledger, block):
