@@ -5,11 +5,12 @@ Callers catch a base class; each error carries the context needed to act on it
 subclass the matching built-in, so ``except ValueError`` keeps working.
 
 * EnerDatXError
+  + ConfigurationError(ValueError)       an option out of range (a Lab's transport, a loss rate)
   + KeyFileError(ValueError)             a key file is corrupt, foreign or unsafe
   + EncodingError(ValueError)            bytes that do not decode to the claimed format
   + LedgerError                          TrustChain
     - InvalidBlockError(ValueError)      a block breaks a rule; ``.reason`` says which
-    - BlockNotFoundError(KeyError)
+    - StoreVersionError                  a block store on disk of a schema this code does not know
     - FraudDetectedError                 the counterparty is a proven forker
     - TransactionRejectedError           a counterparty refused to countersign
     - TransactionTimeoutError(TimeoutError)
@@ -31,6 +32,7 @@ subclass the matching built-in, so ``except ValueError`` keeps working.
     - DataVerificationError              decrypted data does not match its commitment
   + NetworkError                         peers
     - PeerUnreachableError(ConnectionError)
+    - PeerProcessError                   a peer in a process of its own did not start
   + ReputationError(ValueError)          a reputation computation asked with bad parameters
 """
 
@@ -41,6 +43,10 @@ from typing import Any
 
 class EnerDatXError(Exception):
     """Base of every error EnerDatX raises on purpose."""
+
+
+class ConfigurationError(EnerDatXError, ValueError):
+    """An option or argument outside what it may be (a Lab's transport, a packet-loss rate)."""
 
 
 class KeyFileError(EnerDatXError, ValueError):
@@ -75,11 +81,8 @@ class InvalidBlockError(LedgerError, ValueError):
         self.block_hash = block_hash
 
 
-class BlockNotFoundError(LedgerError, KeyError):
-    """No block with that key is stored."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
+class StoreVersionError(LedgerError):
+    """A block store on disk has a schema version this code does not know (a newer EnerDatX made it)."""
 
 
 class FraudDetectedError(LedgerError):
@@ -215,6 +218,10 @@ class NetworkError(EnerDatXError):
 
 class PeerUnreachableError(NetworkError, ConnectionError):
     """A peer could not be reached."""
+
+
+class PeerProcessError(NetworkError):
+    """A peer started in a process of its own exited or said something else than that it is ready."""
 
 
 # --- Reputation -------------------------------------------------------------------

@@ -32,6 +32,7 @@ from ipv8.messaging.interfaces.udp.endpoint import UDPEndpoint, UDPv4Address
 from ipv8.test.mocking.endpoint import MockEndpoint, internet
 from tqdm.auto import tqdm
 
+from enerdatx.errors import ConfigurationError, PeerProcessError
 from enerdatx.market.service import MarketService
 from enerdatx.peer import Peer, Service
 from enerdatx.trustchain import BlockStore, HalfBlock, TrustChain
@@ -91,7 +92,7 @@ def _market_factory(market: bool | MarketFactory) -> MarketFactory | None:
     if market is False:
         return None
     if not callable(market):
-        raise TypeError(f"market is True, False or a factory of MarketService, not {market!r}")
+        raise ConfigurationError(f"market is True, False or a factory of MarketService, not {market!r}")
     return market
 
 
@@ -122,11 +123,11 @@ class Lab:
         durable: bool = True,
     ) -> None:
         if transport not in ("memory", "udp"):
-            raise ValueError(f"transport must be 'memory' or 'udp', not {transport!r}")
+            raise ConfigurationError(f"transport must be 'memory' or 'udp', not {transport!r}")
         if not 0.0 <= packet_loss < 1.0:
-            raise ValueError(f"packet_loss must be in [0, 1), not {packet_loss}")
+            raise ConfigurationError(f"packet_loss must be in [0, 1), not {packet_loss}")
         if packet_loss and transport != "memory":
-            raise ValueError("packet loss is simulated on the memory transport only")
+            raise ConfigurationError("packet loss is simulated on the memory transport only")
         self._temporary = directory is None
         self.directory = Path(tempfile.mkdtemp(prefix="enerdatx-lab-") if directory is None else directory)
         self.transport = transport
@@ -151,7 +152,7 @@ class Lab:
         ``market`` overrides the lab's ``market`` for these ``n`` peers.
         """
         if n < 0:
-            raise ValueError("n must be >= 0")
+            raise ConfigurationError("n must be >= 0")
         first = len(self.peers)
         factory = self.market if market is None else _market_factory(market)
         if factory is not None:
@@ -333,7 +334,7 @@ class PeerProcess:
         )
         ready = await asyncio.wait_for(self._next_event(), timeout)
         if ready.get("event") != "ready":
-            raise RuntimeError(f"peer process did not start: {ready}")
+            raise PeerProcessError(f"peer process did not start: {ready}")
         self.public_key = bytes.fromhex(ready["public_key"])
         self.port = int(ready["address"].rpartition(":")[2])
 

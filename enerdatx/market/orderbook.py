@@ -111,14 +111,9 @@ class OrderBook:
         self._complaints: Counter[bytes] = Counter()
         self._seen_complaints: set[bytes] = set()
         self._waiters: list[tuple[Callable[[OrderBook], bool], asyncio.Future[None]]] = []
-        self._listeners: list[Callable[[Listing], None]] = []
 
     def __len__(self) -> int:
         return len(self._listings)
-
-    def on_listing(self, callback: Callable[[Listing], None]) -> None:
-        """Call ``callback`` for every listing newly learned (matchmakers use it)."""
-        self._listeners.append(callback)
 
     def add_block(self, block: Any) -> None:
         """Learn from one stored block; blocks of other types and malformed ones are ignored."""
@@ -128,8 +123,6 @@ class OrderBook:
                 if listing.listing_id in self._listings:
                     return
                 self._listings[listing.listing_id] = listing
-                for callback in self._listeners:
-                    callback(listing)
             elif block.type == WITHDRAWAL:
                 self._withdrawn.setdefault(parse_withdrawal(block).hex(), block.public_key)
             elif block.type == COMPLAINT:

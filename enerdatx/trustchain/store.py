@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
+from enerdatx.errors import StoreVersionError
 from enerdatx.trustchain.block import HalfBlock
 from enerdatx.trustchain.fraud import FraudProof
 
@@ -59,7 +60,7 @@ class BlockStore:
         if version == 0:
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         elif version != SCHEMA_VERSION:
-            raise RuntimeError(f"{self.path}: unknown block store schema version {version}")
+            raise StoreVersionError(f"{self.path}: unknown block store schema version {version}")
         self._synchronous = "FULL"
         self._in_transaction = False
         # Caches hold committed state only: writes are applied to them at COMMIT.

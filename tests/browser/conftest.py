@@ -26,7 +26,7 @@ import requests
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts"
-# DESIGN.md: what Debian's chromium needs here, and nothing that phones home.
+# What Debian's chromium needs here (no sandbox as root, no GPU), and nothing that phones home.
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from enerdatx import Lab
-from enerdatx.errors import ListingNotFoundError, MarketError
+from enerdatx.errors import ConfigurationError, ListingNotFoundError, MarketError
 from enerdatx.market.service import MarketService
 from tests.support.market import DESCRIPTOR, DataSet, readings_bytes
 
@@ -54,5 +54,5 @@ async def test_start_chooses_the_market_per_batch_and_restarts_keep_it(tmp_path)
 
 
 def test_a_market_option_that_is_not_one_is_refused(tmp_path):
-    with pytest.raises(TypeError, match="factory of MarketService"):
+    with pytest.raises(ConfigurationError, match="factory of MarketService"):
         Lab(tmp_path, market="yes")  # type: ignore[arg-type]
