@@ -106,3 +106,31 @@ def test_the_trustchain_knows_nothing_of_the_market():
 def test_the_content_store_interface_loads_no_daemon_client():
     code = "import enerdatx.ipfs.store, sys; assert 'ipfshttpclient' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_trade_and_market_signatures_name_no_any():
+    tree = ast.parse((ROOT / "enerdatx" / "market" / "market.py").read_text())
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    annotations = []
+    for node in ast.walk(classes["Market"]), ast.walk(classes["Trade"]):
+        for item in node:
+            if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                arguments = [*item.args.args, *item.args.kwonlyargs, item.args.vararg, item.args.kwarg]
+                annotations += [a.annotation for a in arguments if a is not None and a.annotation is not None]
+                annotations.append(item.returns)
+            elif isinstance(item, ast.AnnAssign):
+                annotations.append(item.annotation)
+    written = [ast.unparse(a) for a in annotations if a is not None]
+    assert len(written) > 30  # the walk found the signatures
+    assert [a for a in written if "Any" in a] == []
+
+
+def test_the_architecture_page_names_every_module():
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    unnamed = []
+    for module, path in _modules().items():
+        if path.name in ("__init__.py", "__main__.py") or module.startswith(("enerdatx.widgets", "enerdatx.cli", "enerdatx.bench")):
+            continue  # packages, the command line and its benchmarks are named as a whole
+        if f"`{path.name}`" not in page:
+            unnamed.append(module)
+    assert unnamed == []

@@ -8,6 +8,7 @@ this module only builds and checks their contents.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,7 +160,7 @@ class Listing:
 
 
 def listing_transaction(
-    descriptor: dict[str, Any], price: int, cid: str, commitment_: bytes, expires: int | None
+    descriptor: Mapping[str, object], price: int, cid: str, commitment_: bytes, expires: int | None
 ) -> dict[str, Any]:
     """The transaction of an ``edx.listing`` block (validated)."""
     tx = {

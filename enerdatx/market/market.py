@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import nacl.utils
 
@@ -61,7 +61,7 @@ __all__ = ["ContentSource", "Fetcher", "Market", "NegotiatedPrice", "Proposer", 
 
 logger = logging.getLogger(__name__)
 
-Proposer = Callable[[bytes, str, dict[str, Any]], Awaitable[tuple[HalfBlock, HalfBlock]]]
+Proposer = Callable[[bytes, str, dict[str, object]], Awaitable[tuple[HalfBlock, HalfBlock]]]
 """(counterparty, block type, transaction) -> (our proposal, their agreement)."""
 Fetcher = Callable[[Listing], Awaitable[bytes]]
 """listing -> the bytes of its ciphertext CID, from wherever they are."""
@@ -148,7 +148,7 @@ class Market:
     # --- selling ---------------------------------------------------------------------
 
     def sell(
-        self, plaintext: bytes, descriptor: dict[str, Any], price: int, *, expires_in: int | None = None
+        self, plaintext: bytes, descriptor: Mapping[str, object], price: int, *, expires_in: int | None = None
     ) -> Listing:
         """Encrypt a data set, add the ciphertext to the content store and sign a listing for it.
 
@@ -177,7 +177,7 @@ class Market:
             raise ListingUnavailableError(f"listing {listing_id[:16]}… is {self.book.status(listing)} already")
         self.ledger.record(WITHDRAWAL, withdrawal_transaction(listing.block_hash))
 
-    def payment_policy(self, ledger: Any, proposal: Any) -> dict[str, Any]:
+    def payment_policy(self, ledger: TrustChain, proposal: HalfBlock) -> dict[str, object]:
         """The ledger policy for payments: check the proposal and return the agreement with the key.
 
         Registered for ``edx.payment`` at construction; wrap it (for example with
@@ -244,7 +244,7 @@ class Market:
         plaintext = await self.open_agreement(listing, agreement)
         return Trade(listing, proposal, agreement, plaintext, time.perf_counter() - started)
 
-    async def open_agreement(self, listing: Listing, agreement: Any) -> bytes:
+    async def open_agreement(self, listing: Listing, agreement: HalfBlock) -> bytes:
         """Fetch, decrypt and verify a bought data set; a failure is recorded as a complaint."""
         sealed = agreement.transaction.get("sealed_key")
         try:
@@ -293,7 +293,7 @@ class Market:
             raise MarketError(f"the bytes served for {listing.cid} do not hash to it")
         return data
 
-    def _complain(self, listing: Listing, agreement: Any, reason: str, opening: bytes | None) -> DataVerificationError:
+    def _complain(self, listing: Listing, agreement: HalfBlock, reason: str, opening: bytes | None) -> DataVerificationError:
         block = self.ledger.record(
             COMPLAINT, complaint_transaction(listing.block_hash, agreement.hash, listing.seller, reason, opening)
         )
@@ -313,9 +313,9 @@ class Market:
         """Every data set we bought and verified."""
         return self.keyring.purchases()
 
-    def trades(self) -> list[dict[str, Any]]:
+    def trades(self) -> list[dict[str, object]]:
         """Every payment on our chain (as buyer or seller), oldest first."""
-        rows = []
+        rows: list[dict[str, object]] = []
         for block in self.ledger.store.chain(self.public_key):
             if block.type != PAYMENT:
                 continue
