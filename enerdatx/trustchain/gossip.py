@@ -62,6 +62,11 @@ class FraudRumours:
         self._push(rumour.proof, rumour.holders, self.settings.fraud_fanout)
         return True
 
+    @property
+    def spreading(self) -> bool:
+        """True while some rumour has pushes left."""
+        return any(rumour.rounds_left > 0 for rumour in self._rumours.values())
+
     def heard_from(self, forker: bytes, holder: bytes) -> None:
         """``holder`` sent us the proof against ``forker``: it needs no push."""
         rumour = self._rumours.get(forker)
