@@ -71,6 +71,7 @@ _DUBLIN = ZoneInfo("Europe/Dublin")
 _PARSERS = {name: TelegramParser({**spec, "objects": [o for o in spec["objects"] if o["value_name"] in _USED]},
                                  apply_checksum_validation=False)
             for name, spec in _SPECS.items()}
+NO_TIMESTAMP = "carry no timestamp"  # in the TelegramError of an untimed telegram read without a clock
 MAX_TELEGRAM = 16 * 1024  # a P1 telegram is < 2 KiB; anything this long without an end is garbage
 
 
@@ -407,7 +408,7 @@ def _row(item: tuple[int, str, str | None], stats: DSMRStats, errors: str, varia
         fields = parse_telegram(telegram, index, variant=variant)
         if fields["timestamp"] is None:
             if clock is None:
-                raise TelegramError(f"DSMR {fields['variant']} telegrams carry no timestamp; pass clock=",
+                raise TelegramError(f"DSMR {fields['variant']} telegrams {NO_TIMESTAMP}; pass clock=",
                                     index=index)
             fields["timestamp"] = clock(index)
     except TelegramError as exc:
