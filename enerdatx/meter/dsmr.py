@@ -345,11 +345,13 @@ def read_dsmr_stream(
     progress: bool | tqdm | None = None,
     timeout: float = 30.0,
     baudrate: int | None = None,
+    skip: int = 0,
 ) -> Iterator[pd.DataFrame]:
     """Canonical readings in frames of up to ``chunk_size`` rows, in bounded memory.
 
     ``clock(index)`` times telegrams that carry no timestamp (DSMR 2.2/3, Q3D);
-    live sources default to the time of arrival.
+    live sources default to the time of arrival. The first ``skip`` telegrams are
+    framed but not parsed (a reader resuming a file where it stopped).
     """
     if errors not in ("skip", "raise"):
         raise ValueError("errors must be 'skip' or 'raise'")
@@ -368,6 +370,9 @@ def read_dsmr_stream(
                 # 0xDB opens a DLMS general-global-cipher frame (Sagemcom T210-D-r, Luxembourg MSN).
                 raise MeterDataError("encrypted DLMS telegrams are not supported; decrypt them first")
             for item in framer.feed(chunk):
+                if item[0] < skip:
+                    stats.telegrams += 1
+                    continue
                 row = _row(item, stats, errors, variant, clock, pseudonyms, meter_id)
                 bar.update(1)
                 if row is not None:
@@ -376,6 +381,9 @@ def read_dsmr_stream(
                         yield _frame(rows)
                         rows = []
         for item in framer.close():
+            if item[0] < skip:
+                stats.telegrams += 1
+                continue
             _row(item, stats, errors, variant, clock, pseudonyms, meter_id)
         if rows:
             yield _frame(rows)

@@ -1,0 +1,99 @@
+"""Continuous ingest into the readings database: resume, de-duplication, live TCP, quality."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pandas as pd
+import pytest
+
+from enerdatx.meter import render_telegrams, synthetic_household
+from enerdatx.meter.ingest import ReadingStore, follow_dsmr, ingest_dsmr
+
+
+@pytest.fixture(scope="module")
+def day() -> pd.DataFrame:
+    return synthetic_household(seed=3, start="2026-03-01", days=1, resolution="15min", gas=True)
+
+
+@pytest.fixture
+def p1_file(tmp_path, day):
+    path = tmp_path / "p1.txt"
+    path.write_text("".join(render_telegrams(day, "v5")), encoding="ascii")
+    return path
+
+
+def test_a_file_is_stored_whole_and_reads_back_as_parsed(tmp_path, p1_file, day) -> None:
+    store = ReadingStore(tmp_path / "readings.sqlite")
+    stats = ingest_dsmr(p1_file, store)
+    assert stats.parsed == len(day) == len(store)
+    back = store.readings()
+    assert list(back.index) == list(day.index)
+    assert back["import_kwh"].to_numpy() == pytest.approx(day["import_kwh"].to_numpy(), abs=1e-3)
+    assert back["gas_m3"].notna().all()
+    assert store.position(str(p1_file)) == len(day)
+
+
+def test_a_restart_resumes_a_file_at_its_next_telegram(tmp_path, p1_file, day) -> None:
+    telegrams = list(render_telegrams(day, "v5"))
+    p1_file.write_text("".join(telegrams[:40]), encoding="ascii")
+    store = ReadingStore(tmp_path / "readings.sqlite")
+    assert ingest_dsmr(p1_file, store).parsed == 40
+    store.close()
+    p1_file.write_text("".join(telegrams), encoding="ascii")  # the meter wrote more
+    store = ReadingStore(tmp_path / "readings.sqlite")
+    stats = ingest_dsmr(p1_file, store)
+    assert stats.parsed == len(day) - 40  # the first 40 were not parsed again
+    assert len(store) == len(day)
+
+
+def test_a_reading_seen_twice_is_stored_once(tmp_path, day) -> None:
+    store = ReadingStore(tmp_path / "readings.sqlite")
+    assert store.add(day.iloc[:10], source="a") == 10
+    assert store.add(day.iloc[5:20], source="b") == 10
+    assert len(store) == 20
+
+
+def test_range_and_latest(tmp_path, day) -> None:
+    store = ReadingStore(tmp_path / "readings.sqlite")
+    assert store.latest() is None and len(store.readings()) == 0
+    store.add(day, source="x")
+    assert store.latest() == day.index[-1]
+    hour = store.readings("2026-03-01T01:00:00Z", "2026-03-01T02:00:00Z")
+    assert len(hour) == 4 and hour.index[0] == pd.Timestamp("2026-03-01T01:00:00Z")
+    assert list(store.readings(last=3).index) == list(day.index[-3:])
+
+
+def test_rolling_quality_reports_a_gap(tmp_path, day) -> None:
+    store = ReadingStore(tmp_path / "readings.sqlite")
+    store.add(day.drop(day.index[30:40]), source="x")
+    report = store.quality()
+    assert len(report.gaps) == 1 and report.gaps[0].seconds == 11 * 900
+
+
+def test_a_live_tcp_source_commits_every_telegram(tmp_path, day) -> None:
+    telegrams = list(render_telegrams(day.iloc[:20], "v5"))
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    store = ReadingStore(tmp_path / "readings.sqlite")
+    counts: list[int] = []
+    store.on_batch(lambda n: counts.append(n))
+    stop = threading.Event()
+    reader = threading.Thread(target=follow_dsmr, args=(f"tcp://127.0.0.1:{port}", store, stop),
+                              kwargs={"retry": 0.05, "timeout": 5.0})
+    reader.start()
+    try:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall("".join(telegrams).encode("ascii"))
+        # The second connection: the bridge came back; the reader reconnected by itself.
+        conn, _ = server.accept()
+        stop.set()
+        conn.close()
+    finally:
+        stop.set()
+        reader.join(10)
+        server.close()
+    assert len(store) == 20
+    assert counts == [1] * 20  # one transaction per telegram
