@@ -25,9 +25,14 @@ import pandas as pd
 from enerdatx.errors import MeterDataError
 from enerdatx.meter.dsmr import DSMRStats, read_dsmr_stream
 from enerdatx.meter.quality import QualityReport, clean_readings
-from enerdatx.meter.schema import FLOAT_COLUMNS, empty_readings, make_readings, validate_readings
+from enerdatx.meter.schema import (
+    FLOAT_COLUMNS,
+    empty_readings,
+    make_readings,
+    validate_readings,
+)
 
-__all__ = ["ReadingStore", "ingest_dsmr", "follow_dsmr", "poll_oehu", "is_live_source"]
+__all__ = ["ReadingStore", "follow_dsmr", "ingest_dsmr", "is_live_source", "poll_oehu"]
 
 logger = logging.getLogger(__name__)
 
