@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -487,16 +488,78 @@ def verify_missed_period(store: Any, complaint: Any) -> bool:
 
 
 class SubscriptionService:
-    """Subscriptions as a service of a Peer that already has a MarketService."""
+    """Subscriptions as a service of a Peer that already has a MarketService, fed by a live meter.
 
-    def __init__(self, *, readings: ReadingStore | None = None, autopay: bool = True) -> None:
+    With ``meter`` (a DSMR source: ``tcp://HOST:PORT``, ``serial:PORT``, a file) or ``oehu``
+    (an ``(OEHUClient, device id)`` pair) the readings go to ``readings.sqlite`` in the peer's
+    directory from a worker thread, and every committed batch lists the periods it completed.
+    """
+
+    def __init__(self, *, readings: ReadingStore | None = None, meter: Any = None,
+                 oehu: tuple[Any, str] | None = None, autopay: bool = True, meter_timeout: float = 15.0,
+                 oehu_interval: float = 10.0, on_event: Callable[..., None] | None = None) -> None:
         self._readings = readings
+        self.meter = meter
+        self.oehu = oehu
         self.autopay = autopay
+        self.meter_timeout = meter_timeout
+        self.oehu_interval = oehu_interval
+        self.on_event = on_event or (lambda _event, **_fields: None)
         self.subscriptions: Subscriptions
+        self.readings: ReadingStore | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._own_readings = False
 
     def attach(self, peer: Peer) -> None:
-        """Find the peer's market and put subscriptions on it."""
+        """Find the peer's market, put subscriptions on it and start reading the meter."""
+        from enerdatx.meter.ingest import ReadingStore, follow_dsmr, poll_oehu
+
         market = next((s.market for s in peer.services if isinstance(getattr(s, "market", None), Market)), None)
         if market is None:
             raise MarketError("subscriptions need the peer's market service first")
-        self.subscriptions = Subscriptions(market, readings=self._readings, autopay=self.autopay)
+        self.readings = self._readings
+        if self.readings is None and (self.meter is not None or self.oehu is not None):
+            self.readings = ReadingStore(peer.directory / "readings.sqlite", fsync=getattr(peer.store, "fsync", True))
+            self._own_readings = True
+        self.subscriptions = Subscriptions(market, readings=self.readings, autopay=self.autopay)
+        if self.readings is None:
+            return
+        loop = asyncio.get_running_loop()
+        self.readings.on_batch(lambda stored: loop.call_soon_threadsafe(self._batch_done, stored))
+        self.publish_due()  # periods completed while we were down
+        if self.meter is not None:
+            target: Callable[[], Any] = lambda: follow_dsmr(  # noqa: E731
+                self.meter, self.readings, self._stop, timeout=self.meter_timeout)
+        elif self.oehu is not None:
+            client, device = self.oehu
+            target = lambda: poll_oehu(client, device, self.readings, self._stop,  # noqa: E731
+                                       interval=self.oehu_interval)
+        else:
+            return
+        self._thread = threading.Thread(target=target, name="enerdatx-meter", daemon=True)
+        self._thread.start()
+
+    def _batch_done(self, stored: int) -> None:
+        if self._stop.is_set():
+            return
+        assert self.readings is not None
+        self.on_event("readings", stored=stored, total=len(self.readings))
+        self.publish_due()
+
+    def publish_due(self) -> list[Listing]:
+        """List every completed period (see Subscriptions.publish_due) and report each."""
+        listings = self.subscriptions.publish_due()
+        for listing in listings:
+            named = period_of(listing.descriptor)
+            assert named is not None
+            self.on_event("period", offer=named[0], period=named[1], listing=listing.listing_id)
+        return listings
+
+    async def close(self) -> None:
+        """Stop reading the meter and close the readings database we opened."""
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+        if self._own_readings and self.readings is not None:
+            self.readings.close()
