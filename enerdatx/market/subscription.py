@@ -560,6 +560,10 @@ class SubscriptionService:
         """Stop reading the meter and close the readings database we opened."""
         self._stop.set()
         if self._thread is not None:
-            await asyncio.to_thread(self._thread.join)
+            # The reader notices the stop after its next telegram or its read timeout; a meter
+            # that sends every 10 s must not hold up a shutdown, so give it a second at most.
+            await asyncio.to_thread(self._thread.join, 1.0)
+            if self._thread.is_alive():
+                return  # a daemon thread still inside recv(): it may commit one more batch, then ends
         if self._own_readings and self.readings is not None:
             self.readings.close()
