@@ -8,9 +8,11 @@ verified key. Baseline, same run, same peers: the same number of ordinary data-s
 reuse, without the subscription layer.
 
 Ingest: DSMR 5 telegrams at 10-second rate into ``readings.sqlite``: from a file (1000 per
-transaction), and over loopback TCP committing every telegram (what ``peer run --meter``
-does), beside dsmr-parser's own TelegramParser (full V5 spec and its CRC) on the same
-telegrams.
+transaction), and over loopback TCP from a sender that writes them all at once, each read's
+telegrams committed before the next read (what ``peer run --meter`` does; a real meter
+delivers one telegram per read), durable (fsync) and not; beside dsmr-parser's own
+TelegramParser (full V5 spec and its CRC) on the same telegrams. Whichever of subscription
+periods and baseline runs second runs on longer chains; ``--baseline-first`` swaps them.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subscribers", type=int, default=100, help="subscribers of the one seller")
     parser.add_argument("--periods", type=int, default=5, help="periods to settle (one hour of 15-min readings each)")
     parser.add_argument("--telegrams", type=int, default=5000, help="10-second telegrams for the ingest figures")
+    parser.add_argument("--baseline-first", action="store_true",
+                        help="run the data-set trade baseline before the subscription periods")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -46,18 +50,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.subscribers < 1 or args.periods < 1 or args.telegrams < 10:
         raise SystemExit("--subscribers and --periods must be positive, --telegrams at least 10")
     with tempfile.TemporaryDirectory(prefix="enerdatx-bench-sub-") as tmp:
-        figures = asyncio.run(_settlement(Path(tmp), args.subscribers, args.periods))
+        figures = asyncio.run(_settlement(Path(tmp), args.subscribers, args.periods, args.baseline_first))
         figures.update(_ingest(Path(tmp), args.telegrams))
     figures["machine_note"] = "2 shared cores; other jobs may run: compare figures within one run"
     return figures
 
 
-async def _settlement(directory: Path, subscribers: int, periods: int) -> dict[str, Any]:
+async def _settlement(directory: Path, subscribers: int, periods: int, baseline_first: bool) -> dict[str, Any]:
     from enerdatx.lab import Lab
     from enerdatx.market.service import MarketService
     from enerdatx.market.subscription import SubscriptionService
     from enerdatx.market.subscription_formats import Terms
-    from enerdatx.meter import synthetic_household
+    from enerdatx.meter import cut_dataset, synthetic_household
     from enerdatx.meter.ingest import ReadingStore
 
     readings = ReadingStore(directory / "readings.sqlite", fsync=False)
@@ -76,36 +80,48 @@ async def _settlement(directory: Path, subscribers: int, periods: int) -> dict[s
         for sub in subs[1:]:
             await sub.wait_for(lambda s=sub: offer.offer_id in s.offers, timeout=60)
             await sub.subscribe(offer.offer_id)
-        latencies: list[float] = []
-        started = time.perf_counter()
-        for period in range(periods):
-            readings.add(frame.iloc[: (period + 1) * 4 + 1], source="bench")
-            listed_at = time.perf_counter()
-            subs[0].publish_due()
-            for sub in subs[1:]:
-                held = next(iter(sub.held.values()))
-                await sub.wait_for(lambda h=held, p=period: h.trades.get(p) is not None, timeout=120)
-            latencies.append(time.perf_counter() - listed_at)
-        elapsed = time.perf_counter() - started
-        # Baseline: the same settlements as ordinary data-set trades between the same peers.
         market = seller.services[0].market
-        base_started = time.perf_counter()
-        for period in range(periods):
-            lo = pd.Timestamp(start + (periods + period) * HOUR_MS, unit="ms", tz="UTC")
-            readings.add(frame.iloc[: (periods + period + 1) * 4 + 1], source="bench")
-            from enerdatx.meter import cut_dataset
 
-            dataset = cut_dataset(readings.readings(lo - pd.Timedelta("15min"), lo + pd.Timedelta("75min")),
-                                  start=lo, end=lo + pd.Timedelta("1h"), resolution="900s", location="2628",
-                                  household_type="family", kind="electricity")
-            listing = market.sell(dataset.plaintext, dataset.descriptor, PRICE)
+        async def subscription_periods(first: int) -> list[float]:
+            latencies = []
+            for period in range(first, first + periods):
+                readings.add(frame.iloc[: (period + 1) * 4 + 1], source="bench")
+                listed_at = time.perf_counter()
+                subs[0].publish_due()
+                for sub in subs[1:]:
+                    held = next(iter(sub.held.values()))
+                    await sub.wait_for(lambda h=held, p=period: h.trades.get(p) is not None, timeout=120)
+                latencies.append(time.perf_counter() - listed_at)
+            return latencies
 
-            async def buy(peer: Any, listing_id: str = listing.listing_id) -> None:
-                await peer.services[0].market.book.wait_for_listing(listing_id, timeout=60)
-                await peer.services[0].market.buy(listing_id)
+        async def dataset_trades(first: int) -> None:
+            # The same settlements as ordinary data-set trades between the same peers.
+            for period in range(first, first + periods):
+                lo = pd.Timestamp(start + period * HOUR_MS, unit="ms", tz="UTC")
+                dataset = cut_dataset(frame.loc[lo - pd.Timedelta("15min"):lo + pd.Timedelta("75min")],
+                                      start=lo, end=lo + pd.Timedelta("1h"), resolution="900s",
+                                      location="2628", household_type="family", kind="electricity")
+                listing = market.sell(dataset.plaintext, dataset.descriptor, PRICE)
 
-            await asyncio.gather(*(buy(peer) for peer in buyers))
-        base_elapsed = time.perf_counter() - base_started
+                async def buy(peer: Any, listing_id: str = listing.listing_id) -> None:
+                    await peer.services[0].market.book.wait_for_listing(listing_id, timeout=60)
+                    await peer.services[0].market.buy(listing_id)
+
+                await asyncio.gather(*(buy(peer) for peer in buyers))
+
+        # Whichever runs second runs on chains that much longer: --baseline-first swaps them.
+        first_sub, first_base = (periods, 0) if baseline_first else (0, periods)
+        if baseline_first:
+            base_started = time.perf_counter()
+            await dataset_trades(first_base)
+            base_elapsed = time.perf_counter() - base_started
+        started = time.perf_counter()
+        latencies = await subscription_periods(first_sub)
+        elapsed = time.perf_counter() - started
+        if not baseline_first:
+            base_started = time.perf_counter()
+            await dataset_trades(first_base)
+            base_elapsed = time.perf_counter() - base_started
     readings.close()
     settled = subscribers * periods
     return {
@@ -118,6 +134,7 @@ async def _settlement(directory: Path, subscribers: int, periods: int) -> dict[s
         "period_latency_s_max": round(max(latencies), 3),
         "baseline_dataset_trades_per_s": round(settled / base_elapsed, 1),
         "subscription_vs_baseline": round((settled / elapsed) / (settled / base_elapsed), 2),
+        "baseline_ran_first": baseline_first,
     }
 
 

@@ -346,12 +346,15 @@ def read_dsmr_stream(
     timeout: float = 30.0,
     baudrate: int | None = None,
     skip: int = 0,
+    flush: bool = False,
 ) -> Iterator[pd.DataFrame]:
     """Canonical readings in frames of up to ``chunk_size`` rows, in bounded memory.
 
     ``clock(index)`` times telegrams that carry no timestamp (DSMR 2.2/3, Q3D);
     live sources default to the time of arrival. The first ``skip`` telegrams are
-    framed but not parsed (a reader resuming a file where it stopped).
+    framed but not parsed (a reader resuming a file where it stopped). With ``flush``, the
+    rows completed by each received chunk are yielded before the next read (a live reader
+    then stores everything it received before it waits again).
     """
     if errors not in ("skip", "raise"):
         raise ValueError("errors must be 'skip' or 'raise'")
@@ -380,6 +383,9 @@ def read_dsmr_stream(
                     if len(rows) >= chunk_size:
                         yield _frame(rows)
                         rows = []
+            if flush and rows:
+                yield _frame(rows)
+                rows = []
         for item in framer.close():
             if item[0] < skip:
                 stats.telegrams += 1

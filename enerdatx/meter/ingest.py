@@ -171,16 +171,17 @@ def ingest_dsmr(
 ) -> DSMRStats:
     """Read ``source`` to its end (or until ``stop``) into ``store``, resuming a file where it stopped.
 
-    A live source commits every telegram as it arrives (``batch=1``): what was received is
-    kept even if the process is killed the next instant. A file commits every 1000.
+    A live source commits what each read from it delivered (a telegram, at a meter's pace)
+    before it reads again: what was received is kept even if the process is killed the
+    next instant. A file commits every ``batch`` (1000) telegrams.
     """
     live = is_live_source(source)
     key = str(source)
-    batch = batch or (1 if live else 1000)
+    batch = batch or 1000
     stats = stats if stats is not None else DSMRStats()
     skip = 0 if live else store.position(key)
     for frame in read_dsmr_stream(source, chunk_size=batch, errors="skip", stats=stats, clock=clock,
-                                  timeout=timeout, skip=skip):
+                                  timeout=timeout, skip=skip, flush=live):
         store.add(frame, source=key, position=stats.telegrams if not live else None)
         if stop is not None and stop.is_set():
             break

@@ -72,13 +72,14 @@ def test_rolling_quality_reports_a_gap(tmp_path, day) -> None:
     assert len(report.gaps) == 1 and report.gaps[0].seconds == 11 * 900
 
 
-def test_a_live_tcp_source_commits_every_telegram(tmp_path, day) -> None:
+def test_a_live_tcp_source_commits_each_telegram_before_reading_on(tmp_path, day) -> None:
     telegrams = list(render_telegrams(day.iloc[:20], "v5"))
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
     store = ReadingStore(tmp_path / "readings.sqlite")
     counts: list[int] = []
-    store.on_batch(lambda n: counts.append(n))
+    committed = threading.Event()
+    store.on_batch(lambda n: (counts.append(n), committed.set()))
     stop = threading.Event()
     reader = threading.Thread(target=follow_dsmr, args=(f"tcp://127.0.0.1:{port}", store, stop),
                               kwargs={"retry": 0.05, "timeout": 5.0})
@@ -86,7 +87,11 @@ def test_a_live_tcp_source_commits_every_telegram(tmp_path, day) -> None:
     try:
         conn, _ = server.accept()
         with conn:
-            conn.sendall("".join(telegrams).encode("ascii"))
+            for telegram in telegrams[:10]:  # at a meter's pace: each is stored before the next comes
+                committed.clear()
+                conn.sendall(telegram.encode("ascii"))
+                assert committed.wait(5)
+            conn.sendall("".join(telegrams[10:]).encode("ascii"))  # a burst: stored together
         # The second connection: the bridge came back; the reader reconnected by itself.
         conn, _ = server.accept()
         stop.set()
@@ -96,4 +101,4 @@ def test_a_live_tcp_source_commits_every_telegram(tmp_path, day) -> None:
         reader.join(10)
         server.close()
     assert len(store) == 20
-    assert counts == [1] * 20  # one transaction per telegram
+    assert counts[:10] == [1] * 10 and sum(counts[10:]) == 10
