@@ -102,3 +102,33 @@ def test_a_live_tcp_source_commits_each_telegram_before_reading_on(tmp_path, day
         server.close()
     assert len(store) == 20
     assert counts[:10] == [1] * 10 and sum(counts[10:]) == 10
+
+
+def test_oehu_polling_feeds_the_same_store(tmp_path) -> None:
+    from pathlib import Path
+
+    from enerdatx.errors import OEHUAPIError
+    from enerdatx.meter import read_oehu
+    from enerdatx.meter.ingest import poll_oehu
+
+    sample = read_oehu(Path(__file__).parents[2] / "data" / "household-4-retired-oehu.json")
+    device = sample["meter_id"].iloc[0]
+    stop = threading.Event()
+
+    class Client:  # the OEHU API answers with a growing list, once with an error
+        calls = 0
+
+        def readings(self, device_id: str, limit: int | None = None) -> pd.DataFrame:
+            assert device_id == device
+            Client.calls += 1
+            if Client.calls == 2:
+                raise OEHUAPIError("503 from the API")
+            if Client.calls == 4:
+                stop.set()
+            return sample.iloc[: 10 * Client.calls]
+
+    store = ReadingStore(tmp_path / "readings.sqlite")
+    stored = poll_oehu(Client(), device, store, stop, interval=0)
+    assert Client.calls == 4
+    assert stored == len(store) == 40
+    assert list(store.readings().index) == list(sample.index[:40])
