@@ -89,7 +89,9 @@ class Subscriptions:
         self.autopay = autopay
         self.offers: dict[str, Offer] = {}
         self.agreements: dict[str, Agreement] = {}  # subscription id -> countersigned agreement
-        self.revocations: dict[str, Revocation] = {}  # target hex -> the first revocation of it
+        # target hex -> every revocation of it we hold; only a party's counts (checked when read,
+        # since a revocation may arrive before the agreement it names)
+        self.revocations: dict[str, list[Revocation]] = {}
         self.periods: dict[tuple[str, int], Listing] = {}  # (offer id, period) -> its listing
         self.held: dict[str, Held] = {}  # our own subscriptions as a buyer
         self.paused: set[str] = set()
@@ -131,7 +133,9 @@ class Subscriptions:
                         self._learn(earlier)
             elif block.type == REVOCATION:
                 revocation = parse_revocation(block)
-                self.revocations.setdefault(revocation.target.hex(), revocation)
+                held = self.revocations.setdefault(revocation.target.hex(), [])
+                if revocation not in held:
+                    held.append(revocation)
             elif block.type == SUBSCRIPTION and not block.is_proposal:
                 proposal = self.ledger.store.linked(block)
                 if proposal is None:
@@ -160,16 +164,16 @@ class Subscriptions:
 
     def offer_status(self, offer_id: str) -> str:
         """live or revoked (by the seller)."""
-        revocation = self.revocations.get(offer_id)
-        offer = self.offers[offer_id]
-        return "revoked" if revocation is not None and revocation.by == offer.seller else "live"
+        seller = self.offers[offer_id].seller
+        return "revoked" if any(r.by == seller for r in self.revocations.get(offer_id, ())) else "live"
 
     def subscription_status(self, subscription_id: str) -> str:
         """active, revoked_by_buyer, revoked_by_seller or offer_revoked."""
         agreement = self.agreements[subscription_id]
-        revocation = self.revocations.get(subscription_id)
-        if revocation is not None and revocation.by in (agreement.buyer, agreement.seller):
-            return "revoked_by_buyer" if revocation.by == agreement.buyer else "revoked_by_seller"
+        by = [r for r in self.revocations.get(subscription_id, ()) if r.by in (agreement.buyer, agreement.seller)]
+        if by:
+            first = min(by, key=lambda r: r.timestamp)
+            return "revoked_by_buyer" if first.by == agreement.buyer else "revoked_by_seller"
         if agreement.offer.hex() in self.offers and self.offer_status(agreement.offer.hex()) == "revoked":
             return "offer_revoked"
         return "active"

@@ -196,3 +196,18 @@ async def test_a_restarted_subscriptions_view_remembers_everything(world, day, r
     assert again.due_periods(offer) == []
     buyer_again = Subscriptions(buyers[0])
     assert sorted(buyer_again.held[a.subscription_id].trades) == [0, 1]
+
+
+async def test_a_third_party_cannot_revoke_someone_elses_subscription(world, day, readings) -> None:
+    town, seller, buyers, subs, offer = world
+    a = await subs["a"].subscribe(offer.offer_id)
+    from enerdatx.market.subscription_formats import REVOCATION, revocation_transaction
+
+    buyers[1].ledger.record(REVOCATION, revocation_transaction(bytes.fromhex(a.subscription_id), "spite"))
+    assert subs["seller"].subscription_status(a.subscription_id) == "active"
+    feed(readings, day, 1)
+    subs["seller"].publish_due()
+    await subs["a"].settled()
+    assert sorted(subs["a"].held[a.subscription_id].trades) == [0]
+    subs["a"].revoke(a.subscription_id)  # the buyer's own revocation still counts
+    assert subs["seller"].subscription_status(a.subscription_id) == "revoked_by_buyer"
