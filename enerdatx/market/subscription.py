@@ -392,7 +392,7 @@ class Subscriptions:
         trades = []
         for subscription_id, held in list(self.held.items()):
             offer_id = held.agreement.offer.hex()
-            for (named, period) in sorted(k for k in self.periods if k[0] == offer_id):
+            for _offer, period in sorted(k for k in self.periods if k[0] == offer_id):
                 if period >= held.agreement.first_period and period not in held.trades \
                         and subscription_id not in self.paused:
                     trade = await self.pay_period(subscription_id, period)

@@ -14,14 +14,14 @@ import pandas as pd
 import pytest
 
 from enerdatx.lab import Lab
-from enerdatx.market.formats import PAYMENT
 from enerdatx.market.service import MarketService
 from enerdatx.market.subscription import SubscriptionService
 from enerdatx.market.subscription_formats import Terms
-from enerdatx.market.wallet import DEFAULT_GRANT
+from enerdatx.market.wallet import DEFAULT_GRANT, Wallet
 from enerdatx.meter import cut_dataset, synthetic_household
 from enerdatx.meter.ingest import ReadingStore
 from enerdatx.meter.simulator import MeterSimulator
+from enerdatx.trustchain import BlockStore
 
 HOUR_MS = 3_600_000
 PRICE = 5
@@ -88,8 +88,9 @@ async def test_two_subscribers_over_a_loopback_p1_meter(tmp_path) -> None:
         offer = subs_of(seller).offer(DESCRIPTOR, PRICE, period_ms=HOUR_MS, start=START.value // 1_000_000,
                                       periods=24, terms=TERMS)
         for buyer in (a, b):
-            await subs_of(buyer).wait_for(lambda s=subs_of(buyer): offer.offer_id in s.offers)
-            await subs_of(buyer).subscribe(offer.offer_id)
+            subs = subs_of(buyer)
+            await subs.wait_for(lambda s=subs: offer.offer_id in s.offers)
+            await subs.subscribe(offer.offer_id)
         await run_periods(sim, subs_of(seller), [a, b], offer.offer_id, periods, revoke_at, a)
         held_a, held_b = (next(iter(subs_of(p).held.values())) for p in (a, b))
         assert sorted(held_a.trades) == list(range(revoke_at))
@@ -109,14 +110,8 @@ async def test_two_subscribers_over_a_loopback_p1_meter(tmp_path) -> None:
         check_balances([seller, a, b], {a.public_key: revoke_at, b.public_key: periods})
 
 
-def _payments_after(store, buyer_key: bytes, since_seq: int) -> list:
-    return [blk for blk in store.chain(buyer_key) if blk.type == PAYMENT and blk.sequence_number > since_seq]
-
-
 @pytest.mark.slow
 async def test_24_periods_with_a_seller_killed_mid_period(tmp_path) -> None:
-    from enerdatx.lab import PeerProcess
-
     periods, revoke_at, kill_at = 24, 10, 16
     frame = household(periods + 1)
     offer_file = tmp_path / "offer.json"
@@ -170,9 +165,6 @@ async def test_24_periods_with_a_seller_killed_mid_period(tmp_path) -> None:
         check_received(held_a, readings.readings(), offer)
         check_received(held_b, readings.readings(), offer)
         # Balances add up on every chain, the seller's own included (read from its directory).
-        from enerdatx.trustchain import BlockStore
-        from enerdatx.market.wallet import Wallet
-
         seller_store = BlockStore(tmp_path / "seller" / "chain.sqlite")
         paid = {a.public_key: revoke_at, b.public_key: periods}
         expected = {seller.public_key: DEFAULT_GRANT + PRICE * (revoke_at + periods),
