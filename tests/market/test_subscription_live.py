@@ -146,6 +146,7 @@ async def test_24_periods_with_a_seller_killed_mid_period(tmp_path) -> None:
                     await seller.kill()
                     assert len(ReadingStore(tmp_path / "seller" / "readings.sqlite")) == sim.sent  # nothing lost
                     await seller.start()
+                    assert seller.offers == [offer_id]  # the same offer file: no second offer signed
                     await sim.send(PER_PERIOD - 2)
                 else:
                     await sim.send(PER_PERIOD)
