@@ -386,13 +386,15 @@ def read_dsmr_stream(
             if flush and rows:
                 yield _frame(rows)
                 rows = []
+        # The rows of complete telegrams go out before the input's cut-off end is counted, so
+        # a reader that stops here resumes at that last, partial telegram (a file still growing).
+        if rows:
+            yield _frame(rows)
         for item in framer.close():
             if item[0] < skip:
                 stats.telegrams += 1
                 continue
             _row(item, stats, errors, variant, clock, pseudonyms, meter_id)
-        if rows:
-            yield _frame(rows)
     finally:
         if not isinstance(progress, tqdm):
             bar.close()

@@ -180,27 +180,28 @@ def ingest_dsmr(
     batch = batch or 1000
     stats = stats if stats is not None else DSMRStats()
     skip = 0 if live else store.position(key)
+    # stats counts on across calls (follow_dsmr); a file's position counts from its start.
+    before = stats.telegrams
     for frame in read_dsmr_stream(source, chunk_size=batch, errors="skip", stats=stats, clock=clock,
                                   timeout=timeout, skip=skip, flush=live):
-        store.add(frame, source=key, position=stats.telegrams if not live else None)
+        # Only complete telegrams are behind the position: one cut off at the end of a file
+        # that is still being written is read again, whole, next time.
+        store.add(frame, source=key, position=None if live else stats.telegrams - before)
         if stop is not None and stop.is_set():
             break
-    if not live:
-        store.add(empty_readings(), source=key, position=max(stats.telegrams, skip))
     return stats
 
 
 def follow_dsmr(source: Any, store: ReadingStore, stop: threading.Event, *, retry: float = 1.0,
                 timeout: float = 30.0, clock: Callable[[int], datetime] | None = None) -> DSMRStats:
-    """Ingest a live source until ``stop`` is set, reconnecting after every drop or silence."""
+    """Ingest a source until ``stop`` is set: a stream is reconnected after every drop or silence,
+    a file is read again every ``retry`` seconds from where it stopped (as it grows)."""
     stats = DSMRStats()
     while not stop.is_set():
         try:
             ingest_dsmr(source, store, stop=stop, timeout=timeout, stats=stats, clock=clock)
         except MeterDataError as exc:
             logger.warning("meter %s: %s; retrying in %s s", source, exc, retry)
-        if not is_live_source(source):
-            break  # a file is read once; a stream is followed
         stop.wait(retry)
     return stats
 

@@ -132,3 +132,41 @@ def test_oehu_polling_feeds_the_same_store(tmp_path) -> None:
     assert Client.calls == 4
     assert stored == len(store) == 40
     assert list(store.readings().index) == list(sample.index[:40])
+
+
+def test_a_growing_file_is_followed_and_a_cut_off_telegram_is_read_whole_later(tmp_path, p1_file, day) -> None:
+    text = "".join(render_telegrams(day, "v5"))
+    cut = text.index("/", len(text) // 2) + 40  # inside a telegram: the writer is mid-line
+    p1_file.write_text(text[:cut], encoding="ascii")
+    store = ReadingStore(tmp_path / "readings.sqlite")
+    first = ingest_dsmr(p1_file, store)
+    assert first.skipped == 1 and "truncated" in str(first.errors[0])
+    half = len(store)
+    with open(p1_file, "a", encoding="ascii") as out:
+        out.write(text[cut:])
+    second = ingest_dsmr(p1_file, store)
+    assert second.skipped == 0 and second.parsed == len(day) - half
+    assert len(store) == len(day)
+
+
+def test_follow_reads_a_file_again_as_it_grows(tmp_path, p1_file, day) -> None:
+    telegrams = list(render_telegrams(day, "v5"))
+    p1_file.write_text("".join(telegrams[:30]), encoding="ascii")
+    store = ReadingStore(tmp_path / "readings.sqlite")
+    grown = threading.Event()
+    stop = threading.Event()
+
+    def on_batch(_n: int) -> None:
+        if len(store) == 30 and not grown.is_set():
+            with open(p1_file, "a", encoding="ascii") as out:
+                out.write("".join(telegrams[30:]))
+            grown.set()
+        elif len(store) == len(day):
+            stop.set()
+
+    store.on_batch(on_batch)
+    reader = threading.Thread(target=follow_dsmr, args=(p1_file, store, stop), kwargs={"retry": 0.01})
+    reader.start()
+    reader.join(20)
+    stop.set()
+    assert not reader.is_alive() and len(store) == len(day)
