@@ -443,6 +443,33 @@ class Subscriptions:
         transaction = missed_period_transaction(countersigned[0].encode(), period)
         return self.ledger.record(MISSED_PERIOD, transaction)
 
+    def check_deliveries(self, now_ms: int, *, grace_ms: int = 0) -> list[Any]:
+        """Complain about every period of our active subscriptions that ended ``grace_ms`` before
+        ``now_ms`` (meter time) and was never listed; each period once. Returns the new complaints."""
+        complained = set()
+        for block in self.ledger.store.chain(self.public_key):
+            if block.type == MISSED_PERIOD:
+                try:
+                    encoded, period = parse_missed_period(block)
+                    complained.add((HalfBlock.decode(encoded).link_sequence_number, period))
+                except EncodingError:
+                    continue
+        complaints = []
+        for subscription_id, held in self.held.items():
+            if self.subscription_status(subscription_id) != "active":
+                continue
+            offer = self.offers.get(held.agreement.offer.hex())
+            if offer is None:
+                continue
+            proposal = self.ledger.store.get_by_hash(bytes.fromhex(subscription_id))
+            for period in range(held.agreement.first_period, offer.periods):
+                if offer.period_bounds(period)[1] + grace_ms > now_ms:
+                    break
+                if (offer.offer_id, period) not in self.periods and \
+                        (proposal.sequence_number, period) not in complained:
+                    complaints.append(self.complain_missed(subscription_id, period))
+        return complaints
+
     # --- waiting ------------------------------------------------------------------
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -211,3 +211,21 @@ async def test_a_third_party_cannot_revoke_someone_elses_subscription(world, day
     assert sorted(subs["a"].held[a.subscription_id].trades) == [0]
     subs["a"].revoke(a.subscription_id)  # the buyer's own revocation still counts
     assert subs["seller"].subscription_status(a.subscription_id) == "revoked_by_buyer"
+
+
+async def test_a_buyer_complains_once_about_each_period_not_delivered(world, day, readings) -> None:
+    town, seller, buyers, subs, offer = world
+    a = await subs["a"].subscribe(offer.offer_id)
+    feed(readings, day, 1)
+    subs["seller"].publish_due()
+    await subs["a"].settled()
+    # The seller goes silent; three hours later the buyer checks, with a quarter hour's grace.
+    now = offer.start + 3 * HOUR_MS + 20 * 60_000
+    complaints = subs["a"].check_deliveries(now, grace_ms=15 * 60_000)
+    from enerdatx.market.subscription_formats import parse_missed_period
+
+    assert [parse_missed_period(c)[1] for c in complaints] == [1, 2]  # period 3 is still running
+    assert all(verify_missed_period(buyers[0].ledger.store, c) for c in complaints)
+    assert subs["a"].check_deliveries(now, grace_ms=15 * 60_000) == []  # each period once
+    subs["a"].revoke(a.subscription_id)
+    assert subs["a"].check_deliveries(now + 10 * HOUR_MS) == []  # nothing is owed after a revocation
