@@ -250,8 +250,8 @@ class Subscriptions:
                 try:
                     published.append(self.publish_period(offer, period))
                 except MeterDataError as exc:  # no readings at all in that period: nothing to sell
+                    # Later periods still go out; this one stays owed (a buyer may complain).
                     logger.warning("period %d of offer %s not listed: %s", period, offer.offer_id[:16], exc)
-                    break
         return published
 
     def publish_period(self, offer: Offer, period: int) -> Listing:

@@ -229,3 +229,17 @@ async def test_a_buyer_complains_once_about_each_period_not_delivered(world, day
     assert subs["a"].check_deliveries(now, grace_ms=15 * 60_000) == []  # each period once
     subs["a"].revoke(a.subscription_id)
     assert subs["a"].check_deliveries(now + 10 * HOUR_MS) == []  # nothing is owed after a revocation
+
+
+async def test_a_period_without_readings_does_not_hold_up_the_next(world, day, readings) -> None:
+    _town, _seller, _buyers, subs, offer = world
+    readings.add(day.iloc[:1], source="test")  # 00:00, then the meter is dark until 04:00
+    readings.add(day.iloc[16:21], source="test")
+    listed = subs["seller"].publish_due()
+    from enerdatx.market.subscription_formats import period_of
+
+    # Hours 1 and 2 hold no reading at all: not listed, still owed. Hour 0 is listed with its
+    # intervals unknown (never a guess), hours 3 and 4 as usual.
+    assert [period_of(listing.descriptor)[1] for listing in listed] == [0, 3, 4]
+    assert [listing.descriptor["n_complete"] for listing in listed] == [0, 0, 4]
+    assert subs["seller"].due_periods(offer) == [1, 2]
