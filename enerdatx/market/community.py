@@ -22,6 +22,7 @@ from enerdatx.market.payload import (
     RecordMessage,
     RequestMessage,
 )
+from enerdatx.market.subscription_formats import SUBSCRIPTION_RECORD_TYPES
 from enerdatx.overlay import Overlay, OverlaySettings, Pending
 from enerdatx.trustchain import HalfBlock
 from enerdatx.trustchain.keys import trustchain_key
@@ -35,7 +36,7 @@ __all__ = ["MarketCommunity", "MarketSettings", "PendingFetch", "RECORD_TYPES", 
 
 logger = logging.getLogger(__name__)
 
-RECORD_TYPES = frozenset({LISTING, WITHDRAWAL, COMPLAINT})
+RECORD_TYPES = frozenset({LISTING, WITHDRAWAL, COMPLAINT}) | SUBSCRIPTION_RECORD_TYPES
 # A chunk stays well below the 32 KiB packets peers accept.
 CHUNK_SIZE = 16 * 1024
 MAX_CHUNKS = 4096  # 64 MiB per data set
