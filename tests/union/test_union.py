@@ -81,8 +81,9 @@ def test_a_leaver_is_absent_from_the_next_aggregate():
     with pytest.raises(UnionError, match="left"):
         leaver.contribute(second.round, START, END)
     # A contribution masked for the old roster does not fit the new round.
-    with pytest.raises(SecureAggregationError):
-        stayers[0].contribute(first.round, START, END)
+    stale = [m.contribute(first.round, START, END) for m in stayers]
+    with pytest.raises(SecureAggregationError, match="another round"):
+        union.aggregate(second.round, START, END, stale)
 
 
 def test_laplace_noise_is_calibrated_and_printed():
