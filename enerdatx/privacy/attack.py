@@ -12,6 +12,8 @@ probability of at least as many hits by chance, so a small p says "better than c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
+from math import comb
 
 import numpy as np
 from scipy.spatial.distance import cdist
@@ -94,24 +96,28 @@ def linkage_attack(train: np.ndarray, test: np.ndarray, k: int = 1, slots: int =
     return LinkageResult(int((r < k).sum()), len(train), k, k / len(train), slots)
 
 
-def aggregate_linkage(train: np.ndarray, test: np.ndarray, group_size: int, *, repetitions: int = 20,
+def aggregate_linkage(train: np.ndarray, test: np.ndarray, group_size: int, *, k: int = 1, repetitions: int = 20,
                       seed: int = 0, slots: int = 1) -> LinkageResult:
     """The attack on aggregates: each released week is the mean of ``group_size`` households.
 
-    The attacker names one household per released aggregate; a hit is any member (the
-    most generous reading for the attacker), so chance is ``group_size / population``.
-    The population is cut into disjoint random groups ``repetitions`` times.
+    The attacker names the ``k`` nearest households per released aggregate; a hit is any
+    member among them (the most generous reading for the attacker), so chance is
+    1 - C(n - group_size, k) / C(n, k): ``group_size / n`` for k = 1. The population is cut
+    into disjoint random groups ``repetitions`` times.
     """
     n = len(train)
     if train.shape != test.shape or not 1 <= group_size <= n // 2:
         raise PrivacyError("aggregates need the same households and at least two groups")
+    if not 1 <= k < n - group_size:
+        raise PrivacyError("k must be between 1 and the population size - group size - 1")
     known = coarsen(train, slots)
     hits = trials = 0
     for repetition in range(repetitions):
         order = np.random.default_rng([seed, repetition]).permutation(n)
         groups = order[: n // group_size * group_size].reshape(-1, group_size)
         released = np.nanmean(coarsen(test, slots)[groups], axis=1)
-        named = distances(released, known).argmin(axis=1)
-        hits += int((groups == named[:, None]).any(axis=1).sum())
+        named = np.argsort(distances(released, known), axis=1, kind="stable")[:, :k]
+        hits += int((groups[:, :, None] == named[:, None, :]).any(axis=(1, 2)).sum())
         trials += len(groups)
-    return LinkageResult(hits, trials, 1, group_size / n, slots)
+    chance = float(1 - Fraction(comb(n - group_size, k), comb(n, k)))
+    return LinkageResult(hits, trials, k, chance, slots)

@@ -6,7 +6,9 @@ household's own daily profiles, what the descriptor reveals, and the same figure
 coarsening. Its score (0..100, an integer) is ``round(100 * max(top-1 linkage accuracy,
 uniqueness))``: the larger of "how often the attack links a week of a household like this
 one" and "how often a day of this household is nearer to another of its own days than to
-anyone else's". docs/privacy.md states the method and its limits.
+anyone else's". For a data union's aggregate of k households (``union_members`` in the
+descriptor) the attack is the one on aggregates of k, and the score is its accuracy alone.
+docs/privacy.md states the method and its limits.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from enerdatx.errors import PrivacyError, PrivacyRiskError
-from enerdatx.privacy.attack import LinkageResult, coarsen, distances, linkage_attack
+from enerdatx.privacy.attack import LinkageResult, aggregate_linkage, coarsen, distances, linkage_attack
 from enerdatx.privacy.population import SLOT, SLOTS_PER_DAY, Population, reference_population, to_slots
 
 __all__ = ["METHOD", "RESOLUTIONS", "CoarseningRow", "PrivacyReport", "PrivacyPolicy", "privacy_report",
@@ -62,11 +64,12 @@ class PrivacyReport:
     reveals: dict[str, Any]
     coarsening: list[CoarseningRow] = field(default_factory=list)
     locations: list[dict[str, Any]] = field(default_factory=list)
+    aggregated: int = 1  # households per value (a data union's union_members), 1 for one household
 
     @property
     def score(self) -> int:
         """The risk score 0..100 (integer) signed into the listing."""
-        return _score(self.linkage.accuracy, self.uniqueness)
+        return _score(self.linkage.accuracy, self.uniqueness, self.aggregated)
 
     def summary(self) -> dict[str, Any]:
         """The descriptor entries that carry this report: integer score and method version."""
@@ -77,8 +80,10 @@ class PrivacyReport:
         return pd.DataFrame([row.__dict__ for row in self.coarsening]).set_index("resolution")
 
 
-def _score(linkage: float, uniqueness: float) -> int:
-    return int(round(100 * max(linkage, uniqueness)))
+def _score(linkage: float, uniqueness: float, aggregated: int = 1) -> int:
+    # An aggregate's days being unlike any one household's says nothing about a person: for
+    # aggregates only the attack on aggregates counts.
+    return int(round(100 * (linkage if aggregated > 1 else max(linkage, uniqueness))))
 
 
 def anonymity_set(location_digits: int, household_type: str | None) -> int:
@@ -149,19 +154,26 @@ def privacy_report(dataset: Any, *, population: Population | None = None) -> Pri
         own_days = all_days[: population.days]
         offset = None
     test, train = population.week(1), population.week(0)
+    members = descriptor.get("union_members")
+    aggregated = min(members, len(population) // 2) if type(members) is int and members >= 2 else 1
+
+    def attack(k: int, factor: int) -> LinkageResult:
+        if aggregated > 1:
+            return aggregate_linkage(train, test, aggregated, k=k, slots=factor)
+        return linkage_attack(train, test, k, factor)
+
     rows = []
     for name, factor in RESOLUTIONS.items():
         if factor < slots:
             continue
-        top1 = linkage_attack(train, test, 1, factor)
-        top5 = linkage_attack(train, test, 5, factor)
+        top1, top5 = attack(1, factor), attack(5, factor)
         unique, _ = _uniqueness(own_days, population, factor)
-        rows.append(CoarseningRow(name, top1.accuracy, top5.accuracy, unique, _score(top1.accuracy, unique)))
-    linkage = linkage_attack(train, test, 1, slots)
-    top5 = linkage_attack(train, test, 5, slots)
+        rows.append(CoarseningRow(name, top1.accuracy, top5.accuracy, unique,
+                                  _score(top1.accuracy, unique, aggregated)))
+    linkage, top5 = attack(1, slots), attack(5, slots)
     uniqueness, chance = _uniqueness(own_days, population, slots)
     rank = None
-    if offset is not None and offset >= 0 and len(own_days) >= 14:  # this household, attacked
+    if aggregated == 1 and offset is not None and offset >= 0 and len(own_days) >= 14:  # this household
         weeks = own_days[:14].reshape(2, -1)
         known = np.vstack([weeks[0], train])
         released = np.vstack([weeks[1], test])
@@ -171,7 +183,7 @@ def privacy_report(dataset: Any, *, population: Population | None = None) -> Pri
     locations = [{"location_digits": digits, "anonymity_set": anonymity_set(digits, reveals["household_type"])}
                  for digits in range(reveals["location_digits"], -1, -1)]
     return PrivacyReport(METHOD, descriptor.get("resolution", ""), len(population), len(all_days), linkage, top5,
-                         uniqueness, chance, rank, reveals, rows, locations)
+                         uniqueness, chance, rank, reveals, rows, locations, aggregated)
 
 
 def with_privacy_summary(dataset: Any, report: PrivacyReport) -> Any:

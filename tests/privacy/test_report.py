@@ -87,3 +87,29 @@ def test_data_too_short_or_too_coarse_is_refused():
         privacy_report(cut_dataset(readings, resolution="15min", start="2026-01-01T03:00", end="2026-01-01T09:00"))
     with pytest.raises(PrivacyError):
         privacy_report(cut_dataset(synthetic_household(seed=1, days=4), resolution="20min"))
+
+
+def test_a_union_aggregate_is_scored_by_the_attack_on_aggregates():
+    from enerdatx.crypto import Identity
+    from enerdatx.trustchain import BlockStore, TrustChain
+    from enerdatx.union import DataUnion, UnionMember, UnionTerms
+
+    def ledger(seed):
+        return TrustChain(Identity.from_seed(bytes([seed]) * 32), BlockStore(":memory:"))
+
+    operator = ledger(100)
+    terms = UnionTerms.create(operator.identity, "delft-zuid", threshold=5)
+    union = DataUnion(terms, operator)
+    members = [UnionMember(ledger(i + 1), terms, synthetic_household(seed=i, start="2026-03-02", days=14))
+               for i in range(5)]
+    for member in members:
+        union.receive(member.join())
+    round_ = union.open_round("2026-03-02", "2026-03-16")
+    result = union.aggregate(round_, "2026-03-02", "2026-03-16",
+                             [m.contribute(round_, "2026-03-02", "2026-03-16") for m in members])
+    single = privacy_report(cut_dataset(members[0].readings, resolution="15min"), population=reference_population())
+    pooled = privacy_report(result.dataset, population=reference_population())
+    assert pooled.aggregated == 5 and pooled.household_rank is None
+    assert pooled.linkage.chance == pytest.approx(5 / 120)
+    assert pooled.linkage.accuracy < pooled.linkage.chance_bound(0.001)
+    assert pooled.score == round(100 * pooled.linkage.accuracy) < single.score
