@@ -59,7 +59,8 @@ class AggregateQuery:
         """Canonical CBOR ``{v, question, start, end}`` (start and end normalised to ...Z)."""
         lo, hi = self.period
         return encode_transaction({"v": QUERY_VERSION, "question": self.question,
-                                   "start": lo.strftime("%Y-%m-%dT%H:%M:%SZ"), "end": hi.strftime("%Y-%m-%dT%H:%M:%SZ")})
+                                   "start": lo.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                   "end": hi.strftime("%Y-%m-%dT%H:%M:%SZ")})
 
     @property
     def query_id(self) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from enerdatx.crypto import Identity, verify_signature
-from enerdatx.errors import EncodingError, SecureAggregationError, UnionError
+from enerdatx.errors import EncodingError, SecureAggregationError, TransactionRejectedError, UnionError
 from enerdatx.market.formats import PAYMENT, SHARE, parse_payment, parse_share, share_transaction
 from enerdatx.meter import cut_dataset, interval_consumption, make_readings
 from enerdatx.meter.dataset import DataSet, iso_duration
@@ -215,8 +215,6 @@ class UnionMember:
 
     def share_policy(self, ledger: Any, proposal: Any) -> None:
         """Countersign a share when it is from our union's operator, names its terms, and we joined."""
-        from enerdatx.errors import TransactionRejectedError
-
         try:
             share = parse_share(proposal.transaction)
         except EncodingError as exc:
@@ -226,7 +224,6 @@ class UnionMember:
         if not any(block.type == JOIN for block in ledger.store.chain(self.public_key)
                    if block.transaction.get("terms") == share.terms):
             raise TransactionRejectedError("not_a_member")
-        return None
 
 
 def _membership(chain: list[Any], terms_hash: bytes) -> bool:
@@ -337,9 +334,10 @@ class DataUnion:
         """Shares of one sale already countersigned by their members."""
         paid: dict[bytes, int] = {}
         for block in self.ledger.store.chain(self.ledger.public_key):
-            if block.type == SHARE and block.is_proposal and not block.is_record and block.transaction.get("sale") == sale_hash:
-                if self.ledger.store.agreements_for(block.public_key, block.sequence_number):
-                    paid[block.link_public_key] = parse_share(block.transaction).amount
+            ours = block.type == SHARE and block.is_proposal and not block.is_record
+            if (ours and block.transaction.get("sale") == sale_hash
+                    and self.ledger.store.agreements_for(block.public_key, block.sequence_number)):
+                paid[block.link_public_key] = parse_share(block.transaction).amount
         return paid
 
     async def pay_out(self, propose: Any, sale: Any, round_: UnionAggregate) -> list[tuple[Any, Any]]:

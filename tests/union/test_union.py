@@ -63,7 +63,7 @@ def test_the_aggregate_is_the_sum_or_mean_of_the_members():
 
 
 def test_fewer_members_than_the_threshold_make_no_round():
-    union, members = _union(4, threshold=5)
+    union, _members = _union(4, threshold=5)
     with pytest.raises(UnionError, match="at least 5"):
         union.open_round(START, END)
 
@@ -150,7 +150,7 @@ def test_a_union_of_five_sells_and_the_split_lands_on_all_five_chains(tmp_path):
 
 
 def test_a_member_refuses_shares_of_other_unions():
-    union, members = _union(5)
+    _, members = _union(5)
     other = UnionTerms.create(Identity.from_seed(bytes([55]) * 32), "elsewhere")
     stranger = _ledger(55)
     proposal = stranger.propose(members[0].public_key, SHARE, share_transaction(other.terms_hash, bytes(32), 5))
