@@ -212,3 +212,10 @@ class PrivacyPolicy:
         report = privacy_report(dataset, population=population)
         self.check(report)
         return with_privacy_summary(dataset, report)
+
+    def sell(self, market: Any, dataset: Any, price: int, **options: Any) -> Any:
+        """Measure and check, then list through ``market`` (anything with ``sell(dataset, price)``).
+
+        Nothing is listed, encrypted or stored when the policy refuses (PrivacyRiskError).
+        """
+        return market.sell(self.prepare(dataset), price, **options)

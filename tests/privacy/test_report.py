@@ -113,3 +113,25 @@ def test_a_union_aggregate_is_scored_by_the_attack_on_aggregates():
     assert pooled.linkage.chance == pytest.approx(5 / 120)
     assert pooled.linkage.accuracy < pooled.linkage.chance_bound(0.001)
     assert pooled.score == round(100 * pooled.linkage.accuracy) < single.score
+    # The union's aggregate passes a policy its members' own data sets fail, and carries both summaries.
+    with pytest.raises(PrivacyRiskError):
+        PrivacyPolicy(max_score=10).check(single)
+    prepared = PrivacyPolicy(max_score=10).prepare(result.dataset, population=reference_population())
+    assert validate_descriptor(prepared.descriptor) == prepared.descriptor
+    assert prepared.descriptor["union_members"] == 5 and prepared.descriptor["privacy_score"] == pooled.score
+
+
+async def test_a_policy_lists_through_the_market_or_lists_nothing(tmp_path, dataset, report):
+    from enerdatx.lab import Lab
+    from enerdatx.market.service import MarketService
+
+    async with Lab(tmp_path, "memory", services=lambda peer: [MarketService()], progress=False) as lab:
+        [seller] = await lab.start(1)
+        market = seller.services[0]
+        with pytest.raises(PrivacyRiskError):
+            PrivacyPolicy(max_score=report.score - 1).sell(market, dataset, 10)
+        assert market.search() == [] and seller.store.count() == 0
+        listing = PrivacyPolicy(max_score=report.score).sell(market, dataset, 10)
+        assert listing.descriptor["privacy_score"] == report.score
+        assert listing.descriptor["privacy_method"] == "edx-privacy/1"
+        assert seller.store.get_by_hash(listing.block_hash).transaction["descriptor"]["privacy_score"] == report.score
