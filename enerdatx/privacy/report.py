@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from enerdatx.errors import PrivacyError, PrivacyRiskError
-from enerdatx.privacy.attack import LinkageResult, aggregate_linkage, coarsen, distances, linkage_attack
+from enerdatx.privacy.attack import LinkageResult, aggregate_linkage, coarsen, distances, linkage_attack, ranks
 from enerdatx.privacy.population import SLOT, SLOTS_PER_DAY, Population, reference_population, to_slots
 
 __all__ = ["METHOD", "RESOLUTIONS", "CoarseningRow", "PrivacyReport", "PrivacyPolicy", "privacy_report",
@@ -174,11 +174,9 @@ def privacy_report(dataset: Any, *, population: Population | None = None) -> Pri
     uniqueness, chance = _uniqueness(own_days, population, slots)
     rank = None
     if aggregated == 1 and offset is not None and offset >= 0 and len(own_days) >= 14:  # this household
-        weeks = own_days[:14].reshape(2, -1)
-        known = np.vstack([weeks[0], train])
-        released = np.vstack([weeks[1], test])
-        rank = int((distances(coarsen(released[:1], slots), coarsen(known, slots))[0]
-                    <= distances(coarsen(released[:1], slots), coarsen(known[:1], slots))[0, 0]).sum() - 1)
+        weeks = own_days[:14].reshape(2, -1)  # its second week, among everyone's, against first weeks
+        known, released = np.vstack([weeks[0], train]), np.vstack([weeks[1], test])
+        rank = int(ranks(coarsen(released, slots), coarsen(known, slots), np.arange(len(known)))[0])
     reveals = descriptor_reveals(descriptor)
     locations = [{"location_digits": digits, "anonymity_set": anonymity_set(digits, reveals["household_type"])}
                  for digits in range(reveals["location_digits"], -1, -1)]
