@@ -231,6 +231,10 @@ _MAKERS = {
     "dsmr": _telegrams,
     "oehu": _oehu,
     "readings_csv": _csv,
+    "union_terms": lambda: [bytes.fromhex(row["encoded"]) for row in _rows("union_terms.csv")],
+    "aggregate_query": lambda: [__import__("enerdatx.market.query", fromlist=["AggregateQuery"]).AggregateQuery(
+        question, "2026-01-01", "2026-02-01").encode() for question in ("mean_daily_profile", "peak_hour",
+                                                                         "monthly_total")],
     "trustchain_message": _trustchain_messages,
     "market_message": _market_messages,
     "rest_body": _rest_bodies,

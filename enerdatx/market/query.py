@@ -74,9 +74,12 @@ class AggregateQuery:
             tx = decode_transaction(data)
             if tx.get("v") != QUERY_VERSION or set(tx) != {"v", "question", "start", "end"}:
                 raise EncodingError("not a version 1 query")
-            return cls(tx["question"], tx["start"], tx["end"])
+            query = cls(tx["question"], tx["start"], tx["end"])
         except MarketError as exc:
             raise EncodingError(str(exc)) from exc
+        if query.encode() != data:  # one query, one encoding, one id
+            raise EncodingError("the query's dates are not written as YYYY-MM-DDT00:00:00Z")
+        return query
 
 
 def _wh(readings: pd.DataFrame, query: AggregateQuery) -> pd.Series:

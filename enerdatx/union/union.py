@@ -67,6 +67,8 @@ class UnionTerms:
     def _check(self) -> None:
         if not isinstance(self.name, str) or not 0 < len(self.name.encode()) <= 64:
             raise UnionError("a union's name is 1..64 bytes of text")
+        if not isinstance(self.operator, bytes) or len(self.operator) != 32:
+            raise UnionError("a union's operator is a 32-byte public key")
         if type(self.threshold) is not int or self.threshold < MIN_THRESHOLD:
             raise UnionError(f"a union's threshold is an integer >= {MIN_THRESHOLD}")
         if self.aggregate not in AGGREGATES or self.split not in SPLITS:
