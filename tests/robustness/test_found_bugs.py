@@ -211,3 +211,18 @@ def test_london_csv_with_a_header_only_is_a_typed_error() -> None:
     with pytest.raises(ReadingsFormatError):
         read_csv(b"LCLid,tstp,energy(kWh/hh),.074")
 
+
+
+def test_an_aggregate_query_decodes_only_from_its_canonical_encoding() -> None:
+    # Found by the aggregate_query fuzz target: "2026-01-01T00:00:00+00:00" decoded and re-encoded
+    # as "...Z", so one question had two encodings and two query ids.
+    from enerdatx.errors import EncodingError
+    from enerdatx.market.query import AggregateQuery
+    from enerdatx.trustchain.encoding import encode_transaction
+
+    loose = encode_transaction({"v": 1, "question": "peak_hour", "start": "2026-01-01T00:00:00+00:00",
+                                "end": "2026-02-01T00:00:00Z"})
+    with pytest.raises(EncodingError, match="YYYY-MM-DD"):
+        AggregateQuery.decode(loose)
+    canonical = AggregateQuery("peak_hour", "2026-01-01", "2026-02-01").encode()
+    assert AggregateQuery.decode(canonical).encode() == canonical
