@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from enerdatx.market.market import Trade
     from enerdatx.peer import Peer
 
-__all__ = ["QueryService", "QueryCommunity", "QueryMessage", "AnswerMessage", "Answer"]
+__all__ = ["QueryService", "QueryCommunity", "QueryMessage", "AnswerMessage", "Answer", "MESSAGES"]
 
 logger = logging.getLogger(__name__)
 uint32 = type_from_format("I")
@@ -55,6 +55,9 @@ class AnswerMessage(DataClassPayload[2]):
     identifier: uint32
     listing_id: str
     reason: str
+
+
+MESSAGES = (QueryMessage, AnswerMessage)
 
 
 @dataclass(frozen=True)
@@ -98,10 +101,9 @@ class QueryCommunity(Community):
     @lazy_wrapper(QueryMessage)
     def on_query(self, peer: IPv8Peer, payload: QueryMessage) -> None:
         """A buyer asks: the service answers (or refuses)."""
-        buyer = trustchain_key(peer)
-        if buyer is not None and len(payload.query) <= MAX_QUERY:
+        if trustchain_key(peer) is not None and len(payload.query) <= MAX_QUERY:
             listing_id, reason = self.service.answer(payload.query, payload.max_price)
-            self.send_to(buyer, AnswerMessage(payload.identifier, listing_id, reason))
+            self.ez_send(peer, AnswerMessage(payload.identifier, listing_id, reason))  # back where it came from
 
     @lazy_wrapper(AnswerMessage)
     def on_answer(self, peer: IPv8Peer, payload: AnswerMessage) -> None:

@@ -20,8 +20,15 @@ from ipv8.community import Community, CommunitySettings
 from ipv8.lazy_community import lazy_wrapper
 from ipv8.messaging.payload_dataclass import DataClassPayload, type_from_format
 
-from enerdatx.errors import EncodingError, PeerUnreachableError, PrivacyError, TransactionRejectedError, UnionError
+from enerdatx.errors import (
+    EncodingError,
+    EnerDatXError,
+    PeerUnreachableError,
+    TransactionRejectedError,
+    UnionError,
+)
 from enerdatx.market.formats import SHARE, parse_share
+from enerdatx.meter.resample import utc_timestamp
 from enerdatx.trustchain import HalfBlock
 from enerdatx.trustchain.community import trustchain_key
 from enerdatx.union.secagg import MaskedContribution, Round
@@ -32,7 +39,7 @@ if TYPE_CHECKING:
 
     from enerdatx.peer import Peer
 
-__all__ = ["UnionService", "UnionCommunity", "MAX_VALUES"]
+__all__ = ["UnionService", "UnionCommunity", "MAX_VALUES", "MESSAGES"]
 
 logger = logging.getLogger(__name__)
 uint32 = type_from_format("I")
@@ -64,6 +71,9 @@ class ContributionMessage(DataClassPayload[3]):
     round_id: bytes
     readings: uint32
     masked: bytes
+
+
+MESSAGES = (MembershipMessage, RoundMessage, ContributionMessage)
 
 
 class UnionSettings(CommunitySettings):
@@ -219,15 +229,29 @@ class UnionService:
         self.peer.ledger.register_policy(SHARE, self._share_policy)  # one policy for all our unions
         self.memberships[terms.terms_hash] = member
         block = member.join()
-        self.community.send_to(terms.operator, MembershipMessage(block.encode()))
+        self.announce(terms.terms_hash)
         return block
 
     def leave(self, terms_hash: bytes) -> HalfBlock:
         """Leave a union: record it and tell the operator; we contribute to no later round."""
-        member = self.memberships[terms_hash]
-        block = member.leave()
-        self.community.send_to(member.terms.operator, MembershipMessage(block.encode()))
+        block = self.memberships[terms_hash].leave()
+        self.announce(terms_hash)
         return block
+
+    def announce(self, terms_hash: bytes) -> bool:
+        """Send our latest join or leave record to the operator; False if it is unreachable now.
+
+        The record is on our chain either way, so announcing again later is always safe.
+        """
+        member = self.memberships[terms_hash]
+        records = [b for b in self.peer.ledger.store.chain(self.peer.public_key)
+                   if b.type in (JOIN, LEAVE) and b.transaction.get("terms") == terms_hash]
+        try:
+            self.community.send_to(member.terms.operator, MembershipMessage(records[-1].encode()))
+        except PeerUnreachableError:
+            logger.info("the operator of union %s is unreachable; announce again later", terms_hash.hex()[:16])
+            return False
+        return True
 
     def receive_round(self, sender: bytes | None, payload: RoundMessage) -> None:
         """Contribute to a round our union's operator opened (the member re-derives the round id)."""
@@ -236,17 +260,22 @@ class UnionService:
             return
         roster = tuple(payload.roster[i : i + 32] for i in range(0, len(payload.roster), 32))
         try:
-            n = len(pd.date_range(pd.Timestamp(payload.start), pd.Timestamp(payload.end),
-                                  freq=pd.Timedelta(seconds=member.terms.resolution_seconds), inclusive="left"))
+            lo, hi = utc_timestamp(payload.start), utc_timestamp(payload.end)
+            intervals = (hi - lo) // pd.Timedelta(seconds=member.terms.resolution_seconds)
+            if not 0 < intervals <= MAX_VALUES // 2:  # checked before anything is built for the period
+                raise UnionError(f"a round has 1..{MAX_VALUES // 2} intervals")
             if len(roster) < member.terms.threshold:
                 raise UnionError("a roster below the union's threshold")
-            round_ = Round(payload.round_id, roster, 2 * n)
-            contribution = member.contribute(round_, payload.start, payload.end)
-        except (PrivacyError, ValueError) as exc:
+            round_ = Round(payload.round_id, roster, 2 * intervals)
+            contribution = member.contribute(round_, lo, hi)
+        except (EnerDatXError, ValueError, TypeError, OverflowError) as exc:  # pandas' date errors vary
             logger.info("refused to contribute to round %s: %s", payload.round_id.hex()[:16], exc)
             return
-        self.community.send_to(sender, ContributionMessage(payload.round_id, contribution.readings,
-                                                           contribution.masked.masked.astype("<u8").tobytes()))
+        try:
+            self.community.send_to(sender, ContributionMessage(payload.round_id, contribution.readings,
+                                                               contribution.masked.masked.astype("<u8").tobytes()))
+        except PeerUnreachableError:
+            logger.info("the operator of round %s is unreachable", payload.round_id.hex()[:16])
 
     def _share_policy(self, ledger: Any, proposal: Any) -> None:
         try:

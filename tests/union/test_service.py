@@ -81,3 +81,15 @@ async def test_a_round_without_enough_members_is_refused(tmp_path):
         await _members_joined(operator, operator.services[1].operated[terms.terms_hash], 3)
         with pytest.raises(UnionError, match="at least 5"):
             await operator.services[1].run_round(terms.terms_hash, START, END)
+
+
+async def test_joining_an_unreachable_operator_is_recorded_and_announced_later(tmp_path):
+    from enerdatx.crypto import Identity
+
+    async with Lab(tmp_path, "memory", services=_services, progress=False) as lab:
+        [home] = await lab.start(1)
+        far = UnionTerms.create(Identity.from_seed(bytes([77]) * 32), "far away", threshold=2)
+        block = home.services[1].join(far)
+        assert home.store.get_by_hash(block.hash) is not None
+        assert home.services[1].announce(far.terms_hash) is False
+        assert home.services[1].memberships[far.terms_hash].is_member
