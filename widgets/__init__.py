@@ -21,6 +21,7 @@ _MODULES = {
     "peers": ["PeersPanel", "peers_frame"],
     "privacy": ["PrivacyPanel", "report_html"],
     "purchases": ["PurchasesPanel", "dataset_figure", "purchases_frame"],
+    "subscriptions": ["SubscriptionsPanel", "consent_frame", "received_figure", "subscriptions_of"],
     "union": ["UnionPanel", "union_figure"],
     "workbench": ["Workbench"],
 }
