@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
@@ -23,7 +22,7 @@ from enerdatx.errors import EncodingError, MarketError, PeerUnreachableError
 from enerdatx.market.orderbook import LIVE
 from enerdatx.market.query import AggregateQuery, answer_descriptor, answer_query, load_answer
 from enerdatx.meter.dataset import DataSet
-from enerdatx.overlay import Overlay, OverlaySettings
+from enerdatx.overlay import Overlay, OverlaySettings, Pending
 from enerdatx.trustchain.keys import trustchain_key
 
 if TYPE_CHECKING:
@@ -79,6 +78,17 @@ class Answer:
         return load_answer(self.trade.plaintext)
 
 
+class PendingAnswer(Pending):
+    """A question we sent, awaiting the seller's answer."""
+
+    PREFIX = "query"
+
+    def __init__(self, overlay: Overlay, seller: bytes, timeout: float) -> None:
+        super().__init__(overlay, timeout)
+        self.seller = seller
+        self.reply: AnswerMessage | None = None
+
+
 class QuerySettings(OverlaySettings):
     """What the query community is given at birth."""
 
@@ -131,7 +141,6 @@ class QueryService:
         self.household_type = household_type
         self.timeout = timeout
         self._market_service = market
-        self._waiting: dict[int, tuple[bytes, asyncio.Future[AnswerMessage]]] = {}
         self.answered: dict[str, str] = {}  # query id -> listing id
         self.peer: Peer
         self.community: QueryCommunity
@@ -183,16 +192,16 @@ class QueryService:
 
     async def ask(self, seller: bytes, query: AggregateQuery, *, max_price: int) -> Answer:
         """Ask ``seller`` a question, then buy its answer; MarketError if it refuses."""
-        identifier = int.from_bytes(os.urandom(4), "big")
-        future: asyncio.Future[AnswerMessage] = asyncio.get_running_loop().create_future()
-        self._waiting[identifier] = (seller, future)
+        waiting = self.community.open_request(PendingAnswer(self.community, seller, self.timeout + 1.0))
         try:
-            self.community.send_to(seller, QueryMessage(identifier, query.encode(), max_price))
-            reply = await asyncio.wait_for(future, self.timeout)
+            self.community.send_to(seller, QueryMessage(waiting.number, query.encode(), max_price))
+            await asyncio.wait_for(asyncio.shield(waiting.done), self.timeout)
         except TimeoutError:
             raise MarketError(f"no answer from {seller.hex()[:16]} in {self.timeout} s") from None
         finally:
-            self._waiting.pop(identifier, None)
+            self.community.close_request(waiting)
+        reply = waiting.reply
+        assert reply is not None  # done without an error: receive_answer set it
         if not reply.listing_id:
             raise MarketError(f"the seller refused the question: {reply.reason}")
         market = self._market_service.market
@@ -205,6 +214,7 @@ class QueryService:
 
     def receive_answer(self, seller: bytes | None, payload: AnswerMessage) -> None:
         """Hand a seller's reply to the question waiting for it (from that seller only)."""
-        waiting = self._waiting.get(payload.identifier)
-        if waiting is not None and waiting[0] == seller and not waiting[1].done():
-            waiting[1].set_result(payload)
+        waiting = self.community.find_request(PendingAnswer, payload.identifier)
+        if waiting is not None and waiting.seller == seller and not waiting.done.done():
+            waiting.reply = payload
+            waiting.done.set_result(None)
