@@ -1,0 +1,106 @@
+"""A lighter peer for experiments with thousands of peers: the same ledger, one address book per process.
+
+A :class:`LightPeer` is a :class:`~enerdatx.peer.Peer` with its chain in an in-memory SQLite
+database (the same :class:`~enerdatx.trustchain.BlockStore`, so the same validation and the
+same fraud proofs) and no files. What makes 10,000 peers fit in one process is the address
+book: a full peer keeps its own dict of every other peer's address, which is N^2 entries for
+N peers and a list of all N keys built on every gossip push. Light peers of one process share
+one :class:`AddressBook` (they would all learn the same addresses anyway) that samples gossip
+targets uniformly, as the full peer does, without building that list. Services (the market)
+need a directory and do not run on light peers.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from enerdatx.crypto import Identity
+from enerdatx.peer import Peer
+from enerdatx.trustchain import BlockStore
+from enerdatx.trustchain.community import TrustChainCommunity
+
+if TYPE_CHECKING:
+    from ipv8.messaging.interfaces.endpoint import Endpoint
+    from ipv8.messaging.interfaces.udp.endpoint import Address
+
+__all__ = ["AddressBook", "LightPeer", "SharedBookCommunity"]
+
+
+class AddressBook:
+    """Where every peer of one experiment listens, by TrustChain key: one copy per process."""
+
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self.addresses: dict[bytes, Address] = {}
+        self.keys_by_address: dict[Address, bytes] = {}
+        self._keys: list[bytes] = []  # indexable, for sampling in O(count)
+        self.rng = rng or random.Random()
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, public_key: bytes, address: Address) -> None:
+        """Remember (or move) one peer."""
+        if public_key not in self.addresses:
+            self._keys.append(public_key)
+        self.addresses[public_key] = address
+        self.keys_by_address[address] = public_key
+
+    def sample(self, count: int, exclude: Iterable[bytes] = ()) -> list[bytes]:
+        """``count`` distinct keys drawn uniformly from the book minus ``exclude`` (all of them if fewer)."""
+        excluded = {key for key in exclude if key in self.addresses}
+        available = len(self._keys) - len(excluded)
+        if available <= 0:
+            return []
+        if count >= available or len(excluded) > len(self._keys) // 2:
+            candidates = [k for k in self._keys if k not in excluded]
+            return self.rng.sample(candidates, min(count, len(candidates)))
+        chosen: dict[bytes, None] = {}
+        while len(chosen) < count:  # rejection: at least half the keys are candidates
+            key = self._keys[self.rng.randrange(len(self._keys))]
+            if key not in excluded:
+                chosen[key] = None
+        return list(chosen)
+
+
+class SharedBookCommunity(TrustChainCommunity):
+    """The TrustChain community, its contacts kept in a process-wide :class:`AddressBook`."""
+
+    book: AddressBook
+
+    def use_book(self, book: AddressBook) -> None:
+        """Read and write contacts in ``book`` from now on."""
+        self.book = book
+        for key, address in self.contacts.items():
+            book.add(key, address)
+        self.contacts = book.addresses
+        self._keys_by_address = book.keys_by_address
+
+    def add_contact(self, public_key: bytes, address: Address) -> None:
+        """Remember where the peer with TrustChain key ``public_key`` listens (for every peer here)."""
+        if self.contacts.get(public_key) != address:
+            self.book.add(public_key, address)
+            self._peers.pop(public_key, None)
+
+    def known_public_keys(self) -> list[bytes]:
+        """Every key in the book but our own."""
+        return [key for key in self.contacts if key != self.public_key]
+
+    def _sample(self, count: int, exclude: Iterable[bytes] = ()) -> list[bytes]:
+        return self.book.sample(count, {*exclude, self.public_key})
+
+
+class LightPeer(Peer):
+    """A peer without files: an in-memory chain (same validation) and the process's address book."""
+
+    community_class = SharedBookCommunity
+
+    def __init__(
+        self, endpoint: Endpoint, book: AddressBook, *, settings: dict[str, Any] | None = None, name: str = "light"
+    ) -> None:
+        opened = (Identity.generate(), BlockStore(":memory:", fsync=False))
+        super().__init__(Path(name), endpoint, settings=settings, _opened=opened)
+        assert isinstance(self.community, SharedBookCommunity)
+        self.community.use_book(book)  # the caller adds this peer once its endpoint has an address
