@@ -3,7 +3,8 @@
 A :class:`PeerGroup` owns some peers of an experiment, numbered by their index in the whole
 experiment. Its methods take and return plain data (indices, hex keys, listing ids, rows for a
 DataFrame) so that the same calls work in-process and through a Dask actor on another machine;
-its coroutines run on the event loop the peers live on (a Dask worker's own loop). Times that
+every method is a coroutine, so that Dask runs it on the event loop the peers live on (a worker's
+own loop; a plain method would run in a thread of the actor pool, beside the peers' SQLite). Times that
 are compared across groups are wall-clock (``time.time()``): exact on one machine, as good as
 the hosts' clock synchronisation on a cluster.
 """
@@ -23,10 +24,13 @@ from ipv8.messaging.interfaces.udp.endpoint import UDPEndpoint, UDPv4Address
 
 from enerdatx.cluster.light import AddressBook, LightPeer
 from enerdatx.errors import EnerDatXError
-from enerdatx.lab import START_BATCH, Lab, MemoryEndpoint, _accept_all, _free_memory_address
+from enerdatx.lab import Lab, MemoryEndpoint, _accept_all, _free_memory_address
 from enerdatx.peer import Peer, Service
 
 __all__ = ["PeerGroup", "Contact"]
+
+# Light peers open no files: start them in bigger batches.
+LIGHT_BATCH = 256
 
 Contact = tuple[int, str, str, int]
 """(index in the experiment, TrustChain key as hex, host, port)."""
@@ -72,8 +76,9 @@ class PeerGroup:
             if services is not None:
                 raise EnerDatXError("light peers run no services (they have no directory)")
             started = []
-            for batch in range(0, n, START_BATCH * 16):
-                started += await asyncio.gather(*(self._start_light() for _ in range(min(START_BATCH * 16, n - batch))))
+            for batch in range(0, n, LIGHT_BATCH):
+                started += await asyncio.gather(*(self._start_light() for _ in range(min(LIGHT_BATCH, n - batch))))
+            self.lab.peers += started  # so that the lab stops them; never introduced one by one (N^2)
         else:
             before = len(self.lab.peers)
             started = (await self.lab.start(n))[before:]
@@ -97,7 +102,7 @@ class PeerGroup:
         self.book.add(peer.public_key, peer.address)
         return peer
 
-    def add_contacts(self, contacts: Iterable[Contact]) -> None:
+    async def add_contacts(self, contacts: Iterable[Contact]) -> None:
         """Tell every peer here where those peers listen (light peers: the shared book, once)."""
         pairs = [(bytes.fromhex(key), UDPv4Address(host, port)) for _, key, host, port in contacts]
         if self.light:
@@ -107,22 +112,19 @@ class PeerGroup:
         for peer in self.peers.values():
             peer.add_contacts(pairs)
 
-    def accept(self, block_type: str) -> None:
+    async def accept(self, block_type: str) -> None:
         """Every peer here countersigns any proposal of ``block_type``."""
         self.lab.accept(block_type)  # the lab's own peers, and later ones
         for peer in self.peers.values():
             if isinstance(peer, LightPeer):
                 peer.ledger.register_policy(block_type, _accept_all)
 
-    def count(self) -> int:
+    async def count(self) -> int:
         """How many peers run here."""
         return len(self.peers)
 
     async def stop(self) -> None:
-        """Stop every peer here."""
-        light = [peer for peer in self.peers.values() if isinstance(peer, LightPeer)]
-        for batch in range(0, len(light), START_BATCH * 16):
-            await asyncio.gather(*(self.lab._stop_peer(peer) for peer in light[batch : batch + START_BATCH * 16]))
+        """Stop every peer here (light ones too: they are in the lab's list)."""
         await self.lab.stop()
         self.peers.clear()
 
@@ -142,7 +144,7 @@ class PeerGroup:
                 return service
         raise EnerDatXError(f"peer {index} runs no market (start it with a market service)")
 
-    def sell(self, indices: list[int], price: int, days: int = 1, seed: int = 1) -> list[tuple[int, str]]:
+    async def sell(self, indices: list[int], price: int, days: int = 1, seed: int = 1) -> list[tuple[int, str]]:
         """Each of these peers lists one synthetic data set; returns (index, listing id)."""
         from enerdatx.meter import cut_dataset, synthetic_household
 
@@ -189,7 +191,7 @@ class PeerGroup:
 
     # --- what the peers hold -------------------------------------------------------------
 
-    def chains(self) -> list[dict[str, Any]]:
+    async def chains(self) -> list[dict[str, Any]]:
         """Every block of each peer's own chain, one row each."""
         rows = []
         for index, peer in self.peers.items():
@@ -200,7 +202,7 @@ class PeerGroup:
                              "link_sequence_number": block.link_sequence_number, "hash": block.hash.hex()})
         return rows
 
-    def balances(self) -> list[dict[str, Any]]:
+    async def balances(self) -> list[dict[str, Any]]:
         """Each market peer's balance of its own chain, as it computes it."""
         rows = []
         for index in self.peers:
@@ -210,18 +212,18 @@ class PeerGroup:
                          "complete": balance.complete, "blocks": balance.blocks})
         return rows
 
-    def traffic(self) -> list[dict[str, Any]]:
+    async def traffic(self) -> list[dict[str, Any]]:
         """Bytes and packets each peer's TrustChain community has sent so far."""
         return [{"peer": i, "bytes_sent": p.community.bytes_sent, "packets_sent": p.community.packets_sent}
                 for i, p in self.peers.items()]
 
-    def memory(self) -> dict[str, int]:
+    async def memory(self) -> dict[str, int]:
         """This process's resident memory now and before the first peer started, and its peer count."""
         return {"rss": _rss(), "rss_before_start": self.rss_before_start, "peers": len(self.peers)}
 
     # --- fraud -------------------------------------------------------------------------
 
-    def watch_fraud(self, forker: str) -> None:
+    async def watch_fraud(self, forker: str) -> None:
         """Record when each peer here (but the forker) first holds a proof against ``forker``."""
         forker_key = bytes.fromhex(forker)
         honest = {i: p for i, p in self.peers.items() if p.public_key != forker_key}

@@ -104,3 +104,10 @@ class LightPeer(Peer):
         super().__init__(Path(name), endpoint, settings=settings, _opened=opened)
         assert isinstance(self.community, SharedBookCommunity)
         self.community.use_book(book)  # the caller adds this peer once its endpoint has an address
+        self.book = book
+
+    def add_contacts(self, contacts: Iterable[tuple[bytes, Address]]) -> None:
+        """Add these contacts to the shared book (for every light peer of this process)."""
+        for public_key, address in contacts:
+            if public_key != self.public_key:
+                self.book.add(public_key, address)
