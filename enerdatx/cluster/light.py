@@ -21,12 +21,15 @@ from enerdatx.crypto import Identity
 from enerdatx.peer import Peer
 from enerdatx.trustchain import BlockStore
 from enerdatx.trustchain.community import TrustChainCommunity
+from enerdatx.trustchain.payload import FraudProofMessage
 
 if TYPE_CHECKING:
     from ipv8.messaging.interfaces.endpoint import Endpoint
     from ipv8.messaging.interfaces.udp.endpoint import Address
 
 __all__ = ["AddressBook", "LightPeer", "SharedBookCommunity"]
+
+MAX_CACHED_PACKETS = 1024
 
 
 class AddressBook:
@@ -36,6 +39,9 @@ class AddressBook:
         self.addresses: dict[bytes, Address] = {}
         self.keys_by_address: dict[Address, bytes] = {}
         self._keys: list[bytes] = []  # indexable, for sampling in O(count)
+        # Pure functions of their input, so one copy serves every light peer of the process:
+        self.key_bins: dict[bytes, bytes] = {}  # TrustChain key -> IPv8 key (a curve25519 conversion)
+        self.fraud_packets: dict[bytes, bytes] = {}  # proof -> its unsigned packet (no sender in it)
         self.rng = rng or random.Random()
 
     def __len__(self) -> int:
@@ -77,6 +83,7 @@ class SharedBookCommunity(TrustChainCommunity):
             book.add(key, address)
         self.contacts = book.addresses
         self._keys_by_address = book.keys_by_address
+        self._key_bins = book.key_bins
 
     def add_contact(self, public_key: bytes, address: Address) -> None:
         """Remember where the peer with TrustChain key ``public_key`` listens (for every peer here)."""
@@ -90,6 +97,18 @@ class SharedBookCommunity(TrustChainCommunity):
 
     def _sample(self, count: int, exclude: Iterable[bytes] = ()) -> list[bytes]:
         return self.book.sample(count, {*exclude, self.public_key})
+
+    def ezr_pack(self, msg_num: int, *payloads: Any, sig: bool = True) -> bytes:
+        """Pack a message; an unsigned fraud proof's packet is the same bytes from every peer, so pack it once."""
+        if sig or len(payloads) != 1 or not isinstance(payloads[0], FraudProofMessage):
+            return super().ezr_pack(msg_num, *payloads, sig=sig)
+        cache = self.book.fraud_packets
+        packet = cache.get(payloads[0].proof)
+        if packet is None:
+            if len(cache) >= MAX_CACHED_PACKETS:
+                cache.clear()
+            packet = cache[payloads[0].proof] = super().ezr_pack(msg_num, *payloads, sig=False)
+        return packet
 
 
 class LightPeer(Peer):
