@@ -12,6 +12,7 @@ need a directory and do not run on light peers.
 
 from __future__ import annotations
 
+import inspect
 import random
 from collections.abc import Iterable
 from pathlib import Path
@@ -42,6 +43,7 @@ class AddressBook:
         # Pure functions of their input, so one copy serves every light peer of the process:
         self.key_bins: dict[bytes, bytes] = {}  # TrustChain key -> IPv8 key (a curve25519 conversion)
         self.fraud_packets: dict[bytes, bytes] = {}  # proof -> its unsigned packet (no sender in it)
+        self.ipv8_peers: dict[bytes, Any] = {}  # TrustChain key -> the IPv8 peer we send to at its address
         self.rng = rng or random.Random()
 
     def __len__(self) -> int:
@@ -84,6 +86,7 @@ class SharedBookCommunity(TrustChainCommunity):
         self.contacts = book.addresses
         self._keys_by_address = book.keys_by_address
         self._key_bins = book.key_bins
+        self._peers = book.ipv8_peers
 
     def add_contact(self, public_key: bytes, address: Address) -> None:
         """Remember where the peer with TrustChain key ``public_key`` listens (for every peer here)."""
@@ -124,6 +127,19 @@ class LightPeer(Peer):
         assert isinstance(self.community, SharedBookCommunity)
         self.community.use_book(book)  # the caller adds this peer once its endpoint has an address
         self.book = book
+
+    async def start(self) -> None:
+        """Open the endpoint and start the overlays' tasks, without IPv8's walker loop.
+
+        A light peer walks nowhere (its contacts are in the book), and the walker loop wakes
+        twice a second per peer to find that out: with 10,000 peers, 20,000 idle wake-ups a second.
+        """
+        await self.ipv8.endpoint.open()
+        for func, args in self.ipv8.on_start:
+            result = func(*args)
+            if inspect.isawaitable(result):
+                await result
+        self.running = True
 
     def add_contacts(self, contacts: Iterable[tuple[bytes, Address]]) -> None:
         """Add these contacts to the shared book (for every light peer of this process)."""
