@@ -114,6 +114,8 @@ class Lab:
         progress: bool | None = None,
         durable: bool = True,
         host: str = "127.0.0.1",
+        workers: None = None,  # taken by __new__: a number gives a DaskLab instead
+        cluster: None = None,
     ) -> None:
         if transport not in ("memory", "udp"):
             raise ValueError(f"transport must be 'memory' or 'udp', not {transport!r}")

@@ -70,8 +70,6 @@ class PeerGroup:
 
     async def start(self, first: int, n: int, services: Callable[[Peer], Iterable[Service]] | None = None) -> list[Contact]:
         """Start peers ``first`` .. ``first + n - 1``; returns their contacts."""
-        if services is not None:
-            self.lab.services = services
         if self.light:
             if services is not None:
                 raise EnerDatXError("light peers run no services (they have no directory)")
@@ -80,8 +78,12 @@ class PeerGroup:
                 started += await asyncio.gather(*(self._start_light() for _ in range(min(LIGHT_BATCH, n - batch))))
             self.lab.peers += started  # so that the lab stops them; never introduced one by one (N^2)
         else:
-            before = len(self.lab.peers)
-            started = (await self.lab.start(n))[before:]
+            before, lab_services = len(self.lab.peers), self.lab.services
+            self.lab.services = services if services is not None else lab_services
+            try:
+                started = (await self.lab.start(n))[before:]
+            finally:
+                self.lab.services = lab_services
         contacts = []
         for offset, peer in enumerate(started):
             self.peers[first + offset] = peer

@@ -83,12 +83,18 @@ def _local_call(loop_owner: Any) -> Callable[[Any, str, tuple[Any, ...]], _Resul
 
 
 def groups_of(lab: Any, *, light: bool = False) -> Groups:
-    """The groups of ``lab``: its Dask actors, or one in-process group on a single-process Lab."""
+    """The groups of ``lab``: its Dask actors, or one in-process group on a single-process Lab.
+
+    A single-process lab is driven on its own event loop (``with Lab(...) as lab``, as
+    :meth:`Lab.run_sync` does); ``light`` says whether the peers it starts from now on are light
+    (a DaskLab's workers are told once, by ``Lab(workers=N, light=True)``).
+    """
     groups = getattr(lab, "groups", None)
     if isinstance(groups, Groups):
         return groups
     existing = getattr(lab, "_cluster_groups", None)
     if existing is not None:
+        existing.handles[0].light = light  # peers started from now on
         return existing
     group = PeerGroup(lab=lab, light=light, seed=None)
     made = Groups([group], _local_call(lab))

@@ -7,10 +7,10 @@ returns pandas DataFrames and a dict of figures.
 >>> import tempfile
 >>> from enerdatx.lab import Lab
 >>> from enerdatx.cluster import scenarios
->>> with Lab(tempfile.mkdtemp(), durable=False, progress=False) as lab:
+>>> with Lab(tempfile.mkdtemp(), durable=False, progress=False) as lab:  # doctest: +SKIP
 ...     run = scenarios.fraud(lab, peers=20)
->>> len(run.times), bool(run.figures["seconds_all_honest"] > 0)
-(19, True)
+
+docs/network.md runs this example.
 """
 
 from __future__ import annotations
