@@ -145,6 +145,7 @@ def fraud(lab: Any, *, peers: int = 100, light: bool = False, timeout: float = 1
 
     times = pd.DataFrame(learned)
     times["seconds"] = times["learned_at"] - started
+    times["group"] = times["peer"].map(groups.owner)
     seconds = sorted(times["seconds"])
     peer_memory = sum(m["rss"] - m["rss_before_start"] for m in memory) / max(1, sum(m["peers"] for m in memory))
     figures = {

@@ -66,8 +66,15 @@ def test_nothing_listens_beyond_loopback(lab: DaskLab) -> None:
     assert [b for b in bound if b[1] not in ("127.0.0.1", "::1")] == []
 
 
-def test_the_same_fraud_scenario_runs_on_workers() -> None:
-    with Lab(tempfile.mkdtemp(), workers=2, durable=False) as lab:
-        run = scenarios.fraud(lab, peers=16)
-    assert run.figures["groups"] == 2 and run.figures["honest_with_proof"] == 15
+def test_the_same_fraud_scenario_runs_on_a_cluster_given_by_its_client() -> None:
+    from distributed import Client, LocalCluster
 
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0") as cluster, \
+            Client(cluster) as client:
+        with Lab(tempfile.mkdtemp(), cluster=client, durable=False) as lab:
+            assert isinstance(lab, DaskLab) and len(lab.workers) == 2
+            run = scenarios.fraud(lab, peers=16)
+        assert client.status == "running"  # a cluster the lab did not start stays up
+    assert run.figures["groups"] == 2 and run.figures["honest_with_proof"] == 15
+    assert set(run.times["group"]) == {0, 1}  # peers on both workers learnt it
