@@ -64,6 +64,7 @@ class PeerGroup:
         self._contacts: list[Contact] = []
         self._fraud_at: dict[int, float] = {}
         self._fraud_all: asyncio.Future[None] | None = None
+        self._fraud_cpu = [0.0, 0.0]
         self.rss_before_start = _rss()
 
     # --- peers -------------------------------------------------------------------------
@@ -231,6 +232,7 @@ class PeerGroup:
         honest = {i: p for i, p in self.peers.items() if p.public_key != forker_key}
         self._fraud_at = {}
         self._fraud_all = asyncio.get_running_loop().create_future() if honest else None
+        self._fraud_cpu = [time.process_time(), 0.0]  # this process's CPU time from now to the last proof
         if not honest:
             return
         for index, peer in honest.items():
@@ -240,6 +242,7 @@ class PeerGroup:
                     return
                 self._fraud_at.setdefault(index, time.time())
                 if len(self._fraud_at) == len(honest) and self._fraud_all and not self._fraud_all.done():
+                    self._fraud_cpu[1] = time.process_time()
                     self._fraud_all.set_result(None)
 
             peer.ledger.on_fraud(learned)
@@ -255,6 +258,11 @@ class PeerGroup:
         if self._fraud_all is not None:
             await asyncio.wait_for(asyncio.shield(self._fraud_all), timeout)
         return [{"peer": i, "learned_at": t} for i, t in sorted(self._fraud_at.items())]
+
+    async def fraud_cpu_seconds(self) -> float:
+        """CPU seconds this process spent from ``watch_fraud`` until its last honest peer held the proof."""
+        start, done = self._fraud_cpu
+        return max(0.0, done - start)
 
     async def rumour_done(self) -> None:
         """Wait out the fraud rumour's rounds (a fixed schedule: there is no event for "nobody pushes any more")."""
