@@ -76,4 +76,6 @@ def _one(n: int, light: bool, packet_loss: float, workers: int, seed: int) -> di
         else:
             lab = Lab(Path(directory), packet_loss=packet_loss, durable=False, seed=seed, progress=False)
         with lab:
+            if workers:
+                lab.groups.each("log_level", "enerdatx.trustchain.ledger", logging.ERROR)
             return scenarios.fraud(lab, peers=n, light=light, seed=seed).figures

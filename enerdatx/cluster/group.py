@@ -12,6 +12,7 @@ the hosts' clock synchronisation on a cluster.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 import time
@@ -121,6 +122,10 @@ class PeerGroup:
         for peer in self.peers.values():
             if isinstance(peer, LightPeer):
                 peer.ledger.register_policy(block_type, _accept_all)
+
+    async def log_level(self, logger: str, level: int) -> None:
+        """Set a logger's level in this process (thousands of peers each logging one proof drown a run)."""
+        logging.getLogger(logger).setLevel(level)
 
     async def count(self) -> int:
         """How many peers run here."""

@@ -44,6 +44,7 @@ class AddressBook:
         # Pure functions of their input, so one copy serves every light peer of the process:
         self.key_bins: dict[bytes, bytes] = {}  # TrustChain key -> IPv8 key (a curve25519 conversion)
         self.fraud_packets: dict[bytes, bytes] = {}  # proof -> its unsigned packet (no sender in it)
+        self.fraud_packet_forkers: dict[bytes, bytes] = {}  # a proof's packet -> the forker it proves
         self.ipv8_peers: dict[bytes, Any] = {}  # TrustChain key -> the IPv8 peer we send to at its address
         self._spreading: dict[SharedBookCommunity, None] = {}  # communities with rumour rounds left
         self._round: asyncio.TimerHandle | None = None
@@ -113,6 +114,27 @@ class SharedBookCommunity(TrustChainCommunity):
     def _spread_fraud(self, proof: Any) -> None:
         super()._spread_fraud(proof)
         self.book.spreading(self)
+
+    def on_fraud_proof(self, source_address: Address, data: bytes) -> None:  # type: ignore[override]
+        """As the full peer does, without decoding again a proof this peer already holds.
+
+        The packet of a proof is the same bytes from every sender (unsigned, no sender in it), so
+        a packet already decoded in this process names its forker; if this peer holds that rumour,
+        all the full peer would do is note the sender as a holder. Anything else takes the full path.
+        """
+        forkers = self.book.fraud_packet_forkers
+        forker = forkers.get(data)
+        if forker is not None and forker in self._rumours:
+            sender = self._keys_by_address.get(source_address)
+            if sender is not None:
+                self._rumours[forker].holders.add(sender)
+            return
+        before = len(self._rumours)
+        super().on_fraud_proof(source_address, data)
+        if len(self._rumours) > before:  # this packet started a rumour: remember whose
+            if len(forkers) >= MAX_CACHED_PACKETS:
+                forkers.clear()
+            forkers[data] = next(reversed(self._rumours))
 
     def fraud_round(self) -> bool:
         """One round of pushes for every rumour with rounds left; False once there are none."""

@@ -90,3 +90,27 @@ def test_fraud_with_2000_light_peers_reaches_every_honest_peer() -> None:
         run = scenarios.fraud(lab, peers=2000, light=True)
     assert run.figures["honest_with_proof"] == 1999
     assert run.times["peer"].nunique() == 1999
+
+
+async def test_a_held_proof_heard_again_only_notes_its_sender(tmp_path, monkeypatch) -> None:
+    async with Lab(tmp_path, durable=False, progress=False) as lab:
+        group = groups_of(lab, light=True).handles[0]
+        await group.start(0, 3)
+        first, second, receiver = group.peers[0], group.peers[1], group.peers[2]
+        cheat = Identity.generate()
+        proof = FraudProof.of(sign(cheat), sign(cheat, transaction={"amount": 2}))
+        learned: asyncio.Future[FraudProof] = asyncio.get_running_loop().create_future()
+        receiver.ledger.on_fraud(lambda p: learned.done() or learned.set_result(p))
+        first.community.send(first.community.peer_for(receiver.public_key), FraudProofMessage(proof.encode()))
+        await asyncio.wait_for(learned, 10)
+        decoded = []
+        original = FraudProof.decode.__func__
+        monkeypatch.setattr(FraudProof, "decode", classmethod(lambda cls, data: decoded.append(data) or original(cls, data)))
+        noted = asyncio.get_running_loop().create_future()
+        rumour = receiver.community._rumours[cheat.public_key]
+        holders = type("Holders", (set,), {"add": lambda s, k: (set.add(s, k), k == second.public_key and noted.set_result(k))})
+        rumour.holders = holders(rumour.holders)
+        second.community.send(second.community.peer_for(receiver.public_key), FraudProofMessage(proof.encode()))
+        assert await asyncio.wait_for(noted, 10) == second.public_key
+        assert decoded == []  # the packet was known: no second decode
+        assert receiver.store.fraud_proofs(cheat.public_key) == [proof]
