@@ -210,10 +210,10 @@ class PeerGroup:
                              "link_sequence_number": block.link_sequence_number, "hash": block.hash.hex()})
         return rows
 
-    async def balances(self) -> list[dict[str, Any]]:
-        """Each market peer's balance of its own chain, as it computes it."""
+    async def balances(self, indices: list[int] | None = None) -> list[dict[str, Any]]:
+        """Each market peer's (or these peers') balance of its own chain, as it computes it."""
         rows = []
-        for index in self.peers:
+        for index in self.peers if indices is None else indices:
             balance = self._market(index).market.balance()
             rows.append({"peer": index, "public_key": balance.public_key.hex(), "grant": balance.grant,
                          "earned": balance.earned, "spent": balance.spent, "available": balance.available,

@@ -108,8 +108,9 @@ def market(
         "trade_latency_p99_ms": round(1000 * percentile(latencies, 0.99), 2) if latencies else None,
     }
     chains = _frame(groups.each("chains"))
-    balances = _frame(groups.each("balances"))
-    return MarketRun(table, chains[chains["peer"].isin(indices)], balances[balances["peer"].isin(indices)], figures)
+    ours = [[i for i in indices if groups.group_of(i) == g] for g in range(len(groups))]
+    balances = _frame(groups.map("balances", [(mine,) for mine in ours]))
+    return MarketRun(table, chains[chains["peer"].isin(indices)].reset_index(drop=True), balances, figures)
 
 
 def fraud(lab: Any, *, peers: int = 100, light: bool = False, timeout: float = 120.0, seed: int = 1) -> FraudRun:
