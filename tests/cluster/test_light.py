@@ -114,3 +114,25 @@ async def test_a_held_proof_heard_again_only_notes_its_sender(tmp_path, monkeypa
         assert await asyncio.wait_for(noted, 10) == second.public_key
         assert decoded == []  # the packet was known: no second decode
         assert receiver.store.fraud_proofs(cheat.public_key) == [proof]
+
+
+async def test_light_peers_refuse_forged_blocks_as_full_peers_do(tmp_path) -> None:
+    from enerdatx.trustchain.payload import BlockBroadcastMessage
+
+    async with Lab(tmp_path, durable=False, progress=False) as lab:
+        group = groups_of(lab, light=True).handles[0]
+        await group.start(0, 2)
+        sender, receiver = group.peers[0], group.peers[1]
+        stranger = Identity.generate()
+        genuine = sign(stranger)
+        forged = dataclasses.replace(sign(stranger, sequence_number=2, previous_hash=genuine.hash),
+                                     transaction={"amount": 1_000_000})
+        stored: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        receiver.ledger.subscribe(lambda block: block.hash == genuine.hash and not stored.done()
+                                  and stored.set_result(block))
+        peer = sender.community.peer_for(receiver.public_key)
+        sender.community.send(peer, BlockBroadcastMessage(1, forged.encode()))
+        sender.community.send(peer, BlockBroadcastMessage(1, genuine.encode()))
+        await asyncio.wait_for(stored, 10)  # in order, in memory: the forged block was read first
+        assert receiver.store.get(stranger.public_key, 1) == genuine
+        assert receiver.store.get(stranger.public_key, 2) is None
