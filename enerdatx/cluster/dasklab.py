@@ -118,6 +118,10 @@ class DaskLab:
         """Every market peer's balance of its own chain."""
         return self._frame("balances")
 
+    def fraud_proofs(self) -> pd.DataFrame:
+        """Every fraud proof every peer holds (peer, forker, sequence number)."""
+        return self._frame("fraud_proofs")
+
     def traffic(self) -> pd.DataFrame:
         """Bytes and packets each peer's TrustChain community has sent."""
         return self._frame("traffic")

@@ -220,6 +220,11 @@ class PeerGroup:
                          "complete": balance.complete, "blocks": balance.blocks})
         return rows
 
+    async def fraud_proofs(self) -> list[dict[str, Any]]:
+        """Every fraud proof each peer here holds: who forked, at which sequence number."""
+        return [{"peer": i, "forker": proof.public_key.hex(), "sequence_number": proof.sequence_number}
+                for i, p in self.peers.items() for proof in p.store.fraud_proofs()]
+
     async def traffic(self) -> list[dict[str, Any]]:
         """Bytes and packets each peer's TrustChain community has sent so far."""
         return [{"peer": i, "bytes_sent": p.community.bytes_sent, "packets_sent": p.community.packets_sent}
