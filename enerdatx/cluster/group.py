@@ -24,7 +24,7 @@ import psutil
 from ipv8.messaging.interfaces.udp.endpoint import UDPEndpoint, UDPv4Address
 
 from enerdatx.cluster.light import AddressBook, LightPeer
-from enerdatx.errors import EnerDatXError
+from enerdatx.errors import EnerDatXError, LedgerError, NetworkError
 from enerdatx.lab import Lab, MemoryEndpoint, _accept_all, _free_memory_address
 from enerdatx.peer import Peer, Service
 
@@ -273,6 +273,20 @@ class PeerGroup:
         """CPU seconds this process spent from ``watch_fraud`` until its last honest peer held the proof."""
         start, done = self._fraud_cpu
         return max(0.0, done - start)
+
+    async def ask_everyone(self, index: int, counterparties: list[str], block_type: str,
+                           timeout: float = 3.0) -> dict[str, int]:
+        """Peer ``index`` proposes one transaction to each of them at once; how many agreed or refused."""
+
+        async def ask(key: str) -> bool:
+            try:
+                await self.peers[index].community.propose(bytes.fromhex(key), block_type, {"n": 1}, timeout=timeout)
+            except (LedgerError, NetworkError):
+                return False
+            return True
+
+        agreed = sum(await asyncio.gather(*(ask(key) for key in counterparties)))
+        return {"agreed": agreed, "refused": len(counterparties) - agreed}
 
     async def rumour_done(self) -> None:
         """Wait out the fraud rumour's rounds (a fixed schedule: there is no event for "nobody pushes any more")."""

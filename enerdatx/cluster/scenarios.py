@@ -113,12 +113,15 @@ def market(
     return MarketRun(table, chains[chains["peer"].isin(indices)].reset_index(drop=True), balances, figures)
 
 
-def fraud(lab: Any, *, peers: int = 100, light: bool = False, timeout: float = 120.0, seed: int = 1) -> FraudRun:
+def fraud(lab: Any, *, peers: int = 100, light: bool = False, timeout: float = 120.0, seed: int = 1,
+          refusals: bool = False) -> FraudRun:
     """One peer forks its chain at two honest peers; seconds until every honest peer holds the proof.
 
     The clock starts when the forker sends its two proposals and stops when the last honest
     peer stores a fraud proof; bytes count what each honest peer sent from then until the
-    rumour died out. The baseline is one plain transaction in the same network.
+    rumour died out. The baseline is one plain transaction in the same network. With
+    ``refusals``, the forker then asks every honest peer for one more transaction (as
+    :func:`enerdatx.attacks.lab_double_spender` does): ``refused_after_detection`` counts the no's.
     """
     groups = groups_of(lab, light=light)
     if sum(groups.sizes):
@@ -145,6 +148,10 @@ def fraud(lab: Any, *, peers: int = 100, light: bool = False, timeout: float = 1
     after = [row for rows in groups.each("traffic") for row in rows]
     sent = [row["bytes_sent"] - before[row["peer"]] for row in after if row["peer"] != forker]
 
+    asked = {}
+    if refusals:
+        asked = groups.on(0, "ask_everyone", forker, [k for i, k in keys.items() if i != forker], FRAUD_TYPE)
+
     times = pd.DataFrame(learned)
     times["seconds"] = times["learned_at"] - started
     times["group"] = times["peer"].map(groups.owner)
@@ -165,6 +172,8 @@ def fraud(lab: Any, *, peers: int = 100, light: bool = False, timeout: float = 1
         "memory_per_peer_bytes": round(peer_memory),
         "baseline_transaction_seconds": round(baseline, 4),
     }
+    if refusals:
+        figures["refused_after_detection"] = asked["refused"]
     return FraudRun(times.sort_values("peer").reset_index(drop=True), figures)
 
 

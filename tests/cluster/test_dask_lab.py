@@ -74,9 +74,10 @@ def test_the_same_fraud_scenario_runs_on_a_cluster_given_by_its_client() -> None
             Client(cluster) as client:
         with Lab(tempfile.mkdtemp(), cluster=client, durable=False) as lab:
             assert isinstance(lab, DaskLab) and len(lab.workers) == 2
-            run = scenarios.fraud(lab, peers=16)
+            run = scenarios.fraud(lab, peers=16, refusals=True)
             proofs = lab.fraud_proofs()
         assert client.status == "running"  # a cluster the lab did not start stays up
     assert run.figures["groups"] == 2 and run.figures["honest_with_proof"] == 15
     assert set(run.times["group"]) == {0, 1}  # peers on both workers learnt it
     assert sorted(proofs["peer"]) == sorted(run.times["peer"]) and proofs["forker"].nunique() == 1
+    assert run.figures["refused_after_detection"] == 15  # every honest peer, on either worker, says no

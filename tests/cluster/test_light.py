@@ -77,8 +77,9 @@ async def test_light_peers_refuse_a_forged_fraud_proof_and_keep_a_real_one(tmp_p
 def test_fraud_scenario_on_light_and_full_peers_reaches_every_honest_peer() -> None:
     for light in (False, True):
         with Lab(tempfile.mkdtemp(), durable=False, progress=False, seed=3) as lab:
-            run = scenarios.fraud(lab, peers=24, light=light)
+            run = scenarios.fraud(lab, peers=24, light=light, refusals=True)
         assert run.figures["honest_with_proof"] == 23 and len(run.times) == 23
+        assert run.figures["refused_after_detection"] == 23
         assert (run.times["seconds"] >= 0).all()
         assert run.figures["bytes_sent_per_peer_mean"] > 0
         assert run.figures["light"] is light
