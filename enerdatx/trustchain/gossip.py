@@ -53,6 +53,13 @@ class FraudRumours:
     def __contains__(self, forker: bytes) -> bool:
         return forker in self._rumours
 
+    def __len__(self) -> int:
+        return len(self._rumours)
+
+    def newest(self) -> bytes | None:
+        """The forker whose rumour started last, if any."""
+        return next(reversed(self._rumours), None)
+
     def start(self, proof: FraudProof) -> bool:
         """Spread a proof we just learned; False (and nothing sent) if we spread it already."""
         if proof.public_key in self._rumours:
