@@ -10,7 +10,7 @@ from typing import Any
 
 import cbor2
 
-from enerdatx.crypto import Identity, verify_signature
+from enerdatx.crypto import VERIFIED_SIGNATURES, Identity
 from enerdatx.trustchain.encoding import (
     HASH_SIZE,
     KEY_SIZE,
@@ -128,8 +128,12 @@ class HalfBlock:
         return self.link_public_key == NO_COUNTERPARTY
 
     def verify_signature(self) -> bool:
-        """True when the signature is the owner's over this block's fields."""
-        return verify_signature(self.public_key, SIGNING_CONTEXT + self._unsigned_bytes(), self.signature)
+        """True when the signature is the owner's over this block's fields.
+
+        Checked through the process-wide :data:`~enerdatx.crypto.VERIFIED_SIGNATURES`: the peers
+        of one process that receive the same block verify its signature once between them.
+        """
+        return VERIFIED_SIGNATURES.verify(self.public_key, SIGNING_CONTEXT + self._unsigned_bytes(), self.signature)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, HalfBlock) and self.encode() == other.encode()
