@@ -132,7 +132,7 @@ class MarketCommunity(Community):
         if trustchain_key(peer) is None:
             return
         try:
-            block = HalfBlock.decode(payload.block)
+            block = HalfBlock.decode_shared(payload.block)
         except EncodingError:
             return
         if block.type in RECORD_TYPES and block.is_record:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import heapq
 import logging
@@ -31,6 +32,7 @@ from enerdatx.errors import (
     EncodingError,
     FraudDetectedError,
     InvalidBlockError,
+    LedgerError,
     PeerUnreachableError,
     TransactionRejectedError,
     TransactionTimeoutError,
@@ -74,6 +76,7 @@ def ipv8_private_key(identity: Identity) -> PrivateKey:
     return default_eccrypto.key_from_private_bin(_PRIVATE_PREFIX + bytes(curve) + identity.seed)
 
 
+@functools.lru_cache(maxsize=65_536)  # a pure function; every community of a process asks for the same keys
 def ipv8_public_key_bin(public_key: bytes) -> bytes:
     """The IPv8 public-key bytes of the peer whose TrustChain (Ed25519) key is ``public_key``."""
     curve = nacl.signing.VerifyKey(public_key).to_curve25519_public_key()
@@ -171,6 +174,8 @@ class TrustChainCommunity(Community):
         self._crawls: dict[int, _Crawl] = {}
         self._limits = SenderLimits(settings.max_packet_size, settings.rate_per_second, settings.rate_burst)
         self._rumours: dict[bytes, _Rumour] = {}
+        self._commit_scheduled = False
+        self._committed: asyncio.Future[None] | None = None
 
         self.add_message_handler(ProposalMessage, self.on_proposal)
         self.add_message_handler(AgreementMessage, self.on_agreement)
@@ -262,9 +267,47 @@ class TrustChainCommunity(Community):
 
     def _decode_block(self, data: bytes) -> HalfBlock | None:
         try:
-            return HalfBlock.decode(data)
+            return HalfBlock.decode_shared(data)
         except EncodingError:
             return None
+
+    # --- commits ------------------------------------------------------------------
+
+    def _commit_soon(self) -> None:
+        """Commit the store's open batch at the next turn of the event loop (once per turn)."""
+        if not self._commit_scheduled:
+            self._commit_scheduled = True
+            asyncio.get_running_loop().call_soon(self._commit_now)
+
+    def _commit_now(self) -> None:
+        self._commit_scheduled = False
+        committed, self._committed = self._committed, None
+        try:
+            self.ledger.commit()
+        except Exception as exc:  # noqa: BLE001 - the waiting senders fail with it
+            logger.exception("commit failed")
+            if committed is not None:
+                committed.set_exception(exc)
+        else:
+            if committed is not None:
+                committed.set_result(None)
+
+    async def _durable(self, batch: int | None) -> None:
+        """Wait until store batch ``batch`` (blocks signed with group_commit) is on disk.
+
+        The blocks signed in one turn of the event loop share one commit (one fsync). Raises
+        LedgerError when the commit failed: those blocks are lost and must not be sent.
+        """
+        store = self.ledger.store
+        if batch is not None and store.batch == batch:
+            if self._committed is None:
+                self._committed = asyncio.get_running_loop().create_future()
+            committed = self._committed
+            self._commit_soon()
+            with contextlib.suppress(Exception):  # judged below, by the batch's fate
+                await asyncio.shield(committed)
+        if batch is not None and not store.batch_committed(batch):
+            raise LedgerError("our block could not be stored, so it was not sent")
 
     async def _until(self, future: asyncio.Future[Any], resend: Any, timeout: float) -> None:
         """Call ``resend()`` with growing pauses until ``future`` is done or ``timeout`` passes."""
@@ -296,8 +339,9 @@ class TrustChainCommunity(Community):
         peer = self.peer_for(counterparty)
         if peer is None:
             raise PeerUnreachableError(f"no address known for peer {counterparty.hex()[:16]}")
-        proposal = self.ledger.propose(counterparty, block_type, transaction)
+        proposal = self.ledger.propose(counterparty, block_type, transaction, group_commit=True)
         future: asyncio.Future[HalfBlock] = asyncio.get_running_loop().create_future()
+        # Waiting from now: a fraud proof that arrives during the commit fails the future.
         self._awaiting[proposal.sequence_number] = (proposal, future)
         message = ProposalMessage(proposal.encode())
 
@@ -305,6 +349,7 @@ class TrustChainCommunity(Community):
             self.send(self.peer_for(counterparty) or peer, message)
 
         try:
+            await self._durable(self.ledger.store.batch)  # before anyone sees the proposal
             await self._until(future, resend, timeout)
         except TimeoutError:
             raise TransactionTimeoutError(
@@ -349,7 +394,7 @@ class TrustChainCommunity(Community):
             with contextlib.suppress(PeerUnreachableError):  # the ledger decides on a partial view
                 await self.crawl(proposal.public_key, missing.start, missing.stop - 1, peer=peer)
         try:
-            agreement = self.ledger.countersign(proposal)
+            agreement = self.ledger.countersign(proposal, group_commit=True)
         except FraudDetectedError:
             reject(FRAUD_REASON)
         except TransactionRejectedError as exc:
@@ -357,6 +402,10 @@ class TrustChainCommunity(Community):
         except InvalidBlockError as exc:
             reject(exc.reason)
         else:
+            try:
+                await self._durable(self.ledger.store.batch)  # before anyone sees the agreement
+            except LedgerError:  # not stored: the proposer's retry asks again
+                return
             self.send(peer, AgreementMessage(agreement.encode()))
             self._publish(proposal)  # the proposer publishes our agreement
 
@@ -519,8 +568,12 @@ class TrustChainCommunity(Community):
         block = self._decode_block(payload.block)
         if block is None or self.ledger.store.is_fraudulent(block.public_key):
             return
-        if self.ledger.store.get_by_hash(block.hash) is not None:
+        held = self.ledger.store.get(block.public_key, block.sequence_number)  # the hash covers both
+        if held is not None and held.hash == block.hash:
             return
+        # A burst of gossip is stored in one transaction, committed at the next turn of the loop.
+        self.ledger.store.open_batch()
+        self._commit_soon()
         if self.ledger.receive(block).is_invalid:
             return
         if payload.ttl > 1:
