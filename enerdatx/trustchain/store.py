@@ -67,6 +67,7 @@ class BlockStore:
         self._batches = 0  # serial number of the latest batch begun
         self._batches_committed = 0  # serial number of the latest batch committed
         self._batches_lost: set[int] = set()
+        self._batch_written = False  # whether a part has been written to the open batch
         self._after_commit: list[Callable[[], None]] = []
         # Caches hold committed state only: writes are applied to them at COMMIT.
         self._latest: dict[bytes, int] = {}
@@ -110,6 +111,21 @@ class BlockStore:
         self._run(self._commit())
 
     def _savepoint(self) -> Iterator[None]:
+        if not self._batch_written:
+            # The batch's first part (the usual case: a lone gossiped block) needs no savepoint:
+            # undoing it is undoing the batch, which holds nothing else.
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                self._batch = None
+                self._batches_lost.add(self._batches)
+                self._rollback()
+                raise
+            self._depth = 0
+            self._batch_written = True
+            return
         self._db.execute("SAVEPOINT part")
         pending, latest, callbacks = dict(self._pending), dict(self._pending_latest), len(self._after_commit)
         self._depth = 1
@@ -144,6 +160,7 @@ class BlockStore:
             self.commit_batch()
         self._begin(durable)
         self._batch = durable
+        self._batch_written = False
         self._batches += 1
 
     def commit_batch(self) -> None:

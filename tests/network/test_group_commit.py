@@ -139,3 +139,26 @@ def test_a_durable_write_commits_an_open_batch_first_and_a_failed_part_undoes_on
     with sqlite3.connect(tmp_path / "s.sqlite") as other:
         assert other.execute("SELECT COUNT(*) FROM blocks").fetchone()[0] == 2
     assert stored == [first, record]
+
+
+def test_a_failed_first_part_of_a_batch_undoes_the_batch_and_the_store_goes_on(tmp_path) -> None:
+    from tests.trustchain.conftest import sign
+
+    store = BlockStore(tmp_path / "s.sqlite")
+    owner = Identity.generate()
+    store.open_batch()
+    serial = store.batch
+    try:
+        with store.transaction(durable=False):
+            store.insert_validated([sign(owner)])
+            raise RuntimeError("fails half-way")
+    except RuntimeError:
+        pass
+    assert store.batch is None and not store.batch_committed(serial)
+    assert store.count() == 0 and store.get(owner.public_key, 1) is None
+    block = sign(owner)
+    store.open_batch()
+    with store.transaction(durable=False):
+        store.insert_validated([block])
+    store.commit_batch()
+    assert store.batch_committed(serial + 1) and store.get(owner.public_key, 1) == block
