@@ -276,8 +276,13 @@ class TrustChainCommunity(Community):
     def _commit_soon(self) -> None:
         """Commit the store's open batch at the next turn of the event loop (once per turn)."""
         if not self._commit_scheduled:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # called outside the event loop (a test harness): commit now
+                self._commit_now()
+                return
             self._commit_scheduled = True
-            asyncio.get_running_loop().call_soon(self._commit_now)
+            loop.call_soon(self._commit_now)
 
     def _commit_now(self) -> None:
         self._commit_scheduled = False
@@ -573,8 +578,11 @@ class TrustChainCommunity(Community):
             return
         # A burst of gossip is stored in one transaction, committed at the next turn of the loop.
         self.ledger.store.open_batch()
-        self._commit_soon()
-        if self.ledger.receive(block).is_invalid:
+        try:
+            result = self.ledger.receive(block)
+        finally:
+            self._commit_soon()
+        if result.is_invalid:
             return
         if payload.ttl > 1:
             forward = BlockBroadcastMessage(payload.ttl - 1, payload.block)
