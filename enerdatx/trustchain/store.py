@@ -68,6 +68,9 @@ class BlockStore:
         self._batches_committed = 0  # serial number of the latest batch committed
         self._batches_lost: set[int] = set()
         self._batch_written = False  # whether a part has been written to the open batch
+        # The last agreements_for answer (validating a proposal and storing it ask it twice);
+        # forgotten by any write that could change it and by every rollback.
+        self._agreements: tuple[tuple[bytes, int], list[HalfBlock]] | None = None
         self._after_commit: list[Callable[[], None]] = []
         # Caches hold committed state only: writes are applied to them at COMMIT.
         self._latest: dict[bytes, int] = {}
@@ -132,6 +135,7 @@ class BlockStore:
         try:
             yield
         except BaseException:
+            self._agreements = None
             self._db.execute("ROLLBACK TO part")
             self._db.execute("RELEASE part")
             self._pending, self._pending_latest = pending, latest
@@ -203,6 +207,7 @@ class BlockStore:
         self._in_transaction = True
 
     def _rollback(self) -> None:
+        self._agreements = None
         self._in_transaction = False
         self._db.execute("ROLLBACK")
         self._pending.clear()
@@ -253,6 +258,10 @@ class BlockStore:
                 )
                 if cursor.rowcount:
                     new.append(block)
+                    if self._agreements is not None and self._agreements[0] == (
+                        block.link_public_key, block.link_sequence_number
+                    ):
+                        self._agreements = None
                     self._pending[(block.public_key, block.sequence_number)] = block
                     if block.sequence_number > self._pending_latest.get(block.public_key, 0):
                         self._pending_latest[block.public_key] = block.sequence_number
@@ -260,6 +269,7 @@ class BlockStore:
 
     def remove_blocks(self, blocks: Iterable[HalfBlock]) -> None:
         """Remove blocks shown to be invalid after they were stored (see TrustChain.receive)."""
+        self._agreements = None
         with self.transaction(durable=False):
             for block in blocks:
                 self._db.execute("DELETE FROM blocks WHERE block_hash = ?", (block.hash,))
@@ -368,13 +378,17 @@ class BlockStore:
 
     def agreements_for(self, public_key: bytes, sequence_number: int) -> list[HalfBlock]:
         """Held agreements that link to the proposal at (public_key, sequence_number)."""
-        return [
+        key = (public_key, sequence_number)
+        if self._agreements is not None and self._agreements[0] == key:
+            return list(self._agreements[1])
+        found = [
             HalfBlock.decode_trusted(row[0])
             for row in self._db.execute(
-                "SELECT encoded FROM blocks WHERE link_public_key = ? AND link_sequence_number = ?",
-                (public_key, sequence_number),
+                "SELECT encoded FROM blocks WHERE link_public_key = ? AND link_sequence_number = ?", key
             )
         ]
+        self._agreements = (key, found)
+        return list(found)
 
     def linked(self, block: HalfBlock) -> HalfBlock | None:
         """The other half of ``block``'s pair, if held."""
