@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import io
 import pstats
+import re
 import sys
 import time
 import types
@@ -46,6 +48,22 @@ def main() -> None:
     for order in ("cumulative", "tottime"):
         print(f"\n=== trades phase, by {order} ===")
         pstats.Stats(out).sort_stats(order).print_stats(30)
+    print("\n=== trades phase, markdown (docs/performance.md) ===")
+    print(markdown(out, "tottime", 14), markdown(out, "cumulative", 60, only=("enerdatx", "ipv8")), sep="\n\n")
+
+
+def markdown(path: str, order: str, count: int, only: tuple[str, ...] = ()) -> str:
+    """The top ``count`` functions of a profile as a markdown table (optionally only some modules)."""
+    text = io.StringIO()
+    pstats.Stats(path, stream=text).sort_stats(order).print_stats(count)
+    rows = ["| function | calls | own s | cumulative s |", "| --- | --- | --- | --- |"]
+    for line in text.getvalue().splitlines():
+        match = re.match(r"\s*([\d/]+)\s+([\d.]+)\s+[\d.]+\s+([\d.]+)\s+[\d.]+\s+(.*)", line)
+        if match and (not only or any(name in match[4] for name in only)):
+            name = re.sub(r".*/(site-packages|lib/python3\.\d+)/", "", match[4])
+            name = re.sub(r"^/\S*?/(?=enerdatx/)", "", name)
+            rows.append(f"| {name} | {match[1]} | {match[2]} | {match[3]} |")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":
