@@ -6,6 +6,8 @@ countersigned yet (a signed proposal may still be countersigned, so it reserves 
 amount; this is what makes a double spend impossible without a fork). Income is an
 ``edx.payment`` agreement on the chain whose proposal, signed by the payer, is held
 too; an agreement without its proposal could be made up, so it does not count.
+A data union's ``edx.share`` (its operator passing on a member's share of a sale) moves
+tokens by the same rules.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from enerdatx.errors import EncodingError
-from enerdatx.market.formats import PAYMENT, parse_payment
+from enerdatx.market.formats import PAYMENT, SHARE, parse_payment, parse_share
+
+# Block types that move tokens, and how to read the amount of each.
+_AMOUNT_OF = {PAYMENT: lambda tx: parse_payment(tx).amount, SHARE: lambda tx: parse_share(tx).amount}
 
 __all__ = ["DEFAULT_GRANT", "Balance", "Wallet"]
 
@@ -56,18 +61,19 @@ class Wallet:
         expected = end if end is not None else self.store.latest_sequence_number(public_key)
         earned = spent = unverified = 0
         for block in blocks:
-            if block.type != PAYMENT:
+            amount_of = _AMOUNT_OF.get(block.type)
+            if amount_of is None:
                 continue
             try:
-                payment = parse_payment(block.transaction)
+                amount = amount_of(block.transaction)
             except EncodingError:
                 continue  # an honest counterparty never countersigned it, so it moved nothing
             if block.is_proposal:
-                spent += payment.amount
-            elif self._income_is_proven(block, payment.amount):
-                earned += payment.amount
+                spent += amount
+            elif self._income_is_proven(block, amount):
+                earned += amount
             else:
-                unverified += payment.amount
+                unverified += amount
         return Balance(
             public_key=public_key,
             grant=self.grant,
@@ -80,11 +86,11 @@ class Wallet:
 
     def _income_is_proven(self, agreement: Any, amount: int) -> bool:
         proposal = self.store.linked(agreement)
-        if proposal is None or not proposal.is_proposal or proposal.type != PAYMENT:
+        if proposal is None or not proposal.is_proposal or proposal.type != agreement.type:
             return False
         if proposal.link_public_key != agreement.public_key:
             return False
         try:
-            return parse_payment(proposal.transaction).amount == amount
+            return _AMOUNT_OF[proposal.type](proposal.transaction) == amount
         except EncodingError:
             return False
