@@ -149,11 +149,16 @@ class TrustChain:
         )
         # Our own block must reach the disk before anyone can see it (see BlockStore.transaction):
         # now, or with the group's commit (see commit), which the caller waits for before sending.
-        if group_commit:
-            self.store.open_batch(durable=True)
-        with self.store.transaction(durable=not group_commit):
-            new = self.store.insert_validated([block] if also_store is None else [also_store, block])
-            self.store.after_commit(lambda: self._notify_blocks(new))
+        try:
+            if group_commit:
+                self.store.open_batch(durable=True)
+            with self.store.transaction(durable=not group_commit):
+                new = self.store.insert_validated([block] if also_store is None else [also_store, block])
+                self.store.after_commit(lambda: self._notify_blocks(new))
+        except BaseException:
+            # Committing an open batch first may have failed and lost blocks we signed into it.
+            self._head = self.store.head(self.public_key)
+            raise
         self._head = block
         return block
 

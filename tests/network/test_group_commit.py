@@ -162,3 +162,20 @@ def test_a_failed_first_part_of_a_batch_undoes_the_batch_and_the_store_goes_on(t
         store.insert_validated([block])
     store.commit_batch()
     assert store.batch_committed(serial + 1) and store.get(owner.public_key, 1) == block
+
+
+def test_a_durable_write_that_fails_to_commit_the_open_group_does_not_sign_above_the_lost_blocks(tmp_path) -> None:
+    store = BlockStore(tmp_path / "s.sqlite")
+    store._db = CountingConnection(store._db)  # type: ignore[assignment]
+    ledger = TrustChain(Identity.generate(), store)
+    counterparty = Identity.generate().public_key
+    kept = ledger.record(PING, {"n": 0})
+    lost = ledger.propose(counterparty, PING, {"n": 1}, group_commit=True)
+    assert ledger.head == lost
+    store._db.fail_next_commit = True
+    try:
+        ledger.record(PING, {"n": 2})  # commits the group first: that commit fails
+    except sqlite3.OperationalError:
+        pass
+    assert ledger.head == kept and store.get(lost.public_key, 2) is None
+    assert ledger.record(PING, {"n": 3}).sequence_number == 2
