@@ -73,7 +73,7 @@ async def _resume(seller: Any, buyer: Any, *, wait: float) -> dict[str, int]:
     return counts
 
 
-async def _work(directory: Path, seed: int, final: bool) -> None:
+async def _work(directory: Path, seed: int, final: bool, concurrency: int = 1) -> None:
     from enerdatx.bench.scenarios import dataset, market_lab
     from enerdatx.errors import EnerDatXError
 
@@ -95,13 +95,17 @@ async def _work(directory: Path, seed: int, final: bool) -> None:
             _emit("phase", phase="ingestion")
             data = dataset(rng.randrange(1_000_000), days=rng.choice((1, 2, 7)))
             _emit("phase", phase="listing")
-            listing = sell.sell(data, price=rng.randint(*PRICE_RANGE))
+            listings = [sell.sell(data, price=rng.randint(*PRICE_RANGE)) for _ in range(concurrency)]
             _emit("phase", phase="settlement")
-            await buy.market.book.wait_for_listing(listing.listing_id)
-            try:
-                await buy.buy(listing.listing_id)
-            except EnerDatXError as exc:
-                _emit("failed", error=type(exc).__name__)
+            for listing in listings:
+                await buy.market.book.wait_for_listing(listing.listing_id)
+            # Several purchases at once: their proposals are signed in one turn and group-committed.
+            for outcome in await asyncio.gather(*(buy.buy(listing.listing_id) for listing in listings),
+                                                return_exceptions=True):
+                if isinstance(outcome, EnerDatXError):
+                    _emit("failed", error=type(outcome).__name__)
+                elif isinstance(outcome, BaseException):
+                    raise outcome
             live = sell.search(seller=seller.public_key)
             if len(live) > 3 and rng.random() < 0.5:
                 _emit("phase", phase="withdrawal")
@@ -239,8 +243,9 @@ class KillReport:
         return out
 
 
-def _worker(directory: Path, seed: int, final: bool = False) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "enerdatx.bench.crash", "worker", str(directory), str(seed)]
+def _worker(directory: Path, seed: int, final: bool = False, concurrency: int = 1) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "enerdatx.bench.crash", "worker", str(directory), str(seed),
+               "--concurrency", str(concurrency)]
     if final:
         command.append("--final")
     root = Path(__file__).resolve().parent.parent.parent
@@ -270,14 +275,14 @@ def _read_events(process: subprocess.Popen[str], until: float, stop_at_ready: bo
 
 
 def kill_loop(directory: Path, kills: int, *, seed: int = 0, max_run: float = 1.5,
-              progress: Any = None) -> KillReport:
+              progress: Any = None, concurrency: int = 1) -> KillReport:
     """Start, SIGKILL at a random moment and check, ``kills`` times; then one clean run that must
-    leave no trade stuck."""
+    leave no trade stuck. ``concurrency``: purchases the worker makes at once (group commits)."""
     rng = random.Random(seed)
     report = KillReport()
     started = time.monotonic()
     for kill in range(kills):
-        process = _worker(directory, seed * 1000 + kill)
+        process = _worker(directory, seed * 1000 + kill, concurrency=concurrency)
         events = _read_events(process, time.monotonic() + 60, stop_at_ready=True)
         if not events or events[-1]["event"] != "ready":
             process.kill()
@@ -343,10 +348,11 @@ def _stuck(directory: Path) -> int:
 
 
 def main(argv: list[str]) -> None:
-    """``worker DIR SEED [--final]``."""
+    """``worker DIR SEED [--final] [--concurrency N]``."""
     if len(argv) < 3 or argv[0] != "worker":
-        raise SystemExit("usage: python -m enerdatx.bench.crash worker DIR SEED [--final]")
-    asyncio.run(_work(Path(argv[1]), int(argv[2]), final="--final" in argv))
+        raise SystemExit("usage: python -m enerdatx.bench.crash worker DIR SEED [--final] [--concurrency N]")
+    concurrency = int(argv[argv.index("--concurrency") + 1]) if "--concurrency" in argv else 1
+    asyncio.run(_work(Path(argv[1]), int(argv[2]), final="--final" in argv, concurrency=concurrency))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ it in speed); a block torn by a crash is caught by the re-hash on every read.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import itertools
 import os
@@ -51,6 +52,19 @@ def parse_cid(value: str | AnyCID) -> CID:
     """Decode a CID from its string or binary form, or raise ``InvalidCIDError``."""
     if isinstance(value, CID):
         return value
+    if isinstance(value, (str, bytes)):
+        return _parse_cid(value)
+    return _decode_cid(value)
+
+
+# multiformats' text codecs check their arguments' types at every character (about 1 ms a CID
+# here, more than a block's hash); CIDs are immutable, so the same text gives the same CID.
+@functools.lru_cache(maxsize=4096)
+def _parse_cid(value: str | bytes) -> CID:
+    return _decode_cid(value)
+
+
+def _decode_cid(value: str | bytes | bytearray | memoryview) -> CID:
     try:
         if isinstance(value, str):
             value = value.strip()
@@ -63,7 +77,15 @@ def parse_cid(value: str | AnyCID) -> CID:
 
 def cid_string(cid: AnyCID) -> str:
     """The canonical text form kubo prints: base58btc for CIDv0, base32 for CIDv1."""
-    cid = parse_cid(cid)
+    return _cid_string(cid) if isinstance(cid, (CID, bytes)) else _cid_text(parse_cid(cid))
+
+
+@functools.lru_cache(maxsize=4096)  # see _parse_cid; the text does not depend on the CID's base
+def _cid_string(cid: CID | bytes) -> str:
+    return _cid_text(parse_cid(cid))
+
+
+def _cid_text(cid: CID) -> str:
     if cid.version == 0:
         return str(cid)
     return str(cid.set(base="base32"))

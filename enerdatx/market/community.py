@@ -132,7 +132,7 @@ class MarketCommunity(Overlay):
             self.count_drop("malformed")
             return
         try:
-            block = HalfBlock.decode(payload.block)
+            block = HalfBlock.decode_shared(payload.block)
         except EncodingError:
             self.count_drop("malformed")
             return

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import cbor2
 
-from enerdatx.crypto import Identity, verify_signature
+from enerdatx.crypto import VERIFIED_SIGNATURES, Identity
 from enerdatx.trustchain.encoding import (
     HASH_SIZE,
     KEY_SIZE,
@@ -35,9 +37,19 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+# Blocks decoded from the wire, by their bytes, shared by the peers of a process (see decode_shared).
+SHARED_DECODED_BLOCKS = 4096
+_decoded: OrderedDict[bytes, HalfBlock] = OrderedDict()
+_decoded_lock = threading.Lock()
+
+
 @dataclass(frozen=True, eq=False)
 class HalfBlock:
-    """One signed half-block; treat ``transaction`` as read-only (the signature covers it)."""
+    """One signed half-block; treat ``transaction`` as read-only (the signature covers it).
+
+    A decoded block may be shared by every peer of the process (:meth:`decode_shared`): its
+    fields are frozen, ``hash`` is a function of them, and nothing may change ``transaction``.
+    """
 
     public_key: bytes
     sequence_number: int
@@ -85,6 +97,26 @@ class HalfBlock:
         return block
 
     @classmethod
+    def decode_shared(cls, data: bytes) -> HalfBlock:
+        """As :meth:`decode`, but the same bytes give the same (immutable) block process-wide.
+
+        The peers of one process that receive one gossiped block decode it once between them.
+        Only successful decodes are kept, so bad bytes raise EncodingError every time.
+        """
+        key = bytes(data)
+        with _decoded_lock:
+            block = _decoded.get(key)
+            if block is not None:
+                _decoded.move_to_end(key)
+                return block
+        block = cls.decode(key)
+        with _decoded_lock:
+            _decoded[key] = block
+            if len(_decoded) > SHARED_DECODED_BLOCKS:
+                _decoded.popitem(last=False)
+        return block
+
+    @classmethod
     def decode_trusted(cls, data: bytes) -> HalfBlock:
         """Parse bytes that this program encoded itself (the store), skipping canonical checks."""
         header, block_type, transaction_bytes, _unsigned, signature = split_block(data)
@@ -128,8 +160,12 @@ class HalfBlock:
         return self.link_public_key == NO_COUNTERPARTY
 
     def verify_signature(self) -> bool:
-        """True when the signature is the owner's over this block's fields."""
-        return verify_signature(self.public_key, SIGNING_CONTEXT + self._unsigned_bytes(), self.signature)
+        """True when the signature is the owner's over this block's fields.
+
+        Checked through the process-wide :data:`~enerdatx.crypto.VERIFIED_SIGNATURES`: the peers
+        of one process that receive the same block verify its signature once between them.
+        """
+        return VERIFIED_SIGNATURES.verify(self.public_key, SIGNING_CONTEXT + self._unsigned_bytes(), self.signature)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, HalfBlock) and self.encode() == other.encode()

@@ -23,12 +23,14 @@ from enerdatx.errors import (
     EncodingError,
     FraudDetectedError,
     InvalidBlockError,
+    LedgerError,
     PeerUnreachableError,
     TransactionRejectedError,
     TransactionTimeoutError,
 )
 from enerdatx.overlay import Overlay
 from enerdatx.trustchain.block import HalfBlock
+from enerdatx.trustchain.commits import GroupCommit
 from enerdatx.trustchain.encoding import MAX_SEQUENCE_NUMBER
 from enerdatx.trustchain.fraud import FraudProof
 from enerdatx.trustchain.gossip import FraudRumours, witnesses
@@ -42,6 +44,7 @@ from enerdatx.trustchain.payload import (
     FraudProofMessage,
     ProposalMessage,
     RejectionMessage,
+    pack_blocks,
 )
 from enerdatx.trustchain.pending import PendingCrawl, PendingProposal
 from enerdatx.trustchain.settings import TrustChainSettings
@@ -80,6 +83,7 @@ class TrustChainCommunity(Overlay):
         self._peers: dict[bytes, IPv8Peer] = {}
         self._countersigning: set[bytes] = set()
         self.rumours = FraudRumours(settings, self._push_proof)
+        self.commits = GroupCommit(self.ledger)
 
         self.add_message_handler(ProposalMessage, self.on_proposal)
         self.add_message_handler(AgreementMessage, self.on_agreement)
@@ -156,7 +160,7 @@ class TrustChainCommunity(Overlay):
 
     def _decode_block(self, data: bytes) -> HalfBlock | None:
         try:
-            return HalfBlock.decode(data)
+            return HalfBlock.decode_shared(data)
         except EncodingError:
             return None
 
@@ -176,7 +180,8 @@ class TrustChainCommunity(Overlay):
         peer = self.peer_for(counterparty)
         if peer is None:
             raise PeerUnreachableError(f"no address known for peer {counterparty.hex()[:16]}")
-        proposal = self.ledger.propose(counterparty, block_type, transaction)
+        proposal = self.ledger.propose(counterparty, block_type, transaction, group_commit=True)
+        # Waiting from now: a fraud proof that arrives during the commit fails the request.
         waiting = self.open_request(PendingProposal(self, proposal, timeout + 1.0))
         message = ProposalMessage(proposal.encode())
 
@@ -184,6 +189,7 @@ class TrustChainCommunity(Overlay):
             self.send(self.peer_for(counterparty) or peer, message)
 
         try:
+            await self.commits.durable(self.ledger.store.batch)  # before anyone sees the proposal
             await self.until(waiting.done, resend, timeout)
         except TimeoutError:
             raise TransactionTimeoutError(
@@ -233,7 +239,7 @@ class TrustChainCommunity(Overlay):
             with contextlib.suppress(PeerUnreachableError):  # the ledger decides on a partial view
                 await self.crawl(proposal.public_key, missing.start, missing.stop - 1, peer=peer)
         try:
-            agreement = self.ledger.countersign(proposal)
+            agreement = self.ledger.countersign(proposal, group_commit=True)
         except FraudDetectedError:
             reject(FRAUD_REASON)
         except TransactionRejectedError as exc:
@@ -241,6 +247,10 @@ class TrustChainCommunity(Overlay):
         except InvalidBlockError as exc:
             reject(exc.reason)
         else:
+            try:
+                await self.commits.durable(self.ledger.store.batch)  # before anyone sees the agreement
+            except LedgerError:  # not stored: the proposer's retry asks again
+                return
             self.send(peer, AgreementMessage(agreement.encode()))
             self._publish(proposal)  # the proposer publishes our agreement
 
@@ -334,14 +344,8 @@ class TrustChainCommunity(Overlay):
         page = self.settings.crawl_page_size
         end = payload.start + page - 1 if end is None else min(end, payload.start + page - 1)
         blocks = [block.encode() for block in self.ledger.store.chain(payload.public_key, payload.start, end)]
-        budget = self.settings.max_packet_size - 512  # room for headers
-        batch: list[bytes] = []
-        for data in blocks:
-            if batch and sum(map(len, batch)) + 2 * len(batch) + len(data) + 2 > budget:
-                self.send(peer, CrawlResponseMessage(payload.identifier, len(blocks), batch))
-                batch = []
-            batch.append(data)
-        self.send(peer, CrawlResponseMessage(payload.identifier, len(blocks), batch))
+        for batch in pack_blocks(blocks, self.settings.max_packet_size - 512):  # room for headers
+            self.send(peer, CrawlResponseMessage(payload.identifier, len(blocks), batch))
 
     @lazy_wrapper_unsigned(CrawlResponseMessage)
     def on_crawl_response(self, source_address: Address, payload: CrawlResponseMessage) -> None:
@@ -393,9 +397,16 @@ class TrustChainCommunity(Overlay):
         block = self._decode_block(payload.block)
         if block is None or self.ledger.store.is_fraudulent(block.public_key):
             return
-        if self.ledger.store.get_by_hash(block.hash) is not None:
+        held = self.ledger.store.get(block.public_key, block.sequence_number)  # the hash covers both
+        if held is not None and held.hash == block.hash:
             return
-        if self.ledger.receive(block).is_invalid:
+        # A burst of gossip is stored in one transaction, committed at the next turn of the loop.
+        self.ledger.store.open_batch()
+        try:
+            result = self.ledger.receive(block)
+        finally:
+            self.commits.soon()
+        if result.is_invalid:
             return
         if payload.ttl > 1:
             forward = BlockBroadcastMessage(payload.ttl - 1, payload.block)

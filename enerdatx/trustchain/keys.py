@@ -7,6 +7,7 @@ public key. docs/network.md shows the layout.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import nacl.signing
@@ -30,6 +31,7 @@ def ipv8_private_key(identity: Identity) -> PrivateKey:
     return default_eccrypto.key_from_private_bin(_PRIVATE_PREFIX + bytes(curve) + identity.seed)
 
 
+@functools.lru_cache(maxsize=65_536)  # a pure function; every community of a process asks for the same keys
 def ipv8_public_key_bin(public_key: bytes) -> bytes:
     """The IPv8 public-key bytes of the peer whose TrustChain (Ed25519) key is ``public_key``."""
     curve = nacl.signing.VerifyKey(public_key).to_curve25519_public_key()

@@ -63,23 +63,31 @@ class TrustChain:
         """The latest block of our own chain."""
         return self._head
 
-    def propose(self, counterparty: bytes, block_type: str, transaction: dict[str, Any]) -> HalfBlock:
-        """Sign and store a proposal to ``counterparty``; it still needs their agreement."""
+    def propose(
+        self, counterparty: bytes, block_type: str, transaction: dict[str, Any], *, group_commit: bool = False
+    ) -> HalfBlock:
+        """Sign and store a proposal to ``counterparty``; it still needs their agreement.
+
+        ``group_commit``: the block joins the store's open durable batch, and the caller must
+        :meth:`commit` before it shows the block to anyone (one fsync for a group of blocks).
+        """
         if counterparty in (self.public_key, NO_COUNTERPARTY):
             raise InvalidBlockError(Rule.SELF_LINK.value, "a proposal needs another party")
         if self.store.is_fraudulent(counterparty):
             raise FraudDetectedError(counterparty)
-        return self._sign_and_store(counterparty, 0, block_type, transaction)
+        return self._sign_and_store(counterparty, 0, block_type, transaction, group_commit=group_commit)
 
     def record(self, block_type: str, transaction: dict[str, Any]) -> HalfBlock:
         """Sign and store a unilateral record (a listing, a complaint) that nobody countersigns."""
         return self._sign_and_store(NO_COUNTERPARTY, 0, block_type, transaction)
 
-    def countersign(self, proposal: HalfBlock, transaction: dict[str, Any] | None = None) -> HalfBlock:
+    def countersign(
+        self, proposal: HalfBlock, transaction: dict[str, Any] | None = None, *, group_commit: bool = False
+    ) -> HalfBlock:
         """Agree to a proposal addressed to us: validate, ask the policy, sign, store both halves.
 
         Countersigning the same proposal again returns the agreement already given, so a
-        proposer may safely retry.
+        proposer may safely retry. ``group_commit`` as in :meth:`propose`.
         """
         if proposal.link_public_key != self.public_key or not proposal.is_proposal:
             raise InvalidBlockError("not_addressed_to_us", "only proposals to this peer can be countersigned")
@@ -104,8 +112,20 @@ class TrustChain:
             if transaction is None:
                 transaction = proposal.transaction
         return self._sign_and_store(
-            proposal.public_key, proposal.sequence_number, proposal.type, transaction, also_store=proposal
+            proposal.public_key, proposal.sequence_number, proposal.type, transaction, also_store=proposal,
+            group_commit=group_commit,
         )
+
+    def commit(self) -> None:
+        """Commit the blocks signed with ``group_commit`` (one fsync for all); they may be shown now.
+
+        If the commit fails, they are lost together and the chain's head is read back from the store.
+        """
+        try:
+            self.store.commit_batch()
+        except BaseException:
+            self._head = self.store.head(self.public_key)
+            raise
 
     def _sign_and_store(
         self,
@@ -114,6 +134,7 @@ class TrustChain:
         block_type: str,
         transaction: dict[str, Any],
         also_store: HalfBlock | None = None,
+        group_commit: bool = False,
     ) -> HalfBlock:
         head = self._head
         block = HalfBlock.create(
@@ -126,11 +147,19 @@ class TrustChain:
             transaction=transaction,
             timestamp=self._clock(),
         )
-        # Our own block must reach the disk before anyone can see it (see BlockStore.transaction).
-        with self.store.transaction(durable=True):
-            new = self.store.insert_validated([block] if also_store is None else [also_store, block])
+        # Our own block must reach the disk before anyone can see it (see BlockStore.transaction):
+        # now, or with the group's commit (see commit), which the caller waits for before sending.
+        try:
+            if group_commit:
+                self.store.open_batch(durable=True)
+            with self.store.transaction(durable=not group_commit):
+                new = self.store.insert_validated([block] if also_store is None else [also_store, block])
+                self.store.after_commit(lambda: self._notify_blocks(new))
+        except BaseException:
+            # Committing an open batch first may have failed and lost blocks we signed into it.
+            self._head = self.store.head(self.public_key)
+            raise
         self._head = block
-        self._notify_blocks(new)
         return block
 
     # --- blocks from others ----------------------------------------------------------------
@@ -156,7 +185,7 @@ class TrustChain:
                 new = self.store.insert_validated([block])
                 if block.is_proposal and not block.is_record:
                     self._drop_impostor_agreements(block)
-            self._notify_blocks(new)
+                self.store.after_commit(lambda: self._notify_blocks(new))
             # A block of our own chain we did not hold (restored from a peer after losing our
             # database): never sign below it again.
             if block.public_key == self.public_key and (

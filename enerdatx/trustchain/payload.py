@@ -29,6 +29,7 @@ __all__ = [
     "UNSIGNED",
     "SIGNED_OVERHEAD",
     "UNSIGNED_OVERHEAD",
+    "pack_blocks",
 ]
 
 # Bytes around a payload: 22-byte community prefix and 1-byte message id; a signed message
@@ -129,6 +130,17 @@ MESSAGES = (
 # Messages that carry only blocks or proofs signed by their authors go without an IPv8
 # signature: verifying one costs as much as the ledger's own check, and the sender adds nothing.
 UNSIGNED = (AgreementMessage, CrawlResponseMessage, BlockBroadcastMessage, FraudProofMessage)
+
+
+def pack_blocks(blocks: list[bytes], budget: int) -> list[list[bytes]]:
+    """Encoded blocks in as few ``block_list`` payloads of at most ``budget`` bytes as fit (at least one)."""
+    batches: list[list[bytes]] = [[]]
+    for data in blocks:
+        batch = batches[-1]
+        if batch and sum(map(len, batch)) + 2 * len(batch) + len(data) + 2 > budget:  # 2: a length prefix
+            batches.append(batch := [])
+        batch.append(data)
+    return batches
 
 
 # pyipv8 3.2 compiles a DataClassPayload's (un)packing code again on every instantiation,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from enerdatx.errors import StoreVersionError
@@ -63,6 +63,16 @@ class BlockStore:
             raise StoreVersionError(f"{self.path}: unknown block store schema version {version}")
         self._synchronous = "FULL"
         self._in_transaction = False
+        self._depth = 0  # open `with transaction()` blocks
+        self._batch: bool | None = None  # an open batch (see open_batch): whether it commits durably
+        self._batches = 0  # serial number of the latest batch begun
+        self._batches_committed = 0  # serial number of the latest batch committed
+        self._batches_lost: set[int] = set()
+        self._batch_written = False  # whether a part has been written to the open batch
+        # The last agreements_for answer (validating a proposal and storing it ask it twice);
+        # forgotten by any write that could change it and by every rollback.
+        self._agreements: tuple[tuple[bytes, int], list[HalfBlock]] | None = None
+        self._after_commit: list[Callable[[], None]] = []
         # Caches hold committed state only: writes are applied to them at COMMIT.
         self._latest: dict[bytes, int] = {}
         self._recent: OrderedDict[tuple[bytes, int], HalfBlock] = OrderedDict()
@@ -80,35 +90,154 @@ class BlockStore:
         durable before anyone sees them: losing one to a power cut and signing another block
         at the same sequence number would be a fork. Blocks learnt from others can be
         fetched again, so they may skip the wait.
+
+        Inside an open batch (:meth:`open_batch`) a non-durable transaction is a savepoint of
+        the batch: its writes are undone alone if it fails, and commit with the batch. A
+        durable one commits the batch first and then itself, so it is on disk when it returns.
         """
-        if self._in_transaction:
+        if self._depth:
             yield
             return
+        if self._batch is not None and durable:
+            self.commit_batch()
+        if self._batch is not None:
+            yield from self._savepoint()
+            return
+        self._begin(durable)
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self._rollback()
+            raise
+        self._depth = 0
+        self._run(self._commit())
+
+    def _savepoint(self) -> Iterator[None]:
+        if not self._batch_written:
+            # The batch's first part (the usual case: a lone gossiped block) needs no savepoint:
+            # undoing it is undoing the batch, which holds nothing else.
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                self._batch = None
+                self._batches_lost.add(self._batches)
+                self._rollback()
+                raise
+            self._depth = 0
+            self._batch_written = True
+            return
+        self._db.execute("SAVEPOINT part")
+        pending, latest, callbacks = dict(self._pending), dict(self._pending_latest), len(self._after_commit)
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._agreements = None
+            self._db.execute("ROLLBACK TO part")
+            self._db.execute("RELEASE part")
+            self._pending, self._pending_latest = pending, latest
+            del self._after_commit[callbacks:]
+            self._reload_fraudulent()
+            raise
+        else:
+            self._db.execute("RELEASE part")
+        finally:
+            self._depth = 0
+
+    def open_batch(self, *, durable: bool = False) -> None:
+        """Begin a transaction that later writes join until :meth:`commit_batch` (a gossip burst,
+        or a group commit: the blocks one peer signs in one turn of the event loop, one fsync).
+
+        Nothing written in a batch may be shown to anyone before commit_batch returns. A batch
+        that is already open is kept, unless it does not wait for the disk and ``durable``
+        asks for it: then it is committed and a durable one begun.
+        """
+        if self._depth:
+            raise RuntimeError("open_batch inside a transaction")
+        durable = durable and self.fsync
+        if self._batch is not None:
+            if self._batch or not durable:
+                return
+            self.commit_batch()
+        self._begin(durable)
+        self._batch = durable
+        self._batch_written = False
+        self._batches += 1
+
+    def commit_batch(self) -> None:
+        """Commit the open batch (if any), then run what waited for it (see :meth:`after_commit`)."""
+        if self._batch is None:
+            return
+        if self._depth:
+            raise RuntimeError("commit_batch inside a transaction")
+        self._batch = None
+        try:
+            callbacks = self._commit()
+        except BaseException:
+            self._batches_lost.add(self._batches)
+            raise
+        self._batches_committed = self._batches
+        self._run(callbacks)
+
+    @property
+    def batch(self) -> int | None:
+        """The serial number of the open batch, None when none is open."""
+        return None if self._batch is None else self._batches
+
+    def batch_committed(self, serial: int) -> bool:
+        """True once batch ``serial`` is committed; False while it is open or if it was lost."""
+        return serial <= self._batches_committed and serial not in self._batches_lost
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the writes made so far are committed (now, if they are)."""
+        if self._in_transaction:
+            self._after_commit.append(callback)
+        else:
+            callback()
+
+    def _begin(self, durable: bool) -> None:
         synchronous = "FULL" if durable and self.fsync else "NORMAL"
         if synchronous != self._synchronous:
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._synchronous = synchronous
         self._db.execute("BEGIN IMMEDIATE")
         self._in_transaction = True
+
+    def _rollback(self) -> None:
+        self._agreements = None
+        self._in_transaction = False
+        self._db.execute("ROLLBACK")
+        self._pending.clear()
+        self._pending_latest.clear()
+        self._after_commit.clear()
+        self._reload_fraudulent()
+
+    def _commit(self) -> list[Callable[[], None]]:
+        """COMMIT and update the caches; return the callbacks waiting for it (run them after)."""
         try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            self._pending.clear()
-            self._pending_latest.clear()
-            self._reload_fraudulent()
-            raise
-        else:
             self._db.execute("COMMIT")
-            for block in self._pending.values():
-                self._remember(block)
-            for key, latest in self._pending_latest.items():
-                if key in self._latest and latest > self._latest[key]:
-                    self._latest[key] = latest
-            self._pending.clear()
-            self._pending_latest.clear()
-        finally:
-            self._in_transaction = False
+        except BaseException:
+            self._rollback()
+            raise
+        self._in_transaction = False
+        for block in self._pending.values():
+            self._remember(block)
+        for key, latest in self._pending_latest.items():
+            if key in self._latest and latest > self._latest[key]:
+                self._latest[key] = latest
+        self._pending.clear()
+        self._pending_latest.clear()
+        callbacks, self._after_commit = self._after_commit, []
+        return callbacks
+
+    @staticmethod
+    def _run(callbacks: list[Callable[[], None]]) -> None:
+        for callback in callbacks:
+            callback()
 
     def insert_validated(self, blocks: Iterable[HalfBlock]) -> list[HalfBlock]:
         """Insert blocks that the caller has validated; return the ones that were new."""
@@ -130,6 +259,10 @@ class BlockStore:
                 )
                 if cursor.rowcount:
                     new.append(block)
+                    if self._agreements is not None and self._agreements[0] == (
+                        block.link_public_key, block.link_sequence_number
+                    ):
+                        self._agreements = None
                     self._pending[(block.public_key, block.sequence_number)] = block
                     if block.sequence_number > self._pending_latest.get(block.public_key, 0):
                         self._pending_latest[block.public_key] = block.sequence_number
@@ -137,6 +270,7 @@ class BlockStore:
 
     def remove_blocks(self, blocks: Iterable[HalfBlock]) -> None:
         """Remove blocks shown to be invalid after they were stored (see TrustChain.receive)."""
+        self._agreements = None
         with self.transaction(durable=False):
             for block in blocks:
                 self._db.execute("DELETE FROM blocks WHERE block_hash = ?", (block.hash,))
@@ -245,13 +379,17 @@ class BlockStore:
 
     def agreements_for(self, public_key: bytes, sequence_number: int) -> list[HalfBlock]:
         """Held agreements that link to the proposal at (public_key, sequence_number)."""
-        return [
+        key = (public_key, sequence_number)
+        if self._agreements is not None and self._agreements[0] == key:
+            return list(self._agreements[1])
+        found = [
             HalfBlock.decode_trusted(row[0])
             for row in self._db.execute(
-                "SELECT encoded FROM blocks WHERE link_public_key = ? AND link_sequence_number = ?",
-                (public_key, sequence_number),
+                "SELECT encoded FROM blocks WHERE link_public_key = ? AND link_sequence_number = ?", key
             )
         ]
+        self._agreements = (key, found)
+        return list(found)
 
     def linked(self, block: HalfBlock) -> HalfBlock | None:
         """The other half of ``block``'s pair, if held."""

@@ -32,6 +32,14 @@ def test_fifty_kills_during_ingestion_listing_and_settlement(tmp_path: Path) -> 
     assert set(report.phases_killed) >= {"ingestion", "listing", "settlement"}
 
 
+def test_group_commit_loses_no_block_under_sigkill(tmp_path: Path) -> None:
+    # Four purchases at once: the buyer signs their proposals in one turn of the event loop and
+    # they share one commit; a kill between signing and that commit must leave nothing that
+    # was sent (a peer holding a block its owner lost would be a fork after the restart).
+    report = kill_loop(tmp_path, 6, seed=34, max_run=1.5, concurrency=4)
+    assert_survived(report, 6)
+
+
 def test_the_checker_finds_what_a_bad_crash_would_leave(tmp_path: Path) -> None:
     kill_loop(tmp_path, 1, seed=33, max_run=1.5)
     assert check_directory(tmp_path).problems == []

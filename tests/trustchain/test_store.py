@@ -119,3 +119,30 @@ def test_linked_never_pairs_a_block_with_the_answer_to_its_fork(alice, bob, caro
     stray = sign(carol.identity, link_public_key=alice.public_key, link_sequence_number=1)
     carol.receive(proposal)
     assert carol.store.linked(stray) is None  # the proposal was not addressed to Carol
+
+
+def test_agreements_for_follows_inserts_removals_and_rollbacks() -> None:
+    from enerdatx.crypto import Identity
+    from tests.support.blocks import sign
+
+    store = BlockStore(fsync=False)
+    owner, signer, other = Identity.generate(), Identity.generate(), Identity.generate()
+    proposal = sign(owner, link_public_key=signer.public_key)
+    agreement = sign(signer, link_public_key=owner.public_key, link_sequence_number=1)
+    impostor = sign(other, link_public_key=owner.public_key, link_sequence_number=1)
+    store.insert_validated([proposal])
+    assert store.agreements_for(owner.public_key, 1) == []  # remembered
+    store.insert_validated([agreement])
+    assert store.agreements_for(owner.public_key, 1) == [agreement]
+    try:
+        with store.transaction(durable=False):
+            store.insert_validated([impostor])
+            assert sorted(store.agreements_for(owner.public_key, 1), key=lambda b: b.hash) == sorted(
+                [agreement, impostor], key=lambda b: b.hash
+            )
+            raise RuntimeError("roll back")
+    except RuntimeError:
+        pass
+    assert store.agreements_for(owner.public_key, 1) == [agreement]
+    store.remove_blocks([agreement])
+    assert store.agreements_for(owner.public_key, 1) == []
