@@ -7,6 +7,10 @@ subclass the matching built-in, so ``except ValueError`` keeps working.
 * EnerDatXError
   + KeyFileError(ValueError)             a key file is corrupt, foreign or unsafe
   + EncodingError(ValueError)            bytes that do not decode to the claimed format
+  + StorageError(OSError)                a file, directory or database cannot be used (missing,
+                                         a directory, read-only, corrupt, disk full)
+    - DirectoryLockedError               another process runs the peer in that directory
+    - ChainIdentityError                 key and chain do not belong together, or one was lost
   + LedgerError                          TrustChain
     - InvalidBlockError(ValueError)      a block breaks a rule; ``.reason`` says which
     - BlockNotFoundError(KeyError)
@@ -53,6 +57,30 @@ class KeyFileError(EnerDatXError, ValueError):
 
 class EncodingError(EnerDatXError, ValueError):
     """Bytes that do not decode to the claimed format."""
+
+
+class StorageError(EnerDatXError, OSError):
+    """A file, directory or database cannot be used: missing, a directory, read-only, corrupt, full."""
+
+    def __init__(self, message: str, *, path: Any = None) -> None:
+        super().__init__(message if path is None else f"{path}: {message}")
+        self.path = path
+
+    def __str__(self) -> str:  # OSError would format (errno, strerror)
+        return str(self.args[0]) if self.args else ""
+
+
+class DirectoryLockedError(StorageError):
+    """Another process runs the peer kept in that directory; ``pid`` is the holder's."""
+
+    def __init__(self, directory: Any, pid: int | None) -> None:
+        holder = f"process {pid}" if pid is not None else "another process"
+        super().__init__(f"in use by {holder} (one peer per directory: two would fork its chain)", path=directory)
+        self.pid = pid
+
+
+class ChainIdentityError(StorageError):
+    """The key and the chain of a peer directory do not belong together, or one of them was lost."""
 
 
 # --- TrustChain ------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 ``enerdatx peer run --dir D --port P --peer HOST:PORT`` starts (or restarts) the peer kept
 in D, walks to the given peers, and stops cleanly on SIGINT or SIGTERM. It prints one JSON
-line when it is ready (its key and address) and one when it has stopped.
+line when it is ready (its key and address) and one when it has stopped. Only one process at a
+time runs a directory. ``peer backup`` snapshots a directory (also while its peer runs);
+``peer recover`` rebuilds a lost ``chain.sqlite`` from peers that hold the chain.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Any
 
 from ipv8.messaging.interfaces.udp.endpoint import UDPEndpoint, UDPv4Address
 
-from enerdatx.crypto import Identity
+from enerdatx.datadir import backup_directory, load_identity
+from enerdatx.errors import StorageError
 
 __all__ = ["register", "parse_address", "parse_contact"]
 
@@ -52,7 +55,7 @@ def parse_contact(text: str) -> tuple[bytes, UDPv4Address]:
 
 
 def register(subparsers: Any) -> None:
-    """Add ``peer run`` and ``peer id``."""
+    """Add ``peer run``, ``peer id``, ``peer backup`` and ``peer recover``."""
     peer = subparsers.add_parser("peer", help="run a peer on UDP, or show its identity")
     inner = peer.add_subparsers(dest="peer_command", metavar="COMMAND", required=True)
 
@@ -74,11 +77,58 @@ def register(subparsers: Any) -> None:
     show.add_argument("--dir", required=True, type=Path)
     show.set_defaults(func=_show_id)
 
+    backup = inner.add_parser("backup", help="write a consistent snapshot of the key and chain (peer may run)")
+    backup.add_argument("--dir", required=True, type=Path)
+    backup.add_argument("--out", required=True, type=Path, help="a new or empty directory")
+    backup.set_defaults(func=_backup)
+
+    recover = inner.add_parser("recover", help="rebuild a lost chain.sqlite from peers that hold the chain")
+    recover.add_argument("--dir", required=True, type=Path, help="the peer's directory (its identity.key is needed)")
+    recover.add_argument("--host", default="127.0.0.1")
+    recover.add_argument("--port", type=int, default=0)
+    recover.add_argument("--peer", action="append", default=[], type=parse_address, metavar="HOST:PORT",
+                         help="a peer that holds blocks of this chain (repeatable)")
+    recover.add_argument("--contact", action="append", default=[], type=parse_contact, metavar="KEY@HOST:PORT")
+    recover.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the peers to answer")
+    recover.set_defaults(func=_recover)
+
 
 def _show_id(args: argparse.Namespace) -> int:
-    args.dir.mkdir(parents=True, exist_ok=True)
-    print(Identity.load_or_create(args.dir / "identity.key").public_key.hex())
+    if args.dir.exists() and not args.dir.is_dir():
+        raise StorageError("not a directory", path=args.dir)
+    try:
+        args.dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create the directory: {exc.strerror}", path=args.dir) from None
+    print(load_identity(args.dir).public_key.hex())
     return 0
+
+
+def _backup(args: argparse.Namespace) -> int:
+    _emit("backup", **backup_directory(args.dir, args.out))
+    return 0
+
+
+async def _recover_async(args: argparse.Namespace) -> None:
+    from enerdatx.datadir import open_directory
+    from enerdatx.peer import Peer
+    from enerdatx.recovery import recover_chain
+
+    if not (args.dir / "identity.key").is_file():
+        raise StorageError("no identity.key: recovery needs the key the chain was signed with", path=args.dir)
+    if not args.peer and not args.contact:
+        raise StorageError("give at least one --peer or --contact that holds the chain", path=args.dir)
+    opened = open_directory(args.dir, recovering=True)
+    peer = Peer(args.dir, UDPEndpoint(port=args.port, ip=args.host), walk=True, _opened=opened)
+    try:
+        await peer.start()
+        peer.add_contacts(args.contact)
+        peer.community.add_seeds(args.peer)
+        wanted = len(args.peer) + len(args.contact)
+        recovery = await recover_chain(peer, wanted_peers=wanted, timeout=args.timeout)
+    finally:
+        await peer.stop()
+    _emit("recovered", **recovery.as_dict())
 
 
 def _emit(event: str, **fields: Any) -> None:
@@ -115,4 +165,9 @@ async def _serve(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> int:
     asyncio.run(_serve(args))
     sys.stdout.flush()
+    return 0
+
+
+def _recover(args: argparse.Namespace) -> int:
+    asyncio.run(_recover_async(args))
     return 0

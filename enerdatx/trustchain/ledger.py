@@ -116,6 +116,12 @@ class TrustChain:
         also_store: HalfBlock | None = None,
     ) -> HalfBlock:
         head = self._head
+        stored = self.store.latest_sequence_number(self.public_key)
+        if stored != (head.sequence_number if head else 0):
+            # Someone else wrote our chain into our store: signing on would fork it.
+            raise InvalidBlockError(
+                "head_moved", f"our head is {head.sequence_number if head else 0} but the store holds {stored}"
+            )
         block = HalfBlock.create(
             self.identity,
             sequence_number=head.sequence_number + 1 if head else 1,
@@ -127,8 +133,7 @@ class TrustChain:
             timestamp=self._clock(),
         )
         # Our own block must reach the disk before anyone can see it (see BlockStore.transaction).
-        with self.store.transaction(durable=True):
-            new = self.store.insert_validated([block] if also_store is None else [also_store, block])
+        new = self.store.insert_own(block, also=also_store)
         self._head = block
         self._notify_blocks(new)
         return block

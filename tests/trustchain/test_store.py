@@ -3,6 +3,7 @@ import sqlite3
 import pytest
 
 from enerdatx.crypto import Identity
+from enerdatx.errors import StorageError
 from enerdatx.trustchain import BlockStore, FraudProof, TrustChain
 
 from .conftest import PAY, sign, transact
@@ -85,7 +86,7 @@ def test_wal_mode_and_a_schema_version(tmp_path):
     db.execute("PRAGMA user_version=99")
     db.commit()
     db.close()
-    with pytest.raises(RuntimeError, match="schema version 99"):
+    with pytest.raises(StorageError, match="schema version 99"):
         BlockStore(tmp_path / "s.sqlite")
 
 
