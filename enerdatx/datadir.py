@@ -208,8 +208,8 @@ def _check_chain(directory: Path, identity: Identity, store: BlockStore, *, reco
         return
     if head.public_key and head.public_key != identity.public_key:
         raise ChainIdentityError(f"{HEAD_FILE} was signed by another key than {KEY_FILE}", path=directory)
-    held = store.latest_sequence_number(identity.public_key)
-    if held < head.sequence_number:
+    held = len(store.held_sequence_numbers(identity.public_key, 1, head.sequence_number))
+    if held < head.sequence_number:  # lost, emptied, or only partly recovered
         raise ChainIdentityError(
             f"this key has signed {head.sequence_number} blocks but {CHAIN_FILE} holds {held}; "
             f"starting would fork the chain: {_recover_hint(directory)}",

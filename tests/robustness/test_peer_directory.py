@@ -173,3 +173,70 @@ def test_backup_is_a_consistent_snapshot_that_restores(tmp_path: Path) -> None:
     missing = backup_directory  # the same function as the command
     with pytest.raises(StorageError, match="not a peer directory"):
         missing(tmp_path / "nowhere", tmp_path / "bak2")
+
+
+async def test_a_lost_chain_is_recovered_from_two_peers_over_udp(tmp_path: Path) -> None:
+    import asyncio
+    import json
+
+    from enerdatx.lab import Lab
+
+    async with Lab(tmp_path / "lab", transport="udp") as lab:
+        lab.accept(PING)
+        lost, first, second = await lab.start(3)
+        for n in range(6):  # proposals alternate between the two counterparties
+            await lost.community.propose((first, second)[n % 2].public_key, PING, {"n": n}, timeout=5)
+        await first.community.propose(lost.public_key, PING, {"n": "to lost"}, timeout=5)  # our agreement
+        original = [block.hash for block in lost.store.chain(lost.public_key)]
+        assert len(original) == 7
+        await lost.stop()
+        for path in lost.directory.glob("chain.sqlite*"):
+            path.unlink()
+        contacts = [f"{p.public_key.hex()}@{p.address[0]}:{p.address[1]}" for p in (first, second)]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "enerdatx", "peer", "recover", "--dir", str(lost.directory),
+            "--contact", contacts[0], "--contact", contacts[1],
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, stderr.decode()
+        report = json.loads(stdout)
+        assert report["event"] == "recovered" and report["blocks"] == 7 and report["expected"] == 7
+        assert set(report["sources"]) == {first.public_key.hex(), second.public_key.hex()}
+        assert all(count >= 3 for count in report["sources"].values())  # each gave its share
+    identity, store, lock = open_directory(lost.directory)  # starts normally again
+    try:
+        assert [block.hash for block in store.chain(identity.public_key)] == original
+        agreement = store.chain(identity.public_key)[-1]
+        assert store.linked(agreement) is not None  # the proposal it answers came too
+        assert TrustChain(identity, store).record(PING, {"n": "next"}).sequence_number == 8
+    finally:
+        store.close()
+        lock.release()
+
+
+async def test_recovery_from_peers_that_lack_blocks_fails_and_says_which(tmp_path: Path) -> None:
+    import asyncio
+
+    from enerdatx.lab import Lab
+
+    async with Lab(tmp_path / "lab", transport="udp") as lab:
+        lab.accept(PING)
+        lost, first = await lab.start(2)
+        lost.ledger.record(PING, {"n": "unseen"})  # a record nobody was sent
+        await lost.community.propose(first.public_key, PING, {"n": 1}, timeout=5)
+        first.store.remove_blocks(first.store.chain(lost.public_key, 1, 1))  # gossip may have brought it
+        await lost.stop()
+        for path in lost.directory.glob("chain.sqlite*"):
+            path.unlink()
+        contact = f"{first.public_key.hex()}@{first.address[0]}:{first.address[1]}"
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "enerdatx", "peer", "recover", "--dir", str(lost.directory),
+            "--contact", contact, "--timeout", "5",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        _stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1
+    assert "recovered 1 of 2 blocks; no peer asked holds blocks 1" in stderr.decode()
+    with pytest.raises(ChainIdentityError):  # still refused: the chain is not whole
+        open_directory(lost.directory)
