@@ -20,7 +20,6 @@ directories").
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
@@ -57,19 +56,8 @@ HEAD_DOMAIN = b"enerdatx/chain-head/v1"
 
 
 def storage_error(exc: OSError, what: str, path: Any) -> StorageError:
-    """An OSError of the disk as a one-line typed error (disk full, read-only, a directory...)."""
-    reasons = {
-        errno.ENOSPC: "the disk is full",
-        errno.EROFS: "the file system is read-only",
-        errno.EACCES: "permission denied",
-        errno.EPERM: "permission denied",
-        errno.ENOENT: "no such file or directory",
-        errno.EISDIR: "is a directory",
-        errno.ENOTDIR: "a path component is not a directory",
-        errno.EEXIST: "already exists",
-    }
-    reason = reasons.get(exc.errno or 0, exc.strerror or str(exc))
-    return StorageError(f"cannot {what}: {reason}", path=path)
+    """An OSError of the disk as a one-line typed error (see StorageError.from_os_error)."""
+    return StorageError.from_os_error(exc, what, path)
 
 
 class DirectoryLock:

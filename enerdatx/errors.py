@@ -40,6 +40,7 @@ subclass the matching built-in, so ``except ValueError`` keeps working.
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 
@@ -68,6 +69,27 @@ class StorageError(EnerDatXError, OSError):
 
     def __str__(self) -> str:  # OSError would format (errno, strerror)
         return str(self.args[0]) if self.args else ""
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, what: str, path: Any) -> StorageError:
+        """``exc`` as one line: "PATH: cannot WHAT: the disk is full" (read-only, a directory...)."""
+        reason = _OS_REASONS.get(exc.errno or 0) or exc.strerror or str(exc)
+        error = cls(f"cannot {what}: {reason}", path=path)
+        error.errno = exc.errno
+        return error
+
+
+_OS_REASONS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ENOENT: "no such file or directory",
+    errno.EISDIR: "is a directory",
+    errno.ENOTDIR: "a path component is not a directory",
+    errno.EEXIST: "already exists",
+}
 
 
 class DirectoryLockedError(StorageError):
@@ -250,3 +272,29 @@ class PeerUnreachableError(NetworkError, ConnectionError):
 
 class ReputationError(EnerDatXError, ValueError):
     """A reputation computation asked with bad parameters (a measure, an engine, a decay)."""
+
+
+# --- At the entry points ------------------------------------------------------------
+
+
+def typed_error(exc: BaseException) -> EnerDatXError | None:
+    """A failure from below EnerDatX (the OS, SQLite, the interpreter) as a typed one-line error.
+
+    The command line, the REST API and the widgets use it as their last line of defence, so
+    that a full disk or a 100,000-deep JSON document is a message, never a traceback. None
+    means a bug: the caller reports it as an internal error.
+    """
+    if isinstance(exc, EnerDatXError):
+        return exc
+    if isinstance(exc, RecursionError):
+        return EncodingError("the input is nested too deeply")
+    if isinstance(exc, MemoryError):
+        return EncodingError("the input is too large to hold in memory")
+    if isinstance(exc, OSError):
+        return StorageError.from_os_error(exc, "use the file", exc.filename)
+    if type(exc).__module__ == "sqlite3" and type(exc).__name__ in ("DatabaseError", "OperationalError"):
+        # "database or disk is full", "attempt to write a readonly database", "file is not a database"
+        return StorageError(f"the database failed: {exc}")
+    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+        return EncodingError("a number has too many digits")
+    return None

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from enerdatx.errors import ReadingsFormatError
 from enerdatx.meter import (
     DSMRStats,
     clean_readings,
@@ -67,6 +68,8 @@ def _read(args: argparse.Namespace) -> int:
         readings = read_oehu(args.file, device_id=args.device)
     else:
         readings = read_csv(args.file, meter=args.device)
+    if readings.empty:
+        raise ReadingsFormatError(f"{args.file}: no readings in it")
     _, report = clean_readings(readings)
     if not report.ok:
         print("quality: " + json.dumps(report.to_dict()), file=sys.stderr)

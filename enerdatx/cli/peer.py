@@ -22,9 +22,9 @@ from typing import Any
 from ipv8.messaging.interfaces.udp.endpoint import UDPEndpoint, UDPv4Address
 
 from enerdatx.datadir import backup_directory, load_identity
-from enerdatx.errors import StorageError
+from enerdatx.errors import PeerUnreachableError, StorageError
 
-__all__ = ["register", "parse_address", "parse_contact"]
+__all__ = ["register", "parse_address", "parse_contact", "parse_port", "check_bindable"]
 
 
 def parse_address(text: str) -> UDPv4Address:
@@ -40,6 +40,26 @@ def parse_address(text: str) -> UDPv4Address:
         except OSError as exc:
             raise argparse.ArgumentTypeError(f"cannot resolve {host!r}: {exc}") from None
     return UDPv4Address(ip, int(port))
+
+
+def parse_port(text: str) -> int:
+    """A UDP port, 0 (any free port) to 65535; ArgumentTypeError otherwise."""
+    if not text.isascii() or not text.isdigit() or len(text) > 5 or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return int(text)
+
+
+def check_bindable(host: str, port: int) -> None:
+    """Refuse, as one line, an address this machine cannot listen on.
+
+    IPv8's endpoint would try the next 10,000 ports instead, or carry on without a socket.
+    """
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind((host, port))
+    except (OSError, OverflowError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise PeerUnreachableError(f"cannot listen on {host}:{port}: {reason}") from None
 
 
 def parse_contact(text: str) -> tuple[bytes, UDPv4Address]:
@@ -62,7 +82,7 @@ def register(subparsers: Any) -> None:
     run = inner.add_parser("run", help="run one peer until SIGINT/SIGTERM")
     run.add_argument("--dir", required=True, type=Path, help="the peer's directory (created if new)")
     run.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for a LAN)")
-    run.add_argument("--port", type=int, default=0, help="UDP port (default: any free port)")
+    run.add_argument("--port", type=parse_port, default=0, help="UDP port (default: any free port)")
     run.add_argument("--peer", action="append", default=[], type=parse_address, metavar="HOST:PORT",
                      help="walk to this peer (repeatable)")
     run.add_argument("--contact", action="append", default=[], type=parse_contact, metavar="KEY@HOST:PORT",
@@ -85,7 +105,7 @@ def register(subparsers: Any) -> None:
     recover = inner.add_parser("recover", help="rebuild a lost chain.sqlite from peers that hold the chain")
     recover.add_argument("--dir", required=True, type=Path, help="the peer's directory (its identity.key is needed)")
     recover.add_argument("--host", default="127.0.0.1")
-    recover.add_argument("--port", type=int, default=0)
+    recover.add_argument("--port", type=parse_port, default=0)
     recover.add_argument("--peer", action="append", default=[], type=parse_address, metavar="HOST:PORT",
                          help="a peer that holds blocks of this chain (repeatable)")
     recover.add_argument("--contact", action="append", default=[], type=parse_contact, metavar="KEY@HOST:PORT")
@@ -118,6 +138,7 @@ async def _recover_async(args: argparse.Namespace) -> None:
         raise StorageError("no identity.key: recovery needs the key the chain was signed with", path=args.dir)
     if not args.peer and not args.contact:
         raise StorageError("give at least one --peer or --contact that holds the chain", path=args.dir)
+    check_bindable(args.host, args.port)
     opened = open_directory(args.dir, recovering=True)
     peer = Peer(args.dir, UDPEndpoint(port=args.port, ip=args.host), walk=True, _opened=opened)
     try:
@@ -142,6 +163,7 @@ def _accept_all(_ledger: Any, _proposal: Any) -> None:
 async def _serve(args: argparse.Namespace) -> None:
     from enerdatx.peer import Peer
 
+    check_bindable(args.host, args.port)
     peer = Peer(args.dir, UDPEndpoint(port=args.port, ip=args.host), walk=True, durable=not args.no_fsync)
     for block_type in args.accept:
         peer.ledger.register_policy(block_type, _accept_all)
