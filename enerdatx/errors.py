@@ -31,6 +31,7 @@ subclass the matching built-in, so ``except ValueError`` keeps working.
     - ListingNotFoundError(KeyError)
     - ListingUnavailableError            withdrawn or expired
     - InsufficientFundsError
+    - PurchaseConflictError              that listing is bought already, or being bought
     - NegotiationError
     - DataVerificationError              decrypted data does not match its commitment
   + NetworkError                         peers
@@ -246,6 +247,10 @@ class InsufficientFundsError(MarketError):
         super().__init__(f"balance {balance} is less than the amount {amount}")
         self.balance = balance
         self.amount = amount
+
+
+class PurchaseConflictError(MarketError):
+    """We bought that listing already, or a purchase of it is under way (``again=True`` to buy twice)."""
 
 
 class NegotiationError(MarketError):

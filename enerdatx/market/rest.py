@@ -30,6 +30,7 @@ from enerdatx.errors import (
     MeterDataError,
     NegotiationError,
     NetworkError,
+    PurchaseConflictError,
     TransactionRejectedError,
     TransactionTimeoutError,
 )
@@ -54,6 +55,7 @@ _ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
     (ListingNotFoundError, 404, "listing_not_found"),
     (ListingUnavailableError, 409, "listing_unavailable"),
     (InsufficientFundsError, 402, "insufficient_funds"),
+    (PurchaseConflictError, 409, "purchase_conflict"),
     (NegotiationError, 409, "negotiation_failed"),
     (DataVerificationError, 502, "data_verification_failed"),
     (TransactionRejectedError, 502, "rejected_by_counterparty"),
