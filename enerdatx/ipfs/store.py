@@ -113,6 +113,8 @@ def atomic_output(path: StrPath) -> Iterator[BinaryIO]:
     target = Path(path)
     if target.is_dir():
         raise StorageError("is a directory", path=target)
+    if target.exists() and not target.is_file():  # a device or a pipe: replacing it would be worse
+        raise StorageError("is not a regular file", path=target)
     try:
         handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False)  # noqa: SIM115
     except OSError as exc:

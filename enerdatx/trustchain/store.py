@@ -100,18 +100,24 @@ class BlockStore:
         if synchronous != self._synchronous:
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._synchronous = synchronous
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:  # locked by another process, read-only
+            raise StorageError(f"cannot write the block store: {exc}", path=self.path) from None
         self._in_transaction = True
         try:
             yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             self._pending.clear()
             self._pending_latest.clear()
             self._reload_fraudulent()
+            if isinstance(exc, sqlite3.Error):  # "database or disk is full", "readonly database"
+                raise StorageError(f"cannot write the block store: {exc}", path=self.path) from None
             raise
         else:
-            self._db.execute("COMMIT")
             for block in self._pending.values():
                 self._remember(block)
             for key, latest in self._pending_latest.items():

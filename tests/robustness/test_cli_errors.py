@@ -39,6 +39,15 @@ CASES: dict[str, tuple[list[str], int, str]] = {
     "meter synth: --out in a missing directory": (
         ["meter", "synth", "--days", "1", "--out", "{d}/nowhere/x.csv"], 1, "cannot write the readings"
     ),
+    "meter read: --out onto a full disk": (
+        ["meter", "read", "{d}/s.csv", "--format", "csv", "--out", "/dev/full"], 1, "the disk is full"
+    ),
+    "meter synth: telegrams onto a full disk": (
+        ["meter", "synth", "--days", "1", "--telegrams", "v5", "--out", "/dev/full"], 1, "the disk is full"
+    ),
+    "ipfs export-car: onto a device": (
+        ["ipfs", "--repo", "{d}/repo", "export-car", "bafkqaaa", "/dev/null"], 1, "not a regular file"
+    ),
     "ipfs import-car: a missing file": (["ipfs", "--repo", "{d}/repo", "import-car", "{d}/no.car"], 1, "no such file"),
     "ipfs import-car: a directory": (["ipfs", "--repo", "{d}/repo", "import-car", "{d}/dir"], 1, "is a directory"),
     "ipfs import-car: not a CAR": (["ipfs", "--repo", "{d}/repo", "import-car", "{d}/s.csv"], 1, "error: "),
@@ -61,7 +70,7 @@ CASES: dict[str, tuple[list[str], int, str]] = {
 }
 # The fast suite runs these (one of each kind of failure); the slow suite runs the whole table.
 FAST = {
-    "meter read: JSON 100k deep", "meter read: --out in a missing directory", "meter read: nothing read (oehu)",
+    "meter read: JSON 100k deep", "meter read: --out onto a full disk", "meter read: --out in a missing directory", "meter read: nothing read (oehu)",
     "ipfs import-car: a directory", "peer run: a corrupt database", "peer run: a port out of range",
 }
 

@@ -155,6 +155,23 @@ def test_a_read_only_database_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1 and "Traceback" not in result.stderr
 
 
+def test_a_full_disk_is_a_storage_error_and_the_chain_stays_whole(tmp_path: Path) -> None:
+    identity, store, lock = open_directory(tmp_path, durable=False)
+    ledger = TrustChain(identity, store)
+    ledger.record(PING, {"n": 0})
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]  # noqa: SLF001
+    store._db.execute(f"PRAGMA max_page_count={pages}")  # noqa: SLF001 - SQLite's own "disk full"
+    with pytest.raises(StorageError, match="database or disk is full"):
+        for n in range(1, 200):
+            ledger.record(PING, {"n": n, "padding": "x" * 3000})
+    held = store.latest_sequence_number(identity.public_key)
+    assert ledger.head.sequence_number == held  # the block that did not fit was never signed on
+    store._db.execute("PRAGMA max_page_count=1073741823")  # noqa: SLF001 - space again
+    assert ledger.record(PING, {"n": "after"}).sequence_number == held + 1
+    store.close()
+    lock.release()
+
+
 def test_backup_is_a_consistent_snapshot_that_restores(tmp_path: Path) -> None:
     key = sign_some(tmp_path / "peer", 4)
     identity, store, lock = open_directory(tmp_path / "peer")  # the peer keeps running
