@@ -53,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         error = typed_error(exc)
         if os.environ.get("ENERDATX_DEBUG"):
             raise
+        if error is None and isinstance(exc, ValueError):  # bad input, by the convention of errors.py
+            error = exc
         if error is None:
             print(f"enerdatx: internal error: {type(exc).__name__}: {_one_line(str(exc))} "
                   "(a bug: ENERDATX_DEBUG=1 shows where)", file=sys.stderr)
