@@ -77,6 +77,7 @@ USAGE_CASES: dict[str, list[str]] = {
     "peer run: a port out of range": ["peer", "run", "--dir", "{d}/p", "--port", "99999"],
     "peer run: a negative port": ["peer", "run", "--dir", "{d}/p", "--port", "-5"],
     "meter read: an unknown format": ["meter", "read", "{d}/s.csv", "--format", "xml"],
+    "peer recover: a timeout of NaN": ["peer", "recover", "--dir", "{d}/p", "--peer", "127.0.0.1:9", "--timeout", "nan"],
     "demo: too many peers": ["demo", "--households", "10000000", "--quiet", "--output", "{d}/demo"],
 }
 

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import ipaddress
 import json
+import math
 import signal
 import socket
 import sys
@@ -47,6 +48,17 @@ def parse_port(text: str) -> int:
     if not text.isascii() or not text.isdigit() or len(text) > 5 or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
     return int(text)
+
+
+def parse_seconds(text: str) -> float:
+    """A positive, finite number of seconds up to an hour; ArgumentTypeError otherwise."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= 3600:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"expected seconds in (0, 3600], got {text!r}")
+    return seconds
 
 
 def check_bindable(host: str, port: int) -> None:
@@ -109,7 +121,7 @@ def register(subparsers: Any) -> None:
     recover.add_argument("--peer", action="append", default=[], type=parse_address, metavar="HOST:PORT",
                          help="a peer that holds blocks of this chain (repeatable)")
     recover.add_argument("--contact", action="append", default=[], type=parse_contact, metavar="KEY@HOST:PORT")
-    recover.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the peers to answer")
+    recover.add_argument("--timeout", type=parse_seconds, default=10.0, help="seconds to wait for the peers to answer")
     recover.set_defaults(func=_recover)
 
 
