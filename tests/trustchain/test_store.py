@@ -34,7 +34,7 @@ def test_a_failing_insert_rolls_back_the_whole_pair(tmp_path, monkeypatch, alice
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(bob.store, "insert_validated", insert_then_fail)
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(StorageError, match="disk I/O error"):  # SQLite's errors become typed ones
         bob.countersign(proposal)
     monkeypatch.undo()
     assert bob.store.count() == 0 and bob.head is None
