@@ -172,6 +172,18 @@ def test_a_full_disk_is_a_storage_error_and_the_chain_stays_whole(tmp_path: Path
     lock.release()
 
 
+def test_a_read_only_database_is_a_storage_error_in_process_too(tmp_path: Path) -> None:
+    identity, store, lock = open_directory(tmp_path, durable=False)
+    ledger = TrustChain(identity, store)
+    ledger.record(PING, {"n": 0})
+    store._db.execute("PRAGMA query_only=1")  # noqa: SLF001 - what SQLite says for a read-only file
+    with pytest.raises(StorageError, match="readonly database"):
+        ledger.record(PING, {"n": 1})
+    assert ledger.head.sequence_number == 1
+    store.close()
+    lock.release()
+
+
 def test_backup_is_a_consistent_snapshot_that_restores(tmp_path: Path) -> None:
     key = sign_some(tmp_path / "peer", 4)
     identity, store, lock = open_directory(tmp_path / "peer")  # the peer keeps running
