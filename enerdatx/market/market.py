@@ -217,6 +217,8 @@ class Market:
     def reservations(self) -> list[Any]:
         """Our payment proposals that no agreement answers yet and that are not released."""
         self._scan_own_chain()
+        for answered in [p for p in self._reservations.values() if self.ledger.store.linked(p) is not None]:
+            del self._reservations[answered.hash]  # the trade happened: nothing to release
         return list(self._reservations.values())
 
     def release_expired(self) -> list[Any]:
@@ -224,9 +226,6 @@ class Market:
         released = []
         now = self.clock()
         for proposal in self.reservations():
-            if self.ledger.store.linked(proposal) is not None:
-                del self._reservations[proposal.hash]  # answered: the trade happened
-                continue
             if now > parse_payment(proposal.transaction).deadline + RELEASE_GRACE:
                 released.append(self.ledger.record(RELEASE, release_transaction(proposal.hash)))
                 logger.info("released the unanswered payment %s", proposal.hash.hex()[:16])
