@@ -19,7 +19,7 @@ from typing import Any
 # name -> (arguments, where {d} is the scratch directory, the expected exit code, text the last line must hold)
 CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     "meter read: truncated .gz": (["meter", "read", "{d}/trunc.gz", "--format", "dsmr"], 1, "Compressed file ended"),
-    "meter read: a directory (dsmr)": (["meter", "read", "{d}/dir", "--format", "dsmr"], 1, "dir"),
+    "meter read: a directory (dsmr)": (["meter", "read", "{d}/dir", "--format", "dsmr"], 1, "is a directory"),
     "meter read: a directory (oehu)": (["meter", "read", "{d}/dir", "--format", "oehu"], 1, "is a directory"),
     "meter read: a directory (csv)": (["meter", "read", "{d}/dir", "--format", "csv"], 1, "Is a directory"),
     "meter read: JSON 100k deep": (["meter", "read", "{d}/deep.json", "--format", "oehu"], 1, "nested deeper"),
