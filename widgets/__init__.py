@@ -20,6 +20,7 @@ _MODULES = {
     "panel": ["Panel", "short_key", "show_figure"],
     "peers": ["PeersPanel", "peers_frame"],
     "purchases": ["PurchasesPanel", "dataset_figure", "purchases_frame"],
+    "subscriptions": ["SubscriptionsPanel", "consent_frame", "received_figure", "subscriptions_of"],
     "workbench": ["Workbench"],
 }
 _HOME = {name: module for module, names in _MODULES.items() for name in names}

@@ -9,7 +9,8 @@ import sys
 from typing import Any
 
 # Each module in enerdatx.bench defines ``add_arguments(parser)`` and ``run(args) -> dict``.
-BENCHMARKS = ("trustchain", "ipfs", "network", "fraud", "market", "reputation", "robustness", "meter")
+BENCHMARKS = ("trustchain", "ipfs", "network", "fraud", "market", "reputation", "robustness", "meter",
+              "subscription")
 
 
 def register(subparsers: Any) -> None:

@@ -7,12 +7,13 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from enerdatx.errors import ReadingsFormatError
 from enerdatx.meter import (
     DSMRStats,
     clean_readings,
@@ -23,6 +24,7 @@ from enerdatx.meter import (
     synthetic_household,
     write_csv,
 )
+from enerdatx.meter.dsmr import NO_TIMESTAMP
 from enerdatx.meter.telegrams import VARIANTS
 
 
@@ -39,6 +41,11 @@ def register(subparsers: Any) -> None:
     out.add_argument("--out", type=Path, help="write generic CSV here")
     read.add_argument("--device", help="OEHU device id / London LCLid when the file holds several")
     read.add_argument("--progress", action="store_true", help="show a progress bar (dsmr)")
+    read.add_argument("--start", type=_utc_start, metavar="ISO-8601",
+                      help="dsmr: the time of the first telegram, for telegrams without a timestamp "
+                           "(DSMR 2.2, 3, Q3D); a time without a zone is UTC")
+    read.add_argument("--interval", type=_positive_seconds, metavar="SECONDS",
+                      help="dsmr: seconds between telegrams without a timestamp (with --start)")
     read.set_defaults(func=_read)
 
     synth = inner.add_parser("synth", help="write a synthetic household as CSV or P1 telegrams")
@@ -55,10 +62,49 @@ def register(subparsers: Any) -> None:
     synth.set_defaults(func=_synth)
 
 
+def _utc_start(text: str) -> pd.Timestamp:
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO-8601 time, got {text!r}") from None
+    if stamp is pd.NaT:
+        raise argparse.ArgumentTypeError(f"expected an ISO-8601 time, got {text!r}")
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return seconds
+
+
+def untimed_clock(start: pd.Timestamp, interval: float) -> Callable[[int], datetime]:
+    """Time telegram ``index`` of a file at ``start + index * interval`` (its place in the file)."""
+    step = pd.Timedelta(seconds=interval)
+    return lambda index: (start + index * step).to_pydatetime()
+
+
 def _read(args: argparse.Namespace) -> int:
+    if (args.start is None) != (args.interval is None):
+        print("enerdatx: error: --start and --interval go together", file=sys.stderr)
+        return 2
+    if args.start is not None and args.format != "dsmr":
+        print("enerdatx: error: --start/--interval time DSMR telegrams only", file=sys.stderr)
+        return 2
     stats = DSMRStats()
     if args.format == "dsmr":
-        readings = read_dsmr(args.file, errors="skip", stats=stats, progress=args.progress or None)
+        clock = None if args.start is None else untimed_clock(args.start, args.interval)
+        readings = read_dsmr(args.file, errors="skip", stats=stats, progress=args.progress or None, clock=clock)
+        untimed = [e for e in stats.errors if NO_TIMESTAMP in str(e)]
+        if untimed and clock is None:
+            print(f"enerdatx: error: {args.file}: {stats.skipped} telegram(s) carry no timestamp "
+                  "(DSMR 2.2, 3 or Q3D); pass --start ISO-8601 --interval SECONDS to time them",
+                  file=sys.stderr)
+            return 1
         for error in stats.errors:
             print(f"skipped {error}", file=sys.stderr)
         if stats.skipped > len(stats.errors):
@@ -68,8 +114,9 @@ def _read(args: argparse.Namespace) -> int:
         readings = read_oehu(args.file, device_id=args.device)
     else:
         readings = read_csv(args.file, meter=args.device)
-    if readings.empty:
-        raise ReadingsFormatError(f"{args.file}: no readings in it")
+    if len(readings) == 0:
+        print(f"enerdatx: error: {args.file}: no readings could be read", file=sys.stderr)
+        return 1
     _, report = clean_readings(readings)
     if not report.ok:
         print("quality: " + json.dumps(report.to_dict()), file=sys.stderr)

@@ -103,6 +103,19 @@ def register(subparsers: Any) -> None:
                      help="countersign every proposal of this block type (experiments, benchmarks)")
     run.add_argument("--no-fsync", action="store_true",
                      help="never wait for the disk (benchmarks; a power cut may then cost signed blocks)")
+    live = run.add_argument_group("live meter data and subscriptions")
+    source = live.add_mutually_exclusive_group()
+    source.add_argument("--meter", metavar="SOURCE",
+                        help="read P1 telegrams continuously: tcp://HOST:PORT, serial:/dev/ttyUSB0 or a FILE")
+    source.add_argument("--oehu", metavar="URL", help="poll an OEHU API for readings (with --device)")
+    live.add_argument("--device", help="the OEHU device id to poll")
+    live.add_argument("--offer", type=Path, action="append", default=[], metavar="FILE.json",
+                      help="sell a subscription (descriptor, price, period_seconds, start, periods, terms); "
+                           "an identical offer already on our chain is kept, not signed again")
+    live.add_argument("--market", action="store_true",
+                      help="run the market and subscriptions without a meter (a buyer)")
+    live.add_argument("--report-readings", action="store_true",
+                      help="print one JSON line per committed batch of readings")
     run.set_defaults(func=_run)
 
     show = inner.add_parser("id", help="print the peer's public key (creating its identity if new)")
@@ -172,6 +185,46 @@ def _accept_all(_ledger: Any, _proposal: Any) -> None:
     return None
 
 
+def _live_service(args: argparse.Namespace) -> Any:
+    from enerdatx.market.subscription import SubscriptionService
+
+    oehu = None
+    if args.oehu:
+        from enerdatx.meter.oehu import OEHUClient
+
+        if not args.device:
+            raise SystemExit("enerdatx: error: --oehu needs --device ID")
+        oehu = (OEHUClient(args.oehu), args.device)
+
+    def report(event: str, **fields: Any) -> None:
+        if event != "readings" or args.report_readings:
+            _emit(event, **fields)
+
+    return SubscriptionService(meter=args.meter, oehu=oehu, on_event=report)
+
+
+def _offer_from_file(service: Any, path: Path) -> Any:
+    """Sign the offer described in ``path`` unless an identical live one is on our chain already."""
+    import pandas as pd
+
+    from enerdatx.errors import MarketError
+    from enerdatx.market.subscription_formats import Terms
+
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+        terms = Terms(**spec["terms"])
+        fields = dict(descriptor=spec["descriptor"], price=spec["price"], period_ms=int(spec["period_seconds"] * 1000),
+                      start=pd.Timestamp(spec["start"]).value // 1_000_000, periods=spec["periods"], terms=terms)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise MarketError(f"{path}: not an offer file: {exc}") from exc
+    subs = service.subscriptions
+    for offer in subs.live_offers():
+        if offer.seller == subs.public_key and (offer.descriptor, offer.price, offer.period_ms, offer.start,
+                                                offer.periods, offer.terms) == tuple(fields.values()):
+            return offer
+    return subs.offer(fields.pop("descriptor"), fields.pop("price"), **fields)
+
+
 async def _serve(args: argparse.Namespace) -> None:
     from enerdatx.peer import Peer
 
@@ -187,9 +240,18 @@ async def _serve(args: argparse.Namespace) -> None:
         await peer.start()
         peer.add_contacts(args.contact)
         peer.community.add_seeds(args.peer)
+        offers = []
+        if args.meter or args.oehu or args.offer or args.market:
+            from enerdatx.market.service import MarketService
+
+            peer.add_service(MarketService())
+            live = _live_service(args)
+            peer.add_service(live)
+            offers = [_offer_from_file(live, path).offer_id for path in args.offer]
+            live.publish_due()
         host, port = peer.address[:2]
         _emit("ready", public_key=peer.public_key.hex(), address=f"{host}:{port}",
-              blocks=peer.store.latest_sequence_number(peer.public_key))
+              blocks=peer.store.latest_sequence_number(peer.public_key), offers=offers)
         await stop.wait()
     finally:
         await peer.stop()

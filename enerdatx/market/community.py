@@ -16,6 +16,7 @@ from ipv8.lazy_community import lazy_wrapper
 
 from enerdatx.errors import EncodingError, MarketError, PeerUnreachableError
 from enerdatx.market.formats import COMPLAINT, LISTING, WITHDRAWAL
+from enerdatx.market.subscription_formats import SUBSCRIPTION_RECORD_TYPES
 from enerdatx.market.payload import (
     FetchRequestMessage,
     FetchResponseMessage,
@@ -36,7 +37,7 @@ __all__ = ["MarketCommunity", "MarketSettings", "RECORD_TYPES", "CHUNK_SIZE"]
 
 logger = logging.getLogger(__name__)
 
-RECORD_TYPES = frozenset({LISTING, WITHDRAWAL, COMPLAINT})
+RECORD_TYPES = frozenset({LISTING, WITHDRAWAL, COMPLAINT}) | SUBSCRIPTION_RECORD_TYPES
 # A chunk stays well below the 32 KiB packets peers accept.
 CHUNK_SIZE = 16 * 1024
 MAX_CHUNKS = 4096  # 64 MiB per data set

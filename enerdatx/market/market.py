@@ -119,6 +119,9 @@ class Market:
         self._scanned = 0  # our chain is scanned for reservations up to this sequence number
         # (negotiation id, buyer, listing id) -> the price the seller agreed or offered, or None
         self.negotiated_price: Callable[[str, bytes, str], int | None] = lambda *_: None
+        # Extra conditions on a payment for one of our listings (subscriptions add theirs):
+        # each is called (buyer, listing) and raises TransactionRejectedError to refuse.
+        self.payment_checks: list[Callable[[bytes, Listing], None]] = []
         self.book.add_blocks(ledger.store.blocks(block_type=LISTING))
         self.book.add_blocks(ledger.store.blocks(block_type=WITHDRAWAL))
         self.book.add_blocks(ledger.store.blocks(block_type=COMPLAINT))
@@ -185,6 +188,8 @@ class Market:
         status = self.book.status(listing)
         if status != LIVE:
             raise TransactionRejectedError(f"listing_{status}")
+        for check in self.payment_checks:
+            check(buyer, listing)
         price = listing.price
         if payment.negotiation is not None:
             agreed = self.negotiated_price(payment.negotiation, buyer, listing.listing_id)
@@ -204,6 +209,12 @@ class Market:
         return {**proposal.transaction, "sealed_key": seal_to(buyer, opening)}
 
     # --- buying ----------------------------------------------------------------------
+
+    async def propose(self, counterparty: bytes, block_type: str, transaction: dict[str, Any]) -> tuple[Any, Any]:
+        """Send a proposal through the network this market is wired to; (our proposal, their agreement)."""
+        if self._propose is None:
+            raise MarketError("this market is not connected to a network")
+        return await self._propose(counterparty, block_type, transaction)
 
     def balance(self, public_key: bytes | None = None) -> Balance:
         """The balance of ``public_key`` (ours by default) as derived from the chain we hold.

@@ -71,6 +71,7 @@ _DUBLIN = ZoneInfo("Europe/Dublin")
 _PARSERS = {name: TelegramParser({**spec, "objects": [o for o in spec["objects"] if o["value_name"] in _USED]},
                                  apply_checksum_validation=False)
             for name, spec in _SPECS.items()}
+NO_TIMESTAMP = "carry no timestamp"  # in the TelegramError of an untimed telegram read without a clock
 MAX_TELEGRAM = 16 * 1024  # a P1 telegram is < 2 KiB; anything this long without an end is garbage
 
 
@@ -344,11 +345,16 @@ def read_dsmr_stream(
     progress: bool | tqdm | None = None,
     timeout: float = 30.0,
     baudrate: int | None = None,
+    skip: int = 0,
+    flush: bool = False,
 ) -> Iterator[pd.DataFrame]:
     """Canonical readings in frames of up to ``chunk_size`` rows, in bounded memory.
 
     ``clock(index)`` times telegrams that carry no timestamp (DSMR 2.2/3, Q3D);
-    live sources default to the time of arrival.
+    live sources default to the time of arrival. The first ``skip`` telegrams are
+    framed but not parsed (a reader resuming a file where it stopped). With ``flush``, the
+    rows completed by each received chunk are yielded before the next read (a live reader
+    then stores everything it received before it waits again).
     """
     if errors not in ("skip", "raise"):
         raise ValueError("errors must be 'skip' or 'raise'")
@@ -367,6 +373,9 @@ def read_dsmr_stream(
                 # 0xDB opens a DLMS general-global-cipher frame (Sagemcom T210-D-r, Luxembourg MSN).
                 raise MeterDataError("encrypted DLMS telegrams are not supported; decrypt them first")
             for item in framer.feed(chunk):
+                if item[0] < skip:
+                    stats.telegrams += 1
+                    continue
                 row = _row(item, stats, errors, variant, clock, pseudonyms, meter_id)
                 bar.update(1)
                 if row is not None:
@@ -374,10 +383,18 @@ def read_dsmr_stream(
                     if len(rows) >= chunk_size:
                         yield _frame(rows)
                         rows = []
-        for item in framer.close():
-            _row(item, stats, errors, variant, clock, pseudonyms, meter_id)
+            if flush and rows:
+                yield _frame(rows)
+                rows = []
+        # The rows of complete telegrams go out before the input's cut-off end is counted, so
+        # a reader that stops here resumes at that last, partial telegram (a file still growing).
         if rows:
             yield _frame(rows)
+        for item in framer.close():
+            if item[0] < skip:
+                stats.telegrams += 1
+                continue
+            _row(item, stats, errors, variant, clock, pseudonyms, meter_id)
     finally:
         if not isinstance(progress, tqdm):
             bar.close()
@@ -407,7 +424,7 @@ def _row(item: tuple[int, str, str | None], stats: DSMRStats, errors: str, varia
         fields = parse_telegram(telegram, index, variant=variant)
         if fields["timestamp"] is None:
             if clock is None:
-                raise TelegramError(f"DSMR {fields['variant']} telegrams carry no timestamp; pass clock=",
+                raise TelegramError(f"DSMR {fields['variant']} telegrams {NO_TIMESTAMP}; pass clock=",
                                     index=index)
             fields["timestamp"] = clock(index)
     except TelegramError as exc:

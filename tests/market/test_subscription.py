@@ -1,0 +1,245 @@
+"""Subscriptions on in-process markets: offer, agree, pay period by period, revoke, complain."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from enerdatx.errors import MarketError, TransactionRejectedError
+from enerdatx.market.subscription import Subscriptions, verify_missed_period
+from enerdatx.market.subscription_formats import Terms
+from enerdatx.meter import cut_dataset, synthetic_household
+from enerdatx.meter.ingest import ReadingStore
+
+HOUR_MS = 3_600_000
+START = pd.Timestamp("2026-03-01T00:00:00Z")
+TERMS = Terms("grid-research", 30, False)
+DESCRIPTOR = {"kind": "electricity", "resolution_seconds": 900, "location": "2628", "household_type": "family"}
+
+
+@pytest.fixture(scope="module")
+def day() -> pd.DataFrame:
+    return synthetic_household(seed=5, start="2026-03-01", days=2, resolution="15min")
+
+
+@pytest.fixture
+def readings(tmp_path) -> ReadingStore:
+    store = ReadingStore(tmp_path / "readings.sqlite", fsync=False)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def world(town, readings):
+    seller = town.add()
+    buyers = [town.add(), town.add()]
+    subs = {
+        "seller": Subscriptions(seller, readings=readings),
+        "a": Subscriptions(buyers[0]),
+        "b": Subscriptions(buyers[1]),
+    }
+    offer = subs["seller"].offer(DESCRIPTOR, 7, period_ms=HOUR_MS, start=START.value // 1_000_000, periods=48,
+                                 terms=TERMS)
+    return town, seller, buyers, subs, offer
+
+
+def feed(readings: ReadingStore, day: pd.DataFrame, hours: int) -> None:
+    """The meter delivered ``hours`` hours (and the first reading of the next)."""
+    readings.add(day.iloc[: hours * 4 + 1], source="test")
+
+
+async def test_each_paid_period_decrypts_to_the_sellers_readings(world, day, readings) -> None:
+    town, seller, buyers, subs, offer = world
+    agreement = await subs["a"].subscribe(offer.offer_id)
+    assert agreement.terms == TERMS and agreement.seller == seller.public_key
+    feed(readings, day, 3)
+    listings = subs["seller"].publish_due()
+    assert [subs["seller"].periods[(offer.offer_id, n)] for n in range(3)] == listings
+    await subs["a"].settled()
+    held = subs["a"].held[agreement.subscription_id]
+    assert sorted(held.trades) == [0, 1, 2]
+    for period, trade in held.trades.items():
+        lo, hi = (pd.Timestamp(ms, unit="ms", tz="UTC") for ms in offer.period_bounds(period))
+        reference = cut_dataset(day, start=lo, end=hi, resolution="900s", location="2628",
+                                household_type="family", kind="electricity")
+        assert trade.plaintext == reference.plaintext  # exactly the seller's readings of that hour
+        sold = trade.dataframe()
+        assert len(sold) == 4 and sold.index[0] == lo
+        own = day.loc[lo:hi, "import_kwh"]
+        assert abs(int(sold["import_wh"].sum()) - round((own.iloc[-1] - own.iloc[0]) * 1000)) <= 1
+    assert buyers[0].balance().available == town.grant - 3 * 7
+    assert seller.balance().available == town.grant + 3 * 7
+    assert subs["b"].held == {}  # b never subscribed and paid nothing
+    assert buyers[1].balance().available == town.grant
+
+
+async def test_a_non_subscriber_is_refused_a_period(world, day, readings) -> None:
+    _town, _seller, buyers, subs, _offer = world
+    feed(readings, day, 1)
+    (listing,) = subs["seller"].publish_due()
+    with pytest.raises(TransactionRejectedError, match="not_subscribed"):
+        await buyers[1].buy(listing.listing_id)
+
+
+async def test_no_key_is_released_after_a_revocation(world, day, readings) -> None:
+    _town, _seller, buyers, subs, offer = world
+    a = await subs["a"].subscribe(offer.offer_id)
+    b = await subs["b"].subscribe(offer.offer_id)
+    feed(readings, day, 2)
+    subs["seller"].publish_due()
+    await subs["a"].settled()
+    await subs["b"].settled()
+    subs["a"].revoke(a.subscription_id)
+    assert subs["seller"].subscription_status(a.subscription_id) == "revoked_by_buyer"  # gossiped
+    feed(readings, day, 5)
+    subs["seller"].publish_due()
+    await subs["a"].settled()
+    await subs["b"].settled()
+    assert sorted(subs["a"].held[a.subscription_id].trades) == [0, 1]
+    assert sorted(subs["b"].held[b.subscription_id].trades) == [0, 1, 2, 3, 4]
+    # Even a buyer that tries on purpose gets no key for a later period.
+    later = subs["seller"].periods[(offer.offer_id, 4)]
+    with pytest.raises(TransactionRejectedError, match="subscription_revoked"):
+        await buyers[0].buy(later.listing_id)
+    consent = subs["seller"].consent().set_index("buyer")
+    assert consent.loc[buyers[0].public_key.hex(), "periods_held"] == [0, 1]
+    assert consent.loc[buyers[0].public_key.hex(), "status"] == "revoked_by_buyer"
+    assert consent.loc[buyers[1].public_key.hex(), "periods_held"] == [0, 1, 2, 3, 4]
+    assert consent.loc[buyers[1].public_key.hex(), "purpose"] == "grid-research"
+
+
+async def test_a_seller_revocation_ends_key_release_too(world, day, readings) -> None:
+    _town, _seller, buyers, subs, offer = world
+    b = await subs["b"].subscribe(offer.offer_id)
+    subs["seller"].revoke(b.subscription_id, "buyer_breached_terms")
+    assert subs["b"].subscription_status(b.subscription_id) == "revoked_by_seller"
+    feed(readings, day, 1)
+    (listing,) = subs["seller"].publish_due()
+    await subs["b"].settled()
+    assert subs["b"].held[b.subscription_id].trades == {}
+    with pytest.raises(TransactionRejectedError, match="subscription_revoked"):
+        await buyers[1].buy(listing.listing_id)
+
+
+async def test_a_revoked_offer_lists_nothing_and_takes_no_one(world, day, readings) -> None:
+    _town, _seller, _buyers, subs, offer = world
+    subs["seller"].revoke_offer(offer.offer_id)
+    feed(readings, day, 2)
+    assert subs["seller"].publish_due() == []
+    with pytest.raises(MarketError, match="revoked"):
+        await subs["a"].subscribe(offer.offer_id)
+
+
+async def test_terms_other_than_the_offers_are_refused(world) -> None:
+    from enerdatx.market.subscription_formats import (
+        SUBSCRIPTION,
+        subscription_transaction,
+    )
+
+    _town, seller, buyers, _subs, offer = world
+    greedy = subscription_transaction(offer.block_hash, Terms("grid-research", 30, True), 0)
+    with pytest.raises(TransactionRejectedError, match="terms_differ"):
+        await buyers[0].propose(seller.public_key, SUBSCRIPTION, greedy)
+
+
+async def test_a_buyer_that_stops_paying_gets_no_more_keys(world, day, readings) -> None:
+    town, seller, _buyers, subs, offer = world
+    a = await subs["a"].subscribe(offer.offer_id)
+    feed(readings, day, 1)
+    subs["seller"].publish_due()
+    await subs["a"].settled()
+    subs["a"].pause(a.subscription_id)
+    feed(readings, day, 3)
+    subs["seller"].publish_due()
+    await subs["a"].settled()
+    assert sorted(subs["a"].held[a.subscription_id].trades) == [0]
+    assert subs["seller"].consent()["periods_held"].iloc[0] == [0]
+    assert seller.balance().available == town.grant + 7
+
+
+async def test_a_missed_period_is_a_verifiable_complaint(world, day, readings) -> None:
+    town, seller, buyers, subs, offer = world
+    a = await subs["a"].subscribe(offer.offer_id)
+    feed(readings, day, 1)
+    subs["seller"].publish_due()
+    await subs["a"].settled()
+    with pytest.raises(MarketError, match="was listed"):
+        subs["a"].complain_missed(a.subscription_id, 0)
+    complaint = subs["a"].complain_missed(a.subscription_id, 1)  # the seller stopped delivering
+    assert verify_missed_period(buyers[0].ledger.store, complaint)
+    held_by_b = buyers[1].ledger.store.get_by_hash(complaint.hash)  # gossiped: a record
+    assert held_by_b is not None and verify_missed_period(buyers[1].ledger.store, held_by_b)
+    # The seller delivers late: an honest verifier now sees a listing only after the complaint.
+    town.clock_ms += 60_000
+    feed(readings, day, 2)
+    subs["seller"].publish_due()
+    assert verify_missed_period(seller.ledger.store, complaint)
+    # A complaint about a period that was listed in time does not hold.
+    town.clock_ms += 60_000
+    feed(readings, day, 3)
+    subs["seller"].publish_due()
+    town.clock_ms += 60_000
+    unfounded = buyers[0].ledger.record(complaint.type, {**complaint.transaction, "period": 2})
+    assert not verify_missed_period(buyers[0].ledger.store, unfounded)
+
+
+async def test_a_restarted_subscriptions_view_remembers_everything(world, day, readings) -> None:
+    _town, seller, buyers, subs, offer = world
+    a = await subs["a"].subscribe(offer.offer_id)
+    feed(readings, day, 2)
+    subs["seller"].publish_due()
+    await subs["a"].settled()
+    subs["a"].revoke(a.subscription_id)
+    again = Subscriptions(seller, readings=readings)
+    assert again.offers.keys() == subs["seller"].offers.keys()
+    assert again.subscription_status(a.subscription_id) == "revoked_by_buyer"
+    assert again.due_periods(offer) == []
+    buyer_again = Subscriptions(buyers[0])
+    assert sorted(buyer_again.held[a.subscription_id].trades) == [0, 1]
+
+
+async def test_a_third_party_cannot_revoke_someone_elses_subscription(world, day, readings) -> None:
+    town, seller, buyers, subs, offer = world
+    a = await subs["a"].subscribe(offer.offer_id)
+    from enerdatx.market.subscription_formats import REVOCATION, revocation_transaction
+
+    buyers[1].ledger.record(REVOCATION, revocation_transaction(bytes.fromhex(a.subscription_id), "spite"))
+    assert subs["seller"].subscription_status(a.subscription_id) == "active"
+    feed(readings, day, 1)
+    subs["seller"].publish_due()
+    await subs["a"].settled()
+    assert sorted(subs["a"].held[a.subscription_id].trades) == [0]
+    subs["a"].revoke(a.subscription_id)  # the buyer's own revocation still counts
+    assert subs["seller"].subscription_status(a.subscription_id) == "revoked_by_buyer"
+
+
+async def test_a_buyer_complains_once_about_each_period_not_delivered(world, day, readings) -> None:
+    town, seller, buyers, subs, offer = world
+    a = await subs["a"].subscribe(offer.offer_id)
+    feed(readings, day, 1)
+    subs["seller"].publish_due()
+    await subs["a"].settled()
+    # The seller goes silent; three hours later the buyer checks, with a quarter hour's grace.
+    now = offer.start + 3 * HOUR_MS + 20 * 60_000
+    complaints = subs["a"].check_deliveries(now, grace_ms=15 * 60_000)
+    from enerdatx.market.subscription_formats import parse_missed_period
+
+    assert [parse_missed_period(c)[1] for c in complaints] == [1, 2]  # period 3 is still running
+    assert all(verify_missed_period(buyers[0].ledger.store, c) for c in complaints)
+    assert subs["a"].check_deliveries(now, grace_ms=15 * 60_000) == []  # each period once
+    subs["a"].revoke(a.subscription_id)
+    assert subs["a"].check_deliveries(now + 10 * HOUR_MS) == []  # nothing is owed after a revocation
+
+
+async def test_a_period_without_readings_does_not_hold_up_the_next(world, day, readings) -> None:
+    _town, _seller, _buyers, subs, offer = world
+    readings.add(day.iloc[:1], source="test")  # 00:00, then the meter is dark until 04:00
+    readings.add(day.iloc[16:21], source="test")
+    listed = subs["seller"].publish_due()
+    from enerdatx.market.subscription_formats import period_of
+
+    # Hours 1 and 2 hold no reading at all: not listed, still owed. Hour 0 is listed with its
+    # intervals unknown (never a guess), hours 3 and 4 as usual.
+    assert [period_of(listing.descriptor)[1] for listing in listed] == [0, 3, 4]
+    assert [listing.descriptor["n_complete"] for listing in listed] == [0, 0, 4]
+    assert subs["seller"].due_periods(offer) == [1, 2]

@@ -1,0 +1,73 @@
+"""``enerdatx meter read`` on every DSMR variant, with --start/--interval for the untimed ones."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from enerdatx.cli import main
+from enerdatx.meter import read_csv
+from enerdatx.meter.telegrams import VARIANTS
+
+UNTIMED = {"v2.2", "v3", "q3d"}
+
+
+@pytest.fixture(scope="module")
+def telegram_files(tmp_path_factory) -> dict[str, object]:
+    directory = tmp_path_factory.mktemp("variants")
+    files = {}
+    for variant in VARIANTS:
+        path = directory / f"{variant}.txt"
+        assert main(["meter", "synth", "--days", "1", "--telegrams", variant, "--out", str(path)]) == 0
+        files[variant] = path
+    return files
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_variant_reads_from_a_file(variant, telegram_files, tmp_path, capsys) -> None:
+    out = tmp_path / "out.csv"
+    args = ["meter", "read", str(telegram_files[variant]), "--format", "dsmr", "--out", str(out)]
+    if variant in UNTIMED:
+        args += ["--start", "2026-01-01T00:00:00Z", "--interval", "900"]
+    assert main(args) == 0
+    readings = read_csv(out)
+    assert len(readings) == 97
+    assert (readings["source"] == f"dsmr-{variant}").all()
+    if variant in UNTIMED:  # timed by their place in the file
+        assert readings.index[0] == pd.Timestamp("2026-01-01T00:00:00Z")
+        assert (readings.index[1:] - readings.index[:-1] == pd.Timedelta(minutes=15)).all()
+
+
+@pytest.mark.parametrize("variant", sorted(UNTIMED))
+def test_untimed_telegrams_without_a_start_are_refused(variant, telegram_files, capsys) -> None:
+    assert main(["meter", "read", str(telegram_files[variant]), "--format", "dsmr"]) == 1
+    err = capsys.readouterr().err
+    assert "carry no timestamp" in err and "--start" in err and "--interval" in err
+
+
+def test_start_is_read_in_its_own_zone(telegram_files, tmp_path) -> None:
+    out = tmp_path / "out.csv"
+    assert main(["meter", "read", str(telegram_files["v3"]), "--format", "dsmr", "--out", str(out),
+                 "--start", "2026-01-01T01:00:00+01:00", "--interval", "10"]) == 0
+    readings = read_csv(out)
+    assert readings.index[0] == pd.Timestamp("2026-01-01T00:00:00Z")
+    assert readings.index[1] == pd.Timestamp("2026-01-01T00:00:10Z")
+
+
+def test_start_without_interval_is_a_usage_error(telegram_files, capsys) -> None:
+    assert main(["meter", "read", str(telegram_files["v3"]), "--format", "dsmr", "--start", "2026-01-01"]) == 2
+    assert "go together" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "nan", "soon"])
+def test_interval_must_be_positive(bad, telegram_files) -> None:
+    with pytest.raises(SystemExit):
+        main(["meter", "read", str(telegram_files["v3"]), "--format", "dsmr", "--start", "2026-01-01",
+              "--interval", bad])
+
+
+def test_nothing_read_exits_non_zero(tmp_path, capsys) -> None:
+    garbage = tmp_path / "garbage.txt"
+    garbage.write_text("no telegram here\n")
+    assert main(["meter", "read", str(garbage), "--format", "dsmr"]) == 1
+    assert "no readings could be read" in capsys.readouterr().err
