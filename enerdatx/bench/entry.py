@@ -185,7 +185,7 @@ def markdown(figures: dict[str, Any]) -> list[str]:
     m = figures["oehu_memory"]
     out += ["", "| reading OEHU JSON | value |", "| --- | ---: |",
             f"| readings / file size | {m['readings']:,} / {m['file_mib']} MiB |",
-            f"| peak Python heap: streamed (ijson) / whole document (json.loads, the old way) | "
+            f"| peak Python heap: streamed (ijson) / whole document (json.loads, then the same frame) | "
             f"{m['streamed_peak_mib']} / {m['whole_document_peak_mib']} MiB |",
             f"| same readings both ways | {'yes' if m['same_rows'] else 'no'} |", ""]
     return out
