@@ -52,7 +52,7 @@ _QUERY_FIELDS = {"kind": str, "area": str, "start": str, "end": str, "resolution
 _ASK_FIELDS = {"readings_id": str, "price": int, "start": str, "end": str, "resolution": str,
                "location": str, "household_type": str, "kind": str, "expires_in": int}
 _BID_FIELDS = {**_QUERY_FIELDS, "listing_id": str, "price": int, "expires_in": int}
-_BUY_FIELDS = {"listing_id": str, "amount": int}
+_BUY_FIELDS = {"listing_id": str, "amount": int, "again": bool}  # again: buy a listing bought already
 
 # (error class, HTTP status, code); the first match wins, so subclasses come first.
 _ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
@@ -101,7 +101,8 @@ def _fields(body: Any, allowed: dict[str, type], required: tuple[str, ...] = ())
     for name, value in body.items():
         kind = allowed[name]
         if value is not None and (type(value) is not kind):
-            raise HTTPError(400, "bad_request", f"{name} must be {'an integer' if kind is int else 'a string'}")
+            expected = {int: "an integer", bool: "true or false"}.get(kind, "a string")
+            raise HTTPError(400, "bad_request", f"{name} must be {expected}")
     return {k: v for k, v in body.items() if v is not None}
 
 
@@ -277,7 +278,7 @@ class RestServer:
     async def post_buy(self, request: web.Request) -> web.Response:
         """Buy a listing at its price (or ``amount``), fetch, decrypt and verify it."""
         body = _fields(await _json(request), _BUY_FIELDS, ("listing_id",))
-        trade = await self.service.buy(body["listing_id"], amount=body.get("amount"))
+        trade = await self.service.buy(body["listing_id"], amount=body.get("amount"), again=body.get("again", False))
         return web.json_response({"trade": _trade_json(trade)}, status=201)
 
     async def get_purchases(self, request: web.Request) -> web.Response:
@@ -354,7 +355,8 @@ def _readings_json(readings: pd.DataFrame) -> dict[str, Any]:
 def openapi() -> dict[str, Any]:
     """The OpenAPI 3.0 description of the REST API."""
     def schema(fields: dict[str, type], required: tuple[str, ...] = ()) -> dict[str, Any]:
-        props = {name: {"type": "integer" if kind is int else "string"} for name, kind in fields.items()}
+        types = {int: "integer", bool: "boolean"}
+        props = {name: {"type": types.get(kind, "string")} for name, kind in fields.items()}
         return {"type": "object", "properties": props, "required": list(required), "additionalProperties": False}
 
     def body(fields: dict[str, type], required: tuple[str, ...] = ()) -> dict[str, Any]:

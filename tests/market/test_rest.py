@@ -165,3 +165,11 @@ async def test_two_concurrent_buys_of_one_listing_are_one_purchase_and_a_409(api
     assert [body["error"]["code"] for status, body in answers if status == 409] == ["purchase_conflict"]
     async with http.get(f"{buyer.url}/wallets", headers=_auth(buyer)) as r:
         assert (await r.json())["wallets"]["EDX"]["available"] == 1000 - 40  # charged once
+    async with http.post(f"{buyer.url}/data/buy", json={"listing_id": listing_id, "again": "yes"},
+                         headers=_auth(buyer)) as r:
+        assert r.status == 400 and "again must be true or false" in (await r.json())["error"]["message"]
+    async with http.post(f"{buyer.url}/data/buy", json={"listing_id": listing_id, "again": True},
+                         headers=_auth(buyer)) as r:
+        assert r.status == 201  # asked for: a second purchase
+    async with http.get(f"{buyer.url}/wallets", headers=_auth(buyer)) as r:
+        assert (await r.json())["wallets"]["EDX"]["available"] == 1000 - 80

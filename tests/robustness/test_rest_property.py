@@ -27,7 +27,7 @@ GET_ROUTES = (
 )
 FIELDS = (
     "readings_id", "price", "start", "end", "resolution", "location", "household_type", "kind", "expires_in",
-    "listing_id", "amount", "max_price", "area", "status",
+    "listing_id", "amount", "max_price", "area", "status", "again",
 )
 
 hostile_numbers = st.one_of(
