@@ -37,6 +37,10 @@ subclass the matching built-in, so ``except ValueError`` keeps working.
   + NetworkError                         peers
     - PeerUnreachableError(ConnectionError)
   + ReputationError(ValueError)          a reputation computation asked with bad parameters
+  + PrivacyError(ValueError)             a privacy measurement or data union asked with bad input
+    - PrivacyRiskError                   the seller's policy refuses to list; ``.report`` says why
+    - UnionError                         a data union's rule is broken (threshold, member, terms)
+    - SecureAggregationError             masked contributions that do not make one round
 """
 
 from __future__ import annotations
@@ -277,6 +281,29 @@ class PeerUnreachableError(NetworkError, ConnectionError):
 
 class ReputationError(EnerDatXError, ValueError):
     """A reputation computation asked with bad parameters (a measure, an engine, a decay)."""
+
+
+# --- Privacy and data unions ----------------------------------------------------------
+
+
+class PrivacyError(EnerDatXError, ValueError):
+    """A privacy measurement or a data union asked with bad input."""
+
+
+class PrivacyRiskError(PrivacyError):
+    """The seller's privacy policy refuses to list this data set; ``report`` holds the figures."""
+
+    def __init__(self, message: str, *, report: Any = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class UnionError(PrivacyError):
+    """A data union's rule is broken: too few members, an unknown member, terms not signed."""
+
+
+class SecureAggregationError(PrivacyError):
+    """Masked contributions that do not make one round (wrong round, roster, or length)."""
 
 
 # --- At the entry points ------------------------------------------------------------

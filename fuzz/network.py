@@ -23,6 +23,8 @@ from ipv8.peer import Peer as IPv8Peer
 from enerdatx.crypto import Identity
 from enerdatx.lab import MemoryEndpoint, _free_memory_address
 from enerdatx.market.payload import MESSAGES as MARKET_MESSAGES
+from enerdatx.market.query_service import MESSAGES as QUERY_MESSAGES
+from enerdatx.market.query_service import QueryService
 from enerdatx.market.rest import RestServer
 from enerdatx.market.service import MarketService
 from enerdatx.meter import synthetic_household
@@ -30,6 +32,9 @@ from enerdatx.peer import Peer
 from enerdatx.trustchain import BlockStore, TrustChain
 from enerdatx.trustchain.community import ipv8_public_key_bin
 from enerdatx.trustchain.payload import MESSAGES as TRUSTCHAIN_MESSAGES
+from enerdatx.union import UnionTerms
+from enerdatx.union.service import MESSAGES as UNION_MESSAGES
+from enerdatx.union.service import UnionService
 
 from fuzz.targets import refuse_cleanly, target
 
@@ -55,6 +60,15 @@ class _Harness:
         await self.peer.start()
         self.service = MarketService(settings={"fetch_timeout": 0.05})
         self.peer.add_service(self.service)
+        readings = synthetic_household(seed=1, start="2026-03-02", days=2, location="2628")
+        self.queries = QueryService(readings, prices={"peak_hour": 1, "monthly_total": 2, "mean_daily_profile": 3})
+        self.peer.add_service(self.queries)
+        self.unions = UnionService(readings, timeout=0.05)
+        self.peer.add_service(self.unions)
+        # The harness peer operates one union (terms vector 0) and is a member of one the fuzzing
+        # sender operates, so membership records and round announcements reach real state.
+        self.unions.found(UnionTerms.create(self.peer.identity, "fuzz-operated", threshold=2))
+        self.unions.join(UnionTerms.create(SENDER, "fuzz-member", threshold=2))  # its operator is unreachable
         self.sender = IPv8Peer(ipv8_public_key_bin(SENDER.public_key), SENDER_ADDRESS)
         self.rest = RestServer(self.service)
         self.rest.readings["fuzz"] = synthetic_household(seed=1, days=2, location="2628")
@@ -130,6 +144,22 @@ def fuzz_market_message(data: bytes) -> None:
     """Every market community message, through its handler."""
     h = harness()
     h.deliver(h.service.community, MARKET_MESSAGES, data)
+
+
+@target("query_message")
+@refuse_cleanly
+def fuzz_query_message(data: bytes) -> None:
+    """Every aggregate-query message, through its handler."""
+    h = harness()
+    h.deliver(h.queries.community, QUERY_MESSAGES, data)
+
+
+@target("union_message")
+@refuse_cleanly
+def fuzz_union_message(data: bytes) -> None:
+    """Every data-union message, through its handler."""
+    h = harness()
+    h.deliver(h.unions.community, UNION_MESSAGES, data)
 
 
 REST_ROUTES = (

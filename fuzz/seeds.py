@@ -200,6 +200,30 @@ def _market_messages() -> list[bytes]:
     return [_message(MESSAGES.index(type(m)), m) for m in samples]
 
 
+def _query_messages() -> list[bytes]:
+    from enerdatx.market.query import AggregateQuery
+    from enerdatx.market.query_service import MESSAGES, AnswerMessage, QueryMessage
+
+    query = AggregateQuery("peak_hour", "2026-03-02", "2026-03-04").encode()
+    samples = [QueryMessage(1, query, 10), QueryMessage(2, query, 0), AnswerMessage(1, "00" * 32, "")]
+    return [_message(MESSAGES.index(type(m)), m) for m in samples]
+
+
+def _union_messages() -> list[bytes]:
+    from enerdatx.crypto import Identity
+    from enerdatx.union import UnionTerms
+    from enerdatx.union.service import MESSAGES, ContributionMessage, MembershipMessage, RoundMessage
+
+    member = UnionTerms.create(Identity.from_seed(bytes([0xF0]) * 32), "fuzz-member", threshold=2)
+    market = _market_blocks()
+    roster = b"".join(sorted(Identity.from_seed(bytes([i]) * 32).public_key for i in (1, 2, 0xF0)))
+    samples = [MembershipMessage(market["listing"]),
+               RoundMessage(member.terms_hash, bytes(32), "2026-03-02T00:00:00+00:00", "2026-03-03T00:00:00+00:00",
+                            roster),
+               ContributionMessage(bytes(32), 96, bytes(8 * 192))]
+    return [_message(MESSAGES.index(type(m)), m) for m in samples]
+
+
 def _rest_bodies() -> list[bytes]:
     from fuzz.network import REST_ROUTES
 
@@ -231,7 +255,13 @@ _MAKERS = {
     "dsmr": _telegrams,
     "oehu": _oehu,
     "readings_csv": _csv,
+    "union_terms": lambda: [bytes.fromhex(row["encoded"]) for row in _rows("union_terms.csv")],
+    "aggregate_query": lambda: [__import__("enerdatx.market.query", fromlist=["AggregateQuery"]).AggregateQuery(
+        question, "2026-01-01", "2026-02-01").encode() for question in ("mean_daily_profile", "peak_hour",
+                                                                         "monthly_total")],
     "trustchain_message": _trustchain_messages,
     "market_message": _market_messages,
     "rest_body": _rest_bodies,
+    "query_message": _query_messages,
+    "union_message": _union_messages,
 }

@@ -208,3 +208,26 @@ def fuzz_readings_csv(data: bytes) -> None:
 
 # The network messages and REST bodies need a running peer; importing registers them.
 from fuzz import network  # noqa: E402,F401
+
+
+# --- Data unions and aggregate queries --------------------------------------------------
+
+
+@target("union_terms")
+@refuse_cleanly
+def fuzz_union_terms(data: bytes) -> None:
+    """Decoded union terms are signed by their operator and re-encode to the same bytes."""
+    from enerdatx.union import UnionTerms
+
+    terms = UnionTerms.decode(data)
+    assert verify_signature(terms.operator, b"enerdatx:union-terms:v1\n" + terms.body(), terms.signature)
+    assert UnionTerms.decode(terms.encode()) == terms
+
+
+@target("aggregate_query")
+@refuse_cleanly
+def fuzz_aggregate_query(data: bytes) -> None:
+    """A decoded query re-encodes to the same bytes."""
+    from enerdatx.market.query import AggregateQuery
+
+    assert AggregateQuery.decode(data).encode() == data

@@ -19,8 +19,10 @@ _MODULES = {
     "meter": ["MeterPanel"],
     "panel": ["Panel", "short_key", "show_figure"],
     "peers": ["PeersPanel", "peers_frame"],
+    "privacy": ["PrivacyPanel", "report_html"],
     "purchases": ["PurchasesPanel", "dataset_figure", "purchases_frame"],
     "subscriptions": ["SubscriptionsPanel", "consent_frame", "received_figure", "subscriptions_of"],
+    "union": ["UnionPanel", "union_figure"],
     "workbench": ["Workbench"],
 }
 _HOME = {name: module for module, names in _MODULES.items() for name in names}

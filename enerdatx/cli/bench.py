@@ -10,7 +10,7 @@ from typing import Any
 
 # Each module in enerdatx.bench defines ``add_arguments(parser)`` and ``run(args) -> dict``.
 BENCHMARKS = ("trustchain", "ipfs", "network", "fraud", "market", "reputation", "robustness", "meter",
-              "subscription")
+              "subscription", "privacy")
 
 
 def register(subparsers: Any) -> None:

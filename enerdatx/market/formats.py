@@ -8,6 +8,7 @@ this module only builds and checks their contents.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,11 +21,17 @@ __all__ = [
     "PAYMENT",
     "COMPLAINT",
     "RELEASE",
+    "SHARE",
+    "Share",
+    "share_transaction",
+    "parse_share",
     "COMPLAINT_REASONS",
     "COMMITMENT_DOMAIN",
     "SALT_SIZE",
     "OPENING_SIZE",
     "MAX_PRICE",
+    "PRIVACY_KEYS",
+    "UNION_KEYS",
     "Listing",
     "Payment",
     "commitment",
@@ -51,6 +58,7 @@ PAYMENT = "edx.payment"
 COMPLAINT = "edx.complaint"
 RELEASE = "edx.release"
 MAX_TIMESTAMP = 2**63 - 1
+SHARE = "edx.share"  # a share of a sale's revenue, passed on to a data union's member
 
 COMMITMENT_DOMAIN = b"enerdatx/commitment/v1\x00"
 SALT_SIZE = 32
@@ -64,6 +72,13 @@ MAX_DESCRIPTOR_ENTRIES = 32
 MAX_TEXT = 256
 MAX_CID = 128
 MAX_NEGOTIATION_ID = 64
+
+# Optional descriptor entries with a fixed shape (docs/privacy.md): the privacy summary of
+# enerdatx.privacy, and what a data union's aggregate is. Each names its method version.
+PRIVACY_KEYS = ("privacy_score", "privacy_method")
+_PRIVACY_METHOD = re.compile(r"^edx-privacy/[1-9][0-9]{0,3}$")
+UNION_KEYS = ("union_terms", "union_members", "aggregate", "dp_epsilon")
+_EPSILON = re.compile(r"^(?:0|[1-9][0-9]{0,5})\.[0-9]{1,6}$")
 
 COMPLAINT_REASONS = (
     "key_does_not_open",  # the sealed box in the agreement does not open with our identity
@@ -119,7 +134,29 @@ def validate_descriptor(descriptor: Any) -> dict[str, Any]:
         else:
             _require(_is_scalar(value), f"descriptor value {key!r} must be str/int/bool/None (no floats), got {value!r}")
         clean[key] = value
+    _validate_summaries(clean)
     return clean
+
+
+def _validate_summaries(descriptor: dict[str, Any]) -> None:
+    """The privacy summary and the union entries, when present, have exactly their documented shape."""
+    present = [key for key in PRIVACY_KEYS if key in descriptor]
+    if present:
+        _require(len(present) == len(PRIVACY_KEYS), "a privacy summary has both privacy_score and privacy_method")
+        score, method = descriptor["privacy_score"], descriptor["privacy_method"]
+        _require(type(score) is int and 0 <= score <= 100, "privacy_score is an integer in 0..100")
+        _require(isinstance(method, str) and bool(_PRIVACY_METHOD.match(method)), "privacy_method is edx-privacy/N")
+    if "union_terms" in descriptor:
+        terms, members = descriptor["union_terms"], descriptor.get("union_members")
+        _require(isinstance(terms, str) and len(terms) == 64 and all(c in "0123456789abcdef" for c in terms),
+                 "union_terms is the hex sha256 of the union's signed terms")
+        _require(type(members) is int and members >= 2, "union_members is an integer >= 2")
+        _require(descriptor.get("aggregate") in ("sum", "mean"), "a union's aggregate is sum or mean")
+        epsilon = descriptor.get("dp_epsilon")
+        _require(epsilon is None or isinstance(epsilon, str) and bool(_EPSILON.match(epsilon)),
+                 "dp_epsilon is a decimal string such as '1.0', or absent")
+    else:
+        _require(not any(key in descriptor for key in UNION_KEYS[1:]), "union entries without union_terms")
 
 
 def _check_amount(value: Any, name: str) -> int:
@@ -287,3 +324,26 @@ def complaint_transaction(
         "reason": reason,
         "opening": opening,
     }
+
+
+@dataclass(frozen=True)
+class Share:
+    """A data union's payout to one member, as read from an ``edx.share`` proposal or agreement."""
+
+    terms: bytes  # sha256 of the union's signed terms
+    sale: bytes  # the hash of the payment agreement whose revenue is split
+    amount: int
+
+
+def share_transaction(terms_hash: bytes, sale_hash: bytes, amount: int) -> dict[str, Any]:
+    """The transaction of an ``edx.share`` proposal: the union's operator pays a member its share."""
+    tx = {"v": FORMAT_VERSION, "terms": terms_hash, "sale": sale_hash, "amount": amount}
+    parse_share(tx)
+    return tx
+
+
+def parse_share(tx: Any) -> Share:
+    """Check a share transaction and read it; EncodingError if malformed."""
+    _check_version(tx, "share")
+    _require(set(tx) == {"v", "terms", "sale", "amount"}, "share fields")
+    return Share(_check_hash(tx["terms"], "terms"), _check_hash(tx["sale"], "sale"), _check_amount(tx["amount"], "amount"))

@@ -10,6 +10,8 @@ nothing, whether or not an agreement to it turns up (docs/market.md, "Reservatio
 Income is an ``edx.payment`` agreement on the chain whose proposal, signed by the payer,
 is held too and not released; an agreement without its proposal could be made up, so it
 does not count.
+A data union's ``edx.share`` (its operator passing on a member's share of a sale) moves
+tokens by the same rules (shares have no deadline and cannot be released).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from enerdatx.errors import EncodingError
-from enerdatx.market.formats import PAYMENT, RELEASE, parse_payment, parse_release
+from enerdatx.market.formats import PAYMENT, RELEASE, SHARE, parse_payment, parse_release, parse_share
+
+# Block types that move tokens, and how to read the amount of each.
+_AMOUNT_OF = {PAYMENT: lambda tx: parse_payment(tx).amount, SHARE: lambda tx: parse_share(tx).amount}
 
 __all__ = ["DEFAULT_GRANT", "Balance", "Wallet", "released_payments"]
 
@@ -62,21 +67,22 @@ class Wallet:
         earned = spent = unverified = released = 0
         releases = released_payments(blocks)
         for block in blocks:
-            if block.type != PAYMENT:
+            amount_of = _AMOUNT_OF.get(block.type)
+            if amount_of is None:
                 continue
             try:
-                payment = parse_payment(block.transaction)
+                amount = amount_of(block.transaction)
             except EncodingError:
                 continue  # an honest counterparty never countersigned it, so it moved nothing
             if block.is_proposal:
                 if block.hash in releases:
-                    released += payment.amount
+                    released += amount
                 else:
-                    spent += payment.amount
-            elif self._income_is_proven(block, payment.amount):
-                earned += payment.amount
+                    spent += amount
+            elif self._income_is_proven(block, amount):
+                earned += amount
             else:
-                unverified += payment.amount
+                unverified += amount
         return Balance(
             public_key=public_key,
             grant=self.grant,
@@ -90,17 +96,17 @@ class Wallet:
 
     def _income_is_proven(self, agreement: Any, amount: int) -> bool:
         proposal = self.store.linked(agreement)
-        if proposal is None or not proposal.is_proposal or proposal.type != PAYMENT:
+        if proposal is None or not proposal.is_proposal or proposal.type != agreement.type:
             return False
         if proposal.link_public_key != agreement.public_key:
             return False
         try:
-            payment = parse_payment(proposal.transaction)
+            if _AMOUNT_OF[proposal.type](proposal.transaction) != amount:
+                return False
+            deadline = parse_payment(proposal.transaction).deadline if proposal.type == PAYMENT else None
         except EncodingError:
             return False
-        if payment.amount != amount:
-            return False
-        if payment.deadline is not None:  # the payer may have taken it back since
+        if deadline is not None:  # the payer may have taken it back since
             later = self.store.chain(proposal.public_key, proposal.sequence_number + 1)
             if proposal.hash in released_payments([proposal, *later]):
                 return False

@@ -211,3 +211,43 @@ def test_london_csv_with_a_header_only_is_a_typed_error() -> None:
     with pytest.raises(ReadingsFormatError):
         read_csv(b"LCLid,tstp,energy(kWh/hh),.074")
 
+
+
+def test_an_aggregate_query_decodes_only_from_its_canonical_encoding() -> None:
+    # Found by the aggregate_query fuzz target: "2026-01-01T00:00:00+00:00" decoded and re-encoded
+    # as "...Z", so one question had two encodings and two query ids.
+    from enerdatx.errors import EncodingError
+    from enerdatx.market.query import AggregateQuery
+    from enerdatx.trustchain.encoding import encode_transaction
+
+    loose = encode_transaction({"v": 1, "question": "peak_hour", "start": "2026-01-01T00:00:00+00:00",
+                                "end": "2026-02-01T00:00:00Z"})
+    with pytest.raises(EncodingError, match="YYYY-MM-DD"):
+        AggregateQuery.decode(loose)
+    canonical = AggregateQuery("peak_hour", "2026-01-01", "2026-02-01").encode()
+    assert AggregateQuery.decode(canonical).encode() == canonical
+
+
+@pytest.mark.parametrize(("start", "end"), [
+    ("2026-03-02T00:00:00+01:00", "2026-03-03T00:00:00"),  # pandas: "timezones do not agree", a TypeError
+    ("1677-09-22", "2262-04-11"),  # a round of 20 million intervals, built before anything was checked
+    ("infinity", "2026-03-03"),
+])
+def test_a_bad_round_announcement_is_refused_quietly(start, end) -> None:
+    # Found by the union_message fuzz target: dates in the RoundMessage reached pandas unchecked.
+    from enerdatx.crypto import Identity
+    from enerdatx.meter import synthetic_household
+    from enerdatx.trustchain import BlockStore, TrustChain
+    from enerdatx.union import UnionMember, UnionTerms
+    from enerdatx.union.service import RoundMessage, UnionService
+
+    operator = Identity.from_seed(bytes([5]) * 32)
+    terms = UnionTerms.create(operator, "fuzzed", threshold=2)
+    service = UnionService()
+    ledger = TrustChain(Identity.from_seed(bytes([6]) * 32), BlockStore(":memory:"))
+    member = UnionMember(ledger, terms, synthetic_household(seed=1, start="2026-03-02", days=1))
+    member.join()
+    service.memberships[terms.terms_hash] = member
+    roster = b"".join(sorted((operator.public_key, ledger.public_key)))
+    # No community is attached: reaching the send would raise AttributeError.
+    service.receive_round(operator.public_key, RoundMessage(terms.terms_hash, bytes(32), start, end, roster))

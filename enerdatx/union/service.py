@@ -1,0 +1,288 @@
+"""Data unions on the network: membership records, round announcements and masked contributions over IPv8.
+
+Members send their join and leave records to the operator; the operator announces a round
+(its id, period and roster) to the roster; each member checks that the announcement comes
+from its union's operator and fits the terms, masks its readings and sends them back. Only
+masked vectors ever leave a member. One contribution travels in one packet, which bounds a
+round to ``MAX_VALUES`` values (3,500 intervals: over a month at 15 minutes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from ipv8.community import Community, CommunitySettings
+from ipv8.lazy_community import lazy_wrapper
+from ipv8.messaging.payload_dataclass import DataClassPayload, type_from_format
+
+from enerdatx.errors import (
+    EncodingError,
+    EnerDatXError,
+    PeerUnreachableError,
+    TransactionRejectedError,
+    UnionError,
+)
+from enerdatx.market.formats import SHARE, parse_share
+from enerdatx.meter.resample import utc_timestamp
+from enerdatx.trustchain import HalfBlock
+from enerdatx.trustchain.community import trustchain_key
+from enerdatx.union.secagg import MaskedContribution, Round
+from enerdatx.union.union import JOIN, LEAVE, Contribution, DataUnion, UnionAggregate, UnionMember, UnionTerms
+
+if TYPE_CHECKING:
+    from ipv8.peer import Peer as IPv8Peer
+
+    from enerdatx.peer import Peer
+
+__all__ = ["UnionService", "UnionCommunity", "MAX_VALUES", "MESSAGES"]
+
+logger = logging.getLogger(__name__)
+uint32 = type_from_format("I")
+MAX_VALUES = 7_000  # 56 KB of masked values: one UDP packet with room for IPv8's header and signature
+
+
+@dataclass
+class MembershipMessage(DataClassPayload[1]):
+    """A member's ``edx.union.join`` or ``edx.union.leave`` record, for the operator."""
+
+    block: bytes
+
+
+@dataclass
+class RoundMessage(DataClassPayload[2]):
+    """The operator opens a round: terms, period and roster (32-byte keys, concatenated)."""
+
+    terms: bytes
+    round_id: bytes
+    start: str
+    end: str
+    roster: bytes
+
+
+@dataclass
+class ContributionMessage(DataClassPayload[3]):
+    """A member's masked vector for a round (little-endian uint64s) and its readings count."""
+
+    round_id: bytes
+    readings: uint32
+    masked: bytes
+
+
+MESSAGES = (MembershipMessage, RoundMessage, ContributionMessage)
+
+
+class UnionSettings(CommunitySettings):
+    """What the union community is given at birth."""
+
+    service: Any = None
+
+
+class UnionCommunity(Community):
+    """Moves membership records, round announcements and masked contributions."""
+
+    community_id = bytes.fromhex("65647820756e696f6e2076312e30d2a95b3e7f14")
+    settings_class = UnionSettings
+
+    def __init__(self, settings: UnionSettings) -> None:
+        super().__init__(settings)
+        self.service: UnionService = settings.service
+        self.add_message_handler(MembershipMessage, self.on_membership)
+        self.add_message_handler(RoundMessage, self.on_round)
+        self.add_message_handler(ContributionMessage, self.on_contribution)
+
+    def send_to(self, public_key: bytes, payload: Any) -> None:
+        """Sign and send one message to the peer with TrustChain key ``public_key``."""
+        peer = self.service.peer.community.peer_for(public_key)
+        if peer is None:
+            raise PeerUnreachableError(f"no address known for peer {public_key.hex()[:16]}")
+        self.ez_send(peer, payload)
+
+    @lazy_wrapper(MembershipMessage)
+    def on_membership(self, peer: IPv8Peer, payload: MembershipMessage) -> None:
+        """A member's record: the operator of its union takes it."""
+        sender = trustchain_key(peer)
+        try:
+            block = HalfBlock.decode(payload.block)
+        except EncodingError:
+            return
+        if sender == block.public_key:
+            self.service.receive_membership(block)
+
+    @lazy_wrapper(RoundMessage)
+    def on_round(self, peer: IPv8Peer, payload: RoundMessage) -> None:
+        """An operator opens a round: contribute if it is our union's operator and the round fits."""
+        self.service.receive_round(trustchain_key(peer), payload)
+
+    @lazy_wrapper(ContributionMessage)
+    def on_contribution(self, peer: IPv8Peer, payload: ContributionMessage) -> None:
+        """A member's masked vector for one of our rounds."""
+        self.service.receive_contribution(trustchain_key(peer), payload)
+
+
+class UnionService:
+    """A peer's unions: those it operates and those it is a member of."""
+
+    def __init__(self, readings: pd.DataFrame | None = None, *, timeout: float = 10.0) -> None:
+        self.readings = readings
+        self.timeout = timeout
+        self.operated: dict[bytes, DataUnion] = {}
+        self.memberships: dict[bytes, UnionMember] = {}
+        self._rounds: dict[bytes, tuple[Round, dict[bytes, Contribution], asyncio.Future[None]]] = {}
+        self._waiters: list[tuple[Any, asyncio.Future[None]]] = []
+        self.peer: Peer
+        self.community: UnionCommunity
+
+    def attach(self, peer: Peer) -> None:
+        """Start the union community on the peer's IPv8."""
+        self.peer = peer
+        self.community = UnionCommunity(UnionSettings(my_peer=peer.community.my_peer, endpoint=peer.ipv8.endpoint,
+                                                      network=peer.ipv8.network, service=self))
+        peer.add_overlay(self.community)
+        peer.ledger.register_policy(SHARE, self._share_policy)
+
+    async def close(self) -> None:
+        """Stop the community."""
+        if self.community in self.peer.ipv8.overlays:
+            self.peer.ipv8.overlays.remove(self.community)
+            await self.community.unload()
+
+    # --- the operator ------------------------------------------------------------------
+
+    def found(self, terms: UnionTerms, *, location: str = "unknown") -> DataUnion:
+        """Operate a union under ``terms`` (signed by this peer)."""
+        union = DataUnion(terms, self.peer.ledger, location=location)
+        self.operated[terms.terms_hash] = union
+        return union
+
+    def receive_membership(self, block: HalfBlock) -> None:
+        """A join or leave record for one of our unions."""
+        union = self.operated.get(block.transaction.get("terms") if isinstance(block.transaction, dict) else None)
+        if union is not None and block.type in (JOIN, LEAVE) and block.is_record:
+            try:
+                union.receive(block)
+            except UnionError:
+                logger.debug("refused a membership record", exc_info=True)
+            for predicate, future in list(self._waiters):
+                if not future.done() and predicate(self):
+                    future.set_result(None)
+
+    async def wait_for(self, predicate: Any, timeout: float = 10.0) -> None:
+        """Wait until ``predicate(service)`` holds, re-checked whenever a membership record arrives."""
+        if predicate(self):
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (predicate, future)
+        self._waiters.append(entry)
+        try:
+            await asyncio.wait_for(future, timeout)
+        finally:
+            self._waiters.remove(entry)
+
+    async def run_round(self, terms_hash: bytes, start: Any, end: Any) -> UnionAggregate:
+        """Open a round over today's members, collect every masked contribution, aggregate."""
+        union = self.operated[terms_hash]
+        round_ = union.open_round(start, end)
+        if round_.length > MAX_VALUES:
+            raise UnionError(f"a round carries at most {MAX_VALUES // 2} intervals in this version")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        contributions: dict[bytes, Contribution] = {}
+        self._rounds[round_.round_id] = (round_, contributions, future)
+        lo, hi = (pd.Timestamp(t, tz="UTC") if pd.Timestamp(t).tz is None else pd.Timestamp(t) for t in (start, end))
+        message = RoundMessage(terms_hash, round_.round_id, lo.isoformat(), hi.isoformat(), b"".join(round_.roster))
+        try:
+            for member in round_.roster:
+                self.community.send_to(member, message)
+            await asyncio.wait_for(asyncio.shield(future), self.timeout)
+        except TimeoutError:
+            missing = len(round_.roster) - len(contributions)
+            raise UnionError(f"{missing} of {len(round_.roster)} members did not contribute in {self.timeout} s; "
+                             "open a new round without them") from None
+        finally:
+            self._rounds.pop(round_.round_id, None)
+        return union.aggregate(round_, start, end, list(contributions.values()))
+
+    def receive_contribution(self, sender: bytes | None, payload: ContributionMessage) -> None:
+        """A masked vector: kept when its sender is in the round's roster and it has the right length."""
+        open_round = self._rounds.get(payload.round_id)
+        if open_round is None or sender is None:
+            return
+        round_, contributions, future = open_round
+        if sender not in round_.roster or len(payload.masked) != 8 * round_.length:
+            return
+        masked = np.frombuffer(payload.masked, dtype="<u8").astype(np.uint64)
+        contributions[sender] = Contribution(MaskedContribution(round_.round_id, sender, masked), payload.readings)
+        if len(contributions) == len(round_.roster) and not future.done():
+            future.set_result(None)
+
+    # --- the member --------------------------------------------------------------------
+
+    def join(self, terms: UnionTerms) -> HalfBlock:
+        """Join a union with our readings: record it on our chain and tell the operator."""
+        if self.readings is None:
+            raise UnionError("this peer has no readings to pool")
+        member = UnionMember(self.peer.ledger, terms, self.readings)
+        self.peer.ledger.register_policy(SHARE, self._share_policy)  # one policy for all our unions
+        self.memberships[terms.terms_hash] = member
+        block = member.join()
+        self.announce(terms.terms_hash)
+        return block
+
+    def leave(self, terms_hash: bytes) -> HalfBlock:
+        """Leave a union: record it and tell the operator; we contribute to no later round."""
+        block = self.memberships[terms_hash].leave()
+        self.announce(terms_hash)
+        return block
+
+    def announce(self, terms_hash: bytes) -> bool:
+        """Send our latest join or leave record to the operator; False if it is unreachable now.
+
+        The record is on our chain either way, so announcing again later is always safe.
+        """
+        member = self.memberships[terms_hash]
+        records = [b for b in self.peer.ledger.store.chain(self.peer.public_key)
+                   if b.type in (JOIN, LEAVE) and b.transaction.get("terms") == terms_hash]
+        try:
+            self.community.send_to(member.terms.operator, MembershipMessage(records[-1].encode()))
+        except PeerUnreachableError:
+            logger.info("the operator of union %s is unreachable; announce again later", terms_hash.hex()[:16])
+            return False
+        return True
+
+    def receive_round(self, sender: bytes | None, payload: RoundMessage) -> None:
+        """Contribute to a round our union's operator opened (the member re-derives the round id)."""
+        member = self.memberships.get(payload.terms)
+        if member is None or sender != member.terms.operator or len(payload.roster) % 32:
+            return
+        roster = tuple(payload.roster[i : i + 32] for i in range(0, len(payload.roster), 32))
+        try:
+            lo, hi = utc_timestamp(payload.start), utc_timestamp(payload.end)
+            intervals = (hi - lo) // pd.Timedelta(seconds=member.terms.resolution_seconds)
+            if not 0 < intervals <= MAX_VALUES // 2:  # checked before anything is built for the period
+                raise UnionError(f"a round has 1..{MAX_VALUES // 2} intervals")
+            if len(roster) < member.terms.threshold:
+                raise UnionError("a roster below the union's threshold")
+            round_ = Round(payload.round_id, roster, 2 * intervals)
+            contribution = member.contribute(round_, lo, hi)
+        except (EnerDatXError, ValueError, TypeError, OverflowError) as exc:  # pandas' date errors vary
+            logger.info("refused to contribute to round %s: %s", payload.round_id.hex()[:16], exc)
+            return
+        try:
+            self.community.send_to(sender, ContributionMessage(payload.round_id, contribution.readings,
+                                                               contribution.masked.masked.astype("<u8").tobytes()))
+        except PeerUnreachableError:
+            logger.info("the operator of round %s is unreachable", payload.round_id.hex()[:16])
+
+    def _share_policy(self, ledger: Any, proposal: Any) -> None:
+        try:
+            share = parse_share(proposal.transaction)
+        except EncodingError as exc:
+            raise TransactionRejectedError(f"malformed_share: {exc}") from exc
+        member = self.memberships.get(share.terms)
+        if member is None:
+            raise TransactionRejectedError("unknown_union")
+        return member.share_policy(ledger, proposal)

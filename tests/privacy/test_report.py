@@ -1,0 +1,137 @@
+"""The privacy report of a data set, its summary in the signed descriptor, and the seller's policy."""
+
+from __future__ import annotations
+
+import pytest
+
+from enerdatx.errors import EncodingError, PrivacyError, PrivacyRiskError
+from enerdatx.market.formats import validate_descriptor
+from enerdatx.meter import cut_dataset, synthetic_household
+from enerdatx.privacy import METHOD, PrivacyPolicy, descriptor_reveals, privacy_report, reference_population
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    readings = synthetic_household(seed=3, start="2026-03-02", days=14)
+    return cut_dataset(readings, resolution="15min", location="2628", household_type="family")
+
+
+@pytest.fixture(scope="module")
+def report(dataset):
+    return privacy_report(dataset, population=reference_population())
+
+
+def test_report_measures_linkage_uniqueness_and_the_descriptor(report):
+    assert report.method == METHOD == "edx-privacy/1"
+    assert report.population == 120 and report.days == 14
+    assert report.linkage.p_value < 0.001  # the attack works on households like this one
+    assert 0 <= report.uniqueness <= 1 and report.uniqueness_chance < 0.01
+    assert report.household_rank is not None and report.household_rank >= 0
+    assert report.reveals == {"location_digits": 4, "household_type": "family", "period_days": 14.0,
+                              "resolution": "PT15M", "anonymity_set": 8_200_000 // 4_070 // 4}
+    assert report.score == round(100 * max(report.linkage.accuracy, report.uniqueness))
+
+
+def test_coarsening_is_measured_and_daily_totals_are_safer(report):
+    table = report.table()
+    assert list(table.index) == ["PT15M", "PT1H", "PT4H", "P1D"]
+    assert table.loc["PT15M", "score"] == report.score
+    assert table.loc["P1D", "linkage_top1"] < table.loc["PT15M", "linkage_top1"]
+    assert [row["location_digits"] for row in report.locations] == [4, 3, 2, 1, 0]
+    assert [row["anonymity_set"] for row in report.locations] == sorted(r["anonymity_set"] for r in report.locations)
+
+
+def test_a_coarse_data_set_is_measured_at_its_own_resolution():
+    readings = synthetic_household(seed=3, start="2026-03-02", days=14)
+    hourly = privacy_report(cut_dataset(readings, resolution="1h"), population=reference_population())
+    assert hourly.resolution == "PT1H" and hourly.linkage.resolution_slots == 4
+    assert list(hourly.table().index) == ["PT1H", "PT4H", "P1D"]
+    assert hourly.reveals["location_digits"] == 0 and hourly.reveals["household_type"] == "unknown"
+
+
+def test_the_summary_goes_into_the_signed_descriptor(dataset, report):
+    prepared = PrivacyPolicy(max_score=100).prepare(dataset, population=reference_population())
+    assert prepared.plaintext == dataset.plaintext
+    assert prepared.descriptor["privacy_score"] == report.score
+    assert prepared.descriptor["privacy_method"] == "edx-privacy/1"
+    assert validate_descriptor(prepared.descriptor) == prepared.descriptor
+
+
+@pytest.mark.parametrize("summary", [
+    {"privacy_score": 101, "privacy_method": "edx-privacy/1"},
+    {"privacy_score": 40},
+    {"privacy_score": "40", "privacy_method": "edx-privacy/1"},
+    {"privacy_score": 40, "privacy_method": "privacy-1"},
+])
+def test_malformed_summaries_are_refused(summary):
+    with pytest.raises(EncodingError):
+        validate_descriptor({"kind": "electricity", **summary})
+
+
+def test_the_policy_refuses_above_its_threshold(dataset, report):
+    with pytest.raises(PrivacyRiskError) as caught:
+        PrivacyPolicy(max_score=report.score - 1).check(report)
+    assert caught.value.report is report
+    with pytest.raises(PrivacyRiskError, match="location digits"):
+        PrivacyPolicy(max_location_digits=2).check(report)
+    PrivacyPolicy(max_score=report.score, max_location_digits=4).check(report)
+
+
+def test_reveals_of_a_bare_descriptor():
+    assert descriptor_reveals({})["anonymity_set"] == 8_200_000
+
+
+def test_data_too_short_or_too_coarse_is_refused():
+    readings = synthetic_household(seed=1, days=1)
+    with pytest.raises(PrivacyError):
+        privacy_report(cut_dataset(readings, resolution="15min", start="2026-01-01T03:00", end="2026-01-01T09:00"))
+    with pytest.raises(PrivacyError):
+        privacy_report(cut_dataset(synthetic_household(seed=1, days=4), resolution="20min"))
+
+
+def test_a_union_aggregate_is_scored_by_the_attack_on_aggregates():
+    from enerdatx.crypto import Identity
+    from enerdatx.trustchain import BlockStore, TrustChain
+    from enerdatx.union import DataUnion, UnionMember, UnionTerms
+
+    def ledger(seed):
+        return TrustChain(Identity.from_seed(bytes([seed]) * 32), BlockStore(":memory:"))
+
+    operator = ledger(100)
+    terms = UnionTerms.create(operator.identity, "delft-zuid", threshold=5)
+    union = DataUnion(terms, operator)
+    members = [UnionMember(ledger(i + 1), terms, synthetic_household(seed=i, start="2026-03-02", days=14))
+               for i in range(5)]
+    for member in members:
+        union.receive(member.join())
+    round_ = union.open_round("2026-03-02", "2026-03-16")
+    result = union.aggregate(round_, "2026-03-02", "2026-03-16",
+                             [m.contribute(round_, "2026-03-02", "2026-03-16") for m in members])
+    single = privacy_report(cut_dataset(members[0].readings, resolution="15min"), population=reference_population())
+    pooled = privacy_report(result.dataset, population=reference_population())
+    assert pooled.aggregated == 5 and pooled.household_rank is None
+    assert pooled.linkage.chance == pytest.approx(5 / 120)
+    assert pooled.linkage.accuracy < pooled.linkage.chance_bound(0.001)
+    assert pooled.score == round(100 * pooled.linkage.accuracy) < single.score
+    # The union's aggregate passes a policy its members' own data sets fail, and carries both summaries.
+    with pytest.raises(PrivacyRiskError):
+        PrivacyPolicy(max_score=10).check(single)
+    prepared = PrivacyPolicy(max_score=10).prepare(result.dataset, population=reference_population())
+    assert validate_descriptor(prepared.descriptor) == prepared.descriptor
+    assert prepared.descriptor["union_members"] == 5 and prepared.descriptor["privacy_score"] == pooled.score
+
+
+async def test_a_policy_lists_through_the_market_or_lists_nothing(tmp_path, dataset, report):
+    from enerdatx.lab import Lab
+    from enerdatx.market.service import MarketService
+
+    async with Lab(tmp_path, "memory", services=lambda peer: [MarketService()], progress=False) as lab:
+        [seller] = await lab.start(1)
+        market = seller.services[0]
+        with pytest.raises(PrivacyRiskError):
+            PrivacyPolicy(max_score=report.score - 1).sell(market, dataset, 10)
+        assert market.search() == [] and seller.store.count() == 0
+        listing = PrivacyPolicy(max_score=report.score).sell(market, dataset, 10)
+        assert listing.descriptor["privacy_score"] == report.score
+        assert listing.descriptor["privacy_method"] == "edx-privacy/1"
+        assert seller.store.get_by_hash(listing.block_hash).transaction["descriptor"]["privacy_score"] == report.score
