@@ -89,7 +89,18 @@ def _free_memory_address(rng: random.Random) -> UDPv4Address:
 
 
 class Lab:
-    """Start, stop and restart N local peers, each in its own directory, all knowing each other."""
+    """Start, stop and restart N local peers, each in its own directory, all knowing each other.
+
+    ``Lab(workers=N)`` or ``Lab(cluster=client)`` gives a :class:`enerdatx.cluster.DaskLab`
+    instead: the peers live on Dask worker processes (see docs/network.md).
+    """
+
+    def __new__(cls, *args: Any, workers: int | None = None, cluster: Any = None, **options: Any) -> Any:
+        if workers is None and cluster is None:
+            return super().__new__(cls)
+        from enerdatx.cluster import DaskLab
+
+        return DaskLab(*args, workers=workers, cluster=cluster, **options)
 
     def __init__(
         self,
@@ -102,6 +113,9 @@ class Lab:
         seed: int | None = None,
         progress: bool | None = None,
         durable: bool = True,
+        host: str = "127.0.0.1",
+        workers: None = None,  # taken by __new__: a number gives a DaskLab instead
+        cluster: None = None,
     ) -> None:
         if transport not in ("memory", "udp"):
             raise ValueError(f"transport must be 'memory' or 'udp', not {transport!r}")
@@ -118,6 +132,7 @@ class Lab:
         self.rng = random.Random(seed)
         self.progress = progress
         self.durable = durable
+        self.host = host  # where UDP peers listen: loopback unless asked
         self.accepted: set[str] = set()
         self.peers: list[Peer] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -145,7 +160,7 @@ class Lab:
         if self.transport == "memory":
             endpoint: Any = MemoryEndpoint(address or _free_memory_address(self.rng), self.packet_loss, self.rng)
         else:
-            endpoint = UDPEndpoint(port=address[1] if address else 0, ip="127.0.0.1")
+            endpoint = UDPEndpoint(port=address[1] if address else 0, ip=self.host)
         peer = await Peer.open(directory, endpoint, settings=self.settings, durable=self.durable)
         for block_type in self.accepted:
             peer.ledger.register_policy(block_type, _accept_all)

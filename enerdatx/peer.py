@@ -65,6 +65,9 @@ class Service(Protocol):
 class Peer:
     """An identity, its TrustChain ledger and the community that exchanges its blocks."""
 
+    # A subclass may run a variant (enerdatx.cluster.light shares one address book per process).
+    community_class: type[TrustChainCommunity] = TrustChainCommunity
+
     def __init__(
         self,
         directory: str | Path,
@@ -93,7 +96,7 @@ class Peer:
         community_settings = TrustChainSettings(
             my_peer=self.ipv8.keys["edx"], endpoint=self.ipv8.endpoint, network=self.ipv8.network, ledger=self.ledger
         ).update(**(settings or {}))
-        self.community = TrustChainCommunity(community_settings)
+        self.community = self.community_class(community_settings)
         self.add_overlay(self.community, walk_target=WALK_TARGET if walk else None)
         self.services: list[Service] = []
         self.running = False

@@ -1,34 +1,42 @@
-"""Seconds until every honest peer holds the proof of a fork, and the bytes each peer sent.
+"""Seconds until every honest peer holds the proof of a fork, the bytes each peer sent and its memory.
 
-N in-memory peers all know each other; one forks its chain (two proposals at one sequence
-number, to two honest peers, who countersign them unaware). The clock starts when the
-forker sends them and stops when the last honest peer stores a fraud proof. Bytes count
-what each honest peer's TrustChain community sent from then on, until the proof's rumour
-died out. The baseline in the same run is the latency of one transaction in the same lab.
+N peers all know each other; one forks its chain (two proposals at one sequence number, to two
+honest peers, who countersign them unaware). The clock starts when the forker sends them and
+stops when the last honest peer stores a fraud proof. Bytes count what each honest peer's
+TrustChain community sent from then on, until the proof's rumour died out. The baseline in the
+same run is the latency of one transaction in the same lab. The scenario is
+:func:`enerdatx.cluster.scenarios.fraud`: in one process on the in-memory transport, or with
+``--workers N`` on N Dask worker processes over UDP on 127.0.0.1.
+
+From 1,000 peers up (``--peer auto``) the peers are light (enerdatx.cluster.light: in-memory
+chains with the same validation, one address book per process); ``--peer full`` forces full
+peers (a directory and SQLite file each). Every size runs in a fresh process, so that the
+memory per peer (resident memory after the peers started, minus before, over N) is not
+flattered by memory a previous size freed.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import random
-import statistics
+import multiprocessing
 import tempfile
-import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from enerdatx.lab import Lab
-
-BENCH_TYPE = "edx.bench.ping"
 TARGET_SECONDS = 5.0
+LIGHT_FROM = 1000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``enerdatx bench fraud``."""
     parser.add_argument("--peers", type=int, nargs="+", default=[200], help="network sizes (several: growth)")
     parser.add_argument("--packet-loss", type=float, default=0.0, help="share of packets dropped, e.g. 0.2")
+    parser.add_argument("--peer", choices=("auto", "full", "light"), default="auto",
+                        help=f"full peers, light peers, or light from {LIGHT_FROM} peers up (default)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="run the peers on this many Dask worker processes (UDP on 127.0.0.1)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -37,64 +45,37 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark and return its figures."""
     if min(args.peers) < 4:
         raise ValueError("--peers needs at least 4 peers: a forker, two victims and a witness")
-    # Every honest peer logs the proof it learns; thousands of lines would drown the result.
-    logging.getLogger("enerdatx.trustchain.ledger").setLevel(logging.ERROR)
+    if args.workers and args.packet_loss:
+        raise ValueError("packet loss is simulated on the in-memory transport only (no --workers)")
     runs = []
     for n in args.peers:
-        with tempfile.TemporaryDirectory(prefix="enerdatx-bench-fraud-") as directory:
-            runs.append(asyncio.run(_one(Path(directory), n, args)))
-    result: dict[str, Any] = {"packet_loss": args.packet_loss, "target_seconds_all_honest": TARGET_SECONDS}
+        light = args.peer == "light" or (args.peer == "auto" and n >= LIGHT_FROM)
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as fresh:
+            runs.append(fresh.submit(_one, n, light, args.packet_loss, args.workers, args.seed).result())
+    result: dict[str, Any] = {"packet_loss": args.packet_loss, "target_seconds_all_honest": TARGET_SECONDS,
+                              "workers": args.workers}
     for figures in runs:
-        result.update({f"{key}@{figures['peers']}": value for key, value in figures.items() if key != "peers"})
+        result.update({f"{key}@{figures['peers']}": value for key, value in figures.items()
+                       if key not in ("peers", "groups")})
     if len(runs) > 1:
         first, last = runs[0], runs[-1]
-        result["growth_seconds_all_honest"] = round(
-            last["seconds_all_honest"] / first["seconds_all_honest"], 2
-        )
+        result["growth_seconds_all_honest"] = round(last["seconds_all_honest"] / first["seconds_all_honest"], 2)
         result["growth_peers"] = round(last["peers"] / first["peers"], 2)
     return result
 
 
-async def _one(directory: Path, n: int, args: argparse.Namespace) -> dict[str, Any]:
-    rng = random.Random(args.seed)
-    async with Lab(
-        directory, packet_loss=args.packet_loss, durable=False, seed=args.seed, progress=False if args.no_progress else None
-    ) as lab:
-        lab.accept(BENCH_TYPE)
-        peers = await lab.start(n)
-        forker, honest = peers[0], peers[1:]
-        first, second = rng.sample(honest, 2)
-        baseline_start = time.perf_counter()
-        await first.community.propose(second.public_key, BENCH_TYPE, {}, timeout=30)
-        baseline = time.perf_counter() - baseline_start
+def _one(n: int, light: bool, packet_loss: float, workers: int, seed: int) -> dict[str, Any]:
+    from enerdatx.cluster import scenarios
+    from enerdatx.lab import Lab
 
-        loop = asyncio.get_running_loop()
-        learned: dict[bytes, float] = {}
-        everyone = loop.create_future()
-        for peer in honest:
-
-            def on_fraud(_proof: Any, key: bytes = peer.public_key) -> None:
-                learned.setdefault(key, time.perf_counter())
-                if len(learned) == len(honest) and not everyone.done():
-                    everyone.set_result(None)
-
-            peer.ledger.on_fraud(on_fraud)
-        sent_before = {peer.public_key: peer.community.bytes_sent for peer in honest}
-        start = time.perf_counter()
-        attack = asyncio.ensure_future(lab.fork(forker, first, second, BENCH_TYPE))
-        await asyncio.wait_for(everyone, 120)
-        await attack
-        # Let the rumour rounds run out before counting bytes.
-        settings = forker.community.settings
-        await asyncio.sleep((settings.fraud_rounds + 1) * settings.fraud_round_interval)
-        sent = [peer.community.bytes_sent - sent_before[peer.public_key] for peer in honest]
-        times = sorted(t - start for t in learned.values())
-    return {
-        "peers": n,
-        "seconds_all_honest": round(times[-1], 3),
-        "seconds_first_proof": round(times[0], 3),
-        "seconds_median_honest": round(statistics.median(times), 3),
-        "bytes_sent_per_peer_mean": round(statistics.mean(sent)),
-        "bytes_sent_per_peer_max": max(sent),
-        "baseline_transaction_seconds": round(baseline, 4),
-    }
+    # Every honest peer logs the proof it learns; thousands of lines would drown the result.
+    logging.getLogger("enerdatx.trustchain.ledger").setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory(prefix="enerdatx-bench-fraud-") as directory:
+        if workers:
+            lab: Any = Lab(Path(directory), "udp", workers=workers, durable=False, seed=seed, light=light)
+        else:
+            lab = Lab(Path(directory), packet_loss=packet_loss, durable=False, seed=seed, progress=False)
+        with lab:
+            if workers:
+                lab.groups.each("log_level", "enerdatx.trustchain.ledger", logging.ERROR)
+            return scenarios.fraud(lab, peers=n, light=light, seed=seed).figures

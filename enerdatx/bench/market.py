@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="trades in flight at once (each buyer trades one at a time; default 10)")
     parser.add_argument("--solo-trades", type=int, default=50,
                         help="trades of one extra buyer alone before the load, for the unloaded latency")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="also run the market scenario on N Dask worker processes (UDP), beside one process")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -52,6 +54,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit("enerdatx bench market: need at least 2 peers, 1 trade and a concurrency of 1")
     if args.trades > sellers_n * buyers_n:
         raise SystemExit(f"at most {sellers_n * buyers_n} distinct trades with {args.peers} peers")
+    if args.workers:
+        from enerdatx.bench import market_workers
+
+        return market_workers.run(args, _settings(args))
     return asyncio.run(_run(args, sellers_n, buyers_n))
 
 

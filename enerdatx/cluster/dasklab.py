@@ -1,0 +1,162 @@
+"""A Lab whose peers live on Dask workers: one :class:`PeerGroup` actor per worker, real UDP between them.
+
+>>> from enerdatx.lab import Lab
+>>> lab = Lab(workers=2)            # doctest: +SKIP
+>>> lab.start(20)                   # doctest: +SKIP
+>>> lab.chains()                    # doctest: +SKIP
+
+``Lab(workers=N)`` starts a ``LocalCluster`` of N worker processes itself, scheduler, workers,
+nannies and dashboard bound to 127.0.0.1; ``Lab(cluster=Client("tcp://host:8786"))`` uses the
+workers of a cluster someone else started (docs/network.md). Each worker's peers listen on UDP at
+that worker's host address.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pandas as pd
+
+from enerdatx.cluster.group import PeerGroup
+from enerdatx.cluster.groups import Groups
+from enerdatx.peer import Peer, Service
+
+__all__ = ["DaskLab"]
+
+LOOPBACK = "127.0.0.1"
+
+
+def _actor_call(actor: Any, method: str, args: tuple[Any, ...]) -> Any:
+    return getattr(actor, method)(*args)
+
+
+class DaskLab:
+    """N groups of peers on Dask workers, driven from here; results come back as pandas DataFrames."""
+
+    def __init__(
+        self,
+        directory: str | Path | None = None,
+        transport: str = "udp",
+        *,
+        workers: int | None = None,
+        cluster: Any = None,
+        settings: dict[str, Any] | None = None,
+        services: Callable[[Peer], Iterable[Service]] | None = None,
+        seed: int | None = None,
+        progress: bool | None = None,
+        durable: bool = True,
+        light: bool = False,
+        packet_loss: float = 0.0,
+    ) -> None:
+        from distributed import Client, LocalCluster
+
+        if transport != "udp":
+            raise ValueError("peers on Dask workers talk over UDP: transport must be 'udp'")
+        if packet_loss:
+            raise ValueError("packet loss is simulated on the in-memory transport only")
+        if (workers is None) == (cluster is None):
+            raise ValueError("give either workers=N (a local cluster) or cluster=<distributed.Client>")
+        self._own_cluster = None
+        if cluster is None:
+            if workers < 1:
+                raise ValueError("workers must be >= 1")
+            self._own_cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, host=LOOPBACK,
+                dashboard_address=f"{LOOPBACK}:0", worker_dashboard_address=f"{LOOPBACK}:0",
+                silence_logs=logging.ERROR,
+            )
+            self.client = Client(self._own_cluster)
+        else:
+            self.client = cluster
+        self.services = services
+        self.progress = progress
+        addresses = sorted(self.client.scheduler_info()["workers"])
+        if not addresses:
+            raise ValueError("the Dask cluster has no workers")
+        self.workers = addresses
+        futures = [
+            self.client.submit(
+                PeerGroup, None if directory is None else str(Path(directory) / f"worker-{i}"), "udp",
+                urlparse(address).hostname or LOOPBACK, settings=settings, seed=None if seed is None else seed + i,
+                durable=durable, light=light, actor=True, workers=[address], allow_other_workers=False, pure=False,
+            )
+            for i, address in enumerate(addresses)
+        ]
+        self.groups = Groups([future.result() for future in futures], _actor_call)
+        self._group_futures = futures  # the actors live as long as these futures
+
+    @property
+    def dashboard_link(self) -> str:
+        """The Dask dashboard (on 127.0.0.1 for a cluster the lab started)."""
+        return self.client.dashboard_link
+
+    # --- peers -------------------------------------------------------------------------
+
+    def start(self, n: int = 1) -> pd.DataFrame:
+        """Start ``n`` more peers over the workers, all knowing all; one row per peer started."""
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        contacts = self.groups.start(n, self.services)
+        return pd.DataFrame(
+            [(i, self.workers[self.groups.group_of(i)], key, host, port) for i, key, host, port in contacts],
+            columns=["peer", "worker", "public_key", "host", "port"],
+        )
+
+    def accept(self, block_type: str) -> None:
+        """Every peer, now and later, countersigns any proposal of ``block_type``."""
+        self.groups.each("accept", block_type)
+
+    def chains(self) -> pd.DataFrame:
+        """Every block of every peer's own chain."""
+        return self._frame("chains")
+
+    def balances(self) -> pd.DataFrame:
+        """Every market peer's balance of its own chain."""
+        return self._frame("balances")
+
+    def fraud_proofs(self) -> pd.DataFrame:
+        """Every fraud proof every peer holds (peer, forker, sequence number)."""
+        return self._frame("fraud_proofs")
+
+    def traffic(self) -> pd.DataFrame:
+        """Bytes and packets each peer's TrustChain community has sent."""
+        return self._frame("traffic")
+
+    def _frame(self, method: str) -> pd.DataFrame:
+        rows = [row for group in self.groups.each(method) for row in group]
+        return pd.DataFrame(rows).sort_values("peer", kind="stable").reset_index(drop=True) if rows else pd.DataFrame()
+
+    # --- lifetime ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the peers, then the cluster if the lab started it; safe to call twice."""
+        if self.groups is None:
+            return
+        try:
+            self.groups.each("stop")
+        finally:
+            self.groups = None  # type: ignore[assignment]
+            self._group_futures = []
+            if self._own_cluster is not None:
+                self.client.close()
+                self._own_cluster.close()
+
+    def __enter__(self) -> DaskLab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        peers = sum(self.groups.sizes) if self.groups is not None else 0
+        return f"DaskLab({len(self.workers)} workers, {peers} peers, dashboard {self.dashboard_link})"
+
+    def _repr_html_(self) -> str:
+        peers = sum(self.groups.sizes) if self.groups is not None else 0
+        link = self.dashboard_link
+        return (f"<b>DaskLab</b>: {len(self.workers)} workers, {peers} peers; "
+                f'dashboard <a href="{link}" target="_blank">{link}</a>')

@@ -1,0 +1,28 @@
+"""``enerdatx bench market --workers N`` and ``bench fraud --workers N`` report their figures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from enerdatx.cli import main
+
+
+@pytest.mark.slow
+def test_market_benchmark_on_workers_reports_the_single_process_figure_beside(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "market", "--json", "--peers", "8", "--trades", "8", "--workers", "2", "--no-progress"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    for prefix in ("single_process", "workers"):
+        assert figures[f"{prefix}_failed_trades"] == 0
+        assert figures[f"{prefix}_trades_per_s"] > 0
+        assert 0 < figures[f"{prefix}_trade_latency_p50_ms"] <= figures[f"{prefix}_trade_latency_p99_ms"]
+    assert figures["workers"] == 2 and figures["dashboard"].startswith("http://127.0.0.1:")
+
+
+@pytest.mark.slow
+def test_fraud_benchmark_on_workers(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "fraud", "--json", "--peers", "16", "--workers", "2", "--peer", "light"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["honest_with_proof@16"] == 15 and figures["light@16"] is True
+    assert figures["memory_per_peer_bytes@16"] > 0 and figures["workers"] == 2

@@ -1,0 +1,83 @@
+"""Lab(workers=2): peers on two Dask worker processes, real UDP on 127.0.0.1 between them."""
+
+from __future__ import annotations
+
+import collections
+import os
+import tempfile
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+from enerdatx.cluster import DaskLab, scenarios
+from enerdatx.lab import Lab
+
+SETTINGS = {"rate_per_second": 1e6, "rate_burst": 1_000_000}
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[DaskLab]:
+    with Lab(workers=2, durable=False, settings=SETTINGS) as made:
+        yield made
+
+
+def test_workers_makes_a_dask_lab_with_a_loopback_dashboard(lab: DaskLab) -> None:
+    assert isinstance(lab, DaskLab) and len(lab.workers) == 2
+    assert lab.dashboard_link.startswith("http://127.0.0.1:")
+    assert lab.dashboard_link in repr(lab) and lab.dashboard_link in lab._repr_html_()
+
+
+def test_a_market_of_20_peers_across_two_workers(lab: DaskLab) -> None:
+    run = scenarios.market(lab, peers=20, trades=40, price=5)
+    assert run.figures["failed_trades"] == 0 and len(run.trades) == 40
+    assert lab.groups.sizes == [10, 10]
+    owner = lab.groups.owner
+    keys = dict(zip(run.chains["public_key"], run.chains["peer"], strict=False))
+    sellers = [keys[seller] for seller in run.trades["seller"]]
+    assert any(owner[b] != owner[s] for b, s in zip(run.trades["buyer"], sellers, strict=True))  # across workers
+    # Chains: every buyer holds one proposal per trade, every seller one agreement, in sequence.
+    chains = run.chains
+    for peer, chain in chains.groupby("peer"):
+        assert list(chain["sequence_number"]) == list(range(1, len(chain) + 1)), peer
+    bought = run.trades.groupby("buyer").size()
+    sold = collections.Counter(sellers)
+    balances = run.balances.set_index("peer")
+    for buyer, count in bought.items():
+        assert balances.loc[buyer, "spent"] == 5 * count and balances.loc[buyer, "earned"] == 0
+    for seller, count in sold.items():
+        assert balances.loc[seller, "earned"] == 5 * count and balances.loc[seller, "spent"] == 0
+    assert balances["spent"].sum() == balances["earned"].sum() == 5 * 40
+    assert balances["complete"].all()
+
+
+def test_nothing_listens_beyond_loopback(lab: DaskLab) -> None:
+    if sum(lab.groups.sizes) == 0:
+        lab.start(4)
+    me = psutil.Process(os.getpid())
+    processes = [me, *me.children(recursive=True)]
+    bound = []
+    for process in processes:
+        for connection in process.net_connections(kind="inet"):
+            if connection.status in (psutil.CONN_LISTEN, psutil.CONN_NONE) and connection.laddr:
+                bound.append((process.pid, connection.laddr.ip, connection.laddr.port))
+    worker_pids = {p.pid for p in processes} - {me.pid}
+    assert {pid for pid, _, _ in bound} & worker_pids  # the workers' sockets were seen at all
+    assert [b for b in bound if b[1] not in ("127.0.0.1", "::1")] == []
+
+
+def test_the_same_fraud_scenario_runs_on_a_cluster_given_by_its_client() -> None:
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0") as cluster, \
+            Client(cluster) as client:
+        with Lab(tempfile.mkdtemp(), cluster=client, durable=False) as lab:
+            assert isinstance(lab, DaskLab) and len(lab.workers) == 2
+            run = scenarios.fraud(lab, peers=16, refusals=True)
+            proofs = lab.fraud_proofs()
+        assert client.status == "running"  # a cluster the lab did not start stays up
+    assert run.figures["groups"] == 2 and run.figures["honest_with_proof"] == 15
+    assert set(run.times["group"]) == {0, 1}  # peers on both workers learnt it
+    assert sorted(proofs["peer"]) == sorted(run.times["peer"]) and proofs["forker"].nunique() == 1
+    assert run.figures["refused_after_detection"] == 15  # every honest peer, on either worker, says no

@@ -1,0 +1,39 @@
+"""The shared scenarios on a single-process Lab: the same calls as on Dask workers."""
+
+from __future__ import annotations
+
+import pytest
+
+from enerdatx.cluster import groups_of, scenarios
+from enerdatx.errors import EnerDatXError
+from enerdatx.lab import Lab
+
+
+def test_the_market_scenario_on_one_process(tmp_path) -> None:
+    with Lab(tmp_path, "udp", durable=False, progress=False) as lab:
+        run = scenarios.market(lab, peers=6, trades=9, price=3)
+        assert len(lab.peers) == 6 and len(groups_of(lab)) == 1
+    assert run.figures["failed_trades"] == 0 and run.figures["groups"] == 1
+    assert run.balances["spent"].sum() == run.balances["earned"].sum() == 27
+    assert len(run.chains) == 2 * 9 + 3  # a proposal and an agreement per trade, a listing record per seller
+    assert (run.trades["amount"] == 3).all()
+
+
+def test_the_market_scenario_checks_its_sizes(tmp_path) -> None:
+    with Lab(tmp_path, durable=False, progress=False) as lab:
+        with pytest.raises(ValueError, match="trades"):
+            scenarios.market(lab, peers=4, trades=5)
+
+
+def test_the_fraud_scenario_wants_an_empty_lab(tmp_path) -> None:
+    with Lab(tmp_path, durable=False, progress=False) as lab:
+        scenarios.fraud(lab, peers=8)
+        with pytest.raises(EnerDatXError, match="empty lab"):
+            scenarios.fraud(lab, peers=8)
+
+
+def test_light_peers_run_no_services(tmp_path) -> None:
+    with Lab(tmp_path, durable=False, progress=False) as lab:
+        groups = groups_of(lab, light=True)
+        with pytest.raises(EnerDatXError, match="no services"):
+            groups.start(2, scenarios.MarketPeers(10))
