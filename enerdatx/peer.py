@@ -76,12 +76,15 @@ class Peer:
         settings: dict[str, Any] | None = None,
         walk: bool = False,
         durable: bool = True,
-        _opened: Opened | None = None,
+        _opened: Opened | tuple[Identity, BlockStore] | None = None,
     ) -> None:
         self.directory = Path(directory)
-        self.identity, self.store, self._lock = _opened or _open_directory(self.directory, durable)
+        opened = _opened or _open_directory(self.directory, durable)
+        self.identity, self.store = opened[0], opened[1]
+        # No lock: an identity and store given without a directory (light peers, in memory).
+        self._lock: DirectoryLock | None = opened[2] if len(opened) > 2 else None  # type: ignore[misc]
         self.ledger = TrustChain(self.identity, self.store)
-        if self.ledger.head is None:  # the first block we sign is marked at once (see datadir)
+        if self.ledger.head is None and self._lock is not None:  # the first block is marked at once
             self.ledger.subscribe(self._mark_first_block)
         key = b64encode(ipv8_private_key(self.identity).key_to_bin()).decode()
         config = (
@@ -167,10 +170,12 @@ class Peer:
 
     def _close_directory(self) -> None:
         try:
-            mark_head(self.directory, self.identity, self.store)
+            if self._lock is not None:
+                mark_head(self.directory, self.identity, self.store)
         finally:
             self.store.close()
-            self._lock.release()
+            if self._lock is not None:
+                self._lock.release()
 
     def __repr__(self) -> str:
         return f"Peer({self.public_key.hex()[:16]}…, {self.directory})"
