@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 from tqdm import tqdm
 
-from enerdatx.errors import BlockMissingError, CarFormatError, ContentStoreError
+from enerdatx.errors import BlockMissingError, CarFormatError, ContentStoreError, EnerDatXError, StorageError
 from enerdatx.ipfs.blocks import CID, Blockstore, cid_string, parse_cid
 from enerdatx.ipfs.car import read_car, write_car
 from enerdatx.ipfs.unixfs import FileImporter, child_cids, describe, iter_file, read_chunks
@@ -111,13 +111,22 @@ def _show_progress(progress: bool | None) -> bool:
 def atomic_output(path: StrPath) -> Iterator[BinaryIO]:
     """A temporary file beside ``path`` that becomes ``path`` only if the block succeeds."""
     target = Path(path)
-    handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False)  # noqa: SIM115
+    if target.is_dir():
+        raise StorageError("is a directory", path=target)
+    if target.exists() and not target.is_file():  # a device or a pipe: replacing it would be worse
+        raise StorageError("is not a regular file", path=target)
+    try:
+        handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False)  # noqa: SIM115
+    except OSError as exc:
+        raise StorageError.from_os_error(exc, "write the file", target) from None
     try:
         with handle:
             yield handle
         os.replace(handle.name, target)
-    except BaseException:
+    except BaseException as exc:
         Path(handle.name).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, EnerDatXError):  # disk full, say
+            raise StorageError.from_os_error(exc, "write the file", target) from None
         raise
 
 
@@ -126,7 +135,10 @@ class EmbeddedStore(ContentStore):
 
     def __init__(self, directory: StrPath) -> None:
         self.directory = Path(directory).expanduser()
-        self.blocks = Blockstore(self.directory)
+        try:
+            self.blocks = Blockstore(self.directory)
+        except OSError as exc:  # the repository path is a file, or not writable
+            raise StorageError.from_os_error(exc, "open the content store", self.directory) from None
         self._pins_path = self.directory / "pins.json"
 
     def __repr__(self) -> str:
@@ -295,9 +307,11 @@ class EmbeddedStore(ContentStore):
                 for root in roots:
                     if not self.blocks.has(root):
                         raise CarFormatError(f"CAR root {cid_string(root)} is neither in the file nor in the store")
-            except BaseException:
+            except BaseException as exc:
                 for cid in written:
                     self.blocks.delete(cid)
+                if isinstance(exc, OSError) and not isinstance(exc, EnerDatXError):
+                    raise StorageError.from_os_error(exc, "import the CAR file", in_path) from None
                 raise
             for root in roots:
                 self._add_pin(root)

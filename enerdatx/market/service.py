@@ -104,9 +104,11 @@ class MarketService:
         """Live listings matching a query, cheapest first, then oldest."""
         return self.market.book.search(query, **fields)
 
-    async def buy(self, listing_id: str, *, amount: int | None = None, negotiation: str | None = None) -> Trade:
+    async def buy(
+        self, listing_id: str, *, amount: int | None = None, negotiation: str | None = None, again: bool = False
+    ) -> Trade:
         """Pay for a listing and get its verified data (see Market.buy)."""
-        return await self.market.buy(listing_id, amount=amount, negotiation=negotiation)
+        return await self.market.buy(listing_id, amount=amount, negotiation=negotiation, again=again)
 
     # --- the market's ways out ---------------------------------------------------------
 

@@ -278,7 +278,7 @@ def iter_source(source: Any, *, timeout: float = 30.0, baudrate: int | None = No
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
-            raise MeterDataError(f"{path}: no such file")
+            raise MeterDataError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}")
         opener = gzip.open if path.suffix == ".gz" else open
         try:
             with opener(path, "rb") as handle:
