@@ -79,6 +79,9 @@ USAGE_CASES: dict[str, list[str]] = {
     "meter read: an unknown format": ["meter", "read", "{d}/s.csv", "--format", "xml"],
     "peer recover: a timeout of NaN": ["peer", "recover", "--dir", "{d}/p", "--peer", "127.0.0.1:9", "--timeout", "nan"],
     "demo: too many peers": ["demo", "--households", "10000000", "--quiet", "--output", "{d}/demo"],
+    "peer run: a meter address without a port": ["peer", "run", "--dir", "{d}/p", "--meter", "tcp://nohost"],
+    "peer run: a meter file that is missing": ["peer", "run", "--dir", "{d}/p", "--meter", "{d}/missing.txt"],
+    "peer run: an OEHU URL without a scheme": ["peer", "run", "--dir", "{d}/p", "--oehu", "notaurl", "--device", "x"],
 }
 
 

@@ -74,6 +74,39 @@ def check_bindable(host: str, port: int) -> None:
         raise PeerUnreachableError(f"cannot listen on {host}:{port}: {reason}") from None
 
 
+def parse_meter_source(text: str) -> str:
+    """A P1 source for ``--meter``: tcp://HOST:PORT, serial:PORT or an existing file; ArgumentTypeError otherwise."""
+    from enerdatx.errors import MeterDataError
+    from enerdatx.meter.dsmr import parse_tcp_source
+
+    if text.startswith("tcp://"):
+        try:
+            parse_tcp_source(text)
+        except MeterDataError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    elif text.startswith("serial:"):
+        if not text[len("serial:"):]:
+            raise argparse.ArgumentTypeError("expected serial:PORT, e.g. serial:/dev/ttyUSB0")
+    elif not Path(text).is_file():
+        # A serial device may be plugged in later (it is retried); a file name is checked now.
+        raise argparse.ArgumentTypeError(f"{text}: no such file (a source is tcp://HOST:PORT, serial:PORT or a FILE)")
+    return text
+
+
+def parse_http_url(text: str) -> str:
+    """An http(s) URL with a host (``--oehu``); ArgumentTypeError otherwise."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018  # raises ValueError for a port out of range
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected an http(s) URL, got {text!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"expected an http(s) URL such as http://127.0.0.1:8080, got {text!r}")
+    return text
+
+
 def parse_contact(text: str) -> tuple[bytes, UDPv4Address]:
     """``PUBLICKEYHEX@HOST:PORT`` -> (public key, address)."""
     key_hex, sep, address = text.partition("@")
@@ -105,9 +138,9 @@ def register(subparsers: Any) -> None:
                      help="never wait for the disk (benchmarks; a power cut may then cost signed blocks)")
     live = run.add_argument_group("live meter data and subscriptions")
     source = live.add_mutually_exclusive_group()
-    source.add_argument("--meter", metavar="SOURCE",
+    source.add_argument("--meter", metavar="SOURCE", type=parse_meter_source,
                         help="read P1 telegrams continuously: tcp://HOST:PORT, serial:/dev/ttyUSB0 or a FILE")
-    source.add_argument("--oehu", metavar="URL", help="poll an OEHU API for readings (with --device)")
+    source.add_argument("--oehu", metavar="URL", type=parse_http_url, help="poll an OEHU API for readings (with --device)")
     live.add_argument("--device", help="the OEHU device id to poll")
     live.add_argument("--offer", type=Path, action="append", default=[], metavar="FILE.json",
                       help="sell a subscription (descriptor, price, period_seconds, start, periods, terms); "
