@@ -8,9 +8,12 @@ subclass the matching built-in, so ``except ValueError`` keeps working.
   + ConfigurationError(ValueError)       an option out of range (a Lab's transport, a loss rate)
   + KeyFileError(ValueError)             a key file is corrupt, foreign or unsafe
   + EncodingError(ValueError)            bytes that do not decode to the claimed format
+  + StorageError(OSError)                a file, directory or database cannot be used (missing,
+                                         a directory, read-only, corrupt, disk full)
+    - DirectoryLockedError               another process runs the peer in that directory
+    - ChainIdentityError                 key and chain do not belong together, or one was lost
   + LedgerError                          TrustChain
     - InvalidBlockError(ValueError)      a block breaks a rule; ``.reason`` says which
-    - StoreVersionError                  a block store on disk of a schema this code does not know
     - FraudDetectedError                 the counterparty is a proven forker
     - TransactionRejectedError           a counterparty refused to countersign
     - TransactionTimeoutError(TimeoutError)
@@ -28,6 +31,7 @@ subclass the matching built-in, so ``except ValueError`` keeps working.
     - ListingNotFoundError(KeyError)
     - ListingUnavailableError            withdrawn or expired
     - InsufficientFundsError
+    - PurchaseConflictError              that listing is bought already, or being bought
     - NegotiationError
     - DataVerificationError              decrypted data does not match its commitment
   + NetworkError                         peers
@@ -42,6 +46,7 @@ subclass the matching built-in, so ``except ValueError`` keeps working.
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 
@@ -65,6 +70,51 @@ class EncodingError(EnerDatXError, ValueError):
     """Bytes that do not decode to the claimed format."""
 
 
+class StorageError(EnerDatXError, OSError):
+    """A file, directory or database cannot be used: missing, a directory, read-only, corrupt, full."""
+
+    def __init__(self, message: str, *, path: Any = None) -> None:
+        super().__init__(message if path is None else f"{path}: {message}")
+        self.path = path
+
+    def __str__(self) -> str:  # OSError would format (errno, strerror)
+        return str(self.args[0]) if self.args else ""
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, what: str, path: Any) -> StorageError:
+        """``exc`` as one line: "PATH: cannot WHAT: the disk is full" (read-only, a directory...)."""
+        reason = _OS_REASONS.get(exc.errno or 0) or exc.strerror or str(exc)
+        error = cls(f"cannot {what}: {reason}", path=path)
+        error.errno = exc.errno
+        return error
+
+
+_OS_REASONS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ENOENT: "no such file or directory",
+    errno.EISDIR: "is a directory",
+    errno.ENOTDIR: "a path component is not a directory",
+    errno.EEXIST: "already exists",
+}
+
+
+class DirectoryLockedError(StorageError):
+    """Another process runs the peer kept in that directory; ``pid`` is the holder's."""
+
+    def __init__(self, directory: Any, pid: int | None) -> None:
+        holder = f"process {pid}" if pid is not None else "another process"
+        super().__init__(f"in use by {holder} (one peer per directory: two would fork its chain)", path=directory)
+        self.pid = pid
+
+
+class ChainIdentityError(StorageError):
+    """The key and the chain of a peer directory do not belong together, or one of them was lost."""
+
+
 # --- TrustChain ------------------------------------------------------------------
 
 
@@ -83,10 +133,6 @@ class InvalidBlockError(LedgerError, ValueError):
         self.reason = reason
         self.detail = detail
         self.block_hash = block_hash
-
-
-class StoreVersionError(LedgerError):
-    """A block store on disk has a schema version this code does not know (a newer EnerDatX made it)."""
 
 
 class FraudDetectedError(LedgerError):
@@ -205,6 +251,10 @@ class InsufficientFundsError(MarketError):
         self.amount = amount
 
 
+class PurchaseConflictError(MarketError):
+    """We bought that listing already, or a purchase of it is under way (``again=True`` to buy twice)."""
+
+
 class NegotiationError(MarketError):
     """A negotiation step that is not allowed in the negotiation's state."""
 
@@ -256,3 +306,29 @@ class UnionError(PrivacyError):
 
 class SecureAggregationError(PrivacyError):
     """Masked contributions that do not make one round (wrong round, roster, or length)."""
+
+
+# --- At the entry points ------------------------------------------------------------
+
+
+def typed_error(exc: BaseException) -> EnerDatXError | None:
+    """A failure from below EnerDatX (the OS, SQLite, the interpreter) as a typed one-line error.
+
+    The command line, the REST API and the widgets use it as their last line of defence, so
+    that a full disk or a 100,000-deep JSON document is a message, never a traceback. None
+    means a bug: the caller reports it as an internal error.
+    """
+    if isinstance(exc, EnerDatXError):
+        return exc
+    if isinstance(exc, RecursionError):
+        return EncodingError("the input is nested too deeply")
+    if isinstance(exc, MemoryError):
+        return EncodingError("the input is too large to hold in memory")
+    if isinstance(exc, OSError):
+        return StorageError.from_os_error(exc, "use the file", exc.filename)
+    if type(exc).__module__ == "sqlite3" and type(exc).__name__ in ("DatabaseError", "OperationalError"):
+        # "database or disk is full", "attempt to write a readonly database", "file is not a database"
+        return StorageError(f"the database failed: {exc}")
+    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+        return EncodingError("a number has too many digits")
+    return None

@@ -1,7 +1,8 @@
 """One EnerDatX peer: an identity, its ledger and the TrustChain community on one IPv8.
 
-A peer lives in a directory (``identity.key``, ``chain.sqlite``, ``ipfs/`` for its content
-store) and starts again from it. Its market attaches with :meth:`Peer.add_market` and is then
+A peer lives in a directory (``identity.key``, ``chain.sqlite``, ``chain.head``, ``ipfs/`` for
+its content store) and starts again from it; one process at a time holds it (see
+:mod:`enerdatx.datadir`). Its market attaches with :meth:`Peer.add_market` and is then
 ``peer.market``; other services attach with :meth:`Peer.add_service`: they may add their own
 IPv8 overlays and ledger policies.
 """
@@ -22,6 +23,7 @@ from ipv8.peerdiscovery.discovery import RandomWalk
 from ipv8_service import IPv8
 
 from enerdatx.crypto import Identity
+from enerdatx.datadir import DirectoryLock, mark_head, open_directory
 from enerdatx.errors import MarketError
 from enerdatx.ipfs import ContentStore, open_store
 from enerdatx.market.service import MarketService
@@ -37,15 +39,14 @@ if TYPE_CHECKING:
 
 __all__ = ["Peer", "Service", "WALK_TARGET"]
 
+Opened = tuple[Identity, BlockStore, DirectoryLock]
+
 # Neighbours a walking peer looks for through IPv8 introductions.
 WALK_TARGET = 20
 
 
-def _open_directory(directory: Path, durable: bool) -> tuple[Identity, BlockStore]:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "ipfs").mkdir(exist_ok=True)
-    identity = Identity.load_or_create(directory / "identity.key")
-    return identity, BlockStore(directory / "chain.sqlite", fsync=durable)
+def _open_directory(directory: Path, durable: bool) -> Opened:
+    return open_directory(directory, durable=durable)
 
 
 def _quiet_ipv8(config: dict[str, Any], endpoint: Endpoint) -> IPv8:
@@ -79,11 +80,16 @@ class Peer:
         settings: dict[str, Any] | None = None,
         walk: bool = False,
         durable: bool = True,
-        _opened: tuple[Identity, BlockStore] | None = None,
+        _opened: Opened | tuple[Identity, BlockStore] | None = None,
     ) -> None:
         self.directory = Path(directory)
-        self.identity, self.store = _opened or _open_directory(self.directory, durable)
+        opened = _opened or _open_directory(self.directory, durable)
+        self.identity, self.store = opened[0], opened[1]
+        # No lock: an identity and store given without a directory (light peers, in memory).
+        self._lock: DirectoryLock | None = opened[2] if len(opened) > 2 else None
         self.ledger = TrustChain(self.identity, self.store)
+        if self.ledger.head is None and self._lock is not None:  # the first block is marked at once
+            self.ledger.subscribe(self._mark_first_block)
         key = b64encode(ipv8_private_key(self.identity).key_to_bin()).decode()
         config = (
             ConfigBuilder()
@@ -111,6 +117,10 @@ class Peer:
         """Like ``Peer(...)``, but the disk work (key file, database) runs in a worker thread."""
         opened = await asyncio.to_thread(_open_directory, Path(directory), durable)
         return cls(directory, endpoint, durable=durable, _opened=opened, **options)
+
+    def _mark_first_block(self, block: Any) -> None:
+        if block.public_key == self.public_key and not (self.directory / "chain.head").exists():
+            mark_head(self.directory, self.identity, self.store)
 
     @functools.cached_property
     def content(self) -> ContentStore:
@@ -183,7 +193,16 @@ class Peer:
             if close is not None and inspect.isawaitable(result := close()):
                 await result
         await self.ipv8.stop()
-        await asyncio.to_thread(self.store.close)  # a WAL checkpoint: disk work
+        await asyncio.to_thread(self._close_directory)  # a WAL checkpoint: disk work
+
+    def _close_directory(self) -> None:
+        try:
+            if self._lock is not None:
+                mark_head(self.directory, self.identity, self.store)
+        finally:
+            self.store.close()
+            if self._lock is not None:
+                self._lock.release()
 
     def __repr__(self) -> str:
         return f"Peer({self.public_key.hex()[:16]}…, {self.directory})"

@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import traitlets
 
-from enerdatx.errors import EnerDatXError
+from enerdatx.errors import EnerDatXError, typed_error
 
 __all__ = ["Panel", "short_key", "show_figure"]
 
@@ -162,9 +162,10 @@ class Panel(widgets.VBox):
             await asyncio.gather(*list(self._tasks))
 
     def _fail(self, exc: Exception) -> None:
-        if not isinstance(exc, EXPECTED_ERRORS):
+        typed = typed_error(exc)  # a full disk, a too-deep document: the same one line as the CLI
+        if typed is None and not isinstance(exc, EXPECTED_ERRORS):
             logger.exception("%s: unexpected error", self.title)
-        self.show_error(exc)
+        self.show_error(typed if typed is not None else exc)
 
     @contextmanager
     def working(self, description: str, total: int) -> Iterator[Callable[[int], None]]:

@@ -136,7 +136,7 @@ def check_directory(directory: Path) -> Check:
     from enerdatx.ipfs import EmbeddedStore
     from enerdatx.market.formats import LISTING, PAYMENT, commitment, parse_listing, split_opening
     from enerdatx.market.keyring import Keyring
-    from enerdatx.market.wallet import Wallet
+    from enerdatx.market.wallet import Wallet, released_payments
     from enerdatx.trustchain import GENESIS_HASH, BlockStore
 
     check = Check()
@@ -169,14 +169,15 @@ def check_directory(directory: Path) -> Check:
             if store.fraud_proofs():
                 check.fail(f"{path.name}: holds a fraud proof: an honest peer forked after a crash")
             spent = earned = 0
+            released = released_payments(chain)  # unanswered payments taken back after their deadline
             for block in chain:
                 if block.type != PAYMENT:
                     continue
                 if block.is_proposal:
-                    spent += block.transaction["amount"]
-                elif store.linked(block) is None:
+                    spent += 0 if block.hash in released else block.transaction["amount"]
+                elif (proposal := store.linked(block)) is None:
                     check.fail(f"{path.name}: agreement {block.sequence_number} stored without its proposal")
-                else:
+                elif proposal.hash not in released_payments(store.chain(proposal.public_key)):
                     earned += block.transaction["amount"]
             balance = Wallet(store, grant=GRANT).balance(me)
             if (balance.earned, balance.spent) != (earned, spent) or balance.available < 0:
@@ -322,11 +323,13 @@ def kill_loop(directory: Path, kills: int, *, seed: int = 0, max_run: float = 1.
 
 
 def _stuck(directory: Path) -> int:
-    """Payments that neither settled (agreement and purchase) nor name a listing its seller withdrew."""
+    """Payments that neither settled (agreement and purchase), nor name a listing its seller withdrew,
+    nor expired unanswered (their reservation is released, or will be at the buyer's next purchase)."""
     from enerdatx.crypto import Identity
     from enerdatx.market.formats import PAYMENT, WITHDRAWAL
     from enerdatx.market.keyring import Keyring
-    from enerdatx.trustchain import BlockStore
+    from enerdatx.market.market import RELEASE_GRACE
+    from enerdatx.trustchain import BlockStore, now_ms
 
     stuck = 0
     for path in sorted(directory.glob("peer-*")):
@@ -339,7 +342,9 @@ def _stuck(directory: Path) -> int:
                     continue
                 listing = proposal.transaction["listing"]
                 settled = store.linked(proposal) is not None and keyring.purchase(listing.hex()) is not None
-                if not settled and listing not in withdrawn:
+                deadline = proposal.transaction.get("deadline")
+                expired = store.linked(proposal) is None and deadline is not None and now_ms() > deadline + RELEASE_GRACE
+                if not settled and listing not in withdrawn and not expired:
                     stuck += 1
         finally:
             store.close()

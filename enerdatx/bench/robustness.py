@@ -1,4 +1,5 @@
-"""Robustness figures: fuzzing, crash consistency, trades under network faults, fraud under loss, floods."""
+"""Robustness figures: fuzzing, crash consistency, trades under network faults, fraud under loss, floods,
+and the entry points under bad input."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from enerdatx.bench.faults import PROFILES
 from enerdatx.bench.scenarios import faulty_trades, flood, fraud_detection_seconds
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-PARTS = ("fuzz", "crash", "faults", "fraud", "flood")
+PARTS = ("fuzz", "crash", "faults", "fraud", "flood", "entry")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +57,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             result["fraud"] = asyncio.run(_fraud_figures(base / "fraud", args.fraud_runs))
         if "flood" in parts:
             result["flood"] = asyncio.run(_flood_figures(base / "flood", args.flood_packets))
+        if "entry" in parts:
+            from enerdatx.bench.entry import entry_figures
+
+            result["entry"] = entry_figures(base / "entry")
     if args.markdown:
         args.markdown.write_text(markdown(result))
     return result
@@ -185,4 +190,8 @@ def markdown(result: dict[str, Any]) -> str:
                 f"| dropped unread (TrustChain / market rate and size limits) | {f['flood_dropped_trustchain']:,} / "
                 f"{f['flood_dropped_market']:,} |",
                 f"| honest trade completed during the flood | {'yes' if f['flood_honest_trade_completed'] else 'no'} |", ""]
+    if "entry" in result:
+        from enerdatx.bench.entry import markdown as entry_markdown
+
+        out += entry_markdown(result["entry"])
     return "\n".join(out)

@@ -32,11 +32,21 @@ HOUSEHOLD_TYPES = ("family", "couple", "single", "retired")
 MONTH = ("2026-01-01", "2026-02-01")
 
 
+# Each peer is a process's worth of state; beyond this a laptop swaps rather than demonstrates.
+MAX_DEMO_PEERS = 250
+
+
+def _peer_count(text: str) -> int:
+    if not text.isascii() or not text.lstrip("-").isdigit() or len(text) > 6 or int(text) > MAX_DEMO_PEERS:
+        raise argparse.ArgumentTypeError(f"expected a count up to {MAX_DEMO_PEERS}, got {text!r}")
+    return int(text)
+
+
 def register(subparsers: Any) -> None:
     """Add ``demo``."""
     demo = subparsers.add_parser("demo", help="run a local market of households and buyers, end to end")
-    demo.add_argument("--households", type=int, default=6, help="selling households (default 6)")
-    demo.add_argument("--buyers", type=int, default=3, help="data buyers (default 3)")
+    demo.add_argument("--households", type=_peer_count, default=6, help="selling households (default 6)")
+    demo.add_argument("--buyers", type=_peer_count, default=3, help="data buyers (default 3)")
     demo.add_argument("--output", type=Path, default=Path("enerdatx-demo"),
                       help="where summary.json and report.html go (default ./enerdatx-demo)")
     demo.add_argument("--seed", type=int, default=1, help="seed of the synthetic households")

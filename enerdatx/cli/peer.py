@@ -2,7 +2,9 @@
 
 ``enerdatx peer run --dir D --port P --peer HOST:PORT`` starts (or restarts) the peer kept
 in D, walks to the given peers, and stops cleanly on SIGINT or SIGTERM. It prints one JSON
-line when it is ready (its key and address) and one when it has stopped.
+line when it is ready (its key and address) and one when it has stopped. Only one process at a
+time runs a directory. ``peer backup`` snapshots a directory (also while its peer runs);
+``peer recover`` rebuilds a lost ``chain.sqlite`` from peers that hold the chain.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import asyncio
 import ipaddress
 import json
+import math
 import signal
 import socket
 import sys
@@ -19,9 +22,10 @@ from typing import Any
 
 from ipv8.messaging.interfaces.udp.endpoint import UDPEndpoint, UDPv4Address
 
-from enerdatx.crypto import Identity
+from enerdatx.datadir import backup_directory, load_identity
+from enerdatx.errors import PeerUnreachableError, StorageError
 
-__all__ = ["register", "parse_address", "parse_contact"]
+__all__ = ["register", "parse_address", "parse_contact", "parse_port", "check_bindable"]
 
 
 def parse_address(text: str) -> UDPv4Address:
@@ -39,6 +43,70 @@ def parse_address(text: str) -> UDPv4Address:
     return UDPv4Address(ip, int(port))
 
 
+def parse_port(text: str) -> int:
+    """A UDP port, 0 (any free port) to 65535; ArgumentTypeError otherwise."""
+    if not text.isascii() or not text.isdigit() or len(text) > 5 or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return int(text)
+
+
+def parse_seconds(text: str) -> float:
+    """A positive, finite number of seconds up to an hour; ArgumentTypeError otherwise."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= 3600:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"expected seconds in (0, 3600], got {text!r}")
+    return seconds
+
+
+def check_bindable(host: str, port: int) -> None:
+    """Refuse, as one line, an address this machine cannot listen on.
+
+    IPv8's endpoint would try the next 10,000 ports instead, or carry on without a socket.
+    """
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind((host, port))
+    except (OSError, OverflowError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise PeerUnreachableError(f"cannot listen on {host}:{port}: {reason}") from None
+
+
+def parse_meter_source(text: str) -> str:
+    """A P1 source for ``--meter``: tcp://HOST:PORT, serial:PORT or an existing file; ArgumentTypeError otherwise."""
+    from enerdatx.errors import MeterDataError
+    from enerdatx.meter.dsmr import parse_tcp_source
+
+    if text.startswith("tcp://"):
+        try:
+            parse_tcp_source(text)
+        except MeterDataError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    elif text.startswith("serial:"):
+        if not text[len("serial:"):]:
+            raise argparse.ArgumentTypeError("expected serial:PORT, e.g. serial:/dev/ttyUSB0")
+    elif not Path(text).is_file():
+        # A serial device may be plugged in later (it is retried); a file name is checked now.
+        raise argparse.ArgumentTypeError(f"{text}: no such file (a source is tcp://HOST:PORT, serial:PORT or a FILE)")
+    return text
+
+
+def parse_http_url(text: str) -> str:
+    """An http(s) URL with a host (``--oehu``); ArgumentTypeError otherwise."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018  # raises ValueError for a port out of range
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected an http(s) URL, got {text!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"expected an http(s) URL such as http://127.0.0.1:8080, got {text!r}")
+    return text
+
+
 def parse_contact(text: str) -> tuple[bytes, UDPv4Address]:
     """``PUBLICKEYHEX@HOST:PORT`` -> (public key, address)."""
     key_hex, sep, address = text.partition("@")
@@ -52,14 +120,14 @@ def parse_contact(text: str) -> tuple[bytes, UDPv4Address]:
 
 
 def register(subparsers: Any) -> None:
-    """Add ``peer run`` and ``peer id``."""
+    """Add ``peer run``, ``peer id``, ``peer backup`` and ``peer recover``."""
     peer = subparsers.add_parser("peer", help="run a peer on UDP, or show its identity")
     inner = peer.add_subparsers(dest="peer_command", metavar="COMMAND", required=True)
 
     run = inner.add_parser("run", help="run one peer until SIGINT/SIGTERM")
     run.add_argument("--dir", required=True, type=Path, help="the peer's directory (created if new)")
     run.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for a LAN)")
-    run.add_argument("--port", type=int, default=0, help="UDP port (default: any free port)")
+    run.add_argument("--port", type=parse_port, default=0, help="UDP port (default: any free port)")
     run.add_argument("--peer", action="append", default=[], type=parse_address, metavar="HOST:PORT",
                      help="walk to this peer (repeatable)")
     run.add_argument("--contact", action="append", default=[], type=parse_contact, metavar="KEY@HOST:PORT",
@@ -70,9 +138,9 @@ def register(subparsers: Any) -> None:
                      help="never wait for the disk (benchmarks; a power cut may then cost signed blocks)")
     live = run.add_argument_group("live meter data and subscriptions")
     source = live.add_mutually_exclusive_group()
-    source.add_argument("--meter", metavar="SOURCE",
+    source.add_argument("--meter", metavar="SOURCE", type=parse_meter_source,
                         help="read P1 telegrams continuously: tcp://HOST:PORT, serial:/dev/ttyUSB0 or a FILE")
-    source.add_argument("--oehu", metavar="URL", help="poll an OEHU API for readings (with --device)")
+    source.add_argument("--oehu", metavar="URL", type=parse_http_url, help="poll an OEHU API for readings (with --device)")
     live.add_argument("--device", help="the OEHU device id to poll")
     live.add_argument("--offer", type=Path, action="append", default=[], metavar="FILE.json",
                       help="sell a subscription (descriptor, price, period_seconds, start, periods, terms); "
@@ -87,11 +155,59 @@ def register(subparsers: Any) -> None:
     show.add_argument("--dir", required=True, type=Path)
     show.set_defaults(func=_show_id)
 
+    backup = inner.add_parser("backup", help="write a consistent snapshot of the key and chain (peer may run)")
+    backup.add_argument("--dir", required=True, type=Path)
+    backup.add_argument("--out", required=True, type=Path, help="a new or empty directory")
+    backup.set_defaults(func=_backup)
+
+    recover = inner.add_parser("recover", help="rebuild a lost chain.sqlite from peers that hold the chain")
+    recover.add_argument("--dir", required=True, type=Path, help="the peer's directory (its identity.key is needed)")
+    recover.add_argument("--host", default="127.0.0.1")
+    recover.add_argument("--port", type=parse_port, default=0)
+    recover.add_argument("--peer", action="append", default=[], type=parse_address, metavar="HOST:PORT",
+                         help="a peer that holds blocks of this chain (repeatable)")
+    recover.add_argument("--contact", action="append", default=[], type=parse_contact, metavar="KEY@HOST:PORT")
+    recover.add_argument("--timeout", type=parse_seconds, default=10.0, help="seconds to wait for the peers to answer")
+    recover.set_defaults(func=_recover)
+
 
 def _show_id(args: argparse.Namespace) -> int:
-    args.dir.mkdir(parents=True, exist_ok=True)
-    print(Identity.load_or_create(args.dir / "identity.key").public_key.hex())
+    if args.dir.exists() and not args.dir.is_dir():
+        raise StorageError("not a directory", path=args.dir)
+    try:
+        args.dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create the directory: {exc.strerror}", path=args.dir) from None
+    print(load_identity(args.dir).public_key.hex())
     return 0
+
+
+def _backup(args: argparse.Namespace) -> int:
+    _emit("backup", **backup_directory(args.dir, args.out))
+    return 0
+
+
+async def _recover_async(args: argparse.Namespace) -> None:
+    from enerdatx.datadir import open_directory
+    from enerdatx.peer import Peer
+    from enerdatx.recovery import recover_chain
+
+    if not (args.dir / "identity.key").is_file():
+        raise StorageError("no identity.key: recovery needs the key the chain was signed with", path=args.dir)
+    if not args.peer and not args.contact:
+        raise StorageError("give at least one --peer or --contact that holds the chain", path=args.dir)
+    check_bindable(args.host, args.port)
+    opened = open_directory(args.dir, recovering=True)
+    peer = Peer(args.dir, UDPEndpoint(port=args.port, ip=args.host), walk=True, _opened=opened)
+    try:
+        await peer.start()
+        peer.add_contacts(args.contact)
+        peer.community.add_seeds(args.peer)
+        wanted = len(args.peer) + len(args.contact)
+        recovery = await recover_chain(peer, wanted_peers=wanted, timeout=args.timeout)
+    finally:
+        await peer.stop()
+    _emit("recovered", **recovery.as_dict())
 
 
 def _emit(event: str, **fields: Any) -> None:
@@ -145,6 +261,7 @@ def _offer_from_file(service: Any, path: Path) -> Any:
 async def _serve(args: argparse.Namespace) -> None:
     from enerdatx.peer import Peer
 
+    check_bindable(args.host, args.port)
     peer = Peer(args.dir, UDPEndpoint(port=args.port, ip=args.host), walk=True, durable=not args.no_fsync)
     for block_type in args.accept:
         peer.ledger.register_policy(block_type, _accept_all)
@@ -176,4 +293,9 @@ async def _serve(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> int:
     asyncio.run(_serve(args))
     sys.stdout.flush()
+    return 0
+
+
+def _recover(args: argparse.Namespace) -> int:
+    asyncio.run(_recover_async(args))
     return 0

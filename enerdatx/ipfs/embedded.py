@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 
 from tqdm import tqdm
 
-from enerdatx.errors import BlockMissingError, CarFormatError, ContentStoreError
+from enerdatx.errors import BlockMissingError, CarFormatError, ContentStoreError, EnerDatXError, StorageError
 from enerdatx.ipfs.blocks import CID, Blockstore, cid_string, parse_cid
 from enerdatx.ipfs.car import read_car, write_car
 from enerdatx.ipfs.store import ContentStore, StrPath, atomic_output
@@ -41,7 +41,10 @@ class EmbeddedStore(ContentStore):
 
     def __init__(self, directory: StrPath) -> None:
         self.directory = Path(directory).expanduser()
-        self.blocks = Blockstore(self.directory)
+        try:
+            self.blocks = Blockstore(self.directory)
+        except OSError as exc:  # the repository path is a file, or not writable
+            raise StorageError.from_os_error(exc, "open the content store", self.directory) from None
         self._pins_path = self.directory / "pins.json"
 
     def __repr__(self) -> str:
@@ -209,9 +212,11 @@ class EmbeddedStore(ContentStore):
                 for root in roots:
                     if not self.blocks.has(root):
                         raise CarFormatError(f"CAR root {cid_string(root)} is neither in the file nor in the store")
-            except BaseException:
+            except BaseException as exc:
                 for cid in written:
                     self.blocks.delete(cid)
+                if isinstance(exc, OSError) and not isinstance(exc, EnerDatXError):
+                    raise StorageError.from_os_error(exc, "import the CAR file", in_path) from None
                 raise
             for root in roots:
                 self._add_pin(root)

@@ -20,9 +20,15 @@ import ipfshttpclient
 import ipfshttpclient.exceptions as rpc_errors
 from ipfshttpclient import multipart
 
-from enerdatx.errors import BlockMissingError, CarFormatError, ContentStoreError, DaemonUnavailableError
+from enerdatx.errors import (
+    BlockMissingError,
+    CarFormatError,
+    ContentStoreError,
+    DaemonUnavailableError,
+    StorageError,
+)
 from enerdatx.ipfs.blocks import cid_string, parse_cid
-from enerdatx.ipfs.car import missing_blocks
+from enerdatx.ipfs.car import missing_blocks, read_car
 from enerdatx.ipfs.store import ContentStore, StrPath, atomic_output
 
 __all__ = ["KuboStore", "MINIMUM_VERSIONS"]
@@ -203,7 +209,18 @@ class KuboStore(ContentStore):
                 raise BlockMissingError(cid_string(missing[0]))
 
     def import_car(self, in_path: StrPath) -> list[str]:
-        """``dag import`` a CAR file (the daemon pins its roots); return the roots."""
+        """``dag import`` a CAR file (the daemon pins its roots); return the roots.
+
+        The file is read and every block checked here first: the daemon stores blocks as they
+        arrive, so a CAR it rejected half-way would leave its first blocks behind.
+        """
+        try:
+            with open(in_path, "rb") as stream:
+                _roots, blocks = read_car(stream)
+                for _block in blocks:
+                    pass
+        except OSError as exc:
+            raise StorageError.from_os_error(exc, "read the CAR file", in_path) from None
         body, headers = multipart.stream_files(os.fspath(in_path), chunk_size=1024 * 1024)
         try:
             replies = self._request(

@@ -21,6 +21,7 @@ __all__ = [
     "WITHDRAWAL",
     "PAYMENT",
     "COMPLAINT",
+    "RELEASE",
     "SHARE",
     "Share",
     "share_transaction",
@@ -45,6 +46,8 @@ __all__ = [
     "payment_transaction",
     "parse_payment",
     "complaint_transaction",
+    "release_transaction",
+    "parse_release",
 ]
 
 FORMAT_VERSION = 1
@@ -54,6 +57,8 @@ LISTING = "edx.listing"
 WITHDRAWAL = "edx.withdrawal"
 PAYMENT = "edx.payment"
 COMPLAINT = "edx.complaint"
+RELEASE = "edx.release"
+MAX_TIMESTAMP = 2**63 - 1
 SHARE = "edx.share"  # a share of a sale's revenue, passed on to a data union's member
 
 COMMITMENT_DOMAIN = b"enerdatx/commitment/v1\x00"
@@ -259,16 +264,21 @@ class Payment:
     listing: bytes
     amount: int
     negotiation: str | None
+    deadline: int | None = None  # epoch ms; after it the payer may release the reservation
 
 
-def payment_transaction(listing_hash: bytes, amount: int, negotiation: str | None = None) -> dict[str, Any]:
-    """The transaction of the buyer's ``edx.payment`` proposal."""
+def payment_transaction(
+    listing_hash: bytes, amount: int, negotiation: str | None = None, *, deadline: int | None = None
+) -> dict[str, Any]:
+    """The transaction of the buyer's ``edx.payment`` proposal (``deadline`` in epoch ms, or none)."""
     tx: dict[str, Any] = {
         "v": FORMAT_VERSION,
         "listing": _check_hash(listing_hash, "listing"),
         "amount": _check_amount(amount, "amount"),
         "negotiation": negotiation,
     }
+    if deadline is not None:  # absent, not null: payments without one keep their old encoding
+        tx["deadline"] = deadline
     parse_payment(tx)
     return tx
 
@@ -281,7 +291,26 @@ def parse_payment(tx: Any) -> Payment:
         negotiation is None or isinstance(negotiation, str) and 0 < len(negotiation) <= MAX_NEGOTIATION_ID,
         "bad negotiation id",
     )
-    return Payment(_check_hash(tx.get("listing"), "listing"), _check_amount(tx.get("amount"), "amount"), negotiation)
+    deadline = tx.get("deadline")
+    _require(
+        "deadline" not in tx or type(deadline) is int and 0 < deadline <= MAX_TIMESTAMP,
+        "the deadline is epoch milliseconds",
+    )
+    return Payment(
+        _check_hash(tx.get("listing"), "listing"), _check_amount(tx.get("amount"), "amount"), negotiation, deadline
+    )
+
+
+def release_transaction(proposal_hash: bytes) -> dict[str, Any]:
+    """The transaction of an ``edx.release`` record: the payer takes back an unanswered payment."""
+    return {"v": FORMAT_VERSION, "proposal": _check_hash(proposal_hash, "proposal")}
+
+
+def parse_release(block: Any) -> bytes:
+    """The hash of the payment proposal an ``edx.release`` block releases."""
+    _require(block.type == RELEASE, f"not a release block: {block.type}")
+    _check_version(block.transaction, "release")
+    return _check_hash(block.transaction.get("proposal"), "proposal")
 
 
 def complaint_transaction(

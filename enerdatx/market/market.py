@@ -9,6 +9,7 @@ Markets.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -26,12 +27,14 @@ from enerdatx.errors import (
     ListingUnavailableError,
     MarketError,
     NetworkError,
+    PurchaseConflictError,
     TransactionRejectedError,
 )
 from enerdatx.market.formats import (
     COMPLAINT,
     LISTING,
     PAYMENT,
+    RELEASE,
     SALT_SIZE,
     WITHDRAWAL,
     Listing,
@@ -42,6 +45,7 @@ from enerdatx.market.formats import (
     parse_listing,
     parse_payment,
     payment_transaction,
+    release_transaction,
     split_opening,
     withdrawal_transaction,
 )
@@ -57,7 +61,17 @@ from enerdatx.trustchain import (
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ContentSource", "Fetcher", "Market", "NegotiatedPrice", "Proposer", "Trade", "now_ms"]
+__all__ = [
+    "AGREE_MARGIN", "ContentSource", "Fetcher", "Market", "NegotiatedPrice", "PAYMENT_LIFETIME", "Proposer",
+    "RELEASE_GRACE", "Trade", "now_ms",
+]
+
+# Reservations (docs/market.md): a payment proposal names a deadline this far ahead; the seller
+# countersigns only while AGREE_MARGIN of it is left, and the buyer releases an unanswered payment
+# RELEASE_GRACE after it (so an agreement signed in time has had time to arrive). Milliseconds.
+PAYMENT_LIFETIME = 60_000
+AGREE_MARGIN = 5_000
+RELEASE_GRACE = 10_000
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +147,9 @@ class Market:
         self._propose = propose
         self._fetch = fetch
         self.negotiated_price = negotiated_price
+        self._buying: dict[str, asyncio.Future[None]] = {}  # listing id -> the purchase under way
+        self._reservations: dict[bytes, HalfBlock] = {}  # our unanswered payment proposals, by hash
+        self._scanned = 0  # our chain is scanned for reservations up to this sequence number
         # Extra conditions on a payment for one of our listings (subscriptions add theirs):
         # each is called (buyer, listing) and raises TransactionRejectedError to refuse.
         self.payment_checks: list[Callable[[bytes, Listing], None]] = []
@@ -192,6 +209,9 @@ class Market:
             payment = parse_payment(proposal.transaction)
         except EncodingError as exc:
             raise TransactionRejectedError(f"malformed_payment: {exc}") from exc
+        if payment.deadline is not None and self.clock() + AGREE_MARGIN > payment.deadline:
+            # Too late to be sure the agreement reaches the buyer before it may release the payment.
+            raise TransactionRejectedError("deadline_passed")
         block = ledger.store.get_by_hash(payment.listing)
         if block is None or block.type != LISTING or block.public_key != self.public_key:
             raise TransactionRejectedError("unknown_listing")
@@ -230,17 +250,69 @@ class Market:
         return await self._propose(counterparty, block_type, transaction)
 
     def balance(self, public_key: bytes | None = None) -> Balance:
-        """The balance of ``public_key`` (ours by default) as derived from the chain we hold."""
+        """The balance of ``public_key`` (ours by default) as derived from the chain we hold.
+
+        Our own balance first releases our payments left unanswered past their deadline.
+        """
+        if public_key is None or public_key == self.public_key:
+            self.release_expired()
         return self.wallet.balance(public_key or self.public_key)
 
-    async def buy(self, listing_id: str, *, amount: int | None = None, negotiation: str | None = None) -> Trade:
+    def reservations(self) -> list[HalfBlock]:
+        """Our payment proposals that no agreement answers yet and that are not released."""
+        self._scan_own_chain()
+        for answered in [p for p in self._reservations.values() if self.ledger.store.linked(p) is not None]:
+            del self._reservations[answered.hash]  # the trade happened: nothing to release
+        return list(self._reservations.values())
+
+    def release_expired(self) -> list[HalfBlock]:
+        """Sign an ``edx.release`` for each of our unanswered payments past deadline + grace."""
+        released = []
+        now = self.clock()
+        for proposal in self.reservations():
+            deadline = parse_payment(proposal.transaction).deadline
+            if deadline is not None and now > deadline + RELEASE_GRACE:
+                released.append(self.ledger.record(RELEASE, release_transaction(proposal.hash)))
+                logger.info("released the unanswered payment %s", proposal.hash.hex()[:16])
+        self._scan_own_chain()
+        return released
+
+    def _scan_own_chain(self) -> None:
+        for block in self.ledger.store.chain(self.public_key, self._scanned + 1):
+            self._scanned = block.sequence_number
+            if block.type == PAYMENT and block.is_proposal:
+                try:
+                    if parse_payment(block.transaction).deadline is not None:
+                        self._reservations[block.hash] = block
+                except EncodingError:
+                    continue
+            elif block.type == RELEASE and block.is_record:
+                released = block.transaction.get("proposal")
+                if isinstance(released, bytes):
+                    self._reservations.pop(released, None)
+
+    async def buy(
+        self, listing_id: str, *, amount: int | None = None, negotiation: str | None = None, again: bool = False
+    ) -> Trade:
         """Pay for a listing, receive its sealed key, fetch, decrypt and verify the data set.
 
-        A seller that answers with a key or data that fail the checks gets a signed complaint
-        on our chain, and DataVerificationError is raised (``.complaint`` is that block).
+        One purchase per listing: while one is under way a second waits for it, and a listing
+        bought already raises PurchaseConflictError, unless ``again``. A seller that answers
+        with a key or data that fail the checks gets a signed complaint on our chain, and
+        DataVerificationError is raised (``.complaint`` is that block).
         """
         if self._propose is None or self._fetch is None:
             raise MarketError("this market is not connected to a network")
+        while (under_way := self._buying.get(listing_id)) is not None:
+            await asyncio.shield(under_way)  # the first buyer's outcome decides ours
+        done = self._buying[listing_id] = asyncio.get_running_loop().create_future()
+        try:
+            return await self._buy(listing_id, amount, negotiation, again)
+        finally:
+            del self._buying[listing_id]
+            done.set_result(None)
+
+    async def _buy(self, listing_id: str, amount: int | None, negotiation: str | None, again: bool) -> Trade:
         started = time.perf_counter()
         listing = self.book.get(listing_id)
         status = self.book.status(listing)
@@ -248,12 +320,18 @@ class Market:
             raise ListingUnavailableError(f"listing {listing_id[:16]}… is {status}")
         if listing.seller == self.public_key:
             raise MarketError("a peer cannot buy its own listing")
+        if not again and self.keyring.purchase(listing_id) is not None:
+            raise PurchaseConflictError(f"listing {listing_id[:16]}… is bought already (again=True buys it twice)")
         amount = listing.price if amount is None else amount
         available = self.balance().available
         if available < amount:
             raise InsufficientFundsError(available, amount)
-        transaction = payment_transaction(listing.block_hash, amount, negotiation)
-        proposal, agreement = await self._propose(listing.seller, PAYMENT, transaction)
+        deadline = self.clock() + PAYMENT_LIFETIME
+        transaction = payment_transaction(listing.block_hash, amount, negotiation, deadline=deadline)
+        proposal, agreement = await self.propose(listing.seller, PAYMENT, transaction)
+        if agreement.timestamp > deadline:
+            # Signed after our deadline: we may release this payment, so we do not take the trade.
+            raise TransactionRejectedError("late_agreement: countersigned after the payment's deadline")
         plaintext = await self.open_agreement(listing, agreement)
         return Trade(listing, proposal, agreement, plaintext, time.perf_counter() - started)
 

@@ -201,6 +201,8 @@ class StandingRequest:
         """A new request signed by ``identity``."""
         if query.max_price is None:
             raise NegotiationError("a standing request names its max_price")
+        if expires is not None and (type(expires) is not int or not created < expires < 2**63):
+            raise MarketError("a standing request expires a positive number of milliseconds from now")
         unsigned = cls(os.urandom(16).hex(), identity.public_key, query, created, expires)
         return cls(**{**unsigned.__dict__, "signature": identity.sign(REQUEST_CONTEXT + unsigned.body())})
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,7 +23,6 @@ from aiohttp import web
 from enerdatx.errors import (
     DataVerificationError,
     EncodingError,
-    EnerDatXError,
     FraudDetectedError,
     InsufficientFundsError,
     ListingNotFoundError,
@@ -31,8 +31,11 @@ from enerdatx.errors import (
     MeterDataError,
     NegotiationError,
     NetworkError,
+    PurchaseConflictError,
+    StorageError,
     TransactionRejectedError,
     TransactionTimeoutError,
+    typed_error,
 )
 from enerdatx.market.formats import Listing
 from enerdatx.market.orderbook import Query
@@ -42,6 +45,8 @@ __all__ = ["RestServer", "LOOPBACK", "openapi"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+logger = logging.getLogger(__name__)
+
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 MAX_UPLOAD = 64 * 1024 * 1024
 
@@ -50,13 +55,14 @@ _QUERY_FIELDS = {"kind": str, "area": str, "start": str, "end": str, "resolution
 _ASK_FIELDS = {"readings_id": str, "price": int, "start": str, "end": str, "resolution": str,
                "location": str, "household_type": str, "kind": str, "expires_in": int}
 _BID_FIELDS = {**_QUERY_FIELDS, "listing_id": str, "price": int, "expires_in": int}
-_BUY_FIELDS = {"listing_id": str, "amount": int}
+_BUY_FIELDS = {"listing_id": str, "amount": int, "again": bool}  # again: buy a listing bought already
 
 # (error class, HTTP status, code); the first match wins, so subclasses come first.
 _ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
     (ListingNotFoundError, 404, "listing_not_found"),
     (ListingUnavailableError, 409, "listing_unavailable"),
     (InsufficientFundsError, 402, "insufficient_funds"),
+    (PurchaseConflictError, 409, "purchase_conflict"),
     (NegotiationError, 409, "negotiation_failed"),
     (DataVerificationError, 502, "data_verification_failed"),
     (TransactionRejectedError, 502, "rejected_by_counterparty"),
@@ -98,7 +104,8 @@ def _fields(body: Any, allowed: dict[str, type], required: tuple[str, ...] = ())
     for name, value in body.items():
         kind = allowed[name]
         if value is not None and (type(value) is not kind):
-            raise HTTPError(400, "bad_request", f"{name} must be {'an integer' if kind is int else 'a string'}")
+            expected = {int: "an integer", bool: "true or false"}.get(kind, "a string")
+            raise HTTPError(400, "bad_request", f"{name} must be {expected}")
     return {k: v for k, v in body.items() if v is not None}
 
 
@@ -162,11 +169,17 @@ class RestServer:
             return _error(exc.status, exc.code, exc.message)
         except web.HTTPException as exc:  # aiohttp's own: 404 route, 405 method, 413 too large
             return _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
-        except EnerDatXError as exc:
+        except Exception as exc:  # noqa: BLE001 - a failure is a JSON answer, never a bare 500
+            error = typed_error(exc)
+            if error is None:
+                logger.exception("REST %s %s failed", request.method, request.path)
+                return _error(500, "internal_error", f"{type(exc).__name__} (a bug; see the peer's log)")
             for kind, status, code in _ERRORS:
-                if isinstance(exc, kind):
-                    return _error(status, code, str(exc))
-            raise
+                if isinstance(error, kind):
+                    return _error(status, code, str(error))
+            if isinstance(error, StorageError):  # disk full, read-only or corrupt database
+                return _error(507, "storage_failed", str(error))
+            return _error(400, "bad_request", str(error))
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -200,10 +213,7 @@ class RestServer:
         """The order book, optionally filtered (?kind=&area=&start=&end=&resolution=&max_price=&status=all)."""
         params = dict(request.query)
         everything = params.pop("status", "live") == "all"
-        if "max_price" in params:
-            if not (params["max_price"].isascii() and params["max_price"].isdigit()):
-                raise HTTPError(400, "bad_request", "max_price must be a non-negative integer")
-            params["max_price"] = int(params["max_price"])  # type: ignore[assignment]
+        _query_int(params, "max_price")
         query = Query(**_fields(params, {**_QUERY_FIELDS, "max_price": int}))
         listings = self.service.market.book.search(query, include_unavailable=everything)
         return web.json_response({"asks": [self._listing(x) for x in listings]})
@@ -272,7 +282,8 @@ class RestServer:
         """Buy a listing at its price (or ``amount``), fetch, decrypt and verify it."""
         body = _fields(await _json(request), _BUY_FIELDS, ("listing_id",))
         # An HTTP client asks about listings it saw: an unknown one is a 404 now, not after a wait.
-        trade = await self.service.buy(body["listing_id"], amount=body.get("amount"), timeout=0)
+        trade = await self.service.buy(body["listing_id"], amount=body.get("amount"), again=body.get("again", False),
+                                       timeout=0)
         return web.json_response({"trade": _trade_json(trade)}, status=201)
 
     async def get_purchases(self, request: web.Request) -> web.Response:
@@ -310,6 +321,19 @@ async def _json(request: web.Request) -> Any:
         return await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise HTTPError(400, "bad_json", "the body is not JSON") from None
+    except RecursionError:
+        raise HTTPError(400, "bad_json", "the body is nested too deeply") from None
+    except ValueError:  # an integer beyond Python's int-string conversion limit (4,300 digits)
+        raise HTTPError(400, "bad_json", "the body holds a number with too many digits") from None
+
+
+def _query_int(params: dict[str, str], name: str) -> None:
+    """An integer query parameter: ASCII digits, at most 2**63-1 (a 5,000-digit one is a 400, not int()'s error)."""
+    if name in params:
+        text = params[name]
+        if not (text.isascii() and text.isdigit() and len(text) <= 19 and int(text) < 2**63):
+            raise HTTPError(400, "bad_request", f"{name} must be a non-negative integer below 2**63")
+        params[name] = int(text)  # type: ignore[assignment]
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
@@ -336,7 +360,8 @@ def _readings_json(readings: pd.DataFrame) -> dict[str, Any]:
 def openapi() -> dict[str, Any]:
     """The OpenAPI 3.0 description of the REST API."""
     def schema(fields: dict[str, type], required: tuple[str, ...] = ()) -> dict[str, Any]:
-        props = {name: {"type": "integer" if kind is int else "string"} for name, kind in fields.items()}
+        types = {int: "integer", bool: "boolean"}
+        props = {name: {"type": types.get(kind, "string")} for name, kind in fields.items()}
         return {"type": "object", "properties": props, "required": list(required), "additionalProperties": False}
 
     def body(fields: dict[str, type], required: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -128,11 +128,12 @@ class MarketService:
         *,
         amount: int | None = None,
         negotiation: str | None = None,
+        again: bool = False,
         timeout: float = LISTING_TIMEOUT,
     ) -> Trade:
         """Wait for the listing (up to ``timeout`` s), pay for it and get its verified data (see Market.buy)."""
         await self.wait_for_listing(listing_id, timeout)
-        return await self.market.buy(listing_id, amount=amount, negotiation=negotiation)
+        return await self.market.buy(listing_id, amount=amount, negotiation=negotiation, again=again)
 
     def balance(self, public_key: bytes | None = None) -> Balance:
         """The balance of ``public_key`` (ours by default), derived from the chains we hold."""

@@ -3,11 +3,15 @@
 Nobody keeps an account: a peer's balance is read off its own chain as held locally.
 Every ``edx.payment`` proposal on the chain is money spent, whether or not it was
 countersigned yet (a signed proposal may still be countersigned, so it reserves its
-amount; this is what makes a double spend impossible without a fork). Income is an
-``edx.payment`` agreement on the chain whose proposal, signed by the payer, is held
-too; an agreement without its proposal could be made up, so it does not count.
+amount; this is what makes a double spend impossible without a fork), unless the payer
+*released* it: an ``edx.release`` record later on the payer's chain, signed after the
+proposal's deadline, takes the reservation back, and from then on the payment moves
+nothing, whether or not an agreement to it turns up (docs/market.md, "Reservations").
+Income is an ``edx.payment`` agreement on the chain whose proposal, signed by the payer,
+is held too and not released; an agreement without its proposal could be made up, so it
+does not count.
 A data union's ``edx.share`` (its operator passing on a member's share of a sale) moves
-tokens by the same rules.
+tokens by the same rules (shares have no deadline and cannot be released).
 """
 
 from __future__ import annotations
@@ -16,12 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from enerdatx.errors import EncodingError
-from enerdatx.market.formats import PAYMENT, SHARE, parse_payment, parse_share
+from enerdatx.market.formats import PAYMENT, RELEASE, SHARE, parse_payment, parse_release, parse_share
 
 # Block types that move tokens, and how to read the amount of each.
 _AMOUNT_OF = {PAYMENT: lambda tx: parse_payment(tx).amount, SHARE: lambda tx: parse_share(tx).amount}
 
-__all__ = ["DEFAULT_GRANT", "Balance", "Wallet"]
+__all__ = ["DEFAULT_GRANT", "Balance", "Wallet", "released_payments"]
 
 # Like the old DUM1 dummy wallet: every identity starts with this many tokens.
 DEFAULT_GRANT = 1000
@@ -38,6 +42,7 @@ class Balance:
     unverified_income: int  # agreements whose payer's proposal we do not hold
     complete: bool  # we hold every block of the chain up to the point asked about
     blocks: int
+    released: int = 0  # payments taken back after their deadline (not in ``spent``)
 
     @property
     def available(self) -> int:
@@ -59,7 +64,8 @@ class Wallet:
         end = None if before is None else before - 1
         blocks = self.store.chain(public_key, 1, end) if end is None or end >= 1 else []
         expected = end if end is not None else self.store.latest_sequence_number(public_key)
-        earned = spent = unverified = 0
+        earned = spent = unverified = released = 0
+        releases = released_payments(blocks)
         for block in blocks:
             amount_of = _AMOUNT_OF.get(block.type)
             if amount_of is None:
@@ -69,7 +75,10 @@ class Wallet:
             except EncodingError:
                 continue  # an honest counterparty never countersigned it, so it moved nothing
             if block.is_proposal:
-                spent += amount
+                if block.hash in releases:
+                    released += amount
+                else:
+                    spent += amount
             elif self._income_is_proven(block, amount):
                 earned += amount
             else:
@@ -82,6 +91,7 @@ class Wallet:
             unverified_income=unverified,
             complete=len(blocks) == expected,
             blocks=len(blocks),
+            released=released,
         )
 
     def _income_is_proven(self, agreement: Any, amount: int) -> bool:
@@ -91,6 +101,39 @@ class Wallet:
         if proposal.link_public_key != agreement.public_key:
             return False
         try:
-            return _AMOUNT_OF[proposal.type](proposal.transaction) == amount
+            if _AMOUNT_OF[proposal.type](proposal.transaction) != amount:
+                return False
+            deadline = parse_payment(proposal.transaction).deadline if proposal.type == PAYMENT else None
         except EncodingError:
             return False
+        if deadline is not None:  # the payer may have taken it back since
+            later = self.store.chain(proposal.public_key, proposal.sequence_number + 1)
+            if proposal.hash in released_payments([proposal, *later]):
+                return False
+        return True
+
+
+def released_payments(chain: list[Any]) -> set[bytes]:
+    """Hashes of the payment proposals in ``chain`` (one peer's blocks, ascending) validly released.
+
+    A release counts when the payer signed it later in its chain than the proposal and after the
+    proposal's deadline: before that, the payee may still countersign in good faith.
+    """
+    proposals: dict[bytes, int] = {}  # hash -> deadline
+    released: set[bytes] = set()
+    for block in chain:
+        if block.type == PAYMENT and block.is_proposal:
+            try:
+                deadline = parse_payment(block.transaction).deadline
+            except EncodingError:
+                continue
+            if deadline is not None:
+                proposals[block.hash] = deadline
+        elif block.type == RELEASE and block.is_record:
+            try:
+                target = parse_release(block)
+            except EncodingError:
+                continue
+            if target in proposals and block.timestamp > proposals[target]:
+                released.add(target)
+    return released

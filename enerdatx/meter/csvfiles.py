@@ -19,7 +19,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from enerdatx.errors import ReadingsFormatError
+from enerdatx.errors import ReadingsFormatError, StorageError
 from enerdatx.meter.schema import COLUMNS, make_readings, pseudonymize_meter_id, validate_readings
 
 __all__ = ["read_csv", "write_csv", "london_meter_ids"]
@@ -58,7 +58,12 @@ def write_csv(readings: pd.DataFrame, target: str | Path | IO[str]) -> None:
     out = readings.copy()
     out.index = out.index.strftime("%Y-%m-%dT%H:%M:%SZ")
     out["gas_timestamp"] = out["gas_timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    out.to_csv(target, index_label="timestamp", lineterminator="\n")
+    try:
+        out.to_csv(target, index_label="timestamp", lineterminator="\n")
+    except OSError as exc:  # a missing directory, a directory, a read-only or full disk
+        if isinstance(target, (str, Path)):
+            raise StorageError.from_os_error(exc, "write the readings", target) from None
+        raise
 
 
 def _load(source: str | Path | IO[Any] | bytes) -> pd.DataFrame:
@@ -70,6 +75,8 @@ def _load(source: str | Path | IO[Any] | bytes) -> pd.DataFrame:
         return pd.read_csv(source, dtype=str, keep_default_na=False)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise ReadingsFormatError(f"unreadable CSV: {exc}") from exc
+    except OSError as exc:  # a directory, no permission
+        raise ReadingsFormatError(f"{source!s}: cannot read: {exc.strerror or exc}") from None
 
 
 def _pick(table: pd.DataFrame, names: tuple[str, ...], what: str) -> str:

@@ -278,7 +278,7 @@ def iter_source(source: Any, *, timeout: float = 30.0, baudrate: int | None = No
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
-            raise MeterDataError(f"{path}: no such file")
+            raise MeterDataError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}")
         opener = gzip.open if path.suffix == ".gz" else open
         try:
             with opener(path, "rb") as handle:
@@ -299,11 +299,20 @@ def _file_chunks(handle: Any, size: int = 1 << 16) -> Iterator[str]:
         yield chunk.decode("latin-1") if isinstance(chunk, (bytes, bytearray)) else chunk
 
 
+def parse_tcp_source(url: str) -> tuple[str, int]:
+    """``tcp://HOST:PORT`` -> (host, port); MeterDataError for anything else."""
+    host, _, port = url[len("tcp://"):].rpartition(":") if url.startswith("tcp://") else ("", "", "")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise MeterDataError(f"expected tcp://HOST:PORT with a port from 1 to 65535, got {url!r}")
+    return host, int(port)
+
+
 def _tcp_chunks(url: str, timeout: float) -> Iterator[str]:
-    host, _, port = url[len("tcp://"):].rpartition(":")
+    address = parse_tcp_source(url)
     try:
-        conn = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
-    except (OSError, ValueError) as exc:
+        conn = socket.create_connection(address, timeout=timeout)
+    except OSError as exc:
         raise MeterDataError(f"cannot connect to {url}: {exc}") from exc
     with conn:
         while True:

@@ -193,15 +193,25 @@ def ingest_dsmr(
 
 
 def follow_dsmr(source: Any, store: ReadingStore, stop: threading.Event, *, retry: float = 1.0,
-                timeout: float = 30.0, clock: Callable[[int], datetime] | None = None) -> DSMRStats:
+                timeout: float = 30.0, clock: Callable[[int], datetime] | None = None,
+                max_retry: float = 60.0) -> DSMRStats:
     """Ingest a source until ``stop`` is set: a stream is reconnected after every drop or silence,
-    a file is read again every ``retry`` seconds from where it stopped (as it grows)."""
+    a file is read again every ``retry`` seconds from where it stopped (as it grows).
+
+    Failures in a row double the wait, up to ``max_retry`` seconds, so that a meter that is
+    unplugged for a day is not knocked on every second; a read that works resets it.
+    """
     stats = DSMRStats()
+    wait = retry
     while not stop.is_set():
         try:
             ingest_dsmr(source, store, stop=stop, timeout=timeout, stats=stats, clock=clock)
+            wait = retry
         except MeterDataError as exc:
-            logger.warning("meter %s: %s; retrying in %s s", source, exc, retry)
+            logger.warning("meter %s: %s; retrying in %s s", source, exc, wait)
+            stop.wait(wait)
+            wait = min(wait * 2, max(retry, max_retry))
+            continue
         stop.wait(retry)
     return stats
 

@@ -9,13 +9,14 @@ The public service is offline; ``OEHUClient`` talks to any server of that shape
 
 from __future__ import annotations
 
-import json
+import io
 import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+import ijson
 import pandas as pd
 import requests
 from requests.adapters import HTTPAdapter
@@ -29,24 +30,120 @@ __all__ = ["read_oehu", "oehu_readings", "OEHUClient"]
 
 def read_oehu(source: str | Path | bytes | Sequence[Mapping[str, Any]], *,
               device_id: str | None = None) -> pd.DataFrame:
-    """Canonical readings from an OEHU JSON file, JSON text or already-decoded list."""
-    if not isinstance(source, (str, bytes, os.PathLike)):  # already decoded
-        items: Any = source
-    else:
-        if isinstance(source, bytes):
-            text = source.decode("utf-8", errors="replace")
-        elif isinstance(source, str) and source.lstrip().startswith(("[", "{")):
-            text = source
+    """Canonical readings from an OEHU JSON file, JSON text or already-decoded list.
+
+    Files and text are parsed as a stream (ijson), one reading at a time: memory stays near the
+    size of the readings kept, not of the document, and no nesting depth can exhaust the stack.
+    """
+    if isinstance(source, (list, tuple)):
+        return oehu_readings(_item_list(source), device_id=device_id)
+    if isinstance(source, bytes):
+        return _read_stream(io.BytesIO(source), device_id)
+    if isinstance(source, str) and source.lstrip().startswith(("[", "{")):
+        return _read_stream(io.BytesIO(source.encode("utf-8", errors="replace")), device_id)
+    if not isinstance(source, (str, os.PathLike)):
+        raise ReadingsFormatError(_SHAPE)
+    path = Path(source)
+    try:
+        with path.open("rb") as stream:
+            return _read_stream(stream, device_id)
+    except FileNotFoundError:
+        raise ReadingsFormatError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ReadingsFormatError(f"{path}: is a directory, not an OEHU file") from None
+    except OSError as exc:
+        raise ReadingsFormatError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+# A reading nests three deep ({"electricityReceived": {"total": ...}}); far deeper is no reading.
+MAX_DEPTH = 32
+_SHAPE = "OEHU data must be a list of readings or {\"transactions\": [...]}"
+
+
+def _read_stream(stream: IO[bytes], device_id: str | None) -> pd.DataFrame:
+    try:
+        parsed = [_parse_item(item, i) for i, item in enumerate(_stream_items(stream))]
+    except ReadingsFormatError:
+        raise
+    except ijson.JSONError as exc:
+        raise ReadingsFormatError(f"OEHU data is not JSON: {str(exc).splitlines()[0]}") from None
+    except ValueError as exc:  # an integer beyond Python's int-string conversion limit, say
+        raise ReadingsFormatError(f"OEHU data has an unreadable value: {str(exc)[:100]}") from None
+    return _frame(parsed, device_id)
+
+
+def _stream_items(stream: IO[bytes]) -> Iterator[Any]:
+    """The readings of a top-level list, or of a top-level object's "transactions" list, one by one.
+
+    ijson's ``basic_parse`` events, built into objects here: its ``items`` keeps a dotted prefix
+    per event, quadratic in the nesting depth (100,000 brackets take minutes and gigabytes).
+    """
+    events = ijson.basic_parse(stream, use_float=True)
+    event, _ = next(events, (None, None))
+    if event == "start_map":
+        for event, value in events:
+            if event == "map_key" and value == "transactions":
+                event, _ = next(events, (None, None))
+                break
+            if event == "end_map":
+                break
+            if event == "map_key":
+                _skip(events)
         else:
-            path = Path(source)
-            if not path.exists():
-                raise ReadingsFormatError(f"{path}: no such file")
-            text = path.read_text(encoding="utf-8", errors="replace")
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ReadingsFormatError(f"OEHU data is not JSON: {exc}") from exc
-    return oehu_readings(_item_list(items), device_id=device_id)
+            raise ReadingsFormatError(_SHAPE)
+        if event != "start_array":
+            raise ReadingsFormatError(_SHAPE)
+    elif event != "start_array":
+        raise ReadingsFormatError(_SHAPE)
+    while True:
+        item = _build(events)
+        if item is _END:
+            for _ in events:  # the rest must still be JSON (trailing garbage raises)
+                pass
+            return
+        yield item
+
+
+_END = object()
+
+
+def _build(events: Iterator[tuple[str, Any]]) -> Any:
+    """The next value from ``events``, or _END at the end of the enclosing array."""
+    stack: list[Any] = []
+    keys: list[Any] = []
+    for event, value in events:
+        if event in ("start_map", "start_array"):
+            if len(stack) >= MAX_DEPTH:
+                raise ReadingsFormatError(f"OEHU data is nested deeper than {MAX_DEPTH}")
+            stack.append({} if event == "start_map" else [])
+            keys.append(None)
+            continue
+        if event == "map_key":
+            keys[-1] = value
+            continue
+        if event in ("end_map", "end_array"):
+            if not stack:
+                return _END
+            value = stack.pop()
+            keys.pop()
+        if not stack:
+            return value
+        if isinstance(stack[-1], list):
+            stack[-1].append(value)
+        else:
+            stack[-1][keys[-1]] = value
+    raise ReadingsFormatError("OEHU data ends early")
+
+
+def _skip(events: Iterator[tuple[str, Any]]) -> None:
+    depth = 0
+    for event, _ in events:
+        if event in ("start_map", "start_array"):
+            depth += 1
+        elif event in ("end_map", "end_array"):
+            depth -= 1
+        if depth == 0:
+            return
 
 
 def _item_list(document: Any) -> list[Any]:
@@ -54,30 +151,36 @@ def _item_list(document: Any) -> list[Any]:
         return document["transactions"]
     if isinstance(document, list):
         return document
-    raise ReadingsFormatError("OEHU data must be a list of readings or {\"transactions\": [...]}")
+    raise ReadingsFormatError(_SHAPE)
 
 
 def oehu_readings(items: Sequence[Any], *, device_id: str | None = None) -> pd.DataFrame:
     """Canonical readings from decoded OEHU reading objects (one device)."""
-    parsed = [_parse_item(item, i) for i, item in enumerate(items)]
-    devices = sorted({p["device"] for p in parsed})
+    return _frame([_parse_item(item, i) for i, item in enumerate(items)], device_id)
+
+
+_REGISTERS = ("import_kwh", "import_t1_kwh", "import_t2_kwh", "export_kwh", "export_t1_kwh",
+              "export_t2_kwh", "gas_m3")
+
+
+def _frame(parsed: list[tuple[Any, ...]], device_id: str | None) -> pd.DataFrame:
+    # A reading is a tuple (device, epoch ms, the seven registers): a third of a dict's memory.
+    devices = sorted({p[0] for p in parsed})
     if device_id is not None:
-        parsed = [p for p in parsed if p["device"] == device_id]
+        parsed = [p for p in parsed if p[0] == device_id]
         if not parsed:
             raise ReadingsFormatError(f"no readings of device {device_id!r}; devices: {devices[:5]}")
     elif len(devices) > 1:
         raise ReadingsFormatError(f"readings of {len(devices)} devices ({devices[:3]}...); pass device_id=")
     if not parsed:
         return empty_readings()
-    parsed.sort(key=lambda p: p["timestamp"])
-    columns = {name: [p[name] for p in parsed] for name in
-               ("import_kwh", "import_t1_kwh", "import_t2_kwh", "export_kwh", "export_t1_kwh",
-                "export_t2_kwh", "gas_m3")}
-    return make_readings([p["timestamp"] for p in parsed], columns,
-                         meter_id=pseudonymize_meter_id(parsed[0]["device"]), source="oehu")
+    parsed.sort(key=lambda p: p[1])
+    stamps = pd.to_datetime([p[1] for p in parsed], unit="ms", utc=True)
+    columns = {name: [p[2 + i] for p in parsed] for i, name in enumerate(_REGISTERS)}
+    return make_readings(stamps, columns, meter_id=pseudonymize_meter_id(parsed[0][0]), source="oehu")
 
 
-def _parse_item(item: Any, index: int) -> dict[str, Any]:
+def _parse_item(item: Any, index: int) -> tuple[Any, ...]:
     if not isinstance(item, dict):
         raise ReadingsFormatError(f"OEHU reading #{index} is not an object")
     try:
@@ -89,17 +192,17 @@ def _parse_item(item: Any, index: int) -> dict[str, Any]:
             raise TypeError(f"metadata.lastUpdate must be epoch milliseconds, not {stamp!r}")
         received = item.get("electricityReceived") or {}
         delivered = item.get("electricityDelivered") or {}
-        return {
-            "device": device,
-            "timestamp": pd.Timestamp(int(stamp), unit="ms", tz="UTC"),
-            "import_kwh": _number(received.get("total")),
-            "import_t1_kwh": _number(received.get("tariff1")),
-            "import_t2_kwh": _number(received.get("tariff2")),
-            "export_kwh": _number(delivered.get("total")),
-            "export_t1_kwh": _number(delivered.get("tariff1")),
-            "export_t2_kwh": _number(delivered.get("tariff2")),
-            "gas_m3": _number(item.get("gasReceived")),
-        }
+        return (
+            device,
+            int(stamp),
+            _number(received.get("total")),
+            _number(received.get("tariff1")),
+            _number(received.get("tariff2")),
+            _number(delivered.get("total")),
+            _number(delivered.get("tariff1")),
+            _number(delivered.get("tariff2")),
+            _number(item.get("gasReceived")),
+        )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ReadingsFormatError(f"OEHU reading #{index} is malformed: {exc}") from None
 

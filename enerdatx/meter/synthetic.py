@@ -71,7 +71,12 @@ def synthetic_household(
     # Every argument that changes the data feeds the generator, so households differ.
     key = f"{seed}|{household_type}|{location}|{pv}|{gas}".encode()
     rng = np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
-    first = pd.Timestamp(start)
+    try:
+        first = pd.Timestamp(start)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise MeterDataError(f"start {start!r} is not a date: {exc}") from None
+    if first is pd.NaT:
+        raise MeterDataError(f"start {start!r} is not a date")
     first = first.tz_localize("UTC") if first.tz is None else first.tz_convert("UTC")
     fine = min(step, pd.Timedelta(minutes=1))
     per_step = int(step / fine)

@@ -137,6 +137,12 @@ class TrustChain:
         group_commit: bool = False,
     ) -> HalfBlock:
         head = self._head
+        stored = self.store.latest_sequence_number(self.public_key)
+        if stored != (head.sequence_number if head else 0):
+            # Someone else wrote our chain into our store: signing on would fork it.
+            raise InvalidBlockError(
+                "head_moved", f"our head is {head.sequence_number if head else 0} but the store holds {stored}"
+            )
         block = HalfBlock.create(
             self.identity,
             sequence_number=head.sequence_number + 1 if head else 1,
@@ -149,12 +155,12 @@ class TrustChain:
         )
         # Our own block must reach the disk before anyone can see it (see BlockStore.transaction):
         # now, or with the group's commit (see commit), which the caller waits for before sending.
+        # insert_own refuses a place already taken: that would be a fork of our own chain.
         try:
             if group_commit:
                 self.store.open_batch(durable=True)
-            with self.store.transaction(durable=not group_commit):
-                new = self.store.insert_validated([block] if also_store is None else [also_store, block])
-                self.store.after_commit(lambda: self._notify_blocks(new))
+            new = self.store.insert_own(block, also=also_store, durable=not group_commit)
+            self.store.after_commit(lambda: self._notify_blocks(new))
         except BaseException:
             # Committing an open batch first may have failed and lost blocks we signed into it.
             self._head = self.store.head(self.public_key)

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
-from enerdatx.errors import StoreVersionError
+from enerdatx.errors import InvalidBlockError, StorageError
 from enerdatx.trustchain.block import HalfBlock
 from enerdatx.trustchain.fraud import FraudProof
 
@@ -34,6 +34,10 @@ CREATE TABLE IF NOT EXISTS blocks (
 );
 CREATE INDEX IF NOT EXISTS blocks_by_link ON blocks (link_public_key, link_sequence_number);
 CREATE INDEX IF NOT EXISTS blocks_by_hash ON blocks (block_hash);
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS fraud_proofs (
     public_key BLOB PRIMARY KEY,
     encoded BLOB NOT NULL
@@ -52,15 +56,23 @@ class BlockStore:
         """Open (or create) the store; ``fsync=False`` never waits for the disk (benchmarks, tests)."""
         self.path = str(path)
         self.fsync = fsync
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        elif version != SCHEMA_VERSION:
-            raise StoreVersionError(f"{self.path}: unknown block store schema version {version}")
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open the block store: {exc}", path=self.path) from None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.Error as exc:  # not a database, read-only, disk full
+            self._db.close()
+            raise StorageError(f"cannot use the block store: {exc}", path=self.path) from None
+        if version not in (0, SCHEMA_VERSION):
+            self._db.close()
+            raise StorageError(f"unknown block store schema version {version}", path=self.path)
         self._synchronous = "FULL"
         self._in_transaction = False
         self._depth = 0  # open `with transaction()` blocks
@@ -107,9 +119,10 @@ class BlockStore:
         self._depth = 1
         try:
             yield
-        except BaseException:
+        except BaseException as exc:
             self._depth = 0
             self._rollback()
+            self._raise_storage_error(exc)
             raise
         self._depth = 0
         self._run(self._commit())
@@ -121,11 +134,12 @@ class BlockStore:
             self._depth = 1
             try:
                 yield
-            except BaseException:
+            except BaseException as exc:
                 self._depth = 0
                 self._batch = None
                 self._batches_lost.add(self._batches)
                 self._rollback()
+                self._raise_storage_error(exc)
                 raise
             self._depth = 0
             self._batch_written = True
@@ -204,13 +218,22 @@ class BlockStore:
         if synchronous != self._synchronous:
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._synchronous = synchronous
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:  # locked by another process, read-only
+            raise StorageError(f"cannot write the block store: {exc}", path=self.path) from None
         self._in_transaction = True
+
+    def _raise_storage_error(self, exc: BaseException) -> None:
+        """Raise an SQLite failure ("database or disk is full", "readonly database") as a StorageError."""
+        if isinstance(exc, sqlite3.Error):
+            raise StorageError(f"cannot write the block store: {exc}", path=self.path) from None
 
     def _rollback(self) -> None:
         self._agreements = None
         self._in_transaction = False
-        self._db.execute("ROLLBACK")
+        if self._db.in_transaction:  # SQLite has rolled back already after some errors (disk full)
+            self._db.execute("ROLLBACK")
         self._pending.clear()
         self._pending_latest.clear()
         self._after_commit.clear()
@@ -220,8 +243,9 @@ class BlockStore:
         """COMMIT and update the caches; return the callbacks waiting for it (run them after)."""
         try:
             self._db.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             self._rollback()
+            self._raise_storage_error(exc)
             raise
         self._in_transaction = False
         for block in self._pending.values():
@@ -241,32 +265,70 @@ class BlockStore:
 
     def insert_validated(self, blocks: Iterable[HalfBlock]) -> list[HalfBlock]:
         """Insert blocks that the caller has validated; return the ones that were new."""
-        new = []
         with self.transaction(durable=False):
-            for block in blocks:
-                cursor = self._db.execute(
-                    "INSERT OR IGNORE INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        block.public_key,
-                        block.sequence_number,
-                        block.link_public_key,
-                        block.link_sequence_number,
-                        block.type,
-                        block.timestamp,
-                        block.hash,
-                        block.encode(),
-                    ),
-                )
-                if cursor.rowcount:
-                    new.append(block)
-                    if self._agreements is not None and self._agreements[0] == (
-                        block.link_public_key, block.link_sequence_number
-                    ):
-                        self._agreements = None
-                    self._pending[(block.public_key, block.sequence_number)] = block
-                    if block.sequence_number > self._pending_latest.get(block.public_key, 0):
-                        self._pending_latest[block.public_key] = block.sequence_number
-        return new
+            return [block for block in blocks if self._insert(block, or_ignore=True)]
+
+    def insert_own(self, block: HalfBlock, *, also: HalfBlock | None = None, durable: bool = True) -> list[HalfBlock]:
+        """Insert a block we just signed (and the proposal it answers); a held block at its place is an error.
+
+        Never ``OR IGNORE`` here: a block already at our own next place means someone else signed
+        with our key (a second process on our directory, a restored old database), and dropping
+        ours silently would leave a fork in the world that we do not even hold. ``durable=False``
+        inside a durable batch (group commit) leaves the fsync to the batch's commit.
+        """
+        with self.transaction(durable=durable):
+            new = self.insert_validated([also]) if also is not None else []
+            try:
+                self._insert(block, or_ignore=False)
+            except sqlite3.IntegrityError:
+                raise InvalidBlockError(
+                    "own_place_taken",
+                    f"our chain already holds a block at {block.sequence_number}: refusing to fork it",
+                    block_hash=block.hash,
+                ) from None
+        return [*new, block]
+
+    def _insert(self, block: HalfBlock, *, or_ignore: bool) -> bool:
+        """Write one block's row inside the open transaction; False if ``or_ignore`` skipped a held one."""
+        cursor = self._db.execute(
+            f"INSERT {'OR IGNORE ' if or_ignore else ''}INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                block.public_key,
+                block.sequence_number,
+                block.link_public_key,
+                block.link_sequence_number,
+                block.type,
+                block.timestamp,
+                block.hash,
+                block.encode(),
+            ),
+        )
+        if not cursor.rowcount:
+            return False
+        if self._agreements is not None and self._agreements[0] == (block.link_public_key, block.link_sequence_number):
+            self._agreements = None
+        self._pending[(block.public_key, block.sequence_number)] = block
+        if block.sequence_number > self._pending_latest.get(block.public_key, 0):
+            self._pending_latest[block.public_key] = block.sequence_number
+        return True
+
+    def owner(self) -> bytes | None:
+        """The public key whose chain this database keeps (None for a new database)."""
+        row = self._db.execute("SELECT value FROM meta WHERE name = 'owner'").fetchone()
+        return bytes(row[0]) if row else None
+
+    def set_owner(self, public_key: bytes) -> None:
+        """Record which key's chain this database keeps (once; see enerdatx.datadir)."""
+        with self.transaction(durable=True):
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('owner', ?)", (public_key,))
+
+    def backup(self, target: str | os.PathLike[str]) -> None:
+        """Write a consistent snapshot of the database to ``target`` (SQLite's online backup)."""
+        destination = sqlite3.connect(str(target))
+        try:
+            self._db.backup(destination)
+        finally:
+            destination.close()
 
     def remove_blocks(self, blocks: Iterable[HalfBlock]) -> None:
         """Remove blocks shown to be invalid after they were stored (see TrustChain.receive)."""

@@ -141,3 +141,34 @@ async def test_an_overspend_through_the_api_is_payment_required(apis):
 def test_the_api_refuses_to_bind_beyond_loopback():
     with pytest.raises(ValueError, match="loopback"):
         RestServer(None, host="0.0.0.0")  # type: ignore[arg-type]
+
+
+async def test_two_concurrent_buys_of_one_listing_are_one_purchase_and_a_409(apis):
+    import asyncio
+
+    http, (seller, buyer) = apis
+    async with http.post(f"{seller.url}/data/readings", data=_readings_csv(), headers=_auth(seller)) as r:
+        readings_id = (await r.json())["readings_id"]
+    ask = {"readings_id": readings_id, "price": 40, "start": "2026-01-01", "end": "2026-01-02",
+           "resolution": "15min", "location": "2628", "household_type": "family"}
+    async with http.put(f"{seller.url}/market/asks", json=ask, headers=_auth(seller)) as r:
+        listing_id = (await r.json())["listing"]["listing_id"]
+    await buyer.service.market.book.wait_for_listing(listing_id)
+
+    async def buy() -> tuple[int, dict]:
+        async with http.post(f"{buyer.url}/data/buy", json={"listing_id": listing_id}, headers=_auth(buyer)) as r:
+            return r.status, await r.json()
+
+    answers = await asyncio.gather(buy(), buy())
+    assert sorted(status for status, _ in answers) == [201, 409]
+    assert [body["error"]["code"] for status, body in answers if status == 409] == ["purchase_conflict"]
+    async with http.get(f"{buyer.url}/wallets", headers=_auth(buyer)) as r:
+        assert (await r.json())["wallets"]["EDX"]["available"] == 1000 - 40  # charged once
+    async with http.post(f"{buyer.url}/data/buy", json={"listing_id": listing_id, "again": "yes"},
+                         headers=_auth(buyer)) as r:
+        assert r.status == 400 and "again must be true or false" in (await r.json())["error"]["message"]
+    async with http.post(f"{buyer.url}/data/buy", json={"listing_id": listing_id, "again": True},
+                         headers=_auth(buyer)) as r:
+        assert r.status == 201  # asked for: a second purchase
+    async with http.get(f"{buyer.url}/wallets", headers=_auth(buyer)) as r:
+        assert (await r.json())["wallets"]["EDX"]["available"] == 1000 - 80

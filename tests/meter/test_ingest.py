@@ -170,3 +170,31 @@ def test_follow_reads_a_file_again_as_it_grows(tmp_path, p1_file, day) -> None:
     reader.join(20)
     stop.set()
     assert not reader.is_alive() and len(store) == len(day)
+
+
+class _CountingStop:
+    """A stop event that records each wait and is set after ``waits`` of them."""
+
+    def __init__(self, waits: int) -> None:
+        self.waits: list[float] = []
+        self.limit = waits
+
+    def is_set(self) -> bool:
+        return len(self.waits) >= self.limit
+
+    def wait(self, seconds: float) -> bool:
+        self.waits.append(seconds)
+        return self.is_set()
+
+
+def test_a_source_that_keeps_failing_is_retried_less_and_less_often(tmp_path) -> None:
+    with socket.socket() as closed:  # a loopback port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    stop = _CountingStop(6)
+    store = ReadingStore(tmp_path / "r.sqlite")
+    try:
+        follow_dsmr(f"tcp://127.0.0.1:{port}", store, stop, retry=1.0, max_retry=8.0)  # type: ignore[arg-type]
+    finally:
+        store.close()
+    assert stop.waits == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]

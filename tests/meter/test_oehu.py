@@ -178,3 +178,27 @@ def test_server_that_ignores_offset_is_detected() -> None:
         fake.server.RequestHandlerClass.do_GET = ignore_offset
         with OEHUClient(fake.url, page_size=4) as client, pytest.raises(OEHUAPIError, match="same page twice"):
             client.transactions("pi-7")
+
+
+def test_an_oehu_file_is_streamed_in_less_memory_than_the_whole_document(tmp_path):
+    from enerdatx.bench.entry import oehu_memory_figures
+
+    figures = oehu_memory_figures(tmp_path, readings=5000)
+    assert figures["same_rows"] and figures["readings"] == 5000
+    # The document itself is never held: the peak stays well below json.loads of it.
+    assert figures["streamed_peak_mib"] < 0.75 * figures["whole_document_peak_mib"]
+
+
+def test_deep_huge_and_trailing_oehu_documents_are_typed_errors():
+    from enerdatx.errors import ReadingsFormatError
+
+    for document, message in (
+        ("[" * 100_000 + "]" * 100_000, "nested deeper"),
+        ('[{"deviceId": "a", "metadata": {"lastUpdate": ' + "9" * 100_000 + "}}]", "OEHU data"),
+        ('[{"deviceId": "a", "metadata": {"lastUpdate": 1560000000000}}] trailing', "not JSON"),
+        ('{"other": [1, {"x": 2}]}', "must be a list"),
+        ("[1", "reading #0 is not an object"),
+    ):
+        with pytest.raises(ReadingsFormatError, match=message):
+            read_oehu(document.encode())
+    assert len(read_oehu(b'{"x": [1], "transactions": [{"deviceId": "a", "metadata": {"lastUpdate": 1560000000000}}]}')) == 1

@@ -33,6 +33,6 @@ def test_fraud_benchmark_reports_every_size(capsys: pytest.CaptureFixture[str]) 
     assert figures["growth_peers"] == 2.0
 
 
-def test_fraud_benchmark_needs_enough_peers() -> None:
-    with pytest.raises(ValueError, match="at least 4"):
-        main(["bench", "fraud", "--peers", "3"])
+def test_fraud_benchmark_needs_enough_peers(capsys) -> None:
+    assert main(["bench", "fraud", "--peers", "3"]) == 1
+    assert "error: --peers needs at least 4" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from ipv8.peer import Peer as IPv8Peer
 from ipv8.test.mocking.ipv8 import MockIPv8
 
 from enerdatx.crypto import Identity
-from enerdatx.errors import LedgerError
+from enerdatx.errors import LedgerError, StorageError
 from enerdatx.trustchain import BlockStore, HalfBlock, TrustChain
 from enerdatx.trustchain.community import TrustChainCommunity
 from enerdatx.trustchain.keys import ipv8_private_key
@@ -176,7 +176,7 @@ def test_a_durable_write_that_fails_to_commit_the_open_group_does_not_sign_above
     store._db.fail_next_commit = True
     try:
         ledger.record(PING, {"n": 2})  # commits the group first: that commit fails
-    except sqlite3.OperationalError:
+    except StorageError:  # the disk's failure, typed
         pass
     assert ledger.head == kept and store.get(lost.public_key, 2) is None
     assert ledger.record(PING, {"n": 3}).sequence_number == 2

@@ -3,7 +3,7 @@ import sqlite3
 import pytest
 
 from enerdatx.crypto import Identity
-from enerdatx.errors import StoreVersionError
+from enerdatx.errors import StorageError
 from enerdatx.trustchain import BlockStore, FraudProof, TrustChain
 from tests.support.blocks import PAY, sign, transact
 
@@ -33,7 +33,7 @@ def test_a_failing_insert_rolls_back_the_whole_pair(tmp_path, monkeypatch, alice
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(bob.store, "insert_validated", insert_then_fail)
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(StorageError, match="disk I/O error"):  # SQLite's errors become typed ones
         bob.countersign(proposal)
     monkeypatch.undo()
     assert bob.store.count() == 0 and bob.head is None
@@ -85,7 +85,7 @@ def test_wal_mode_and_a_schema_version(tmp_path):
     db.execute("PRAGMA user_version=99")
     db.commit()
     db.close()
-    with pytest.raises(StoreVersionError, match="schema version 99"):
+    with pytest.raises(StorageError, match="schema version 99"):
         BlockStore(tmp_path / "s.sqlite")
 
 

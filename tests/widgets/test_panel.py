@@ -41,6 +41,23 @@ def test_unexpected_errors_are_shown_with_their_type():
     assert panel.error == "ZeroDivisionError: division by zero"
 
 
+def test_failures_from_below_are_the_same_one_line_as_on_the_command_line():
+    import errno
+    import json
+
+    panel = Panel("Test")
+
+    def full_disk():
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/chain.sqlite")
+
+    panel.attempt(full_disk)
+    assert panel.error == "/data/chain.sqlite: cannot use the file: the disk is full"
+    panel.attempt(lambda: json.loads("[" * 100_000 + "]" * 100_000))
+    assert panel.error == "the input is nested too deeply"
+    panel.attempt(lambda: int("9" * 5000))
+    assert panel.error == "a number has too many digits"
+
+
 def test_messages_are_escaped():
     panel = Panel("Test")
     panel.show_error("<script>x</script>")

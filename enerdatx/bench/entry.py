@@ -1,0 +1,194 @@
+"""Entry points under bad input (issue 13): every CLI case as a process, the peer-directory
+refusals, REST bodies, and the memory of reading OEHU JSON (streamed vs. the whole document).
+
+``enerdatx bench robustness --only entry`` runs it; tests/robustness/test_cli_errors.py asserts
+on the same table of CLI cases.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+# name -> (arguments, where {d} is the scratch directory, the expected exit code, text the last line must hold)
+CLI_CASES: dict[str, tuple[list[str], int, str]] = {
+    "meter read: truncated .gz": (["meter", "read", "{d}/trunc.gz", "--format", "dsmr"], 1, "Compressed file ended"),
+    "meter read: a directory (dsmr)": (["meter", "read", "{d}/dir", "--format", "dsmr"], 1, "is a directory"),
+    "meter read: a directory (oehu)": (["meter", "read", "{d}/dir", "--format", "oehu"], 1, "is a directory"),
+    "meter read: a directory (csv)": (["meter", "read", "{d}/dir", "--format", "csv"], 1, "Is a directory"),
+    "meter read: JSON 100k deep": (["meter", "read", "{d}/deep.json", "--format", "oehu"], 1, "nested deeper"),
+    "meter read: a 100k-digit integer": (["meter", "read", "{d}/bigint.json", "--format", "oehu"], 1, "OEHU data"),
+    "meter read: --out in a missing directory": (
+        ["meter", "read", "{d}/s.csv", "--format", "csv", "--out", "{d}/nowhere/x.csv"], 1, "non-existent directory"
+    ),
+    "meter read: --out onto a directory": (
+        ["meter", "read", "{d}/s.csv", "--format", "csv", "--out", "{d}/dir"], 1, "is a directory"
+    ),
+    "meter read: --out onto a full disk": (
+        ["meter", "read", "{d}/s.csv", "--format", "csv", "--out", "/dev/full"], 1, "the disk is full"
+    ),
+    "meter read: nothing read (dsmr)": (["meter", "read", "{d}/empty.txt", "--format", "dsmr"], 1, "no readings"),
+    "meter read: nothing read (oehu)": (["meter", "read", "{d}/empty.json", "--format", "oehu"], 1, "no readings"),
+    "meter read: a missing file": (["meter", "read", "{d}/missing.csv", "--format", "csv"], 1, "no such file"),
+    "meter synth: a start that is no date": (
+        ["meter", "synth", "--start", "garbage", "--days", "1", "--out", "{d}/x.csv"], 1, "is not a date"
+    ),
+    "meter synth: --out in a missing directory": (
+        ["meter", "synth", "--days", "1", "--out", "{d}/nowhere/x.csv"], 1, "cannot write the readings"
+    ),
+    "meter synth: telegrams onto a full disk": (
+        ["meter", "synth", "--days", "1", "--telegrams", "v5", "--out", "/dev/full"], 1, "the disk is full"
+    ),
+    "ipfs import-car: a missing file": (["ipfs", "--repo", "{d}/repo", "import-car", "{d}/no.car"], 1, "no such file"),
+    "ipfs import-car: a directory": (["ipfs", "--repo", "{d}/repo", "import-car", "{d}/dir"], 1, "is a directory"),
+    "ipfs import-car: not a CAR": (["ipfs", "--repo", "{d}/repo", "import-car", "{d}/s.csv"], 1, "error: "),
+    "ipfs export-car: into a missing directory": (
+        ["ipfs", "--repo", "{d}/repo", "export-car", "bafkqaaa", "{d}/nowhere/x.car"], 1, "no such file"
+    ),
+    "ipfs export-car: onto a directory": (
+        ["ipfs", "--repo", "{d}/repo", "export-car", "bafkqaaa", "{d}/dir"], 1, "is a directory"
+    ),
+    "ipfs export-car: onto a device": (
+        ["ipfs", "--repo", "{d}/repo", "export-car", "bafkqaaa", "/dev/null"], 1, "not a regular file"
+    ),
+    "ipfs --repo: a file": (["ipfs", "--repo", "{d}/s.csv", "add", "{d}/s.csv"], 1, "cannot open the content store"),
+    "ipfs cat: not a CID": (["ipfs", "--repo", "{d}/repo", "cat", "bogus"], 1, "not a CID"),
+    "peer run: --dir is a file": (["peer", "run", "--dir", "{d}/s.csv"], 1, "not a directory"),
+    "peer run: a corrupt database": (["peer", "run", "--dir", "{d}/corrupt"], 1, "cannot use the block store"),
+    "peer run: an empty database for a key that signed": (
+        ["peer", "run", "--dir", "{d}/emptied"], 1, "enerdatx peer recover"
+    ),
+    "peer run: a missing key beside a chain": (["peer", "run", "--dir", "{d}/keyless"], 1, "identity.key is missing"),
+    "peer run: an address not on this machine": (
+        ["peer", "run", "--dir", "{d}/p", "--host", "192.0.2.1"], 1, "cannot listen on 192.0.2.1"
+    ),
+    "peer id: --dir is a file": (["peer", "id", "--dir", "{d}/s.csv"], 1, "not a directory"),
+    "peer backup: not a peer directory": (["peer", "backup", "--dir", "{d}/dir", "--out", "{d}/b"], 1, "not a peer"),
+    "peer recover: no key": (["peer", "recover", "--dir", "{d}/dir", "--peer", "127.0.0.1:9"], 1, "no identity.key"),
+}
+# argparse errors (exit 2) print the usage, then one error line.
+USAGE_CASES: dict[str, list[str]] = {
+    "peer run: a port out of range": ["peer", "run", "--dir", "{d}/p", "--port", "99999"],
+    "peer run: a negative port": ["peer", "run", "--dir", "{d}/p", "--port", "-5"],
+    "meter read: an unknown format": ["meter", "read", "{d}/s.csv", "--format", "xml"],
+    "peer recover: a timeout of NaN": ["peer", "recover", "--dir", "{d}/p", "--peer", "127.0.0.1:9", "--timeout", "nan"],
+    "demo: too many peers": ["demo", "--households", "10000000", "--quiet", "--output", "{d}/demo"],
+    "peer run: a meter address without a port": ["peer", "run", "--dir", "{d}/p", "--meter", "tcp://nohost"],
+    "peer run: a meter file that is missing": ["peer", "run", "--dir", "{d}/p", "--meter", "{d}/missing.txt"],
+    "peer run: an OEHU URL without a scheme": ["peer", "run", "--dir", "{d}/p", "--oehu", "notaurl", "--device", "x"],
+}
+
+
+def write_scratch(directory: Path) -> None:
+    """The files the cases name: a directory, bad and empty inputs, damaged peer directories."""
+    from enerdatx.datadir import mark_head, open_directory
+    from enerdatx.meter import render_telegrams, synthetic_household, write_csv
+    from enerdatx.trustchain import TrustChain
+
+    (directory / "dir").mkdir()
+    frame = synthetic_household(seed=1, days=1)
+    write_csv(frame, directory / "s.csv")
+    telegrams = "".join(render_telegrams(frame.iloc[:20], "v5")).encode()
+    (directory / "trunc.gz").write_bytes(gzip.compress(telegrams)[:200])
+    (directory / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (directory / "bigint.json").write_text('[{"deviceId": "a", "metadata": {"lastUpdate": ' + "9" * 100_000 + "}}]")
+    (directory / "empty.txt").write_text("")
+    (directory / "empty.json").write_text("[]")
+    (directory / "corrupt").mkdir()
+    (directory / "corrupt" / "chain.sqlite").write_bytes(b"not a database" * 500)
+    for name in ("emptied", "keyless"):
+        identity, store, lock = open_directory(directory / name, durable=False)
+        TrustChain(identity, store).record("bench.entry", {"n": 1})
+        mark_head(directory / name, identity, store)
+        store.close()
+        lock.release()
+    for path in (directory / "emptied").glob("chain.sqlite*"):
+        path.unlink()
+    (directory / "emptied" / "chain.sqlite").write_bytes(b"")
+    (directory / "keyless" / "identity.key").unlink()
+
+
+def run_case(args: list[str], directory: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m enerdatx ARGS`` in ``directory``, {d} replaced by it."""
+    argv = [arg.replace("{d}", str(directory)) for arg in args]
+    return subprocess.run(
+        [sys.executable, "-m", "enerdatx", *argv], capture_output=True, text=True, timeout=120, cwd=directory
+    )
+
+
+def run_cases(directory: Path, names: set[str] | None = None) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Every case (or those named), four processes at a time."""
+    every = {**{name: case[0] for name, case in CLI_CASES.items()}, **USAGE_CASES}
+    if names is not None:
+        every = {name: args for name, args in every.items() if name in names}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = {name: pool.submit(run_case, args, directory) for name, args in every.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def cli_figures(base: Path) -> dict[str, Any]:
+    """Per case: the exit code, stderr's last line, and whether a traceback was printed."""
+    base.mkdir(parents=True, exist_ok=True)
+    write_scratch(base)
+    rows = {}
+    for name, result in run_cases(base).items():
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        last = lines[-1].replace(str(base), "D") if lines else ""
+        rows[name] = {"exit": result.returncode, "line": last, "traceback": "Traceback" in result.stderr}
+    return rows
+
+
+def oehu_memory_figures(base: Path, readings: int = 50_000) -> dict[str, Any]:
+    """Peak Python heap reading an OEHU file: streamed (read_oehu) vs. json.loads of the document."""
+    from enerdatx.meter import read_oehu
+    from enerdatx.meter.oehu import oehu_readings
+
+    base.mkdir(parents=True, exist_ok=True)
+    path = base / "oehu.json"
+    items = [
+        {"deviceId": "pi-1", "metadata": {"lastUpdate": 1_560_000_000_000 + 10_000 * i},
+         "electricityReceived": {"total": 1000 + i / 100, "tariff1": 500 + i / 200, "tariff2": 500 + i / 200},
+         "electricityDelivered": {"total": 10.5, "tariff1": 5.25, "tariff2": 5.25}, "gasReceived": 300 + i / 1000}
+        for i in range(readings)
+    ]
+    path.write_text(json.dumps(items))
+    del items
+
+    def peak(read: Any) -> tuple[float, int]:
+        tracemalloc.start()
+        frame = read()
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top / 2**20, len(frame)
+
+    streamed, rows = peak(lambda: read_oehu(path))
+    whole, rows_whole = peak(lambda: oehu_readings(json.loads(path.read_text())))
+    size = path.stat().st_size / 2**20
+    return {"readings": rows, "file_mib": round(size, 1), "streamed_peak_mib": round(streamed, 1),
+            "whole_document_peak_mib": round(whole, 1), "same_rows": rows == rows_whole}
+
+
+def entry_figures(base: Path) -> dict[str, Any]:
+    """The CLI table and the OEHU memory figures."""
+    return {"cli": cli_figures(base / "cli"), "oehu_memory": oehu_memory_figures(base / "oehu")}
+
+
+def markdown(figures: dict[str, Any]) -> list[str]:
+    """The tables of docs/robustness.md, section "Entry points"."""
+    out = ["| command, bad input | exit | traceback | stderr (last line) |", "| --- | ---: | --- | --- |"]
+    for name, row in figures["cli"].items():
+        line = row["line"].replace("|", "\\|")
+        out.append(f"| {name} | {row['exit']} | {'yes' if row['traceback'] else 'no'} | `{line[:110]}` |")
+    m = figures["oehu_memory"]
+    out += ["", "| reading OEHU JSON | value |", "| --- | ---: |",
+            f"| readings / file size | {m['readings']:,} / {m['file_mib']} MiB |",
+            f"| peak Python heap: streamed (ijson) / whole document (json.loads, then the same frame) | "
+            f"{m['streamed_peak_mib']} / {m['whole_document_peak_mib']} MiB |",
+            f"| same readings both ways | {'yes' if m['same_rows'] else 'no'} |", ""]
+    return out

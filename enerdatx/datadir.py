@@ -1,0 +1,323 @@
+"""A peer's directory: one process at a time, and a key and a chain that belong together.
+
+A peer directory holds ``identity.key``, ``chain.sqlite``, ``chain.head`` and ``ipfs/``.
+Losing or mixing them up would make an honest peer a forker: its next block would take a
+place in its chain that others already hold another block at. So opening a directory
+
+* takes an exclusive lock (``fcntl.flock`` on ``peer.lock``, which names the holder's pid):
+  a second process refuses with :class:`~enerdatx.errors.DirectoryLockedError`;
+* checks that the database belongs to the key (the database records its owner's public key);
+* checks ``chain.head``, a small marker signed by the key that says how far the chain has
+  been seen to reach: a database holding less of the chain than the marker (an empty or
+  lost ``chain.sqlite``) refuses to start, and so does a missing key beside a database that
+  has an owner. Both errors (:class:`~enerdatx.errors.ChainIdentityError`) say how to
+  recover: restore from ``enerdatx peer backup``, or ``enerdatx peer recover``.
+
+The format of ``chain.head`` and when it is written are in docs/robustness.md ("Peer
+directories").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from enerdatx.crypto import Identity, verify_signature
+from enerdatx.errors import ChainIdentityError, DirectoryLockedError, KeyFileError, StorageError
+from enerdatx.trustchain.store import BlockStore
+
+__all__ = [
+    "CHAIN_FILE",
+    "HEAD_FILE",
+    "KEY_FILE",
+    "LOCK_FILE",
+    "ChainHead",
+    "DirectoryLock",
+    "backup_directory",
+    "load_identity",
+    "mark_head",
+    "open_directory",
+    "read_head",
+    "write_head",
+]
+
+KEY_FILE = "identity.key"
+CHAIN_FILE = "chain.sqlite"
+HEAD_FILE = "chain.head"
+LOCK_FILE = "peer.lock"
+
+HEAD_DOMAIN = b"enerdatx/chain-head/v1"
+
+
+def storage_error(exc: OSError, what: str, path: Any) -> StorageError:
+    """An OSError of the disk as a one-line typed error (see StorageError.from_os_error)."""
+    return StorageError.from_os_error(exc, what, path)
+
+
+class DirectoryLock:
+    """An exclusive ``flock`` on a directory's ``peer.lock``, held until :meth:`release`."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / LOCK_FILE
+        try:
+            self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise storage_error(exc, "lock the peer directory", directory) from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(self._fd, 32).decode("ascii", "replace").strip()
+            os.close(self._fd)
+            self._fd = None
+            raise DirectoryLockedError(directory, int(holder) if holder.isdigit() else None) from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        """Unlock (closing the file unlocks it); safe to call twice."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            os.close(self._fd)
+            self._fd = None
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """A signed statement by a key: "my chain reaches at least ``sequence_number``, at ``block_hash``"."""
+
+    public_key: bytes
+    sequence_number: int
+    block_hash: bytes
+    signature: bytes
+
+    @staticmethod
+    def message(public_key: bytes, sequence_number: int, block_hash: bytes) -> bytes:
+        """The signed bytes: domain, key, 8-byte big-endian sequence number, block hash."""
+        return HEAD_DOMAIN + public_key + sequence_number.to_bytes(8, "big") + block_hash
+
+    @classmethod
+    def sign(cls, identity: Identity, sequence_number: int, block_hash: bytes) -> ChainHead:
+        """The marker for our own head block."""
+        message = cls.message(identity.public_key, sequence_number, block_hash)
+        return cls(identity.public_key, sequence_number, block_hash, identity.sign(message))
+
+    def verify(self) -> bool:
+        """True when the signature is the key's."""
+        return verify_signature(
+            self.public_key, self.message(self.public_key, self.sequence_number, self.block_hash), self.signature
+        )
+
+    def encode(self) -> bytes:
+        """JSON, keys sorted, hex strings: a person can read it."""
+        return json.dumps({
+            "v": 1,
+            "public_key": self.public_key.hex(),
+            "sequence_number": self.sequence_number,
+            "block_hash": self.block_hash.hex(),
+            "signature": self.signature.hex(),
+        }, sort_keys=True).encode() + b"\n"
+
+    @classmethod
+    def decode(cls, data: bytes) -> ChainHead:
+        """Parse and check :meth:`encode`'s output; ValueError if it is anything else."""
+        fields = json.loads(data)
+        if not isinstance(fields, dict) or fields.get("v") != 1 or type(fields.get("sequence_number")) is not int:
+            raise ValueError("not a chain head marker")
+        head = cls(
+            bytes.fromhex(fields["public_key"]),
+            fields["sequence_number"],
+            bytes.fromhex(fields["block_hash"]),
+            bytes.fromhex(fields["signature"]),
+        )
+        if not 1 <= head.sequence_number < 2**63 or not head.verify():
+            raise ValueError("the chain head marker's signature does not verify")
+        return head
+
+
+def read_head(directory: Path) -> ChainHead | None:
+    """The directory's ``chain.head``; None if there is none.
+
+    An unreadable marker (torn by a crash, say) still proves the key signed a block: it is
+    read as "at least block 1", with no hash to compare.
+    """
+    path = directory / HEAD_FILE
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise storage_error(exc, "read the chain head marker", path) from None
+    try:
+        return ChainHead.decode(data)
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return ChainHead(b"", 1, b"", b"")
+
+
+def write_head(directory: Path, head: ChainHead) -> None:
+    """Replace ``chain.head`` atomically (a crash leaves the old marker or the new one)."""
+    path = directory / HEAD_FILE
+    tmp = path.with_name(HEAD_FILE + ".tmp")
+    try:
+        with open(tmp, "wb") as file:
+            file.write(head.encode())
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise storage_error(exc, "write the chain head marker", path) from None
+
+
+def _recover_hint(directory: Path) -> str:
+    return (
+        f"restore the directory from a backup (enerdatx peer backup), or rebuild the chain from peers "
+        f"that hold it: enerdatx peer recover --dir {directory} --peer HOST:PORT"
+    )
+
+
+def _check_chain(directory: Path, identity: Identity, store: BlockStore, *, recovering: bool) -> None:
+    owner = store.owner()
+    if owner is None:  # a new database, or one from before owners were recorded
+        store.set_owner(identity.public_key)
+    elif owner != identity.public_key:
+        raise ChainIdentityError(
+            f"{CHAIN_FILE} keeps the chain of {owner.hex()[:16]}…, not of this {KEY_FILE} "
+            f"({identity.public_key.hex()[:16]}…): put the matching key back",
+            path=directory,
+        )
+    head = read_head(directory)
+    if head is None or recovering:
+        return
+    if head.public_key and head.public_key != identity.public_key:
+        raise ChainIdentityError(f"{HEAD_FILE} was signed by another key than {KEY_FILE}", path=directory)
+    held = len(store.held_sequence_numbers(identity.public_key, 1, head.sequence_number))
+    if held < head.sequence_number:  # lost, emptied, or only partly recovered
+        raise ChainIdentityError(
+            f"this key has signed {head.sequence_number} blocks but {CHAIN_FILE} holds {held}; "
+            f"starting would fork the chain: {_recover_hint(directory)}",
+            path=directory,
+        )
+    if head.block_hash:
+        block = store.get(identity.public_key, head.sequence_number)
+        if block is not None and block.hash != head.block_hash:
+            raise ChainIdentityError(
+                f"{CHAIN_FILE} holds another block {head.sequence_number} than this key signed: "
+                f"{_recover_hint(directory)}",
+                path=directory,
+            )
+
+
+def load_identity(directory: Path) -> Identity:
+    """The directory's key; a new one if the directory keeps no chain yet, else ChainIdentityError."""
+    key_path = directory / KEY_FILE
+    if key_path.exists():
+        return Identity.load(key_path)
+    chain_path = directory / CHAIN_FILE
+    owner = None
+    if chain_path.is_file() and chain_path.stat().st_size:
+        with contextlib.suppress(StorageError):
+            probe = BlockStore(chain_path, fsync=False)
+            try:
+                owner = probe.owner() or (b"?" if probe.count() else None)
+            finally:
+                probe.close()
+    if owner is not None or (directory / HEAD_FILE).exists():
+        whose = f" of {owner.hex()[:16]}…" if owner and owner != b"?" else ""
+        raise ChainIdentityError(
+            f"{KEY_FILE} is missing but the directory keeps the chain{whose}: restore {KEY_FILE} from a "
+            f"backup (enerdatx peer backup); to start a new identity instead, move {CHAIN_FILE} and "
+            f"{HEAD_FILE} away",
+            path=directory,
+        )
+    identity = Identity.generate()
+    identity.save(key_path)
+    return identity
+
+
+def open_directory(
+    directory: str | os.PathLike[str], *, durable: bool = True, recovering: bool = False
+) -> tuple[Identity, BlockStore, DirectoryLock]:
+    """Lock a peer directory (creating it if new), load its key and open its checked chain.
+
+    ``recovering`` skips the marker check (``enerdatx peer recover`` fills the chain first).
+    """
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise StorageError("not a directory", path=directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "ipfs").mkdir(exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, "create the peer directory", directory) from None
+    lock = DirectoryLock(directory)
+    try:
+        identity = load_identity(directory)
+        store = BlockStore(directory / CHAIN_FILE, fsync=durable)
+        try:
+            _check_chain(directory, identity, store, recovering=recovering)
+        except BaseException:
+            store.close()
+            raise
+    except BaseException:
+        lock.release()
+        raise
+    return identity, store, lock
+
+
+def mark_head(directory: Path, identity: Identity, store: BlockStore) -> None:
+    """Write ``chain.head`` for the latest block of our chain in ``store``; never lower an existing marker."""
+    block = store.head(identity.public_key)
+    marked = read_head(directory)
+    if block is not None and (marked is None or block.sequence_number > marked.sequence_number or (
+        block.sequence_number == marked.sequence_number and not marked.block_hash
+    )):
+        write_head(directory, ChainHead.sign(identity, block.sequence_number, block.hash))
+
+
+def backup_directory(directory: str | os.PathLike[str], target: str | os.PathLike[str]) -> dict[str, Any]:
+    """Write a consistent snapshot of a peer directory's key, chain and marker into ``target``.
+
+    Works while the peer runs (SQLite's online backup reads one consistent state of the WAL
+    database); the content store is not copied: data sets can be fetched again by CID.
+    """
+    directory, target = Path(directory), Path(target)
+    if not directory.is_dir():
+        raise StorageError("not a peer directory", path=directory)
+    if not (directory / KEY_FILE).is_file() or not (directory / CHAIN_FILE).is_file():
+        raise StorageError(f"not a peer directory (no {KEY_FILE} or {CHAIN_FILE})", path=directory)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise StorageError("the backup target exists and is not an empty directory", path=target)
+    identity = Identity.load(directory / KEY_FILE)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        identity.save(target / KEY_FILE)
+    except OSError as exc:
+        raise storage_error(exc, "write the backup", target) from None
+    source = BlockStore(directory / CHAIN_FILE, fsync=False)
+    try:
+        if source.owner() not in (None, identity.public_key):
+            raise KeyFileError(f"{CHAIN_FILE} belongs to another key", path=directory)
+        try:
+            source.backup(target / CHAIN_FILE)
+        except OSError as exc:
+            raise storage_error(exc, "write the backup", target) from None
+        except sqlite3.Error as exc:  # disk full, read-only target
+            raise StorageError(f"cannot write the backup: {exc}", path=target) from None
+    finally:
+        source.close()
+    snapshot = BlockStore(target / CHAIN_FILE, fsync=False)
+    try:
+        mark_head(target, identity, snapshot)
+        blocks = snapshot.latest_sequence_number(identity.public_key)
+    finally:
+        snapshot.close()
+    with contextlib.suppress(OSError):
+        shutil.copymode(directory / KEY_FILE, target / KEY_FILE)
+    return {"public_key": identity.public_key.hex(), "blocks": blocks, "target": str(target)}

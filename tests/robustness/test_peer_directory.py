@@ -1,0 +1,271 @@
+"""One process per peer directory; a key and a chain that belong together; backups (issue 13)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from enerdatx.datadir import ChainHead, backup_directory, open_directory, read_head
+from enerdatx.errors import ChainIdentityError, DirectoryLockedError, InvalidBlockError, StorageError
+from enerdatx.lab import PeerProcess
+from enerdatx.trustchain import BlockStore, TrustChain
+
+PING = "test.ping"
+
+
+def enerdatx(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the command line in a process of its own."""
+    return subprocess.run(
+        [sys.executable, "-m", "enerdatx", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def sign_some(directory: Path, n: int) -> bytes:
+    """Open the directory, sign ``n`` records on its chain, close it as a peer would; the key."""
+    identity, store, lock = open_directory(directory, durable=False)
+    ledger = TrustChain(identity, store)
+    for i in range(n):
+        ledger.record(PING, {"n": i})
+    from enerdatx.datadir import mark_head
+
+    mark_head(directory, identity, store)
+    store.close()
+    lock.release()
+    return identity.public_key
+
+
+async def test_a_second_process_on_a_directory_refuses_naming_the_first(tmp_path: Path) -> None:
+    first = PeerProcess(tmp_path / "peer")
+    await first.start()
+    try:
+        second = enerdatx("peer", "run", "--dir", str(tmp_path / "peer"))
+        assert second.returncode == 1
+        assert second.stderr.count("\n") == 1 and "Traceback" not in second.stderr
+        assert first.process is not None and f"in use by process {first.process.pid}" in second.stderr
+    finally:
+        assert await first.stop() == 0
+    # The lock goes with the process: the directory opens again.
+    identity, store, lock = open_directory(tmp_path / "peer")
+    assert identity.public_key == first.public_key
+    store.close()
+    lock.release()
+
+
+def test_the_lock_holds_within_a_process_too_and_is_released(tmp_path: Path) -> None:
+    _identity, store, lock = open_directory(tmp_path)
+    with pytest.raises(DirectoryLockedError, match=f"process {os.getpid()}"):
+        open_directory(tmp_path)
+    store.close()
+    lock.release()
+    open_directory(tmp_path)[2].release()
+
+
+def test_an_own_block_at_a_taken_place_is_an_error_not_ignored(tmp_path: Path) -> None:
+    key = sign_some(tmp_path, 1)
+    identity, store, lock = open_directory(tmp_path)
+    ledger = TrustChain(identity, store)
+    # A second writer on the same store in this process: the head check refuses before signing.
+    twin = TrustChain(identity, store)
+    twin.record(PING, {"n": "twin"})
+    with pytest.raises(InvalidBlockError, match="head_moved"):
+        ledger.record(PING, {"n": "ours"})
+    # Another process without the lock signs block 3 behind our back: our insert refuses.
+    intruder = TrustChain(identity, BlockStore(tmp_path / "chain.sqlite"))
+    intruder.record(PING, {"n": "other"})
+    with pytest.raises(InvalidBlockError, match="own_place_taken"):
+        twin.record(PING, {"n": "ours"})
+    assert [b.transaction for b in BlockStore(tmp_path / "chain.sqlite").chain(key)] == [
+        {"n": 0}, {"n": "twin"}, {"n": "other"}
+    ]
+    lock.release()
+
+
+@pytest.mark.parametrize("damage", ["empty", "deleted"])
+def test_a_lost_database_for_a_key_that_signed_refuses(tmp_path: Path, damage: str) -> None:
+    sign_some(tmp_path, 3)
+    chain = tmp_path / "chain.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{chain}{suffix}").unlink(missing_ok=True)
+    if damage == "empty":
+        chain.write_bytes(b"")
+    with pytest.raises(ChainIdentityError, match="signed 3 blocks but chain.sqlite holds 0") as caught:
+        open_directory(tmp_path)
+    assert "enerdatx peer recover" in str(caught.value) and "backup" in str(caught.value)
+    result = enerdatx("peer", "run", "--dir", str(tmp_path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "enerdatx peer recover" in result.stderr
+    open_directory(tmp_path, recovering=True)[2].release()  # recovery may open it
+
+
+def test_a_missing_key_beside_a_chain_refuses(tmp_path: Path) -> None:
+    key = sign_some(tmp_path, 2)
+    (tmp_path / "identity.key").unlink()
+    with pytest.raises(ChainIdentityError, match=f"identity.key is missing .* of {key.hex()[:16]}"):
+        open_directory(tmp_path)
+    assert not (tmp_path / "identity.key").exists()  # no new identity was made
+    for command in (["peer", "run", "--dir", str(tmp_path)], ["peer", "id", "--dir", str(tmp_path)]):
+        result = enerdatx(*command)
+        assert result.returncode == 1 and result.stderr.startswith("enerdatx: error: ")
+        assert "identity.key is missing" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_foreign_key_or_marker_refuses(tmp_path: Path) -> None:
+    sign_some(tmp_path / "a", 1)
+    sign_some(tmp_path / "b", 1)
+    (tmp_path / "a" / "identity.key").replace(tmp_path / "b" / "identity.key")
+    with pytest.raises(ChainIdentityError, match="not of this identity.key"):
+        open_directory(tmp_path / "b")
+
+
+def test_the_marker_is_signed_and_a_torn_one_still_counts(tmp_path: Path) -> None:
+    key = sign_some(tmp_path, 2)
+    head = read_head(tmp_path)
+    assert head is not None and head.public_key == key and head.sequence_number == 2 and head.verify()
+    forged = ChainHead(head.public_key, 1, head.block_hash, head.signature)
+    assert not forged.verify()
+    (tmp_path / "chain.head").write_bytes(b'{"v": 1, "sequ')  # a crash mid-write
+    assert read_head(tmp_path).sequence_number == 1
+
+
+@pytest.mark.parametrize("case", ["corrupt", "a_file"])
+def test_a_corrupt_database_or_a_file_as_directory_is_one_line(tmp_path: Path, case: str) -> None:
+    if case == "corrupt":
+        sign_some(tmp_path / "peer", 1)
+        (tmp_path / "peer" / "chain.sqlite").write_bytes(b"this is not SQLite" * 300)
+        expected = "cannot use the block store"
+    else:
+        (tmp_path / "peer").write_text("x")
+        expected = "not a directory"
+    with pytest.raises(StorageError, match=expected):
+        open_directory(tmp_path / "peer")
+    result = enerdatx("peer", "run", "--dir", str(tmp_path / "peer"))
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and expected in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only files")
+def test_a_read_only_database_is_one_line(tmp_path: Path) -> None:
+    sign_some(tmp_path, 1)
+    for path in tmp_path.glob("chain.sqlite*"):
+        path.chmod(0o444)
+    result = enerdatx("peer", "run", "--dir", str(tmp_path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+
+
+def test_a_full_disk_is_a_storage_error_and_the_chain_stays_whole(tmp_path: Path) -> None:
+    identity, store, lock = open_directory(tmp_path, durable=False)
+    ledger = TrustChain(identity, store)
+    ledger.record(PING, {"n": 0})
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]  # noqa: SLF001
+    store._db.execute(f"PRAGMA max_page_count={pages}")  # noqa: SLF001 - SQLite's own "disk full"
+    with pytest.raises(StorageError, match="database or disk is full"):
+        for n in range(1, 200):
+            ledger.record(PING, {"n": n, "padding": "x" * 3000})
+    held = store.latest_sequence_number(identity.public_key)
+    assert ledger.head.sequence_number == held  # the block that did not fit was never signed on
+    store._db.execute("PRAGMA max_page_count=1073741823")  # noqa: SLF001 - space again
+    assert ledger.record(PING, {"n": "after"}).sequence_number == held + 1
+    store.close()
+    lock.release()
+
+
+def test_a_read_only_database_is_a_storage_error_in_process_too(tmp_path: Path) -> None:
+    identity, store, lock = open_directory(tmp_path, durable=False)
+    ledger = TrustChain(identity, store)
+    ledger.record(PING, {"n": 0})
+    store._db.execute("PRAGMA query_only=1")  # noqa: SLF001 - what SQLite says for a read-only file
+    with pytest.raises(StorageError, match="readonly database"):
+        ledger.record(PING, {"n": 1})
+    assert ledger.head.sequence_number == 1
+    store.close()
+    lock.release()
+
+
+def test_backup_is_a_consistent_snapshot_that_restores(tmp_path: Path) -> None:
+    key = sign_some(tmp_path / "peer", 4)
+    identity, store, lock = open_directory(tmp_path / "peer")  # the peer keeps running
+    ledger = TrustChain(identity, store)
+    result = enerdatx("peer", "backup", "--dir", str(tmp_path / "peer"), "--out", str(tmp_path / "bak"))
+    assert result.returncode == 0, result.stderr
+    ledger.record(PING, {"n": "after the backup"})
+    store.close()
+    lock.release()
+    assert oct((tmp_path / "bak" / "identity.key").stat().st_mode & 0o777) == "0o600"
+    restored, restored_store, restored_lock = open_directory(tmp_path / "bak")
+    assert restored.public_key == key and restored_store.latest_sequence_number(key) == 4
+    restored_lock.release()
+    again = enerdatx("peer", "backup", "--dir", str(tmp_path / "peer"), "--out", str(tmp_path / "bak"))
+    assert again.returncode == 1 and "not an empty directory" in again.stderr
+    missing = backup_directory  # the same function as the command
+    with pytest.raises(StorageError, match="not a peer directory"):
+        missing(tmp_path / "nowhere", tmp_path / "bak2")
+
+
+async def test_a_lost_chain_is_recovered_from_two_peers_over_udp(tmp_path: Path) -> None:
+    import asyncio
+    import json
+
+    from enerdatx.lab import Lab
+
+    async with Lab(tmp_path / "lab", transport="udp") as lab:
+        lab.accept(PING)
+        lost, first, second = await lab.start(3)
+        for n in range(6):  # proposals alternate between the two counterparties
+            await lost.community.propose((first, second)[n % 2].public_key, PING, {"n": n}, timeout=5)
+        await first.community.propose(lost.public_key, PING, {"n": "to lost"}, timeout=5)  # our agreement
+        original = [block.hash for block in lost.store.chain(lost.public_key)]
+        assert len(original) == 7
+        await lost.stop()
+        for path in lost.directory.glob("chain.sqlite*"):
+            path.unlink()
+        contacts = [f"{p.public_key.hex()}@{p.address[0]}:{p.address[1]}" for p in (first, second)]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "enerdatx", "peer", "recover", "--dir", str(lost.directory),
+            "--contact", contacts[0], "--contact", contacts[1],
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, stderr.decode()
+        report = json.loads(stdout)
+        assert report["event"] == "recovered" and report["blocks"] == 7 and report["expected"] == 7
+        assert set(report["sources"]) == {first.public_key.hex(), second.public_key.hex()}
+        assert all(count >= 3 for count in report["sources"].values())  # each gave its share
+    identity, store, lock = open_directory(lost.directory)  # starts normally again
+    try:
+        assert [block.hash for block in store.chain(identity.public_key)] == original
+        agreement = store.chain(identity.public_key)[-1]
+        assert store.linked(agreement) is not None  # the proposal it answers came too
+        assert TrustChain(identity, store).record(PING, {"n": "next"}).sequence_number == 8
+    finally:
+        store.close()
+        lock.release()
+
+
+async def test_recovery_from_peers_that_lack_blocks_fails_and_says_which(tmp_path: Path) -> None:
+    import asyncio
+
+    from enerdatx.lab import Lab
+
+    async with Lab(tmp_path / "lab", transport="udp") as lab:
+        lab.accept(PING)
+        lost, first = await lab.start(2)
+        lost.ledger.record(PING, {"n": "unseen"})  # a record nobody was sent
+        await lost.community.propose(first.public_key, PING, {"n": 1}, timeout=5)
+        first.store.remove_blocks(first.store.chain(lost.public_key, 1, 1))  # gossip may have brought it
+        await lost.stop()
+        for path in lost.directory.glob("chain.sqlite*"):
+            path.unlink()
+        contact = f"{first.public_key.hex()}@{first.address[0]}:{first.address[1]}"
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "enerdatx", "peer", "recover", "--dir", str(lost.directory),
+            "--contact", contact, "--timeout", "5",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        _stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1
+    assert "recovered 1 of 2 blocks; no peer asked holds blocks 1" in stderr.decode()
+    with pytest.raises(ChainIdentityError):  # still refused: the chain is not whole
+        open_directory(lost.directory)
