@@ -71,6 +71,9 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     "peer id: --dir is a file": (["peer", "id", "--dir", "{d}/s.csv"], 1, "not a directory"),
     "peer backup: not a peer directory": (["peer", "backup", "--dir", "{d}/dir", "--out", "{d}/b"], 1, "not a peer"),
     "peer recover: no key": (["peer", "recover", "--dir", "{d}/dir", "--peer", "127.0.0.1:9"], 1, "no identity.key"),
+    "bench fraud: more peers than memory holds": (["bench", "fraud", "--peers", "100000000"], 1, "GiB are available"),
+    "bench subscription: more subscribers than memory holds": (
+        ["bench", "subscription", "--subscribers", "100000000"], 1, "GiB are available"),
 }
 # argparse errors (exit 2) print the usage, then one error line.
 USAGE_CASES: dict[str, list[str]] = {

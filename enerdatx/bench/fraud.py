@@ -25,8 +25,14 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from enerdatx.bench.limits import require_memory
+
 TARGET_SECONDS = 5.0
 LIGHT_FROM = 1000
+# Resident memory per peer, rounded up from `memory_per_peer_bytes` of this benchmark (94 KB light,
+# 234 KB full): a size that cannot fit is refused before it starts.
+LIGHT_PEER_BYTES = 128 * 1024
+FULL_PEER_BYTES = 512 * 1024
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +51,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark and return its figures."""
     if min(args.peers) < 4:
         raise ValueError("--peers needs at least 4 peers: a forker, two victims and a witness")
+    for n in args.peers:
+        light = args.peer == "light" or (args.peer == "auto" and n >= LIGHT_FROM)
+        require_memory(n, LIGHT_PEER_BYTES if light else FULL_PEER_BYTES, "light peers" if light else "peers")
     if args.workers and args.packet_loss:
         raise ValueError("packet loss is simulated on the in-memory transport only (no --workers)")
     runs = []

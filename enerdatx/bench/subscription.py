@@ -32,9 +32,13 @@ import pandas as pd
 from dsmr_parser import telegram_specifications
 from dsmr_parser.parsers import TelegramParser
 
+from enerdatx.bench.limits import require_memory
 from enerdatx.bench.stats import percentile
 
 HOUR_MS = 3_600_000
+# A full peer holds 234 KB in `bench fraud`; a subscriber also keeps its periods' data: 1 MiB is
+# a generous bound, used only to refuse a run that cannot fit before it starts.
+SUBSCRIBER_BYTES = 1 << 20
 PRICE = 3
 
 
@@ -50,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run both parts and return their figures."""
     if args.subscribers < 1 or args.periods < 1 or args.telegrams < 10:
-        raise SystemExit("--subscribers and --periods must be positive, --telegrams at least 10")
+        raise ValueError("--subscribers and --periods must be positive, --telegrams at least 10")
+    require_memory(args.subscribers + 1, SUBSCRIBER_BYTES, "subscriber peers")
     with tempfile.TemporaryDirectory(prefix="enerdatx-bench-sub-") as tmp:
         figures = asyncio.run(_settlement(Path(tmp), args.subscribers, args.periods, args.baseline_first))
         figures.update(_ingest(Path(tmp), args.telegrams))

@@ -1,0 +1,26 @@
+"""Refuse a benchmark that cannot fit in this machine's memory before it starts, not after an hour."""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["available_memory", "require_memory"]
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (None where the system does not say)."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def require_memory(count: int, bytes_each: int, what: str) -> None:
+    """Raise ValueError when ``count`` items of ``bytes_each`` would not fit in the available memory."""
+    available = available_memory()
+    needed = count * bytes_each
+    if available is not None and needed > available:
+        raise ValueError(
+            f"{count:,} {what} need about {needed / 2**30:,.1f} GiB (about {bytes_each / 1024:,.0f} KiB each), "
+            f"but {available / 2**30:,.1f} GiB are available"
+        )
