@@ -79,7 +79,8 @@ MAX_NEGOTIATION_ID = 64
 PRIVACY_KEYS = ("privacy_score", "privacy_method")
 _PRIVACY_METHOD = re.compile(r"^edx-privacy/[1-9][0-9]{0,3}$")
 UNION_KEYS = ("union_terms", "union_members", "aggregate", "dp_epsilon")
-_EPSILON = re.compile(r"^(?:0|[1-9][0-9]{0,5})\.[0-9]{1,6}$")
+# A differential-privacy epsilon as written in descriptors and union terms: plain decimal text.
+DP_EPSILON = re.compile(r"^(?:0|[1-9][0-9]{0,5})\.[0-9]{1,6}$")
 
 COMPLAINT_REASONS = (
     "key_does_not_open",  # the sealed box in the agreement does not open with our identity
@@ -154,7 +155,7 @@ def _validate_summaries(descriptor: dict[str, Any]) -> None:
         _require(type(members) is int and members >= 2, "union_members is an integer >= 2")
         _require(descriptor.get("aggregate") in ("sum", "mean"), "a union's aggregate is sum or mean")
         epsilon = descriptor.get("dp_epsilon")
-        _require(epsilon is None or isinstance(epsilon, str) and bool(_EPSILON.match(epsilon)),
+        _require(epsilon is None or isinstance(epsilon, str) and bool(DP_EPSILON.match(epsilon)),
                  "dp_epsilon is a decimal string such as '1.0', or absent")
     else:
         _require(not any(key in descriptor for key in UNION_KEYS[1:]), "union entries without union_terms")

@@ -21,7 +21,7 @@ import pandas as pd
 
 from enerdatx.crypto import Identity, verify_signature
 from enerdatx.errors import EncodingError, SecureAggregationError, TransactionRejectedError, UnionError
-from enerdatx.market.formats import PAYMENT, SHARE, parse_payment, parse_share, share_transaction
+from enerdatx.market.formats import DP_EPSILON, PAYMENT, SHARE, parse_payment, parse_share, share_transaction
 from enerdatx.meter import cut_dataset, interval_consumption, make_readings
 from enerdatx.meter.dataset import DataSet, iso_duration
 from enerdatx.meter.resample import parse_resolution, utc_timestamp
@@ -75,13 +75,10 @@ class UnionTerms:
             raise UnionError(f"aggregate is one of {AGGREGATES}, split one of {SPLITS}")
         if type(self.cap_wh) is not int or self.cap_wh <= 0 or type(self.resolution_seconds) is not int:
             raise UnionError("cap_wh and resolution_seconds are positive integers")
-        if self.epsilon is not None:
-            try:
-                value = float(self.epsilon)
-            except (TypeError, ValueError):
-                raise UnionError("epsilon is a decimal string such as '1.0'") from None
-            if not 0 < value < 1e6 or "." not in self.epsilon:
-                raise UnionError("epsilon is a positive decimal string such as '1.0'")
+        # The same grammar as the descriptor's dp_epsilon, which is copied from here.
+        if self.epsilon is not None and not (
+                isinstance(self.epsilon, str) and DP_EPSILON.match(self.epsilon) and float(self.epsilon) > 0):
+            raise UnionError("epsilon is a positive decimal string such as '1.0'")
 
     def body(self) -> bytes:
         """The canonical CBOR the operator signs."""

@@ -107,6 +107,10 @@ def test_terms_are_signed_and_tamper_evident():
         UnionTerms.create(operator, "x", threshold=1)
     with pytest.raises(UnionError):
         UnionTerms.create(operator, "x", epsilon="-1.0")
+    # Found by the union_terms fuzzer: float() reads bytes too, and "." in bytes raised TypeError.
+    for epsilon in (b"1.5", "1e3", " 1.0", "1_0.0", "0.0", "nan", 1.5):
+        with pytest.raises(UnionError, match="epsilon"):
+            UnionTerms.create(operator, "x", epsilon=epsilon)  # type: ignore[arg-type]
     with pytest.raises(UnionError):
         DataUnion(terms, _ledger(1))
 
