@@ -6,7 +6,6 @@ chain); it never trusts anything that did not arrive as a validly signed block.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from enerdatx.conditions import Conditions
 from enerdatx.errors import EncodingError, ListingNotFoundError, MarketError
 from enerdatx.market.formats import COMPLAINT, LISTING, WITHDRAWAL, Listing, parse_listing, parse_withdrawal
 
@@ -110,7 +110,7 @@ class OrderBook:
         self._withdrawn: dict[str, bytes] = {}  # listing id -> who withdrew it (only the seller counts)
         self._complaints: Counter[bytes] = Counter()
         self._seen_complaints: set[bytes] = set()
-        self._waiters: list[tuple[Callable[[OrderBook], bool], asyncio.Future[None]]] = []
+        self._conditions = Conditions()
 
     def __len__(self) -> int:
         return len(self._listings)
@@ -201,16 +201,7 @@ class OrderBook:
 
     async def wait_for(self, predicate: Callable[[OrderBook], bool], timeout: float = 10.0) -> None:
         """Wait until ``predicate(book)`` holds (checked whenever the book learns something)."""
-        if predicate(self):
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (predicate, future)
-        self._waiters.append(entry)
-        try:
-            await asyncio.wait_for(future, timeout)
-        finally:
-            if entry in self._waiters:
-                self._waiters.remove(entry)
+        await self._conditions.wait_for(lambda: predicate(self), timeout)
 
     async def wait_for_listing(self, listing_id: str, timeout: float = 10.0) -> Listing:
         """Wait until the listing is known, then return it."""
@@ -218,6 +209,4 @@ class OrderBook:
         return self._listings[listing_id]
 
     def _wake(self) -> None:
-        for predicate, future in list(self._waiters):
-            if not future.done() and predicate(self):
-                future.set_result(None)
+        self._conditions.notify()

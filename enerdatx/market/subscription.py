@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from enerdatx.conditions import Conditions
 from enerdatx.errors import (
     EncodingError,
     EnerDatXError,
@@ -96,7 +97,7 @@ class Subscriptions:
         self.held: dict[str, Held] = {}  # our own subscriptions as a buyer
         self.paused: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        self._conditions = Conditions()
         store = self.ledger.store
         for block_type in (OFFER, REVOCATION, LISTING):
             for block in store.blocks(block_type=block_type):
@@ -478,16 +479,7 @@ class Subscriptions:
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         """Wait until ``predicate()`` holds (checked whenever a subscription block or payment lands)."""
-        if predicate():
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (predicate, future)
-        self._waiters.append(entry)
-        try:
-            await asyncio.wait_for(future, timeout)
-        finally:
-            if entry in self._waiters:
-                self._waiters.remove(entry)
+        await self._conditions.wait_for(predicate, timeout)
 
     async def settled(self, timeout: float = 30.0) -> None:
         """Wait until every payment this peer started has finished."""
@@ -495,9 +487,7 @@ class Subscriptions:
             await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), timeout)
 
     def _wake(self) -> None:
-        for predicate, future in list(self._waiters):
-            if not future.done() and predicate():
-                future.set_result(None)
+        self._conditions.notify()
 
 
 def verify_missed_period(store: Any, complaint: Any) -> bool:

@@ -19,6 +19,7 @@ import pandas as pd
 from ipv8.lazy_community import lazy_wrapper
 from ipv8.messaging.payload_dataclass import DataClassPayload, type_from_format
 
+from enerdatx.conditions import Conditions
 from enerdatx.errors import (
     EncodingError,
     EnerDatXError,
@@ -142,7 +143,7 @@ class UnionService:
         self.operated: dict[bytes, DataUnion] = {}
         self.memberships: dict[bytes, UnionMember] = {}
         self._rounds: dict[bytes, tuple[Round, dict[bytes, Contribution], asyncio.Future[None]]] = {}
-        self._waiters: list[tuple[Any, asyncio.Future[None]]] = []
+        self._conditions = Conditions()
         self.peer: Peer
         self.community: UnionCommunity
 
@@ -177,21 +178,11 @@ class UnionService:
                 union.receive(block)
             except UnionError:
                 logger.debug("refused a membership record", exc_info=True)
-            for predicate, future in list(self._waiters):
-                if not future.done() and predicate(self):
-                    future.set_result(None)
+            self._conditions.notify()
 
     async def wait_for(self, predicate: Any, timeout: float = 10.0) -> None:
         """Wait until ``predicate(service)`` holds, re-checked whenever a membership record arrives."""
-        if predicate(self):
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (predicate, future)
-        self._waiters.append(entry)
-        try:
-            await asyncio.wait_for(future, timeout)
-        finally:
-            self._waiters.remove(entry)
+        await self._conditions.wait_for(lambda: predicate(self), timeout)
 
     async def run_round(self, terms_hash: bytes, start: Any, end: Any) -> UnionAggregate:
         """Open a round over today's members, collect every masked contribution, aggregate."""
