@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ __all__ = ["KillReport", "check_directory", "kill_loop"]
 
 GRANT = 1000
 PRICE_RANGE = (1, 9)  # small prices, so the buyer's grant lasts for hundreds of trades
+PHASES = ("ingestion", "listing", "settlement", "withdrawal")  # what the worker prints as it enters each
 
 
 # --- the worker (the killed process) ----------------------------------------------------
@@ -244,47 +246,81 @@ class KillReport:
         return out
 
 
-def _worker(directory: Path, seed: int, final: bool = False, concurrency: int = 1) -> subprocess.Popen[str]:
+def _worker(directory: Path, seed: int, final: bool = False, concurrency: int = 1) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "enerdatx.bench.crash", "worker", str(directory), str(seed),
                "--concurrency", str(concurrency)]
     if final:
         command.append("--final")
     root = Path(__file__).resolve().parent.parent.parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0, env=env)
 
 
-def _read_events(process: subprocess.Popen[str], until: float, stop_at_ready: bool) -> list[dict[str, Any]]:
-    """Events the worker printed, until ``until`` (monotonic), its exit, or (optionally) 'ready'."""
-    import selectors
+class _Events:
+    """The worker's printed events, read straight off the pipe's descriptor: a buffered reader
+    could hold a line that select() no longer reports, and an aimed kill would strike late."""
 
-    events: list[dict[str, Any]] = []
-    assert process.stdout is not None
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
-    while (remaining := until - time.monotonic()) > 0:
-        if not selector.select(remaining):
-            break
-        line = process.stdout.readline()
-        if not line:
-            break
-        events.append(json.loads(line))
-        if stop_at_ready and events[-1]["event"] == "ready":
-            break
-    selector.close()
-    return events
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        self.fd = process.stdout.fileno()
+        self.pending = b""
+        self.closed = False
+
+    def read(self, until: float, stop_at_ready: bool = False, stop_at_phase: str | None = None) -> list[dict[str, Any]]:
+        """Events until ``until`` (monotonic), the worker's exit, or (optionally) 'ready' or its
+        entering the phase ``stop_at_phase``; lines after the one it stopped at stay pending."""
+        import selectors
+
+        events: list[dict[str, Any]] = []
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.fd, selectors.EVENT_READ)
+            while True:
+                for event in self._lines_one_by_one():
+                    events.append(event)
+                    if (stop_at_ready and event["event"] == "ready") or (
+                            stop_at_phase is not None and event.get("phase") == stop_at_phase):
+                        return events
+                remaining = until - time.monotonic()
+                if self.closed or remaining <= 0 or not selector.select(remaining):
+                    return events
+                chunk = os.read(self.fd, 65536)
+                self.closed = not chunk
+                self.pending += chunk
+
+    def _lines_one_by_one(self) -> Iterator[dict[str, Any]]:
+        while b"\n" in self.pending:
+            line, self.pending = self.pending.split(b"\n", 1)
+            if line.strip():
+                yield json.loads(line)
+
+    def rest(self) -> list[dict[str, Any]]:
+        """What a dead worker printed and was not read yet (the pipe keeps it past the kill)."""
+        while not self.closed:
+            chunk = os.read(self.fd, 65536)
+            self.closed = not chunk
+            self.pending += chunk
+        return list(self._lines_one_by_one())
 
 
 def kill_loop(directory: Path, kills: int, *, seed: int = 0, max_run: float = 1.5,
-              progress: Any = None, concurrency: int = 1) -> KillReport:
+              progress: Any = None, concurrency: int = 1, aim: tuple[str, ...] = ()) -> KillReport:
     """Start, SIGKILL at a random moment and check, ``kills`` times; then one clean run that must
-    leave no trade stuck. ``concurrency``: purchases the worker makes at once (group commits)."""
+    leave no trade stuck. ``concurrency``: purchases the worker makes at once (group commits).
+
+    ``aim``: phases (of ``PHASES``) that every other kill goes for in turn: that kill waits a
+    random time, then for the worker to enter the phase, and strikes at once. A short phase
+    (listing takes milliseconds) is otherwise hit only by luck. The phase a kill is counted in
+    is the last one the worker printed before it died, whatever was aimed at."""
+    unknown = set(aim) - set(PHASES)
+    if unknown:
+        raise ValueError(f"unknown phase(s) {sorted(unknown)}; known: {', '.join(PHASES)}")
     rng = random.Random(seed)
     report = KillReport()
     started = time.monotonic()
     for kill in range(kills):
         process = _worker(directory, seed * 1000 + kill, concurrency=concurrency)
-        events = _read_events(process, time.monotonic() + 60, stop_at_ready=True)
+        printed = _Events(process)
+        events = printed.read(time.monotonic() + 60, stop_at_ready=True)
         if not events or events[-1]["event"] != "ready":
             process.kill()
             process.wait()
@@ -292,9 +328,12 @@ def kill_loop(directory: Path, kills: int, *, seed: int = 0, max_run: float = 1.
             continue
         for name in report.resumed:
             report.resumed[name] += events[-1].get(name, 0)
-        events = _read_events(process, time.monotonic() + rng.uniform(0.05, max_run), stop_at_ready=False)
+        events = printed.read(time.monotonic() + rng.uniform(0.05, max_run))
+        if aim and kill % 2 == 1:
+            events += printed.read(time.monotonic() + 30, stop_at_phase=aim[(kill // 2) % len(aim)])
         process.send_signal(signal.SIGKILL)
         process.wait()
+        events += printed.rest()
         phases = [e["phase"] for e in events if e["event"] == "phase"]
         phase = phases[-1] if phases else "resume"
         report.phases_killed[phase] = report.phases_killed.get(phase, 0) + 1
@@ -310,7 +349,7 @@ def kill_loop(directory: Path, kills: int, *, seed: int = 0, max_run: float = 1.
         if progress is not None:
             progress(kill + 1)
     process = _worker(directory, seed * 1000 + kills, final=True)
-    events = _read_events(process, time.monotonic() + 120, stop_at_ready=False)
+    events = _Events(process).read(time.monotonic() + 120)
     process.wait()
     ready = [e for e in events if e["event"] == "ready"]
     report.final = {k: v for k, v in ready[0].items() if k != "event"} if ready else {}
