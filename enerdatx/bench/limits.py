@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+from collections.abc import Callable
 
-__all__ = ["available_memory", "require_memory"]
+__all__ = ["available_memory", "count", "require_memory"]
+
+
+def count(low: int, high: int) -> Callable[[str], int]:
+    """An argparse ``type`` for a whole number from ``low`` to ``high``: a benchmark given 0, -1 or a
+    thousand-digit number says so at once instead of dividing by zero or running for days."""
+
+    def parse(text: str) -> int:
+        digits = text.strip().removeprefix("-")
+        if not (digits.isascii() and digits.isdigit()) or len(digits) > len(str(high)) or not low <= int(text) <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {low:,} to {high:,}, got {text!r}")
+        return int(text)
+
+    return parse
 
 
 def available_memory() -> int | None:

@@ -25,26 +25,31 @@ from enerdatx.bench.stats import percentile
 
 if TYPE_CHECKING:
     from enerdatx.lab import Transport
-from enerdatx.errors import EnerDatXError
+from enerdatx.bench.limits import count, require_memory
+from enerdatx.errors import ConfigurationError, EnerDatXError
 
 BASELINE_TYPE = "edx.bench.bare"
 PRICE = 5
 
 
+# What one Dask worker process holds before its peers start (interpreter, distributed, IPv8).
+WORKER_BYTES = 200 * 2**20
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``enerdatx bench market``."""
-    parser.add_argument("--peers", type=int, default=100, help="peers (half sell, half buy)")
-    parser.add_argument("--trades", type=int, default=2000, help="trades to settle")
+    parser.add_argument("--peers", type=count(2, 5_000), default=100, help="peers (half sell, half buy)")
+    parser.add_argument("--trades", type=count(1, 1_000_000), default=2000, help="trades to settle")
     parser.add_argument("--transport", choices=("memory", "udp", "udp2"), default="memory",
                         help="in-memory IPv8; UDP on 127.0.0.1; or UDP between two processes (udp2)")
-    parser.add_argument("--days", type=int, default=1, help="days of 15-minute readings per data set")
-    parser.add_argument("--gossip-fanout", type=int, default=None,
+    parser.add_argument("--days", type=count(1, 366), default=1, help="days of 15-minute readings per data set")
+    parser.add_argument("--gossip-fanout", type=count(1, 64), default=None,
                         help="TrustChain gossip fanout and witnesses (default: the network's defaults)")
-    parser.add_argument("--concurrency", type=int, default=10,
+    parser.add_argument("--concurrency", type=count(1, 1_000), default=10,
                         help="trades in flight at once (each buyer trades one at a time; default 10)")
-    parser.add_argument("--solo-trades", type=int, default=50,
+    parser.add_argument("--solo-trades", type=count(0, 10_000), default=50,
                         help="trades of one extra buyer alone before the load, for the unloaded latency")
-    parser.add_argument("--workers", type=int, default=0,
+    parser.add_argument("--workers", type=count(0, 64), default=0,
                         help="also run the market scenario on N Dask worker processes (UDP), beside one process")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -59,6 +64,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"at most {sellers_n * buyers_n} distinct trades with {args.peers} peers")
     if args.workers:
         from enerdatx.bench import market_workers
+
+        if args.workers > sellers_n:
+            raise ConfigurationError(f"--workers {args.workers}: each worker needs a seller and a buyer; at most "
+                                     f"{sellers_n} with {args.peers} peers")
+        require_memory(args.workers, WORKER_BYTES, "Dask worker processes")
 
         return market_workers.run(args, _settings(args))
     return asyncio.run(_run(args, sellers_n, buyers_n))
@@ -245,7 +255,7 @@ if __name__ == "__main__":
     _parser = argparse.ArgumentParser(description="the seller process of `enerdatx bench market --transport udp2`")
     _parser.add_argument("--sellers", type=int, required=True)
     _parser.add_argument("--per-buyer", type=int, required=True)
-    _parser.add_argument("--days", type=int, default=1)
+    _parser.add_argument("--days", type=count(1, 366), default=1)
     _parser.add_argument("--settings", type=json.loads, default={})
     _args = _parser.parse_args()
     asyncio.run(_serve_sellers(_args.sellers, _args.per_buyer, _args.days, _args.settings))

@@ -22,6 +22,7 @@ from dsmr_parser import telegram_specifications
 from dsmr_parser.parsers import TelegramParser
 from tqdm.auto import tqdm
 
+from enerdatx.bench.limits import count
 from enerdatx.meter.dsmr import DSMRStats, TelegramFramer, read_dsmr_stream
 from enerdatx.meter.resample import bin_stream
 from enerdatx.meter.synthetic import synthetic_household
@@ -30,9 +31,9 @@ from enerdatx.meter.telegrams import render_telegrams
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``enerdatx bench meter``."""
-    parser.add_argument("--telegrams", type=int, default=100_000, help="how many 10-second telegrams")
-    parser.add_argument("--baseline", type=int, default=20_000, help="telegrams for the dsmr-parser baseline")
-    parser.add_argument("--chunk-size", type=int, default=10_000, help="readings per frame in the stream")
+    parser.add_argument("--telegrams", type=count(1, 10_000_000), default=100_000, help="how many 10-second telegrams")
+    parser.add_argument("--baseline", type=count(1, 10_000_000), default=20_000, help="telegrams for the dsmr-parser baseline")
+    parser.add_argument("--chunk-size", type=count(1, 1_000_000), default=10_000, help="readings per frame in the stream")
     parser.add_argument("--file", type=Path, help="keep the telegram file here (default: a temp file)")
     parser.add_argument("--progress", action="store_true", help="show a progress bar")
 
@@ -49,8 +50,6 @@ def _write_telegrams(path: str, count: int) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Generate, then ingest and time; returns the figures."""
-    if args.telegrams < 1:
-        raise SystemExit("--telegrams must be positive")
     tmp = None
     if args.file is None:
         tmp = tempfile.NamedTemporaryFile(prefix="p1-", suffix=".txt", delete=False)

@@ -17,6 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from enerdatx.bench.limits import count
 from enerdatx.bench.stats import percentile
 from enerdatx.lab import Lab, PeerProcess
 from enerdatx.peer import Peer
@@ -27,8 +28,8 @@ BENCH_TYPE = "edx.bench.ping"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``enerdatx bench network``."""
     parser.add_argument("--transport", choices=("udp", "memory"), default="udp")
-    parser.add_argument("--transactions", type=int, default=500, help="transactions per measurement")
-    parser.add_argument("--concurrency", type=int, default=16, help="proposals in flight for the throughput run")
+    parser.add_argument("--transactions", type=count(1, 100_000), default=500, help="transactions per measurement")
+    parser.add_argument("--concurrency", type=count(1, 1_000), default=16, help="proposals in flight for the throughput run")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import networkx as nx
 from tqdm import tqdm
 
+from enerdatx.bench.limits import count
 from enerdatx.crypto import Identity
 from enerdatx.errors import ReputationError
 from enerdatx.reputation import InteractionGraph, ReputationView, netflow_scores, temporal_pagerank
@@ -25,14 +26,14 @@ T = TypeVar("T")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``enerdatx bench reputation``."""
-    parser.add_argument("--peers", type=int, default=1000, help="peers in the market")
-    parser.add_argument("--blocks", type=int, default=100_000, help="half-blocks (two per trade)")
-    parser.add_argument("--days", type=int, default=90, help="time the trades are spread over")
+    parser.add_argument("--peers", type=count(2, 100_000), default=1000, help="peers in the market")
+    parser.add_argument("--blocks", type=count(2, 10_000_000), default=100_000, help="half-blocks (two per trade)")
+    parser.add_argument("--days", type=count(1, 3660), default=90, help="time the trades are spread over")
     parser.add_argument("--seed", type=int, default=1, help="seed of the trade pattern")
     parser.add_argument(
         "--networkx-netflow", action="store_true", help="also time NetFlow on the networkx max-flow engine (slow)"
     )
-    parser.add_argument("--repeat", type=int, default=3, help="time each computation this often, report the best")
+    parser.add_argument("--repeat", type=count(1, 100), default=3, help="time each computation this often, report the best")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from enerdatx.bench.crash import kill_loop
 from enerdatx.bench.faults import PROFILES
+from enerdatx.bench.limits import count
 from enerdatx.bench.scenarios import faulty_trades, flood, fraud_detection_seconds
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -28,11 +29,11 @@ PARTS = ("fuzz", "crash", "faults", "fraud", "flood", "entry")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``enerdatx bench robustness``."""
     parser.add_argument("--only", action="append", choices=PARTS, help="run only these parts (repeatable)")
-    parser.add_argument("--fuzz-seconds", type=int, default=10, help="atheris time per fuzz target")
-    parser.add_argument("--kills", type=int, default=50, help="SIGKILLs of the crash-consistency worker")
-    parser.add_argument("--traders", type=int, default=3, help="sellers and buyers per fault profile (n x n trades)")
-    parser.add_argument("--fraud-runs", type=int, default=5, help="forks timed under 20%% loss")
-    parser.add_argument("--flood-packets", type=int, default=20_000, help="hostile packets in the flood")
+    parser.add_argument("--fuzz-seconds", type=count(1, 86_400), default=10, help="atheris time per fuzz target")
+    parser.add_argument("--kills", type=count(1, 10_000), default=50, help="SIGKILLs of the crash-consistency worker")
+    parser.add_argument("--traders", type=count(1, 50), default=3, help="sellers and buyers per fault profile (n x n trades)")
+    parser.add_argument("--fraud-runs", type=count(1, 1_000), default=5, help="forks timed under 20%% loss")
+    parser.add_argument("--flood-packets", type=count(1, 10_000_000), default=20_000, help="hostile packets in the flood")
     parser.add_argument("--markdown", type=Path, help="also write the tables of docs/robustness.md here")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 

@@ -32,7 +32,7 @@ import pandas as pd
 from dsmr_parser import telegram_specifications
 from dsmr_parser.parsers import TelegramParser
 
-from enerdatx.bench.limits import require_memory
+from enerdatx.bench.limits import count, require_memory
 from enerdatx.bench.stats import percentile
 
 HOUR_MS = 3_600_000
@@ -44,17 +44,15 @@ PRICE = 3
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``enerdatx bench subscription``."""
-    parser.add_argument("--subscribers", type=int, default=100, help="subscribers of the one seller")
-    parser.add_argument("--periods", type=int, default=5, help="periods to settle (one hour of 15-min readings each)")
-    parser.add_argument("--telegrams", type=int, default=5000, help="10-second telegrams for the ingest figures")
+    parser.add_argument("--subscribers", type=count(1, 10_000), default=100, help="subscribers of the one seller")
+    parser.add_argument("--periods", type=count(1, 8_760), default=5, help="periods to settle (one hour of 15-min readings each)")
+    parser.add_argument("--telegrams", type=count(10, 1_000_000), default=5000, help="10-second telegrams for the ingest figures")
     parser.add_argument("--baseline-first", action="store_true",
                         help="run the data-set trade baseline before the subscription periods")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run both parts and return their figures."""
-    if args.subscribers < 1 or args.periods < 1 or args.telegrams < 10:
-        raise ValueError("--subscribers and --periods must be positive, --telegrams at least 10")
     require_memory(args.subscribers + 1, SUBSCRIBER_BYTES, "subscriber peers")
     with tempfile.TemporaryDirectory(prefix="enerdatx-bench-sub-") as tmp:
         figures = asyncio.run(_settlement(Path(tmp), args.subscribers, args.periods, args.baseline_first))

@@ -17,6 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from enerdatx.bench.limits import count
 from enerdatx.crypto import Identity, verify_signature
 from enerdatx.trustchain import BlockStore, HalfBlock, TrustChain
 
@@ -25,8 +26,8 @@ BENCH_TYPE = "edx.bench"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``enerdatx bench trustchain``."""
-    parser.add_argument("--transactions", type=int, default=5000, help="complete transactions to run")
-    parser.add_argument("--crawl-blocks", type=int, default=10_000, help="length of the crawled chain")
+    parser.add_argument("--transactions", type=count(1, 1_000_000), default=5000, help="complete transactions to run")
+    parser.add_argument("--crawl-blocks", type=count(1, 1_000_000), default=10_000, help="length of the crawled chain")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import sys
+import urllib.parse
 from typing import Any
 
+from enerdatx.cli.peer import parse_directory
 from enerdatx.ipfs import API_ENV, REPO_ENV, ContentStore, EmbeddedStore, open_store
 
 
@@ -17,8 +20,9 @@ def register(subparsers: Any) -> None:
         help="add, cat and move content (embedded store, or a daemon via --api / $" + API_ENV + ")",
         description=__doc__,
     )
-    ipfs.add_argument("--repo", help=f"embedded store directory (default ${REPO_ENV} or ~/.enerdatx/ipfs)")
-    ipfs.add_argument("--api", help=f"daemon RPC multiaddr, e.g. /ip4/127.0.0.1/tcp/5001 (default ${API_ENV})")
+    ipfs.add_argument("--repo", type=parse_directory, help=f"embedded store directory (default ${REPO_ENV} or ~/.enerdatx/ipfs)")
+    ipfs.add_argument("--api", type=parse_api, help=f"daemon RPC multiaddr, e.g. /ip4/127.0.0.1/tcp/5001, or "
+                                                    f"http://HOST:PORT (default ${API_ENV})")
     inner = ipfs.add_subparsers(dest="ipfs_command", metavar="COMMAND", required=True)
 
     add = inner.add_parser("add", help="add a file and print its CID")
@@ -42,6 +46,27 @@ def register(subparsers: Any) -> None:
     import_.set_defaults(func=_import_car)
 
 
+def parse_api(text: str) -> str:
+    """A daemon's RPC address: a multiaddr as given, or an ``http(s)://HOST:PORT`` URL (what kubo
+    prints and most users type) turned into the multiaddr ipfshttpclient wants."""
+    if text.startswith("/"):
+        return text
+    url = urllib.parse.urlsplit(text)
+    try:
+        port = url.port
+    except ValueError:
+        port = None
+    if url.scheme not in ("http", "https") or not url.hostname or port is None or url.path.strip("/"):
+        raise argparse.ArgumentTypeError(f"expected a multiaddr such as /ip4/127.0.0.1/tcp/5001 or "
+                                         f"http://127.0.0.1:5001, got {text!r}")
+    try:
+        host = ipaddress.ip_address(url.hostname)
+        protocol = "ip4" if host.version == 4 else "ip6"
+    except ValueError:
+        protocol = "dns"
+    return f"/{protocol}/{url.hostname}/tcp/{port}/{url.scheme}"
+
+
 def _store(args: argparse.Namespace) -> ContentStore:
     return open_store(args.repo, api=args.api)
 
@@ -49,7 +74,8 @@ def _store(args: argparse.Namespace) -> ContentStore:
 def _add(args: argparse.Namespace) -> int:
     store = _store(args)
     if not os.path.isfile(args.file):
-        print(f"enerdatx: error: {args.file}: no such file", file=sys.stderr)
+        what = "is a directory (add its files one by one, or make a CAR)" if os.path.isdir(args.file) else "no such file"
+        print(f"enerdatx: error: {args.file}: {what}", file=sys.stderr)
         return 1
     if isinstance(store, EmbeddedStore):
         cid = store.add_file(args.file, args.cid_version, args.only_hash, progress=None if not args.quiet else False)

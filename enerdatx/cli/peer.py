@@ -43,6 +43,25 @@ def parse_address(text: str) -> UDPv4Address:
     return UDPv4Address(ip, int(port))
 
 
+def parse_directory(text: str) -> Path:
+    """A directory argument; an empty one would silently mean the current directory."""
+    if not text.strip() or "\x00" in text:
+        raise argparse.ArgumentTypeError(f"expected a directory path, got {text!r}")
+    return Path(text)
+
+
+def parse_block_type(text: str) -> str:
+    """A TrustChain block type for ``--accept``, by the encoding's own rule (docs/trustchain.md)."""
+    from enerdatx.errors import EncodingError
+    from enerdatx.trustchain.encoding import encode_type
+
+    try:
+        encode_type(text)
+    except EncodingError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def parse_port(text: str) -> int:
     """A UDP port, 0 (any free port) to 65535; ArgumentTypeError otherwise."""
     if not text.isascii() or not text.isdigit() or len(text) > 5 or int(text) > 65535:
@@ -125,14 +144,14 @@ def register(subparsers: Any) -> None:
     inner = peer.add_subparsers(dest="peer_command", metavar="COMMAND", required=True)
 
     run = inner.add_parser("run", help="run one peer until SIGINT/SIGTERM")
-    run.add_argument("--dir", required=True, type=Path, help="the peer's directory (created if new)")
+    run.add_argument("--dir", required=True, type=parse_directory, help="the peer's directory (created if new)")
     run.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for a LAN)")
     run.add_argument("--port", type=parse_port, default=0, help="UDP port (default: any free port)")
     run.add_argument("--peer", action="append", default=[], type=parse_address, metavar="HOST:PORT",
                      help="walk to this peer (repeatable)")
     run.add_argument("--contact", action="append", default=[], type=parse_contact, metavar="KEY@HOST:PORT",
                      help="a peer whose key is known (repeatable)")
-    run.add_argument("--accept", action="append", default=[], metavar="TYPE",
+    run.add_argument("--accept", action="append", default=[], metavar="TYPE", type=parse_block_type,
                      help="countersign every proposal of this block type (experiments, benchmarks)")
     run.add_argument("--no-fsync", action="store_true",
                      help="never wait for the disk (benchmarks; a power cut may then cost signed blocks)")
@@ -152,16 +171,16 @@ def register(subparsers: Any) -> None:
     run.set_defaults(func=_run)
 
     show = inner.add_parser("id", help="print the peer's public key (creating its identity if new)")
-    show.add_argument("--dir", required=True, type=Path)
+    show.add_argument("--dir", required=True, type=parse_directory)
     show.set_defaults(func=_show_id)
 
     backup = inner.add_parser("backup", help="write a consistent snapshot of the key and chain (peer may run)")
-    backup.add_argument("--dir", required=True, type=Path)
-    backup.add_argument("--out", required=True, type=Path, help="a new or empty directory")
+    backup.add_argument("--dir", required=True, type=parse_directory)
+    backup.add_argument("--out", required=True, type=parse_directory, help="a new or empty directory")
     backup.set_defaults(func=_backup)
 
     recover = inner.add_parser("recover", help="rebuild a lost chain.sqlite from peers that hold the chain")
-    recover.add_argument("--dir", required=True, type=Path, help="the peer's directory (its identity.key is needed)")
+    recover.add_argument("--dir", required=True, type=parse_directory, help="the peer's directory (its identity.key is needed)")
     recover.add_argument("--host", default="127.0.0.1")
     recover.add_argument("--port", type=parse_port, default=0)
     recover.add_argument("--peer", action="append", default=[], type=parse_address, metavar="HOST:PORT",
@@ -244,11 +263,20 @@ def _offer_from_file(service: Any, path: Path) -> Any:
     from enerdatx.market.subscription_formats import Terms
 
     try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MarketError(f"{path}: cannot read the offer file: {getattr(exc, 'strerror', None) or exc}") from exc
+    try:
+        spec = json.loads(text)
+        if not isinstance(spec, dict) or not isinstance(spec.get("terms"), dict):
+            raise TypeError('expected a JSON object with "descriptor", "price", "period_seconds", "start", '
+                            '"periods" and a "terms" object')
         terms = Terms(**spec["terms"])
         fields = dict(descriptor=spec["descriptor"], price=spec["price"], period_ms=int(spec["period_seconds"] * 1000),
                       start=pd.Timestamp(spec["start"]).value // 1_000_000, periods=spec["periods"], terms=terms)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except KeyError as exc:
+        raise MarketError(f"{path}: not an offer file: no {exc} field") from exc
+    except (ValueError, TypeError, RecursionError) as exc:
         raise MarketError(f"{path}: not an offer file: {exc}") from exc
     subs = service.subscriptions
     for offer in subs.live_offers():

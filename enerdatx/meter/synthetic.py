@@ -48,6 +48,9 @@ _APPLIANCES = (("washing", 2000, 90, 10), ("dishwasher", 1800, 70, 20), ("dryer"
                ("oven", 2200, 45, 18), ("vacuum", 1200, 25, 11))
 _LATITUDE = np.deg2rad(52.0)
 _LOCAL = "Europe/Amsterdam"
+# The model runs at one-minute steps (or the resolution, if finer), a few float arrays per step:
+# ten years at one minute fit in a laptop's memory, a year at one second would not.
+MAX_FINE_STEPS = 10_000_000
 
 
 def synthetic_household(
@@ -78,9 +81,15 @@ def synthetic_household(
     if first is pd.NaT:
         raise MeterDataError(f"start {start!r} is not a date")
     first = first.tz_localize("UTC") if first.tz is None else first.tz_convert("UTC")
+    if first + pd.Timedelta(days=days + 1) > pd.Timestamp.max.tz_localize("UTC"):
+        raise MeterDataError(f"start {start!r} plus {days} days is past the last date pandas can hold "
+                             f"({pd.Timestamp.max.date()})")
     fine = min(step, pd.Timedelta(minutes=1))
     per_step = int(step / fine)
     n_fine = int(pd.Timedelta(days=days) / fine)
+    if n_fine > MAX_FINE_STEPS:
+        raise MeterDataError(f"{days} days at {resolution} are {n_fine:,} simulated steps; at most "
+                             f"{MAX_FINE_STEPS:,} (fewer days or a coarser resolution)")
     times = first + pd.to_timedelta(np.arange(n_fine) * fine.total_seconds(), unit="s")
     local = times.tz_convert(_LOCAL)
     hour = local.hour.to_numpy() + local.minute.to_numpy() / 60 + local.second.to_numpy() / 3600
