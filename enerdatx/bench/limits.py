@@ -15,7 +15,7 @@ def count(low: int, high: int) -> Callable[[str], int]:
 
     def parse(text: str) -> int:
         digits = text.strip().removeprefix("-")
-        if not (digits.isascii() and digits.isdigit()) or len(digits) > len(str(high)) or not low <= int(text) <= high:
+        if not (digits.isascii() and digits.isdigit()) or len(digits.lstrip("0")) > len(str(high)) or not low <= int(text) <= high:
             raise argparse.ArgumentTypeError(f"expected a whole number from {low:,} to {high:,}, got {text!r}")
         return int(text)
 

@@ -1,0 +1,57 @@
+"""The argument types the commands share: what they accept, and that they refuse the rest."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from enerdatx.bench.limits import count
+from enerdatx.cli.ipfs import parse_api
+from enerdatx.cli.peer import parse_block_type, parse_directory
+
+
+@pytest.mark.parametrize("text, value", [("1", 1), ("10", 10), ("0010", 10)])
+def test_a_count_takes_whole_numbers_in_range(text: str, value: int) -> None:
+    assert count(1, 10)(text) == value
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "11", "1e3", "1.0", "", " ", "nan", "٣", "9" * 1000])
+def test_a_count_refuses_the_rest(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="whole number from 1 to 10"):
+        count(1, 10)(text)
+
+
+def test_a_count_may_start_at_zero() -> None:
+    assert count(0, 64)("0") == 0
+
+
+@pytest.mark.parametrize("text, multiaddr", [
+    ("/ip4/127.0.0.1/tcp/5001", "/ip4/127.0.0.1/tcp/5001"),
+    ("http://127.0.0.1:5001", "/ip4/127.0.0.1/tcp/5001/http"),
+    ("http://127.0.0.1:5001/", "/ip4/127.0.0.1/tcp/5001/http"),
+    ("https://[::1]:5001", "/ip6/::1/tcp/5001/https"),
+    ("http://localhost:5001", "/dns/localhost/tcp/5001/http"),
+])
+def test_the_api_address_is_a_multiaddr_or_a_url(text: str, multiaddr: str) -> None:
+    assert parse_api(text) == multiaddr
+
+
+@pytest.mark.parametrize("text", ["localhost:5001", "http://127.0.0.1", "http://127.0.0.1:99999",
+                                  "ftp://127.0.0.1:21", "http://127.0.0.1:5001/api/v0", ""])
+def test_other_api_addresses_are_refused(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="multiaddr"):
+        parse_api(text)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "a\x00b"])
+def test_an_empty_directory_argument_is_refused(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="directory path"):
+        parse_directory(text)
+
+
+def test_a_block_type_follows_the_encoding_rule() -> None:
+    assert parse_block_type("edx.payment") == "edx.payment"
+    for bad in ("", "x" * 65, "caf\u00e9", "tab\there"):
+        with pytest.raises(argparse.ArgumentTypeError, match="block type"):
+            parse_block_type(bad)
