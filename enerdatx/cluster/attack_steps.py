@@ -89,10 +89,10 @@ class AttackSteps:
         withholder.peer.ledger.register_policy(PAYMENT, withhold)
         return withholder.sell(dataset(rng), price).listing_id
 
-    async def watch_complaints(self, seller: str) -> None:
-        """Record when each peer here (but ``seller``) first holds a complaint against ``seller``."""
+    async def watch_complaints(self, seller: str, indices: list[int]) -> None:
+        """Record when each of these peers first holds a complaint against ``seller``."""
         seller_key = bytes.fromhex(seller)
-        honest = {i: p for i, p in self.peers.items() if p.public_key != seller_key}
+        honest = {i: self.peers[i] for i in indices}
         self._complaint_at = {}
         self._complaint_all = asyncio.get_running_loop().create_future() if honest else None
         for index, peer in honest.items():

@@ -257,8 +257,9 @@ def key_withholder(
     *good, withholder = list(keys)
     home = groups.group_of(withholder)
     listing_id = groups.on(home, "withhold_keys", withholder, price, rng.randrange(2**31))
-    groups.map("wait_for_listings", [(mine, [listing_id], timeout) for mine in _by_group(groups, good)])
-    groups.each("watch_complaints", keys[withholder])
+    watchers = _by_group(groups, good)
+    groups.map("wait_for_listings", [(mine, [listing_id], timeout) for mine in watchers])
+    groups.map("watch_complaints", [(keys[withholder], mine) for mine in watchers])
     started = time.time()
     outcomes: list[str] = []
     for _ in range(rounds):
