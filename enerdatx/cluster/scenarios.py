@@ -200,8 +200,8 @@ def sybil_region(
     """
     rng = random.Random(seed)
     groups = groups_of(lab)
-    groups.each("accept", PAYMENT)
     contacts = groups.start(honest + sybils)
+    groups.each("accept", PAYMENT)  # after the start: plain payments, even on a lab whose peers run a market
     keys = {index: key for index, key, _, _ in contacts}
     good, fake = list(keys)[:honest], list(keys)[honest:]
     plan: list[tuple[int, int, int]] = []  # (payer, payee, amount), in the order of the one-process run
@@ -211,7 +211,10 @@ def sybil_region(
     for _ in range(fake_trades if sybils > 1 else 0):
         payer, payee = rng.sample(fake, 2)
         plan.append((payer, payee, fake_amount))
-    real = [(rng.choice(good), rng.choice(fake), rng.randint(1, 50)) for _ in range(real_trades)]
+    real = []
+    for _ in range(real_trades):
+        amount = rng.randint(1, 50)
+        real.append((rng.choice(good), rng.choice(fake), amount))
     plans: list[list[tuple[int, str, int]]] = [[] for _ in range(len(groups))]
     for payer, payee, amount in plan + real:  # each group's payers in turn, the groups at once
         plans[groups.group_of(payer)].append((payer, keys[payee], amount))
@@ -311,7 +314,8 @@ def free_rider(
     offers: list[list[tuple[int, int, int]]] = [[] for _ in range(len(groups))]
     for _ in range(listings_per_seller):
         for seller in good:
-            offers[groups.group_of(seller)].append((seller, rng.randint(5, 50), rng.randrange(2**31)))
+            data_seed = rng.randrange(2**31)  # the data set first, then its price, as one process always drew them
+            offers[groups.group_of(seller)].append((seller, rng.randint(5, 50), data_seed))
     listing_ids = [i for ids in groups.map("sell_each", [(o,) for o in offers]) for i in ids]
     groups.map("wait_for_listings", [(mine, listing_ids, timeout) for mine in _by_group(groups, [rider, payer])])
     paid_for = groups.on(groups.group_of(payer), "buy_each", payer, listing_ids)
