@@ -6,10 +6,10 @@ of the community's own gossip and fraud rumours. The seed fixes every choice the
 makes (who trades with whom, amounts, which peers are victims); packet timing is the
 network's, so detection times vary between runs while the bounds do not.
 
-The double spender and the Sybil region trade plain payments (``Lab.accept``); the key
-withholder and the free rider run the real market on the peers they start. Those three are
-the scenarios of :mod:`enerdatx.cluster.scenarios`, which run unchanged on ``Lab(workers=N)``;
-the coroutines here run them on the event loop of an ``async with Lab()`` block.
+The double spender and the Sybil region trade plain transactions (``Lab.accept``); the key
+withholder and the free rider run the real market on the peers they start. All four are the
+scenarios of :mod:`enerdatx.cluster.scenarios`, which run unchanged on ``Lab(workers=N)``; the
+coroutines here run them on the event loop of an ``async with Lab()`` block.
 
 In a notebook::
 
@@ -21,56 +21,15 @@ In a notebook::
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import random
 from collections.abc import Callable
 from typing import Any
 
 from enerdatx.cluster import scenarios
 from enerdatx.cluster.groups import groups_of
-from enerdatx.errors import LedgerError, NetworkError
 from enerdatx.lab import Lab
-from enerdatx.peer import Peer
-from enerdatx.reputation.scenarios import PAYMENT, ScenarioResult
-from enerdatx.trustchain import FraudProof, HalfBlock
+from enerdatx.reputation.scenarios import ScenarioResult
 
 __all__ = ["lab_double_spender", "lab_free_rider", "lab_key_withholder", "lab_sybil_region"]
-
-
-class _Spread:
-    """When each honest peer first learned something, in seconds from ``begin()``."""
-
-    def __init__(self, peers: list[Peer]) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.peers = peers
-        self.seconds: dict[bytes, float] = {}
-        self.everyone = asyncio.Event()
-        self.start = self.loop.time()
-
-    def begin(self) -> None:
-        """Start the clock (just before the attack)."""
-        self.start = self.loop.time()
-
-    def learned(self, peer: Peer) -> None:
-        """``peer`` knows now (later calls for the same peer are ignored)."""
-        if peer.public_key not in self.seconds:
-            self.seconds[peer.public_key] = self.loop.time() - self.start
-            if len(self.seconds) == len(self.peers):
-                self.everyone.set()
-
-    async def wait(self, event: asyncio.Event, timeout: float) -> None:
-        """Wait for ``event`` until ``timeout`` seconds after ``begin()``; a timeout is reported, not raised."""
-        with contextlib.suppress(TimeoutError):  # reported: fewer peers in the figures
-            await asyncio.wait_for(event.wait(), max(timeout - (self.loop.time() - self.start), 0.001))
-
-    def figures(self, holding: str) -> dict[str, Any]:
-        """The first and last time a peer learned (last: None unless all did), and how many did."""
-        times = sorted(self.seconds.values())
-        return {
-            "detected_first_seconds": round(times[0], 3) if times else None,
-            "detected_all_seconds": round(times[-1], 3) if len(times) == len(self.peers) else None,
-            holding: len(times),
-        }
 
 
 async def lab_double_spender(
@@ -80,56 +39,12 @@ async def lab_double_spender(
 
     Gain: the agreements it obtained for that one sequence number beyond the one it was
     entitled to. Detection: seconds from the fork until the first and until every honest peer
-    stored the fraud proof. Then the forker asks every honest peer for one more trade.
+    stored the fraud proof. Then the forker asks every honest peer for one more trade. The
+    scenario is :func:`enerdatx.cluster.scenarios.double_spender`, the fraud run (which also runs
+    on Dask workers); it starts its peers in an empty lab.
     """
-    rng = random.Random(seed)
-    peers = await lab.start(honest + 1)
-    lab.accept(PAYMENT)
-    forker, good = peers[-1], peers[-1 - honest : -1]
-    spread = _Spread(good)
-
-    def on_fraud_for(peer: Peer) -> Any:
-        def record(proof: FraudProof) -> None:
-            if proof.public_key == forker.public_key:
-                spread.learned(peer)
-
-        return record
-
-    for peer in good:
-        peer.ledger.on_fraud(on_fraud_for(peer))
-    first, second = rng.sample(good, 2)
-    countersigned: set[bytes] = set()
-    both_signed = asyncio.Event()
-
-    def on_block_for(victim: Peer) -> Any:
-        def record(block: HalfBlock) -> None:
-            if block.public_key == victim.public_key and block.link_public_key == forker.public_key:
-                countersigned.add(victim.public_key)
-                if len(countersigned) == 2:
-                    both_signed.set()
-
-        return record
-
-    for victim in (first, second):
-        victim.ledger.subscribe(on_block_for(victim))
-    spread.begin()
-    await lab.fork(forker, first, second, PAYMENT, timeout=timeout)
-    for event in (both_signed, spread.everyone):
-        await spread.wait(event, timeout)
-    refused = 0
-    for peer in good:
-        try:
-            await forker.community.propose(peer.public_key, PAYMENT, {"amount": 1}, timeout=trade_timeout)
-        except (LedgerError, NetworkError):
-            refused += 1
-    return ScenarioResult(
-        "lab_double_spender",
-        seed,
-        {"honest": honest, "transport": lab.transport},
-        attacker_gain=max(len(countersigned) - 1, 0),
-        detected_first_round=None,
-        detected_all_round=None,
-        figures={**spread.figures("honest_with_proof"), "refused_after_detection": refused},
+    return await _on_this_loop(
+        scenarios.double_spender, lab, honest=honest, seed=seed, timeout=timeout, trade_timeout=trade_timeout
     )
 
 

@@ -1,4 +1,4 @@
-"""The steps of the Sybil region, key withholder and free rider attacks, on the peers of one group.
+"""The steps of the attacks (beyond the fraud steps of PeerGroup), on the peers of one group.
 
 :class:`AttackSteps` is part of :class:`~enerdatx.cluster.group.PeerGroup`: each method acts on
 the peers of its own process and takes and returns plain values, so that
@@ -42,6 +42,14 @@ class AttackSteps:
 
     def _market(self, index: int) -> MarketService:
         return self.peers[index].market  # MarketError if it runs none
+
+    # --- the double spender (the rest is PeerGroup's fraud steps) ---------------------------
+
+    async def countersigned(self, victims: list[int], forker: str) -> int:
+        """How many of these peers' own chains hold an agreement with ``forker``: what its fork obtained."""
+        forker_key = bytes.fromhex(forker)
+        return sum(any(block.link_public_key == forker_key for block in self.peers[i].store.chain(self.peers[i].public_key))
+                   for i in victims)
 
     # --- the Sybil region ------------------------------------------------------------------
 

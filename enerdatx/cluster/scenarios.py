@@ -1,8 +1,8 @@
 """Experiments that run unchanged on one process or on N Dask workers: market trades, fraud and the attacks.
 
-``fraud`` is the double spender; ``sybil_region``, ``key_withholder`` and ``free_rider`` are the
-other three attacks of :mod:`enerdatx.attacks` (whose ``lab_*`` coroutines run these on a Lab's
-own event loop). The attacks return the :class:`~enerdatx.reputation.scenarios.ScenarioResult`
+``double_spender`` (a :func:`fraud` run with refusals), ``sybil_region``, ``key_withholder`` and
+``free_rider`` are the four attacks of :mod:`enerdatx.attacks` (whose ``lab_*`` coroutines run
+these on a Lab's own event loop). The attacks return the :class:`~enerdatx.reputation.scenarios.ScenarioResult`
 of the in-process versions, on either engine.
 
 Each scenario takes a lab (a single-process :class:`~enerdatx.lab.Lab` or ``Lab(workers=N)``),
@@ -34,8 +34,8 @@ from enerdatx.errors import EnerDatXError
 from enerdatx.market.wallet import DEFAULT_GRANT
 from enerdatx.reputation.scenarios import PAYMENT, ScenarioResult
 
-__all__ = ["FraudRun", "MarketPeers", "MarketRun", "free_rider", "fraud", "key_withholder", "market",
-           "sybil_region"]
+__all__ = ["FraudRun", "MarketPeers", "MarketRun", "double_spender", "free_rider", "fraud", "key_withholder",
+           "market", "sybil_region"]
 
 FRAUD_TYPE = "edx.scenario.ping"
 PRICE = 5
@@ -123,14 +123,16 @@ def market(
 
 
 def fraud(lab: Any, *, peers: int = 100, light: bool = False, timeout: float = 120.0, seed: int = 1,
-          refusals: bool = False) -> FraudRun:
+          refusals: bool = False, trade_timeout: float = 3.0) -> FraudRun:
     """One peer forks its chain at two honest peers; seconds until every honest peer holds the proof.
 
     The clock starts when the forker sends its two proposals and stops when the last honest
     peer stores a fraud proof; bytes count what each honest peer sent from then until the
     rumour died out. The baseline is one plain transaction in the same network. With
-    ``refusals``, the forker then asks every honest peer for one more transaction (as
-    :func:`enerdatx.attacks.lab_double_spender` does): ``refused_after_detection`` counts the no's.
+    ``refusals``, the forker then asks every honest peer for one more transaction (waiting
+    ``trade_timeout`` for each): ``refused_after_detection`` counts the no's;
+    ``victims_countersigned`` says how many victims signed the fork (2: it got one agreement more
+    than its sequence number allowed). :func:`double_spender` is this run as an attack.
     """
     groups = groups_of(lab, light=light)
     if sum(groups.sizes):
@@ -152,6 +154,7 @@ def fraud(lab: Any, *, peers: int = 100, light: bool = False, timeout: float = 1
     attack = groups.submit(0, "fork", forker, first, second, FRAUD_TYPE)
     learned = [row for rows in groups.each("wait_fraud", timeout) for row in rows]
     started = attack.result()
+    victims_countersigned = groups.on(0, "countersigned", [first, second], keys[forker])
     cpu = groups.each("fraud_cpu_seconds")
     groups.on(0, "rumour_done")
     after = [row for rows in groups.each("traffic") for row in rows]
@@ -160,7 +163,8 @@ def fraud(lab: Any, *, peers: int = 100, light: bool = False, timeout: float = 1
 
     asked = {}
     if refusals:
-        asked = groups.on(0, "ask_everyone", forker, [k for i, k in keys.items() if i != forker], FRAUD_TYPE)
+        asked = groups.on(0, "ask_everyone", forker, [k for i, k in keys.items() if i != forker], FRAUD_TYPE,
+                          trade_timeout)
 
     times = pd.DataFrame(learned)
     times["seconds"] = times["learned_at"] - started
@@ -182,10 +186,37 @@ def fraud(lab: Any, *, peers: int = 100, light: bool = False, timeout: float = 1
         "memory_per_peer_bytes": round(peer_memory),
         "packets_dropped": dropped,  # by simulated loss on UDP, since the peers started
         "baseline_transaction_seconds": round(baseline, 4),
+        "victims_countersigned": victims_countersigned,
     }
     if refusals:
         figures["refused_after_detection"] = asked["refused"]
     return FraudRun(times.sort_values("peer").reset_index(drop=True), figures)
+
+
+def double_spender(lab: Any, *, honest: int = 8, seed: int = 1, timeout: float = 30.0,
+                   trade_timeout: float = 3.0) -> ScenarioResult:
+    """A peer signs two payments at one sequence number (``Lab.fork``) to two honest victims: :func:`fraud`.
+
+    Gain: the agreements it obtained for that one sequence number beyond the one it was
+    entitled to. Detection: seconds from the fork until the first and until every honest peer
+    stored the fraud proof (``timeline``: one row per honest peer). Then the forker asks every
+    honest peer for one more trade; ``refused_after_detection`` counts the refusals.
+    """
+    run = fraud(lab, peers=honest + 1, timeout=timeout, seed=seed, refusals=True, trade_timeout=trade_timeout)
+    figures = run.figures
+    return ScenarioResult(
+        "lab_double_spender",
+        seed,
+        {"honest": honest, "transport": _transport(lab), "groups": figures["groups"]},
+        attacker_gain=max(figures["victims_countersigned"] - 1, 0),
+        timeline=run.times.to_dict("records"),
+        figures={
+            "detected_first_seconds": figures["seconds_first_proof"],
+            "detected_all_seconds": figures["seconds_all_honest"] if figures["honest_with_proof"] == honest else None,
+            "honest_with_proof": figures["honest_with_proof"],
+            "refused_after_detection": figures["refused_after_detection"],
+        },
+    )
 
 
 def sybil_region(

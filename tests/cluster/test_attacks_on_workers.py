@@ -1,4 +1,4 @@
-"""The Sybil region, key withholder and free rider on Lab(workers=2), beside the same runs in one process."""
+"""The four attacks on Lab(workers=2), beside the same runs in one process."""
 
 from __future__ import annotations
 
@@ -32,6 +32,20 @@ def one_process(tmp_path: Path, attack: str, **options: object) -> ScenarioResul
 def spans_both_workers(lab: DaskLab, before: int, result: ScenarioResult) -> None:
     assert result.parameters["groups"] == 2
     assert {lab.groups.group_of(i) for i in range(before, sum(lab.groups.sizes))} == {0, 1}
+
+
+def test_the_double_spender_gains_one_agreement_and_is_refused_by_all_on_workers_as_in_one_process(
+    lab: DaskLab, tmp_path: Path
+) -> None:
+    # First in the module: the fraud run starts its peers in an empty lab.
+    on_workers = scenarios.double_spender(lab, honest=9, seed=1, timeout=30)
+    spans_both_workers(lab, 0, on_workers)
+    alone = one_process(tmp_path, "double_spender", honest=9, seed=1, timeout=30)
+    for result in (on_workers, alone):
+        assert result.attacker_gain == 1  # both victims countersigned the same sequence number
+        assert result.figures["honest_with_proof"] == 9 == result.figures["refused_after_detection"]
+        assert 0 < result.figures["detected_first_seconds"] <= result.figures["detected_all_seconds"]
+        assert len(result.timeline) == 9
 
 
 def test_the_sybil_region_gains_no_more_than_its_real_work_on_workers_as_in_one_process(
