@@ -38,7 +38,7 @@ from enerdatx.peer import Peer, Service
 from enerdatx.trustchain import BlockStore, HalfBlock, TrustChain
 from enerdatx.trustchain.payload import ProposalMessage
 
-__all__ = ["Lab", "MarketFactory", "MemoryEndpoint", "PeerProcess", "Transport"]
+__all__ = ["Lab", "LossyUDPEndpoint", "MarketFactory", "MemoryEndpoint", "PeerProcess", "Transport"]
 
 Transport = Literal["memory", "udp"]
 MarketFactory = Callable[[], MarketService]
@@ -58,6 +58,7 @@ class MemoryEndpoint(MockEndpoint):
         self.packet_loss = packet_loss
         self.rng = rng or random.Random()
         self.bytes_up = 0
+        self.dropped = 0
 
     async def open(self) -> bool:  # type: ignore[override]  # IPv8.start awaits it
         """Start taking packets."""
@@ -70,6 +71,7 @@ class MemoryEndpoint(MockEndpoint):
             return
         self.bytes_up += len(packet)
         if self.packet_loss and self.rng.random() < self.packet_loss:
+            self.dropped += 1
             return
         try:
             super().send(socket_address, packet)
@@ -80,6 +82,28 @@ class MemoryEndpoint(MockEndpoint):
         """Leave the in-memory internet."""
         if internet.get(self.wan_address) is self:
             del internet[self.wan_address]
+
+
+class LossyUDPEndpoint(UDPEndpoint):
+    """A real UDP socket that drops a share of the datagrams it receives (seeded), as a lossy link would.
+
+    Loss is simulated where the packet arrives, so that it also holds between processes and
+    machines (peers on Dask workers), where no single sender sees the whole network.
+    """
+
+    def __init__(self, port: int = 0, ip: str = "127.0.0.1", packet_loss: float = 0.0,
+                 rng: random.Random | None = None) -> None:
+        super().__init__(port=port, ip=ip)
+        self.packet_loss = packet_loss
+        self.rng = rng or random.Random()
+        self.dropped = 0
+
+    def datagram_received(self, datagram: bytes, addr: Any) -> None:
+        """Hand the datagram on, unless it is chosen to be lost."""
+        if self.packet_loss and self.rng.random() < self.packet_loss:
+            self.dropped += 1
+            return
+        super().datagram_received(datagram, addr)
 
 
 def _accept_all(_ledger: TrustChain, _proposal: HalfBlock) -> None:
@@ -138,8 +162,6 @@ class Lab:
             raise ConfigurationError(f"transport must be 'memory' or 'udp', not {transport!r}")
         if not 0.0 <= packet_loss < 1.0:
             raise ConfigurationError(f"packet_loss must be in [0, 1), not {packet_loss}")
-        if packet_loss and transport != "memory":
-            raise ConfigurationError("packet loss is simulated on the memory transport only")
         self._temporary = directory is None
         self.directory = Path(tempfile.mkdtemp(prefix="enerdatx-lab-") if directory is None else directory)
         self.transport = transport
@@ -185,7 +207,7 @@ class Lab:
         if self.transport == "memory":
             endpoint: Any = MemoryEndpoint(address or _free_memory_address(self.rng), self.packet_loss, self.rng)
         else:
-            endpoint = UDPEndpoint(port=address[1] if address else 0, ip=self.host)
+            endpoint = LossyUDPEndpoint(address[1] if address else 0, self.host, self.packet_loss, self.rng)
         peer = await Peer.open(directory, endpoint, settings=self.settings, durable=self.durable)
         for block_type in self.accepted:
             peer.ledger.register_policy(block_type, _accept_all)

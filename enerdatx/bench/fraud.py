@@ -6,7 +6,9 @@ stops when the last honest peer stores a fraud proof. Bytes count what each hone
 TrustChain community sent from then on, until the proof's rumour died out. The baseline in the
 same run is the latency of one transaction in the same lab. The scenario is
 :func:`enerdatx.cluster.scenarios.fraud`: in one process on the in-memory transport, or with
-``--workers N`` on N Dask worker processes over UDP on 127.0.0.1.
+``--workers N`` on N Dask worker processes over UDP on 127.0.0.1. ``--packet-loss`` drops that
+share of packets: on the memory transport where they are sent, on workers where each peer's
+UDP socket receives them (seeded per worker).
 
 From 1,000 peers up (``--peer auto``) the peers are light (enerdatx.cluster.light: in-memory
 chains with the same validation, one address book per process); ``--peer full`` forces full
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from enerdatx.bench.limits import require_memory
+from enerdatx.errors import ConfigurationError
 
 TARGET_SECONDS = 5.0
 LIGHT_FROM = 1000
@@ -54,8 +57,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for n in args.peers:
         light = args.peer == "light" or (args.peer == "auto" and n >= LIGHT_FROM)
         require_memory(n, LIGHT_PEER_BYTES if light else FULL_PEER_BYTES, "light peers" if light else "peers")
-    if args.workers and args.packet_loss:
-        raise ValueError("packet loss is simulated on the in-memory transport only (no --workers)")
+    if not 0.0 <= args.packet_loss < 1.0:
+        raise ConfigurationError(f"--packet-loss must be in [0, 1), not {args.packet_loss}")
     runs = []
     for n in args.peers:
         light = args.peer == "light" or (args.peer == "auto" and n >= LIGHT_FROM)
@@ -81,7 +84,8 @@ def _one(n: int, light: bool, packet_loss: float, workers: int, seed: int) -> di
     logging.getLogger("enerdatx.trustchain.ledger").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="enerdatx-bench-fraud-") as directory:
         if workers:
-            lab: Any = DaskLab(Path(directory), "udp", workers=workers, durable=False, seed=seed, light=light)
+            lab: Any = DaskLab(Path(directory), "udp", workers=workers, durable=False, seed=seed, light=light,
+                               packet_loss=packet_loss)
         else:
             lab = Lab(Path(directory), packet_loss=packet_loss, durable=False, seed=seed, progress=False)
         with lab:

@@ -8,7 +8,8 @@
 ``Lab(workers=N)`` starts a ``LocalCluster`` of N worker processes itself, scheduler, workers,
 nannies and dashboard bound to 127.0.0.1; ``Lab(cluster=Client("tcp://host:8786"))`` uses the
 workers of a cluster someone else started (docs/network.md). Each worker's peers listen on UDP at
-that worker's host address.
+that worker's host address; ``packet_loss`` drops that share of the datagrams each peer receives
+(seeded per worker), since no sender there sees the whole network.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pandas as pd
 
 from enerdatx.cluster.group import PeerGroup
 from enerdatx.cluster.groups import Groups
+from enerdatx.errors import ConfigurationError
 from enerdatx.peer import Peer, Service
 
 __all__ = ["DaskLab"]
@@ -56,8 +58,8 @@ class DaskLab:
 
         if transport != "udp":
             raise ValueError("peers on Dask workers talk over UDP: transport must be 'udp'")
-        if packet_loss:
-            raise ValueError("packet loss is simulated on the in-memory transport only")
+        if not 0.0 <= packet_loss < 1.0:
+            raise ConfigurationError(f"packet_loss must be in [0, 1), not {packet_loss}")
         if (workers is None) == (cluster is None):
             raise ValueError("give either workers=N (a local cluster) or cluster=<distributed.Client>")
         self._own_cluster = None
@@ -82,7 +84,8 @@ class DaskLab:
             self.client.submit(
                 PeerGroup, None if directory is None else str(Path(directory) / f"worker-{i}"), "udp",
                 urlparse(address).hostname or LOOPBACK, settings=settings, seed=None if seed is None else seed + i,
-                durable=durable, light=light, actor=True, workers=[address], allow_other_workers=False, pure=False,
+                durable=durable, light=light, packet_loss=packet_loss, actor=True, workers=[address],
+                allow_other_workers=False, pure=False,
             )
             for i, address in enumerate(addresses)
         ]

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from ipv8.messaging.interfaces.udp.endpoint import UDPEndpoint, UDPv4Address
+from ipv8.messaging.interfaces.udp.endpoint import UDPv4Address
 
+from enerdatx.cluster.attack_steps import AttackSteps
 from enerdatx.cluster.light import AddressBook, LightPeer
 from enerdatx.errors import EnerDatXError, LedgerError, NetworkError
-from enerdatx.lab import Lab, MemoryEndpoint, Transport, _accept_all, _free_memory_address
-from enerdatx.market.service import MarketService
+from enerdatx.lab import Lab, LossyUDPEndpoint, MemoryEndpoint, Transport, _accept_all, _free_memory_address
 from enerdatx.peer import Peer, Service
 
 __all__ = ["PeerGroup", "Contact"]
@@ -42,8 +42,12 @@ def _rss() -> int:
     return psutil.Process(os.getpid()).memory_info().rss
 
 
-class PeerGroup:
-    """Start, drive and inspect the peers of one process; every method takes and returns plain values."""
+class PeerGroup(AttackSteps):
+    """Start, drive and inspect the peers of one process; every method takes and returns plain values.
+
+    The steps of the Sybil region, key withholder and free rider attacks are its
+    :class:`~enerdatx.cluster.attack_steps.AttackSteps`.
+    """
 
     def __init__(
         self,
@@ -55,10 +59,11 @@ class PeerGroup:
         seed: int | None = None,
         durable: bool = False,
         light: bool = False,
+        packet_loss: float = 0.0,
         lab: Lab | None = None,
     ) -> None:
         self.lab = lab or Lab(directory, transport, host=host, settings=settings, seed=seed, progress=False,
-                              durable=durable)
+                              durable=durable, packet_loss=packet_loss)
         self.host = host
         self.light = light
         self.book = AddressBook(random.Random(seed))
@@ -67,6 +72,8 @@ class PeerGroup:
         self._fraud_at: dict[int, float] = {}
         self._fraud_all: asyncio.Future[None] | None = None
         self._fraud_cpu = [0.0, 0.0]
+        self._complaint_at: dict[int, float] = {}
+        self._complaint_all: asyncio.Future[None] | None = None
         self.rss_before_start = _rss()
 
     # --- peers -------------------------------------------------------------------------
@@ -99,7 +106,7 @@ class PeerGroup:
         if self.lab.transport == "memory":
             endpoint: Any = MemoryEndpoint(_free_memory_address(self.lab.rng), self.lab.packet_loss, self.lab.rng)
         else:
-            endpoint = UDPEndpoint(port=0, ip=self.host)
+            endpoint = LossyUDPEndpoint(0, self.host, self.lab.packet_loss, self.lab.rng)
         peer = LightPeer(endpoint, self.book, settings=self.lab.settings)
         for block_type in self.lab.accepted:
             peer.ledger.register_policy(block_type, _accept_all)
@@ -144,9 +151,6 @@ class PeerGroup:
         start = time.perf_counter()
         await self.peers[index].community.propose(bytes.fromhex(counterparty), block_type, {}, timeout=timeout)
         return time.perf_counter() - start
-
-    def _market(self, index: int) -> MarketService:
-        return self.peers[index].market  # MarketError if it runs none
 
     async def sell(self, indices: list[int], price: int, days: int = 1, seed: int = 1) -> list[tuple[int, str]]:
         """Each of these peers lists one synthetic data set; returns (index, listing id)."""
@@ -222,8 +226,12 @@ class PeerGroup:
                 for i, p in self.peers.items() for proof in p.store.fraud_proofs()]
 
     async def traffic(self) -> list[dict[str, Any]]:
-        """Bytes and packets each peer's TrustChain community has sent so far."""
-        return [{"peer": i, "bytes_sent": p.community.bytes_sent, "packets_sent": p.community.packets_sent}
+        """Bytes and packets each peer's TrustChain community has sent so far, and the packets its socket dropped.
+
+        ``packets_dropped`` counts what simulated loss (``packet_loss``) threw away on arrival.
+        """
+        return [{"peer": i, "bytes_sent": p.community.bytes_sent, "packets_sent": p.community.packets_sent,
+                 "packets_dropped": getattr(p.ipv8.endpoint, "dropped", 0)}
                 for i, p in self.peers.items()]
 
     async def memory(self) -> dict[str, int]:

@@ -76,22 +76,29 @@ def _local_call(loop_owner: Any) -> Callable[[Any, str, tuple[Any, ...]], _Resul
             result = getattr(group, method)(*args)
             return await result if asyncio.iscoroutine(result) else result
 
-        loop_owner.run_sync(asyncio.sleep(0))  # starts the lab's loop on first use
-        return asyncio.run_coroutine_threadsafe(run(), loop_owner._loop)
+        loop = getattr(loop_owner, "_cluster_loop", None)
+        if loop is None:
+            loop_owner.run_sync(asyncio.sleep(0))  # starts the lab's loop on first use
+            loop = loop_owner._loop
+        return asyncio.run_coroutine_threadsafe(run(), loop)
 
     return call
 
 
-def groups_of(lab: Any, *, light: bool = False) -> Groups:
+def groups_of(lab: Any, *, light: bool = False, loop: asyncio.AbstractEventLoop | None = None) -> Groups:
     """The groups of ``lab``: its Dask actors, or one in-process group on a single-process Lab.
 
     A single-process lab is driven on its own event loop (``with Lab(...) as lab``, as
-    :meth:`Lab.run_sync` does); ``light`` says whether the peers it starts from now on are light
-    (a DaskLab's workers are told once, by ``Lab(workers=N, light=True)``).
+    :meth:`Lab.run_sync` does), or on ``loop`` where its peers already live (``async with Lab()``:
+    the scenario then runs in a thread, see :mod:`enerdatx.attacks`); ``light`` says whether the
+    peers it starts from now on are light (a DaskLab's workers are told once, by
+    ``Lab(workers=N, light=True)``).
     """
     groups = getattr(lab, "groups", None)
     if isinstance(groups, Groups):
         return groups
+    if loop is not None:
+        lab._cluster_loop = loop
     existing = getattr(lab, "_cluster_groups", None)
     if existing is not None:
         existing.handles[0].light = light  # peers started from now on

@@ -1,4 +1,9 @@
-"""Experiments that run unchanged on one process or on N Dask workers: market trades and fraud detection.
+"""Experiments that run unchanged on one process or on N Dask workers: market trades, fraud and the attacks.
+
+``double_spender`` (a :func:`fraud` run with refusals), ``sybil_region``, ``key_withholder`` and
+``free_rider`` are the four attacks of :mod:`enerdatx.attacks` (whose ``lab_*`` coroutines run
+these on a Lab's own event loop). The attacks return the :class:`~enerdatx.reputation.scenarios.ScenarioResult`
+of the in-process versions, on either engine.
 
 Each scenario takes a lab (a single-process :class:`~enerdatx.lab.Lab` or ``Lab(workers=N)``),
 starts its own peers in it, drives them through :class:`~enerdatx.cluster.groups.Groups` and
@@ -17,16 +22,20 @@ from __future__ import annotations
 
 import random
 import statistics
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from enerdatx.bench.stats import percentile
-from enerdatx.cluster.groups import groups_of
+from enerdatx.cluster.groups import Groups, groups_of
 from enerdatx.errors import EnerDatXError
+from enerdatx.market.wallet import DEFAULT_GRANT
+from enerdatx.reputation.scenarios import PAYMENT, ScenarioResult
 
-__all__ = ["FraudRun", "MarketPeers", "MarketRun", "fraud", "market"]
+__all__ = ["FraudRun", "MarketPeers", "MarketRun", "double_spender", "free_rider", "fraud", "key_withholder",
+           "market", "sybil_region"]
 
 FRAUD_TYPE = "edx.scenario.ping"
 PRICE = 5
@@ -114,14 +123,16 @@ def market(
 
 
 def fraud(lab: Any, *, peers: int = 100, light: bool = False, timeout: float = 120.0, seed: int = 1,
-          refusals: bool = False) -> FraudRun:
+          refusals: bool = False, trade_timeout: float = 3.0) -> FraudRun:
     """One peer forks its chain at two honest peers; seconds until every honest peer holds the proof.
 
     The clock starts when the forker sends its two proposals and stops when the last honest
     peer stores a fraud proof; bytes count what each honest peer sent from then until the
     rumour died out. The baseline is one plain transaction in the same network. With
-    ``refusals``, the forker then asks every honest peer for one more transaction (as
-    :func:`enerdatx.attacks.lab_double_spender` does): ``refused_after_detection`` counts the no's.
+    ``refusals``, the forker then asks every honest peer for one more transaction (waiting
+    ``trade_timeout`` for each): ``refused_after_detection`` counts the no's;
+    ``victims_countersigned`` says how many victims signed the fork (2: it got one agreement more
+    than its sequence number allowed). :func:`double_spender` is this run as an attack.
     """
     groups = groups_of(lab, light=light)
     if sum(groups.sizes):
@@ -143,14 +154,17 @@ def fraud(lab: Any, *, peers: int = 100, light: bool = False, timeout: float = 1
     attack = groups.submit(0, "fork", forker, first, second, FRAUD_TYPE)
     learned = [row for rows in groups.each("wait_fraud", timeout) for row in rows]
     started = attack.result()
+    victims_countersigned = groups.on(0, "countersigned", [first, second], keys[forker])
     cpu = groups.each("fraud_cpu_seconds")
     groups.on(0, "rumour_done")
     after = [row for rows in groups.each("traffic") for row in rows]
     sent = [row["bytes_sent"] - before[row["peer"]] for row in after if row["peer"] != forker]
+    dropped = sum(row["packets_dropped"] for row in after)
 
     asked = {}
     if refusals:
-        asked = groups.on(0, "ask_everyone", forker, [k for i, k in keys.items() if i != forker], FRAUD_TYPE)
+        asked = groups.on(0, "ask_everyone", forker, [k for i, k in keys.items() if i != forker], FRAUD_TYPE,
+                          trade_timeout)
 
     times = pd.DataFrame(learned)
     times["seconds"] = times["learned_at"] - started
@@ -170,11 +184,198 @@ def fraud(lab: Any, *, peers: int = 100, light: bool = False, timeout: float = 1
         "bytes_sent_per_peer_mean": round(statistics.mean(sent)),
         "bytes_sent_per_peer_max": max(sent),
         "memory_per_peer_bytes": round(peer_memory),
+        "packets_dropped": dropped,  # by simulated loss on UDP, since the peers started
         "baseline_transaction_seconds": round(baseline, 4),
+        "victims_countersigned": victims_countersigned,
     }
     if refusals:
         figures["refused_after_detection"] = asked["refused"]
     return FraudRun(times.sort_values("peer").reset_index(drop=True), figures)
+
+
+def double_spender(lab: Any, *, honest: int = 8, seed: int = 1, timeout: float = 30.0,
+                   trade_timeout: float = 3.0) -> ScenarioResult:
+    """A peer signs two payments at one sequence number (``Lab.fork``) to two honest victims: :func:`fraud`.
+
+    Gain: the agreements it obtained for that one sequence number beyond the one it was
+    entitled to. Detection: seconds from the fork until the first and until every honest peer
+    stored the fraud proof (``timeline``: one row per honest peer). Then the forker asks every
+    honest peer for one more trade; ``refused_after_detection`` counts the refusals.
+    """
+    run = fraud(lab, peers=honest + 1, timeout=timeout, seed=seed, refusals=True, trade_timeout=trade_timeout)
+    figures = run.figures
+    return ScenarioResult(
+        "lab_double_spender",
+        seed,
+        {"honest": honest, "transport": _transport(lab), "groups": figures["groups"]},
+        attacker_gain=max(figures["victims_countersigned"] - 1, 0),
+        timeline=run.times.to_dict("records"),
+        figures={
+            "detected_first_seconds": figures["seconds_first_proof"],
+            "detected_all_seconds": figures["seconds_all_honest"] if figures["honest_with_proof"] == honest else None,
+            "honest_with_proof": figures["honest_with_proof"],
+            "refused_after_detection": figures["refused_after_detection"],
+        },
+    )
+
+
+def sybil_region(
+    lab: Any, *, honest: int = 6, sybils: int = 4, honest_trades: int = 12, fake_trades: int = 20,
+    real_trades: int = 2, fake_amount: int = 10_000, seed: int = 1, trade_timeout: float = 5.0,
+) -> ScenarioResult:
+    """Sybils trade huge fake amounts among themselves and sell a little to honest peers.
+
+    Before scoring, every honest peer crawls every chain it knows of (the defender sees
+    everything: the Sybils' fake trades included). Gain: the best NetFlow any Sybil has in
+    any honest view, against the real work the region did for honest peers.
+    """
+    rng = random.Random(seed)
+    groups = groups_of(lab)
+    contacts = groups.start(honest + sybils)
+    groups.each("accept", PAYMENT)  # after the start: plain payments, even on a lab whose peers run a market
+    keys = {index: key for index, key, _, _ in contacts}
+    good, fake = list(keys)[:honest], list(keys)[honest:]
+    plan: list[tuple[int, int, int]] = []  # (payer, payee, amount), in the order of the one-process run
+    for _ in range(honest_trades):
+        payer, payee = rng.sample(good, 2)
+        plan.append((payer, payee, rng.randint(1, 50)))
+    for _ in range(fake_trades if sybils > 1 else 0):
+        payer, payee = rng.sample(fake, 2)
+        plan.append((payer, payee, fake_amount))
+    real = []
+    for _ in range(real_trades):
+        amount = rng.randint(1, 50)
+        real.append((rng.choice(good), rng.choice(fake), amount))
+    plans: list[list[tuple[int, str, int]]] = [[] for _ in range(len(groups))]
+    for payer, payee, amount in plan + real:  # each group's payers in turn, the groups at once
+        plans[groups.group_of(payer)].append((payer, keys[payee], amount))
+    groups.map("pay_many", [(p, trade_timeout) for p in plans])
+    viewers = _by_group(groups, good)
+    crawl_seconds = max(groups.map("crawl_all", [(v, list(keys.values())) for v in viewers]))
+    sybil_keys = [keys[i] for i in fake]
+    views = [row for rows in groups.map("sybil_views", [(v, sybil_keys) for v in viewers]) for row in rows]
+    best = max(view["max_sybil_netflow"] for view in views)
+    return ScenarioResult(
+        "lab_sybil_region",
+        seed,
+        {"honest": honest, "sybils": sybils, "fake_trades": fake_trades, "transport": _transport(lab),
+         "groups": len(groups)},
+        attacker_gain=best,
+        timeline=sorted(views, key=lambda row: row["peer"]),
+        figures={
+            "real_work": sum(amount for _, _, amount in real),
+            "max_sybil_netflow": best,
+            "sybil_pairs_seen": min(view["sybil_pairs_seen"] for view in views),
+            "crawl_seconds": round(crawl_seconds, 3),
+        },
+    )
+
+
+def key_withholder(
+    lab: Any, *, honest: int = 8, rounds: int = 4, buys_per_round: int = 2, price: int = 20, seed: int = 1,
+    timeout: float = 30.0,
+) -> ScenarioResult:
+    """A seller lists a data set and, paid, seals a well-formed key that decrypts nothing.
+
+    Each round ``buys_per_round`` honest buyers try to buy it at once. A victim's market finds
+    out when it opens the agreement and records a signed complaint, which the market community
+    spreads; an honest buyer refuses a seller its book holds a complaint against. Gain: what
+    the withholder was paid for useless keys (at most one payment per honest peer: a victim
+    complains itself). Detection: seconds from the first bid until the first and until every
+    honest peer holds a complaint against the withholder (``timeline``: one row per peer).
+    """
+    rng = random.Random(seed)
+    groups = groups_of(lab)
+    contacts = groups.start(honest + 1, _market_peers(lab))
+    keys = {index: key for index, key, _, _ in contacts}
+    *good, withholder = list(keys)
+    home = groups.group_of(withholder)
+    listing_id = groups.on(home, "withhold_keys", withholder, price, rng.randrange(2**31))
+    watchers = _by_group(groups, good)
+    groups.map("wait_for_listings", [(mine, [listing_id], timeout) for mine in watchers])
+    groups.map("watch_complaints", [(keys[withholder], mine) for mine in watchers])
+    started = time.time()
+    outcomes: list[str] = []
+    for _ in range(rounds):
+        buyers = _by_group(groups, rng.sample(good, min(buys_per_round, honest)))
+        outcomes += [o for group in groups.map("try_to_buy", [(b, listing_id, keys[withholder]) for b in buyers])
+                     for o in group]
+    left = timeout - (time.time() - started)
+    learned = sorted((row for rows in groups.each("wait_complaints", left) for row in rows),
+                     key=lambda row: row["peer"])
+    times = sorted(row["learned_at"] - started for row in learned)
+    for row in learned:
+        row["seconds"] = round(row["learned_at"] - started, 3)
+    balance = groups.on(home, "balances", [withholder])[0]
+    victims = outcomes.count("cheated")
+    return ScenarioResult(
+        "lab_key_withholder",
+        seed,
+        {"honest": honest, "rounds": rounds, "buys_per_round": buys_per_round, "price": price,
+         "transport": _transport(lab), "groups": len(groups)},
+        attacker_gain=victims * price,
+        timeline=learned,
+        figures={
+            "detected_first_seconds": round(times[0], 3) if times else None,
+            "detected_all_seconds": round(times[-1], 3) if len(times) == honest else None,
+            "honest_with_complaint": len(times),
+            "victims": victims,
+            "refused": outcomes.count("refused"),
+            "failed": outcomes.count("failed"),
+            "withholder_received": balance["available"] - balance["grant"],
+        },
+    )
+
+
+def free_rider(
+    lab: Any, *, sellers: int = 4, listings_per_seller: int = 2, seed: int = 1, timeout: float = 30.0
+) -> ScenarioResult:
+    """A peer copies every CID from the order book and fetches the ciphertext, but never pays.
+
+    A paying buyer buys every listing first (the control). Then the free rider fetches each
+    listed ciphertext from its seller (served to anyone who asks, and checked against its
+    CID), crawls every seller's chain for the agreements that carry sealed keys, and tries to
+    open each with its own identity. Gain: the plaintext bytes it obtained.
+    """
+    rng = random.Random(seed)
+    groups = groups_of(lab)
+    contacts = groups.start(sellers + 2, _market_peers(lab))
+    keys = {index: key for index, key, _, _ in contacts}
+    *good, rider, payer = list(keys)
+    offers: list[list[tuple[int, int, int]]] = [[] for _ in range(len(groups))]
+    for _ in range(listings_per_seller):
+        for seller in good:
+            data_seed = rng.randrange(2**31)  # the data set first, then its price, as one process always drew them
+            offers[groups.group_of(seller)].append((seller, rng.randint(5, 50), data_seed))
+    listing_ids = [i for ids in groups.map("sell_each", [(o,) for o in offers]) for i in ids]
+    groups.map("wait_for_listings", [(mine, listing_ids, timeout) for mine in _by_group(groups, [rider, payer])])
+    paid_for = groups.on(groups.group_of(payer), "buy_each", payer, listing_ids)
+    stolen = groups.on(groups.group_of(rider), "free_ride", rider, listing_ids, [keys[i] for i in good])
+    return ScenarioResult(
+        "lab_free_rider",
+        seed,
+        {"sellers": sellers, "listings_per_seller": listings_per_seller, "transport": _transport(lab),
+         "groups": len(groups)},
+        attacker_gain=stolen["plaintext_bytes"],
+        figures={**stolen, "paying_buyer_bytes": paid_for},
+    )
+
+
+def _market_peers(lab: Any) -> MarketPeers | None:
+    """No services if the lab gives its peers a market already (``Lab(market=...)``), else a market each."""
+    return None if getattr(lab, "market", None) is not None else MarketPeers(DEFAULT_GRANT)
+
+
+def _by_group(groups: Groups, indices: list[int]) -> list[list[int]]:
+    """These peers, split by the group that holds them (in their order)."""
+    split: list[list[int]] = [[] for _ in range(len(groups))]
+    for index in indices:
+        split[groups.group_of(index)].append(index)
+    return split
+
+
+def _transport(lab: Any) -> str:
+    return str(getattr(lab, "transport", "udp"))  # peers on Dask workers talk UDP
 
 
 def _frame(per_group: list[list[dict[str, Any]]]) -> pd.DataFrame:

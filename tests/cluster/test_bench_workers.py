@@ -26,3 +26,18 @@ def test_fraud_benchmark_on_workers(capsys: pytest.CaptureFixture[str]) -> None:
     figures = json.loads(capsys.readouterr().out)
     assert figures["honest_with_proof@16"] == 15 and figures["light@16"] is True
     assert figures["memory_per_peer_bytes@16"] > 0 and figures["workers"] == 2
+
+
+@pytest.mark.slow
+def test_fraud_benchmark_with_packet_loss_on_workers(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "fraud", "--json", "--peers", "16", "--workers", "2", "--peer", "full",
+                 "--packet-loss", "0.1", "--no-progress"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["packet_loss"] == 0.1 and figures["workers"] == 2
+    assert figures["honest_with_proof@16"] == 15  # every honest peer, lost packets notwithstanding
+    assert figures["packets_dropped@16"] > 0  # dropped on arrival, in the workers
+
+
+def test_fraud_benchmark_refuses_a_loss_rate_out_of_range(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "fraud", "--json", "--peers", "8", "--workers", "2", "--packet-loss", "1.5"]) != 0
+    assert "--packet-loss must be in [0, 1), not 1.5" in capsys.readouterr().err  # before any cluster starts

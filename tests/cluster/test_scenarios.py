@@ -37,3 +37,11 @@ def test_light_peers_run_no_services(tmp_path) -> None:
         groups = groups_of(lab, light=True)
         with pytest.raises(EnerDatXError, match="no services"):
             groups.start(2, scenarios.MarketPeers(10))
+
+
+def test_packet_loss_on_udp_drops_on_arrival_and_every_honest_peer_still_gets_the_proof(tmp_path) -> None:
+    with Lab(tmp_path, "udp", durable=False, progress=False, packet_loss=0.2, seed=7) as lab:
+        run = scenarios.fraud(lab, peers=12, seed=7, timeout=60)
+        dropped = sum(p.ipv8.endpoint.dropped for p in lab.peers)
+    assert run.figures["honest_with_proof"] == 11
+    assert run.figures["packets_dropped"] == dropped > 0  # the loss did happen, at the receiving sockets
