@@ -74,6 +74,9 @@ class BlockStore:
             self._db.close()
             raise StorageError(f"unknown block store schema version {version}", path=self.path)
         self._synchronous = "FULL"
+        # A store that never waits for the disk (fsync=False) runs with synchronous=OFF: with
+        # NORMAL, SQLite would still fsync at every WAL checkpoint.
+        self._not_durable_synchronous = "OFF" if not fsync else "NORMAL"
         self._in_transaction = False
         self._depth = 0  # open `with transaction()` blocks
         self._batch: bool | None = None  # an open batch (see open_batch): whether it commits durably
@@ -91,6 +94,16 @@ class BlockStore:
         self._pending: dict[tuple[bytes, int], HalfBlock] = {}
         self._pending_latest: dict[bytes, int] = {}
         self._fraudulent = {row[0] for row in self._db.execute("SELECT public_key FROM fraud_proofs")}
+        # hash((link_public_key, link_sequence_number)) of every held agreement (and, after a
+        # rollback or a removal, perhaps of some that are gone): agreements_for asks SQLite
+        # only about a proposal whose hash is in it. A miss is exact (every agreement's is
+        # added as it is written); a hit, true or by collision, is a query.
+        self._agreement_links = {
+            hash((bytes(row[0]), row[1]))
+            for row in self._db.execute(
+                "SELECT link_public_key, link_sequence_number FROM blocks WHERE link_sequence_number > 0"
+            )
+        }
 
     # --- writing -----------------------------------------------------------------------
 
@@ -214,7 +227,7 @@ class BlockStore:
             callback()
 
     def _begin(self, durable: bool) -> None:
-        synchronous = "FULL" if durable and self.fsync else "NORMAL"
+        synchronous = "FULL" if durable and self.fsync else self._not_durable_synchronous
         if synchronous != self._synchronous:
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._synchronous = synchronous
@@ -305,6 +318,8 @@ class BlockStore:
         )
         if not cursor.rowcount:
             return False
+        if block.link_sequence_number > 0:
+            self._agreement_links.add(hash((block.link_public_key, block.link_sequence_number)))
         if self._agreements is not None and self._agreements[0] == (block.link_public_key, block.link_sequence_number):
             self._agreements = None
         self._pending[(block.public_key, block.sequence_number)] = block
@@ -444,6 +459,8 @@ class BlockStore:
         key = (public_key, sequence_number)
         if self._agreements is not None and self._agreements[0] == key:
             return list(self._agreements[1])
+        if sequence_number > 0 and hash(key) not in self._agreement_links:
+            return []  # nothing links to it: no query (see _agreement_links)
         found = [
             HalfBlock.decode_trusted(row[0])
             for row in self._db.execute(
