@@ -454,6 +454,19 @@ class BlockStore:
             )
         ]
 
+    def chain_encoded(self, public_key: bytes, start: int = 1, end: int | None = None) -> list[bytes]:
+        """As :meth:`chain`, the blocks' bytes as stored (what ``encode()`` gives): a crawl answer
+        sends them without decoding and re-encoding each."""
+        end = 2**63 - 1 if end is None else end
+        return [
+            bytes(row[0])
+            for row in self._db.execute(
+                "SELECT encoded FROM blocks WHERE public_key = ? AND sequence_number BETWEEN ? AND ?"
+                " ORDER BY sequence_number",
+                (public_key, start, end),
+            )
+        ]
+
     def agreements_for(self, public_key: bytes, sequence_number: int) -> list[HalfBlock]:
         """Held agreements that link to the proposal at (public_key, sequence_number)."""
         key = (public_key, sequence_number)
