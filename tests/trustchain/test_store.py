@@ -4,7 +4,7 @@ import pytest
 
 from enerdatx.crypto import Identity
 from enerdatx.errors import StorageError
-from enerdatx.trustchain import BlockStore, FraudProof, TrustChain
+from enerdatx.trustchain import BlockStore, FraudProof, HalfBlock, TrustChain
 from tests.support.blocks import PAY, sign, transact
 
 
@@ -63,6 +63,8 @@ def test_queries(alice, bob, carol):
     assert store.latest_sequence_number(alice.public_key) == 4
     assert store.head(alice.public_key).sequence_number == 4
     assert [b.sequence_number for b in store.chain(alice.public_key, 2, 3)] == [2, 3]
+    assert store.chain_encoded(alice.public_key, 2) == [b.encode() for b in store.chain(alice.public_key, 2)]
+    assert [HalfBlock.decode(data).sequence_number for data in store.chain_encoded(alice.public_key)] == [1, 2, 3, 4]
     assert store.get_by_hash(store.get(bob.public_key, 2).hash).sequence_number == 2
     assert set(store.public_keys()) == {alice.public_key, bob.public_key, carol.public_key}
     assert len(list(store.blocks(block_type=PAY))) == 8
