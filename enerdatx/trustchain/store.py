@@ -61,8 +61,9 @@ class BlockStore:
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the block store: {exc}", path=self.path) from None
         try:
+            # Creating the schema is a few commits: a store that never waits for the disk skips their syncs too.
+            self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'OFF'}")
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
@@ -73,7 +74,7 @@ class BlockStore:
         if version not in (0, SCHEMA_VERSION):
             self._db.close()
             raise StorageError(f"unknown block store schema version {version}", path=self.path)
-        self._synchronous = "FULL"
+        self._synchronous = "FULL" if fsync else "OFF"
         # A store that never waits for the disk (fsync=False) runs with synchronous=OFF: with
         # NORMAL, SQLite would still fsync at every WAL checkpoint.
         self._not_durable_synchronous = "OFF" if not fsync else "NORMAL"
