@@ -7,8 +7,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar, overload
 
 import cbor2
 
@@ -41,6 +40,26 @@ def now_ms() -> int:
 SHARED_DECODED_BLOCKS = 4096
 _decoded: OrderedDict[bytes, HalfBlock] = OrderedDict()
 _decoded_lock = threading.Lock()
+
+
+class _BlockHash:
+    """``HalfBlock.hash``: computed on first use and kept in the block's ``__dict__``.
+
+    What ``functools.cached_property`` does, without the lock that Python 3.11's takes on
+    every first use (a block's hash is a pure function of its bytes: two threads computing
+    it at once get the same value).
+    """
+
+    @overload
+    def __get__(self, block: None, owner: type | None = None) -> _BlockHash: ...
+    @overload
+    def __get__(self, block: HalfBlock, owner: type | None = None) -> bytes: ...
+    def __get__(self, block: HalfBlock | None, owner: type | None = None) -> bytes | _BlockHash:
+        if block is None:
+            return self
+        value = hashlib.sha256(block.encode()).digest()
+        block.__dict__["hash"] = value  # an instance attribute now: later reads skip this method
+        return value
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,10 +163,8 @@ class HalfBlock:
             encode_transaction(self.transaction),
         )
 
-    @cached_property
-    def hash(self) -> bytes:
-        """sha256 of the signed encoding: the block's identity in every link."""
-        return hashlib.sha256(self.encode()).digest()
+    hash: ClassVar[_BlockHash] = _BlockHash()
+    """sha256 of the signed encoding: the block's identity in every link."""
 
     @property
     def is_proposal(self) -> bool:

@@ -343,7 +343,7 @@ class TrustChainCommunity(Overlay):
             return
         page = self.settings.crawl_page_size
         end = payload.start + page - 1 if end is None else min(end, payload.start + page - 1)
-        blocks = [block.encode() for block in self.ledger.store.chain(payload.public_key, payload.start, end)]
+        blocks = self.ledger.store.chain_encoded(payload.public_key, payload.start, end)
         for batch in pack_blocks(blocks, self.settings.max_packet_size - 512):  # room for headers
             self.send(peer, CrawlResponseMessage(payload.identifier, len(blocks), batch))
 

@@ -61,8 +61,9 @@ class BlockStore:
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the block store: {exc}", path=self.path) from None
         try:
+            # Creating the schema is a few commits: a store that never waits for the disk skips their syncs too.
+            self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'OFF'}")
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
@@ -73,7 +74,10 @@ class BlockStore:
         if version not in (0, SCHEMA_VERSION):
             self._db.close()
             raise StorageError(f"unknown block store schema version {version}", path=self.path)
-        self._synchronous = "FULL"
+        self._synchronous = "FULL" if fsync else "OFF"
+        # A store that never waits for the disk (fsync=False) runs with synchronous=OFF: with
+        # NORMAL, SQLite would still fsync at every WAL checkpoint.
+        self._not_durable_synchronous = "OFF" if not fsync else "NORMAL"
         self._in_transaction = False
         self._depth = 0  # open `with transaction()` blocks
         self._batch: bool | None = None  # an open batch (see open_batch): whether it commits durably
@@ -91,6 +95,16 @@ class BlockStore:
         self._pending: dict[tuple[bytes, int], HalfBlock] = {}
         self._pending_latest: dict[bytes, int] = {}
         self._fraudulent = {row[0] for row in self._db.execute("SELECT public_key FROM fraud_proofs")}
+        # hash((link_public_key, link_sequence_number)) of every held agreement (and, after a
+        # rollback or a removal, perhaps of some that are gone): agreements_for asks SQLite
+        # only about a proposal whose hash is in it. A miss is exact (every agreement's is
+        # added as it is written); a hit, true or by collision, is a query.
+        self._agreement_links = {
+            hash((bytes(row[0]), row[1]))
+            for row in self._db.execute(
+                "SELECT link_public_key, link_sequence_number FROM blocks WHERE link_sequence_number > 0"
+            )
+        }
 
     # --- writing -----------------------------------------------------------------------
 
@@ -214,7 +228,7 @@ class BlockStore:
             callback()
 
     def _begin(self, durable: bool) -> None:
-        synchronous = "FULL" if durable and self.fsync else "NORMAL"
+        synchronous = "FULL" if durable and self.fsync else self._not_durable_synchronous
         if synchronous != self._synchronous:
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._synchronous = synchronous
@@ -305,6 +319,8 @@ class BlockStore:
         )
         if not cursor.rowcount:
             return False
+        if block.link_sequence_number > 0:
+            self._agreement_links.add(hash((block.link_public_key, block.link_sequence_number)))
         if self._agreements is not None and self._agreements[0] == (block.link_public_key, block.link_sequence_number):
             self._agreements = None
         self._pending[(block.public_key, block.sequence_number)] = block
@@ -439,11 +455,26 @@ class BlockStore:
             )
         ]
 
+    def chain_encoded(self, public_key: bytes, start: int = 1, end: int | None = None) -> list[bytes]:
+        """As :meth:`chain`, the blocks' bytes as stored (what ``encode()`` gives): a crawl answer
+        sends them without decoding and re-encoding each."""
+        end = 2**63 - 1 if end is None else end
+        return [
+            bytes(row[0])
+            for row in self._db.execute(
+                "SELECT encoded FROM blocks WHERE public_key = ? AND sequence_number BETWEEN ? AND ?"
+                " ORDER BY sequence_number",
+                (public_key, start, end),
+            )
+        ]
+
     def agreements_for(self, public_key: bytes, sequence_number: int) -> list[HalfBlock]:
         """Held agreements that link to the proposal at (public_key, sequence_number)."""
         key = (public_key, sequence_number)
         if self._agreements is not None and self._agreements[0] == key:
             return list(self._agreements[1])
+        if sequence_number > 0 and hash(key) not in self._agreement_links:
+            return []  # nothing links to it: no query (see _agreement_links)
         found = [
             HalfBlock.decode_trusted(row[0])
             for row in self._db.execute(

@@ -4,7 +4,7 @@ import pytest
 
 from enerdatx.crypto import Identity
 from enerdatx.errors import StorageError
-from enerdatx.trustchain import BlockStore, FraudProof, TrustChain
+from enerdatx.trustchain import BlockStore, FraudProof, HalfBlock, TrustChain
 from tests.support.blocks import PAY, sign, transact
 
 
@@ -63,6 +63,8 @@ def test_queries(alice, bob, carol):
     assert store.latest_sequence_number(alice.public_key) == 4
     assert store.head(alice.public_key).sequence_number == 4
     assert [b.sequence_number for b in store.chain(alice.public_key, 2, 3)] == [2, 3]
+    assert store.chain_encoded(alice.public_key, 2) == [b.encode() for b in store.chain(alice.public_key, 2)]
+    assert [HalfBlock.decode(data).sequence_number for data in store.chain_encoded(alice.public_key)] == [1, 2, 3, 4]
     assert store.get_by_hash(store.get(bob.public_key, 2).hash).sequence_number == 2
     assert set(store.public_keys()) == {alice.public_key, bob.public_key, carol.public_key}
     assert len(list(store.blocks(block_type=PAY))) == 8
@@ -146,3 +148,46 @@ def test_agreements_for_follows_inserts_removals_and_rollbacks() -> None:
     assert store.agreements_for(owner.public_key, 1) == [agreement]
     store.remove_blocks([agreement])
     assert store.agreements_for(owner.public_key, 1) == []
+
+
+def test_a_reopened_store_still_finds_agreements_and_refuses_a_second_countersignature(tmp_path) -> None:
+    owner, signer = Identity.generate(), Identity.generate()
+    proposal = sign(owner, link_public_key=signer.public_key)
+    agreement = sign(signer, link_public_key=owner.public_key, link_sequence_number=1)
+    second = sign(
+        signer, sequence_number=2, previous_hash=agreement.hash, link_public_key=owner.public_key,
+        link_sequence_number=1, transaction={"amount": 2},
+    )
+    with BlockStore(tmp_path / "s.sqlite", fsync=False) as store:
+        store.insert_validated([proposal, agreement])
+    with BlockStore(tmp_path / "s.sqlite", fsync=False) as store:  # the agreement index is rebuilt from disk
+        assert store.agreements_for(owner.public_key, 1) == [agreement]
+        ledger = TrustChain(Identity.generate(), store)
+        assert ledger.validate(second).reasons == ("double_countersign",)
+
+
+def test_agreements_for_asks_sqlite_only_about_proposals_something_links_to() -> None:
+    store = BlockStore(fsync=False)
+    owner, signer = Identity.generate(), Identity.generate()
+    store.insert_validated([sign(owner, link_public_key=signer.public_key)])
+    queries: list[str] = []
+    store._db.set_trace_callback(queries.append)
+    assert store.agreements_for(owner.public_key, 1) == []
+    assert queries == []  # nothing links to it: answered without a query
+    agreement = sign(signer, link_public_key=owner.public_key, link_sequence_number=1)
+    store.insert_validated([agreement])
+    store._agreements = None  # forget the remembered answer: the next one must come from SQLite
+    queries.clear()
+    assert store.agreements_for(owner.public_key, 1) == [agreement]
+    assert any(q.startswith("SELECT encoded FROM blocks WHERE link_public_key") for q in queries)
+
+
+def test_a_store_that_never_waits_for_the_disk_never_syncs(tmp_path) -> None:
+    lazy = BlockStore(tmp_path / "lazy.sqlite", fsync=False)
+    TrustChain(Identity.generate(), lazy).record(PAY, {})
+    assert lazy._db.execute("PRAGMA synchronous").fetchone()[0] == 0  # OFF: not even at checkpoints
+    durable = BlockStore(tmp_path / "durable.sqlite")
+    TrustChain(Identity.generate(), durable).record(PAY, {})
+    assert durable._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL for our own block
+    durable.insert_validated([sign(Identity.generate())])
+    assert durable._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL for a received one
