@@ -15,6 +15,7 @@ that worker's host address; ``packet_loss`` drops that share of the datagrams ea
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,9 @@ from enerdatx.peer import Peer, Service
 __all__ = ["DaskLab"]
 
 LOOPBACK = "127.0.0.1"
+# Worker processes a local cluster may have: more than a few per core only queue for the CPU, and
+# hundreds exhaust the machine before Dask says why ("Nanny failed to start").
+MAX_LOCAL_WORKERS = 4 * (os.cpu_count() or 1)
 
 
 def _actor_call(actor: Any, method: str, args: tuple[Any, ...]) -> Any:
@@ -57,15 +61,17 @@ class DaskLab:
         from distributed import Client, LocalCluster
 
         if transport != "udp":
-            raise ValueError("peers on Dask workers talk over UDP: transport must be 'udp'")
+            raise ConfigurationError("peers on Dask workers talk over UDP: transport must be 'udp'")
         if not 0.0 <= packet_loss < 1.0:
             raise ConfigurationError(f"packet_loss must be in [0, 1), not {packet_loss}")
         if (workers is None) == (cluster is None):
-            raise ValueError("give either workers=N (a local cluster) or cluster=<distributed.Client>")
+            raise ConfigurationError("give either workers=N (a local cluster) or cluster=<distributed.Client>")
+        if cluster is not None and not isinstance(cluster, Client):
+            raise ConfigurationError(f"cluster must be a distributed.Client, not {type(cluster).__name__}")
         self._own_cluster = None
         if cluster is None:
-            if workers is None or workers < 1:
-                raise ValueError("workers must be >= 1")
+            if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_LOCAL_WORKERS:
+                raise ConfigurationError(f"workers must be a whole number from 1 to {MAX_LOCAL_WORKERS}, not {workers!r}")
             self._own_cluster = LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True, host=LOOPBACK,
                 dashboard_address=f"{LOOPBACK}:0", worker_dashboard_address=f"{LOOPBACK}:0",
@@ -78,7 +84,7 @@ class DaskLab:
         self.progress = progress
         addresses = sorted(self.client.scheduler_info()["workers"])
         if not addresses:
-            raise ValueError("the Dask cluster has no workers")
+            raise ConfigurationError("the Dask cluster has no workers")
         self.workers = addresses
         futures = [
             self.client.submit(

@@ -6,6 +6,7 @@ chain); it never trusts anything that did not arrive as a validly signed block.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from enerdatx.conditions import Conditions
 from enerdatx.errors import EncodingError, ListingNotFoundError, MarketError
 from enerdatx.market.formats import COMPLAINT, LISTING, WITHDRAWAL, Listing, parse_listing, parse_withdrawal
 
-__all__ = ["Query", "OrderBook", "LIVE", "WITHDRAWN", "EXPIRED", "FRAUDULENT_SELLER"]
+__all__ = ["Query", "OrderBook", "LIVE", "WITHDRAWN", "EXPIRED", "FRAUDULENT_SELLER", "check_listing_id"]
 
 LIVE = "live"
 WITHDRAWN = "withdrawn"
@@ -100,6 +101,18 @@ class Query:
         return (q_hi is None or lo < q_hi) and (q_lo is None or hi > q_lo)
 
 
+_LISTING_ID = re.compile(r"[0-9a-f]{64}")
+
+
+def check_listing_id(listing_id: object) -> str:
+    """A listing id is the hex of its listing block's hash (64 lowercase hex digits); anything else
+    can never be found, so it is refused at once instead of being waited for."""
+    if not isinstance(listing_id, str) or _LISTING_ID.fullmatch(listing_id) is None:
+        shown = repr(listing_id) if not isinstance(listing_id, str) else repr(listing_id[:70])
+        raise ListingNotFoundError(f"not a listing id: {shown} (64 lowercase hex digits, a Listing's listing_id)")
+    return listing_id
+
+
 class OrderBook:
     """Listings learned from blocks, with their status (live, withdrawn, expired)."""
 
@@ -148,7 +161,7 @@ class OrderBook:
     def get(self, listing_id: str) -> Listing:
         """The listing with that id; ListingNotFoundError if unknown."""
         try:
-            return self._listings[listing_id]
+            return self._listings[check_listing_id(listing_id)]
         except KeyError:
             raise ListingNotFoundError(f"no listing {listing_id[:16]}… is known") from None
 
@@ -205,6 +218,7 @@ class OrderBook:
 
     async def wait_for_listing(self, listing_id: str, timeout: float = 10.0) -> Listing:
         """Wait until the listing is known, then return it."""
+        check_listing_id(listing_id)
         await self.wait_for(lambda book: listing_id in book._listings, timeout)
         return self._listings[listing_id]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from enerdatx.errors import ListingNotFoundError, NegotiationError
+from enerdatx.errors import ListingNotFoundError, MarketError, NegotiationError
 from enerdatx.market.community import RECORD_TYPES, MarketCommunity, MarketSettings
 from enerdatx.market.desk import NegotiationDesk, RequestBoard
 from enerdatx.market.formats import Listing
@@ -105,6 +105,10 @@ class MarketService:
 
     def sell(self, dataset: DataSet, price: int, *, expires_in: int | None = None) -> Listing:
         """List a data set (a meter DataSet, or anything with ``.plaintext`` and ``.descriptor``)."""
+        plaintext, descriptor = getattr(dataset, "plaintext", None), getattr(dataset, "descriptor", None)
+        if not (isinstance(plaintext, bytes) and isinstance(descriptor, Mapping)):
+            hint = " (cut readings into one first: cut_dataset(readings, resolution=..., location=..., household_type=...))"
+            raise MarketError(f"sell takes a DataSet, not {type(dataset).__name__}{hint}")
         return self.market.sell(dataset.plaintext, dataset.descriptor, price, expires_in=expires_in)
 
     def withdraw(self, listing_id: str) -> None:

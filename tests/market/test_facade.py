@@ -56,3 +56,29 @@ async def test_start_chooses_the_market_per_batch_and_restarts_keep_it(tmp_path)
 def test_a_market_option_that_is_not_one_is_refused(tmp_path):
     with pytest.raises(ConfigurationError, match="factory of MarketService"):
         Lab(tmp_path, market="yes")  # type: ignore[arg-type]
+
+
+async def test_what_is_not_a_data_set_or_a_listing_id_is_refused_at_once(tmp_path):
+    import time
+
+    import pandas as pd
+
+    async with Lab(tmp_path, market=True, progress=False, durable=False) as lab:
+        seller, buyer = await lab.start(2)
+        for not_a_dataset in (None, pd.DataFrame({"x": [1]}), b"bytes", DataSet("text", DESCRIPTOR)):
+            with pytest.raises(MarketError, match="sell takes a DataSet"):
+                seller.market.sell(not_a_dataset, price=5)  # type: ignore[arg-type]
+        started = time.monotonic()
+        for not_an_id in (None, 7, "garbage", "AB" * 32, "ab" * 31, "ab" * 33, "ab" * 31 + "zz"):
+            with pytest.raises(ListingNotFoundError, match="not a listing id"):
+                await buyer.market.buy(not_an_id)  # type: ignore[arg-type]
+        assert time.monotonic() - started < 2  # refused, not waited for (each wait would be 10 s)
+        assert seller.store.chain(seller.public_key) == [] and buyer.store.chain(buyer.public_key) == []
+
+
+def test_a_dask_lab_refuses_what_is_not_a_worker_count_or_a_client(tmp_path):
+    for workers in (0, -1, "2", 2.0, True, 10**6):
+        with pytest.raises(ConfigurationError, match="workers must be a whole number"):
+            Lab(tmp_path, workers=workers)
+    with pytest.raises(ConfigurationError, match="must be a distributed.Client, not str"):
+        Lab(tmp_path, cluster="tcp://127.0.0.1:8786")
