@@ -9,8 +9,9 @@ import ipywidgets as widgets
 import pandas as pd
 
 from enerdatx.errors import NetworkError
-from enerdatx.widgets.panel import Panel
-from enerdatx.widgets.tables import frame_html, peer_name
+
+from .panel import Panel
+from .tables import frame_html, peer_name
 
 __all__ = ["FORK_TYPE", "ForkPanel", "fraud_awareness_frame"]
 

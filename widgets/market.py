@@ -12,8 +12,9 @@ import traitlets
 
 from enerdatx.errors import MarketError
 from enerdatx.market import Query
-from enerdatx.widgets.panel import Panel
-from enerdatx.widgets.tables import frame_html, peer_name
+
+from .panel import Panel
+from .tables import frame_html, peer_name
 
 __all__ = ["MarketPanel", "negotiations_frame", "order_book_frame"]
 

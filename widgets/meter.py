@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ import pandas as pd
 from enerdatx.errors import MeterDataError
 from enerdatx.meter import HOUSEHOLD_TYPES, cut_dataset, read_csv, read_dsmr, read_oehu, synthetic_household
 from enerdatx.meter.plots import consumption_figure
-from enerdatx.widgets.panel import Panel, show_figure
+
+from .panel import Panel, show_figure
 
 __all__ = ["MeterPanel", "SOURCES"]
 
@@ -76,7 +78,8 @@ class MeterPanel(Panel):
             return read_dsmr(where if where.startswith("tcp://") else f"tcp://{where}")
         if not Path(where).exists():
             raise MeterDataError(f"{where}: no such file")
-        return {"dsmr": read_dsmr, "oehu": read_oehu, "csv": read_csv}[source](Path(where))
+        readers: dict[str, Callable[[Path], pd.DataFrame]] = {"dsmr": read_dsmr, "oehu": read_oehu, "csv": read_csv}
+        return readers[source](Path(where))
 
     def load(self) -> asyncio.Task[Any]:
         """Read (off the event loop, so peers keep running), plot, and cut a data set; a task."""

@@ -12,7 +12,7 @@ import html
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
@@ -30,6 +30,12 @@ T = TypeVar("T")
 # Errors a user can cause with bad input: shown plainly. Anything else is a bug: shown with
 # its type and logged with the traceback.
 EXPECTED_ERRORS = (EnerDatXError, ValueError, KeyError, OSError, TimeoutError)
+
+
+class Advance(Protocol):
+    """What :meth:`Panel.working` yields: move the progress bar on by ``steps``."""
+
+    def __call__(self, steps: int = 1) -> None: ...
 
 
 def short_key(public_key: bytes) -> str:
@@ -168,7 +174,7 @@ class Panel(widgets.VBox):
         self.show_error(typed if typed is not None else exc)
 
     @contextmanager
-    def working(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
+    def working(self, description: str, total: int) -> Iterator[Advance]:
         """Show a progress bar for ``total`` steps; yields ``advance(steps=1)``."""
         bar = self.progress
         bar.description = description

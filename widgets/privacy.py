@@ -11,7 +11,8 @@ import ipywidgets as widgets
 from enerdatx.meter import HOUSEHOLD_TYPES, cut_dataset, synthetic_household
 from enerdatx.privacy import PrivacyPolicy, PrivacyReport, privacy_report
 from enerdatx.privacy.plots import coarsening_figure
-from enerdatx.widgets.panel import Panel, show_figure
+
+from .panel import Panel, show_figure
 
 __all__ = ["PrivacyPanel", "report_html"]
 

@@ -11,8 +11,9 @@ import plotly.graph_objects as go
 
 from enerdatx.errors import MarketError
 from enerdatx.meter import load_dataset_bytes
-from enerdatx.widgets.panel import Panel, show_figure
-from enerdatx.widgets.tables import frame_html, peer_name
+
+from .panel import Panel, show_figure
+from .tables import frame_html, peer_name
 
 __all__ = ["PurchasesPanel", "dataset_figure", "purchases_frame"]
 

@@ -13,8 +13,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from enerdatx.errors import MarketError
-from enerdatx.widgets.panel import Panel, show_figure
-from enerdatx.widgets.tables import frame_html, peer_name
+
+from .panel import Panel, show_figure
+from .tables import frame_html, peer_name
 
 __all__ = ["SubscriptionsPanel", "consent_frame", "received_figure", "subscriptions_of"]
 

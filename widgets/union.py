@@ -12,7 +12,8 @@ from enerdatx.crypto import Identity
 from enerdatx.meter import HOUSEHOLD_TYPES, synthetic_household
 from enerdatx.trustchain import BlockStore, TrustChain
 from enerdatx.union import DataUnion, UnionAggregate, UnionMember, UnionTerms
-from enerdatx.widgets.panel import Panel, show_figure
+
+from .panel import Panel, show_figure
 
 __all__ = ["UnionPanel", "union_figure"]
 

@@ -12,13 +12,14 @@ from enerdatx.errors import NetworkError
 from enerdatx.lab import Lab, Transport
 from enerdatx.market.service import MarketService
 from enerdatx.meter import cut_dataset, synthetic_household
-from enerdatx.widgets.attack import ForkPanel
-from enerdatx.widgets.chain import ChainExplorer
-from enerdatx.widgets.market import MarketPanel
-from enerdatx.widgets.meter import MeterPanel
-from enerdatx.widgets.peers import PeersPanel
-from enerdatx.widgets.purchases import PurchasesPanel
-from enerdatx.widgets.tables import peer_name
+
+from .attack import ForkPanel
+from .chain import ChainExplorer
+from .market import MarketPanel
+from .meter import MeterPanel
+from .peers import PeersPanel
+from .purchases import PurchasesPanel
+from .tables import peer_name
 
 __all__ = ["Workbench"]
 
