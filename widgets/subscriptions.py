@@ -2,29 +2,43 @@
 
 The plot grows as periods settle (call :meth:`SubscriptionsPanel.refresh`, or let an action
 do it); the consent table is the seller's view of who holds which periods under which terms.
+With ``simulator=True`` (as in the workbench) the panel also runs a meter: a simulated P1 port
+on 127.0.0.1 that one peer reads, sending a period's telegrams at the press of a button.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 import pandas as pd
 import plotly.graph_objects as go
 
-from enerdatx.errors import MarketError
+from enerdatx.errors import MarketError, MeterDataError
 
-from .panel import Panel, show_figure
+from .panel import Panel, show_figure, whole_tokens
 from .tables import frame_html, peer_name
+
+if TYPE_CHECKING:
+    from enerdatx.market.subscription import SubscriptionService
+    from enerdatx.meter.simulator import MeterSimulator
+    from enerdatx.peer import Peer
 
 __all__ = ["SubscriptionsPanel", "consent_frame", "received_figure", "subscriptions_of"]
 
 
-def subscriptions_of(peer: Any) -> Any:
-    """The Subscriptions of a lab peer (its SubscriptionService), or None."""
+def subscription_service_of(peer: Any) -> SubscriptionService | None:
+    """A lab peer's SubscriptionService, or None."""
     from enerdatx.market.subscription import SubscriptionService
 
-    service = next((s for s in peer.services if isinstance(s, SubscriptionService)), None)
+    return next((s for s in peer.services if isinstance(s, SubscriptionService)), None)
+
+
+def subscriptions_of(peer: Any) -> Any:
+    """The Subscriptions of a lab peer (its SubscriptionService), or None."""
+    service = subscription_service_of(peer)
     return None if service is None else service.subscriptions
 
 
@@ -67,12 +81,15 @@ def received_figure(received: dict[str, pd.DataFrame], title: str = "What each s
 
 
 class SubscriptionsPanel(Panel):
-    """Offer a subscription from a peer with a meter, subscribe other peers, revoke, and watch."""
+    """Offer a subscription from a peer with a meter, subscribe other peers, revoke, and watch.
 
-    def __init__(self, lab: Any) -> None:
+    With ``simulator=True`` the panel starts the meter itself (see the module's docstring).
+    """
+
+    def __init__(self, lab: Any, *, simulator: bool = False) -> None:
         self.lab = lab
         self.seller = widgets.Dropdown(description="Seller")
-        self.price = widgets.BoundedIntText(value=5, min=1, max=10**9, description="Price/period")
+        self.price = widgets.Text(value="5", description="Price/period", layout={"width": "200px"})
         self.period_minutes = widgets.BoundedIntText(value=60, min=1, max=525_600, description="Period (min)")
         self.purpose = widgets.Text(value="grid-research", description="Purpose")
         self.retention = widgets.BoundedIntText(value=30, min=1, max=36_600, description="Retention (d)")
@@ -85,19 +102,33 @@ class SubscriptionsPanel(Panel):
         self.revoke_button = widgets.Button(description="Revoke", icon="ban")
         self.table = widgets.HTML()
         self.plot = widgets.Output()
+        self.plot.add_class("edx-subscriptions-plot")
         self.figure: go.Figure | None = None
+        self.meter_peer = widgets.Dropdown(description="Meter on")
+        self.household = widgets.IntText(value=21, description="Household", layout={"width": "180px"})
+        self.meter_button = widgets.Button(description="Start meter", icon="plug")
+        self.period_button = widgets.Button(description="Send a period", icon="forward")
+        self.meter: MeterSimulator | None = None
+        self.meter_readings: pd.DataFrame | None = None  # what the meter sends, one telegram a row
+        self._metered: Peer | None = None  # the peer that reads the meter
+        simulator_rows = [widgets.HBox([self.meter_peer, self.household, self.meter_button, self.period_button])]
+        self.simulator = simulator
         super().__init__("Subscriptions", [
             widgets.HBox([self.seller, self.price, self.period_minutes]),
             widgets.HBox([self.purpose, self.retention, self.resale, self.offer_button]),
             widgets.HBox([self.subscriber, self.offer, self.subscribe_button]),
             widgets.HBox([self.subscription, self.revoke_button]),
+            *(simulator_rows if simulator else []),
             self.table, self.plot,
         ])  # fmt: skip
+        self.add_class("edx-subscriptions")
         self.when_picked(self.seller, self.refresh)
         self.when_picked(self.subscriber, self.refresh)
         self.offer_button.on_click(lambda _: self.attempt(self.make_offer))
         self.subscribe_button.on_click(lambda _: self.attempt_async(self.subscribe))
         self.revoke_button.on_click(lambda _: self.attempt(self.revoke))
+        self.meter_button.on_click(lambda _: self.start_meter())
+        self.period_button.on_click(lambda _: self.send_period())
         self.refresh()
 
     def _peers(self) -> dict[str, Any]:
@@ -106,8 +137,13 @@ class SubscriptionsPanel(Panel):
     def _names(self) -> dict[str, str]:
         return {peer.public_key.hex(): name for name, peer in self._peers().items()}
 
+    def _market_peers(self) -> dict[str, Any]:
+        return {peer_name(p): p for p in self.lab.peers if p.has_market}
+
     def refresh(self) -> None:
         """Read offers, subscriptions, the consent view and what each subscriber received again."""
+        if self.simulator:
+            self._refresh_meter()
         peers = self._peers()
         sellers = [name for name, p in peers.items() if subscriptions_of(p).readings is not None]
         self.pick(self.seller, sellers)
@@ -121,7 +157,8 @@ class SubscriptionsPanel(Panel):
         self.pick(self.subscription, [(f"{sid[:8]} ({subscriptions_of(subscriber).subscription_status(sid)})", sid)
                                       for sid in held])
         if seller is None:
-            self.table.value = "<i>no peer with a meter: add SubscriptionService(meter=...) to one</i>"
+            hint = "start a meter below" if self.simulator else "add SubscriptionService(meter=...) to one"
+            self.table.value = f"<i>no peer with a meter: {hint}</i>"
             return
         self.table.value = frame_html(consent_frame(subscriptions_of(seller), self._names()), "edx-consent",
                                       empty="no subscribers yet", index=False)
@@ -151,8 +188,9 @@ class SubscriptionsPanel(Panel):
         subs = subscriptions_of(seller)
         first = subs.readings.readings(last=None).index.min() if len(subs.readings) else pd.Timestamp.now("UTC")
         start = first.floor(f"{self.period_minutes.value}min")
+        price = whole_tokens(self.price.value, "the price per period")
         offer = subs.offer({"kind": "electricity", "resolution_seconds": 900, "location": "unknown",
-                            "household_type": "unknown"}, self.price.value,
+                            "household_type": "unknown"}, price,
                            period_ms=self.period_minutes.value * 60_000, start=start.value // 1_000_000,
                            periods=10_000, terms=Terms(self.purpose.value, self.retention.value, self.resale.value))
         self.show_info(f"offer {offer.offer_id[:8]} signed")
@@ -176,8 +214,135 @@ class SubscriptionsPanel(Panel):
         subscriber = self._peers().get(self.subscriber.value)
         if subscriber is None or self.subscription.value is None:
             raise MarketError("pick a subscriber and one of its subscriptions")
-        block = subscriptions_of(subscriber).revoke(self.subscription.value)
+        subs = subscriptions_of(subscriber)
+        status = subs.subscription_status(self.subscription.value)
+        if status != "active":  # a second revocation would only add a block that changes nothing
+            raise MarketError(f"subscription {self.subscription.value[:8]} is no longer active: {status}")
+        block = subs.revoke(self.subscription.value)
         self.show_info(f"{self.subscriber.value} revoked {self.subscription.value[:8]}")
         self.changed()
         self.refresh()
         return block
+
+    # --- the simulated meter ------------------------------------------------------------
+
+    def _refresh_meter(self) -> None:
+        metered = self._metered if self._metered in self.lab.peers else None
+        if metered is None and self._metered is not None:  # its peer stopped: the meter is no one's now
+            self._metered = None
+        names = [name for name, peer in self._market_peers().items()
+                 if subscription_service_of(peer) is None or peer is metered]
+        self.pick(self.meter_peer, names)
+        if metered is not None:
+            self._let_everyone_subscribe()
+
+    def _let_everyone_subscribe(self) -> None:
+        """Give every market peer without subscriptions a plain SubscriptionService (to subscribe)."""
+        from enerdatx.market.subscription import SubscriptionService
+
+        for peer in self._market_peers().values():
+            if subscription_service_of(peer) is None:
+                peer.add_service(SubscriptionService())
+
+    def start_meter(self) -> asyncio.Task[Any]:
+        """Start a simulated P1 meter on 127.0.0.1 that the chosen peer reads; send its first telegram; a task."""
+
+        async def start() -> MeterSimulator:
+            from enerdatx.market.subscription import SubscriptionService
+            from enerdatx.meter import synthetic_household
+            from enerdatx.meter.simulator import MeterSimulator
+
+            peer = self._market_peers().get(self.meter_peer.value) if self.meter_peer.value is not None else None
+            if peer is None:
+                raise MarketError("start some peers first")
+            if self._metered is not None and self._metered in self.lab.peers:
+                raise MarketError(f"{peer_name(self._metered)} reads a meter already: one meter per workbench")
+            if subscription_service_of(peer) is not None:
+                raise MarketError(f"{peer_name(peer)} subscribes already: pick a peer without subscriptions")
+            await self.close()
+            readings = synthetic_household(seed=self.household.value, start="2026-03-01", days=1, resolution="15min",
+                                           household_type="family")
+            with self.working("Starting the meter", 2) as advance:
+                meter = await MeterSimulator(readings).start()  # loopback only, a free port
+                self.meter, self.meter_readings, self._metered = meter, readings, peer
+                peer.add_service(SubscriptionService(meter=meter.url, meter_timeout=2.0))
+                self._let_everyone_subscribe()
+                await meter.send(1)  # the reading at 00:00: offers start from the first stored reading
+                await self._stored(peer, 1)
+                advance(2)
+            self.refresh()
+            self.show_info(f"{peer_name(peer)} reads a meter at {meter.url}; offer a subscription, then send periods")
+            self.changed()
+            return meter
+
+        return self.attempt_async(start)
+
+    async def _stored(self, peer: Any, sent: int, timeout: float = 10.0) -> None:
+        """Wait until ``peer`` stored the meter's first ``sent`` telegrams (the reader is a thread)."""
+        service = subscription_service_of(peer)
+        assert service is not None and service.readings is not None and self.meter_readings is not None
+        target = self.meter_readings.index[sent - 1]
+        deadline = time.monotonic() + timeout
+        while (latest := service.readings.latest()) is None or latest < target:
+            if time.monotonic() > deadline:
+                raise MeterDataError(f"{peer_name(peer)} did not read the meter's telegrams within {timeout:.0f} s")
+            await asyncio.sleep(0.02)
+
+    def send_period(self) -> asyncio.Task[Any]:
+        """Send one period of telegrams of the seller's newest offer; wait until subscribers paid for it; a task."""
+
+        async def send() -> list[int]:
+            peer, meter = self._metered, self.meter
+            if peer is None or meter is None or peer not in self.lab.peers:
+                raise MarketError("start a meter first")
+            service = subscription_service_of(peer)
+            assert service is not None
+            subs = service.subscriptions
+            offers = [o for o in subs.live_offers() if o.seller == subs.public_key]
+            if not offers:
+                raise MarketError(f"{peer_name(peer)} offers no subscription yet: offer one first")
+            telegrams = max(1, offers[-1].period_ms // 900_000)  # the meter sends a reading every 15 minutes
+            before = set(subs.periods)
+            with self.working("Sending a period", 3) as advance:
+                if await meter.send(telegrams) == 0:
+                    raise MeterDataError("the meter has sent its whole day")
+                await self._stored(peer, meter.sent)
+                service.publish_due()  # the reader's batch lists it too; whichever runs first, once
+                advance()
+                listed = sorted(set(subs.periods) - before)
+                payers = await self._paid(listed)
+                advance(2)
+            self.refresh()
+            periods = ", ".join(str(period) for _, period in listed) or "none"
+            self.show_info(f"{meter.sent} telegrams sent; period {periods} listed; "
+                           f"paid and decrypted by {', '.join(payers) or 'nobody'}")
+            self.changed()
+            return [period for _, period in listed]
+
+        return self.attempt_async(send)
+
+    async def _paid(self, listed: list[tuple[str, int]], timeout: float = 10.0) -> list[str]:
+        """Wait until every active subscriber of the listed periods paid for and decrypted them; their names."""
+        payers: list[str] = []
+        for name, peer in self._peers().items():
+            subs = subscriptions_of(peer)
+            for held in list(subs.held.values()):
+                agreement = held.agreement
+                for offer_id, period in listed:
+                    if (agreement.offer.hex() != offer_id or period < agreement.first_period
+                            or subs.subscription_status(agreement.subscription_id) != "active"):
+                        continue
+
+                    def done(h: Any = held, p: int = period) -> bool:
+                        return h.trades.get(p) is not None or p in h.failed
+
+                    await subs.wait_for(done, timeout)
+                    if held.trades.get(period) is not None and name not in payers:
+                        payers.append(name)
+        return payers
+
+    async def close(self) -> None:
+        """Stop the simulated meter (the peers stay)."""
+        if self.meter is not None:
+            await self.meter.close()
+            self.meter = None

@@ -18,18 +18,24 @@ from .chain import ChainExplorer
 from .market import MarketPanel
 from .meter import MeterPanel
 from .peers import PeersPanel
+from .privacy import PrivacyPanel
 from .purchases import PurchasesPanel
+from .subscriptions import SubscriptionsPanel
 from .tables import peer_name
+from .union import LabUnionPanel
 
 __all__ = ["Workbench"]
 
-TITLES = ("Peers", "Meter data", "Market", "Purchases", "Chain explorer", "Attack")
+TITLES = ("Peers", "Meter data", "Market", "Purchases", "Chain explorer", "Attack", "Subscriptions", "Privacy", "Union")
 # Blocks arrive in bursts (a trade is two, a crawl many): redraw once per burst, not per block.
 REDRAW_DELAY_SECONDS = 0.25
 
 
 class Workbench(widgets.VBox):
-    """Peers, meter data, market, purchases, chain explorer and an attack over one Lab (a market on every peer).
+    """Every panel over one Lab (a market on every peer), in tabs.
+
+    Peers, meter data, market, purchases, chain explorer, an attack, live subscriptions (with a
+    simulated meter on 127.0.0.1), privacy reports, and a data union of the lab's peers.
 
     In a notebook: ``wb = Workbench()``, ``await wb.start(3)``, then show ``wb``.
     """
@@ -42,7 +48,11 @@ class Workbench(widgets.VBox):
         self.purchases = PurchasesPanel(self.lab)
         self.chain = ChainExplorer({})
         self.attack = ForkPanel(self.lab)
-        self.panels = (self.peers, self.meter, self.market, self.purchases, self.chain, self.attack)
+        self.subscriptions = SubscriptionsPanel(self.lab, simulator=True)
+        self.privacy = PrivacyPanel(self.lab, self.dataset_for)
+        self.union = LabUnionPanel(self.lab)
+        self.panels = (self.peers, self.meter, self.market, self.purchases, self.chain, self.attack,
+                       self.subscriptions, self.privacy, self.union)
         self.tabs = widgets.Tab(children=self.panels, titles=TITLES)
         self.tabs.add_class("edx-workbench")
         super().__init__([widgets.HTML("<h3>EnerDatX workbench</h3>"), self.tabs])
@@ -66,7 +76,8 @@ class Workbench(widgets.VBox):
         return peers
 
     async def close(self) -> None:
-        """Stop every peer."""
+        """Stop the simulated meter and every peer."""
+        await self.subscriptions.close()
         await self.peers.stop()
 
     def dataset_for(self, peer: Any) -> Any:
