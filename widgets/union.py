@@ -161,6 +161,7 @@ class LabUnionPanel(Panel):
         self.union: DataUnion | None = None
         self.result: UnionAggregate | None = None
         self._operator_peer: Any = None
+        self._offered: set[str] = set()  # the candidates listed last time
         super().__init__("Data union of peers", [
             widgets.HBox([self.operator, self.candidates]),
             widgets.HBox([self.threshold, self.aggregate_kind, self.split]),
@@ -193,11 +194,13 @@ class LabUnionPanel(Panel):
         names = list(self._peers())
         self.pick(self.operator, names)
         others = [name for name in names if name != self.operator.value]
-        keep = tuple(name for name in self.candidates.value if name in others)
+        # Peers new to the list start chosen; the user's choice among the others stays.
+        chosen = [name for name in others if name in self.candidates.value or name not in self._offered]
+        self._offered = set(others)
         self._quiet = True
         try:
             self.candidates.options = others
-            self.candidates.value = keep if keep or self.union is not None else tuple(others)
+            self.candidates.value = tuple(chosen)
         finally:
             self._quiet = False
         if self.union is not None and self._operator_peer not in self.lab.peers:

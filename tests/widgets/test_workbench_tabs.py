@@ -27,10 +27,12 @@ async def test_the_new_tabs_follow_the_lab(workbench):
     assert workbench.subscriptions.meter_peer.options == ("peer-000", "peer-001", "peer-002")
     assert workbench.privacy.seller.options == ("peer-000", "peer-001", "peer-002")
     assert workbench.union.operator.value == "peer-000"
-    assert workbench.union.candidates.options == ("peer-001", "peer-002")
+    assert workbench.union.candidates.value == ("peer-001", "peer-002")  # every other peer, to begin with
+    workbench.union.candidates.value = ("peer-001",)
     await workbench.start(1)  # the revision of the peers panel refreshes the others
     assert workbench.privacy.seller.options[-1] == "peer-003"
     assert workbench.union.candidates.options == ("peer-001", "peer-002", "peer-003")
+    assert workbench.union.candidates.value == ("peer-001", "peer-003")  # the choice kept, the new peer added
 
 
 async def test_offer_subscribe_the_plot_grows_each_period_and_revoke_stops_it(workbench):
