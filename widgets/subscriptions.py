@@ -113,12 +113,16 @@ class SubscriptionsPanel(Panel):
         self._metered: Peer | None = None  # the peer that reads the meter
         simulator_rows = [widgets.HBox([self.meter_peer, self.household, self.meter_button, self.period_button])]
         self.simulator = simulator
+        for control, css_class in ((self.offer_button, "edx-offer"), (self.offer, "edx-offer-choice"),
+                                   (self.subscribe_button, "edx-subscribe"), (self.revoke_button, "edx-revoke"),
+                                   (self.meter_button, "edx-start-meter"), (self.period_button, "edx-send-period")):
+            control.add_class(css_class)  # for the browser test, and for anyone styling the panel
         super().__init__("Subscriptions", [
+            *(simulator_rows if simulator else []),  # first: there is nothing to offer before a meter runs
             widgets.HBox([self.seller, self.price, self.period_minutes]),
             widgets.HBox([self.purpose, self.retention, self.resale, self.offer_button]),
             widgets.HBox([self.subscriber, self.offer, self.subscribe_button]),
             widgets.HBox([self.subscription, self.revoke_button]),
-            *(simulator_rows if simulator else []),
             self.table, self.plot,
         ])  # fmt: skip
         self.add_class("edx-subscriptions")

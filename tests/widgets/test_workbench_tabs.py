@@ -176,6 +176,12 @@ async def test_union_bad_input_is_a_message(workbench):
     assert panel.error == "found a union first"
     assert await panel.sell() is None
     assert panel.error == "found a union first"
+    assert await panel.leave() is None
+    assert panel.error == "found a union first"
+    panel.candidates.value = ()
+    assert await panel.found() is None
+    assert panel.error == "0 members chosen, the threshold is 3"
+    panel.candidates.value = panel.candidates.options
     panel.threshold.value = 3
     assert await panel.found() is None
     assert panel.error == "2 members chosen, the threshold is 3"
