@@ -63,4 +63,6 @@ def test_quickstart_sells_and_buys_from_the_widgets_and_plots_the_decrypted_data
     page.locator(".edx-info", has_text="paid and decrypted by peer-").wait_for(timeout=30_000)
     page.locator(".edx-subscriptions-plot .js-plotly-plot").wait_for(timeout=30_000)
     assert "active" in page.locator(".edx-consent").inner_text()
+    page.mouse.move(0, 0)
+    workbench.screenshot(path=str(ARTIFACTS / "workbench-subscriptions.png"))
     assert jupyter_lab.outside_requests == []
