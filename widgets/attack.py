@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 import pandas as pd
@@ -12,6 +12,9 @@ from enerdatx.errors import NetworkError
 
 from .panel import Panel
 from .tables import frame_html, peer_name
+
+if TYPE_CHECKING:
+    from enerdatx.lab import Lab
 
 __all__ = ["FORK_TYPE", "ForkPanel", "fraud_awareness_frame"]
 
@@ -33,7 +36,7 @@ def fraud_awareness_frame(peers: list[Any]) -> pd.DataFrame:
 class ForkPanel(Panel):
     """Pick a forker; it signs two different blocks at one sequence number and sends one to each of two victims."""
 
-    def __init__(self, lab: Any) -> None:
+    def __init__(self, lab: Lab) -> None:
         self.lab = lab
         self.forker = widgets.Dropdown(description="Forker")
         self.fork_button = widgets.Button(description="Fork its chain", icon="code-fork", button_style="danger")
@@ -63,8 +66,9 @@ class ForkPanel(Panel):
             self._watch(list(peers.values()))
             proven = self._proofs.setdefault(forker.public_key, asyncio.Event())
             self.lab.accept(FORK_TYPE)
+            first, second = victims
             with self.working("Forking", 2) as advance:
-                blocks = await self.lab.fork(forker, *victims, FORK_TYPE)
+                blocks = await self.lab.fork(forker, first, second, FORK_TYPE)
                 advance()
                 try:
                     await asyncio.wait_for(proven.wait(), PROOF_SECONDS)

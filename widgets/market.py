@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 import pandas as pd
@@ -15,6 +15,12 @@ from enerdatx.market import Query
 
 from .panel import Panel
 from .tables import frame_html, peer_name
+
+if TYPE_CHECKING:
+    from enerdatx.lab import Lab
+    from enerdatx.market.service import MarketService
+    from enerdatx.meter.dataset import DataSet
+    from enerdatx.peer import Peer
 
 __all__ = ["MarketPanel", "negotiations_frame", "order_book_frame"]
 
@@ -59,7 +65,7 @@ class MarketPanel(Panel):
 
     last_trade = traitlets.Any(None, help="the last (buyer name, Trade) bought through this panel")
 
-    def __init__(self, lab: Any, dataset_for: Callable[[Any], Any]) -> None:
+    def __init__(self, lab: Lab, dataset_for: Callable[[Peer], DataSet]) -> None:
         self.lab = lab
         self.dataset_for = dataset_for
         self.seller = widgets.Dropdown(description="Seller")
@@ -99,10 +105,10 @@ class MarketPanel(Panel):
 
     # --- who is who -------------------------------------------------------------------
 
-    def _peers(self) -> dict[str, Any]:
+    def _peers(self) -> dict[str, Peer]:
         return {peer_name(peer): peer for peer in self.lab.peers if peer.has_market}
 
-    def _service(self, name: str | None) -> Any:
+    def _service(self, name: str | None) -> MarketService:
         peer = self._peers().get(name) if name is not None else None
         if peer is None:
             raise MarketError("start some peers first")

@@ -11,7 +11,7 @@ import ipywidgets as widgets
 import pandas as pd
 
 from enerdatx.errors import MeterDataError
-from enerdatx.meter import HOUSEHOLD_TYPES, cut_dataset, read_csv, read_dsmr, read_oehu, synthetic_household
+from enerdatx.meter import HOUSEHOLD_TYPES, DataSet, cut_dataset, read_csv, read_dsmr, read_oehu, synthetic_household
 from enerdatx.meter.plots import consumption_figure
 
 from .panel import Panel, show_figure
@@ -42,7 +42,7 @@ class MeterPanel(Panel):
         self.load_button.add_class("edx-load-readings")
         self.plot = widgets.Output()
         self.readings: pd.DataFrame | None = None
-        self.dataset: Any = None
+        self.dataset: DataSet | None = None
         self._synthetic_box = widgets.HBox([self.seed, self.days])
         super().__init__(
             "Meter data",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import html
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
@@ -20,6 +20,12 @@ from enerdatx.privacy.plots import coarsening_figure
 
 from .panel import Panel, show_figure, whole_tokens
 from .tables import peer_name
+
+if TYPE_CHECKING:
+    from enerdatx.lab import Lab
+    from enerdatx.market.formats import Listing
+    from enerdatx.meter.dataset import DataSet
+    from enerdatx.peer import Peer
 
 SOURCES = {"synthetic": "a synthetic household (below)", "seller": "what the seller sells"}
 
@@ -51,7 +57,7 @@ class PrivacyPanel(Panel):
     the lab's peers: its data set can be measured, and the measured data set listed from it.
     """
 
-    def __init__(self, lab: Any = None, dataset_for: Callable[[Any], Any] | None = None) -> None:
+    def __init__(self, lab: Lab | None = None, dataset_for: Callable[[Peer], DataSet] | None = None) -> None:
         self.lab = lab
         self.dataset_for = dataset_for
         self.source = widgets.Dropdown(options=[(label, key) for key, label in SOURCES.items()], value="synthetic",
@@ -70,7 +76,7 @@ class PrivacyPanel(Panel):
         self.figures = widgets.HTML("")
         self.verdict = widgets.HTML("")
         self.plot = widgets.Output()
-        self.dataset: Any = None
+        self.dataset: DataSet | None = None
         self.report: PrivacyReport | None = None
         seller_rows = [widgets.HBox([self.source, self.seller]), widgets.HBox([self.price, self.list_button])]
         super().__init__("Privacy", [
@@ -87,10 +93,10 @@ class PrivacyPanel(Panel):
         self.max_score.observe(lambda _: self._judge(), "value")
         self.refresh()
 
-    def _peers(self) -> dict[str, Any]:
+    def _peers(self) -> dict[str, Peer]:
         return {} if self.lab is None else {peer_name(peer): peer for peer in self.lab.peers if peer.has_market}
 
-    def _seller(self) -> Any:
+    def _seller(self) -> Peer:
         peer = self._peers().get(self.seller.value) if self.seller.value is not None else None
         if peer is None:
             raise MarketError("start some peers first")
@@ -100,11 +106,11 @@ class PrivacyPanel(Panel):
         """Read the running peers again (the sellers offered)."""
         self.pick(self.seller, list(self._peers()))
 
-    def use(self, dataset: Any) -> asyncio.Task[Any]:
+    def use(self, dataset: DataSet) -> asyncio.Task[PrivacyReport | None]:
         """Measure a given data set (e.g. the meter panel's) instead of a synthetic household."""
         return self.measure(dataset)
 
-    def measure(self, dataset: Any = None) -> asyncio.Task[Any]:
+    def measure(self, dataset: DataSet | None = None) -> asyncio.Task[PrivacyReport | None]:
         """Cut (unless given) and measure the data set off the event loop; a task."""
 
         async def measure() -> PrivacyReport:
@@ -121,7 +127,7 @@ class PrivacyPanel(Panel):
 
         return self.attempt_async(measure)
 
-    def _chosen_dataset(self) -> Any:
+    def _chosen_dataset(self) -> DataSet:
         """The seller's data set, or the synthetic household the fields describe."""
         if self.source.value == "seller":
             seller = self._seller()
@@ -133,7 +139,7 @@ class PrivacyPanel(Panel):
         return cut_dataset(readings, resolution=self.resolution.value, location=self.location.value,
                            household_type=self.household.value)
 
-    def list_dataset(self) -> Any:
+    def list_dataset(self) -> Listing:
         """The seller lists the measured data set, with the report's summary, if the policy allows it."""
         seller = self._seller()
         price = whole_tokens(self.price.value)

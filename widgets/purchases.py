@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 import pandas as pd
@@ -14,6 +14,10 @@ from enerdatx.meter import load_dataset_bytes
 
 from .panel import Panel, show_figure
 from .tables import frame_html, peer_name
+
+if TYPE_CHECKING:
+    from enerdatx.lab import Lab
+    from enerdatx.peer import Peer
 
 __all__ = ["PurchasesPanel", "dataset_figure", "purchases_frame"]
 
@@ -49,7 +53,7 @@ def dataset_figure(frame: pd.DataFrame, title: str) -> go.Figure:
 class PurchasesPanel(Panel):
     """Pick a buyer and one of its purchases; decrypt it and plot it."""
 
-    def __init__(self, lab: Any) -> None:
+    def __init__(self, lab: Lab) -> None:
         self.lab = lab
         self.buyer = widgets.Dropdown(description="Buyer")
         self.purchase = widgets.Dropdown(description="Data set", layout={"width": "360px"})
@@ -66,7 +70,7 @@ class PurchasesPanel(Panel):
         self.decrypt_button.on_click(lambda _: self.attempt(self.decrypt))
         self.refresh()
 
-    def _peers(self) -> dict[str, Any]:
+    def _peers(self) -> dict[str, Peer]:
         return {peer_name(peer): peer for peer in self.lab.peers if peer.has_market}
 
     def refresh(self) -> None:

@@ -22,27 +22,30 @@ from .panel import Panel, show_figure, whole_tokens
 from .tables import frame_html, peer_name
 
 if TYPE_CHECKING:
-    from enerdatx.market.subscription import SubscriptionService
+    from enerdatx.lab import Lab
+    from enerdatx.market.subscription import Subscriptions, SubscriptionService
+    from enerdatx.market.subscription_formats import Agreement, Offer
     from enerdatx.meter.simulator import MeterSimulator
     from enerdatx.peer import Peer
+    from enerdatx.trustchain import HalfBlock
 
 __all__ = ["SubscriptionsPanel", "consent_frame", "received_figure", "subscriptions_of"]
 
 
-def subscription_service_of(peer: Any) -> SubscriptionService | None:
+def subscription_service_of(peer: Peer) -> SubscriptionService | None:
     """A lab peer's SubscriptionService, or None."""
     from enerdatx.market.subscription import SubscriptionService
 
     return next((s for s in peer.services if isinstance(s, SubscriptionService)), None)
 
 
-def subscriptions_of(peer: Any) -> Any:
+def subscriptions_of(peer: Peer) -> Subscriptions | None:
     """The Subscriptions of a lab peer (its SubscriptionService), or None."""
     service = subscription_service_of(peer)
     return None if service is None else service.subscriptions
 
 
-def consent_frame(subscriptions: Any, names: dict[str, str]) -> pd.DataFrame:
+def consent_frame(subscriptions: Subscriptions, names: dict[str, str]) -> pd.DataFrame:
     """The seller's consent view with peer names and compact periods."""
     frame = subscriptions.consent()
     if frame.empty:
@@ -86,7 +89,7 @@ class SubscriptionsPanel(Panel):
     With ``simulator=True`` the panel starts the meter itself (see the module's docstring).
     """
 
-    def __init__(self, lab: Any, *, simulator: bool = False) -> None:
+    def __init__(self, lab: Lab, *, simulator: bool = False) -> None:
         self.lab = lab
         self.seller = widgets.Dropdown(description="Seller")
         self.price = widgets.Text(value="5", description="Price/period", layout={"width": "200px"})
@@ -135,46 +138,46 @@ class SubscriptionsPanel(Panel):
         self.period_button.on_click(lambda _: self.send_period())
         self.refresh()
 
-    def _peers(self) -> dict[str, Any]:
-        return {peer_name(p): p for p in self.lab.peers if subscriptions_of(p) is not None}
+    def _subscriptions(self) -> dict[str, Subscriptions]:
+        """The Subscriptions of every peer that has them, by peer name."""
+        found = {peer_name(peer): subscriptions_of(peer) for peer in self.lab.peers}
+        return {name: subs for name, subs in found.items() if subs is not None}
 
     def _names(self) -> dict[str, str]:
-        return {peer.public_key.hex(): name for name, peer in self._peers().items()}
+        return {subs.public_key.hex(): name for name, subs in self._subscriptions().items()}
 
-    def _market_peers(self) -> dict[str, Any]:
+    def _market_peers(self) -> dict[str, Peer]:
         return {peer_name(p): p for p in self.lab.peers if p.has_market}
 
     def refresh(self) -> None:
         """Read offers, subscriptions, the consent view and what each subscriber received again."""
         if self.simulator:
             self._refresh_meter()
-        peers = self._peers()
-        sellers = [name for name, p in peers.items() if subscriptions_of(p).readings is not None]
-        self.pick(self.seller, sellers)
-        self.pick(self.subscriber, [name for name in peers if name != self.seller.value])
-        seller = peers.get(self.seller.value)
-        subscriber = peers.get(self.subscriber.value)
-        offers = subscriptions_of(subscriber).live_offers() if subscriber is not None else []
+        everyone = self._subscriptions()
+        self.pick(self.seller, [name for name, subs in everyone.items() if subs.readings is not None])
+        self.pick(self.subscriber, [name for name in everyone if name != self.seller.value])
+        seller = everyone.get(self.seller.value) if self.seller.value is not None else None
+        subscriber = everyone.get(self.subscriber.value) if self.subscriber.value is not None else None
+        offers = subscriber.live_offers() if subscriber is not None else []
         self.pick(self.offer, [(f"{o.offer_id[:8]}: {o.price}/period of {o.period_ms // 60000} min", o.offer_id)
                                for o in offers])
-        held = subscriptions_of(subscriber).held if subscriber is not None else {}
-        self.pick(self.subscription, [(f"{sid[:8]} ({subscriptions_of(subscriber).subscription_status(sid)})", sid)
-                                      for sid in held])
+        self.pick(self.subscription, [] if subscriber is None else [
+            (f"{sid[:8]} ({subscriber.subscription_status(sid)})", sid) for sid in subscriber.held])
         if seller is None:
             hint = "start a meter below" if self.simulator else "add SubscriptionService(meter=...) to one"
             self.table.value = f"<i>no peer with a meter: {hint}</i>"
             return
-        self.table.value = frame_html(consent_frame(subscriptions_of(seller), self._names()), "edx-consent",
+        self.table.value = frame_html(consent_frame(seller, self._names()), "edx-consent",
                                       empty="no subscribers yet", index=False)
         self.figure = received_figure(self.received())
         show_figure(self.plot, self.figure)
 
     def received(self) -> dict[str, pd.DataFrame]:
         """Every subscriber's decrypted periods of the chosen seller's offers, by peer name."""
-        seller = self._peers().get(self.seller.value)
+        everyone = self._subscriptions()
+        seller = everyone.get(self.seller.value) if self.seller.value is not None else None
         out: dict[str, pd.DataFrame] = {}
-        for name, peer in self._peers().items():
-            subs = subscriptions_of(peer)
+        for name, subs in everyone.items():
             frames = [subs.received(sid) for sid, held in subs.held.items()
                       if seller is not None and held.agreement.seller == seller.public_key]
             frames = [f for f in frames if not f.empty]
@@ -182,14 +185,13 @@ class SubscriptionsPanel(Panel):
                 out[name] = pd.concat(frames).sort_index()
         return out
 
-    def make_offer(self) -> Any:
+    def make_offer(self) -> Offer:
         """Sign an offer from the chosen seller, its periods starting at its first stored reading."""
         from enerdatx.market.subscription_formats import Terms
 
-        seller = self._peers().get(self.seller.value)
-        if seller is None:
+        subs = self._subscriptions().get(self.seller.value) if self.seller.value is not None else None
+        if subs is None or subs.readings is None:
             raise MarketError("no peer with a meter to sell from")
-        subs = subscriptions_of(seller)
         first = subs.readings.readings(last=None).index.min() if len(subs.readings) else pd.Timestamp.now("UTC")
         start = first.floor(f"{self.period_minutes.value}min")
         price = whole_tokens(self.price.value, "the price per period")
@@ -202,27 +204,32 @@ class SubscriptionsPanel(Panel):
         self.refresh()
         return offer
 
-    async def subscribe(self) -> Any:
+    def _subscriber(self, missing: str) -> Subscriptions:
+        subs = self._subscriptions().get(self.subscriber.value) if self.subscriber.value is not None else None
+        if subs is None:
+            raise MarketError(missing)
+        return subs
+
+    async def subscribe(self) -> Agreement:
         """Subscribe the chosen peer to the chosen offer."""
-        subscriber = self._peers().get(self.subscriber.value)
-        if subscriber is None or self.offer.value is None:
+        subs = self._subscriber("pick a subscriber and an offer it knows")
+        if self.offer.value is None:
             raise MarketError("pick a subscriber and an offer it knows")
-        agreement = await subscriptions_of(subscriber).subscribe(self.offer.value)
+        agreement = await subs.subscribe(self.offer.value)
         self.show_info(f"{self.subscriber.value} subscribed: {agreement.subscription_id[:8]}")
         self.changed()
         self.refresh()
         return agreement
 
-    def revoke(self) -> Any:
+    def revoke(self) -> HalfBlock:
         """Revoke the chosen subscription from the subscriber's side."""
-        subscriber = self._peers().get(self.subscriber.value)
-        if subscriber is None or self.subscription.value is None:
+        subs = self._subscriber("pick a subscriber and one of its subscriptions")
+        if self.subscription.value is None:
             raise MarketError("pick a subscriber and one of its subscriptions")
-        subs = subscriptions_of(subscriber)
         status = subs.subscription_status(self.subscription.value)
         if status != "active":  # a second revocation would only add a block that changes nothing
             raise MarketError(f"subscription {self.subscription.value[:8]} is no longer active: {status}")
-        block = subs.revoke(self.subscription.value)
+        block: HalfBlock = subs.revoke(self.subscription.value)
         self.show_info(f"{self.subscriber.value} revoked {self.subscription.value[:8]}")
         self.changed()
         self.refresh()
@@ -281,7 +288,7 @@ class SubscriptionsPanel(Panel):
 
         return self.attempt_async(start)
 
-    async def _stored(self, peer: Any, sent: int, timeout: float = 10.0) -> None:
+    async def _stored(self, peer: Peer, sent: int, timeout: float = 10.0) -> None:
         """Wait until ``peer`` stored the meter's first ``sent`` telegrams (the reader is a thread)."""
         service = subscription_service_of(peer)
         assert service is not None and service.readings is not None and self.meter_readings is not None
@@ -328,8 +335,7 @@ class SubscriptionsPanel(Panel):
     async def _paid(self, listed: list[tuple[str, int]], timeout: float = 10.0) -> list[str]:
         """Wait until every active subscriber of the listed periods paid for and decrypted them; their names."""
         payers: list[str] = []
-        for name, peer in self._peers().items():
-            subs = subscriptions_of(peer)
+        for name, subs in self._subscriptions().items():
             for held in list(subs.held.values()):
                 agreement = held.agreement
                 for offer_id, period in listed:

@@ -7,7 +7,7 @@ runs one among the lab's peers over the network and sells its aggregate on their
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 import numpy as np
@@ -24,6 +24,10 @@ from enerdatx.union.service import UnionService
 
 from .panel import Panel, show_figure, whole_tokens
 from .tables import frame_html, peer_name
+
+if TYPE_CHECKING:
+    from enerdatx.lab import Lab
+    from enerdatx.peer import Peer
 
 __all__ = ["LabUnionPanel", "UnionPanel", "union_figure", "union_service_of"]
 
@@ -118,12 +122,12 @@ class UnionPanel(Panel):
         self.pick(self.leaver, options)
 
 
-def union_service_of(peer: Any) -> UnionService | None:
+def union_service_of(peer: Peer) -> UnionService | None:
     """A lab peer's UnionService, or None."""
     return next((s for s in peer.services if isinstance(s, UnionService)), None)
 
 
-def _union_service(peer: Any) -> UnionService:
+def _union_service(peer: Peer) -> UnionService:
     service = union_service_of(peer)
     if service is None:
         service = UnionService()
@@ -138,7 +142,7 @@ class LabUnionPanel(Panel):
     vectors leave it. A sale's revenue goes to the members by countersigned share transactions.
     """
 
-    def __init__(self, lab: Any) -> None:
+    def __init__(self, lab: Lab) -> None:
         self.lab = lab
         self.operator = widgets.Dropdown(description="Operator")
         self.candidates = widgets.SelectMultiple(description="Members", rows=4)
@@ -160,7 +164,7 @@ class LabUnionPanel(Panel):
         self.plot.add_class("edx-union-plot")
         self.union: DataUnion | None = None
         self.result: UnionAggregate | None = None
-        self._operator_peer: Any = None
+        self._operator_peer: Peer | None = None
         self._offered: set[str] = set()  # the candidates listed last time
         super().__init__("Data union of peers", [
             widgets.HBox([self.operator, self.candidates]),
@@ -181,10 +185,10 @@ class LabUnionPanel(Panel):
 
     # --- who is who -------------------------------------------------------------------
 
-    def _peers(self) -> dict[str, Any]:
+    def _peers(self) -> dict[str, Peer]:
         return {peer_name(peer): peer for peer in self.lab.peers if peer.has_market}
 
-    def _operating(self) -> tuple[Any, DataUnion]:
+    def _operating(self) -> tuple[Peer, DataUnion]:
         if self.union is None or self._operator_peer not in self.lab.peers:
             raise UnionError("found a union first")
         return self._operator_peer, self.union

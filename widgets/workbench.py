@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
@@ -23,6 +23,10 @@ from .purchases import PurchasesPanel
 from .subscriptions import SubscriptionsPanel
 from .tables import peer_name
 from .union import LabUnionPanel
+
+if TYPE_CHECKING:
+    from enerdatx.meter.dataset import DataSet
+    from enerdatx.peer import Peer
 
 __all__ = ["Workbench"]
 
@@ -68,7 +72,7 @@ class Workbench(widgets.VBox):
         """The market service of every running peer, in the lab's order."""
         return [peer.market for peer in self.lab.peers]
 
-    async def start(self, n: int = 3) -> list[Any]:
+    async def start(self, n: int = 3) -> list[Peer]:
         """Start ``n`` more peers (with the panel's progress bar) and return all of them."""
         peers = await self.peers.start(n)
         if peers is None:  # the panel showed why; a script needs it raised
@@ -80,7 +84,7 @@ class Workbench(widgets.VBox):
         await self.subscriptions.close()
         await self.peers.stop()
 
-    def dataset_for(self, peer: Any) -> Any:
+    def dataset_for(self, peer: Peer) -> DataSet:
         """What ``peer`` sells from the market panel: the meter panel's data set, else its own synthetic household."""
         if self.meter.dataset is not None:
             return self.meter.dataset
