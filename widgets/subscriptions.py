@@ -270,7 +270,7 @@ class SubscriptionsPanel(Panel):
                 raise MarketError(f"{peer_name(self._metered)} reads a meter already: one meter per workbench")
             if subscription_service_of(peer) is not None:
                 raise MarketError(f"{peer_name(peer)} subscribes already: pick a peer without subscriptions")
-            await self.close()
+            await self.stop_meter()
             readings = synthetic_household(seed=self.household.value, start="2026-03-01", days=1, resolution="15min",
                                            household_type="family")
             with self.working("Starting the meter", 2) as advance:
@@ -351,8 +351,8 @@ class SubscriptionsPanel(Panel):
                         payers.append(name)
         return payers
 
-    async def close(self) -> None:
-        """Stop the simulated meter (the peers stay)."""
+    async def stop_meter(self) -> None:
+        """Stop the simulated meter (the peers stay). Not ``close``: that is ipywidgets' (closing the comm)."""
         if self.meter is not None:
             await self.meter.close()
             self.meter = None

@@ -81,7 +81,7 @@ class Workbench(widgets.VBox):
 
     async def close(self) -> None:
         """Stop the simulated meter and every peer."""
-        await self.subscriptions.close()
+        await self.subscriptions.stop_meter()
         await self.peers.stop()
 
     def dataset_for(self, peer: Peer) -> DataSet:
