@@ -107,6 +107,8 @@ class SubscriptionsPanel(Panel):
         self.plot = widgets.Output()
         self.plot.add_class("edx-subscriptions-plot")
         self.figure: go.Figure | None = None
+        self._drawn: tuple[object, ...] = ()  # what the figure shows: the seller, (subscriber, intervals)...
+        self._frames: dict[str, tuple[tuple[int, ...], pd.DataFrame]] = {}  # subscription -> (periods, frame)
         self.meter_peer = widgets.Dropdown(description="Meter on")
         self.household = widgets.IntText(value=21, description="Household", layout={"width": "180px"})
         self.meter_button = widgets.Button(description="Start meter", icon="plug")
@@ -169,8 +171,11 @@ class SubscriptionsPanel(Panel):
             return
         self.table.value = frame_html(consent_frame(seller, self._names()), "edx-consent",
                                       empty="no subscribers yet", index=False)
-        self.figure = received_figure(self.received())
-        show_figure(self.plot, self.figure)
+        received = self.received()
+        drawn = (self.seller.value, *((name, len(frame)) for name, frame in received.items()))
+        if self.figure is None or drawn != self._drawn:  # the workbench refreshes on every burst of blocks
+            self.figure, self._drawn = received_figure(received), drawn
+            show_figure(self.plot, self.figure)
 
     def received(self) -> dict[str, pd.DataFrame]:
         """Every subscriber's decrypted periods of the chosen seller's offers, by peer name."""
@@ -178,12 +183,21 @@ class SubscriptionsPanel(Panel):
         seller = everyone.get(self.seller.value) if self.seller.value is not None else None
         out: dict[str, pd.DataFrame] = {}
         for name, subs in everyone.items():
-            frames = [subs.received(sid) for sid, held in subs.held.items()
+            frames = [self._received(subs, sid) for sid, held in subs.held.items()
                       if seller is not None and held.agreement.seller == seller.public_key]
             frames = [f for f in frames if not f.empty]
             if frames:
                 out[name] = pd.concat(frames).sort_index()
         return out
+
+    def _received(self, subs: Subscriptions, subscription_id: str) -> pd.DataFrame:
+        """``subs.received``, read again only when a period was added: each read opens every period's data."""
+        trades = subs.held[subscription_id].trades
+        settled = tuple(sorted(period for period, trade in trades.items() if trade is not None))
+        cached = self._frames.get(subscription_id)
+        if cached is None or cached[0] != settled:
+            cached = self._frames[subscription_id] = (settled, subs.received(subscription_id))
+        return cached[1]
 
     def make_offer(self) -> Offer:
         """Sign an offer from the chosen seller, its periods starting at its first stored reading."""

@@ -70,6 +70,13 @@ async def test_offer_subscribe_the_plot_grows_each_period_and_revoke_stops_it(wo
     balances = [peer.market.balance().available for peer in peers]
     assert balances == [1000 + 5 * 7, 1000 - 2 * 7, 1000 - 3 * 7]
 
+    opened = []  # a redraw with nothing new decrypts nothing again (the workbench redraws on every block burst)
+    subs = subscriptions_of(peers[2])
+    read = subs.received
+    subs.received = lambda sid: opened.append(sid) or read(sid)
+    workbench.refresh()
+    assert opened == [] and trace_lengths(panel) == {"peer-001": 8, "peer-002": 12}
+
     panel.subscriber.value = "peer-001"
     assert panel.attempt(panel.revoke) is None
     assert panel.error.endswith("is no longer active: revoked_by_buyer")
