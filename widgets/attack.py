@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 import pandas as pd
@@ -15,6 +15,8 @@ from .tables import frame_html, peer_name
 
 if TYPE_CHECKING:
     from enerdatx.lab import Lab
+    from enerdatx.peer import Peer
+    from enerdatx.trustchain import FraudProof, HalfBlock
 
 __all__ = ["FORK_TYPE", "ForkPanel", "fraud_awareness_frame"]
 
@@ -22,7 +24,7 @@ FORK_TYPE = "edx.demo.fork"  # a block type every lab peer countersigns, so the 
 PROOF_SECONDS = 10.0
 
 
-def fraud_awareness_frame(peers: list[Any]) -> pd.DataFrame:
+def fraud_awareness_frame(peers: list[Peer]) -> pd.DataFrame:
     """Per peer: how many fraud proofs it holds, and against whom."""
     names = {peer.public_key: peer_name(peer) for peer in peers}
     rows = []
@@ -54,10 +56,10 @@ class ForkPanel(Panel):
         self.table.value = frame_html(fraud_awareness_frame(self.lab.peers), "edx-fraud-awareness",
                                       empty="no peers running", index=False)  # fmt: skip
 
-    def fork(self) -> asyncio.Task[Any]:
+    def fork(self) -> asyncio.Task[tuple[HalfBlock, HalfBlock] | None]:
         """Make the chosen peer fork against the first two others; wait until a peer proves it; a task."""
 
-        async def fork() -> Any:
+        async def fork() -> tuple[HalfBlock, HalfBlock]:
             peers = {peer_name(peer): peer for peer in self.lab.peers}
             forker = peers.get(self.forker.value)
             victims = [peer for name, peer in peers.items() if name != self.forker.value][:2]
@@ -86,11 +88,11 @@ class ForkPanel(Panel):
 
         return self.attempt_async(fork)
 
-    def _watch(self, peers: list[Any]) -> None:
+    def _watch(self, peers: list[Peer]) -> None:
         for peer in peers:
             if id(peer.ledger) not in self._watched:
                 self._watched.add(id(peer.ledger))
                 peer.ledger.on_fraud(self._on_fraud)
 
-    def _on_fraud(self, proof: Any) -> None:
+    def _on_fraud(self, proof: FraudProof) -> None:
         self._proofs.setdefault(proof.public_key, asyncio.Event()).set()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 import pandas as pd
@@ -17,12 +17,13 @@ from .tables import frame_html, peer_name
 
 if TYPE_CHECKING:
     from enerdatx.lab import Lab
+    from enerdatx.market.service import MarketService
     from enerdatx.peer import Peer
 
 __all__ = ["PurchasesPanel", "dataset_figure", "purchases_frame"]
 
 
-def purchases_frame(service: Any, names: dict[str, str]) -> pd.DataFrame:
+def purchases_frame(service: MarketService, names: dict[str, str]) -> pd.DataFrame:
     """What a peer bought: listing, seller, amount, when."""
     rows = [
         {

@@ -7,7 +7,7 @@ runs one among the lab's peers over the network and sells its aggregate on their
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 import numpy as np
@@ -18,7 +18,7 @@ from enerdatx.crypto import Identity
 from enerdatx.errors import MarketError, UnionError
 from enerdatx.market.formats import SHARE
 from enerdatx.meter import HOUSEHOLD_TYPES, synthetic_household
-from enerdatx.trustchain import BlockStore, TrustChain
+from enerdatx.trustchain import BlockStore, HalfBlock, TrustChain
 from enerdatx.union import DataUnion, UnionAggregate, UnionMember, UnionTerms
 from enerdatx.union.service import UnionService
 
@@ -27,6 +27,7 @@ from .tables import frame_html, peer_name
 
 if TYPE_CHECKING:
     from enerdatx.lab import Lab
+    from enerdatx.market.market import Trade
     from enerdatx.peer import Peer
 
 __all__ = ["LabUnionPanel", "UnionPanel", "union_figure", "union_service_of"]
@@ -104,11 +105,11 @@ class UnionPanel(Panel):
         self.show_info(f"aggregate of {len(round_.roster)} members: {int(self.result.total_wh.sum())} Wh in the day")
         return self.result
 
-    def leave(self) -> Any:
+    def leave(self) -> UnionMember:
         """The chosen member records its leaving; the next aggregate is without it."""
         if self.union is None or self.leaver.value is None:
             raise ValueError("found the union and pick a member first")
-        index = self.leaver.value
+        index: int = self.leaver.value
         member = self.members[index]
         self.union.receive(member.leave())
         self._list_members()
@@ -235,7 +236,7 @@ class LabUnionPanel(Panel):
 
     # --- actions ----------------------------------------------------------------------
 
-    def found(self) -> asyncio.Task[Any]:
+    def found(self) -> asyncio.Task[DataUnion | None]:
         """The operator signs the terms; each chosen peer joins with its own readings; a task."""
 
         async def found() -> DataUnion:
@@ -270,7 +271,7 @@ class LabUnionPanel(Panel):
 
         return self.attempt_async(found)
 
-    def aggregate(self) -> asyncio.Task[Any]:
+    def aggregate(self) -> asyncio.Task[UnionAggregate | None]:
         """The operator runs one secure round over the members' first ``days``; a task."""
 
         async def aggregate() -> UnionAggregate:
@@ -285,10 +286,10 @@ class LabUnionPanel(Panel):
 
         return self.attempt_async(aggregate)
 
-    def sell(self) -> asyncio.Task[Any]:
+    def sell(self) -> asyncio.Task[Trade | None]:
         """The operator lists the aggregate, the buyer buys it, the revenue is split to the members; a task."""
 
-        async def sell() -> Any:
+        async def sell() -> Trade:
             operator, union = self._operating()
             price = whole_tokens(self.price.value)
             if self.result is None:
@@ -314,10 +315,10 @@ class LabUnionPanel(Panel):
 
         return self.attempt_async(sell)
 
-    def leave(self) -> asyncio.Task[Any]:
+    def leave(self) -> asyncio.Task[HalfBlock | None]:
         """The chosen member records its leaving; the next aggregate is without it; a task."""
 
-        async def leave() -> Any:
+        async def leave() -> HalfBlock:
             operator, union = self._operating()
             member = self._peers().get(self.leaver.value) if self.leaver.value is not None else None
             if member is None or member.public_key not in union.members:
