@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import ipywidgets as widgets
 import pandas as pd
@@ -81,10 +80,10 @@ class MeterPanel(Panel):
         readers: dict[str, Callable[[Path], pd.DataFrame]] = {"dsmr": read_dsmr, "oehu": read_oehu, "csv": read_csv}
         return readers[source](Path(where))
 
-    def load(self) -> asyncio.Task[Any]:
+    def load(self) -> asyncio.Task[DataSet | None]:
         """Read (off the event loop, so peers keep running), plot, and cut a data set; a task."""
 
-        async def load() -> Any:
+        async def load() -> DataSet:
             with self.working("Reading", 2) as advance:
                 readings = await asyncio.to_thread(self.read)
                 advance()

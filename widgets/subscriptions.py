@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 import pandas as pd
@@ -23,13 +23,13 @@ from .tables import frame_html, peer_name
 
 if TYPE_CHECKING:
     from enerdatx.lab import Lab
-    from enerdatx.market.subscription import Subscriptions, SubscriptionService
+    from enerdatx.market.subscription import Held, Subscriptions, SubscriptionService
     from enerdatx.market.subscription_formats import Agreement, Offer
     from enerdatx.meter.simulator import MeterSimulator
     from enerdatx.peer import Peer
     from enerdatx.trustchain import HalfBlock
 
-__all__ = ["SubscriptionsPanel", "consent_frame", "received_figure", "subscriptions_of"]
+__all__ = ["SubscriptionsPanel", "consent_frame", "received_figure", "subscription_service_of", "subscriptions_of"]
 
 
 def subscription_service_of(peer: Peer) -> SubscriptionService | None:
@@ -269,7 +269,7 @@ class SubscriptionsPanel(Panel):
             if subscription_service_of(peer) is None:
                 peer.add_service(SubscriptionService())
 
-    def start_meter(self) -> asyncio.Task[Any]:
+    def start_meter(self) -> asyncio.Task[MeterSimulator | None]:
         """Start a simulated P1 meter on 127.0.0.1 that the chosen peer reads; send its first telegram; a task."""
 
         async def start() -> MeterSimulator:
@@ -313,7 +313,7 @@ class SubscriptionsPanel(Panel):
                 raise MeterDataError(f"{peer_name(peer)} did not read the meter's telegrams within {timeout:.0f} s")
             await asyncio.sleep(0.02)
 
-    def send_period(self) -> asyncio.Task[Any]:
+    def send_period(self) -> asyncio.Task[list[int] | None]:
         """Send one period of telegrams of the seller's newest offer; wait until subscribers paid for it; a task."""
 
         async def send() -> list[int]:
@@ -357,7 +357,7 @@ class SubscriptionsPanel(Panel):
                             or subs.subscription_status(agreement.subscription_id) != "active"):
                         continue
 
-                    def done(h: Any = held, p: int = period) -> bool:
+                    def done(h: Held = held, p: int = period) -> bool:
                         return h.trades.get(p) is not None or p in h.failed
 
                     await subs.wait_for(done, timeout)

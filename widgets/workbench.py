@@ -27,6 +27,7 @@ from .union import LabUnionPanel
 if TYPE_CHECKING:
     from enerdatx.meter.dataset import DataSet
     from enerdatx.peer import Peer
+    from enerdatx.trustchain import HalfBlock
 
 __all__ = ["Workbench"]
 
@@ -106,7 +107,7 @@ class Workbench(widgets.VBox):
             if panel is not change["owner"] and panel is not self.chain:
                 panel.attempt(panel.refresh)
 
-    def _on_block(self, _block: Any) -> None:
+    def _on_block(self, _block: HalfBlock) -> None:
         """A peer stored a block (traded through the API or the network): redraw soon."""
         if self._redraw is None:
             self._redraw = asyncio.get_running_loop().call_later(REDRAW_DELAY_SECONDS, self._redraw_now)
