@@ -17,12 +17,14 @@ _MODULES = {
     "chain": ["ChainExplorer", "chain_frame", "fraud_frame", "trade_graph"],
     "market": ["MarketPanel", "negotiations_frame", "order_book_frame"],
     "meter": ["MeterPanel"],
-    "panel": ["Panel", "short_key", "show_figure"],
+    "panel": ["Panel", "short_key", "show_figure", "whole_tokens"],
     "peers": ["PeersPanel", "peers_frame"],
     "privacy": ["PrivacyPanel", "report_html"],
     "purchases": ["PurchasesPanel", "dataset_figure", "purchases_frame"],
-    "subscriptions": ["SubscriptionsPanel", "consent_frame", "received_figure", "subscriptions_of"],
-    "union": ["UnionPanel", "union_figure"],
+    "subscriptions": [
+        "SubscriptionsPanel", "consent_frame", "received_figure", "subscription_service_of", "subscriptions_of",
+    ],
+    "union": ["LabUnionPanel", "UnionPanel", "union_figure", "union_service_of"],
     "workbench": ["Workbench"],
 }
 _HOME = {name: module for module, names in _MODULES.items() for name in names}

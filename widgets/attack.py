@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 import pandas as pd
 
 from enerdatx.errors import NetworkError
-from enerdatx.widgets.panel import Panel
-from enerdatx.widgets.tables import frame_html, peer_name
+
+from .panel import Panel
+from .tables import frame_html, peer_name
+
+if TYPE_CHECKING:
+    from enerdatx.lab import Lab
+    from enerdatx.peer import Peer
+    from enerdatx.trustchain import FraudProof, HalfBlock
 
 __all__ = ["FORK_TYPE", "ForkPanel", "fraud_awareness_frame"]
 
@@ -18,7 +24,7 @@ FORK_TYPE = "edx.demo.fork"  # a block type every lab peer countersigns, so the 
 PROOF_SECONDS = 10.0
 
 
-def fraud_awareness_frame(peers: list[Any]) -> pd.DataFrame:
+def fraud_awareness_frame(peers: list[Peer]) -> pd.DataFrame:
     """Per peer: how many fraud proofs it holds, and against whom."""
     names = {peer.public_key: peer_name(peer) for peer in peers}
     rows = []
@@ -32,7 +38,7 @@ def fraud_awareness_frame(peers: list[Any]) -> pd.DataFrame:
 class ForkPanel(Panel):
     """Pick a forker; it signs two different blocks at one sequence number and sends one to each of two victims."""
 
-    def __init__(self, lab: Any) -> None:
+    def __init__(self, lab: Lab) -> None:
         self.lab = lab
         self.forker = widgets.Dropdown(description="Forker")
         self.fork_button = widgets.Button(description="Fork its chain", icon="code-fork", button_style="danger")
@@ -50,10 +56,10 @@ class ForkPanel(Panel):
         self.table.value = frame_html(fraud_awareness_frame(self.lab.peers), "edx-fraud-awareness",
                                       empty="no peers running", index=False)  # fmt: skip
 
-    def fork(self) -> asyncio.Task[Any]:
+    def fork(self) -> asyncio.Task[tuple[HalfBlock, HalfBlock] | None]:
         """Make the chosen peer fork against the first two others; wait until a peer proves it; a task."""
 
-        async def fork() -> Any:
+        async def fork() -> tuple[HalfBlock, HalfBlock]:
             peers = {peer_name(peer): peer for peer in self.lab.peers}
             forker = peers.get(self.forker.value)
             victims = [peer for name, peer in peers.items() if name != self.forker.value][:2]
@@ -62,8 +68,9 @@ class ForkPanel(Panel):
             self._watch(list(peers.values()))
             proven = self._proofs.setdefault(forker.public_key, asyncio.Event())
             self.lab.accept(FORK_TYPE)
+            first, second = victims
             with self.working("Forking", 2) as advance:
-                blocks = await self.lab.fork(forker, *victims, FORK_TYPE)
+                blocks = await self.lab.fork(forker, first, second, FORK_TYPE)
                 advance()
                 try:
                     await asyncio.wait_for(proven.wait(), PROOF_SECONDS)
@@ -81,11 +88,11 @@ class ForkPanel(Panel):
 
         return self.attempt_async(fork)
 
-    def _watch(self, peers: list[Any]) -> None:
+    def _watch(self, peers: list[Peer]) -> None:
         for peer in peers:
             if id(peer.ledger) not in self._watched:
                 self._watched.add(id(peer.ledger))
                 peer.ledger.on_fraud(self._on_fraud)
 
-    def _on_fraud(self, proof: Any) -> None:
+    def _on_fraud(self, proof: FraudProof) -> None:
         self._proofs.setdefault(proof.public_key, asyncio.Event()).set()

@@ -16,8 +16,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from enerdatx.trustchain import NO_COUNTERPARTY, BlockStore, HalfBlock, TrustChain
-from enerdatx.widgets.panel import Panel, short_key, show_figure
-from enerdatx.widgets.tables import frame_html
+
+from .panel import Panel, short_key, show_figure
+from .tables import frame_html
 
 __all__ = ["ChainExplorer", "chain_frame", "fraud_frame", "trade_graph"]
 

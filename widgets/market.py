@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 import pandas as pd
@@ -12,8 +12,18 @@ import traitlets
 
 from enerdatx.errors import MarketError
 from enerdatx.market import Query
-from enerdatx.widgets.panel import Panel
-from enerdatx.widgets.tables import frame_html, peer_name
+
+from .panel import Panel
+from .tables import frame_html, peer_name
+
+if TYPE_CHECKING:
+    from enerdatx.lab import Lab
+    from enerdatx.market.formats import Listing
+    from enerdatx.market.market import Trade
+    from enerdatx.market.negotiation import StandingRequest
+    from enerdatx.market.service import MarketService
+    from enerdatx.meter.dataset import DataSet
+    from enerdatx.peer import Peer
 
 __all__ = ["MarketPanel", "negotiations_frame", "order_book_frame"]
 
@@ -21,7 +31,7 @@ BOOK_COLUMNS = ["listing", "seller", "price", "kind", "start", "end", "n_reading
 LISTING_SPREAD_SECONDS = 10.0
 
 
-def order_book_frame(service: Any, names: dict[str, str]) -> pd.DataFrame:
+def order_book_frame(service: MarketService, names: dict[str, str]) -> pd.DataFrame:
     """A peer's order book with short listing ids and seller names."""
     book = service.market.book.dataframe()
     book = book.assign(
@@ -33,7 +43,7 @@ def order_book_frame(service: Any, names: dict[str, str]) -> pd.DataFrame:
     return book[BOOK_COLUMNS]
 
 
-def negotiations_frame(service: Any, names: dict[str, str]) -> pd.DataFrame:
+def negotiations_frame(service: MarketService, names: dict[str, str]) -> pd.DataFrame:
     """A peer's negotiations: with whom, about which listing, where they stand."""
     rows = [
         {
@@ -58,7 +68,7 @@ class MarketPanel(Panel):
 
     last_trade = traitlets.Any(None, help="the last (buyer name, Trade) bought through this panel")
 
-    def __init__(self, lab: Any, dataset_for: Callable[[Any], Any]) -> None:
+    def __init__(self, lab: Lab, dataset_for: Callable[[Peer], DataSet]) -> None:
         self.lab = lab
         self.dataset_for = dataset_for
         self.seller = widgets.Dropdown(description="Seller")
@@ -98,10 +108,10 @@ class MarketPanel(Panel):
 
     # --- who is who -------------------------------------------------------------------
 
-    def _peers(self) -> dict[str, Any]:
+    def _peers(self) -> dict[str, Peer]:
         return {peer_name(peer): peer for peer in self.lab.peers if peer.has_market}
 
-    def _service(self, name: str | None) -> Any:
+    def _service(self, name: str | None) -> MarketService:
         peer = self._peers().get(name) if name is not None else None
         if peer is None:
             raise MarketError("start some peers first")
@@ -137,10 +147,10 @@ class MarketPanel(Panel):
 
     # --- actions ----------------------------------------------------------------------
 
-    def sell(self) -> asyncio.Task[Any]:
+    def sell(self) -> asyncio.Task[Listing | None]:
         """List a data set for the seller at the price; wait until the buyer's book has it; a task."""
 
-        async def sell() -> Any:
+        async def sell() -> Listing:
             seller = self._service(self.seller.value)
             buyer_name = self.buyer.value
             with self.working("Listing", 2) as advance:
@@ -159,19 +169,20 @@ class MarketPanel(Panel):
 
         return self.attempt_async(sell)
 
-    def buy(self) -> asyncio.Task[Any]:
+    def buy(self) -> asyncio.Task[Trade | None]:
         """The buyer pays for the chosen listing and gets the verified data; a task."""
         return self._trade(lambda service, listing_id: service.buy(listing_id), "Buying")
 
-    def bid(self) -> asyncio.Task[Any]:
+    def bid(self) -> asyncio.Task[Trade | None]:
         """The buyer offers a price, haggles up to the maximum, then buys at the agreed price; a task."""
         return self._trade(
             lambda service, listing_id: service.negotiate_and_buy(listing_id, self.offer.value, self.max_price.value),
             "Negotiating",
         )
 
-    def _trade(self, action: Callable[[Any, str], Any], description: str) -> asyncio.Task[Any]:
-        async def trade() -> Any:
+    def _trade(self, action: Callable[[MarketService, str], Awaitable[Trade]],
+               description: str) -> asyncio.Task[Trade | None]:
+        async def trade() -> Trade:
             buyer_name = self.buyer.value
             service = self._service(buyer_name)
             if self.listing.value is None:
@@ -188,7 +199,7 @@ class MarketPanel(Panel):
 
         return self.attempt_async(trade)
 
-    def post_request(self) -> Any:
+    def post_request(self) -> StandingRequest:
         """The buyer posts a standing request for electricity data up to the maximum price."""
         service = self._service(self.buyer.value)
         request = service.post_request(Query(kind="electricity", max_price=self.max_price.value))

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import ipywidgets as widgets
 import pandas as pd
 
 from enerdatx.errors import MeterDataError
-from enerdatx.meter import HOUSEHOLD_TYPES, cut_dataset, read_csv, read_dsmr, read_oehu, synthetic_household
+from enerdatx.meter import HOUSEHOLD_TYPES, DataSet, cut_dataset, read_csv, read_dsmr, read_oehu, synthetic_household
 from enerdatx.meter.plots import consumption_figure
-from enerdatx.widgets.panel import Panel, show_figure
+
+from .panel import Panel, show_figure
 
 __all__ = ["MeterPanel", "SOURCES"]
 
@@ -40,7 +41,7 @@ class MeterPanel(Panel):
         self.load_button.add_class("edx-load-readings")
         self.plot = widgets.Output()
         self.readings: pd.DataFrame | None = None
-        self.dataset: Any = None
+        self.dataset: DataSet | None = None
         self._synthetic_box = widgets.HBox([self.seed, self.days])
         super().__init__(
             "Meter data",
@@ -76,12 +77,13 @@ class MeterPanel(Panel):
             return read_dsmr(where if where.startswith("tcp://") else f"tcp://{where}")
         if not Path(where).exists():
             raise MeterDataError(f"{where}: no such file")
-        return {"dsmr": read_dsmr, "oehu": read_oehu, "csv": read_csv}[source](Path(where))
+        readers: dict[str, Callable[[Path], pd.DataFrame]] = {"dsmr": read_dsmr, "oehu": read_oehu, "csv": read_csv}
+        return readers[source](Path(where))
 
-    def load(self) -> asyncio.Task[Any]:
+    def load(self) -> asyncio.Task[DataSet | None]:
         """Read (off the event loop, so peers keep running), plot, and cut a data set; a task."""
 
-        async def load() -> Any:
+        async def load() -> DataSet:
             with self.working("Reading", 2) as advance:
                 readings = await asyncio.to_thread(self.read)
                 advance()

@@ -12,16 +12,16 @@ import html
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
 import plotly.io as pio
 import traitlets
 
-from enerdatx.errors import EnerDatXError, typed_error
+from enerdatx.errors import EnerDatXError, MarketError, typed_error
 
-__all__ = ["Panel", "short_key", "show_figure"]
+__all__ = ["Panel", "short_key", "show_figure", "whole_tokens"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +32,27 @@ T = TypeVar("T")
 EXPECTED_ERRORS = (EnerDatXError, ValueError, KeyError, OSError, TimeoutError)
 
 
+class Advance(Protocol):
+    """What :meth:`Panel.working` yields: move the progress bar on by ``steps``."""
+
+    def __call__(self, steps: int = 1) -> None: ...
+
+
 def short_key(public_key: bytes) -> str:
     """The first 8 hex digits of a public key: enough to tell peers apart on screen."""
     return public_key.hex()[:8]
+
+
+def whole_tokens(text: str, what: str = "a price") -> int:
+    """A number of tokens typed into a text box; MarketError (a message, not a traceback) otherwise.
+
+    Price boxes are text boxes: an integer box in the browser silently keeps its last valid
+    value when someone types letters, so the user would never learn the price was not taken.
+    """
+    cleaned = text.strip()
+    if not cleaned.isdecimal() or not cleaned.isascii() or len(cleaned) > 12:
+        raise MarketError(f"{what} is a whole number of tokens, not {text.strip()!r}")
+    return int(cleaned)
 
 
 def show_figure(output: widgets.Output, figure: go.Figure) -> None:
@@ -168,7 +186,7 @@ class Panel(widgets.VBox):
         self.show_error(typed if typed is not None else exc)
 
     @contextmanager
-    def working(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
+    def working(self, description: str, total: int) -> Iterator[Advance]:
         """Show a progress bar for ``total`` steps; yields ``advance(steps=1)``."""
         bar = self.progress
         bar.description = description

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 import pandas as pd
 
-from enerdatx.widgets.panel import Panel
-from enerdatx.widgets.tables import frame_html, peer_name
+from .panel import Panel
+from .tables import frame_html, peer_name
+
+if TYPE_CHECKING:
+    from enerdatx.lab import Lab
+    from enerdatx.peer import Peer
 
 __all__ = ["PeersPanel", "peers_frame"]
 
 
-def peers_frame(peers: list[Any]) -> pd.DataFrame:
+def peers_frame(peers: list[Peer]) -> pd.DataFrame:
     """One row per peer: name, key, address, contacts, own chain length and (with a market) balance."""
     rows = []
     for peer in peers:
@@ -34,7 +39,7 @@ def peers_frame(peers: list[Any]) -> pd.DataFrame:
 class PeersPanel(Panel):
     """Start more peers in a Lab, stop them all, and list them."""
 
-    def __init__(self, lab: Any) -> None:
+    def __init__(self, lab: Lab) -> None:
         self.lab = lab
         self.count = widgets.BoundedIntText(value=3, min=1, max=200, description="Peers", layout={"width": "160px"})
         self.start_button = widgets.Button(description="Start peers", icon="play", button_style="primary")
@@ -46,11 +51,11 @@ class PeersPanel(Panel):
         self.stop_button.on_click(lambda _: self.stop())
         self.refresh()
 
-    def start(self, n: int | None = None) -> Any:
+    def start(self, n: int | None = None) -> asyncio.Task[list[Peer] | None]:
         """Start ``n`` more peers (default: the count box), one at a time with a progress bar; a task."""
         n = self.count.value if n is None else n
 
-        async def start() -> list[Any]:
+        async def start() -> list[Peer]:
             with self.working("Starting peers", n) as advance:
                 for _ in range(n):
                     await self.lab.start(1)
@@ -62,7 +67,7 @@ class PeersPanel(Panel):
 
         return self.attempt_async(start)
 
-    def stop(self) -> Any:
+    def stop(self) -> asyncio.Task[None]:
         """Stop every peer; a task."""
 
         async def stop() -> None:

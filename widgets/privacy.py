@@ -1,17 +1,33 @@
-"""The privacy panel: measure a data set before it is listed, before and after coarsening."""
+"""The privacy panel: measure a data set before it is listed, before and after coarsening.
+
+Given a Lab (as in the workbench) it measures what a chosen peer would sell and lists the data
+set from that peer only when the policy allows it, with the report's summary in the descriptor.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import html
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
+from enerdatx.errors import MarketError, PrivacyError
 from enerdatx.meter import HOUSEHOLD_TYPES, cut_dataset, synthetic_household
-from enerdatx.privacy import PrivacyPolicy, PrivacyReport, privacy_report
+from enerdatx.privacy import PrivacyPolicy, PrivacyReport, privacy_report, with_privacy_summary
 from enerdatx.privacy.plots import coarsening_figure
-from enerdatx.widgets.panel import Panel, show_figure
+
+from .panel import Panel, show_figure, whole_tokens
+from .tables import peer_name
+
+if TYPE_CHECKING:
+    from enerdatx.lab import Lab
+    from enerdatx.market.formats import Listing
+    from enerdatx.meter.dataset import DataSet
+    from enerdatx.peer import Peer
+
+SOURCES = {"synthetic": "a synthetic household (below)", "seller": "what the seller sells"}
 
 __all__ = ["PrivacyPanel", "report_html"]
 
@@ -35,9 +51,20 @@ def report_html(report: PrivacyReport) -> str:
 
 
 class PrivacyPanel(Panel):
-    """Measure a household's data set against the reference population and a listing policy."""
+    """Measure a household's data set against the reference population and a listing policy.
 
-    def __init__(self) -> None:
+    With ``lab`` and ``dataset_for(peer)`` (the data set a peer sells) a seller is picked from
+    the lab's peers: its data set can be measured, and the measured data set listed from it.
+    """
+
+    def __init__(self, lab: Lab | None = None, dataset_for: Callable[[Peer], DataSet] | None = None) -> None:
+        self.lab = lab
+        self.dataset_for = dataset_for
+        self.source = widgets.Dropdown(options=[(label, key) for key, label in SOURCES.items()], value="synthetic",
+                                       description="Measure")
+        self.seller = widgets.Dropdown(description="Seller")
+        self.price = widgets.Text(value="40", description="Price", layout={"width": "180px"})
+        self.list_button = widgets.Button(description="List if allowed", icon="upload")
         self.seed = widgets.IntText(value=3, description="Seed", layout={"width": "160px"})
         self.days = widgets.BoundedIntText(value=14, min=1, max=366, description="Days", layout={"width": "160px"})
         self.household = widgets.Dropdown(options=sorted(HOUSEHOLD_TYPES), value="family", description="Household")
@@ -49,31 +76,46 @@ class PrivacyPanel(Panel):
         self.figures = widgets.HTML("")
         self.verdict = widgets.HTML("")
         self.plot = widgets.Output()
-        self.dataset: Any = None
+        self.dataset: DataSet | None = None
         self.report: PrivacyReport | None = None
+        seller_rows = [widgets.HBox([self.source, self.seller]), widgets.HBox([self.price, self.list_button])]
         super().__init__("Privacy", [
             widgets.HBox([self.seed, self.days, self.household]),
             widgets.HBox([self.location, self.resolution]),
             widgets.HBox([self.max_score, self.measure_button]),
+            *(seller_rows if lab is not None else []),
             self.figures, self.verdict, self.plot,
         ])
+        self.add_class("edx-privacy-panel")
+        self.plot.add_class("edx-privacy-plot")
         self.measure_button.on_click(lambda _: self.measure())
+        self.list_button.on_click(lambda _: self.attempt(self.list_dataset))
         self.max_score.observe(lambda _: self._judge(), "value")
+        self.refresh()
 
-    def use(self, dataset: Any) -> asyncio.Task[Any]:
+    def _peers(self) -> dict[str, Peer]:
+        return {} if self.lab is None else {peer_name(peer): peer for peer in self.lab.peers if peer.has_market}
+
+    def _seller(self) -> Peer:
+        peer = self._peers().get(self.seller.value) if self.seller.value is not None else None
+        if peer is None:
+            raise MarketError("start some peers first")
+        return peer
+
+    def refresh(self) -> None:
+        """Read the running peers again (the sellers offered)."""
+        self.pick(self.seller, list(self._peers()))
+
+    def use(self, dataset: DataSet) -> asyncio.Task[PrivacyReport | None]:
         """Measure a given data set (e.g. the meter panel's) instead of a synthetic household."""
         return self.measure(dataset)
 
-    def measure(self, dataset: Any = None) -> asyncio.Task[Any]:
+    def measure(self, dataset: DataSet | None = None) -> asyncio.Task[PrivacyReport | None]:
         """Cut (unless given) and measure the data set off the event loop; a task."""
 
         async def measure() -> PrivacyReport:
             with self.working("Measuring", 2) as advance:
-                chosen = dataset if dataset is not None else cut_dataset(
-                    synthetic_household(seed=self.seed.value, start="2026-03-02", days=self.days.value,
-                                        household_type=self.household.value, location=self.location.value),
-                    resolution=self.resolution.value, location=self.location.value,
-                    household_type=self.household.value)
+                chosen = dataset if dataset is not None else self._chosen_dataset()
                 advance()
                 report = await asyncio.to_thread(privacy_report, chosen)
                 advance()
@@ -84,6 +126,31 @@ class PrivacyPanel(Panel):
             return report
 
         return self.attempt_async(measure)
+
+    def _chosen_dataset(self) -> DataSet:
+        """The seller's data set, or the synthetic household the fields describe."""
+        if self.source.value == "seller":
+            seller = self._seller()
+            if self.dataset_for is None:
+                raise MarketError("this panel was given no data sets of peers")
+            return self.dataset_for(seller)
+        readings = synthetic_household(seed=self.seed.value, start="2026-03-02", days=self.days.value,
+                                       household_type=self.household.value, location=self.location.value)
+        return cut_dataset(readings, resolution=self.resolution.value, location=self.location.value,
+                           household_type=self.household.value)
+
+    def list_dataset(self) -> Listing:
+        """The seller lists the measured data set, with the report's summary, if the policy allows it."""
+        seller = self._seller()
+        price = whole_tokens(self.price.value)
+        if self.dataset is None or self.report is None:
+            raise PrivacyError("measure a data set first")
+        PrivacyPolicy(max_score=self.max_score.value).check(self.report)  # PrivacyRiskError: nothing listed
+        listing = seller.market.sell(with_privacy_summary(self.dataset, self.report), price)
+        self.show_info(f"{peer_name(seller)} listed {listing.listing_id[:12]} for {listing.price} "
+                       f"(privacy score {self.report.score} in its descriptor)")
+        self.changed()
+        return listing
 
     def _judge(self) -> None:
         if self.report is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 import pandas as pd
@@ -11,13 +11,19 @@ import plotly.graph_objects as go
 
 from enerdatx.errors import MarketError
 from enerdatx.meter import load_dataset_bytes
-from enerdatx.widgets.panel import Panel, show_figure
-from enerdatx.widgets.tables import frame_html, peer_name
+
+from .panel import Panel, show_figure
+from .tables import frame_html, peer_name
+
+if TYPE_CHECKING:
+    from enerdatx.lab import Lab
+    from enerdatx.market.service import MarketService
+    from enerdatx.peer import Peer
 
 __all__ = ["PurchasesPanel", "dataset_figure", "purchases_frame"]
 
 
-def purchases_frame(service: Any, names: dict[str, str]) -> pd.DataFrame:
+def purchases_frame(service: MarketService, names: dict[str, str]) -> pd.DataFrame:
     """What a peer bought: listing, seller, amount, when."""
     rows = [
         {
@@ -48,7 +54,7 @@ def dataset_figure(frame: pd.DataFrame, title: str) -> go.Figure:
 class PurchasesPanel(Panel):
     """Pick a buyer and one of its purchases; decrypt it and plot it."""
 
-    def __init__(self, lab: Any) -> None:
+    def __init__(self, lab: Lab) -> None:
         self.lab = lab
         self.buyer = widgets.Dropdown(description="Buyer")
         self.purchase = widgets.Dropdown(description="Data set", layout={"width": "360px"})
@@ -65,7 +71,7 @@ class PurchasesPanel(Panel):
         self.decrypt_button.on_click(lambda _: self.attempt(self.decrypt))
         self.refresh()
 
-    def _peers(self) -> dict[str, Any]:
+    def _peers(self) -> dict[str, Peer]:
         return {peer_name(peer): peer for peer in self.lab.peers if peer.has_market}
 
     def refresh(self) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from enerdatx.peer import Peer
 
 __all__ = ["frame_html", "peer_name"]
 
@@ -19,9 +22,10 @@ def frame_html(frame: pd.DataFrame, css_class: str, *, empty: str = "nothing yet
     """``frame`` as a styled HTML table (with CSS class ``css_class``), or ``empty`` in italics."""
     if frame.empty:
         return f'<i class="{css_class}-empty">{empty}</i>'
-    return _STYLE + frame.to_html(classes=f"edx-table {css_class}", border=0, index=index, escape=True)
+    table: str = frame.to_html(classes=f"edx-table {css_class}", border=0, index=index, escape=True)
+    return _STYLE + table
 
 
-def peer_name(peer: Any) -> str:
+def peer_name(peer: Peer) -> str:
     """A lab peer's name on screen: its directory's name (peer-000, peer-001, ...)."""
     return peer.directory.name

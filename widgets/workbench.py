@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
@@ -12,23 +12,35 @@ from enerdatx.errors import NetworkError
 from enerdatx.lab import Lab, Transport
 from enerdatx.market.service import MarketService
 from enerdatx.meter import cut_dataset, synthetic_household
-from enerdatx.widgets.attack import ForkPanel
-from enerdatx.widgets.chain import ChainExplorer
-from enerdatx.widgets.market import MarketPanel
-from enerdatx.widgets.meter import MeterPanel
-from enerdatx.widgets.peers import PeersPanel
-from enerdatx.widgets.purchases import PurchasesPanel
-from enerdatx.widgets.tables import peer_name
+
+from .attack import ForkPanel
+from .chain import ChainExplorer
+from .market import MarketPanel
+from .meter import MeterPanel
+from .peers import PeersPanel
+from .privacy import PrivacyPanel
+from .purchases import PurchasesPanel
+from .subscriptions import SubscriptionsPanel
+from .tables import peer_name
+from .union import LabUnionPanel
+
+if TYPE_CHECKING:
+    from enerdatx.meter.dataset import DataSet
+    from enerdatx.peer import Peer
+    from enerdatx.trustchain import HalfBlock
 
 __all__ = ["Workbench"]
 
-TITLES = ("Peers", "Meter data", "Market", "Purchases", "Chain explorer", "Attack")
+TITLES = ("Peers", "Meter data", "Market", "Purchases", "Chain explorer", "Attack", "Subscriptions", "Privacy", "Union")
 # Blocks arrive in bursts (a trade is two, a crawl many): redraw once per burst, not per block.
 REDRAW_DELAY_SECONDS = 0.25
 
 
 class Workbench(widgets.VBox):
-    """Peers, meter data, market, purchases, chain explorer and an attack over one Lab (a market on every peer).
+    """Every panel over one Lab (a market on every peer), in tabs.
+
+    Peers, meter data, market, purchases, chain explorer, an attack, live subscriptions (with a
+    simulated meter on 127.0.0.1), privacy reports, and a data union of the lab's peers.
 
     In a notebook: ``wb = Workbench()``, ``await wb.start(3)``, then show ``wb``.
     """
@@ -41,7 +53,11 @@ class Workbench(widgets.VBox):
         self.purchases = PurchasesPanel(self.lab)
         self.chain = ChainExplorer({})
         self.attack = ForkPanel(self.lab)
-        self.panels = (self.peers, self.meter, self.market, self.purchases, self.chain, self.attack)
+        self.subscriptions = SubscriptionsPanel(self.lab, simulator=True)
+        self.privacy = PrivacyPanel(self.lab, self.dataset_for)
+        self.union = LabUnionPanel(self.lab)
+        self.panels = (self.peers, self.meter, self.market, self.purchases, self.chain, self.attack,
+                       self.subscriptions, self.privacy, self.union)
         self.tabs = widgets.Tab(children=self.panels, titles=TITLES)
         self.tabs.add_class("edx-workbench")
         super().__init__([widgets.HTML("<h3>EnerDatX workbench</h3>"), self.tabs])
@@ -57,7 +73,7 @@ class Workbench(widgets.VBox):
         """The market service of every running peer, in the lab's order."""
         return [peer.market for peer in self.lab.peers]
 
-    async def start(self, n: int = 3) -> list[Any]:
+    async def start(self, n: int = 3) -> list[Peer]:
         """Start ``n`` more peers (with the panel's progress bar) and return all of them."""
         peers = await self.peers.start(n)
         if peers is None:  # the panel showed why; a script needs it raised
@@ -65,10 +81,11 @@ class Workbench(widgets.VBox):
         return peers
 
     async def close(self) -> None:
-        """Stop every peer."""
+        """Stop the simulated meter and every peer."""
+        await self.subscriptions.stop_meter()
         await self.peers.stop()
 
-    def dataset_for(self, peer: Any) -> Any:
+    def dataset_for(self, peer: Peer) -> DataSet:
         """What ``peer`` sells from the market panel: the meter panel's data set, else its own synthetic household."""
         if self.meter.dataset is not None:
             return self.meter.dataset
@@ -90,7 +107,7 @@ class Workbench(widgets.VBox):
             if panel is not change["owner"] and panel is not self.chain:
                 panel.attempt(panel.refresh)
 
-    def _on_block(self, _block: Any) -> None:
+    def _on_block(self, _block: HalfBlock) -> None:
         """A peer stored a block (traded through the API or the network): redraw soon."""
         if self._redraw is None:
             self._redraw = asyncio.get_running_loop().call_later(REDRAW_DELAY_SECONDS, self._redraw_now)

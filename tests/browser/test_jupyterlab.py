@@ -49,4 +49,20 @@ def test_quickstart_sells_and_buys_from_the_widgets_and_plots_the_decrypted_data
     page.mouse.move(0, 0)  # no hover tooltips in the picture
     ARTIFACTS.mkdir(exist_ok=True)
     workbench.screenshot(path=str(ARTIFACTS / "workbench.png"))
+
+    # the Subscriptions tab: a meter on loopback, an offer, a subscriber, a period paid for and plotted
+    page.get_by_role("tab", name="Subscriptions").click()
+    page.locator("button.edx-start-meter").click()
+    page.locator(".edx-info", has_text="reads a meter at tcp://127.0.0.1:").wait_for(timeout=30_000)
+    page.locator("button.edx-offer").click()
+    # the offer reaches the subscriber by gossip; the workbench redraws when its block lands
+    page.locator(".edx-offer-choice select option").first.wait_for(state="attached", timeout=30_000)
+    page.locator("button.edx-subscribe").click()
+    page.locator(".edx-info", has_text="subscribed").wait_for(timeout=30_000)
+    page.locator("button.edx-send-period").click()
+    page.locator(".edx-info", has_text="paid and decrypted by peer-").wait_for(timeout=30_000)
+    page.locator(".edx-subscriptions-plot .js-plotly-plot").wait_for(timeout=30_000)
+    assert "active" in page.locator(".edx-consent").inner_text()
+    page.mouse.move(0, 0)
+    workbench.screenshot(path=str(ARTIFACTS / "workbench-subscriptions.png"))
     assert jupyter_lab.outside_requests == []

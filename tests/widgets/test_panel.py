@@ -113,3 +113,16 @@ def test_show_figure_puts_the_plotly_bundle_into_the_output_state():
     show_figure(output, go.Figure(go.Bar(x=[1], y=[5])))
     (shown,) = output.outputs
     assert shown["data"]["application/vnd.plotly.v1+json"]["data"][0]["type"] == "bar"
+
+
+def test_whole_tokens_reads_a_price_box_or_says_what_is_wrong():
+    from enerdatx.errors import MarketError
+    from enerdatx.widgets import whole_tokens
+
+    assert whole_tokens(" 40 ") == 40 and whole_tokens("0") == 0
+    for typed in ("", "forty", "4e2", "-1", "12.5", "\u0664\u0660", "9" * 13):
+        with pytest.raises(MarketError, match="is a whole number of tokens, not"):
+            whole_tokens(typed)
+    panel = Panel("Test")
+    assert panel.attempt(lambda: whole_tokens("1O", "the offer")) is None
+    assert panel.error == "the offer is a whole number of tokens, not '1O'"
