@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from enerdatx.cli import main
 
 
@@ -14,5 +16,7 @@ def test_reputation_benchmark_runs_small_and_its_engines_agree(capsys):
 
 
 def test_reputation_benchmark_refuses_an_empty_market(capsys):
-    assert main(["bench", "reputation", "--peers", "1", "--blocks", "400", "--json"]) == 1
-    assert "at least 2 peers" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:  # a usage error: argparse exits 2
+        main(["bench", "reputation", "--peers", "1", "--blocks", "400", "--json"])
+    assert exited.value.code == 2
+    assert "--peers: expected a whole number from 2 to" in capsys.readouterr().err
