@@ -328,37 +328,15 @@ class Market:
             raise InsufficientFundsError(available, amount)
         deadline = self.clock() + PAYMENT_LIFETIME
         transaction = payment_transaction(listing.block_hash, amount, negotiation, deadline=deadline)
-        # The ciphertext is served to anyone and useless without the sealed key: fetching it
-        # while the payment is countersigned saves a round trip a trade. It is only checked
-        # and stored once the agreement is here.
-        prefetch = self._prefetch(listing)
-        try:
-            proposal, agreement = await self.propose(listing.seller, PAYMENT, transaction)
-            if agreement.timestamp > deadline:
-                # Signed after our deadline: we may release this payment, so we do not take the trade.
-                raise TransactionRejectedError("late_agreement: countersigned after the payment's deadline")
-            plaintext = await self.open_agreement(listing, agreement, prefetch)
-        finally:
-            if prefetch is not None:
-                prefetch.cancel()  # a no-op once it is done
+        proposal, agreement = await self.propose(listing.seller, PAYMENT, transaction)
+        if agreement.timestamp > deadline:
+            # Signed after our deadline: we may release this payment, so we do not take the trade.
+            raise TransactionRejectedError("late_agreement: countersigned after the payment's deadline")
+        plaintext = await self.open_agreement(listing, agreement)
         return Trade(listing, proposal, agreement, plaintext, time.perf_counter() - started)
 
-    def _prefetch(self, listing: Listing) -> asyncio.Future[bytes] | None:
-        """Start fetching ``listing``'s ciphertext from its seller, unless we store it already."""
-        if self._fetch is None or self.content.has(listing.cid):
-            return None
-        task = asyncio.ensure_future(self._fetch(listing))
-        # A payment that fails leaves the fetch unawaited: its outcome is not an error to log.
-        task.add_done_callback(lambda done: done.cancelled() or done.exception())
-        return task
-
-    async def open_agreement(
-        self, listing: Listing, agreement: HalfBlock, prefetch: asyncio.Future[bytes] | None = None
-    ) -> bytes:
-        """Fetch (or take what ``prefetch`` fetched), decrypt and verify a bought data set.
-
-        A failure is recorded as a complaint.
-        """
+    async def open_agreement(self, listing: Listing, agreement: HalfBlock) -> bytes:
+        """Fetch, decrypt and verify a bought data set; a failure is recorded as a complaint."""
         sealed = agreement.transaction.get("sealed_key")
         try:
             opening = self.ledger.identity.unseal(sealed if isinstance(sealed, bytes) else b"")
@@ -369,7 +347,7 @@ class Market:
         except EncodingError:
             raise self._complain(listing, agreement, "bad_opening", opening) from None
         try:
-            ciphertext = await self._ciphertext(listing, prefetch)
+            ciphertext = await self._ciphertext(listing)
         except (ContentStoreError, MarketError, NetworkError) as exc:
             logger.warning("ciphertext of %s unavailable: %s", listing.cid, exc)
             raise self._complain(listing, agreement, "ciphertext_unavailable", None) from exc
@@ -395,13 +373,12 @@ class Market:
                     return await self.open_agreement(listing, agreement)
         raise MarketError(f"we hold no settled payment for listing {listing_id[:16]}…")
 
-    async def _ciphertext(self, listing: Listing, prefetch: asyncio.Future[bytes] | None = None) -> bytes:
-        if prefetch is None:
-            try:
-                return self.content.cat(listing.cid)
-            except ContentStoreError:
-                pass  # not (wholly) here: ask the seller
-        data = await (prefetch if prefetch is not None else self._fetch(listing))  # type: ignore[misc]
+    async def _ciphertext(self, listing: Listing) -> bytes:
+        try:
+            return self.content.cat(listing.cid)
+        except ContentStoreError:
+            pass  # not (wholly) here: ask the seller
+        data = await self._fetch(listing)  # type: ignore[misc]
         # Adding the bytes recomputes their CID: what a peer served is checked, not trusted.
         if self.content.add_bytes(data) != listing.cid:
             raise MarketError(f"the bytes served for {listing.cid} do not hash to it")

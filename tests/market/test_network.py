@@ -198,26 +198,3 @@ async def test_a_late_double_spend_is_proven_by_the_seller_it_is_sent_to(market_
     second = twin.propose(seller_b.public_key, PAYMENT, payment_transaction(b.block_hash, 900))
     forker.peer.community.send(forker.peer.community.peer_for(seller_b.public_key), ProposalMessage(second.encode()))
     await asyncio.wait_for(proven, 3)
-
-
-async def test_a_refused_payment_leaves_the_fetched_ciphertext_unstored(market_peers):
-    from enerdatx.errors import TransactionRejectedError
-
-    seller, buyer, *_ = market_peers
-    plaintext = readings_bytes(23)
-    listing = seller.sell(DataSet(plaintext, DESCRIPTOR), 30)
-    await buyer.market.book.wait_for_listing(listing.listing_id)
-    refusing = True
-
-    def refuse_once(who: bytes, _listing: object) -> None:
-        if refusing:
-            raise TransactionRejectedError("not_today")
-
-    seller.market.payment_checks.append(refuse_once)
-    # The ciphertext is fetched while the payment is countersigned; refused, nothing is kept.
-    with pytest.raises(TransactionRejectedError, match="not_today"):
-        await buyer.buy(listing.listing_id)
-    assert not buyer.market.content.has(listing.cid)
-    refusing = False
-    trade = await buyer.buy(listing.listing_id)
-    assert trade.plaintext == plaintext and buyer.market.content.has(listing.cid)
