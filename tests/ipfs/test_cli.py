@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from enerdatx.cli import main
+from enerdatx.ipfs import EmbeddedStore
 
 from .sample import sample_bytes, write_sample
 
@@ -40,7 +41,7 @@ def test_add_cat_export_import(tmp_path: Path, capsysbinary: pytest.CaptureFixtu
     assert run(capsysbinary, "ipfs", "--repo", repo, "export-car", HELLO_V0, str(car))[0] == 0
     # No --repo: $ENERDATX_IPFS_REPO is the store.
     assert run(capsysbinary, "ipfs", "import-car", str(car))[1] == HELLO_V0.encode() + b"\n"
-    assert (tmp_path / "env-repo" / "pins.json").exists()
+    assert EmbeddedStore(tmp_path / "env-repo").pins() == {HELLO_V0}
     assert run(capsysbinary, "ipfs", "cat", HELLO_V0)[1] == b"hello world\n"
 
 

@@ -238,3 +238,42 @@ def test_gc_waits_for_an_unfinished_add(store: EmbeddedStore) -> None:
     adder.join(timeout=30)
     collector.join(timeout=30)
     assert removed == [0] and store.cat(store.add_bytes(b"unfinished")) == b"unfinished"
+
+
+def test_pin_changes_are_journaled_and_compacted_into_pins_json(
+    store: EmbeddedStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("enerdatx.ipfs.embedded._JOURNAL_COMPACT_BYTES", 200)  # compact after 4 records
+    cids = [store.add_bytes(bytes([n])) for n in range(6)]
+    store.unpin(cids[0])
+    journal, snapshot = store.directory / "pins.journal", store.directory / "pins.json"
+    assert snapshot.exists(), "a long journal was not folded into pins.json"
+    assert 0 < journal.stat().st_size < 200
+    assert store.pins() == set(cids[1:])
+    assert EmbeddedStore(store.directory).pins() == set(cids[1:])  # a fresh open reads the same
+
+
+def test_a_kill_between_the_two_steps_of_compaction_loses_no_pin(store: EmbeddedStore) -> None:
+    kept, dropped = store.add_bytes(b"kept"), store.add_bytes(b"dropped")
+    store.unpin(dropped)
+    # Compaction's first step done (the snapshot holds the journal's result), the second not.
+    (store.directory / "pins.json").write_text(f'["{kept}"]')
+    assert store.pins() == {kept}
+
+
+def test_an_unfinished_journal_record_is_no_pin_and_is_cut_off(store: EmbeddedStore) -> None:
+    kept = store.add_bytes(b"kept")
+    torn = store.add_bytes(b"torn")
+    journal = store.directory / "pins.journal"
+    whole = journal.read_bytes()
+    journal.write_bytes(whole[: -len(torn) // 2])  # killed inside the append of `torn`'s record
+    assert store.pins() == {kept}
+    again = store.add_bytes(b"again")
+    assert store.pins() == {kept, again}
+    assert b"\n".join(journal.read_bytes().split(b"\n")[:-1]) == f"+{kept}\n+{again}".encode()
+
+
+def test_a_journal_that_is_not_records_is_a_typed_error(store: EmbeddedStore) -> None:
+    (store.directory / "pins.journal").write_bytes(b"*not-a-record\n")
+    with pytest.raises(ContentStoreError, match="neither"):
+        store.pins()
