@@ -10,7 +10,7 @@ demo:
 
 # Everything, slow suites included (real IPFS daemons, real browser, many peers).
 test: install-test-deps lint
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -m "slow or not slow"
 
 # The default run without the slow suites, for quick local iterations.
 test-fast:
