@@ -86,14 +86,9 @@ async def lab_key_withholder(
 ) -> ScenarioResult:
     """A seller lists a data set and, paid, seals a well-formed key that decrypts nothing.
 
-    Each round ``buys_per_round`` honest buyers try to buy it at once. A victim's market finds
-    out when it opens the agreement and records a signed complaint, which the market community
-    spreads; an honest buyer refuses a seller its book holds a complaint against. Gain: what
-    the withholder was paid for useless keys (at most one payment per honest peer: a victim
-    complains itself). Detection: seconds from the first bid until the first and until every
-    honest peer holds a complaint against the withholder. The peers it starts run the lab's
-    market (``Lab(market=...)``), or a default ``MarketService`` each. The scenario is
-    :func:`enerdatx.cluster.scenarios.key_withholder` (which also runs on Dask workers).
+    Runs :func:`enerdatx.cluster.scenarios.key_withholder` (which says what is measured, and
+    also runs on Dask workers) on this lab from its own event loop. The peers it starts run the
+    lab's market (``Lab(market=...)``), or a default ``MarketService`` each.
     """
     return await _on_this_loop(
         scenarios.key_withholder, lab, honest=honest, rounds=rounds, buys_per_round=buys_per_round,
