@@ -89,6 +89,9 @@ class BlockStore:
         # forgotten by any write that could change it and by every rollback.
         self._agreements: tuple[tuple[bytes, int], list[HalfBlock]] | None = None
         self._after_commit: list[Callable[[], None]] = []
+        # Changes whenever blocks read before may be gone (a rollback, a removal): a reader
+        # that keeps what it derived from held blocks (the market's Wallet) starts over then.
+        self.generation = 0
         # Caches hold committed state only: writes are applied to them at COMMIT.
         self._latest: dict[bytes, int] = {}
         self._recent: OrderedDict[tuple[bytes, int], HalfBlock] = OrderedDict()
@@ -165,6 +168,7 @@ class BlockStore:
             yield
         except BaseException:
             self._agreements = None
+            self.generation += 1
             self._db.execute("ROLLBACK TO part")
             self._db.execute("RELEASE part")
             self._pending, self._pending_latest = pending, latest
@@ -245,6 +249,7 @@ class BlockStore:
 
     def _rollback(self) -> None:
         self._agreements = None
+        self.generation += 1
         self._in_transaction = False
         if self._db.in_transaction:  # SQLite has rolled back already after some errors (disk full)
             self._db.execute("ROLLBACK")
@@ -349,6 +354,7 @@ class BlockStore:
     def remove_blocks(self, blocks: Iterable[HalfBlock]) -> None:
         """Remove blocks shown to be invalid after they were stored (see TrustChain.receive)."""
         self._agreements = None
+        self.generation += 1
         with self.transaction(durable=False):
             for block in blocks:
                 self._db.execute("DELETE FROM blocks WHERE block_hash = ?", (block.hash,))
@@ -443,17 +449,25 @@ class BlockStore:
             )
         ]
 
-    def chain(self, public_key: bytes, start: int = 1, end: int | None = None) -> list[HalfBlock]:
-        """The held blocks of that chain with start <= sequence number <= end, ascending."""
+    def chain(
+        self, public_key: bytes, start: int = 1, end: int | None = None, *, block_type: str | None = None
+    ) -> list[HalfBlock]:
+        """The held blocks of that chain with start <= sequence number <= end, ascending
+        (only those of ``block_type`` if given: SQLite skips the others undecoded)."""
         end = 2**63 - 1 if end is None else end
-        return [
-            HalfBlock.decode_trusted(row[0])
-            for row in self._db.execute(
+        if block_type is None:
+            rows = self._db.execute(
                 "SELECT encoded FROM blocks WHERE public_key = ? AND sequence_number BETWEEN ? AND ?"
                 " ORDER BY sequence_number",
                 (public_key, start, end),
             )
-        ]
+        else:
+            rows = self._db.execute(
+                "SELECT encoded FROM blocks WHERE public_key = ? AND sequence_number BETWEEN ? AND ?"
+                " AND type = ? ORDER BY sequence_number",
+                (public_key, start, end, block_type),
+            )
+        return [HalfBlock.decode_trusted(row[0]) for row in rows]
 
     def chain_encoded(self, public_key: bytes, start: int = 1, end: int | None = None) -> list[bytes]:
         """As :meth:`chain`, the blocks' bytes as stored (what ``encode()`` gives): a crawl answer
