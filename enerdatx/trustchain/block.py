@@ -137,7 +137,15 @@ class HalfBlock:
 
     @classmethod
     def decode_trusted(cls, data: bytes) -> HalfBlock:
-        """Parse bytes that this program encoded itself (the store), skipping canonical checks."""
+        """Parse bytes that this program encoded itself (the store), skipping canonical checks.
+
+        Bytes a peer of this process has decoded from the wire lately give the same shared
+        block (:meth:`decode_shared`): equal bytes decode to equal blocks. A trusted decode
+        is not added to that cache, which only ever holds fully checked decodes.
+        """
+        shared = _decoded.get(data)  # one atomic dict read: no lock needed
+        if shared is not None:
+            return shared
         header, block_type, transaction_bytes, _unsigned, signature = split_block(data)
         block = cls(*header, block_type, cbor2.loads(transaction_bytes), signature)
         object.__setattr__(block, "_encoded", bytes(data))

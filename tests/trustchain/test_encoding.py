@@ -182,3 +182,23 @@ def test_changing_any_field_breaks_the_signature():
     ):
         assert not dataclasses.replace(block, **change).verify_signature(), change
     assert block.verify_signature()
+
+
+def test_a_stored_block_read_back_is_the_block_the_process_decoded_from_the_wire():
+    block = sign(Identity.generate(), transaction={"n": 1})
+    data = block.encode()
+    shared = HalfBlock.decode_shared(data)
+    assert HalfBlock.decode_trusted(bytes(data)) is shared
+    unseen = sign(Identity.generate(), transaction={"n": 2}).encode()
+    assert HalfBlock.decode_trusted(unseen) == HalfBlock.decode(unseen)
+
+
+def test_a_trusted_decode_never_lets_non_canonical_bytes_into_the_shared_cache():
+    block = sign(Identity.generate(), transaction={"a": 1, "b": 2})
+    canonical = block.encode()
+    # The same transaction with its keys out of canonical order (same length): decode refuses it.
+    sloppy = canonical.replace(bytes.fromhex("a2616101616202"), bytes.fromhex("a2616202616101"))
+    assert sloppy != canonical
+    HalfBlock.decode_trusted(sloppy)  # a store's own bytes are not checked ...
+    with pytest.raises(EncodingError):
+        HalfBlock.decode_shared(sloppy)  # ... and that decode did not vouch for bytes from the wire
