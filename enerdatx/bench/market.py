@@ -192,6 +192,11 @@ async def _run(args: argparse.Namespace, sellers_n: int, buyers_n: int) -> dict[
     # Rates count completed trades only; failures are reported beside them.
     trades_per_s = len(trade_latencies) / trade_seconds
     bare_per_s = len(bare_latencies) / bare_seconds
+
+    def ms(values: list[float], q: float) -> float | None:
+        # No sample (--solo-trades 0, or every trade failed) has no quantile: null, not a crash.
+        return round(1000 * percentile(values, q), 2) if values else None
+
     return {
         "transport": args.transport,
         "gossip_fanout": args.gossip_fanout if args.gossip_fanout is not None else "default",
@@ -206,17 +211,17 @@ async def _run(args: argparse.Namespace, sellers_n: int, buyers_n: int) -> dict[
         "first_failure": next(iter(failures or bare_failures), None),
         "dataset_bytes": len(dataset.plaintext),
         "trades_per_s": round(trades_per_s, 1),
-        "trade_latency_p50_ms": round(1000 * percentile(trade_latencies, 0.50), 2),
-        "trade_latency_p99_ms": round(1000 * percentile(trade_latencies, 0.99), 2),
+        "trade_latency_p50_ms": ms(trade_latencies, 0.50),
+        "trade_latency_p99_ms": ms(trade_latencies, 0.99),
         "baseline_bare_tx_per_s": round(bare_per_s, 1),
-        "baseline_bare_latency_p50_ms": round(1000 * percentile(bare_latencies, 0.50), 2),
-        "baseline_bare_latency_p99_ms": round(1000 * percentile(bare_latencies, 0.99), 2),
-        "trade_rate_vs_baseline": round(trades_per_s / bare_per_s, 3),
+        "baseline_bare_latency_p50_ms": ms(bare_latencies, 0.50),
+        "baseline_bare_latency_p99_ms": ms(bare_latencies, 0.99),
+        "trade_rate_vs_baseline": round(trades_per_s / bare_per_s, 3) if bare_per_s else None,
         # CPU time of this process (all peers, or the buyers' side with udp2): robust to a busy machine.
         "solo_trades": solo,
-        "solo_trade_latency_p50_ms": round(1000 * percentile(solo_latencies, 0.50), 2),
-        "solo_trade_latency_p99_ms": round(1000 * percentile(solo_latencies, 0.99), 2),
-        "solo_baseline_bare_latency_p50_ms": round(1000 * percentile(solo_bare, 0.50), 2),
+        "solo_trade_latency_p50_ms": ms(solo_latencies, 0.50),
+        "solo_trade_latency_p99_ms": ms(solo_latencies, 0.99),
+        "solo_baseline_bare_latency_p50_ms": ms(solo_bare, 0.50),
         "trade_cpu_ms_per_trade": round(1000 * trade_cpu / args.trades, 3),
         "baseline_cpu_ms_per_tx": round(1000 * bare_cpu / args.trades, 3),
     }

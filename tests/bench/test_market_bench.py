@@ -24,3 +24,16 @@ def test_market_benchmark_settles_every_trade_once(capsys, transport):
 def test_market_benchmark_refuses_more_trades_than_distinct_pairs():
     with pytest.raises(SystemExit, match="at most 9 distinct trades"):
         main(["bench", "market", "--peers", "6", "--trades", "10", "--no-progress"])
+
+
+def test_market_benchmark_without_solo_trades_reports_no_solo_latency(capsys):
+    # --solo-trades 0 is allowed: there is then no solo sample, and its quantiles are null.
+    argv = ["bench", "market", "--json", "--peers", "4", "--trades", "2", "--solo-trades", "0", "--no-progress"]
+    assert main(argv) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["solo_trades"] == 0
+    assert figures["solo_trade_latency_p50_ms"] is None and figures["solo_baseline_bare_latency_p50_ms"] is None
+    assert figures["tokens_paid"] == 2 * PRICE and figures["trade_latency_p50_ms"] > 0
+    # The plain (table) output prints the same run without a crash.
+    assert main(argv[:2] + argv[3:]) == 0
+    assert "solo_trade_latency_p50_ms" in capsys.readouterr().out
