@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 # name -> (arguments, where {d} is the scratch directory, the expected exit code, text the last line must hold)
+# The cases run four at a time: each that opens a peer directory has its own, or two would
+# meet its lock ("in use by process") instead of the error they are about.
 CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     "meter read: truncated .gz": (["meter", "read", "{d}/trunc.gz", "--format", "dsmr"], 1, "Compressed file ended"),
     "meter read: a directory (dsmr)": (["meter", "read", "{d}/dir", "--format", "dsmr"], 1, "is a directory"),
@@ -66,7 +68,7 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     ),
     "peer run: a missing key beside a chain": (["peer", "run", "--dir", "{d}/keyless"], 1, "identity.key is missing"),
     "peer run: an address not on this machine": (
-        ["peer", "run", "--dir", "{d}/p", "--host", "192.0.2.1"], 1, "cannot listen on 192.0.2.1"
+        ["peer", "run", "--dir", "{d}/p-bind", "--host", "192.0.2.1"], 1, "cannot listen on 192.0.2.1"
     ),
     "peer id: --dir is a file": (["peer", "id", "--dir", "{d}/s.csv"], 1, "not a directory"),
     "peer backup: not a peer directory": (["peer", "backup", "--dir", "{d}/dir", "--out", "{d}/b"], 1, "not a peer"),
@@ -78,11 +80,15 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
         ["meter", "synth", "--start", "2262-04-01", "--days", "30", "--out", "{d}/x.csv"], 1, "past the last date"),
     "ipfs add: a directory": (["ipfs", "--repo", "{d}/repo", "add", "{d}/dir"], 1, "is a directory"),
     "peer run: an offer file that is a JSON list": (
-        ["peer", "run", "--dir", "{d}/p", "--offer", "{d}/empty.json"], 1, "expected a JSON object"),
+        ["peer", "run", "--dir", "{d}/p-offer-list", "--offer", "{d}/empty.json"], 1, "expected a JSON object"),
     "peer run: an offer file that is missing": (
-        ["peer", "run", "--dir", "{d}/p", "--offer", "{d}/missing.json"], 1, "cannot read the offer file"),
+        ["peer", "run", "--dir", "{d}/p-offer-missing", "--offer", "{d}/missing.json"], 1, "cannot read the offer file"),
     "peer run: an offer file nested 100k deep": (
-        ["peer", "run", "--dir", "{d}/p", "--offer", "{d}/deep.json"], 1, "not an offer file"),
+        ["peer", "run", "--dir", "{d}/p-offer-deep", "--offer", "{d}/deep.json"], 1, "not an offer file"),
+    "peer run: an offer with an infinite period": (
+        ["peer", "run", "--dir", "{d}/p-offer-inf", "--offer", "{d}/inf-offer.json"], 1, "period_seconds must be a positive"),
+    "peer run: an offer starting 'now'": (
+        ["peer", "run", "--dir", "{d}/p-offer-now", "--offer", "{d}/now-offer.json"], 1, "start must be an ISO time"),
     "bench market: more workers than sellers": (
         ["bench", "market", "--peers", "4", "--trades", "2", "--workers", "3"], 1, "each worker needs a seller"),
 }
@@ -90,6 +96,8 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
 USAGE_CASES: dict[str, list[str]] = {
     "peer run: a port out of range": ["peer", "run", "--dir", "{d}/p", "--port", "99999"],
     "peer run: a negative port": ["peer", "run", "--dir", "{d}/p", "--port", "-5"],
+    "peer run: an empty --host (every interface)": ["peer", "run", "--dir", "{d}/p", "--host", ""],
+    "peer run: a port in non-ASCII digits": ["peer", "run", "--dir", "{d}/p", "--peer", "127.0.0.1:\u0663\u0663"],
     "meter read: an unknown format": ["meter", "read", "{d}/s.csv", "--format", "xml"],
     "peer recover: a timeout of NaN": ["peer", "recover", "--dir", "{d}/p", "--peer", "127.0.0.1:9", "--timeout", "nan"],
     "demo: too many peers": ["demo", "--households", "10000000", "--quiet", "--output", "{d}/demo"],
@@ -129,6 +137,12 @@ def write_scratch(directory: Path) -> None:
     (directory / "bigint.json").write_text('[{"deviceId": "a", "metadata": {"lastUpdate": ' + "9" * 100_000 + "}}]")
     (directory / "empty.txt").write_text("")
     (directory / "empty.json").write_text("[]")
+    offer = {"descriptor": {"kind": "electricity", "resolution_seconds": 900, "location": "2628",
+                            "household_type": "family"}, "price": 5, "period_seconds": 3600,
+             "start": "2026-01-01T00:00:00Z", "periods": 3,
+             "terms": {"purpose": "x", "retention_days": 1, "resale": False}}
+    (directory / "inf-offer.json").write_text(json.dumps({**offer, "period_seconds": 1e308 * 10}))
+    (directory / "now-offer.json").write_text(json.dumps({**offer, "start": "now"}))
     (directory / "corrupt").mkdir()
     (directory / "corrupt" / "chain.sqlite").write_bytes(b"not a database" * 500)
     for name in ("emptied", "keyless"):

@@ -31,7 +31,7 @@ __all__ = ["register", "parse_address", "parse_contact", "parse_port", "check_bi
 def parse_address(text: str) -> UDPv4Address:
     """``HOST:PORT`` -> an IPv4 UDP address (a host name is resolved); ArgumentTypeError otherwise."""
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
     try:
         ip = str(ipaddress.IPv4Address(host))
@@ -41,6 +41,13 @@ def parse_address(text: str) -> UDPv4Address:
         except OSError as exc:
             raise argparse.ArgumentTypeError(f"cannot resolve {host!r}: {exc}") from None
     return UDPv4Address(ip, int(port))
+
+
+def parse_host(text: str) -> str:
+    """A ``--host`` to bind; an empty one would silently mean every interface (0.0.0.0)."""
+    if not text or text != text.strip() or "\x00" in text:
+        raise argparse.ArgumentTypeError(f"expected a host or IP address to bind, got {text!r}")
+    return text
 
 
 def parse_directory(text: str) -> Path:
@@ -145,7 +152,7 @@ def register(subparsers: Any) -> None:
 
     run = inner.add_parser("run", help="run one peer until SIGINT/SIGTERM")
     run.add_argument("--dir", required=True, type=parse_directory, help="the peer's directory (created if new)")
-    run.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for a LAN)")
+    run.add_argument("--host", default="127.0.0.1", type=parse_host, help="address to bind (default 127.0.0.1; 0.0.0.0 for a LAN)")
     run.add_argument("--port", type=parse_port, default=0, help="UDP port (default: any free port)")
     run.add_argument("--peer", action="append", default=[], type=parse_address, metavar="HOST:PORT",
                      help="walk to this peer (repeatable)")
@@ -181,7 +188,7 @@ def register(subparsers: Any) -> None:
 
     recover = inner.add_parser("recover", help="rebuild a lost chain.sqlite from peers that hold the chain")
     recover.add_argument("--dir", required=True, type=parse_directory, help="the peer's directory (its identity.key is needed)")
-    recover.add_argument("--host", default="127.0.0.1")
+    recover.add_argument("--host", default="127.0.0.1", type=parse_host)
     recover.add_argument("--port", type=parse_port, default=0)
     recover.add_argument("--peer", action="append", default=[], type=parse_address, metavar="HOST:PORT",
                          help="a peer that holds blocks of this chain (repeatable)")
@@ -257,7 +264,6 @@ def _live_service(args: argparse.Namespace) -> Any:
 
 def _offer_from_file(service: Any, path: Path) -> Any:
     """Sign the offer described in ``path`` unless an identical live one is on our chain already."""
-    import pandas as pd
 
     from enerdatx.errors import MarketError
     from enerdatx.market.subscription_formats import Terms
@@ -272,11 +278,11 @@ def _offer_from_file(service: Any, path: Path) -> Any:
             raise TypeError('expected a JSON object with "descriptor", "price", "period_seconds", "start", '
                             '"periods" and a "terms" object')
         terms = Terms(**spec["terms"])
-        fields = dict(descriptor=spec["descriptor"], price=spec["price"], period_ms=int(spec["period_seconds"] * 1000),
-                      start=pd.Timestamp(spec["start"]).value // 1_000_000, periods=spec["periods"], terms=terms)
+        fields = dict(descriptor=spec["descriptor"], price=spec["price"], period_ms=_period_ms(spec["period_seconds"]),
+                      start=_start_ms(spec["start"]), periods=spec["periods"], terms=terms)
     except KeyError as exc:
         raise MarketError(f"{path}: not an offer file: no {exc} field") from exc
-    except (ValueError, TypeError, RecursionError) as exc:
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise MarketError(f"{path}: not an offer file: {exc}") from exc
     subs = service.subscriptions
     for offer in subs.live_offers():
@@ -284,6 +290,26 @@ def _offer_from_file(service: Any, path: Path) -> Any:
                                                 offer.periods, offer.terms) == tuple(fields.values()):
             return offer
     return subs.offer(fields.pop("descriptor"), fields.pop("price"), **fields)
+
+
+def _period_ms(seconds: Any) -> int:
+    """An offer's period in ms: a finite positive number of seconds (true is no number here)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds < 2**53 / 1000:
+        raise ValueError(f"period_seconds must be a positive number of seconds, not {seconds!r}")
+    return int(seconds * 1000)
+
+
+def _start_ms(start: Any) -> int:
+    """An offer's start in ms since the epoch, from an absolute ISO time.
+
+    Relative words ("now", "today") are refused: the offer would differ at every restart, and
+    the identical offer already on the chain would never be found again.
+    """
+    import pandas as pd
+
+    if not isinstance(start, str) or start.strip().lower() in ("now", "today", "tomorrow", "yesterday"):
+        raise ValueError(f"start must be an ISO time such as 2026-01-01T00:00:00Z, not {start!r}")
+    return int(pd.Timestamp(start).value // 1_000_000)
 
 
 async def _serve(args: argparse.Namespace) -> None:
