@@ -264,7 +264,6 @@ def _live_service(args: argparse.Namespace) -> Any:
 
 def _offer_from_file(service: Any, path: Path) -> Any:
     """Sign the offer described in ``path`` unless an identical live one is on our chain already."""
-
     from enerdatx.errors import MarketError
     from enerdatx.market.subscription_formats import Terms
 
