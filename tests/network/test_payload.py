@@ -117,3 +117,61 @@ def test_the_largest_fraud_proof_fits_one_datagram():
     packet = default_serializer.pack_serializable(FraudProofMessage(proof.encode()))
     assert len(proof.block_a.encode()) == MAX_BLOCK_SIZE
     assert len(packet) + 163 <= 65_507
+
+
+def _pyipv8_pack(community: object, payload: object) -> bytes:
+    """The packet pyipv8's own code makes (its OpenSSL binding signs)."""
+    from ipv8.lazy_community import EZPackOverlay
+
+    original = EZPackOverlay._ez_pack
+    try:
+        type(community)._ez_pack = original  # type: ignore[method-assign, attr-defined]
+        return community.ezr_pack(payload.msg_id, payload)  # type: ignore[attr-defined, no-any-return]
+    finally:
+        del type(community)._ez_pack  # type: ignore[attr-defined]
+
+
+def test_libsodium_packet_signatures_match_pyipv8s_and_refuse_forgeries(tmp_path: Path) -> None:
+    from ipv8.lazy_community import EZPackOverlay
+    from ipv8.messaging.payload_headers import BinMemberAuthenticationPayload
+
+    with Lab(tmp_path) as lab:
+        first, second = lab.run_sync(lab.start(2))
+        community = first.community
+        payload = RejectionMessage(3, "x" * 40)
+        ours = community.ezr_pack(payload.msg_id, payload)
+        assert ours == _pyipv8_pack(community, payload)  # Ed25519 is deterministic: the same bytes
+
+        def check(packet: bytes) -> bool:
+            auth, _ = default_serializer.unpack_serializable(BinMemberAuthenticationPayload, packet, offset=23)
+            valid, _ = second.community._verify_signature(auth, packet)
+            return bool(valid)
+
+        def pyipv8_check(packet: bytes) -> bool:
+            auth, _ = default_serializer.unpack_serializable(BinMemberAuthenticationPayload, packet, offset=23)
+            return bool(EZPackOverlay._verify_signature(second.community, auth, packet)[0])
+
+        tampered = bytearray(ours)
+        tampered[-70] ^= 1  # a payload byte
+        resigned_by_other = ours[:-64] + second.community.ezr_pack(payload.msg_id, payload)[-64:]
+        flipped_signature = ours[:-1] + bytes([ours[-1] ^ 0x80])
+        assert check(ours) and pyipv8_check(ours)
+        for forged in (bytes(tampered), resigned_by_other, flipped_signature, ours[:-1]):
+            assert not check(forged)
+            assert not pyipv8_check(forged)  # pyipv8 refuses each one as well
+
+
+def test_a_small_order_key_is_refused(tmp_path: Path) -> None:
+    """The identity point as a public key: (R = identity, S = 0) checks out for every message in
+    plain Ed25519 arithmetic, so anyone could sign as that key. libsodium refuses such keys;
+    pyipv8 3.2's OpenSSL binding accepted this very packet (checked when this test was written)."""
+    from ipv8.messaging.payload_headers import BinMemberAuthenticationPayload
+
+    identity_point = bytes([1]) + bytes(31)
+    key_bin = b"LibNaCLPK:" + bytes(32) + identity_point
+    with Lab(tmp_path) as lab:
+        (peer,) = lab.run_sync(lab.start(1))
+        body = default_serializer.pack_serializable(BinMemberAuthenticationPayload(key_bin)) + b"payload"
+        packet = bytes(23) + body + identity_point + bytes(32)
+        auth, _ = default_serializer.unpack_serializable(BinMemberAuthenticationPayload, packet, offset=23)
+        assert peer.community._verify_signature(auth, packet)[0] is False
