@@ -3,6 +3,12 @@
 The community signs with ``group_commit=True`` and, before it sends a block, awaits
 :meth:`GroupCommit.durable` for the store batch the block is in: nobody sees a block that
 a crash could still take back.
+
+Blocks of others (gossip) may wait longer: :meth:`GroupCommit.later` commits them within a
+delay, so one commit writes the gossip of many turns. They need no fsync and a crash loses
+only blocks that their signers, witnesses and crawls still hold. A block we sign commits the
+open batch, gossip included, before it is sent, so nothing we sign rests on a block we could
+lose.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ class GroupCommit:
     def __init__(self, ledger: TrustChain) -> None:
         self.ledger = ledger
         self._scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
         self._committed: asyncio.Future[None] | None = None
 
     def soon(self) -> None:
@@ -41,8 +48,29 @@ class GroupCommit:
             self._scheduled = True
             loop.call_soon(self._now)
 
+    def later(self, delay: float) -> None:
+        """Commit the store's open batch within ``delay`` seconds (at the next turn if ``delay`` <= 0)."""
+        if self._scheduled or self._timer is not None:
+            return  # a commit is on its way already
+        if delay <= 0:
+            self.soon()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._now()
+            return
+        self._timer = loop.call_later(delay, self._now)
+
+    def flush(self) -> None:
+        """Commit now whatever waits (the community is going away)."""
+        self._now()
+
     def _now(self) -> None:
         self._scheduled = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         committed, self._committed = self._committed, None
         try:
             self.ledger.commit()

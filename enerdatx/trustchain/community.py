@@ -96,6 +96,13 @@ class TrustChainCommunity(Overlay):
         self.register_task("fraud-rounds", self.rumours.round, interval=settings.fraud_round_interval)
         self.register_task("seeds", self._walk_to_seeds, interval=settings.seed_interval, delay=0)
 
+    async def unload(self) -> None:
+        """Commit the gossip that waits for its commit, then stop."""
+        try:
+            self.commits.flush()
+        finally:
+            await super().unload()
+
     # --- peers ---------------------------------------------------------------------
 
     def add_contact(self, public_key: bytes, address: Address) -> None:
@@ -400,12 +407,16 @@ class TrustChainCommunity(Overlay):
         held = self.ledger.store.get(block.public_key, block.sequence_number)  # the hash covers both
         if held is not None and held.hash == block.hash:
             return
-        # A burst of gossip is stored in one transaction, committed at the next turn of the loop.
-        self.ledger.store.open_batch()
+        # Gossip joins the store's open transaction, committed within received_commit_delay (commits.py).
+        store = self.ledger.store
+        store.open_batch()
         try:
             result = self.ledger.receive(block)
         finally:
-            self.commits.soon()
+            if store.uncommitted_blocks >= self.settings.received_commit_blocks:
+                self.commits.soon()
+            else:
+                self.commits.later(self.settings.received_commit_delay)
         if result.is_invalid:
             return
         if payload.ttl > 1:

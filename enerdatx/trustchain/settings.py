@@ -35,6 +35,16 @@ class TrustChainSettings(OverlaySettings):
     """Peers whose keys are closest to sha256(public key, sequence number) also get each new
     half-block: both halves of a fork reach the same witnesses, who then hold the proof."""
 
+    received_commit_delay: float = 0.5
+    """Seconds gossiped blocks of others may wait in the store's open transaction, so that one
+    commit writes many (each peer of a 100-peer market hears about ten a second). A crash loses
+    at most this much gossip, which its signers and witnesses still hold; our own blocks, and
+    the batch before them, are committed before they are sent, whatever this says. 0 commits
+    at the next turn of the event loop."""
+
+    received_commit_blocks: int = 256
+    """Uncommitted gossiped blocks that make the commit happen at once (bounds the open transaction)."""
+
     fraud_fanout: int = 8
     """Random peers a newly learned fraud proof is pushed to at once."""
 

@@ -85,6 +85,7 @@ class BlockStore:
         self._batches_committed = 0  # serial number of the latest batch committed
         self._batches_lost: set[int] = set()
         self._batch_written = False  # whether a part has been written to the open batch
+        self._batch_holds_own = False  # whether the open batch was asked for our own blocks
         # The last agreements_for answer (validating a proposal and storing it ask it twice);
         # forgotten by any write that could change it and by every rollback.
         self._agreements: tuple[tuple[bytes, int], list[HalfBlock]] | None = None
@@ -145,6 +146,7 @@ class BlockStore:
         self._run(self._commit())
 
     def _savepoint(self) -> Iterator[None]:
+        callbacks = len(self._after_commit)
         if not self._batch_written:
             # The batch's first part (the usual case: a lone gossiped block) needs no savepoint:
             # undoing it is undoing the batch, which holds nothing else.
@@ -160,9 +162,10 @@ class BlockStore:
                 raise
             self._depth = 0
             self._batch_written = True
+            self._run_part_callbacks(callbacks)
             return
         self._db.execute("SAVEPOINT part")
-        pending, latest, callbacks = dict(self._pending), dict(self._pending_latest), len(self._after_commit)
+        pending, latest = dict(self._pending), dict(self._pending_latest)
         self._depth = 1
         try:
             yield
@@ -179,24 +182,45 @@ class BlockStore:
             self._db.execute("RELEASE part")
         finally:
             self._depth = 0
+        self._run_part_callbacks(callbacks)
+
+    def _run_part_callbacks(self, start: int) -> None:
+        """Run what waited for a finished part of a batch of others' blocks (not for the commit).
+
+        Such a batch may stay open for a while (gossip, see commits.py), and a listener should
+        not hear of a block that late. Readers of this store see the block already; only a
+        failed COMMIT (a disk error) could still take it back, and it is someone else's block,
+        which its signer still holds. A batch opened for our own blocks keeps its callbacks for
+        the commit: nobody may learn of our block before it is committed.
+        """
+        if self._batch is not None and not self._batch_holds_own and len(self._after_commit) > start:
+            callbacks = self._after_commit[start:]
+            del self._after_commit[start:]
+            self._run(callbacks)
 
     def open_batch(self, *, durable: bool = False) -> None:
         """Begin a transaction that later writes join until :meth:`commit_batch` (a gossip burst,
         or a group commit: the blocks one peer signs in one turn of the event loop, one fsync).
 
-        Nothing written in a batch may be shown to anyone before commit_batch returns. A batch
-        that is already open is kept, unless it does not wait for the disk and ``durable``
-        asks for it: then it is committed and a durable one begun.
+        ``durable`` asks for a batch of our own blocks: none of them may be shown to anyone,
+        listeners included, before commit_batch returns (with ``fsync=False`` it does not wait
+        for the disk, but a failed commit still takes the blocks back). A batch of others'
+        blocks tells its listeners at the end of each part (see :meth:`_run_part_callbacks`).
+        A batch that is already open is kept, unless it does not wait for the disk and
+        ``durable`` asks for it: then it is committed and a durable one begun.
         """
         if self._depth:
             raise RuntimeError("open_batch inside a transaction")
+        own = durable
         durable = durable and self.fsync
         if self._batch is not None:
             if self._batch or not durable:
+                self._batch_holds_own = self._batch_holds_own or own
                 return
             self.commit_batch()
         self._begin(durable)
         self._batch = durable
+        self._batch_holds_own = own
         self._batch_written = False
         self._batches += 1
 
@@ -214,6 +238,11 @@ class BlockStore:
             raise
         self._batches_committed = self._batches
         self._run(callbacks)
+
+    @property
+    def uncommitted_blocks(self) -> int:
+        """Blocks written and not yet committed."""
+        return len(self._pending)
 
     @property
     def batch(self) -> int | None:
@@ -389,8 +418,8 @@ class BlockStore:
         )
         if cached is not None:
             return cached
-        if sequence_number > self.latest_sequence_number(public_key):
-            return None
+        if sequence_number < 1 or sequence_number > self.latest_sequence_number(public_key):
+            return None  # chains start at 1: validating a first block asks for its 0th
         row = self._db.execute(
             "SELECT encoded FROM blocks WHERE public_key = ? AND sequence_number = ?",
             (public_key, sequence_number),
@@ -434,12 +463,16 @@ class BlockStore:
                 "SELECT MAX(sequence_number) FROM blocks WHERE public_key = ?", (public_key,)
             ).fetchone()
             latest = row[0] or 0
-            if not self._pending:  # else uncommitted rows could leak into the cache
+            # Every uncommitted row of a chain is in _pending_latest: a chain without any read
+            # committed rows only, which the cache may keep.
+            if public_key not in self._pending_latest:
                 self._latest[public_key] = latest
         return max(latest, self._pending_latest.get(public_key, 0))
 
     def held_sequence_numbers(self, public_key: bytes, start: int, end: int) -> list[int]:
         """The sequence numbers held of that chain in [start, end], ascending."""
+        if end < start:  # an empty range (what lies below a first block), asked for often
+            return []
         return [
             row[0]
             for row in self._db.execute(
@@ -552,8 +585,12 @@ class BlockStore:
         return public_key in self._fraudulent
 
     def close(self) -> None:
-        """Close the database."""
-        self._db.close()
+        """Commit an open batch (gossip waiting for its commit), then close the database."""
+        try:
+            if self._batch is not None and not self._depth:
+                self.commit_batch()
+        finally:
+            self._db.close()
 
     def __enter__(self) -> BlockStore:
         return self

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from ipv8.peer import Peer as IPv8Peer
 from ipv8.test.mocking.ipv8 import MockIPv8
 
@@ -117,6 +118,63 @@ class TestGroupCommit(TrustChainTestBase):
         assert agreement.link_sequence_number == 1
 
 
+class TestGossipCommit(TestGroupCommit):
+    """Gossip waits in the open transaction up to received_commit_delay; listeners hear of it at once."""
+
+    NODES = 4
+    SETTINGS = {**TestGroupCommit.SETTINGS, "received_commit_delay": 0.4, "witnesses": 3, "gossip_fanout": 3}
+
+    def committed(self, i: int, block: HalfBlock) -> bool:
+        with sqlite3.connect(self.ledger(i).store.path) as other:
+            return other.execute("SELECT 1 FROM blocks WHERE block_hash = ?", (block.hash,)).fetchone() is not None
+
+    async def test_gossip_is_heard_at_once_and_committed_within_the_delay(self) -> None:
+        heard: list[HalfBlock] = []
+        self.ledger(3).subscribe(heard.append)
+        commits = self.ledger(3).store._db.commits
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        proposal, agreement = await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
+        async with asyncio.timeout(2):
+            while not {proposal.hash, agreement.hash} <= {b.hash for b in heard}:
+                await asyncio.sleep(0.01)
+        assert loop.time() - start < 0.3  # heard long before the delay is up
+        assert self.ledger(3).store.uncommitted_blocks == 2 and not self.committed(3, proposal)
+        async with asyncio.timeout(2):
+            while not self.committed(3, agreement):
+                await asyncio.sleep(0.02)
+        assert self.committed(3, proposal) and self.ledger(3).store.uncommitted_blocks == 0
+        assert self.ledger(3).store._db.commits == commits + 1  # both blocks, one commit
+
+    async def test_our_own_block_commits_the_waiting_gossip_before_it_is_sent(self) -> None:
+        proposal, _ = await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
+        async with asyncio.timeout(2):
+            while self.ledger(3).store.get(proposal.public_key, 1) is None:
+                await asyncio.sleep(0.01)
+        assert not self.committed(3, proposal)
+        sent = self.watch_sends(3)
+        await self.overlay(3).propose(self.key(2), PING, {}, timeout=2)
+        assert self.committed(3, proposal)  # committed with (before) our proposal
+        assert all(ok for _, ok in sent), sent
+
+    async def test_unloading_commits_the_waiting_gossip(self) -> None:
+        proposal, _ = await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
+        async with asyncio.timeout(2):
+            while self.ledger(3).store.get(proposal.public_key, 1) is None:
+                await asyncio.sleep(0.01)
+        assert not self.committed(3, proposal)
+        await self.overlay(3).unload()
+        assert self.committed(3, proposal)
+
+    async def test_a_full_batch_is_committed_at_once(self) -> None:
+        self.overlay(3).settings.received_commit_blocks = 2
+        proposal, agreement = await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
+        async with asyncio.timeout(0.3):
+            while not self.committed(3, agreement):
+                await asyncio.sleep(0.01)
+        assert self.committed(3, proposal)
+
+
 def test_a_durable_write_commits_an_open_batch_first_and_a_failed_part_undoes_only_itself(tmp_path) -> None:
     owner = Identity.generate()
     ledger = TrustChain(Identity.generate(), BlockStore(tmp_path / "s.sqlite"))
@@ -127,7 +185,7 @@ def test_a_durable_write_commits_an_open_batch_first_and_a_failed_part_undoes_on
     first = sign(owner)
     ledger.store.open_batch()
     assert not ledger.receive(first).is_invalid
-    assert stored == []  # listeners hear of a block once it is committed
+    assert stored == [first]  # a block of others is heard of once stored, not at the batch's commit
     try:
         with ledger.store.transaction(durable=False):
             ledger.store.insert_validated([sign(owner, sequence_number=2, previous_hash=first.hash)])
@@ -139,7 +197,29 @@ def test_a_durable_write_commits_an_open_batch_first_and_a_failed_part_undoes_on
     assert ledger.store.batch is None
     with sqlite3.connect(tmp_path / "s.sqlite") as other:
         assert other.execute("SELECT COUNT(*) FROM blocks").fetchone()[0] == 2
-    assert stored == [first, record]
+    assert stored == [first, record]  # never the undone block
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+def test_listeners_hear_of_our_own_group_committed_blocks_only_after_the_commit(tmp_path, fsync) -> None:
+    """Even without fsync, and even when our block joins an open batch of gossip: a failed commit
+    would take it back and the next block would reuse its place."""
+    from tests.support.blocks import sign
+
+    ledger = TrustChain(Identity.generate(), BlockStore(tmp_path / "s.sqlite", fsync=fsync))
+    stored: list[HalfBlock] = []
+    ledger.subscribe(stored.append)
+    other = Identity.generate()
+    gossip = sign(other)
+    ledger.store.open_batch()
+    ledger.receive(gossip)
+    assert stored == [gossip]
+    ours = ledger.propose(other.public_key, PING, {"n": 1}, group_commit=True)
+    later_gossip = sign(other, sequence_number=2, previous_hash=gossip.hash)
+    ledger.receive(later_gossip)
+    assert ours not in stored and later_gossip not in stored  # the batch holds our block now
+    ledger.commit()
+    assert stored == [gossip, ours, later_gossip] or stored == [gossip, later_gossip, ours]
 
 
 def test_a_failed_first_part_of_a_batch_undoes_the_batch_and_the_store_goes_on(tmp_path) -> None:

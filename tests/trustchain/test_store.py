@@ -182,6 +182,35 @@ def test_agreements_for_asks_sqlite_only_about_proposals_something_links_to() ->
     assert any(q.startswith("SELECT encoded FROM blocks WHERE link_public_key") for q in queries)
 
 
+def test_what_lies_below_a_first_block_is_answered_without_a_query() -> None:
+    store = BlockStore(fsync=False)
+    owner = Identity.generate()
+    first = sign(owner)
+    store.insert_validated([first])
+    store._recent.clear()  # not from the cache
+    queries: list[str] = []
+    store._db.set_trace_callback(queries.append)
+    assert store.get(owner.public_key, 0) is None and store.get(owner.public_key, -1) is None
+    assert store.held_sequence_numbers(owner.public_key, 1, 0) == []
+    assert queries == []
+    assert store.held_sequence_numbers(owner.public_key, 1, 1) == [1] and store.get(owner.public_key, 1) == first
+
+
+def test_the_latest_sequence_number_is_kept_for_chains_untouched_by_the_open_batch() -> None:
+    store = BlockStore(fsync=False)
+    settled, busy = Identity.generate(), Identity.generate()
+    store.insert_validated([sign(settled)])
+    store._latest.clear()
+    store.open_batch()
+    store.insert_validated([sign(busy)])  # uncommitted
+    assert store.latest_sequence_number(settled.public_key) == 1
+    assert store._latest == {settled.public_key: 1}  # kept: no uncommitted row of that chain
+    assert store.latest_sequence_number(busy.public_key) == 1
+    assert busy.public_key not in store._latest  # never cache what a rollback could undo
+    store._rollback()
+    assert store.latest_sequence_number(busy.public_key) == 0
+
+
 def test_a_store_that_never_waits_for_the_disk_never_syncs(tmp_path) -> None:
     lazy = BlockStore(tmp_path / "lazy.sqlite", fsync=False)
     TrustChain(Identity.generate(), lazy).record(PAY, {})
