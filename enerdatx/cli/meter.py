@@ -117,7 +117,8 @@ def _read(args: argparse.Namespace) -> int:
     if len(readings) == 0:
         print(f"enerdatx: error: {args.file}: no readings could be read", file=sys.stderr)
         return 1
-    _, report = clean_readings(readings)
+    # What is written is what the report describes: sorted, duplicates dropped, glitches blanked.
+    readings, report = clean_readings(readings)
     if not report.ok:
         print("quality: " + json.dumps(report.to_dict()), file=sys.stderr)
     if args.out:
