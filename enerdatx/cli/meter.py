@@ -111,9 +111,10 @@ def _read(args: argparse.Namespace) -> int:
             print(f"... and {stats.skipped - len(stats.errors)} more", file=sys.stderr)
         print(f"{stats.parsed} telegrams read, {stats.skipped} skipped", file=sys.stderr)
     elif args.format == "oehu":
-        readings = read_oehu(args.file, device_id=args.device)
+        readings = read_oehu(args.file, device_id=args.device, sort=False)
     else:
-        readings = read_csv(args.file, meter=args.device)
+        # In file order: clean_readings sorts, and reports a file that was not in time order.
+        readings = read_csv(args.file, meter=args.device, sort=False)
     if len(readings) == 0:
         print(f"enerdatx: error: {args.file}: no readings could be read", file=sys.stderr)
         return 1

@@ -30,8 +30,12 @@ _HALF_HOUR = pd.Timedelta(minutes=30)
 
 
 def read_csv(source: str | Path | IO[Any] | bytes, *, format: str = "auto", meter: str | None = None,
-             tz: str = "Europe/London") -> pd.DataFrame:
-    """Canonical readings from a London Smart Meters or generic CSV file (``format`` auto-detected)."""
+             tz: str = "Europe/London", sort: bool = True) -> pd.DataFrame:
+    """Canonical readings from a London Smart Meters or generic CSV file (``format`` auto-detected).
+
+    ``sort=False`` keeps a generic file's row order, so that ``clean_readings`` can report the
+    file as unsorted (London files are always put in time order: their registers are summed).
+    """
     table = _load(source)
     columns = {c.strip() for c in table.columns}
     table.columns = [c.strip() for c in table.columns]
@@ -40,7 +44,7 @@ def read_csv(source: str | Path | IO[Any] | bytes, *, format: str = "auto", mete
     if format == "london":
         return _london(table, meter, tz)
     if format == "generic":
-        return _generic(table, meter)
+        return _generic(table, meter, sort)
     raise ReadingsFormatError(f"unknown CSV format {format!r}: use 'london', 'generic' or 'auto'")
 
 
@@ -140,7 +144,7 @@ def _london(table: pd.DataFrame, meter: str | None, tz: str) -> pd.DataFrame:
     return frame
 
 
-def _generic(table: pd.DataFrame, meter: str | None) -> pd.DataFrame:
+def _generic(table: pd.DataFrame, meter: str | None, sort: bool) -> pd.DataFrame:
     if "timestamp" not in table.columns:
         raise ReadingsFormatError("generic CSV needs a 'timestamp' column (ISO 8601 with offset)")
     unknown = set(table.columns) - set(COLUMNS) - {"timestamp"}
@@ -165,4 +169,5 @@ def _generic(table: pd.DataFrame, meter: str | None) -> pd.DataFrame:
         raise ReadingsFormatError(f"bad value in generic CSV: {exc}") from exc
     meter_id = table["meter_id"].tolist() if "meter_id" in table.columns else pseudonymize_meter_id("csv")
     source = table["source"].tolist() if "source" in table.columns else "csv"
-    return make_readings(times, columns, meter_id=meter_id, source=source).sort_index(kind="stable")
+    frame = make_readings(times, columns, meter_id=meter_id, source=source)
+    return frame.sort_index(kind="stable") if sort else frame

@@ -29,3 +29,18 @@ def test_read_writes_the_cleaned_readings_it_reports(tmp_path, day_10s: pd.DataF
     assert written.index.is_unique and written.index.is_monotonic_increasing
     assert list(written.index) == list(day_10s.index[:10])
 
+
+def test_a_csv_or_oehu_file_out_of_time_order_is_reported_unsorted(tmp_path, capsys) -> None:
+    # The readers sorted before clean_readings saw the rows, so the report always said "unsorted": false.
+    csv_path = tmp_path / "unsorted.csv"
+    csv_path.write_text("timestamp,import_kwh\n2026-01-01T00:15:00Z,1.2\n2026-01-01T00:00:00Z,1.0\n"
+                        "2026-01-01T00:30:00Z,1.3\n")
+    oehu_path = tmp_path / "unsorted.json"
+    oehu_path.write_text(json.dumps([
+        {"deviceId": "pi", "metadata": {"lastUpdate": 1_767_225_600_000 + 900_000 * i},
+         "electricityReceived": {"total": 1 + i / 10}} for i in (1, 0, 2)]))
+    for path, fmt in ((csv_path, "csv"), (oehu_path, "oehu")):
+        out = tmp_path / f"{fmt}.csv"
+        assert main(["meter", "read", str(path), "--format", fmt, "--out", str(out)]) == 0
+        assert _quality(capsys.readouterr().err)["unsorted"] is True, fmt
+        assert read_csv(out).index.is_monotonic_increasing
