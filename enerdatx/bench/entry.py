@@ -38,6 +38,9 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     "meter read: nothing read (dsmr)": (["meter", "read", "{d}/empty.txt", "--format", "dsmr"], 1, "no readings"),
     "meter read: nothing read (oehu)": (["meter", "read", "{d}/empty.json", "--format", "oehu"], 1, "no readings"),
     "meter read: a missing file": (["meter", "read", "{d}/missing.csv", "--format", "csv"], 1, "no such file"),
+    "meter read: an infinite register (csv)": (
+        ["meter", "read", "{d}/inf.csv", "--format", "csv", "--json"], 1, "row 3, column import_kwh: 'inf' is not a finite"
+    ),
     "meter synth: a start that is no date": (
         ["meter", "synth", "--start", "garbage", "--days", "1", "--out", "{d}/x.csv"], 1, "is not a date"
     ),
@@ -135,6 +138,7 @@ def write_scratch(directory: Path) -> None:
     (directory / "trunc.gz").write_bytes(gzip.compress(telegrams)[:200])
     (directory / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     (directory / "bigint.json").write_text('[{"deviceId": "a", "metadata": {"lastUpdate": ' + "9" * 100_000 + "}}]")
+    (directory / "inf.csv").write_text("timestamp,import_kwh\n2026-01-01T00:00:00Z,1\n2026-01-01T00:15:00Z,inf\n")
     (directory / "empty.txt").write_text("")
     (directory / "empty.json").write_text("[]")
     offer = {"descriptor": {"kind": "electricity", "resolution_seconds": 900, "location": "2628",

@@ -44,7 +44,7 @@ def read_csv(source: str | Path | IO[Any] | bytes, *, format: str = "auto", mete
     if format == "london":
         return _london(table, meter, tz)
     if format == "generic":
-        return _generic(table, meter, sort)
+        return _generic(table, meter, sort, f"{source}: " if isinstance(source, (str, Path)) else "")
     raise ReadingsFormatError(f"unknown CSV format {format!r}: use 'london', 'generic' or 'auto'")
 
 
@@ -144,7 +144,7 @@ def _london(table: pd.DataFrame, meter: str | None, tz: str) -> pd.DataFrame:
     return frame
 
 
-def _generic(table: pd.DataFrame, meter: str | None, sort: bool) -> pd.DataFrame:
+def _generic(table: pd.DataFrame, meter: str | None, sort: bool, where: str) -> pd.DataFrame:
     if "timestamp" not in table.columns:
         raise ReadingsFormatError("generic CSV needs a 'timestamp' column (ISO 8601 with offset)")
     unknown = set(table.columns) - set(COLUMNS) - {"timestamp"}
@@ -162,12 +162,38 @@ def _generic(table: pd.DataFrame, meter: str | None, sort: bool) -> pd.DataFrame
         for name in COLUMNS:
             if name in ("meter_id", "source") or name not in table.columns:
                 continue
-            cells = table[name].str.strip().replace("", None)
-            columns[name] = (pd.to_datetime(cells, utc=True, format="ISO8601") if name == "gas_timestamp"
-                             else pd.to_numeric(cells, errors="raise").astype("float64"))
+            if name == "gas_timestamp":
+                cells = table[name].str.strip().replace("", None)
+                columns[name] = pd.to_datetime(cells, utc=True, format="ISO8601")
+            else:
+                columns[name] = _numbers(table[name], name, where)
     except (ValueError, TypeError) as exc:
+        if isinstance(exc, ReadingsFormatError):
+            raise
         raise ReadingsFormatError(f"bad value in generic CSV: {exc}") from exc
     meter_id = table["meter_id"].tolist() if "meter_id" in table.columns else pseudonymize_meter_id("csv")
     source = table["source"].tolist() if "source" in table.columns else "csv"
     frame = make_readings(times, columns, meter_id=meter_id, source=source)
     return frame.sort_index(kind="stable") if sort else frame
+
+
+def _numbers(cells: pd.Series, name: str, where: str) -> pd.Series:
+    """A float column of a generic CSV; an empty cell is unknown (NaN).
+
+    Registers, power and gas all count from 0 up (import and export are separate columns), so
+    a negative value is refused as well as inf, 1e400 (inf to float) and nan: JSON has no
+    Infinity or NaN, and an infinite register would make every consumption from it infinite.
+    """
+    text = cells.str.strip()
+    numbers = pd.to_numeric(text, errors="coerce").astype("float64")
+    given = text != ""
+    bad = given & ~(np.isfinite(numbers) & (numbers >= 0))
+    if bad.any():
+        label = bad[bad].index[0]
+        cell = text[label]
+        unparsed = pd.isna(numbers[label]) and cell.lower() != "nan"
+        why = "is not a number" if unparsed else "is not a finite non-negative number"
+        # pandas numbers the data rows from 0 after the header: row 2 of the file is the first.
+        raise ReadingsFormatError(f"{where}bad value in generic CSV at row {int(label) + 2}, column {name}: "
+                                  f"{cell!r} {why}")
+    return numbers.where(given)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pandas as pd
@@ -71,6 +72,24 @@ def test_generic_csv_round_trip(tmp_path, month_15min: pd.DataFrame) -> None:
 def test_malformed_csv_is_a_format_error(text: str, message: str) -> None:
     with pytest.raises(ReadingsFormatError, match=message):
         read_csv(io.BytesIO(text.encode()))
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "Infinity", "1e400", "nan", "NaN", "-3", "-0.001"])
+@pytest.mark.parametrize("column", ["import_kwh", "gas_m3", "power_import_w"])
+def test_generic_csv_refuses_values_no_register_can_hold(tmp_path, value: str, column: str) -> None:
+    # They were read as inf/-inf/negative readings, and --json then printed Infinity (not JSON).
+    path = tmp_path / "bad.csv"
+    path.write_text(f"timestamp,{column}\n2026-01-01T00:00:00Z,1.0\n2026-01-01T00:15:00Z,{value}\n")
+    message = f"{path}: bad value in generic CSV at row 3, column {column}: '{value}' is not a finite non-negative"
+    with pytest.raises(ReadingsFormatError, match=re.escape(message)):
+        read_csv(path)
+
+
+def test_generic_csv_names_the_file_row_of_a_bad_value_of_one_meter() -> None:
+    text = "timestamp,meter_id,import_kwh\n2026-01-01T00:00:00Z,a,1\n2026-01-01T00:00:00Z,b,lots\n"
+    with pytest.raises(ReadingsFormatError, match="row 3, column import_kwh: 'lots' is not a number"):
+        read_csv(text.encode(), meter="b")  # its first row, but the file's third
+    assert read_csv(text.encode(), meter="a")["import_kwh"].tolist() == [1.0]
 
 
 def test_generic_csv_offsets_are_converted_to_utc() -> None:
