@@ -41,6 +41,10 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     "meter read: an infinite register (csv)": (
         ["meter", "read", "{d}/inf.csv", "--format", "csv", "--json"], 1, "row 3, column import_kwh: 'inf' is not a finite"
     ),
+    "meter read: a CSV of two meters": (["meter", "read", "{d}/two.csv", "--format", "csv"], 1, "choose one with --device"),
+    "meter read: a --device not in the file": (
+        ["meter", "read", "{d}/two.csv", "--format", "csv", "--device", "nope"], 1, "the file holds a, b"
+    ),
     "meter synth: a start that is no date": (
         ["meter", "synth", "--start", "garbage", "--days", "1", "--out", "{d}/x.csv"], 1, "is not a date"
     ),
@@ -139,6 +143,8 @@ def write_scratch(directory: Path) -> None:
     (directory / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     (directory / "bigint.json").write_text('[{"deviceId": "a", "metadata": {"lastUpdate": ' + "9" * 100_000 + "}}]")
     (directory / "inf.csv").write_text("timestamp,import_kwh\n2026-01-01T00:00:00Z,1\n2026-01-01T00:15:00Z,inf\n")
+    (directory / "two.csv").write_text("timestamp,meter_id,import_kwh\n2026-01-01T00:00:00Z,a,1\n"
+                                       "2026-01-01T00:00:00Z,b,2\n")
     (directory / "empty.txt").write_text("")
     (directory / "empty.json").write_text("[]")
     offer = {"descriptor": {"kind": "electricity", "resolution_seconds": 900, "location": "2628",

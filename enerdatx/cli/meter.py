@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from enerdatx.errors import MeterChoiceError
 from enerdatx.meter import (
     DSMRStats,
     clean_readings,
@@ -25,6 +26,7 @@ from enerdatx.meter import (
     write_csv,
 )
 from enerdatx.meter.dsmr import NO_TIMESTAMP
+from enerdatx.meter.schema import meter_list
 from enerdatx.meter.telegrams import VARIANTS
 
 
@@ -39,7 +41,8 @@ def register(subparsers: Any) -> None:
     out = read.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON object per reading")
     out.add_argument("--out", type=Path, help="write generic CSV here")
-    read.add_argument("--device", help="OEHU device id / London LCLid when the file holds several")
+    read.add_argument("--device", help="the meter to read when the file holds several: OEHU deviceId, "
+                                       "London LCLid, generic CSV meter_id")
     read.add_argument("--progress", action="store_true", help="show a progress bar (dsmr)")
     read.add_argument("--start", type=_utc_start, metavar="ISO-8601",
                       help="dsmr: the time of the first telegram, for telegrams without a timestamp "
@@ -110,11 +113,20 @@ def _read(args: argparse.Namespace) -> int:
         if stats.skipped > len(stats.errors):
             print(f"... and {stats.skipped - len(stats.errors)} more", file=sys.stderr)
         print(f"{stats.parsed} telegrams read, {stats.skipped} skipped", file=sys.stderr)
-    elif args.format == "oehu":
-        readings = read_oehu(args.file, device_id=args.device, sort=False)
     else:
-        # In file order: clean_readings sorts, and reports a file that was not in time order.
-        readings = read_csv(args.file, meter=args.device, sort=False)
+        try:
+            if args.format == "oehu":
+                readings = read_oehu(args.file, device_id=args.device, sort=False)
+            else:
+                # In file order: clean_readings sorts, and reports a file that was not in time order.
+                readings = read_csv(args.file, meter=args.device, sort=False)
+        except MeterChoiceError as exc:  # its message names the Python keyword (meter=, device_id=)
+            if exc.wanted is None:
+                why = f"holds {len(exc.meters)} meters ({meter_list(exc.meters)}); choose one with --device"
+            else:
+                why = f"no meter {exc.wanted!r} (--device); the file holds {meter_list(exc.meters)}"
+            print(f"enerdatx: error: {args.file}: {why}", file=sys.stderr)
+            return 1
     if len(readings) == 0:
         print(f"enerdatx: error: {args.file}: no readings could be read", file=sys.stderr)
         return 1

@@ -19,8 +19,8 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from enerdatx.errors import ReadingsFormatError, StorageError
-from enerdatx.meter.schema import COLUMNS, make_readings, pseudonymize_meter_id, validate_readings
+from enerdatx.errors import MeterChoiceError, ReadingsFormatError, StorageError
+from enerdatx.meter.schema import COLUMNS, make_readings, meter_list, pseudonymize_meter_id, validate_readings
 
 __all__ = ["read_csv", "write_csv", "london_meter_ids"]
 
@@ -32,6 +32,9 @@ _HALF_HOUR = pd.Timedelta(minutes=30)
 def read_csv(source: str | Path | IO[Any] | bytes, *, format: str = "auto", meter: str | None = None,
              tz: str = "Europe/London", sort: bool = True) -> pd.DataFrame:
     """Canonical readings from a London Smart Meters or generic CSV file (``format`` auto-detected).
+
+    A file of several meters (London ``LCLid``, generic ``meter_id``) needs ``meter``: without
+    it, or with one the file does not hold, MeterChoiceError lists the file's meters.
 
     ``sort=False`` keeps a generic file's row order, so that ``clean_readings`` can report the
     file as unsorted (London files are always put in time order: their registers are summed).
@@ -98,12 +101,13 @@ def _london(table: pd.DataFrame, meter: str | None, tz: str) -> pd.DataFrame:
     if not households:
         raise ReadingsFormatError("a London Smart Meters file without a reading")
     if meter is None and len(households) > 1:
-        raise ReadingsFormatError(f"{len(households)} households ({', '.join(households[:3])}, ...); "
-                                  "pass meter=")
+        raise MeterChoiceError(f"{len(households)} households in the file ({meter_list(households)}); "
+                               "choose one with meter=", meters=households)
     if meter is not None:
         table = table[ids == meter]
         if table.empty:
-            raise ReadingsFormatError(f"no household {meter!r} in the file")
+            raise MeterChoiceError(f"no household {meter!r} in the file; it holds {meter_list(households)}",
+                                   meters=households, wanted=meter)
     household = meter or households[0]
     energy = pd.to_numeric(table[energy_col].str.strip().replace({"Null": "", "null": ""}),
                            errors="coerce")
@@ -150,8 +154,7 @@ def _generic(table: pd.DataFrame, meter: str | None, sort: bool, where: str) -> 
     unknown = set(table.columns) - set(COLUMNS) - {"timestamp"}
     if unknown:
         raise ReadingsFormatError(f"unknown columns {sorted(unknown)} (see docs/readings.md)")
-    if meter is not None and "meter_id" in table.columns:
-        table = table[table["meter_id"] == meter]
+    table = _one_meter(table, meter)
     text = table["timestamp"].str.strip()
     naive = ~text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)
     if naive.any():
@@ -175,6 +178,25 @@ def _generic(table: pd.DataFrame, meter: str | None, sort: bool, where: str) -> 
     source = table["source"].tolist() if "source" in table.columns else "csv"
     frame = make_readings(times, columns, meter_id=meter_id, source=source)
     return frame.sort_index(kind="stable") if sort else frame
+
+
+def _one_meter(table: pd.DataFrame, meter: str | None) -> pd.DataFrame:
+    """The rows of ``meter``; a file of several meters needs one named (their rows would be mixed)."""
+    if "meter_id" not in table.columns:
+        if meter is not None and meter != pseudonymize_meter_id("csv"):
+            raise MeterChoiceError(f"no meter {meter!r} in the file: it has no meter_id column (one meter)",
+                                   meters=[pseudonymize_meter_id("csv")], wanted=meter)
+        return table
+    meters = sorted(table["meter_id"].unique())
+    if meter is None:
+        if len(meters) > 1:
+            raise MeterChoiceError(f"{len(meters)} meters in the file ({meter_list(meters)}); "
+                                   "choose one with meter=", meters=meters)
+        return table
+    if meter not in meters:
+        raise MeterChoiceError(f"no meter {meter!r} in the file; it holds {meter_list(meters)}",
+                               meters=meters, wanted=meter)
+    return table[table["meter_id"] == meter]
 
 
 def _numbers(cells: pd.Series, name: str, where: str) -> pd.Series:

@@ -22,8 +22,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from enerdatx.errors import OEHUAPIError, ReadingsFormatError
-from enerdatx.meter.schema import empty_readings, make_readings, pseudonymize_meter_id
+from enerdatx.errors import MeterChoiceError, OEHUAPIError, ReadingsFormatError
+from enerdatx.meter.schema import empty_readings, make_readings, meter_list, pseudonymize_meter_id
 
 __all__ = ["read_oehu", "oehu_readings", "OEHUClient"]
 
@@ -171,9 +171,11 @@ def _frame(parsed: list[tuple[Any, ...]], device_id: str | None, sort: bool) -> 
     if device_id is not None:
         parsed = [p for p in parsed if p[0] == device_id]
         if not parsed:
-            raise ReadingsFormatError(f"no readings of device {device_id!r}; devices: {devices[:5]}")
+            raise MeterChoiceError(f"no readings of device {device_id!r}; the data holds {meter_list(devices)}",
+                                   meters=devices, wanted=device_id)
     elif len(devices) > 1:
-        raise ReadingsFormatError(f"readings of {len(devices)} devices ({devices[:3]}...); pass device_id=")
+        raise MeterChoiceError(f"readings of {len(devices)} devices ({meter_list(devices)}); "
+                               "choose one with device_id=", meters=devices)
     if not parsed:
         return empty_readings()
     if sort:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from enerdatx.cli import main
 from enerdatx.meter import read_csv, render_telegrams
@@ -44,3 +45,26 @@ def test_a_csv_or_oehu_file_out_of_time_order_is_reported_unsorted(tmp_path, cap
         assert main(["meter", "read", str(path), "--format", fmt, "--out", str(out)]) == 0
         assert _quality(capsys.readouterr().err)["unsorted"] is True, fmt
         assert read_csv(out).index.is_monotonic_increasing
+
+
+def _two_meter_files(directory) -> dict[str, object]:
+    generic = directory / "two.csv"
+    generic.write_text("timestamp,meter_id,import_kwh\n2026-01-01T00:00:00Z,a,1.0\n2026-01-01T00:00:00Z,b,5.0\n")
+    london = directory / "london.csv"
+    london.write_text("LCLid,tstp,energy(kWh/hh)\nMAC1,2012-10-12 00:30:00,0.25\nMAC2,2012-10-12 00:30:00,0.5\n")
+    oehu = directory / "oehu.json"
+    oehu.write_text(json.dumps([{"deviceId": d, "metadata": {"lastUpdate": 1_767_225_600_000},
+                                 "electricityReceived": {"total": 1.0}} for d in ("pi-1", "pi-2")]))
+    return {"csv": (generic, "a, b"), "london": (london, "MAC1, MAC2"), "oehu": (oehu, "pi-1, pi-2")}
+
+
+@pytest.mark.parametrize("kind", ["csv", "london", "oehu"])
+def test_several_meters_in_a_file_ask_for_device_and_list_them(kind: str, tmp_path, capsys) -> None:
+    path, listed = _two_meter_files(tmp_path)[kind]
+    fmt = "oehu" if kind == "oehu" else "csv"
+    assert main(["meter", "read", str(path), "--format", fmt]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"enerdatx: error: {path}: holds 2 meters ({listed}); choose one with --device"
+    assert main(["meter", "read", str(path), "--format", fmt, "--device", "nope"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"enerdatx: error: {path}: no meter 'nope' (--device); the file holds {listed}"
