@@ -106,6 +106,10 @@ USAGE_CASES: dict[str, list[str]] = {
     "peer run: an empty --host (every interface)": ["peer", "run", "--dir", "{d}/p", "--host", ""],
     "peer run: a port in non-ASCII digits": ["peer", "run", "--dir", "{d}/p", "--peer", "127.0.0.1:\u0663\u0663"],
     "meter read: an unknown format": ["meter", "read", "{d}/s.csv", "--format", "xml"],
+    "meter read: telegrams 1e-12 s apart": [
+        "meter", "read", "{d}/empty.txt", "--format", "dsmr", "--start", "2026-01-01", "--interval", "1e-12"],
+    "meter read: telegrams 1e300 s apart": [
+        "meter", "read", "{d}/empty.txt", "--format", "dsmr", "--start", "2026-01-01", "--interval", "1e300"],
     "peer recover: a timeout of NaN": ["peer", "recover", "--dir", "{d}/p", "--peer", "127.0.0.1:9", "--timeout", "nan"],
     "demo: too many peers": ["demo", "--households", "10000000", "--quiet", "--output", "{d}/demo"],
     "peer run: a meter address without a port": ["peer", "run", "--dir", "{d}/p", "--meter", "tcp://nohost"],

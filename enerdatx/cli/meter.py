@@ -47,8 +47,9 @@ def register(subparsers: Any) -> None:
     read.add_argument("--start", type=_utc_start, metavar="ISO-8601",
                       help="dsmr: the time of the first telegram, for telegrams without a timestamp "
                            "(DSMR 2.2, 3, Q3D); a time without a zone is UTC")
-    read.add_argument("--interval", type=_positive_seconds, metavar="SECONDS",
-                      help="dsmr: seconds between telegrams without a timestamp (with --start)")
+    read.add_argument("--interval", type=_telegram_interval, metavar="SECONDS",
+                      help=f"dsmr: seconds between telegrams without a timestamp (with --start), "
+                           f"{MIN_INTERVAL:g} to {MAX_INTERVAL:g}")
     read.set_defaults(func=_read)
 
     synth = inner.add_parser("synth", help="write a synthetic household as CSV or P1 telegrams")
@@ -75,13 +76,23 @@ def _utc_start(text: str) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def _positive_seconds(text: str) -> float:
+# Seconds between untimed telegrams. A meter sends one every 1 s (DSMR 5) to every 10 s
+# (DSMR 2.2/3); a file of readings taken by hand or by a slow logger may be hourly or daily.
+# Below 1 s every telegram would share its second with the next (1e-12 s timed them all
+# alike: the whole file became duplicates); beyond a day it is no telegram interval, and
+# 1e300 s overflowed pandas' Timedelta.
+MIN_INTERVAL = 1.0
+MAX_INTERVAL = 86_400.0
+
+
+def _telegram_interval(text: str) -> float:
     try:
         seconds = float(text)
     except ValueError:
         seconds = float("nan")
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    if not (math.isfinite(seconds) and MIN_INTERVAL <= seconds <= MAX_INTERVAL):
+        raise argparse.ArgumentTypeError(f"expected seconds between telegrams from {MIN_INTERVAL:g} "
+                                         f"to {MAX_INTERVAL:g} (a day), got {text!r}")
     return seconds
 
 
