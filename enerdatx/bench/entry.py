@@ -26,6 +26,10 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     "meter read: a directory (csv)": (["meter", "read", "{d}/dir", "--format", "csv"], 1, "Is a directory"),
     "meter read: JSON 100k deep": (["meter", "read", "{d}/deep.json", "--format", "oehu"], 1, "nested deeper"),
     "meter read: a 100k-digit integer": (["meter", "read", "{d}/bigint.json", "--format", "oehu"], 1, "OEHU data"),
+    # ijson's C backend (yajl2_c) words it; the message was its bytes, b'lexical error: ...\xff...'.
+    "meter read: OEHU bytes that are not UTF-8": (
+        ["meter", "read", "{d}/garbage.json", "--format", "oehu"], 1, "OEHU data is not JSON: lexical error"
+    ),
     "meter read: --out in a missing directory": (
         ["meter", "read", "{d}/s.csv", "--format", "csv", "--out", "{d}/nowhere/x.csv"], 1, "non-existent directory"
     ),
@@ -152,6 +156,7 @@ def write_scratch(directory: Path) -> None:
     (directory / "inf.csv").write_text("timestamp,import_kwh\n2026-01-01T00:00:00Z,1\n2026-01-01T00:15:00Z,inf\n")
     (directory / "two.csv").write_text("timestamp,meter_id,import_kwh\n2026-01-01T00:00:00Z,a,1\n"
                                        "2026-01-01T00:00:00Z,b,2\n")
+    (directory / "garbage.json").write_bytes(b"garbage\xff not json")
     (directory / "empty.txt").write_text("")
     (directory / "empty.json").write_text("[]")
     offer = {"descriptor": {"kind": "electricity", "resolution_seconds": 900, "location": "2628",

@@ -68,10 +68,20 @@ def _read_stream(stream: IO[bytes], device_id: str | None, sort: bool) -> pd.Dat
     except ReadingsFormatError:
         raise
     except ijson.JSONError as exc:
-        raise ReadingsFormatError(f"OEHU data is not JSON: {str(exc).splitlines()[0]}") from None
+        raise ReadingsFormatError(f"OEHU data is not JSON: {_json_error_text(exc)}") from None
     except ValueError as exc:  # an integer beyond Python's int-string conversion limit, say
         raise ReadingsFormatError(f"OEHU data has an unreadable value: {str(exc)[:100]}") from None
     return _frame(parsed, device_id, sort)
+
+
+def _json_error_text(exc: Exception) -> str:
+    """The first line of ijson's message, as text: the C backend (yajl2_c) gives bytes when the
+    input near the error is not UTF-8, which str() showed as b'lexical error: ...\\n ... \\xff'."""
+    message = exc.args[0] if exc.args else ""
+    if isinstance(message, bytes):
+        message = message.decode("utf-8", errors="replace")
+    lines = str(message).strip().splitlines()
+    return lines[0].strip() if lines else type(exc).__name__
 
 
 def _stream_items(stream: IO[bytes]) -> Iterator[Any]:
