@@ -26,7 +26,7 @@ from enerdatx.meter import (
     write_csv,
 )
 from enerdatx.meter.dsmr import NO_TIMESTAMP
-from enerdatx.meter.schema import meter_list
+from enerdatx.meter.schema import POWER_COLUMNS, REGISTER_COLUMNS, meter_list
 from enerdatx.meter.telegrams import VARIANTS
 
 
@@ -40,7 +40,8 @@ def register(subparsers: Any) -> None:
     read.add_argument("--format", required=True, choices=("dsmr", "oehu", "csv"))
     out = read.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON object per reading")
-    out.add_argument("--out", type=Path, help="write generic CSV here")
+    out.add_argument("--out", type=Path, help="write generic CSV here (exact values; stdout rounds them to "
+                                              "the meter's resolution)")
     read.add_argument("--device", help="the meter to read when the file holds several: OEHU deviceId, "
                                        "London LCLid, generic CSV meter_id")
     read.add_argument("--progress", action="store_true", help="show a progress bar (dsmr)")
@@ -64,6 +65,14 @@ def register(subparsers: Any) -> None:
     synth.add_argument("--telegrams", choices=VARIANTS, help="write P1 telegrams of this variant instead of CSV")
     synth.add_argument("--out", type=Path, required=True)
     synth.set_defaults(func=_synth)
+
+
+# Shown on stdout, values are rounded to a DSMR meter's resolution: registers 0.001 kWh, gas
+# 0.001 m3, power 1 W (0.001 kW). A total summed from its tariffs and London's running sums
+# carry float noise (0.1 + 0.2 = 0.30000000000000004) that no meter measured. --out and
+# --json keep the exact floats: they are data for programs (the same numbers as read_csv and
+# the Python API give), and a generic CSV may hold a finer resolution that rounding would lose.
+DISPLAY_DECIMALS = {**dict.fromkeys(REGISTER_COLUMNS, 3), "gas_m3": 3, **dict.fromkeys(POWER_COLUMNS, 0)}
 
 
 def _utc_start(text: str) -> pd.Timestamp:
@@ -152,7 +161,7 @@ def _read(args: argparse.Namespace) -> int:
         if args.json:
             _print_json(readings)
         else:
-            write_csv(readings, sys.stdout)
+            write_csv(readings.round(DISPLAY_DECIMALS), sys.stdout)
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader (say `head`) has seen enough; silence the flush at exit as Python's docs advise.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pandas as pd
@@ -68,3 +69,19 @@ def test_several_meters_in_a_file_ask_for_device_and_list_them(kind: str, tmp_pa
     assert main(["meter", "read", str(path), "--format", fmt, "--device", "nope"]) == 1
     err = capsys.readouterr().err.strip()
     assert err == f"enerdatx: error: {path}: no meter 'nope' (--device); the file holds {listed}"
+
+
+def test_stdout_rounds_to_the_meter_resolution_and_json_and_out_stay_exact(tmp_path, capsys) -> None:
+    # import_kwh is summed from the tariffs: 0.1 + 0.2 printed as 0.30000000000000004.
+    path = tmp_path / "tariffs.csv"
+    path.write_text("timestamp,import_t1_kwh,import_t2_kwh,power_import_w\n"
+                    "2026-01-01T00:00:00Z,0.1,0.2,1001.0000000000001\n2026-01-01T00:15:00Z,0.1,0.25,5\n")
+    assert main(["meter", "read", str(path), "--format", "csv"]) == 0
+    shown = pd.read_csv(io.StringIO(capsys.readouterr().out), dtype=str)
+    assert shown["import_kwh"].tolist() == ["0.3", "0.35"] and shown["power_import_w"].tolist() == ["1001.0", "5.0"]
+    assert main(["meter", "read", str(path), "--format", "csv", "--json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["import_kwh"] for r in records] == [0.1 + 0.2, 0.1 + 0.25]
+    out = tmp_path / "out.csv"
+    assert main(["meter", "read", str(path), "--format", "csv", "--out", str(out)]) == 0
+    assert read_csv(out)["import_kwh"].tolist() == [0.1 + 0.2, 0.1 + 0.25]
