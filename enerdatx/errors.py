@@ -26,6 +26,8 @@ subclass the matching built-in, so ``except ValueError`` keeps working.
   + MeterDataError(ValueError)           readings
     - TelegramError                      one bad DSMR telegram; ``.index`` names it
     - ReadingsFormatError                a file or JSON document of the wrong shape
+      . MeterChoiceError                 several meters in a file and none chosen, or an unknown one;
+                                         ``.meters`` lists the file's
     - OEHUAPIError                       the OEHU HTTP API answered badly
   + MarketError                          listings, bids, settlement
     - ListingNotFoundError(KeyError)
@@ -213,6 +215,19 @@ class TelegramError(MeterDataError):
 
 class ReadingsFormatError(MeterDataError):
     """A readings file or document does not have the expected shape."""
+
+
+class MeterChoiceError(ReadingsFormatError):
+    """A file holds several meters and none was chosen, or not the one asked for (``wanted``).
+
+    ``meters`` lists the file's meters (sorted), so that a caller can offer them, as the
+    command line does for ``--device``.
+    """
+
+    def __init__(self, message: str, *, meters: Any, wanted: str | None = None) -> None:
+        super().__init__(message)
+        self.meters = sorted(meters)
+        self.wanted = wanted
 
 
 class OEHUAPIError(MeterDataError):

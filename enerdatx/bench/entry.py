@@ -26,6 +26,10 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     "meter read: a directory (csv)": (["meter", "read", "{d}/dir", "--format", "csv"], 1, "Is a directory"),
     "meter read: JSON 100k deep": (["meter", "read", "{d}/deep.json", "--format", "oehu"], 1, "nested deeper"),
     "meter read: a 100k-digit integer": (["meter", "read", "{d}/bigint.json", "--format", "oehu"], 1, "OEHU data"),
+    # ijson's C backend (yajl2_c) words it; the message was its bytes, b'lexical error: ...\xff...'.
+    "meter read: OEHU bytes that are not UTF-8": (
+        ["meter", "read", "{d}/garbage.json", "--format", "oehu"], 1, "OEHU data is not JSON: lexical error"
+    ),
     "meter read: --out in a missing directory": (
         ["meter", "read", "{d}/s.csv", "--format", "csv", "--out", "{d}/nowhere/x.csv"], 1, "non-existent directory"
     ),
@@ -38,6 +42,13 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     "meter read: nothing read (dsmr)": (["meter", "read", "{d}/empty.txt", "--format", "dsmr"], 1, "no readings"),
     "meter read: nothing read (oehu)": (["meter", "read", "{d}/empty.json", "--format", "oehu"], 1, "no readings"),
     "meter read: a missing file": (["meter", "read", "{d}/missing.csv", "--format", "csv"], 1, "no such file"),
+    "meter read: an infinite register (csv)": (
+        ["meter", "read", "{d}/inf.csv", "--format", "csv", "--json"], 1, "row 3, column import_kwh: 'inf' is not a finite"
+    ),
+    "meter read: a CSV of two meters": (["meter", "read", "{d}/two.csv", "--format", "csv"], 1, "choose one with --device"),
+    "meter read: a --device not in the file": (
+        ["meter", "read", "{d}/two.csv", "--format", "csv", "--device", "nope"], 1, "the file holds a, b"
+    ),
     "meter synth: a start that is no date": (
         ["meter", "synth", "--start", "garbage", "--days", "1", "--out", "{d}/x.csv"], 1, "is not a date"
     ),
@@ -99,6 +110,10 @@ USAGE_CASES: dict[str, list[str]] = {
     "peer run: an empty --host (every interface)": ["peer", "run", "--dir", "{d}/p", "--host", ""],
     "peer run: a port in non-ASCII digits": ["peer", "run", "--dir", "{d}/p", "--peer", "127.0.0.1:\u0663\u0663"],
     "meter read: an unknown format": ["meter", "read", "{d}/s.csv", "--format", "xml"],
+    "meter read: telegrams 1e-12 s apart": [
+        "meter", "read", "{d}/empty.txt", "--format", "dsmr", "--start", "2026-01-01", "--interval", "1e-12"],
+    "meter read: telegrams 1e300 s apart": [
+        "meter", "read", "{d}/empty.txt", "--format", "dsmr", "--start", "2026-01-01", "--interval", "1e300"],
     "peer recover: a timeout of NaN": ["peer", "recover", "--dir", "{d}/p", "--peer", "127.0.0.1:9", "--timeout", "nan"],
     "demo: too many peers": ["demo", "--households", "10000000", "--quiet", "--output", "{d}/demo"],
     "peer run: a meter address without a port": ["peer", "run", "--dir", "{d}/p", "--meter", "tcp://nohost"],
@@ -113,6 +128,9 @@ USAGE_CASES: dict[str, list[str]] = {
     "bench trustchain: no transactions": ["bench", "trustchain", "--transactions", "0"],
     "bench network: no transactions": ["bench", "network", "--transactions", "0"],
     "bench meter: no baseline telegrams": ["bench", "meter", "--baseline", "0"],
+    "bench meter: fewer telegrams than one interval": ["bench", "meter", "--telegrams", "90"],
+    "bench meter: --file onto a directory": ["bench", "meter", "--file", "{d}/dir"],
+    "bench meter: --file in a missing directory": ["bench", "meter", "--file", "{d}/nowhere/p1.txt"],
     "bench robustness: negative kills": ["bench", "robustness", "--kills", "-1"],
     "bench privacy: a union too large to finish": ["bench", "privacy", "--members", "100000000"],
     "bench ipfs: no repeats": ["bench", "ipfs", "--repeats", "0"],
@@ -135,6 +153,10 @@ def write_scratch(directory: Path) -> None:
     (directory / "trunc.gz").write_bytes(gzip.compress(telegrams)[:200])
     (directory / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     (directory / "bigint.json").write_text('[{"deviceId": "a", "metadata": {"lastUpdate": ' + "9" * 100_000 + "}}]")
+    (directory / "inf.csv").write_text("timestamp,import_kwh\n2026-01-01T00:00:00Z,1\n2026-01-01T00:15:00Z,inf\n")
+    (directory / "two.csv").write_text("timestamp,meter_id,import_kwh\n2026-01-01T00:00:00Z,a,1\n"
+                                       "2026-01-01T00:00:00Z,b,2\n")
+    (directory / "garbage.json").write_bytes(b"garbage\xff not json")
     (directory / "empty.txt").write_text("")
     (directory / "empty.json").write_text("[]")
     offer = {"descriptor": {"kind": "electricity", "resolution_seconds": 900, "location": "2628",

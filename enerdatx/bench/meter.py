@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from dsmr_parser import telegram_specifications
 from dsmr_parser.parsers import TelegramParser
 from tqdm.auto import tqdm
@@ -28,19 +29,47 @@ from enerdatx.meter.resample import bin_stream
 from enerdatx.meter.synthetic import synthetic_household
 from enerdatx.meter.telegrams import render_telegrams
 
+STEP_S = 10  # seconds between telegrams
+INTERVAL = "15min"  # the bins of the ingest
+# Binning needs one whole interval: telegrams on both of its edges, 0 s and 900 s (the synthetic
+# household starts on one), so 91; fewer failed with "too few readings" after writing the file.
+MIN_TELEGRAMS = pd.Timedelta(INTERVAL) // pd.Timedelta(seconds=STEP_S) + 1
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``enerdatx bench meter``."""
-    parser.add_argument("--telegrams", type=count(1, 10_000_000), default=100_000, help="how many 10-second telegrams")
+    parser.add_argument("--telegrams", type=count(MIN_TELEGRAMS, 10_000_000), default=100_000,
+                        help=f"how many {STEP_S}-second telegrams (at least {MIN_TELEGRAMS}: one {INTERVAL} interval)")
     parser.add_argument("--baseline", type=count(1, 10_000_000), default=20_000, help="telegrams for the dsmr-parser baseline")
     parser.add_argument("--chunk-size", type=count(1, 1_000_000), default=10_000, help="readings per frame in the stream")
-    parser.add_argument("--file", type=Path, help="keep the telegram file here (default: a temp file)")
+    parser.add_argument("--file", type=telegram_file, help="keep the telegram file here (default: a temp file)")
     parser.add_argument("--progress", action="store_true", help="show a progress bar")
 
 
+def telegram_file(text: str) -> Path:
+    """``--file``: a path the telegrams can be written to, checked before the child process writes
+    them (which failed with its traceback on a directory or in a missing directory)."""
+    if not text.strip() or "\x00" in text:
+        raise argparse.ArgumentTypeError(f"expected a file path, got {text!r}")
+    path = Path(text)
+    parent = path.parent
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a directory")
+    if path.exists() and not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: not a regular file")
+    if not parent.exists():
+        raise argparse.ArgumentTypeError(f"{text}: the directory {parent} does not exist")
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: {parent} is not a directory")
+    if not os.access(path if path.exists() else parent, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{text}: permission denied")
+    return path
+
+
 def _write_telegrams(path: str, count: int) -> None:
-    days = -(-count * 10 // 86400)
-    frame = synthetic_household(seed=7, start="2026-01-01", days=days, resolution="10s", pv=True, gas=True)
+    days = -(-count * STEP_S // 86400)
+    frame = synthetic_household(seed=7, start="2026-01-01", days=days, resolution=f"{STEP_S}s", pv=True,
+                                gas=True)
     with open(path, "w", encoding="ascii", newline="") as out:
         for i, telegram in enumerate(render_telegrams(frame.iloc[:count], "v5")):
             out.write(telegram)
@@ -72,7 +101,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         started, cpu_started = time.perf_counter(), time.process_time()
         bar = tqdm(total=args.telegrams, unit=" telegrams", disable=not args.progress, mininterval=1)
         frames = read_dsmr_stream(path, chunk_size=args.chunk_size, stats=stats, progress=bar)
-        consumption = bin_stream(frames, "15min")
+        consumption = bin_stream(frames, INTERVAL)
         bar.close()
         ingest_s = time.perf_counter() - started
         ingest_cpu_s = time.process_time() - cpu_started

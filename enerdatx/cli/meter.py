@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from enerdatx.errors import MeterChoiceError
 from enerdatx.meter import (
     DSMRStats,
     clean_readings,
@@ -25,6 +26,7 @@ from enerdatx.meter import (
     write_csv,
 )
 from enerdatx.meter.dsmr import NO_TIMESTAMP
+from enerdatx.meter.schema import POWER_COLUMNS, REGISTER_COLUMNS, meter_list
 from enerdatx.meter.telegrams import VARIANTS
 
 
@@ -38,14 +40,17 @@ def register(subparsers: Any) -> None:
     read.add_argument("--format", required=True, choices=("dsmr", "oehu", "csv"))
     out = read.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON object per reading")
-    out.add_argument("--out", type=Path, help="write generic CSV here")
-    read.add_argument("--device", help="OEHU device id / London LCLid when the file holds several")
+    out.add_argument("--out", type=Path, help="write generic CSV here (exact values; stdout rounds them to "
+                                              "the meter's resolution)")
+    read.add_argument("--device", help="the meter to read when the file holds several: OEHU deviceId, "
+                                       "London LCLid, generic CSV meter_id")
     read.add_argument("--progress", action="store_true", help="show a progress bar (dsmr)")
     read.add_argument("--start", type=_utc_start, metavar="ISO-8601",
                       help="dsmr: the time of the first telegram, for telegrams without a timestamp "
                            "(DSMR 2.2, 3, Q3D); a time without a zone is UTC")
-    read.add_argument("--interval", type=_positive_seconds, metavar="SECONDS",
-                      help="dsmr: seconds between telegrams without a timestamp (with --start)")
+    read.add_argument("--interval", type=_telegram_interval, metavar="SECONDS",
+                      help=f"dsmr: seconds between telegrams without a timestamp (with --start), "
+                           f"{MIN_INTERVAL:g} to {MAX_INTERVAL:g}")
     read.set_defaults(func=_read)
 
     synth = inner.add_parser("synth", help="write a synthetic household as CSV or P1 telegrams")
@@ -62,6 +67,14 @@ def register(subparsers: Any) -> None:
     synth.set_defaults(func=_synth)
 
 
+# Shown on stdout, values are rounded to a DSMR meter's resolution: registers 0.001 kWh, gas
+# 0.001 m3, power 1 W (0.001 kW). A total summed from its tariffs and London's running sums
+# carry float noise (0.1 + 0.2 = 0.30000000000000004) that no meter measured. --out and
+# --json keep the exact floats: they are data for programs (the same numbers as read_csv and
+# the Python API give), and a generic CSV may hold a finer resolution that rounding would lose.
+DISPLAY_DECIMALS = {**dict.fromkeys(REGISTER_COLUMNS, 3), "gas_m3": 3, **dict.fromkeys(POWER_COLUMNS, 0)}
+
+
 def _utc_start(text: str) -> pd.Timestamp:
     try:
         stamp = pd.Timestamp(text)
@@ -72,13 +85,23 @@ def _utc_start(text: str) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def _positive_seconds(text: str) -> float:
+# Seconds between untimed telegrams. A meter sends one every 1 s (DSMR 5) to every 10 s
+# (DSMR 2.2/3); a file of readings taken by hand or by a slow logger may be hourly or daily.
+# Below 1 s every telegram would share its second with the next (1e-12 s timed them all
+# alike: the whole file became duplicates); beyond a day it is no telegram interval, and
+# 1e300 s overflowed pandas' Timedelta.
+MIN_INTERVAL = 1.0
+MAX_INTERVAL = 86_400.0
+
+
+def _telegram_interval(text: str) -> float:
     try:
         seconds = float(text)
     except ValueError:
         seconds = float("nan")
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    if not (math.isfinite(seconds) and MIN_INTERVAL <= seconds <= MAX_INTERVAL):
+        raise argparse.ArgumentTypeError(f"expected seconds between telegrams from {MIN_INTERVAL:g} "
+                                         f"to {MAX_INTERVAL:g} (a day), got {text!r}")
     return seconds
 
 
@@ -110,14 +133,25 @@ def _read(args: argparse.Namespace) -> int:
         if stats.skipped > len(stats.errors):
             print(f"... and {stats.skipped - len(stats.errors)} more", file=sys.stderr)
         print(f"{stats.parsed} telegrams read, {stats.skipped} skipped", file=sys.stderr)
-    elif args.format == "oehu":
-        readings = read_oehu(args.file, device_id=args.device)
     else:
-        readings = read_csv(args.file, meter=args.device)
+        try:
+            if args.format == "oehu":
+                readings = read_oehu(args.file, device_id=args.device, sort=False)
+            else:
+                # In file order: clean_readings sorts, and reports a file that was not in time order.
+                readings = read_csv(args.file, meter=args.device, sort=False)
+        except MeterChoiceError as exc:  # its message names the Python keyword (meter=, device_id=)
+            if exc.wanted is None:
+                why = f"holds {len(exc.meters)} meters ({meter_list(exc.meters)}); choose one with --device"
+            else:
+                why = f"no meter {exc.wanted!r} (--device); the file holds {meter_list(exc.meters)}"
+            print(f"enerdatx: error: {args.file}: {why}", file=sys.stderr)
+            return 1
     if len(readings) == 0:
         print(f"enerdatx: error: {args.file}: no readings could be read", file=sys.stderr)
         return 1
-    _, report = clean_readings(readings)
+    # What is written is what the report describes: sorted, duplicates dropped, glitches blanked.
+    readings, report = clean_readings(readings)
     if not report.ok:
         print("quality: " + json.dumps(report.to_dict()), file=sys.stderr)
     if args.out:
@@ -127,7 +161,7 @@ def _read(args: argparse.Namespace) -> int:
         if args.json:
             _print_json(readings)
         else:
-            write_csv(readings, sys.stdout)
+            write_csv(readings.round(DISPLAY_DECIMALS), sys.stdout)
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader (say `head`) has seen enough; silence the flush at exit as Python's docs advise.

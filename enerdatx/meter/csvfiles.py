@@ -19,8 +19,8 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from enerdatx.errors import ReadingsFormatError, StorageError
-from enerdatx.meter.schema import COLUMNS, make_readings, pseudonymize_meter_id, validate_readings
+from enerdatx.errors import MeterChoiceError, ReadingsFormatError, StorageError
+from enerdatx.meter.schema import COLUMNS, make_readings, meter_list, pseudonymize_meter_id, validate_readings
 
 __all__ = ["read_csv", "write_csv", "london_meter_ids"]
 
@@ -30,8 +30,15 @@ _HALF_HOUR = pd.Timedelta(minutes=30)
 
 
 def read_csv(source: str | Path | IO[Any] | bytes, *, format: str = "auto", meter: str | None = None,
-             tz: str = "Europe/London") -> pd.DataFrame:
-    """Canonical readings from a London Smart Meters or generic CSV file (``format`` auto-detected)."""
+             tz: str = "Europe/London", sort: bool = True) -> pd.DataFrame:
+    """Canonical readings from a London Smart Meters or generic CSV file (``format`` auto-detected).
+
+    A file of several meters (London ``LCLid``, generic ``meter_id``) needs ``meter``: without
+    it, or with one the file does not hold, MeterChoiceError lists the file's meters.
+
+    ``sort=False`` keeps a generic file's row order, so that ``clean_readings`` can report the
+    file as unsorted (London files are always put in time order: their registers are summed).
+    """
     table = _load(source)
     columns = {c.strip() for c in table.columns}
     table.columns = [c.strip() for c in table.columns]
@@ -40,7 +47,7 @@ def read_csv(source: str | Path | IO[Any] | bytes, *, format: str = "auto", mete
     if format == "london":
         return _london(table, meter, tz)
     if format == "generic":
-        return _generic(table, meter)
+        return _generic(table, meter, sort, f"{source}: " if isinstance(source, (str, Path)) else "")
     raise ReadingsFormatError(f"unknown CSV format {format!r}: use 'london', 'generic' or 'auto'")
 
 
@@ -94,12 +101,13 @@ def _london(table: pd.DataFrame, meter: str | None, tz: str) -> pd.DataFrame:
     if not households:
         raise ReadingsFormatError("a London Smart Meters file without a reading")
     if meter is None and len(households) > 1:
-        raise ReadingsFormatError(f"{len(households)} households ({', '.join(households[:3])}, ...); "
-                                  "pass meter=")
+        raise MeterChoiceError(f"{len(households)} households in the file ({meter_list(households)}); "
+                               "choose one with meter=", meters=households)
     if meter is not None:
         table = table[ids == meter]
         if table.empty:
-            raise ReadingsFormatError(f"no household {meter!r} in the file")
+            raise MeterChoiceError(f"no household {meter!r} in the file; it holds {meter_list(households)}",
+                                   meters=households, wanted=meter)
     household = meter or households[0]
     energy = pd.to_numeric(table[energy_col].str.strip().replace({"Null": "", "null": ""}),
                            errors="coerce")
@@ -140,14 +148,13 @@ def _london(table: pd.DataFrame, meter: str | None, tz: str) -> pd.DataFrame:
     return frame
 
 
-def _generic(table: pd.DataFrame, meter: str | None) -> pd.DataFrame:
+def _generic(table: pd.DataFrame, meter: str | None, sort: bool, where: str) -> pd.DataFrame:
     if "timestamp" not in table.columns:
         raise ReadingsFormatError("generic CSV needs a 'timestamp' column (ISO 8601 with offset)")
     unknown = set(table.columns) - set(COLUMNS) - {"timestamp"}
     if unknown:
         raise ReadingsFormatError(f"unknown columns {sorted(unknown)} (see docs/readings.md)")
-    if meter is not None and "meter_id" in table.columns:
-        table = table[table["meter_id"] == meter]
+    table = _one_meter(table, meter)
     text = table["timestamp"].str.strip()
     naive = ~text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)
     if naive.any():
@@ -158,11 +165,57 @@ def _generic(table: pd.DataFrame, meter: str | None) -> pd.DataFrame:
         for name in COLUMNS:
             if name in ("meter_id", "source") or name not in table.columns:
                 continue
-            cells = table[name].str.strip().replace("", None)
-            columns[name] = (pd.to_datetime(cells, utc=True, format="ISO8601") if name == "gas_timestamp"
-                             else pd.to_numeric(cells, errors="raise").astype("float64"))
+            if name == "gas_timestamp":
+                cells = table[name].str.strip().replace("", None)
+                columns[name] = pd.to_datetime(cells, utc=True, format="ISO8601")
+            else:
+                columns[name] = _numbers(table[name], name, where)
     except (ValueError, TypeError) as exc:
+        if isinstance(exc, ReadingsFormatError):
+            raise
         raise ReadingsFormatError(f"bad value in generic CSV: {exc}") from exc
     meter_id = table["meter_id"].tolist() if "meter_id" in table.columns else pseudonymize_meter_id("csv")
     source = table["source"].tolist() if "source" in table.columns else "csv"
-    return make_readings(times, columns, meter_id=meter_id, source=source).sort_index(kind="stable")
+    frame = make_readings(times, columns, meter_id=meter_id, source=source)
+    return frame.sort_index(kind="stable") if sort else frame
+
+
+def _one_meter(table: pd.DataFrame, meter: str | None) -> pd.DataFrame:
+    """The rows of ``meter``; a file of several meters needs one named (their rows would be mixed)."""
+    if "meter_id" not in table.columns:
+        if meter is not None and meter != pseudonymize_meter_id("csv"):
+            raise MeterChoiceError(f"no meter {meter!r} in the file: it has no meter_id column (one meter)",
+                                   meters=[pseudonymize_meter_id("csv")], wanted=meter)
+        return table
+    meters = sorted(table["meter_id"].unique())
+    if meter is None:
+        if len(meters) > 1:
+            raise MeterChoiceError(f"{len(meters)} meters in the file ({meter_list(meters)}); "
+                                   "choose one with meter=", meters=meters)
+        return table
+    if meter not in meters:
+        raise MeterChoiceError(f"no meter {meter!r} in the file; it holds {meter_list(meters)}",
+                               meters=meters, wanted=meter)
+    return table[table["meter_id"] == meter]
+
+
+def _numbers(cells: pd.Series, name: str, where: str) -> pd.Series:
+    """A float column of a generic CSV; an empty cell is unknown (NaN).
+
+    Registers, power and gas all count from 0 up (import and export are separate columns), so
+    a negative value is refused as well as inf, 1e400 (inf to float) and nan: JSON has no
+    Infinity or NaN, and an infinite register would make every consumption from it infinite.
+    """
+    text = cells.str.strip()
+    numbers = pd.to_numeric(text, errors="coerce").astype("float64")
+    given = text != ""
+    bad = given & ~(np.isfinite(numbers) & (numbers >= 0))
+    if bad.any():
+        label = bad[bad].index[0]
+        cell = text[label]
+        unparsed = pd.isna(numbers[label]) and cell.lower() != "nan"
+        why = "is not a number" if unparsed else "is not a finite non-negative number"
+        # pandas numbers the data rows from 0 after the header: row 2 of the file is the first.
+        raise ReadingsFormatError(f"{where}bad value in generic CSV at row {int(label) + 2}, column {name}: "
+                                  f"{cell!r} {why}")
+    return numbers.where(given)

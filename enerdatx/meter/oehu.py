@@ -22,31 +22,33 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from enerdatx.errors import OEHUAPIError, ReadingsFormatError
-from enerdatx.meter.schema import empty_readings, make_readings, pseudonymize_meter_id
+from enerdatx.errors import MeterChoiceError, OEHUAPIError, ReadingsFormatError
+from enerdatx.meter.schema import empty_readings, make_readings, meter_list, pseudonymize_meter_id
 
 __all__ = ["read_oehu", "oehu_readings", "OEHUClient"]
 
 
 def read_oehu(source: str | Path | bytes | Sequence[Mapping[str, Any]], *,
-              device_id: str | None = None) -> pd.DataFrame:
+              device_id: str | None = None, sort: bool = True) -> pd.DataFrame:
     """Canonical readings from an OEHU JSON file, JSON text or already-decoded list.
+
+    ``sort=False`` keeps the document's order, so that ``clean_readings`` can report it unsorted.
 
     Files and text are parsed as a stream (ijson), one reading at a time: memory stays near the
     size of the readings kept, not of the document, and no nesting depth can exhaust the stack.
     """
     if isinstance(source, (list, tuple)):
-        return oehu_readings(_item_list(source), device_id=device_id)
+        return oehu_readings(_item_list(source), device_id=device_id, sort=sort)
     if isinstance(source, bytes):
-        return _read_stream(io.BytesIO(source), device_id)
+        return _read_stream(io.BytesIO(source), device_id, sort)
     if isinstance(source, str) and source.lstrip().startswith(("[", "{")):
-        return _read_stream(io.BytesIO(source.encode("utf-8", errors="replace")), device_id)
+        return _read_stream(io.BytesIO(source.encode("utf-8", errors="replace")), device_id, sort)
     if not isinstance(source, (str, os.PathLike)):
         raise ReadingsFormatError(_SHAPE)
     path = Path(source)
     try:
         with path.open("rb") as stream:
-            return _read_stream(stream, device_id)
+            return _read_stream(stream, device_id, sort)
     except FileNotFoundError:
         raise ReadingsFormatError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -60,16 +62,26 @@ MAX_DEPTH = 32
 _SHAPE = "OEHU data must be a list of readings or {\"transactions\": [...]}"
 
 
-def _read_stream(stream: IO[bytes], device_id: str | None) -> pd.DataFrame:
+def _read_stream(stream: IO[bytes], device_id: str | None, sort: bool) -> pd.DataFrame:
     try:
         parsed = [_parse_item(item, i) for i, item in enumerate(_stream_items(stream))]
     except ReadingsFormatError:
         raise
     except ijson.JSONError as exc:
-        raise ReadingsFormatError(f"OEHU data is not JSON: {str(exc).splitlines()[0]}") from None
+        raise ReadingsFormatError(f"OEHU data is not JSON: {_json_error_text(exc)}") from None
     except ValueError as exc:  # an integer beyond Python's int-string conversion limit, say
         raise ReadingsFormatError(f"OEHU data has an unreadable value: {str(exc)[:100]}") from None
-    return _frame(parsed, device_id)
+    return _frame(parsed, device_id, sort)
+
+
+def _json_error_text(exc: Exception) -> str:
+    """The first line of ijson's message, as text: the C backend (yajl2_c) gives bytes when the
+    input near the error is not UTF-8, which str() showed as b'lexical error: ...\\n ... \\xff'."""
+    message = exc.args[0] if exc.args else ""
+    if isinstance(message, bytes):
+        message = message.decode("utf-8", errors="replace")
+    lines = str(message).strip().splitlines()
+    return lines[0].strip() if lines else type(exc).__name__
 
 
 def _stream_items(stream: IO[bytes]) -> Iterator[Any]:
@@ -154,27 +166,30 @@ def _item_list(document: Any) -> list[Any]:
     raise ReadingsFormatError(_SHAPE)
 
 
-def oehu_readings(items: Sequence[Any], *, device_id: str | None = None) -> pd.DataFrame:
-    """Canonical readings from decoded OEHU reading objects (one device)."""
-    return _frame([_parse_item(item, i) for i, item in enumerate(items)], device_id)
+def oehu_readings(items: Sequence[Any], *, device_id: str | None = None, sort: bool = True) -> pd.DataFrame:
+    """Canonical readings from decoded OEHU reading objects (one device), in time order unless not ``sort``."""
+    return _frame([_parse_item(item, i) for i, item in enumerate(items)], device_id, sort)
 
 
 _REGISTERS = ("import_kwh", "import_t1_kwh", "import_t2_kwh", "export_kwh", "export_t1_kwh",
               "export_t2_kwh", "gas_m3")
 
 
-def _frame(parsed: list[tuple[Any, ...]], device_id: str | None) -> pd.DataFrame:
+def _frame(parsed: list[tuple[Any, ...]], device_id: str | None, sort: bool) -> pd.DataFrame:
     # A reading is a tuple (device, epoch ms, the seven registers): a third of a dict's memory.
     devices = sorted({p[0] for p in parsed})
     if device_id is not None:
         parsed = [p for p in parsed if p[0] == device_id]
         if not parsed:
-            raise ReadingsFormatError(f"no readings of device {device_id!r}; devices: {devices[:5]}")
+            raise MeterChoiceError(f"no readings of device {device_id!r}; the data holds {meter_list(devices)}",
+                                   meters=devices, wanted=device_id)
     elif len(devices) > 1:
-        raise ReadingsFormatError(f"readings of {len(devices)} devices ({devices[:3]}...); pass device_id=")
+        raise MeterChoiceError(f"readings of {len(devices)} devices ({meter_list(devices)}); "
+                               "choose one with device_id=", meters=devices)
     if not parsed:
         return empty_readings()
-    parsed.sort(key=lambda p: p[1])
+    if sort:
+        parsed.sort(key=lambda p: p[1])
     stamps = pd.to_datetime([p[1] for p in parsed], unit="ms", utc=True)
     columns = {name: [p[2 + i] for p in parsed] for i, name in enumerate(_REGISTERS)}
     return make_readings(stamps, columns, meter_id=pseudonymize_meter_id(parsed[0][0]), source="oehu")

@@ -26,6 +26,7 @@ __all__ = [
     "empty_readings",
     "pseudonymize_meter_id",
     "validate_readings",
+    "meter_list",
 ]
 
 # Cumulative energy registers in kWh, from the household's point of view:
@@ -114,6 +115,14 @@ def validate_readings(frame: pd.DataFrame) -> None:
         raise ReadingsFormatError("column gas_timestamp must be tz-aware UTC datetimes")
     if frame["meter_id"].isna().any() or frame["source"].isna().any():
         raise ReadingsFormatError("every reading needs a meter_id and a source")
+
+
+def meter_list(ids: Sequence[str], limit: int = 10) -> str:
+    """``ids`` for a message: "a, b, c", or the first ``limit`` and "... (N in all)"; "none" if empty."""
+    if not ids:
+        return "none"
+    shown = ", ".join(str(i) for i in ids[:limit])
+    return shown if len(ids) <= limit else f"{shown}, ... ({len(ids)} in all)"
 
 
 def _string_column(value: str | Sequence[str], n: int) -> pd.Series | list[str]:

@@ -77,3 +77,30 @@ def test_benchmark_at_a_tiny_size(tmp_path) -> None:
     assert result["intervals_15min"] == 13
     assert result["ingest_telegrams_per_s"] > 0 and result["baseline_dsmr_parser_telegrams_per_cpu_s"] > 0
     assert result["peak_rss_mb"] >= result["peak_rss_mb_before_ingest"]
+
+
+@pytest.mark.parametrize(("where", "message"), [
+    ("", "is a directory"),
+    ("nowhere/p1.txt", "the directory {d}/nowhere does not exist"),
+    ("p1.txt/x", "{d}/p1.txt is not a directory"),
+])
+def test_benchmark_file_is_checked_before_it_is_written(tmp_path, capsys, where: str, message: str) -> None:
+    # The child process that writes the telegrams failed with its traceback.
+    (tmp_path / "p1.txt").write_text("")
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "meter", "--file", str(tmp_path / where), "--telegrams", "100", "--baseline", "10"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    assert err.splitlines()[-1].startswith("enerdatx bench meter: error: argument --file: ")
+    assert message.format(d=tmp_path) in err.splitlines()[-1]
+
+
+def test_benchmark_refuses_fewer_telegrams_than_one_interval_at_parsing(tmp_path, capsys) -> None:
+    assert meter_bench.MIN_TELEGRAMS == 91  # 0 s to 900 s at 10 s
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "meter", "--telegrams", "90", "--file", str(tmp_path / "p1.txt")])
+    assert exit_.value.code == 2
+    assert "argument --telegrams: expected a whole number from 91 to" in capsys.readouterr().err
+    assert not (tmp_path / "p1.txt").exists()  # refused before generating it
+    args = argparse.Namespace(telegrams=91, baseline=10, chunk_size=7, file=tmp_path / "p1.txt", progress=False)
+    assert meter_bench.run(args)["intervals_15min"] == 1

@@ -71,3 +71,23 @@ def test_nothing_read_exits_non_zero(tmp_path, capsys) -> None:
     garbage.write_text("no telegram here\n")
     assert main(["meter", "read", str(garbage), "--format", "dsmr"]) == 1
     assert "no readings could be read" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("interval", ["1e-12", "0.5", "86401", "1e300", "0", "-1", "nan", "inf", "-inf", "ten"])
+def test_an_interval_out_of_range_is_a_usage_error(interval, telegram_files, capsys) -> None:
+    # 1e-12 timed every telegram alike (all duplicates), 1e300 overflowed pandas' Timedelta.
+    with pytest.raises(SystemExit) as exit_:
+        main(["meter", "read", str(telegram_files["v3"]), "--format", "dsmr", "--start", "2026-01-01",
+              f"--interval={interval}"])
+    assert exit_.value.code == 2
+    assert f"argument --interval: expected seconds between telegrams from 1 to 86400 (a day), got '{interval}'" \
+        in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("interval", ["1", "86400"])
+def test_the_interval_bounds_are_accepted(interval, telegram_files, tmp_path) -> None:
+    out = tmp_path / "out.csv"
+    assert main(["meter", "read", str(telegram_files["v3"]), "--format", "dsmr", "--out", str(out),
+                 "--start", "2026-01-01T00:00:00Z", "--interval", interval]) == 0
+    readings = read_csv(out)
+    assert readings.index[1] - readings.index[0] == pd.Timedelta(seconds=float(interval))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from enerdatx.errors import ReadingsFormatError
+from enerdatx.errors import MeterChoiceError, ReadingsFormatError
 from enerdatx.meter import interval_consumption, london_meter_ids, read_csv, write_csv
 
 KAGGLE = (
@@ -71,6 +72,44 @@ def test_generic_csv_round_trip(tmp_path, month_15min: pd.DataFrame) -> None:
 def test_malformed_csv_is_a_format_error(text: str, message: str) -> None:
     with pytest.raises(ReadingsFormatError, match=message):
         read_csv(io.BytesIO(text.encode()))
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "Infinity", "1e400", "nan", "NaN", "-3", "-0.001"])
+@pytest.mark.parametrize("column", ["import_kwh", "gas_m3", "power_import_w"])
+def test_generic_csv_refuses_values_no_register_can_hold(tmp_path, value: str, column: str) -> None:
+    # They were read as inf/-inf/negative readings, and --json then printed Infinity (not JSON).
+    path = tmp_path / "bad.csv"
+    path.write_text(f"timestamp,{column}\n2026-01-01T00:00:00Z,1.0\n2026-01-01T00:15:00Z,{value}\n")
+    message = f"{path}: bad value in generic CSV at row 3, column {column}: '{value}' is not a finite non-negative"
+    with pytest.raises(ReadingsFormatError, match=re.escape(message)):
+        read_csv(path)
+
+
+def test_generic_csv_names_the_file_row_of_a_bad_value_of_one_meter() -> None:
+    text = "timestamp,meter_id,import_kwh\n2026-01-01T00:00:00Z,a,1\n2026-01-01T00:00:00Z,b,lots\n"
+    with pytest.raises(ReadingsFormatError, match="row 3, column import_kwh: 'lots' is not a number"):
+        read_csv(text.encode(), meter="b")  # its first row, but the file's third
+    assert read_csv(text.encode(), meter="a")["import_kwh"].tolist() == [1.0]
+
+
+TWO_METERS = ("timestamp,meter_id,import_kwh\n2026-01-01T00:00:00Z,a,1.0\n2026-01-01T00:00:00Z,b,5.0\n"
+              "2026-01-01T00:15:00Z,a,1.1\n2026-01-01T00:15:00Z,b,5.2\n")
+
+
+def test_a_generic_csv_of_several_meters_needs_a_choice() -> None:
+    # Their rows were mixed into one frame (and their readings at one time "conflicting duplicates").
+    with pytest.raises(MeterChoiceError, match=r"2 meters in the file \(a, b\); choose one with meter=") as caught:
+        read_csv(TWO_METERS.encode())
+    assert caught.value.meters == ["a", "b"] and caught.value.wanted is None
+    assert read_csv(TWO_METERS.encode(), meter="b")["import_kwh"].tolist() == [5.0, 5.2]
+    with pytest.raises(MeterChoiceError, match="no meter 'nope' in the file; it holds a, b") as caught:
+        read_csv(TWO_METERS.encode(), meter="nope")
+    assert caught.value.meters == ["a", "b"] and caught.value.wanted == "nope"
+
+
+def test_an_unknown_london_household_names_those_in_the_file() -> None:
+    with pytest.raises(MeterChoiceError, match="no household 'MAC9' in the file; it holds MAC000003, MAC000004"):
+        read_csv(ORIGINAL.encode(), meter="MAC9")
 
 
 def test_generic_csv_offsets_are_converted_to_utc() -> None:

@@ -113,6 +113,19 @@ def test_malformed_json_is_a_format_error(document: str, message: str) -> None:
         read_oehu(document)
 
 
+@pytest.mark.parametrize("document", [b"garbage\xff not json", b"[\xff]", b"\xff\xfe", b"{nope"])
+def test_garbage_is_refused_in_readable_text(tmp_path, document: bytes) -> None:
+    # yajl2_c reports non-UTF-8 input in bytes: the message showed b'lexical error: ...\n ... \xff'.
+    path = tmp_path / "garbage.json"
+    path.write_bytes(document)
+    for source in (document, path):
+        with pytest.raises(ReadingsFormatError) as caught:
+            read_oehu(source)
+        message = str(caught.value)
+        assert message.startswith("OEHU data is not JSON: ") and len(message) > len("OEHU data is not JSON: ")
+        assert "b'" not in message and "\\x" not in message and "\n" not in message, message
+
+
 def test_several_devices_need_a_choice() -> None:
     items = [oehu_reading(0, "a"), oehu_reading(1, "b")]
     with pytest.raises(ReadingsFormatError, match="2 devices"):

@@ -1,0 +1,87 @@
+"""``enerdatx meter read`` on hostile files: what it writes matches what it reports, and bad input is refused."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+import pytest
+
+from enerdatx.cli import main
+from enerdatx.meter import read_csv, render_telegrams
+
+
+def _quality(err: str) -> dict:
+    line = next(line for line in err.splitlines() if line.startswith("quality: "))
+    return json.loads(line.removeprefix("quality: "))
+
+
+def test_read_writes_the_cleaned_readings_it_reports(tmp_path, day_10s: pd.DataFrame, capsys) -> None:
+    telegrams = list(render_telegrams(day_10s.iloc[:10]))
+    shuffled = [telegrams[i] for i in (0, 1, 2, 2, 4, 3, 5, 6, 7, 8, 9, 9)]  # two copies, one swap
+    path = tmp_path / "p1.txt"
+    path.write_text("".join(shuffled), newline="")
+    out = tmp_path / "out.csv"
+    assert main(["meter", "read", str(path), "--format", "dsmr", "--out", str(out)]) == 0
+    report = _quality(capsys.readouterr().err)
+    assert report["n_readings"] == 12 and report["duplicates_dropped"] == 2 and report["unsorted"] is True
+    written = read_csv(out)
+    assert len(written) == 12 - report["duplicates_dropped"] == 10
+    assert written.index.is_unique and written.index.is_monotonic_increasing
+    assert list(written.index) == list(day_10s.index[:10])
+
+
+def test_a_csv_or_oehu_file_out_of_time_order_is_reported_unsorted(tmp_path, capsys) -> None:
+    # The readers sorted before clean_readings saw the rows, so the report always said "unsorted": false.
+    csv_path = tmp_path / "unsorted.csv"
+    csv_path.write_text("timestamp,import_kwh\n2026-01-01T00:15:00Z,1.2\n2026-01-01T00:00:00Z,1.0\n"
+                        "2026-01-01T00:30:00Z,1.3\n")
+    oehu_path = tmp_path / "unsorted.json"
+    oehu_path.write_text(json.dumps([
+        {"deviceId": "pi", "metadata": {"lastUpdate": 1_767_225_600_000 + 900_000 * i},
+         "electricityReceived": {"total": 1 + i / 10}} for i in (1, 0, 2)]))
+    for path, fmt in ((csv_path, "csv"), (oehu_path, "oehu")):
+        out = tmp_path / f"{fmt}.csv"
+        assert main(["meter", "read", str(path), "--format", fmt, "--out", str(out)]) == 0
+        assert _quality(capsys.readouterr().err)["unsorted"] is True, fmt
+        assert read_csv(out).index.is_monotonic_increasing
+
+
+def _two_meter_files(directory) -> dict[str, object]:
+    generic = directory / "two.csv"
+    generic.write_text("timestamp,meter_id,import_kwh\n2026-01-01T00:00:00Z,a,1.0\n2026-01-01T00:00:00Z,b,5.0\n")
+    london = directory / "london.csv"
+    london.write_text("LCLid,tstp,energy(kWh/hh)\nMAC1,2012-10-12 00:30:00,0.25\nMAC2,2012-10-12 00:30:00,0.5\n")
+    oehu = directory / "oehu.json"
+    oehu.write_text(json.dumps([{"deviceId": d, "metadata": {"lastUpdate": 1_767_225_600_000},
+                                 "electricityReceived": {"total": 1.0}} for d in ("pi-1", "pi-2")]))
+    return {"csv": (generic, "a, b"), "london": (london, "MAC1, MAC2"), "oehu": (oehu, "pi-1, pi-2")}
+
+
+@pytest.mark.parametrize("kind", ["csv", "london", "oehu"])
+def test_several_meters_in_a_file_ask_for_device_and_list_them(kind: str, tmp_path, capsys) -> None:
+    path, listed = _two_meter_files(tmp_path)[kind]
+    fmt = "oehu" if kind == "oehu" else "csv"
+    assert main(["meter", "read", str(path), "--format", fmt]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"enerdatx: error: {path}: holds 2 meters ({listed}); choose one with --device"
+    assert main(["meter", "read", str(path), "--format", fmt, "--device", "nope"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"enerdatx: error: {path}: no meter 'nope' (--device); the file holds {listed}"
+
+
+def test_stdout_rounds_to_the_meter_resolution_and_json_and_out_stay_exact(tmp_path, capsys) -> None:
+    # import_kwh is summed from the tariffs: 0.1 + 0.2 printed as 0.30000000000000004.
+    path = tmp_path / "tariffs.csv"
+    path.write_text("timestamp,import_t1_kwh,import_t2_kwh,power_import_w\n"
+                    "2026-01-01T00:00:00Z,0.1,0.2,1001.0000000000001\n2026-01-01T00:15:00Z,0.1,0.25,5\n")
+    assert main(["meter", "read", str(path), "--format", "csv"]) == 0
+    shown = pd.read_csv(io.StringIO(capsys.readouterr().out), dtype=str)
+    assert shown["import_kwh"].tolist() == ["0.3", "0.35"] and shown["power_import_w"].tolist() == ["1001.0", "5.0"]
+    assert main(["meter", "read", str(path), "--format", "csv", "--json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["import_kwh"] for r in records] == [0.1 + 0.2, 0.1 + 0.25]
+    out = tmp_path / "out.csv"
+    assert main(["meter", "read", str(path), "--format", "csv", "--out", str(out)]) == 0
+    assert read_csv(out)["import_kwh"].tolist() == [0.1 + 0.2, 0.1 + 0.25]
