@@ -49,7 +49,12 @@ class TrustChain:
         self._policies[block_type] = policy
 
     def subscribe(self, callback: Callable[[HalfBlock], object]) -> None:
-        """Call ``callback`` with every block newly stored, after it is committed."""
+        """Call ``callback`` with every block newly stored.
+
+        Our own blocks are heard of after their commit. Blocks of others are heard of once
+        stored, visible to every read of this store, before the commit of the gossip batch
+        they wait in (see commits.py); only a failed commit (a disk error) could still undo them.
+        """
         self._block_listeners.append(callback)
 
     def on_fraud(self, callback: Callable[[FraudProof], None]) -> None:
