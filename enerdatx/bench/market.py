@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from enerdatx.bench.stats import percentile
+from enerdatx.bench.stats import percentile_ms as ms
 
 if TYPE_CHECKING:
     from enerdatx.lab import Transport
@@ -193,10 +193,7 @@ async def _run(args: argparse.Namespace, sellers_n: int, buyers_n: int) -> dict[
     trades_per_s = len(trade_latencies) / trade_seconds
     bare_per_s = len(bare_latencies) / bare_seconds
 
-    def ms(values: list[float], q: float) -> float | None:
-        # No sample (--solo-trades 0, or every trade failed) has no quantile: null, not a crash.
-        return round(1000 * percentile(values, q), 2) if values else None
-
+    # No sample (--solo-trades 0, or every trade failed) has no quantile: ms() gives null, not a crash.
     return {
         "transport": args.transport,
         "gossip_fanout": args.gossip_fanout if args.gossip_fanout is not None else "default",

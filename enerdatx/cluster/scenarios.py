@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from enerdatx.bench.stats import percentile
+from enerdatx.bench.stats import percentile_ms
 from enerdatx.cluster.groups import Groups, groups_of
 from enerdatx.errors import EnerDatXError
 from enerdatx.market.wallet import DEFAULT_GRANT
@@ -113,8 +113,8 @@ def market(
         "trades": trades,
         "failed_trades": int(table["error"].notna().sum()),
         "trades_per_s": round(float(len(done) / seconds), 1) if seconds > 0 else None,
-        "trade_latency_p50_ms": round(1000 * percentile(latencies, 0.50), 2) if latencies else None,
-        "trade_latency_p99_ms": round(1000 * percentile(latencies, 0.99), 2) if latencies else None,
+        "trade_latency_p50_ms": percentile_ms(latencies, 0.50),
+        "trade_latency_p99_ms": percentile_ms(latencies, 0.99),
     }
     chains = _frame(groups.each("chains"))
     ours = [[i for i in indices if groups.group_of(i) == g] for g in range(len(groups))]
