@@ -91,6 +91,8 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
         ["peer", "run", "--dir", "{d}/p-offer-now", "--offer", "{d}/now-offer.json"], 1, "start must be an ISO time"),
     "bench market: more workers than sellers": (
         ["bench", "market", "--peers", "4", "--trades", "2", "--workers", "3"], 1, "each worker needs a seller"),
+    "bench fraud: fewer than 4 peers per worker": (
+        ["bench", "fraud", "--peers", "4", "--workers", "2"], 1, "needs at least 8 peers (4 per worker)"),
 }
 # argparse errors (exit 2) print the usage, then one error line.
 USAGE_CASES: dict[str, list[str]] = {
@@ -119,6 +121,8 @@ USAGE_CASES: dict[str, list[str]] = {
     "bench reputation: no repeats": ["bench", "reputation", "--repeat", "0"],
     "bench subscription: more subscribers than it takes": ["bench", "subscription", "--subscribers", "100000000"],
     "bench market: a thousand-digit peer count": ["bench", "market", "--peers", "9" * 1000],
+    "bench market: more workers than 4 per CPU": ["bench", "market", "--workers", "9999"],
+    "bench fraud: more workers than 4 per CPU": ["bench", "fraud", "--workers", "9999"],
 }
 
 

@@ -25,7 +25,7 @@ from enerdatx.bench.stats import percentile_ms as ms
 
 if TYPE_CHECKING:
     from enerdatx.lab import Transport
-from enerdatx.bench.limits import count, require_memory
+from enerdatx.bench.limits import MAX_LOCAL_WORKERS, count, require_memory, workers
 from enerdatx.errors import ConfigurationError, EnerDatXError
 
 BASELINE_TYPE = "edx.bench.bare"
@@ -49,8 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="trades in flight at once (each buyer trades one at a time; default 10)")
     parser.add_argument("--solo-trades", type=count(0, 10_000), default=50,
                         help="trades of one extra buyer alone before the load, for the unloaded latency")
-    parser.add_argument("--workers", type=count(0, 64), default=0,
-                        help="also run the market scenario on N Dask worker processes (UDP), beside one process")
+    parser.add_argument("--workers", type=workers, default=0,
+                        help="also run the market scenario on N Dask worker processes (UDP), beside one process "
+                             f"(at most {MAX_LOCAL_WORKERS} here: 4 per CPU)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 

@@ -138,7 +138,8 @@ def fraud(lab: Any, *, peers: int = 100, light: bool = False, timeout: float = 1
     if sum(groups.sizes):
         raise EnerDatXError("the fraud scenario starts its own peers in an empty lab")
     if peers < 4 * len(groups):
-        raise ValueError(f"the fraud scenario needs at least 4 peers per group ({4 * len(groups)})")
+        on = f" (4 per worker, on {len(groups)} workers)" if len(groups) > 1 else ""
+        raise ValueError(f"the fraud scenario needs at least {4 * len(groups)} peers{on}, not {peers}")
     rng = random.Random(seed)
     groups.each("accept", FRAUD_TYPE)
     contacts = groups.start(peers)
