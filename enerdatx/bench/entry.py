@@ -91,6 +91,11 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
         ["peer", "run", "--dir", "{d}/p-offer-now", "--offer", "{d}/now-offer.json"], 1, "start must be an ISO time"),
     "bench market: more workers than sellers": (
         ["bench", "market", "--peers", "4", "--trades", "2", "--workers", "3"], 1, "each worker needs a seller"),
+    "bench robustness: --markdown onto a directory": (
+        ["bench", "robustness", "--only", "fraud", "--fraud-runs", "1", "--markdown", "{d}/dir"], 1, "is a directory"),
+    "bench robustness: --markdown in a missing directory": (
+        ["bench", "robustness", "--only", "fraud", "--fraud-runs", "1", "--markdown", "{d}/nowhere/r.md"], 1,
+        "no such directory"),
     "bench fraud: fewer than 4 peers per worker": (
         ["bench", "fraud", "--peers", "4", "--workers", "2"], 1, "needs at least 8 peers (4 per worker)"),
 }

@@ -42,6 +42,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the chosen parts and return their figures."""
     parts = args.only or PARTS
     progress = not args.no_progress
+    if args.markdown:
+        check_writable(args.markdown, "--markdown")  # before the run, not after it
     result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="enerdatx-robustness-") as scratch:
         base = Path(scratch)
@@ -65,6 +67,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.markdown:
         args.markdown.write_text(markdown(result))
     return result
+
+
+def check_writable(path: Path, option: str) -> None:
+    """Raise ValueError unless ``path`` can be written (a file, in an existing directory we may write to).
+
+    The file is opened for appending (nothing is truncated) and removed again if that made it.
+    """
+    if path.is_dir():
+        raise ValueError(f"{option} {path}: is a directory")
+    existed = path.exists() or path.is_symlink()
+    try:
+        with open(path, "a"):
+            pass
+    except FileNotFoundError:
+        raise ValueError(f"{option} {path}: no such directory {path.parent}") from None
+    except NotADirectoryError:
+        raise ValueError(f"{option} {path}: {path.parent} is not a directory") from None
+    except OSError as exc:
+        raise ValueError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None
+    if not existed:
+        path.unlink(missing_ok=True)
 
 
 # --- fuzzing ----------------------------------------------------------------------------------
