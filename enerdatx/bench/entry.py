@@ -116,6 +116,7 @@ USAGE_CASES: dict[str, list[str]] = {
     "peer backup: an empty --out": ["peer", "backup", "--dir", "{d}/emptied", "--out", ""],
     "ipfs: an empty --repo": ["ipfs", "--repo", "", "add", "{d}/s.csv"],
     "ipfs: an --api that is neither a multiaddr nor a URL": ["ipfs", "--api", "localhost 5001", "add", "{d}/s.csv"],
+    "ipfs: --repo and --api at once": ["ipfs", "--repo", "{d}/repo", "--api", "/ip4/127.0.0.1/tcp/9", "add", "{d}/s.csv"],
     "peer run: an empty --accept type": ["peer", "run", "--dir", "{d}/p", "--accept", ""],
     "bench trustchain: no transactions": ["bench", "trustchain", "--transactions", "0"],
     "bench network: no transactions": ["bench", "network", "--transactions", "0"],

@@ -73,3 +73,20 @@ def test_bench_reports_every_figure_on_a_small_file(capsysbinary: pytest.Capture
     for key in ("sha256_mb_s", "embedded_add_mb_s", "embedded_only_hash_mb_s", "embedded_cat_mb_s"):
         assert result[key] > 0, key
     assert result["kubo_add_mb_s"] is None
+
+
+def test_an_explicit_repo_wins_over_the_api_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    # Before: $ENERDATX_IPFS_API sent every command to a daemon, --repo or not.
+    monkeypatch.setenv("ENERDATX_IPFS_API", "/ip4/127.0.0.1/tcp/9")  # discard port: nobody answers
+    hello = tmp_path / "hello.txt"
+    hello.write_bytes(b"hello world\n")
+    assert run(capsysbinary, "ipfs", "--repo", str(tmp_path / "repo"), "add", str(hello)) == (
+        0, HELLO_V0.encode() + b"\n", b"")
+
+
+def test_repo_and_api_together_are_refused(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["ipfs", "--repo", str(tmp_path / "repo"), "--api", "/ip4/127.0.0.1/tcp/9", "cat", HELLO_V0])
+    assert exit_.value.code == 2 and b"not allowed with argument" in capsysbinary.readouterr().err
+
