@@ -90,3 +90,19 @@ def test_repo_and_api_together_are_refused(tmp_path: Path, capsysbinary: pytest.
         main(["ipfs", "--repo", str(tmp_path / "repo"), "--api", "/ip4/127.0.0.1/tcp/9", "cat", HELLO_V0])
     assert exit_.value.code == 2 and b"not allowed with argument" in capsysbinary.readouterr().err
 
+
+def test_no_daemon_is_one_line_naming_the_address_as_given(tmp_path: Path) -> None:
+    # Before: "no IPFS daemon answers at /ip4/127.0.0.1/tcp/9/http" (a suffix the user never typed),
+    # after urllib3's FutureWarning about ipfshttpclient's `strict` argument, two lines of it.
+    import subprocess
+    import sys
+
+    hello = tmp_path / "hello.txt"
+    hello.write_bytes(b"hello world\n")
+    result = subprocess.run([sys.executable, "-m", "enerdatx", "ipfs", "--api", "/ip4/127.0.0.1/tcp/9", "add",
+                             str(hello)], capture_output=True, text=True, timeout=60,
+                            env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parent.parent.parent)})
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "Warning" not in result.stderr, result.stderr
+    assert lines[0].startswith("enerdatx: error: no IPFS daemon answers at /ip4/127.0.0.1/tcp/9: "), lines
