@@ -106,3 +106,13 @@ def test_no_daemon_is_one_line_naming_the_address_as_given(tmp_path: Path) -> No
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and "Warning" not in result.stderr, result.stderr
     assert lines[0].startswith("enerdatx: error: no IPFS daemon answers at /ip4/127.0.0.1/tcp/9: "), lines
+
+
+def test_cat_of_an_identity_cid_is_its_inline_data(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    # Before: "block bafkqaaa is not in the store"; an identity CID carries its data, nothing to store.
+    repo = str(tmp_path / "repo")
+    assert run(capsysbinary, "ipfs", "--repo", repo, "cat", "bafkqaaa") == (0, b"", b"")  # the empty raw block
+    assert run(capsysbinary, "ipfs", "--repo", repo, "cat", "bafkqac3imvwgy3zao5xxe3de") == (0, b"hello world", b"")
+    from enerdatx.ipfs.blocks import parse_cid
+
+    assert EmbeddedStore(tmp_path / "repo").blocks.has(parse_cid("bafkqaaa"))
