@@ -79,6 +79,9 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     "meter synth: past the last date pandas holds": (
         ["meter", "synth", "--start", "2262-04-01", "--days", "30", "--out", "{d}/x.csv"], 1, "past the last date"),
     "ipfs add: a directory": (["ipfs", "--repo", "{d}/repo", "add", "{d}/dir"], 1, "is a directory"),
+    "ipfs add: a device": (["ipfs", "--repo", "{d}/repo", "add", "/dev/null"], 1, "is not a regular file"),
+    "ipfs import-car: an empty file": (
+        ["ipfs", "--repo", "{d}/repo", "import-car", "{d}/empty.txt"], 1, "the file is empty: not a CAR file"),
     "peer run: an offer file that is a JSON list": (
         ["peer", "run", "--dir", "{d}/p-offer-list", "--offer", "{d}/empty.json"], 1, "expected a JSON object"),
     "peer run: an offer file that is missing": (

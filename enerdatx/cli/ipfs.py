@@ -82,7 +82,12 @@ def _store(args: argparse.Namespace) -> ContentStore:
 def _add(args: argparse.Namespace) -> int:
     store = _store(args)
     if not os.path.isfile(args.file):
-        what = "is a directory (add its files one by one, or make a CAR)" if os.path.isdir(args.file) else "no such file"
+        if os.path.isdir(args.file):
+            what = "is a directory (add its files one by one, or make a CAR)"
+        elif os.path.exists(args.file):  # /dev/null, a pipe, a socket: no size to chunk, maybe no end
+            what = "is not a regular file (a device, a pipe or a socket)"
+        else:
+            what = "no such file"
         print(f"enerdatx: error: {args.file}: {what}", file=sys.stderr)
         return 1
     if isinstance(store, EmbeddedStore):

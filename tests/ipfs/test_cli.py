@@ -116,3 +116,14 @@ def test_cat_of_an_identity_cid_is_its_inline_data(tmp_path: Path, capsysbinary:
     from enerdatx.ipfs.blocks import parse_cid
 
     assert EmbeddedStore(tmp_path / "repo").blocks.has(parse_cid("bafkqaaa"))
+
+
+def test_a_device_and_an_empty_car_say_what_they_are(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    # Before: "/dev/null: no such file", and "CAR header length None is missing or out of range".
+    repo = str(tmp_path / "repo")
+    code, _, err = run(capsysbinary, "ipfs", "--repo", repo, "add", "/dev/null")
+    assert code == 1 and b"/dev/null: is not a regular file" in err
+    empty = tmp_path / "empty.car"
+    empty.write_bytes(b"")
+    code, _, err = run(capsysbinary, "ipfs", "--repo", repo, "import-car", str(empty))
+    assert code == 1 and err == b"enerdatx: error: the file is empty: not a CAR file\n"
