@@ -99,6 +99,7 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     "bench robustness: --markdown in a missing directory": (
         ["bench", "robustness", "--only", "fraud", "--fraud-runs", "1", "--markdown", "{d}/nowhere/r.md"], 1,
         "no such directory"),
+    "bench fraud: a network size twice": (["bench", "fraud", "--peers", "4", "4"], 1, "each size once"),
     "bench fraud: fewer than 4 peers per worker": (
         ["bench", "fraud", "--peers", "4", "--workers", "2"], 1, "needs at least 8 peers (4 per worker)"),
 }
@@ -127,6 +128,8 @@ USAGE_CASES: dict[str, list[str]] = {
     "bench robustness: negative kills": ["bench", "robustness", "--kills", "-1"],
     "bench privacy: a union too large to finish": ["bench", "privacy", "--members", "100000000"],
     "bench ipfs: no repeats": ["bench", "ipfs", "--repeats", "0"],
+    "bench ipfs: a file of 0 MiB": ["bench", "ipfs", "--size-mib", "0"],
+    "bench ipfs: an empty --dir (the current directory)": ["bench", "ipfs", "--dir", ""],
     "bench reputation: no repeats": ["bench", "reputation", "--repeat", "0"],
     "bench subscription: more subscribers than it takes": ["bench", "subscription", "--subscribers", "100000000"],
     "bench market: a thousand-digit peer count": ["bench", "market", "--peers", "9" * 1000],

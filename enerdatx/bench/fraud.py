@@ -53,6 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark and return its figures."""
+    if len(set(args.peers)) != len(args.peers):  # each size's figures are keyed by it: a repeat would overwrite
+        repeated = sorted({n for n in args.peers if args.peers.count(n) > 1})
+        raise ValueError(f"--peers: each size once (refused, not dropped: {', '.join(map(str, repeated))} repeated)")
+    args.packet_loss += 0.0  # -0.0 is no loss: report 0.0
     if min(args.peers) < 4:
         raise ValueError("--peers needs at least 4 peers: a forker, two victims and a witness")
     if args.workers and min(args.peers) < 4 * args.workers:

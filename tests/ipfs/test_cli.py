@@ -127,3 +127,11 @@ def test_a_device_and_an_empty_car_say_what_they_are(tmp_path: Path, capsysbinar
     empty.write_bytes(b"")
     code, _, err = run(capsysbinary, "ipfs", "--repo", repo, "import-car", str(empty))
     assert code == 1 and err == b"enerdatx: error: the file is empty: not a CAR file\n"
+
+
+@pytest.mark.parametrize("option", [["--size-mib", "0"], ["--dir", ""]])
+def test_bench_refuses_an_empty_file_and_an_empty_dir(option: list[str], capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    # Before: --size-mib 0 reported speeds of 0.0; --dir "" worked in the current directory.
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "ipfs", *option])
+    assert exit_.value.code == 2 and f"argument {option[0]}".encode() in capsysbinary.readouterr().err
