@@ -79,7 +79,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                        if key not in ("peers", "groups")})
     if len(runs) > 1:
         first, last = runs[0], runs[-1]
-        result["growth_seconds_all_honest"] = round(last["seconds_all_honest"] / first["seconds_all_honest"], 2)
+        result["growth_seconds_all_honest"] = (  # null when a run's proof reached nobody
+            round(last["seconds_all_honest"] / first["seconds_all_honest"], 2)
+            if last["seconds_all_honest"] is not None and first["seconds_all_honest"] else None
+        )
         result["growth_peers"] = round(last["peers"] / first["peers"], 2)
     return result
 

@@ -167,19 +167,23 @@ def fraud(lab: Any, *, peers: int = 100, light: bool = False, timeout: float = 1
         asked = groups.on(0, "ask_everyone", forker, [k for i, k in keys.items() if i != forker], FRAUD_TYPE,
                           trade_timeout)
 
-    times = pd.DataFrame(learned)
+    times = pd.DataFrame(learned, columns=["peer", "learned_at"])  # the columns even when nobody learnt it
     times["seconds"] = times["learned_at"] - started
     times["group"] = times["peer"].map(groups.owner)
     seconds = sorted(times["seconds"])
+
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, 3)
     peer_memory = sum(m["rss"] - m["rss_before_start"] for m in memory) / max(1, sum(m["peers"] for m in memory))
     figures = {
         "groups": len(groups),
         "peers": peers,
         "light": light,
         "honest_with_proof": len(seconds),
-        "seconds_all_honest": round(seconds[-1], 3),
-        "seconds_first_proof": round(seconds[0], 3),
-        "seconds_median_honest": round(statistics.median(seconds), 3),
+        # No honest peer holding the proof within the timeout has no times: null, not an IndexError.
+        "seconds_all_honest": rounded(seconds[-1] if seconds else None),
+        "seconds_first_proof": rounded(seconds[0] if seconds else None),
+        "seconds_median_honest": rounded(statistics.median(seconds) if seconds else None),
         # On a busy machine the wall time says how much CPU the run got; this says what it needed.
         "cpu_seconds_to_all_honest": round(sum(cpu), 3),
         "bytes_sent_per_peer_mean": round(statistics.mean(sent)),
@@ -191,6 +195,8 @@ def fraud(lab: Any, *, peers: int = 100, light: bool = False, timeout: float = 1
     }
     if refusals:
         figures["refused_after_detection"] = asked["refused"]
+    if not seconds:
+        figures["message"] = f"no honest peer stored the fraud proof within {timeout} s"
     return FraudRun(times.sort_values("peer").reset_index(drop=True), figures)
 
 
