@@ -72,6 +72,8 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     ),
     "peer id: --dir is a file": (["peer", "id", "--dir", "{d}/s.csv"], 1, "not a directory"),
     "peer backup: not a peer directory": (["peer", "backup", "--dir", "{d}/dir", "--out", "{d}/b"], 1, "not a peer"),
+    "peer backup: --out inside the peer directory": (
+        ["peer", "backup", "--dir", "{d}/p-backup", "--out", "{d}/p-backup/backup"], 1, "inside the peer directory"),
     "peer recover: no key": (["peer", "recover", "--dir", "{d}/dir", "--peer", "127.0.0.1:9"], 1, "no identity.key"),
     "bench fraud: more peers than memory holds": (["bench", "fraud", "--peers", "100000000"], 1, "GiB are available"),
     "meter synth: a year at one-second steps": (
@@ -161,7 +163,7 @@ def write_scratch(directory: Path) -> None:
     (directory / "now-offer.json").write_text(json.dumps({**offer, "start": "now"}))
     (directory / "corrupt").mkdir()
     (directory / "corrupt" / "chain.sqlite").write_bytes(b"not a database" * 500)
-    for name in ("emptied", "keyless"):
+    for name in ("emptied", "keyless", "p-backup"):
         identity, store, lock = open_directory(directory / name, durable=False)
         TrustChain(identity, store).record("bench.entry", {"n": 1})
         mark_head(directory / name, identity, store)
