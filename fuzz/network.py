@@ -140,7 +140,8 @@ def close_harness() -> None:
     if _harness is not None:
         if _harness.thread != threading.get_ident():
             raise RuntimeError("the fuzz harness is stopped by the thread that started it")
-        _harness, running = None, _harness
+        running = _harness
+        _harness = None
         running.close()
 
 
