@@ -292,6 +292,9 @@ def backup_directory(directory: str | os.PathLike[str], target: str | os.PathLik
         raise StorageError("not a peer directory", path=directory)
     if not (directory / KEY_FILE).is_file() or not (directory / CHAIN_FILE).is_file():
         raise StorageError(f"not a peer directory (no {KEY_FILE} or {CHAIN_FILE})", path=directory)
+    if target.resolve() == directory.resolve() or directory.resolve() in target.resolve().parents:
+        # The next backup would copy this one into itself; losing the directory loses its backup too.
+        raise StorageError(f"the backup target is inside the peer directory {directory} it backs up", path=target)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise StorageError("the backup target exists and is not an empty directory", path=target)
     identity = Identity.load(directory / KEY_FILE)

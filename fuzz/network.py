@@ -10,10 +10,10 @@ handler as if a peer had sent it; the handler must neither raise nor store an in
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import random
 import tempfile
+import threading
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
@@ -44,9 +44,14 @@ HANDLER_SECONDS = 5.0  # an input that keeps a handler busy longer is a crasher 
 
 
 class _Harness:
-    """One peer with its market and REST API, on a private event loop."""
+    """One peer with its market and REST API, on a private event loop driven by the thread that made it.
+
+    IPv8 holds a threading lock across a tick of its loop and SQLite connections check their
+    thread, so only that thread may use or stop the peer.
+    """
 
     def __init__(self) -> None:
+        self.thread = threading.get_ident()
         self.directory = tempfile.TemporaryDirectory(prefix="enerdatx-fuzz-peer-")
         self.loop = asyncio.new_event_loop()
         self.loop.run_until_complete(self._start())
@@ -74,11 +79,14 @@ class _Harness:
         await self.client.start_server()
 
     def close(self) -> None:
-        """Stop the REST client and the peer."""
+        """Stop the REST client and the peer (on the thread that made the harness)."""
+        if self.loop.is_closed():
+            return
         with contextlib.suppress(RuntimeError):  # at exit, the default executor may be gone already
             self.loop.run_until_complete(self.client.close())
             self.loop.run_until_complete(self.peer.stop())
         self.loop.close()
+        self.directory.cleanup()
 
     def run(self, awaitable: Any) -> Any:
         """Run a coroutine on the harness loop, bounded in time."""
@@ -111,12 +119,30 @@ _harness: _Harness | None = None
 
 
 def harness() -> _Harness:
-    """The shared running peer (started on first use)."""
+    """The shared running peer (started on first use, stopped by :func:`close_harness` or at exit)."""
     global _harness
     if _harness is None:
         _harness = _Harness()
-        atexit.register(_harness.close)
+        if threading.current_thread() is threading.main_thread():
+            # Stopping the peer needs its loop's executor (IPv8's tasks, the store's WAL checkpoint).
+            # An atexit callback runs after concurrent.futures shut its executors down; the threading
+            # module's exit hooks (the one concurrent.futures uses itself) run before, on this thread.
+            threading._register_atexit(close_harness)  # type: ignore[attr-defined]
+    elif _harness.thread != threading.get_ident():
+        raise RuntimeError("the fuzz harness belongs to the thread that started it: use it, and close_harness(), there")
     return _harness
+
+
+def close_harness() -> None:
+    """Stop the shared peer now, if it was started; on the thread that started it (a harness started
+    elsewhere than the main thread is stopped only by this)."""
+    global _harness
+    if _harness is not None:
+        if _harness.thread != threading.get_ident():
+            raise RuntimeError("the fuzz harness is stopped by the thread that started it")
+        running = _harness
+        _harness = None
+        running.close()
 
 
 def _assert_store_valid(peer: Any) -> None:

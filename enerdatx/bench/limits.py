@@ -6,7 +6,12 @@ import argparse
 import os
 from collections.abc import Callable
 
-__all__ = ["available_memory", "count", "require_memory"]
+__all__ = ["MAX_LOCAL_WORKERS", "WORKERS_PER_CPU", "available_memory", "count", "require_memory", "workers"]
+
+# Worker processes a local cluster may have: more than a few per core only queue for the CPU, and
+# hundreds exhaust the machine before Dask says why ("Nanny failed to start").
+WORKERS_PER_CPU = 4
+MAX_LOCAL_WORKERS = WORKERS_PER_CPU * (os.cpu_count() or 1)
 
 
 def count(low: int, high: int) -> Callable[[str], int]:
@@ -20,6 +25,21 @@ def count(low: int, high: int) -> Callable[[str], int]:
         return int(text)
 
     return parse
+
+
+def workers(text: str) -> int:
+    """An argparse ``type`` for ``--workers N`` (0: none, in one process): at most
+    :data:`MAX_LOCAL_WORKERS`, refused when the options are read, not after a run has started."""
+    try:
+        return count(0, MAX_LOCAL_WORKERS)(text)
+    except argparse.ArgumentTypeError:
+        digits = text.strip()
+        if not (digits.isascii() and digits.isdigit()):
+            raise
+        given = f", not {digits}" if len(digits) <= 12 else ""
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_LOCAL_WORKERS} on this machine ({WORKERS_PER_CPU} per CPU){given}"
+        ) from None
 
 
 def available_memory() -> int | None:

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from enerdatx.bench.stats import percentile
+from enerdatx.bench.stats import percentile_ms as ms
 
 if TYPE_CHECKING:
     from enerdatx.lab import Transport
-from enerdatx.bench.limits import count, require_memory
+from enerdatx.bench.limits import MAX_LOCAL_WORKERS, count, require_memory, workers
 from enerdatx.errors import ConfigurationError, EnerDatXError
 
 BASELINE_TYPE = "edx.bench.bare"
@@ -49,8 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="trades in flight at once (each buyer trades one at a time; default 10)")
     parser.add_argument("--solo-trades", type=count(0, 10_000), default=50,
                         help="trades of one extra buyer alone before the load, for the unloaded latency")
-    parser.add_argument("--workers", type=count(0, 64), default=0,
-                        help="also run the market scenario on N Dask worker processes (UDP), beside one process")
+    parser.add_argument("--workers", type=workers, default=0,
+                        help="also run the market scenario on N Dask worker processes (UDP), beside one process "
+                             f"(at most {MAX_LOCAL_WORKERS} here: 4 per CPU)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -193,10 +194,7 @@ async def _run(args: argparse.Namespace, sellers_n: int, buyers_n: int) -> dict[
     trades_per_s = len(trade_latencies) / trade_seconds
     bare_per_s = len(bare_latencies) / bare_seconds
 
-    def ms(values: list[float], q: float) -> float | None:
-        # No sample (--solo-trades 0, or every trade failed) has no quantile: null, not a crash.
-        return round(1000 * percentile(values, q), 2) if values else None
-
+    # No sample (--solo-trades 0, or every trade failed) has no quantile: ms() gives null, not a crash.
     return {
         "transport": args.transport,
         "gossip_fanout": args.gossip_fanout if args.gossip_fanout is not None else "default",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import tempfile
 from typing import Any
 
@@ -31,7 +32,8 @@ def run(args: argparse.Namespace, settings: dict[str, Any]) -> dict[str, Any]:
         with Lab(directory, "udp", durable=False, settings=settings, progress=False) as lab:
             single = scenarios.market(lab, **options).figures
         with DaskLab(f"{directory}/dask", "udp", workers=args.workers, durable=False, settings=settings) as lab:
-            dashboard = lab.dashboard_link
+            # While the cluster is up: a link printed with the figures would lead nowhere.
+            print(f"Dask dashboard, while the workers run: {lab.dashboard_link}", file=sys.stderr, flush=True)
             spread = scenarios.market(lab, **options).figures
     for prefix, figures in zip(PREFIXES, (single, spread), strict=True):
         for key in ("trades_per_s", "trade_latency_p50_ms", "trade_latency_p99_ms", "failed_trades"):
@@ -39,5 +41,4 @@ def run(args: argparse.Namespace, settings: dict[str, Any]) -> dict[str, Any]:
     result["workers_vs_single_process"] = (
         round(spread["trades_per_s"] / single["trades_per_s"], 3) if single["trades_per_s"] else None
     )
-    result["dashboard"] = dashboard
     return result

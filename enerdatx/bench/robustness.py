@@ -42,6 +42,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the chosen parts and return their figures."""
     parts = args.only or PARTS
     progress = not args.no_progress
+    if args.markdown:
+        check_writable(args.markdown, "--markdown")  # before the run, not after it
     result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="enerdatx-robustness-") as scratch:
         base = Path(scratch)
@@ -67,6 +69,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def check_writable(path: Path, option: str) -> None:
+    """Raise ValueError unless ``path`` can be written (a file, in an existing directory we may write to).
+
+    The file is opened for appending (nothing is truncated) and removed again if that made it.
+    """
+    if path.is_dir():
+        raise ValueError(f"{option} {path}: is a directory")
+    existed = path.exists() or path.is_symlink()
+    try:
+        with open(path, "a"):
+            pass
+    except FileNotFoundError:
+        raise ValueError(f"{option} {path}: no such directory {path.parent}") from None
+    except NotADirectoryError:
+        raise ValueError(f"{option} {path}: {path.parent} is not a directory") from None
+    except OSError as exc:
+        raise ValueError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None
+    if not existed:
+        path.unlink(missing_ok=True)
+
+
 # --- fuzzing ----------------------------------------------------------------------------------
 
 
@@ -85,34 +108,49 @@ def fuzz_figures(seconds: int, *, progress: bool = False) -> dict[str, Any]:
     bar = tqdm(total=len(names), desc="fuzz targets", disable=not progress, leave=False)
 
     def one(name: str) -> tuple[str, dict[str, Any]]:
-        figures = _fuzz_one(name, seconds, TARGETS[name])
+        figures = _fuzz_one(name, seconds)
         bar.update(1)
         return name, figures
 
+    # The saved crashers, before (the fuzzers add new ones) and here, on this thread: the network
+    # targets share one running peer, which only the thread that started it may drive and stop.
+    saved = {name: _saved_crashers(name) for name in names}
     with ThreadPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1))) as pool:
         figures = dict(pool.map(one, names))
     bar.close()
+    try:
+        for name in names:
+            figures[name]["saved_crashers"] = len(saved[name])
+            figures[name]["saved_crashers_fixed"] = sum(_passes(TARGETS[name], path) for path in saved[name])
+    finally:
+        if "fuzz.network" in sys.modules:
+            sys.modules["fuzz.network"].close_harness()  # now, not at exit (when its loop has no executor)
     return figures
 
 
-def _fuzz_one(name: str, seconds: int, target: Any) -> dict[str, Any]:
+def _saved_crashers(name: str) -> list[Path]:
     crashers = ROOT / "fuzz" / "crashers" / name
-    before = set(crashers.glob("*")) if crashers.exists() else set()
+    return sorted(crashers.glob("*")) if crashers.exists() else []
+
+
+def _passes(target: Any, path: Path) -> bool:
+    try:
+        target(path.read_bytes())
+    except Exception:  # noqa: BLE001 - a saved crasher that still crashes
+        return False
+    return True
+
+
+def _fuzz_one(name: str, seconds: int) -> dict[str, Any]:
+    before = set(_saved_crashers(name))
     run = subprocess.run(
         [sys.executable, "-m", "fuzz.run", name, "--", f"-max_total_time={seconds}", "-print_final_stats=1"],
         cwd=ROOT, capture_output=True, text=True, timeout=seconds + 300,
     )
     executions = re.findall(r"stat::number_of_executed_units:\s+(\d+)", run.stderr)
-    new = sorted(set(crashers.glob("*")) - before) if crashers.exists() else []
-    fixed = 0
-    for path in sorted(before):
-        try:
-            target(path.read_bytes())
-            fixed += 1
-        except Exception:  # noqa: BLE001 - a saved crasher that still crashes
-            pass
+    new = sorted(set(_saved_crashers(name)) - before)
     return {"executions": int(executions[-1]) if executions else 0, "seconds": seconds,
-            "new_crashers": [p.name for p in new], "saved_crashers": len(before), "saved_crashers_fixed": fixed}
+            "new_crashers": [p.name for p in new]}
 
 
 # --- faults, fraud, flood -------------------------------------------------------------------

@@ -20,9 +20,15 @@ def register(subparsers: Any) -> None:
         help="add, cat and move content (embedded store, or a daemon via --api / $" + API_ENV + ")",
         description=__doc__,
     )
-    ipfs.add_argument("--repo", type=parse_directory, help=f"embedded store directory (default ${REPO_ENV} or ~/.enerdatx/ipfs)")
-    ipfs.add_argument("--api", type=parse_api, help=f"daemon RPC multiaddr, e.g. /ip4/127.0.0.1/tcp/5001, or "
-                                                    f"http://HOST:PORT (default ${API_ENV})")
+    # Which store: --repo (the embedded store there, even with $API_ENV set), else --api, else
+    # $API_ENV (a daemon), else the embedded store in $REPO_ENV or ~/.enerdatx/ipfs. Both options
+    # at once contradict each other and are refused.
+    where = ipfs.add_mutually_exclusive_group()
+    where.add_argument("--repo", type=parse_directory,
+                       help=f"embedded store directory; wins over ${API_ENV} (default: a daemon at ${API_ENV} "
+                            f"if set, else ${REPO_ENV} or ~/.enerdatx/ipfs)")
+    where.add_argument("--api", type=parse_api, help=f"daemon RPC multiaddr, e.g. /ip4/127.0.0.1/tcp/5001, or "
+                                                     f"http://HOST:PORT (default ${API_ENV}); not with --repo")
     inner = ipfs.add_subparsers(dest="ipfs_command", metavar="COMMAND", required=True)
 
     add = inner.add_parser("add", help="add a file and print its CID")
@@ -68,13 +74,20 @@ def parse_api(text: str) -> str:
 
 
 def _store(args: argparse.Namespace) -> ContentStore:
-    return open_store(args.repo, api=args.api)
+    if args.repo is not None:  # asked for by name: not overridden by $ENERDATX_IPFS_API
+        return EmbeddedStore(args.repo)
+    return open_store(api=args.api)
 
 
 def _add(args: argparse.Namespace) -> int:
     store = _store(args)
     if not os.path.isfile(args.file):
-        what = "is a directory (add its files one by one, or make a CAR)" if os.path.isdir(args.file) else "no such file"
+        if os.path.isdir(args.file):
+            what = "is a directory (add its files one by one, or make a CAR)"
+        elif os.path.exists(args.file):  # /dev/null, a pipe, a socket: no size to chunk, maybe no end
+            what = "is not a regular file (a device, a pipe or a socket)"
+        else:
+            what = "no such file"
         print(f"enerdatx: error: {args.file}: {what}", file=sys.stderr)
         return 1
     if isinstance(store, EmbeddedStore):

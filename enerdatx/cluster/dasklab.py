@@ -15,7 +15,6 @@ that worker's host address; ``packet_loss`` drops that share of the datagrams ea
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
+from enerdatx.bench.limits import MAX_LOCAL_WORKERS
 from enerdatx.cluster.group import PeerGroup
 from enerdatx.cluster.groups import Groups
 from enerdatx.errors import ConfigurationError
@@ -31,9 +31,6 @@ from enerdatx.peer import Peer, Service
 __all__ = ["DaskLab"]
 
 LOOPBACK = "127.0.0.1"
-# Worker processes a local cluster may have: more than a few per core only queue for the CPU, and
-# hundreds exhaust the machine before Dask says why ("Nanny failed to start").
-MAX_LOCAL_WORKERS = 4 * (os.cpu_count() or 1)
 
 
 def _actor_call(actor: Any, method: str, args: tuple[Any, ...]) -> Any:

@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from enerdatx.bench.stats import percentile
+from enerdatx.bench.stats import percentile_ms
 from enerdatx.cluster.groups import Groups, groups_of
 from enerdatx.errors import EnerDatXError
 from enerdatx.market.wallet import DEFAULT_GRANT
@@ -113,8 +113,8 @@ def market(
         "trades": trades,
         "failed_trades": int(table["error"].notna().sum()),
         "trades_per_s": round(float(len(done) / seconds), 1) if seconds > 0 else None,
-        "trade_latency_p50_ms": round(1000 * percentile(latencies, 0.50), 2) if latencies else None,
-        "trade_latency_p99_ms": round(1000 * percentile(latencies, 0.99), 2) if latencies else None,
+        "trade_latency_p50_ms": percentile_ms(latencies, 0.50),
+        "trade_latency_p99_ms": percentile_ms(latencies, 0.99),
     }
     chains = _frame(groups.each("chains"))
     ours = [[i for i in indices if groups.group_of(i) == g] for g in range(len(groups))]
@@ -138,7 +138,8 @@ def fraud(lab: Any, *, peers: int = 100, light: bool = False, timeout: float = 1
     if sum(groups.sizes):
         raise EnerDatXError("the fraud scenario starts its own peers in an empty lab")
     if peers < 4 * len(groups):
-        raise ValueError(f"the fraud scenario needs at least 4 peers per group ({4 * len(groups)})")
+        on = f" (4 per worker, on {len(groups)} workers)" if len(groups) > 1 else ""
+        raise ValueError(f"the fraud scenario needs at least {4 * len(groups)} peers{on}, not {peers}")
     rng = random.Random(seed)
     groups.each("accept", FRAUD_TYPE)
     contacts = groups.start(peers)
@@ -166,19 +167,23 @@ def fraud(lab: Any, *, peers: int = 100, light: bool = False, timeout: float = 1
         asked = groups.on(0, "ask_everyone", forker, [k for i, k in keys.items() if i != forker], FRAUD_TYPE,
                           trade_timeout)
 
-    times = pd.DataFrame(learned)
+    times = pd.DataFrame(learned, columns=["peer", "learned_at"])  # the columns even when nobody learnt it
     times["seconds"] = times["learned_at"] - started
     times["group"] = times["peer"].map(groups.owner)
     seconds = sorted(times["seconds"])
+
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, 3)
     peer_memory = sum(m["rss"] - m["rss_before_start"] for m in memory) / max(1, sum(m["peers"] for m in memory))
     figures = {
         "groups": len(groups),
         "peers": peers,
         "light": light,
         "honest_with_proof": len(seconds),
-        "seconds_all_honest": round(seconds[-1], 3),
-        "seconds_first_proof": round(seconds[0], 3),
-        "seconds_median_honest": round(statistics.median(seconds), 3),
+        # No honest peer holding the proof within the timeout has no times: null, not an IndexError.
+        "seconds_all_honest": rounded(seconds[-1] if seconds else None),
+        "seconds_first_proof": rounded(seconds[0] if seconds else None),
+        "seconds_median_honest": rounded(statistics.median(seconds) if seconds else None),
         # On a busy machine the wall time says how much CPU the run got; this says what it needed.
         "cpu_seconds_to_all_honest": round(sum(cpu), 3),
         "bytes_sent_per_peer_mean": round(statistics.mean(sent)),
@@ -190,6 +195,8 @@ def fraud(lab: Any, *, peers: int = 100, light: bool = False, timeout: float = 1
     }
     if refusals:
         figures["refused_after_detection"] = asked["refused"]
+    if not seconds:
+        figures["message"] = f"no honest peer stored the fraud proof within {timeout} s"
     return FraudRun(times.sort_values("peer").reset_index(drop=True), figures)
 
 

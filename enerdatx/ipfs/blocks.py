@@ -117,6 +117,17 @@ def _fast_sha256_digest(cid: AnyCID) -> bytes | None:
     return None
 
 
+def inline_block(cid: AnyCID) -> bytes | None:
+    """The block an identity CID carries inline (its "digest" is the data itself), else None.
+
+    ``bafkqaaa`` is the empty raw block: nothing needs storing to have it, as in kubo.
+    """
+    if _fast_sha256_digest(cid) is not None:
+        return None
+    parsed = parse_cid(cid)
+    return bytes(parsed.raw_digest) if parsed.hashfun.code == 0x00 else None
+
+
 def codec_name(cid: AnyCID) -> str:
     """The codec of a CID in either form: ``dag-pb``, ``raw``, or another multicodec name."""
     raw = _v1_bytes(cid)
@@ -158,8 +169,9 @@ class Blockstore:
         return self.root / _key(cid)
 
     def has(self, cid: AnyCID) -> bool:
-        """Whether a file for this block exists (its bytes are checked only when read)."""
-        return self.path_for(cid).is_file()
+        """Whether a file for this block exists (its bytes are checked only when read); an
+        identity CID's block is always there, inline."""
+        return self.path_for(cid).is_file() or inline_block(cid) is not None
 
     def put(self, cid: AnyCID, block: bytes | memoryview) -> bool:
         """Store ``block`` under ``cid`` unless already there; return whether it was written.
@@ -186,7 +198,10 @@ class Blockstore:
         return True
 
     def get(self, cid: AnyCID) -> bytes:
-        """The block's bytes, after checking they hash to ``cid``."""
+        """The block's bytes, after checking they hash to ``cid`` (an identity CID's, from the CID)."""
+        inline = inline_block(cid)
+        if inline is not None:
+            return inline
         path = self.path_for(cid)
         try:
             with open(path, "rb") as handle:

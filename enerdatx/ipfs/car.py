@@ -82,8 +82,10 @@ def read_car(stream: BinaryIO) -> tuple[list[CID], Iterator[tuple[CID, bytes]]]:
     section or an oversized one raises ``CarFormatError``.
     """
     header_length = _read_varint(stream)
-    if header_length is None or not 0 < header_length <= MAX_HEADER_SIZE:
-        raise CarFormatError(f"CAR header length {header_length} is missing or out of range")
+    if header_length is None:
+        raise CarFormatError("the file is empty: not a CAR file")
+    if not 0 < header_length <= MAX_HEADER_SIZE:
+        raise CarFormatError(f"CAR header length {header_length} is out of range: not a CAR v1 file")
     try:
         header = dag_cbor.decode(_read_exact(stream, header_length, "the header"))
     except Exception as exc:  # dag-cbor raises several unrelated types on bad input (IndexError, OverflowError...)

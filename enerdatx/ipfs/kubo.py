@@ -12,13 +12,10 @@ import contextlib
 import io
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import ipfshttpclient
-import ipfshttpclient.exceptions as rpc_errors
-from ipfshttpclient import multipart
 
 from enerdatx.errors import (
     BlockMissingError,
@@ -30,6 +27,20 @@ from enerdatx.errors import (
 from enerdatx.ipfs.blocks import cid_string, parse_cid
 from enerdatx.ipfs.car import missing_blocks, read_car
 from enerdatx.ipfs.store import ContentStore, StrPath, atomic_output
+
+# ipfshttpclient 0.7.0 on urllib3 2 makes urllib3 warn at users, about no code of theirs: at the
+# import, a NotOpenSSLWarning where Python is built with LibreSSL (macOS); on every request, a
+# FutureWarning that ipfshttpclient passes the `strict` argument urllib3 no longer needs. Only
+# those two are hushed: the first around the import, the second (global, as it is raised on every
+# request, from any thread) by its exact message and module.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="urllib3 v2 only supports OpenSSL", module="urllib3")
+    import ipfshttpclient
+    import ipfshttpclient.exceptions as rpc_errors
+    from ipfshttpclient import multipart
+warnings.filterwarnings("ignore", message="The 'strict' parameter is no longer needed", category=FutureWarning,
+                        module="urllib3.poolmanager")
+
 
 __all__ = ["KuboStore", "MINIMUM_VERSIONS"]
 
@@ -57,12 +68,13 @@ class KuboStore(ContentStore):
     """A content store backed by an IPFS daemon at a multiaddr such as ``/ip4/127.0.0.1/tcp/5001``."""
 
     def __init__(self, api: str, *, timeout: float = 60.0) -> None:
-        if not api.rstrip("/").endswith(("/http", "/https")):
-            api = api.rstrip("/") + "/http"
-        self.api = api
+        self.api = api  # as given: what the messages name
+        address = api.rstrip("/")
+        if not address.endswith(("/http", "/https")):  # the client wants the protocol spelt out
+            address += "/http"
         self.timeout = timeout
         try:
-            self._client = ipfshttpclient.Client(api, timeout=timeout)
+            self._client = ipfshttpclient.Client(address, timeout=timeout)
         except rpc_errors.AddressError as exc:
             raise DaemonUnavailableError(f"{api!r} is not a daemon address: {exc}") from exc
         self.implementation, self.version = self._check_version()

@@ -20,3 +20,13 @@ def test_reputation_benchmark_refuses_an_empty_market(capsys):
         main(["bench", "reputation", "--peers", "1", "--blocks", "400", "--json"])
     assert exited.value.code == 2
     assert "--peers: expected a whole number from 2 to" in capsys.readouterr().err
+
+
+def test_reputation_benchmark_refuses_more_peers_than_memory_holds(capsys, monkeypatch):
+    # Before: no check; 100,000 peers (about 8 GB of ledgers) started signing whatever the machine had.
+    from enerdatx.bench import limits
+
+    monkeypatch.setattr(limits, "available_memory", lambda: 2**30)
+    assert main(["bench", "reputation", "--peers", "100000", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "100,000 peers (an in-memory ledger each) need about 7.6 GiB" in err and "1.0 GiB are available" in err

@@ -1,6 +1,6 @@
 import pytest
 
-from enerdatx.bench.stats import percentile
+from enerdatx.bench.stats import percentile, percentile_ms
 
 
 @pytest.mark.parametrize(
@@ -17,3 +17,14 @@ from enerdatx.bench.stats import percentile
 )
 def test_percentile_is_the_nearest_rank(values, q, expected):
     assert percentile(values, q) == expected
+
+
+def test_percentile_ms_is_milliseconds_rounded():
+    assert percentile_ms([0.0012345, 0.002], 0.5) == 1.23
+    assert percentile_ms([0.0012345], 0.99, digits=3) == 1.234
+
+
+def test_percentile_ms_of_no_sample_is_none():
+    # An empty sample (no trade completed) has no quantile: null in the JSON, not an IndexError.
+    assert percentile_ms([], 0.5) is None
+    assert percentile_ms((), 0.99) is None

@@ -12,12 +12,15 @@ from enerdatx.cli import main
 @pytest.mark.slow
 def test_market_benchmark_on_workers_reports_the_single_process_figure_beside(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "market", "--json", "--peers", "8", "--trades", "8", "--workers", "2", "--no-progress"]) == 0
-    figures = json.loads(capsys.readouterr().out)
+    out, err = capsys.readouterr()
+    figures = json.loads(out)
     for prefix in ("single_process", "workers"):
         assert figures[f"{prefix}_failed_trades"] == 0
         assert figures[f"{prefix}_trades_per_s"] > 0
         assert 0 < figures[f"{prefix}_trade_latency_p50_ms"] <= figures[f"{prefix}_trade_latency_p99_ms"]
-    assert figures["workers"] == 2 and figures["dashboard"].startswith("http://127.0.0.1:")
+    # The dashboard link is printed while the cluster is up; in the figures it led to a closed port.
+    assert figures["workers"] == 2 and "dashboard" not in figures
+    assert "Dask dashboard, while the workers run: http://127.0.0.1:" in err
 
 
 @pytest.mark.slow

@@ -45,3 +45,23 @@ def test_packet_loss_on_udp_drops_on_arrival_and_every_honest_peer_still_gets_th
         dropped = sum(p.ipv8.endpoint.dropped for p in lab.peers)
     assert run.figures["honest_with_proof"] == 11
     assert run.figures["packets_dropped"] == dropped > 0  # the loss did happen, at the receiving sockets
+
+
+def test_a_fraud_proof_nobody_learns_is_null_figures_and_a_message(tmp_path, monkeypatch) -> None:
+    # Before: IndexError (seconds[-1]) or KeyError (a DataFrame without columns) when no honest peer
+    # stored the proof within the timeout; here the waiting is made to see nobody learn it.
+    from enerdatx.cluster.groups import Groups
+
+    each = Groups.each
+
+    def nobody_learns(self, method, *args):
+        results = each(self, method, *args)
+        return [[] for _ in results] if method == "wait_fraud" else results
+
+    monkeypatch.setattr(Groups, "each", nobody_learns)
+    with Lab(tmp_path, durable=False, progress=False) as lab:
+        run = scenarios.fraud(lab, peers=6, timeout=5)
+    figures = run.figures
+    assert figures["honest_with_proof"] == 0 and run.times.empty
+    assert figures["seconds_all_honest"] is figures["seconds_first_proof"] is figures["seconds_median_honest"] is None
+    assert figures["message"] == "no honest peer stored the fraud proof within 5 s"

@@ -73,3 +73,65 @@ def test_bench_reports_every_figure_on_a_small_file(capsysbinary: pytest.Capture
     for key in ("sha256_mb_s", "embedded_add_mb_s", "embedded_only_hash_mb_s", "embedded_cat_mb_s"):
         assert result[key] > 0, key
     assert result["kubo_add_mb_s"] is None
+
+
+def test_an_explicit_repo_wins_over_the_api_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    # Before: $ENERDATX_IPFS_API sent every command to a daemon, --repo or not.
+    monkeypatch.setenv("ENERDATX_IPFS_API", "/ip4/127.0.0.1/tcp/9")  # discard port: nobody answers
+    hello = tmp_path / "hello.txt"
+    hello.write_bytes(b"hello world\n")
+    assert run(capsysbinary, "ipfs", "--repo", str(tmp_path / "repo"), "add", str(hello)) == (
+        0, HELLO_V0.encode() + b"\n", b"")
+
+
+def test_repo_and_api_together_are_refused(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["ipfs", "--repo", str(tmp_path / "repo"), "--api", "/ip4/127.0.0.1/tcp/9", "cat", HELLO_V0])
+    assert exit_.value.code == 2 and b"not allowed with argument" in capsysbinary.readouterr().err
+
+
+def test_no_daemon_is_one_line_naming_the_address_as_given(tmp_path: Path) -> None:
+    # Before: "no IPFS daemon answers at /ip4/127.0.0.1/tcp/9/http" (a suffix the user never typed),
+    # after urllib3's FutureWarning about ipfshttpclient's `strict` argument, two lines of it.
+    import subprocess
+    import sys
+
+    hello = tmp_path / "hello.txt"
+    hello.write_bytes(b"hello world\n")
+    result = subprocess.run([sys.executable, "-m", "enerdatx", "ipfs", "--api", "/ip4/127.0.0.1/tcp/9", "add",
+                             str(hello)], capture_output=True, text=True, timeout=60,
+                            env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parent.parent.parent)})
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "Warning" not in result.stderr, result.stderr
+    assert lines[0].startswith("enerdatx: error: no IPFS daemon answers at /ip4/127.0.0.1/tcp/9: "), lines
+
+
+def test_cat_of_an_identity_cid_is_its_inline_data(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    # Before: "block bafkqaaa is not in the store"; an identity CID carries its data, nothing to store.
+    repo = str(tmp_path / "repo")
+    assert run(capsysbinary, "ipfs", "--repo", repo, "cat", "bafkqaaa") == (0, b"", b"")  # the empty raw block
+    assert run(capsysbinary, "ipfs", "--repo", repo, "cat", "bafkqac3imvwgy3zao5xxe3de") == (0, b"hello world", b"")
+    from enerdatx.ipfs.blocks import parse_cid
+
+    assert EmbeddedStore(tmp_path / "repo").blocks.has(parse_cid("bafkqaaa"))
+
+
+def test_a_device_and_an_empty_car_say_what_they_are(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    # Before: "/dev/null: no such file", and "CAR header length None is missing or out of range".
+    repo = str(tmp_path / "repo")
+    code, _, err = run(capsysbinary, "ipfs", "--repo", repo, "add", "/dev/null")
+    assert code == 1 and b"/dev/null: is not a regular file" in err
+    empty = tmp_path / "empty.car"
+    empty.write_bytes(b"")
+    code, _, err = run(capsysbinary, "ipfs", "--repo", repo, "import-car", str(empty))
+    assert code == 1 and err == b"enerdatx: error: the file is empty: not a CAR file\n"
+
+
+@pytest.mark.parametrize("option", [["--size-mib", "0"], ["--dir", ""]])
+def test_bench_refuses_an_empty_file_and_an_empty_dir(option: list[str], capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    # Before: --size-mib 0 reported speeds of 0.0; --dir "" worked in the current directory.
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "ipfs", *option])
+    assert exit_.value.code == 2 and f"argument {option[0]}".encode() in capsysbinary.readouterr().err

@@ -36,3 +36,35 @@ def test_fraud_benchmark_reports_every_size(capsys: pytest.CaptureFixture[str]) 
 def test_fraud_benchmark_needs_enough_peers(capsys) -> None:
     assert main(["bench", "fraud", "--peers", "3"]) == 1
     assert "error: --peers needs at least 4" in capsys.readouterr().err
+
+
+def test_fraud_benchmark_refuses_a_size_twice(capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: both runs ran, the second one's figures overwrote the first's (keyed "...@4").
+    assert main(["bench", "fraud", "--peers", "4", "4"]) == 1
+    assert "--peers: each size once (refused, not dropped: 4 repeated)" in capsys.readouterr().err
+
+
+def test_fraud_benchmark_reports_negative_zero_loss_as_zero(monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: "packet_loss": -0.0 in the figures. The run itself is replaced: only the option matters here.
+    from concurrent.futures import Future
+
+    from enerdatx.bench import fraud
+
+    given: list[tuple] = []
+
+    class Inline:
+        def __init__(self, *_args: object, **_kwargs: object) -> None: ...
+        def __enter__(self) -> Inline:
+            return self
+        def __exit__(self, *_exc: object) -> None: ...
+        def submit(self, _fn: object, *args: object) -> Future:
+            given.append(args)
+            done: Future = Future()
+            done.set_result({"peers": args[0], "seconds_all_honest": 1.0})
+            return done
+
+    monkeypatch.setattr(fraud, "ProcessPoolExecutor", Inline)
+    assert main(["bench", "fraud", "--json", "--peers", "4", "--packet-loss", "-0.0"]) == 0
+    assert '"packet_loss": 0.0' in capsys.readouterr().out
+    assert str(given[0][2]) == "0.0"

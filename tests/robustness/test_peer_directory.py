@@ -204,6 +204,18 @@ def test_backup_is_a_consistent_snapshot_that_restores(tmp_path: Path) -> None:
         missing(tmp_path / "nowhere", tmp_path / "bak2")
 
 
+@pytest.mark.parametrize("inside", ["backup", "ipfs/backup", "."])
+def test_a_backup_inside_the_directory_it_backs_up_is_refused(tmp_path: Path, inside: str) -> None:
+    # Before: accepted; the next backup copies it into itself, and losing the directory loses both.
+    sign_some(tmp_path / "peer", 1)
+    with pytest.raises(StorageError, match="inside the peer directory"):
+        backup_directory(tmp_path / "peer", tmp_path / "peer" / inside)
+    (tmp_path / "link").symlink_to(tmp_path / "peer")
+    with pytest.raises(StorageError, match="inside the peer directory"):
+        backup_directory(tmp_path / "peer", tmp_path / "link" / "backup")
+    assert not (tmp_path / "peer" / "backup").exists()
+
+
 async def test_a_lost_chain_is_recovered_from_two_peers_over_udp(tmp_path: Path) -> None:
     import asyncio
     import json
