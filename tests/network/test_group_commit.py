@@ -260,3 +260,22 @@ def test_a_durable_write_that_fails_to_commit_the_open_group_does_not_sign_above
         pass
     assert ledger.head == kept and store.get(lost.public_key, 2) is None
     assert ledger.record(PING, {"n": 3}).sequence_number == 2
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"received_commit_delay": float("nan")},
+        {"received_commit_delay": -1},
+        {"received_commit_delay": float("inf")},
+        {"received_commit_delay": True},
+        {"received_commit_delay": "0.5"},
+        {"received_commit_blocks": 0},
+        {"received_commit_blocks": 2.5},
+    ],
+)
+def test_commit_settings_out_of_range_are_refused(overrides) -> None:
+    identity = Identity.generate()
+    settings = TrustChainSettings(ledger=TrustChain(identity, BlockStore(fsync=False))).update(**overrides)
+    with pytest.raises(ValueError, match=next(iter(overrides))):
+        MockIPv8(IPv8Peer(ipv8_private_key(identity)), TrustChainCommunity, settings)
