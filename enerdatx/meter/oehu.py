@@ -40,15 +40,17 @@ def read_oehu(source: str | Path | bytes | Sequence[Mapping[str, Any]], *,
     if isinstance(source, (list, tuple)):
         return oehu_readings(_item_list(source), device_id=device_id, sort=sort)
     if isinstance(source, bytes):
-        return _read_stream(io.BytesIO(source), device_id, sort)
+        return _read_stream(io.BytesIO(source), device_id, sort, "")
     if isinstance(source, str) and source.lstrip().startswith(("[", "{")):
-        return _read_stream(io.BytesIO(source.encode("utf-8", errors="replace")), device_id, sort)
+        return _read_stream(io.BytesIO(source.encode("utf-8", errors="replace")), device_id, sort, "")
     if not isinstance(source, (str, os.PathLike)):
         raise ReadingsFormatError(_SHAPE)
     path = Path(source)
     try:
         with path.open("rb") as stream:
-            return _read_stream(stream, device_id, sort)
+            if os.fstat(stream.fileno()).st_size == 0 and path.is_file():
+                raise ReadingsFormatError(f"{path}: the file is empty, not OEHU data")
+            return _read_stream(stream, device_id, sort, f"{path}: ")
     except FileNotFoundError:
         raise ReadingsFormatError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -62,15 +64,16 @@ MAX_DEPTH = 32
 _SHAPE = "OEHU data must be a list of readings or {\"transactions\": [...]}"
 
 
-def _read_stream(stream: IO[bytes], device_id: str | None, sort: bool) -> pd.DataFrame:
+def _read_stream(stream: IO[bytes], device_id: str | None, sort: bool, where: str) -> pd.DataFrame:
+    """``where`` ("FILE: " or "") begins the messages of a document that is no JSON."""
     try:
         parsed = [_parse_item(item, i) for i, item in enumerate(_stream_items(stream))]
     except ReadingsFormatError:
         raise
     except ijson.JSONError as exc:
-        raise ReadingsFormatError(f"OEHU data is not JSON: {_json_error_text(exc)}") from None
+        raise ReadingsFormatError(f"{where}OEHU data is not JSON: {_json_error_text(exc)}") from None
     except ValueError as exc:  # an integer beyond Python's int-string conversion limit, say
-        raise ReadingsFormatError(f"OEHU data has an unreadable value: {str(exc)[:100]}") from None
+        raise ReadingsFormatError(f"{where}OEHU data has an unreadable value: {str(exc)[:100]}") from None
     return _frame(parsed, device_id, sort)
 
 

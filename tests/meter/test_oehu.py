@@ -113,6 +113,13 @@ def test_malformed_json_is_a_format_error(document: str, message: str) -> None:
         read_oehu(document)
 
 
+def test_an_empty_file_is_named_and_said_to_be_empty(tmp_path) -> None:
+    path = tmp_path / "empty.json"
+    path.write_bytes(b"")
+    with pytest.raises(ReadingsFormatError, match=r"empty\.json: the file is empty, not OEHU data"):
+        read_oehu(path)
+
+
 @pytest.mark.parametrize("document", [b"garbage\xff not json", b"[\xff]", b"\xff\xfe", b"{nope"])
 def test_garbage_is_refused_in_readable_text(tmp_path, document: bytes) -> None:
     # yajl2_c reports non-UTF-8 input in bytes: the message showed b'lexical error: ...\n ... \xff'.
@@ -122,7 +129,8 @@ def test_garbage_is_refused_in_readable_text(tmp_path, document: bytes) -> None:
         with pytest.raises(ReadingsFormatError) as caught:
             read_oehu(source)
         message = str(caught.value)
-        assert message.startswith("OEHU data is not JSON: ") and len(message) > len("OEHU data is not JSON: ")
+        prefix = f"{path}: OEHU data is not JSON: " if source == path else "OEHU data is not JSON: "
+        assert message.startswith(prefix) and len(message) > len(prefix)
         assert "b'" not in message and "\\x" not in message and "\n" not in message, message
 
 
