@@ -128,6 +128,15 @@ class TestGossipCommit(TestGroupCommit):
         with sqlite3.connect(self.ledger(i).store.path) as other:
             return other.execute("SELECT 1 FROM blocks WHERE block_hash = ?", (block.hash,)).fetchone() is not None
 
+    async def gossip_waiting_at(self, i: int) -> HalfBlock:
+        """A transaction between nodes 0 and 1 whose proposal node ``i`` holds, uncommitted."""
+        proposal, _ = await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
+        async with asyncio.timeout(2):
+            while self.ledger(i).store.get(proposal.public_key, 1) is None:
+                await asyncio.sleep(0.01)
+        assert not self.committed(i, proposal)
+        return proposal
+
     async def test_gossip_is_heard_at_once_and_committed_within_the_delay(self) -> None:
         heard: list[HalfBlock] = []
         self.ledger(3).subscribe(heard.append)
@@ -147,22 +156,14 @@ class TestGossipCommit(TestGroupCommit):
         assert self.ledger(3).store._db.commits == commits + 1  # both blocks, one commit
 
     async def test_our_own_block_commits_the_waiting_gossip_before_it_is_sent(self) -> None:
-        proposal, _ = await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
-        async with asyncio.timeout(2):
-            while self.ledger(3).store.get(proposal.public_key, 1) is None:
-                await asyncio.sleep(0.01)
-        assert not self.committed(3, proposal)
+        proposal = await self.gossip_waiting_at(3)
         sent = self.watch_sends(3)
         await self.overlay(3).propose(self.key(2), PING, {}, timeout=2)
         assert self.committed(3, proposal)  # committed with (before) our proposal
         assert all(ok for _, ok in sent), sent
 
     async def test_unloading_commits_the_waiting_gossip(self) -> None:
-        proposal, _ = await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
-        async with asyncio.timeout(2):
-            while self.ledger(3).store.get(proposal.public_key, 1) is None:
-                await asyncio.sleep(0.01)
-        assert not self.committed(3, proposal)
+        proposal = await self.gossip_waiting_at(3)
         await self.overlay(3).unload()
         assert self.committed(3, proposal)
 
