@@ -42,7 +42,9 @@ class CountingConnection:
         return getattr(self.db, name)
 
 
-class TestGroupCommit(TrustChainTestBase):
+class CountingStores(TrustChainTestBase):
+    """Nodes whose stores are files (own blocks fsync'ed) behind a CountingConnection."""
+
     NODES = 3
 
     def setUp(self) -> None:
@@ -81,6 +83,8 @@ class TestGroupCommit(TrustChainTestBase):
         community.send = watching  # type: ignore[method-assign]
         return seen
 
+
+class TestGroupCommit(CountingStores):
     async def test_concurrent_proposals_share_one_commit_and_are_committed_before_they_are_sent(self) -> None:
         proposer = self.ledger(0).store._db
         sent = self.watch_sends(0)
@@ -118,11 +122,11 @@ class TestGroupCommit(TrustChainTestBase):
         assert agreement.link_sequence_number == 1
 
 
-class TestGossipCommit(TestGroupCommit):
+class TestGossipCommit(CountingStores):
     """Gossip waits in the open transaction up to received_commit_delay; listeners hear of it at once."""
 
     NODES = 4
-    SETTINGS = {**TestGroupCommit.SETTINGS, "received_commit_delay": 0.4, "witnesses": 3, "gossip_fanout": 3}
+    SETTINGS = {**CountingStores.SETTINGS, "received_commit_delay": 0.4, "witnesses": 3, "gossip_fanout": 3}
 
     def committed(self, i: int, block: HalfBlock) -> bool:
         with sqlite3.connect(self.ledger(i).store.path) as other:
