@@ -72,6 +72,23 @@ class FraudRun:
     figures: dict[str, Any] = field(default_factory=dict)
 
 
+def in_flight_shares(concurrency: int, plan_sizes: list[int]) -> list[int]:
+    """Split ``concurrency`` trades in flight over groups in proportion to their trades.
+
+    The shares add up to ``concurrency`` (largest remainders first), except that every group
+    with trades gets at least one; a group without trades gets none.
+    """
+    total = sum(plan_sizes)
+    if total == 0:
+        return [0] * len(plan_sizes)
+    exact = [concurrency * size / total for size in plan_sizes]
+    shares = [int(x) for x in exact]
+    by_remainder = sorted(range(len(exact)), key=lambda g: exact[g] - shares[g], reverse=True)
+    for g in by_remainder[: concurrency - sum(shares)]:
+        shares[g] += 1
+    return [max(share, 1) if size else 0 for share, size in zip(shares, plan_sizes, strict=True)]
+
+
 def market(
     lab: Any, *, peers: int = 20, trades: int | None = None, price: int = PRICE, concurrency: int = 10,
     days: int = 1, timeout: float = 120.0, market_options: dict[str, Any] | None = None,
@@ -85,7 +102,9 @@ def market(
     per_buyer = -(-trades // buyers_n)
     contacts = groups.start(peers, MarketPeers(per_buyer * price, **(market_options or {})))
     indices = [c[0] for c in contacts]
-    sellers, buyers = indices[:sellers_n], indices[sellers_n:]
+    # Every other peer sells: the groups hold peers in runs, so each group gets its share of
+    # both sides (sellers first, then buyers, put all the buying on the last workers).
+    sellers, buyers = indices[1::2], indices[0::2]
     by_group: list[list[int]] = [[] for _ in range(len(groups))]
     for i in sellers:
         by_group[groups.group_of(i)].append(i)
@@ -101,8 +120,8 @@ def market(
         b = k % buyers_n
         buyer = buyers[b]
         plans[groups.group_of(buyer)].append((buyer, listing_ids[(k // buyers_n + b) % sellers_n]))
-    share = -(-concurrency // len(groups))
-    rows = [row for group in groups.map("buy_many", [(plan, share) for plan in plans]) for row in group]
+    shares = in_flight_shares(concurrency, [len(plan) for plan in plans])
+    rows = [row for group in groups.map("buy_many", list(zip(plans, shares, strict=True))) for row in group]
     table = pd.DataFrame(rows)
     done = table[table["error"].isna()]
     seconds = table["finished"].max() - table["started"].min()

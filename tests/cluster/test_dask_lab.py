@@ -36,6 +36,9 @@ def test_a_market_of_20_peers_across_two_workers(lab: DaskLab) -> None:
     keys = dict(zip(run.chains["public_key"], run.chains["peer"], strict=False))
     sellers = [keys[seller] for seller in run.trades["seller"]]
     assert any(owner[b] != owner[s] for b, s in zip(run.trades["buyer"], sellers, strict=True))  # across workers
+    # Each worker buys and sells: with the first half selling, one worker did all the buying, at
+    # half the concurrency asked for.
+    assert {owner[b] for b in run.trades["buyer"]} == {owner[s] for s in sellers} == {0, 1}
     # Chains: every buyer holds one proposal per trade, every seller one agreement, in sequence.
     chains = run.chains
     for peer, chain in chains.groupby("peer"):

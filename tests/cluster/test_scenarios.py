@@ -19,6 +19,21 @@ def test_the_market_scenario_on_one_process(tmp_path) -> None:
     assert (run.trades["amount"] == 3).all()
 
 
+@pytest.mark.parametrize(
+    ("concurrency", "sizes", "shares"),
+    [
+        (10, [1000, 1000], [5, 5]),
+        (10, [0, 2000], [0, 10]),  # a group without trades gets no share
+        (10, [700, 300], [7, 3]),
+        (10, [1, 1, 1], [4, 3, 3]),  # largest remainders, the first on a tie
+        (2, [5, 5, 5], [1, 1, 1]),  # every group with trades gets one, even past the total
+        (5, [0, 0], [0, 0]),
+    ],
+)
+def test_trades_in_flight_are_shared_by_trades(concurrency, sizes, shares) -> None:
+    assert scenarios.in_flight_shares(concurrency, sizes) == shares
+
+
 def test_the_market_scenario_checks_its_sizes(tmp_path) -> None:
     with Lab(tmp_path, durable=False, progress=False) as lab:
         with pytest.raises(ValueError, match="trades"):
