@@ -36,7 +36,7 @@ def run(args: argparse.Namespace, settings: dict[str, Any]) -> dict[str, Any]:
             print(f"Dask dashboard, while the workers run: {lab.dashboard_link}", file=sys.stderr, flush=True)
             spread = scenarios.market(lab, **options).figures
     for prefix, figures in zip(PREFIXES, (single, spread), strict=True):
-        for key in ("trades_per_s", "trade_latency_p50_ms", "trade_latency_p99_ms", "failed_trades"):
+        for key in ("trades_per_s", "trade_latency_p50_ms", "trade_latency_p99_ms", "cpu_ms_per_trade", "failed_trades"):
             result[f"{prefix}_{key}"] = figures[key]
     result["workers_vs_single_process"] = (
         round(spread["trades_per_s"] / single["trades_per_s"], 3) if single["trades_per_s"] else None

@@ -234,6 +234,10 @@ class PeerGroup(AttackSteps):
                  "packets_dropped": getattr(p.ipv8.endpoint, "dropped", 0)}
                 for i, p in self.peers.items()]
 
+    async def cpu_seconds(self) -> float:
+        """CPU seconds this process has used so far (every thread: the peers', the worker's own)."""
+        return time.process_time()
+
     async def memory(self) -> dict[str, int]:
         """This process's resident memory now and before the first peer started, and its peer count."""
         return {"rss": _rss(), "rss_before_start": self.rss_before_start, "peers": len(self.peers)}

@@ -121,7 +121,9 @@ def market(
         buyer = buyers[b]
         plans[groups.group_of(buyer)].append((buyer, listing_ids[(k // buyers_n + b) % sellers_n]))
     shares = in_flight_shares(concurrency, [len(plan) for plan in plans])
+    cpu_before = groups.each("cpu_seconds")
     rows = [row for group in groups.map("buy_many", list(zip(plans, shares, strict=True))) for row in group]
+    cpu = sum(after - before for before, after in zip(cpu_before, groups.each("cpu_seconds"), strict=True))
     table = pd.DataFrame(rows)
     done = table[table["error"].isna()]
     seconds = table["finished"].max() - table["started"].min()
@@ -134,6 +136,9 @@ def market(
         "trades_per_s": round(float(len(done) / seconds), 1) if seconds > 0 else None,
         "trade_latency_p50_ms": percentile_ms(latencies, 0.50),
         "trade_latency_p99_ms": percentile_ms(latencies, 0.99),
+        # Summed over the groups' processes (one group per Dask worker): what the trades cost,
+        # whatever the wall time says about how many cores they got.
+        "cpu_ms_per_trade": round(1000 * cpu / len(table), 3),
     }
     chains = _frame(groups.each("chains"))
     ours = [[i for i in indices if groups.group_of(i) == g] for g in range(len(groups))]

@@ -14,6 +14,7 @@ def test_the_market_scenario_on_one_process(tmp_path) -> None:
         run = scenarios.market(lab, peers=6, trades=9, price=3)
         assert len(lab.peers) == 6 and len(groups_of(lab)) == 1
     assert run.figures["failed_trades"] == 0 and run.figures["groups"] == 1
+    assert run.figures["cpu_ms_per_trade"] > 0
     assert run.balances["spent"].sum() == run.balances["earned"].sum() == 27
     assert len(run.chains) == 2 * 9 + 3  # a proposal and an agreement per trade, a listing record per seller
     assert (run.trades["amount"] == 3).all()
