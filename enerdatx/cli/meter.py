@@ -15,7 +15,9 @@ from typing import Any
 import pandas as pd
 
 from enerdatx.errors import MeterChoiceError
+from enerdatx.files import atomic_output
 from enerdatx.meter import (
+    HOUSEHOLD_TYPES,
     DSMRStats,
     clean_readings,
     read_csv,
@@ -54,16 +56,19 @@ def register(subparsers: Any) -> None:
     read.set_defaults(func=_read)
 
     synth = inner.add_parser("synth", help="write a synthetic household as CSV or P1 telegrams")
-    synth.add_argument("--seed", type=int, default=1)
-    synth.add_argument("--start", default="2026-01-01")
-    synth.add_argument("--days", type=int, default=31)
-    synth.add_argument("--resolution", default="15min")
-    synth.add_argument("--household-type", default="family")
-    synth.add_argument("--location", default="0000")
-    synth.add_argument("--pv", action="store_true")
-    synth.add_argument("--gas", action="store_true")
+    synth.add_argument("--seed", type=int, default=1, help="the same seed and options give the same data (default 1)")
+    synth.add_argument("--start", default="2026-01-01", help="date of the first reading (default 2026-01-01)")
+    synth.add_argument("--days", type=int, default=31, help="days of readings, 1 to 3660 (default 31)")
+    synth.add_argument("--resolution", default="15min", help="time between readings, dividing a day: "
+                                                             "1s, 10s, 15min, 1h... (default 15min)")
+    synth.add_argument("--household-type", default="family", choices=sorted(HOUSEHOLD_TYPES),
+                       help="the household's consumption profile (default family)")
+    synth.add_argument("--location", default="0000", help="a label such as a postcode; households at other "
+                                                          "locations get other data (default 0000)")
+    synth.add_argument("--pv", action="store_true", help="the household has solar panels (it exports too)")
+    synth.add_argument("--gas", action="store_true", help="the meter also reads a gas meter")
     synth.add_argument("--telegrams", choices=VARIANTS, help="write P1 telegrams of this variant instead of CSV")
-    synth.add_argument("--out", type=Path, required=True)
+    synth.add_argument("--out", type=Path, required=True, help="the file to write (replaced only once complete)")
     synth.set_defaults(func=_synth)
 
 
@@ -192,8 +197,8 @@ def _synth(args: argparse.Namespace) -> int:
                                 pv=args.pv, gas=args.gas, location=args.location,
                                 household_type=args.household_type)
     if args.telegrams:
-        with open(args.out, "w", encoding="ascii", newline="") as out:
-            out.writelines(render_telegrams(frame, args.telegrams))
+        with atomic_output(args.out, what="write the telegrams") as out:
+            out.writelines(telegram.encode("ascii") for telegram in render_telegrams(frame, args.telegrams))
     else:
         write_csv(frame, args.out)
     print(f"{len(frame)} readings -> {args.out}", file=sys.stderr)

@@ -21,9 +21,10 @@ from typing import Any, BinaryIO
 from tqdm import tqdm
 
 from enerdatx.errors import BlockMissingError, CarFormatError, ContentStoreError, EnerDatXError, StorageError
+from enerdatx.files import atomic_output
 from enerdatx.ipfs.blocks import CID, Blockstore, cid_string, parse_cid
 from enerdatx.ipfs.car import read_car, write_car
-from enerdatx.ipfs.store import ContentStore, StrPath, atomic_output
+from enerdatx.ipfs.store import ContentStore, StrPath
 from enerdatx.ipfs.unixfs import FileImporter, child_cids, describe, iter_file, read_chunks
 
 __all__ = ["EmbeddedStore"]

@@ -24,9 +24,10 @@ from enerdatx.errors import (
     DaemonUnavailableError,
     StorageError,
 )
+from enerdatx.files import atomic_output
 from enerdatx.ipfs.blocks import cid_string, parse_cid
 from enerdatx.ipfs.car import missing_blocks, read_car
-from enerdatx.ipfs.store import ContentStore, StrPath, atomic_output
+from enerdatx.ipfs.store import ContentStore, StrPath
 
 # ipfshttpclient 0.7.0 on urllib3 2 makes urllib3 warn at users, about no code of theirs: at the
 # import, a NotOpenSSLWarning where Python is built with LibreSSL (macOS); on every request, a

@@ -9,16 +9,12 @@ loads neither: ``open_store`` imports the one it returns, so the daemon client
 from __future__ import annotations
 
 import abc
-import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any
 
-from enerdatx.errors import EnerDatXError, StorageError
-
-__all__ = ["ContentStore", "StrPath", "atomic_output", "open_store", "default_repo", "API_ENV", "REPO_ENV"]
+__all__ = ["ContentStore", "StrPath", "open_store", "default_repo", "API_ENV", "REPO_ENV"]
 
 API_ENV = "ENERDATX_IPFS_API"
 REPO_ENV = "ENERDATX_IPFS_REPO"
@@ -89,26 +85,3 @@ def open_store(directory: StrPath | None = None, *, api: str | None = None) -> C
     from enerdatx.ipfs.embedded import EmbeddedStore  # noqa: PLC0415 - the interface loads no store
 
     return EmbeddedStore(directory if directory is not None else default_repo())
-
-
-@contextlib.contextmanager
-def atomic_output(path: StrPath) -> Iterator[BinaryIO]:
-    """A temporary file beside ``path`` that becomes ``path`` only if the block succeeds."""
-    target = Path(path)
-    if target.is_dir():
-        raise StorageError("is a directory", path=target)
-    if target.exists() and not target.is_file():  # a device or a pipe: replacing it would be worse
-        raise StorageError("is not a regular file", path=target)
-    try:
-        handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False)  # noqa: SIM115
-    except OSError as exc:
-        raise StorageError.from_os_error(exc, "write the file", target) from None
-    try:
-        with handle:
-            yield cast(BinaryIO, handle)  # a binary file; typeshed's wrapper type is not a BinaryIO
-        os.replace(handle.name, target)
-    except BaseException as exc:
-        Path(handle.name).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and not isinstance(exc, EnerDatXError):  # disk full, say
-            raise StorageError.from_os_error(exc, "write the file", target) from None
-        raise

@@ -19,7 +19,8 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from enerdatx.errors import MeterChoiceError, ReadingsFormatError, StorageError
+from enerdatx.errors import MeterChoiceError, ReadingsFormatError
+from enerdatx.files import atomic_path
 from enerdatx.meter.schema import COLUMNS, make_readings, meter_list, pseudonymize_meter_id, validate_readings
 
 __all__ = ["read_csv", "write_csv", "london_meter_ids"]
@@ -65,12 +66,12 @@ def write_csv(readings: pd.DataFrame, target: str | Path | IO[str]) -> None:
     out = readings.copy()
     out.index = out.index.strftime("%Y-%m-%dT%H:%M:%SZ")
     out["gas_timestamp"] = out["gas_timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    try:
+    if isinstance(target, (str, Path)):
+        # A full disk or a Ctrl-C midway must not leave half a file where the user's was.
+        with atomic_path(target, what="write the readings") as temporary:
+            out.to_csv(temporary, index_label="timestamp", lineterminator="\n")
+    else:
         out.to_csv(target, index_label="timestamp", lineterminator="\n")
-    except OSError as exc:  # a missing directory, a directory, a read-only or full disk
-        if isinstance(target, (str, Path)):
-            raise StorageError.from_os_error(exc, "write the readings", target) from None
-        raise
 
 
 def _load(source: str | Path | IO[Any] | bytes) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import re
 
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from enerdatx.errors import MeterChoiceError, ReadingsFormatError
+from enerdatx.errors import MeterChoiceError, ReadingsFormatError, StorageError
 from enerdatx.meter import interval_consumption, london_meter_ids, read_csv, write_csv
 
 KAGGLE = (
@@ -117,3 +118,19 @@ def test_generic_csv_offsets_are_converted_to_utc() -> None:
     frame = read_csv(io.BytesIO(text.encode()))
     assert list(frame.index) == [pd.Timestamp("2026-07-01T00:00:00Z"), pd.Timestamp("2026-07-01T00:15:00Z")]
     assert set(frame["meter_id"]) == {"m-x"} and set(frame["source"]) == {"csv"}
+
+
+def test_a_write_that_fails_midway_keeps_the_file_it_would_replace(tmp_path, month_15min: pd.DataFrame,
+                                                                   monkeypatch) -> None:
+    path = tmp_path / "m.csv"
+    write_csv(month_15min.iloc[:4], path)
+    before = path.read_bytes()
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", disk_full)
+    with pytest.raises(StorageError, match="cannot write the readings: the disk is full"):
+        write_csv(month_15min, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.csv"]  # no temporary file left behind
