@@ -123,6 +123,11 @@ def _read(args: argparse.Namespace) -> int:
     if args.start is not None and args.format != "dsmr":
         print("enerdatx: error: --start/--interval time DSMR telegrams only", file=sys.stderr)
         return 2
+    if args.device is not None and args.format == "dsmr":
+        # A P1 port is one meter's: there is nothing to choose, and ignoring it would hide a mistake.
+        print("enerdatx: error: --device chooses a meter in an OEHU or CSV file; DSMR telegrams are one "
+              "meter's", file=sys.stderr)
+        return 2
     stats = DSMRStats()
     if args.format == "dsmr":
         clock = None if args.start is None else untimed_clock(args.start, args.interval)

@@ -45,10 +45,11 @@ def read_csv(source: str | Path | IO[Any] | bytes, *, format: str = "auto", mete
     table.columns = [c.strip() for c in table.columns]
     if format == "auto":
         format = "london" if "LCLid" in columns else "generic"
+    where = f"{source}: " if isinstance(source, (str, Path)) else ""
     if format == "london":
-        return _london(table, meter, tz)
+        return _london(table, meter, tz, where)
     if format == "generic":
-        return _generic(table, meter, sort, f"{source}: " if isinstance(source, (str, Path)) else "")
+        return _generic(table, meter, sort, where)
     raise ReadingsFormatError(f"unknown CSV format {format!r}: use 'london', 'generic' or 'auto'")
 
 
@@ -94,7 +95,7 @@ def _pick(table: pd.DataFrame, names: tuple[str, ...], what: str) -> str:
     raise ReadingsFormatError(f"London CSV without a {what} column (one of {list(names)})")
 
 
-def _london(table: pd.DataFrame, meter: str | None, tz: str) -> pd.DataFrame:
+def _london(table: pd.DataFrame, meter: str | None, tz: str, where: str) -> pd.DataFrame:
     time_col = _pick(table, _LONDON_TIME, "time")
     energy_col = _pick(table, _LONDON_ENERGY, "energy")
     ids = table["LCLid"].astype(str).str.strip()
@@ -113,9 +114,12 @@ def _london(table: pd.DataFrame, meter: str | None, tz: str) -> pd.DataFrame:
     energy = pd.to_numeric(table[energy_col].str.strip().replace({"Null": "", "null": ""}),
                            errors="coerce")
     raw_text = table[energy_col].str.strip()
-    bad = energy.isna() & ~raw_text.isin(["Null", "null", ""])
+    # A half-hour's energy is finite and not negative: inf or -1 would run through every register after it.
+    bad = ~raw_text.isin(["Null", "null", ""]) & ~(np.isfinite(energy) & (energy >= 0))
     if bad.any():
-        raise ReadingsFormatError(f"non-numeric energy {raw_text[bad].iloc[0]!r} in row {int(bad.to_numpy().argmax()) + 2}")
+        label = bad[bad].index[0]  # the row's place in the file, also when other households' rows were left out
+        why = "non-numeric" if pd.isna(energy[label]) else "impossible"
+        raise ReadingsFormatError(f"{where}{why} energy {raw_text[label]!r} in London CSV at row {int(label) + 2}")
     try:
         local = pd.to_datetime(table[time_col].str.strip())
     except (ValueError, TypeError) as exc:

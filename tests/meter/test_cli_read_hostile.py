@@ -85,3 +85,12 @@ def test_stdout_rounds_to_the_meter_resolution_and_json_and_out_stay_exact(tmp_p
     out = tmp_path / "out.csv"
     assert main(["meter", "read", str(path), "--format", "csv", "--out", str(out)]) == 0
     assert read_csv(out)["import_kwh"].tolist() == [0.1 + 0.2, 0.1 + 0.25]
+
+
+def test_a_device_for_dsmr_telegrams_is_refused_not_ignored(tmp_path, day_10s: pd.DataFrame, capsys) -> None:
+    path = tmp_path / "p1.txt"
+    path.write_text("".join(render_telegrams(day_10s.iloc[:3])), newline="")
+    assert main(["meter", "read", str(path), "--format", "dsmr", "--device", "pi-2"]) == 2
+    captured = capsys.readouterr()
+    assert "--device chooses a meter in an OEHU or CSV file" in captured.err and captured.out == ""
+    assert main(["meter", "read", str(path), "--format", "dsmr"]) == 0

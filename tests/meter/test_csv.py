@@ -134,3 +134,15 @@ def test_a_write_that_fails_midway_keeps_the_file_it_would_replace(tmp_path, mon
         write_csv(month_15min, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.csv"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize(("energy", "why"), [("abc", "non-numeric"), ("inf", "impossible"), ("-0.5", "impossible")])
+def test_a_bad_london_energy_is_named_by_its_row_in_the_file(tmp_path, energy: str, why: str) -> None:
+    path = tmp_path / "london.csv"
+    path.write_text("LCLid,tstp,energy(kWh/hh)\nMAC1,2012-10-12 00:30:00,0.25\nMAC2,2012-10-12 00:30:00,0.5\n"
+                    f"MAC2,2012-10-12 01:00:00,{energy}\n")
+    # Row 4 of the file, though it is MAC2's second row.
+    with pytest.raises(ReadingsFormatError, match=f"^{re.escape(str(path))}: {why} energy '{re.escape(energy)}'"
+                                                  " in London CSV at row 4$"):
+        read_csv(path, meter="MAC2")
+    assert read_csv(path, meter="MAC1")["import_kwh"].notna().all()
