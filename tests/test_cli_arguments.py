@@ -74,3 +74,13 @@ def test_a_block_type_follows_the_encoding_rule() -> None:
     for bad in ("", "x" * 65, "caf\u00e9", "tab\there"):
         with pytest.raises(argparse.ArgumentTypeError, match="block type"):
             parse_block_type(bad)
+
+
+def test_a_device_without_oehu_is_refused_before_the_peer_starts(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    # It was ignored: the peer ran without the meter data the user asked for.
+    from enerdatx.cli import main  # noqa: PLC0415 - the parser tests above need no command
+
+    directory = tmp_path / "peer"
+    with pytest.raises(SystemExit, match="--device names the OEHU device to poll: it goes with --oehu URL"):
+        main(["peer", "run", "--dir", str(directory), "--device", "pi-1"])
+    assert not directory.exists()  # refused before anything was created

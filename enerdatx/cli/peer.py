@@ -344,6 +344,9 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.device and not args.oehu:
+        # A P1 meter (--meter) is one meter: a device would be ignored, and the user would not know.
+        raise SystemExit("enerdatx: error: --device names the OEHU device to poll: it goes with --oehu URL")
     asyncio.run(_serve(args))
     sys.stdout.flush()
     return 0
