@@ -20,6 +20,7 @@ docs/network.md runs this example.
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 import time
@@ -31,7 +32,9 @@ import pandas as pd
 from enerdatx.bench.stats import percentile_ms
 from enerdatx.cluster.groups import Groups, groups_of
 from enerdatx.errors import EnerDatXError
+from enerdatx.market.formats import MAX_PRICE
 from enerdatx.market.wallet import DEFAULT_GRANT
+from enerdatx.meter.synthetic import MAX_DAYS
 from enerdatx.reputation.scenarios import PAYMENT, ScenarioResult
 
 __all__ = ["FraudRun", "MarketPeers", "MarketRun", "double_spender", "free_rider", "fraud", "key_withholder",
@@ -39,6 +42,25 @@ __all__ = ["FraudRun", "MarketPeers", "MarketRun", "double_spender", "free_rider
 
 FRAUD_TYPE = "edx.scenario.ping"
 PRICE = 5
+
+
+def _whole(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
+    """Refuse a count or amount that is not a whole number in range, before any peer starts.
+
+    A scenario that failed on its arguments halfway left its peers running in the lab, and
+    said so with an IndexError or a TypeError from deep inside.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (
+        maximum is not None and value > maximum
+    ):
+        span = f"from {minimum:,} to {maximum:,}" if maximum is not None else f"of {minimum:,} or more"
+        raise ValueError(f"{name} must be a whole number {span}, not {value!r}")
+
+
+def _seconds(name: str, value: Any) -> None:
+    """Refuse a timeout that is not a positive, finite number of seconds."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
 
 
 class MarketPeers:
@@ -94,10 +116,14 @@ def market(
     days: int = 1, timeout: float = 120.0, market_options: dict[str, Any] | None = None,
 ) -> MarketRun:
     """Half the peers sell one data set each, the other half buy; ``trades`` distinct (buyer, listing) pairs."""
+    _whole("peers", peers, 2)
+    _whole("price", price, 1, MAX_PRICE)
+    _whole("concurrency", concurrency, 1)
+    _whole("days", days, 1, MAX_DAYS)
+    _seconds("timeout", timeout)
     sellers_n, buyers_n = peers // 2, peers - peers // 2
     trades = sellers_n * buyers_n if trades is None else trades
-    if sellers_n < 1 or trades < 1 or trades > sellers_n * buyers_n:
-        raise ValueError(f"need 2+ peers and 1 to {sellers_n * buyers_n} trades, not {peers} peers, {trades} trades")
+    _whole("trades", trades, 1, sellers_n * buyers_n)  # distinct (buyer, listing) pairs
     groups = groups_of(lab)
     per_buyer = -(-trades // buyers_n)
     contacts = groups.start(peers, MarketPeers(per_buyer * price, **(market_options or {})))
@@ -158,6 +184,9 @@ def fraud(lab: Any, *, peers: int = 100, light: bool = False, timeout: float = 1
     ``victims_countersigned`` says how many victims signed the fork (2: it got one agreement more
     than its sequence number allowed). :func:`double_spender` is this run as an attack.
     """
+    _whole("peers", peers, 1)  # at least 4 per group: below, once the groups are known
+    _seconds("timeout", timeout)
+    _seconds("trade_timeout", trade_timeout)
     groups = groups_of(lab, light=light)
     if sum(groups.sizes):
         raise EnerDatXError("the fraud scenario starts its own peers in an empty lab")
@@ -233,6 +262,7 @@ def double_spender(lab: Any, *, honest: int = 8, seed: int = 1, timeout: float =
     stored the fraud proof (``timeline``: one row per honest peer). Then the forker asks every
     honest peer for one more trade; ``refused_after_detection`` counts the refusals.
     """
+    _whole("honest", honest, 3)  # with the forker, the 4 peers fraud needs
     run = fraud(lab, peers=honest + 1, timeout=timeout, seed=seed, refusals=True, trade_timeout=trade_timeout)
     figures = run.figures
     return ScenarioResult(
@@ -260,6 +290,12 @@ def sybil_region(
     everything: the Sybils' fake trades included). Gain: the best NetFlow any Sybil has in
     any honest view, against the real work the region did for honest peers.
     """
+    _whole("honest", honest, 2)  # honest trades pair two honest peers
+    _whole("sybils", sybils, 1)
+    for name, count in (("honest_trades", honest_trades), ("fake_trades", fake_trades), ("real_trades", real_trades)):
+        _whole(name, count, 0)
+    _whole("fake_amount", fake_amount, 1)
+    _seconds("trade_timeout", trade_timeout)
     rng = random.Random(seed)
     groups = groups_of(lab)
     contacts = groups.start(honest + sybils)
@@ -315,6 +351,11 @@ def key_withholder(
     complains itself). Detection: seconds from the first bid until the first and until every
     honest peer holds a complaint against the withholder (``timeline``: one row per peer).
     """
+    _whole("honest", honest, 1)
+    _whole("rounds", rounds, 1)
+    _whole("buys_per_round", buys_per_round, 1)
+    _whole("price", price, 1, MAX_PRICE)
+    _seconds("timeout", timeout)
     rng = random.Random(seed)
     groups = groups_of(lab)
     contacts = groups.start(honest + 1, _market_peers(lab))
@@ -368,6 +409,9 @@ def free_rider(
     CID), crawls every seller's chain for the agreements that carry sealed keys, and tries to
     open each with its own identity. Gain: the plaintext bytes it obtained.
     """
+    _whole("sellers", sellers, 1)
+    _whole("listings_per_seller", listings_per_seller, 1)
+    _seconds("timeout", timeout)
     rng = random.Random(seed)
     groups = groups_of(lab)
     contacts = groups.start(sellers + 2, _market_peers(lab))

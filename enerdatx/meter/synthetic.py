@@ -23,7 +23,9 @@ from enerdatx.errors import MeterDataError
 from enerdatx.meter.resample import parse_resolution
 from enerdatx.meter.schema import make_readings, pseudonymize_meter_id
 
-__all__ = ["HOUSEHOLD_TYPES", "synthetic_household"]
+__all__ = ["HOUSEHOLD_TYPES", "MAX_DAYS", "synthetic_household"]
+
+MAX_DAYS = 3660  # ten years of readings
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,8 @@ def synthetic_household(
     """Canonical readings of one made-up household; the same arguments give the same frame."""
     if household_type not in HOUSEHOLD_TYPES:
         raise MeterDataError(f"household_type must be one of {sorted(HOUSEHOLD_TYPES)}")
-    if not 1 <= days <= 3660:
-        raise MeterDataError("days must be between 1 and 3660")
+    if not 1 <= days <= MAX_DAYS:
+        raise MeterDataError(f"days must be between 1 and {MAX_DAYS}")
     step = parse_resolution(resolution)
     profile = HOUSEHOLD_TYPES[household_type]
     # Every argument that changes the data feeds the generator, so households differ.

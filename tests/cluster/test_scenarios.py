@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from enerdatx.cluster import groups_of, scenarios
@@ -37,8 +39,45 @@ def test_trades_in_flight_are_shared_by_trades(concurrency, sizes, shares) -> No
 
 def test_the_market_scenario_checks_its_sizes(tmp_path) -> None:
     with Lab(tmp_path, durable=False, progress=False) as lab:
-        with pytest.raises(ValueError, match="trades"):
+        with pytest.raises(ValueError, match="trades must be a whole number from 1 to 4, not 5"):
             scenarios.market(lab, peers=4, trades=5)
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments", "message"),
+    [
+        ("market", {"peers": 1}, "peers must be a whole number of 2 or more, not 1"),
+        ("market", {"peers": "4"}, "peers must be a whole number of 2 or more, not '4'"),
+        ("market", {"peers": 4, "trades": 0}, "trades must be a whole number from 1 to 4, not 0"),
+        ("market", {"peers": 4, "price": 0}, "price must be a whole number from 1 to"),
+        ("market", {"peers": 4, "price": True}, "price must be a whole number"),
+        ("market", {"peers": 4, "concurrency": 0}, "concurrency must be a whole number of 1 or more"),
+        ("market", {"peers": 4, "days": 0}, "days must be a whole number from 1 to 3,660, not 0"),
+        ("market", {"peers": 4, "timeout": 0}, "timeout must be a positive number of seconds, not 0"),
+        ("fraud", {"peers": 4.5}, "peers must be a whole number of 1 or more, not 4.5"),
+        ("fraud", {"peers": 3}, "the fraud scenario needs at least 4 peers, not 3"),
+        ("fraud", {"peers": 8, "timeout": float("nan")}, "timeout must be a positive number of seconds"),
+        ("fraud", {"peers": 8, "trade_timeout": -1}, "trade_timeout must be a positive number of seconds"),
+        ("double_spender", {"honest": 2}, "honest must be a whole number of 3 or more, not 2"),
+        ("sybil_region", {"honest": 1}, "honest must be a whole number of 2 or more, not 1"),
+        ("sybil_region", {"sybils": 0}, "sybils must be a whole number of 1 or more, not 0"),
+        ("sybil_region", {"fake_trades": -1}, "fake_trades must be a whole number of 0 or more, not -1"),
+        ("sybil_region", {"fake_amount": 0}, "fake_amount must be a whole number of 1 or more, not 0"),
+        ("key_withholder", {"honest": 0}, "honest must be a whole number of 1 or more, not 0"),
+        ("key_withholder", {"rounds": 0}, "rounds must be a whole number of 1 or more, not 0"),
+        ("key_withholder", {"buys_per_round": 0}, "buys_per_round must be a whole number of 1 or more"),
+        ("free_rider", {"sellers": 0}, "sellers must be a whole number of 1 or more, not 0"),
+        ("free_rider", {"listings_per_seller": -1}, "listings_per_seller must be a whole number of 1 or more"),
+        ("free_rider", {"timeout": float("inf")}, "timeout must be a positive number of seconds, not inf"),
+    ],
+)
+def test_a_scenario_refuses_bad_arguments_before_it_starts_a_peer(tmp_path, name, arguments, message) -> None:
+    # They failed halfway before (an IndexError, a TypeError, a bare TimeoutError, or a
+    # MeterDataError once the peers ran), and left those peers running in the lab.
+    with Lab(tmp_path, durable=False, progress=False) as lab:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            getattr(scenarios, name)(lab, **arguments)
+        assert lab.peers == []
 
 
 def test_the_fraud_scenario_wants_an_empty_lab(tmp_path) -> None:
