@@ -388,10 +388,9 @@ class TrustChainCommunity(Overlay):
         """
         chosen = witnesses(block.public_key, block.sequence_number, self.known_public_keys(), self.settings.witnesses)
         data = block.encode()
-        for key in self._sample(self.settings.gossip_fanout, exclude={block.public_key, *chosen}):
-            self._send_to(key, BlockBroadcastMessage(self.settings.gossip_ttl, data))
-        for key in chosen:
-            self._send_to(key, BlockBroadcastMessage(1, data))
+        fanout = self._sample(self.settings.gossip_fanout, exclude={block.public_key, *chosen})
+        self._send_to_all(fanout, BlockBroadcastMessage(self.settings.gossip_ttl, data))
+        self._send_to_all(chosen, BlockBroadcastMessage(1, data))
 
     def _sample(self, count: int, exclude: Iterable[bytes] = ()) -> list[bytes]:
         excluded = set(exclude)
@@ -402,6 +401,10 @@ class TrustChainCommunity(Overlay):
         peer = self.peer_for(public_key)
         if peer is not None:
             self.send(peer, payload)
+
+    def _send_to_all(self, public_keys: Iterable[bytes], payload: Payload) -> None:
+        """Send an unsigned message (gossip, fraud proofs) to these peers, packed once for all."""
+        self.send_unsigned_to_all((peer for peer in map(self.peer_for, public_keys) if peer is not None), payload)
 
     @lazy_wrapper_unsigned(BlockBroadcastMessage)
     def on_block_broadcast(self, source_address: Address, payload: BlockBroadcastMessage) -> None:
@@ -428,8 +431,7 @@ class TrustChainCommunity(Overlay):
             forward = BlockBroadcastMessage(payload.ttl - 1, payload.block)
             sender = self._keys_by_address.get(source_address)
             exclude = {block.public_key} if sender is None else {sender, block.public_key}
-            for key in self._sample(self.settings.gossip_fanout, exclude=exclude):
-                self._send_to(key, forward)
+            self._send_to_all(self._sample(self.settings.gossip_fanout, exclude=exclude), forward)
 
     # --- fraud proofs --------------------------------------------------------------
 
@@ -461,5 +463,4 @@ class TrustChainCommunity(Overlay):
         self.rumours.start(proof)
 
     def _push_proof(self, proof: bytes, holders: set[bytes], count: int) -> None:
-        for key in self._sample(count, exclude=holders):
-            self._send_to(key, FraudProofMessage(proof))
+        self._send_to_all(self._sample(count, exclude=holders), FraudProofMessage(proof))

@@ -175,3 +175,32 @@ def test_a_small_order_key_is_refused(tmp_path: Path) -> None:
         packet = bytes(23) + body + identity_point + bytes(32)
         auth, _ = default_serializer.unpack_serializable(BinMemberAuthenticationPayload, packet, offset=23)
         assert peer.community._verify_signature(auth, packet)[0] is False
+
+
+def test_gossip_sends_every_recipient_the_bytes_packed_for_one(tmp_path: Path, monkeypatch) -> None:
+    # A gossiped block is packed once per ttl, not once per recipient; each copy must still be
+    # exactly the packet pyipv8 would build for that recipient alone.
+    from enerdatx.trustchain.payload import BlockBroadcastMessage
+    from tests.support.blocks import sign
+
+    with Lab(tmp_path) as lab:
+        peers = lab.run_sync(lab.start(12))
+        community = peers[0].community
+        block = sign(peers[1].identity, link_public_key=peers[2].public_key)
+        sent: list[tuple[object, bytes]] = []
+        monkeypatch.setattr(community.endpoint, "send", lambda address, packet: sent.append((address, packet)))
+        packs = 0
+        pack = community.ezr_pack
+
+        def counting_pack(*args, **kwargs):
+            nonlocal packs
+            packs += 1
+            return pack(*args, **kwargs)
+
+        monkeypatch.setattr(community, "ezr_pack", counting_pack)
+        community._publish(block)
+    expected = pack(BlockBroadcastMessage.msg_id, BlockBroadcastMessage(1, block.encode()), sig=False)
+    assert len(sent) == 8 and len({address for address, _ in sent}) == 8  # fanout 4 and witnesses 4, all distinct
+    assert all(packet == expected for _, packet in sent)
+    assert packs == 2  # one for the fanout's ttl, one for the witnesses'
+    assert community.packets_sent >= 8 and community.bytes_sent >= 8 * len(expected)
