@@ -19,19 +19,31 @@ __all__ = ["atomic_output", "atomic_path"]
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str], *, what: str = "write the file") -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike[str], *, what: str = "write the file", devices: bool = False
+) -> Iterator[Path]:
     """A new temporary file beside ``path`` that becomes ``path`` only if the block succeeds.
 
     Its name ends in ``path``'s name, so a writer that picks the compression by suffix
     (pandas' ``to_csv``) picks the same. Like every temporary file it is private to the user
     (mode 0600), and so is the file it becomes: meter readings and keys are personal data.
-    Failures are StorageErrors: "PATH: cannot WHAT: REASON".
+    An existing device or pipe (``/dev/stdout``, a FIFO) is never replaced: with ``devices``
+    the block writes to it directly, without it that is an error. Failures are StorageErrors:
+    "PATH: cannot WHAT: REASON".
     """
     target = Path(path)
     if target.is_dir():
         raise StorageError(f"cannot {what}: is a directory", path=target)
-    if target.exists() and not target.is_file():  # a device or a pipe: replacing it would be worse
-        raise StorageError(f"cannot {what}: is not a regular file", path=target)
+    if target.exists() and not target.is_file():
+        if not devices:
+            raise StorageError(f"cannot {what}: is not a regular file", path=target)
+        try:
+            yield target
+        except OSError as exc:
+            if isinstance(exc, EnerDatXError):
+                raise
+            raise StorageError.from_os_error(exc, what, target) from None
+        return
     try:
         fd, name = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=f".{target.name}")
     except OSError as exc:
@@ -49,7 +61,9 @@ def atomic_path(path: str | os.PathLike[str], *, what: str = "write the file") -
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str], *, what: str = "write the file") -> Iterator[BinaryIO]:
-    """As :func:`atomic_path`, the temporary file open for writing bytes."""
-    with atomic_path(path, what=what) as temporary, temporary.open("wb") as handle:
+def atomic_output(
+    path: str | os.PathLike[str], *, what: str = "write the file", devices: bool = False
+) -> Iterator[BinaryIO]:
+    """As :func:`atomic_path`, the file open for writing bytes."""
+    with atomic_path(path, what=what, devices=devices) as temporary, temporary.open("wb") as handle:
         yield handle

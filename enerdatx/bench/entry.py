@@ -31,7 +31,8 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
         ["meter", "read", "{d}/garbage.json", "--format", "oehu"], 1, "OEHU data is not JSON: lexical error"
     ),
     "meter read: --out in a missing directory": (
-        ["meter", "read", "{d}/s.csv", "--format", "csv", "--out", "{d}/nowhere/x.csv"], 1, "non-existent directory"
+        ["meter", "read", "{d}/s.csv", "--format", "csv", "--out", "{d}/nowhere/x.csv"], 1,
+        "cannot write the readings: no such file or directory"
     ),
     "meter read: --out onto a directory": (
         ["meter", "read", "{d}/s.csv", "--format", "csv", "--out", "{d}/dir"], 1, "is a directory"
@@ -53,7 +54,12 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
         ["meter", "synth", "--start", "garbage", "--days", "1", "--out", "{d}/x.csv"], 1, "is not a date"
     ),
     "meter synth: --out in a missing directory": (
-        ["meter", "synth", "--days", "1", "--out", "{d}/nowhere/x.csv"], 1, "cannot write the readings"
+        ["meter", "synth", "--days", "1", "--out", "{d}/nowhere/x.csv"], 1,
+        "cannot write the readings: no such file or directory"
+    ),
+    "meter synth: telegrams onto a directory": (
+        ["meter", "synth", "--days", "1", "--telegrams", "v5", "--out", "{d}/dir"], 1,
+        "cannot write the telegrams: is a directory"
     ),
     "meter synth: telegrams onto a full disk": (
         ["meter", "synth", "--days", "1", "--telegrams", "v5", "--out", "/dev/full"], 1, "the disk is full"

@@ -202,7 +202,7 @@ def _synth(args: argparse.Namespace) -> int:
                                 pv=args.pv, gas=args.gas, location=args.location,
                                 household_type=args.household_type)
     if args.telegrams:
-        with atomic_output(args.out, what="write the telegrams") as out:
+        with atomic_output(args.out, what="write the telegrams", devices=True) as out:
             out.writelines(telegram.encode("ascii") for telegram in render_telegrams(frame, args.telegrams))
     else:
         write_csv(frame, args.out)

@@ -69,7 +69,7 @@ def write_csv(readings: pd.DataFrame, target: str | Path | IO[str]) -> None:
     out["gas_timestamp"] = out["gas_timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     if isinstance(target, (str, Path)):
         # A full disk or a Ctrl-C midway must not leave half a file where the user's was.
-        with atomic_path(target, what="write the readings") as temporary:
+        with atomic_path(target, what="write the readings", devices=True) as temporary:
             out.to_csv(temporary, index_label="timestamp", lineterminator="\n")
     else:
         out.to_csv(target, index_label="timestamp", lineterminator="\n")
