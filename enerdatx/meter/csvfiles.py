@@ -78,14 +78,21 @@ def write_csv(readings: pd.DataFrame, target: str | Path | IO[str]) -> None:
 def _load(source: str | Path | IO[Any] | bytes) -> pd.DataFrame:
     try:
         if isinstance(source, bytes):
-            return pd.read_csv(io.BytesIO(source), dtype=str, keep_default_na=False)
-        if isinstance(source, (str, Path)) and not Path(source).exists():
+            table = pd.read_csv(io.BytesIO(source), dtype=str, keep_default_na=False)
+        elif isinstance(source, (str, Path)) and not Path(source).exists():
             raise ReadingsFormatError(f"{source}: no such file")
-        return pd.read_csv(source, dtype=str, keep_default_na=False)
+        else:
+            table = pd.read_csv(source, dtype=str, keep_default_na=False)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise ReadingsFormatError(f"unreadable CSV: {exc}") from exc
     except OSError as exc:  # a directory, no permission
         raise ReadingsFormatError(f"{source!s}: cannot read: {exc.strerror or exc}") from None
+    if not isinstance(table.index, pd.RangeIndex):
+        # pandas reads a first row longer than the header as index columns and shifts every
+        # value one column left: the errors then named the wrong columns, and rows by the
+        # index's values. (A longer row further down is a ParserError, above.)
+        raise ReadingsFormatError(f"unreadable CSV: row 2 has more fields than the header's {len(table.columns)}")
+    return table
 
 
 def _pick(table: pd.DataFrame, names: tuple[str, ...], what: str) -> str:

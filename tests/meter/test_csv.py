@@ -69,6 +69,9 @@ def test_generic_csv_round_trip(tmp_path, month_15min: pd.DataFrame) -> None:
     ("timestamp,import_kwh\n2026-01-01T00:00:00Z,lots\n", "bad value"),
     ("LCLid,when,energy(kWh/hh)\nA,2012-01-01 00:00,1\n", "no a time column|without a time column"),
     ("LCLid,tstp,energy(kWh/hh)\nA,2012-01-01 00:00,abc\n", "non-numeric energy"),
+    # pandas took the longer first row's extra field for an index and shifted every value.
+    ("timestamp,import_kwh\n2026-01-01T00:00:00Z,1.0,2\n", "row 2 has more fields than the header's 2"),
+    ("LCLid,tstp,energy(kWh/hh)\nA,2012-01-01 00:00,0.1,x\n", "row 2 has more fields than the header's 3"),
 ])
 def test_malformed_csv_is_a_format_error(text: str, message: str) -> None:
     with pytest.raises(ReadingsFormatError, match=message):
