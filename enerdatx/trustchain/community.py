@@ -397,11 +397,6 @@ class TrustChainCommunity(Overlay):
         candidates = [k for k in self.known_public_keys() if k not in excluded]
         return random.sample(candidates, min(count, len(candidates)))
 
-    def _send_to(self, public_key: bytes, payload: Payload) -> None:
-        peer = self.peer_for(public_key)
-        if peer is not None:
-            self.send(peer, payload)
-
     def _send_to_all(self, public_keys: Iterable[bytes], payload: Payload) -> None:
         """Send an unsigned message (gossip, fraud proofs) to these peers, packed once for all."""
         self.send_unsigned_to_all((peer for peer in map(self.peer_for, public_keys) if peer is not None), payload)
