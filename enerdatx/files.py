@@ -34,27 +34,24 @@ def atomic_path(
     target = Path(path)
     if target.is_dir():
         raise StorageError(f"cannot {what}: is a directory", path=target)
-    if target.exists() and not target.is_file():
-        if not devices:
-            raise StorageError(f"cannot {what}: is not a regular file", path=target)
+    replace = not target.exists() or target.is_file()
+    if not replace and not devices:
+        raise StorageError(f"cannot {what}: is not a regular file", path=target)
+    written = target
+    if replace:
         try:
-            yield target
+            fd, name = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=f".{target.name}")
         except OSError as exc:
-            if isinstance(exc, EnerDatXError):
-                raise
             raise StorageError.from_os_error(exc, what, target) from None
-        return
+        os.close(fd)
+        written = Path(name)
     try:
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=f".{target.name}")
-    except OSError as exc:
-        raise StorageError.from_os_error(exc, what, target) from None
-    os.close(fd)
-    temporary = Path(name)
-    try:
-        yield temporary
-        os.replace(temporary, target)
+        yield written
+        if replace:
+            os.replace(written, target)
     except BaseException as exc:
-        temporary.unlink(missing_ok=True)
+        if replace:
+            written.unlink(missing_ok=True)
         if isinstance(exc, OSError) and not isinstance(exc, EnerDatXError):  # disk full, say
             raise StorageError.from_os_error(exc, what, target) from None
         raise
