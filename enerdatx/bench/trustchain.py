@@ -55,24 +55,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         slices = _slices(args.transactions, SLICES)
         costs: list[tuple[float, float, float]] = []  # (sign, verify, fsync) seconds, per slice
         ratios: dict[str, list[float]] = {storage: [] for storage, _ in STORAGES}
-        bar = tqdm(total=3 * args.transactions, desc="transactions", disable=not progress, mininterval=0.5)
-        with bar:
+        signer = Identity.generate()
+        message = _sample_block(signer).encode()
+        with tqdm(total=3 * args.transactions, desc="transactions", disable=not progress, mininterval=0.5) as bar:
             for size in slices:
-                sign_s, verify_s = _ed25519_costs(min(BOUND_SAMPLES, 4 * size))
+                sign_s, verify_s = _ed25519_costs(signer, message, min(BOUND_SAMPLES, 4 * size))
                 fsync_s = _fsync_cost(FSYNC_SAMPLES, directory)
                 costs.append((sign_s, verify_s, fsync_s))
                 for storage, pair in pairs.items():
                     seconds = pair.transact(size)
-                    bound_s = 2 * sign_s + 2 * verify_s + (2 * fsync_s if storage == "fsync" else 0.0)
+                    bound_s = _bound_seconds(sign_s, verify_s, fsync_s if storage == "fsync" else 0.0)
                     ratios[storage].append(bound_s * size / seconds)
                     bar.update(size)
         sign_s, verify_s, fsync_s = (statistics.median(column) for column in zip(*costs, strict=True))
         result.update({
             "ed25519_sign_us": round(sign_s * 1e6, 2),
             "ed25519_verify_us": round(verify_s * 1e6, 2),
-            "ed25519_bound_tx_per_s": round(1.0 / (2 * sign_s + 2 * verify_s), 1),
+            "ed25519_bound_tx_per_s": round(1.0 / _bound_seconds(sign_s, verify_s), 1),
             "fsync_us": round(fsync_s * 1e6, 2),
-            "durable_bound_tx_per_s": round(1.0 / (2 * sign_s + 2 * verify_s + 2 * fsync_s), 1),
+            "durable_bound_tx_per_s": round(1.0 / _bound_seconds(sign_s, verify_s, fsync_s), 1),
             "slices": len(slices),
         })
         # The default store (own blocks fsync'ed), one that never waits for the disk, and one in
@@ -98,10 +99,8 @@ def _slices(total: int, count: int) -> list[int]:
     return [total // count + (1 if i < total % count else 0) for i in range(count)]
 
 
-def _ed25519_costs(samples: int) -> tuple[float, float]:
-    """Seconds per sign and per verify of a message the size of a benchmark block."""
-    identity = Identity.generate()
-    message = _sample_block(identity).encode()
+def _ed25519_costs(identity: Identity, message: bytes, samples: int) -> tuple[float, float]:
+    """Seconds per sign and per verify of ``message`` (a benchmark block's bytes) by ``identity``."""
     start = time.perf_counter()
     for _ in range(samples):
         signature = identity.sign(message)
@@ -137,8 +136,13 @@ def _fsync_cost(samples: int, directory: str) -> float:
 
 
 def _sample_block(identity: Identity) -> HalfBlock:
-    ledger = TrustChain(identity, BlockStore(fsync=False))
-    return ledger.propose(Identity.generate().public_key, BENCH_TYPE, {"amount": 1, "n": 0})
+    with BlockStore(fsync=False) as store:
+        return TrustChain(identity, store).propose(Identity.generate().public_key, BENCH_TYPE, {"amount": 1, "n": 0})
+
+
+def _bound_seconds(sign_s: float, verify_s: float, fsync_s: float = 0.0) -> float:
+    """Seconds a transaction cannot go below: 2 signs, 2 verifies and, durable, 2 fsyncs."""
+    return 2 * sign_s + 2 * verify_s + 2 * fsync_s
 
 
 class _Pair:
