@@ -29,6 +29,7 @@ from enerdatx.meter import (
 )
 from enerdatx.meter.dsmr import NO_TIMESTAMP
 from enerdatx.meter.schema import POWER_COLUMNS, REGISTER_COLUMNS, meter_list
+from enerdatx.meter.synthetic import MAX_DAYS
 from enerdatx.meter.telegrams import VARIANTS
 
 
@@ -58,7 +59,7 @@ def register(subparsers: Any) -> None:
     synth = inner.add_parser("synth", help="write a synthetic household as CSV or P1 telegrams")
     synth.add_argument("--seed", type=int, default=1, help="the same seed and options give the same data (default 1)")
     synth.add_argument("--start", default="2026-01-01", help="date of the first reading (default 2026-01-01)")
-    synth.add_argument("--days", type=int, default=31, help="days of readings, 1 to 3660 (default 31)")
+    synth.add_argument("--days", type=int, default=31, help=f"days of readings, 1 to {MAX_DAYS} (default 31)")
     synth.add_argument("--resolution", default="15min", help="time between readings, dividing a day: "
                                                              "1s, 10s, 15min, 1h... (default 15min)")
     synth.add_argument("--household-type", default="family", choices=sorted(HOUSEHOLD_TYPES),
