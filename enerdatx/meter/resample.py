@@ -131,11 +131,19 @@ def bin_readings(
 
 
 def utc_timestamp(value: pd.Timestamp | str) -> pd.Timestamp:
-    """A UTC timestamp; naive input is taken as UTC."""
+    """A UTC timestamp; naive input is taken as UTC.
+
+    pandas parses a date outside 1677..2262 at a coarser unit, and arithmetic with a
+    nanosecond timestamp or index then overflows far from here, so such a date is refused
+    at the door (the unit pandas chose is kept: pandas 3 reads strings in microseconds).
+    """
     try:
         ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise MeterDataError(f"not a timestamp: {value!r}") from exc
+        ts.as_unit("ns")  # raises OutOfBoundsDatetime outside 1677..2262
+    except (ValueError, TypeError, OverflowError) as exc:  # OutOfBoundsDatetime is a ValueError
+        raise MeterDataError(f"not a timestamp from 1677 to 2262: {value!r}") from exc
+    if ts is pd.NaT:  # pd.Timestamp(None) and pd.Timestamp("NaT") are "not a time"
+        raise MeterDataError(f"not a timestamp: {value!r}")
     return ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
 
 

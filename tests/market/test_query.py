@@ -45,6 +45,10 @@ def test_queries_are_canonical_and_checked():
         AggregateQuery("peak_hour", "2026-01-01T12:00", "2026-02-01")
     with pytest.raises(EncodingError):
         AggregateQuery.decode(b"\xa0")
+    # pandas would parse these at a coarser unit and overflow later, in the period's arithmetic
+    for start, end in (("0499-01-01", "0499-02-01"), ("2262-04-01", "9999-01-01"), (None, "2026-02-01")):
+        with pytest.raises(MarketError, match="bad query period"):
+            AggregateQuery("peak_hour", start, end)
     with pytest.raises(MarketError, match="no readings"):
         answer_query(READINGS, AggregateQuery("peak_hour", "2027-01-01", "2027-02-01"))
 
