@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 import pytest
 
@@ -84,3 +85,16 @@ def test_a_device_without_oehu_is_refused_before_the_peer_starts(tmp_path, capsy
     with pytest.raises(SystemExit, match="--device names the OEHU device to poll: it goes with --oehu URL"):
         main(["peer", "run", "--dir", str(directory), "--device", "pi-1"])
     assert not directory.exists()  # refused before anything was created
+
+
+def test_a_meter_source_is_a_file_a_pipe_or_an_address(tmp_path) -> None:
+    from enerdatx.cli.peer import parse_meter_source
+
+    (tmp_path / "p1.txt").write_text("")
+    os.mkfifo(tmp_path / "p1.fifo")  # ``cat /dev/ttyUSB0 > p1.fifo`` on the Pi
+    for text in (str(tmp_path / "p1.txt"), str(tmp_path / "p1.fifo"), "tcp://127.0.0.1:2001", "serial:/dev/ttyUSB0"):
+        assert parse_meter_source(text) == text
+    with pytest.raises(argparse.ArgumentTypeError, match="no such file"):
+        parse_meter_source(str(tmp_path / "absent.txt"))
+    with pytest.raises(argparse.ArgumentTypeError, match="is a directory"):
+        parse_meter_source(str(tmp_path))

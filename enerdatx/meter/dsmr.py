@@ -277,7 +277,8 @@ def iter_source(source: Any, *, timeout: float = 30.0, baudrate: int | None = No
         yield source
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if not path.is_file():
+        # Not only regular files: a named pipe or /dev/stdin carries telegrams too.
+        if path.is_dir() or not path.exists():
             raise MeterDataError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}")
         opener = gzip.open if path.suffix == ".gz" else open
         try:

@@ -12,7 +12,9 @@ and a reading seen twice is stored once (the key is meter and time).
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -56,8 +58,18 @@ _SELECT = f"SELECT ts_us, meter_id, source, {', '.join(FLOAT_COLUMNS)}, gas_ts_u
 
 
 def is_live_source(source: Any) -> bool:
-    """True for a stream that has no position to resume at (``tcp://``, ``serial:``)."""
-    return isinstance(source, str) and source.startswith(("tcp://", "serial:"))
+    """True for a stream that has no position to resume at (``tcp://``, ``serial:``, a named
+    pipe or a character device such as /dev/stdin): what it gave once it never gives again, so
+    nothing is skipped when it is opened anew."""
+    if isinstance(source, str) and source.startswith(("tcp://", "serial:")):
+        return True
+    if not isinstance(source, (str, os.PathLike)):
+        return False
+    try:
+        mode = os.stat(source).st_mode
+    except (OSError, ValueError):  # absent (reading it says so), or a name with a NUL in it
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
 
 
 def _us(stamps: pd.DatetimeIndex | pd.Series) -> np.ndarray:

@@ -23,7 +23,7 @@ from enerdatx.meter.quality import QualityReport, clean_readings, default_max_ga
 from enerdatx.meter.schema import POWER_COLUMNS, REGISTER_COLUMNS, make_readings
 
 __all__ = ["parse_resolution", "grid", "interval_consumption", "resample_readings", "Binned", "bin_register", "bin_readings",
-           "utc_timestamp", "bin_stream"]
+           "utc_timestamp", "bin_stream", "FIRST_DAY", "LAST_DAY"]
 
 AMOUNT_COLUMNS = (*REGISTER_COLUMNS, "gas_m3")
 
@@ -130,6 +130,12 @@ def bin_readings(
     return binned, edges, report
 
 
+# The days a nanosecond timestamp can hold: readings are indexed in nanoseconds or microseconds
+# (pandas 3 parses strings to microseconds), and only this range is safe to mix.
+FIRST_DAY = pd.Timestamp.min.ceil("D").date()
+LAST_DAY = pd.Timestamp.max.floor("D").date()
+
+
 def utc_timestamp(value: pd.Timestamp | str) -> pd.Timestamp:
     """A UTC timestamp; naive input is taken as UTC.
 
@@ -139,9 +145,9 @@ def utc_timestamp(value: pd.Timestamp | str) -> pd.Timestamp:
     """
     try:
         ts = pd.Timestamp(value)
-        ts.as_unit("ns")  # raises OutOfBoundsDatetime outside 1677..2262
+        ts.as_unit("ns")  # raises OutOfBoundsDatetime outside the nanosecond range
     except (ValueError, TypeError, OverflowError) as exc:  # OutOfBoundsDatetime is a ValueError
-        raise MeterDataError(f"not a timestamp from 1677 to 2262: {value!r}") from exc
+        raise MeterDataError(f"not a timestamp from {FIRST_DAY} to {LAST_DAY}: {value!r}") from exc
     if ts is pd.NaT:  # pd.Timestamp(None) and pd.Timestamp("NaT") are "not a time"
         raise MeterDataError(f"not a timestamp: {value!r}")
     return ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")

@@ -46,6 +46,8 @@ FLOAT_COLUMNS = (*REGISTER_COLUMNS, *POWER_COLUMNS, "gas_m3")
 COLUMNS = ("meter_id", "source", *REGISTER_COLUMNS, *POWER_COLUMNS, *GAS_COLUMNS)
 
 _PSEUDONYM_DOMAIN = b"enerdatx-meter-id/1:"
+_FIRST = pd.Timestamp.min.ceil("D").tz_localize("UTC")  # what a nanosecond timestamp can hold, in whole days
+_LAST = pd.Timestamp.max.floor("D").tz_localize("UTC")
 
 
 def pseudonymize_meter_id(raw_id: str) -> str:
@@ -63,6 +65,12 @@ def make_readings(
 ) -> pd.DataFrame:
     """Build a canonical readings frame; absent columns become NaN, totals are filled from tariffs."""
     index = pd.DatetimeIndex(pd.to_datetime(timestamps, utc=True), name="timestamp")
+    known = index.dropna()
+    if len(known) and (known.min() < _FIRST or known.max() > _LAST):
+        # pandas 3 holds such dates in microseconds, but arithmetic with nanosecond
+        # timestamps overflows later, far from here (see resample.utc_timestamp).
+        raise ReadingsFormatError(f"readings from {known.min()} to {known.max()}: timestamps must lie "
+                                  f"between {_FIRST.date()} and {_LAST.date()}")
     unknown = set(columns) - set(COLUMNS)
     if unknown:
         raise ReadingsFormatError(f"unknown readings columns: {sorted(unknown)}")

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from enerdatx.errors import MeterDataError
-from enerdatx.meter.resample import parse_resolution
+from enerdatx.meter.resample import FIRST_DAY, LAST_DAY, parse_resolution, utc_timestamp
 from enerdatx.meter.schema import make_readings, pseudonymize_meter_id
 
 __all__ = ["HOUSEHOLD_TYPES", "MAX_DAYS", "synthetic_household"]
@@ -77,12 +77,9 @@ def synthetic_household(
     key = f"{seed}|{household_type}|{location}|{pv}|{gas}".encode()
     rng = np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
     try:
-        first = pd.Timestamp(start)
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise MeterDataError(f"start {start!r} is not a date: {exc}") from None
-    if first is pd.NaT:
-        raise MeterDataError(f"start {start!r} is not a date")
-    first = first.tz_localize("UTC") if first.tz is None else first.tz_convert("UTC")
+        first = utc_timestamp(start)
+    except MeterDataError:
+        raise MeterDataError(f"start {start!r} is not a date from {FIRST_DAY} to {LAST_DAY}") from None
     if first + pd.Timedelta(days=days + 1) > pd.Timestamp.max.tz_localize("UTC"):
         raise MeterDataError(f"start {start!r} plus {days} days is past the last date pandas can hold "
                              f"({pd.Timestamp.max.date()})")

@@ -72,6 +72,9 @@ def test_generic_csv_round_trip(tmp_path, month_15min: pd.DataFrame) -> None:
     # pandas took the longer first row's extra field for an index and shifted every value.
     ("timestamp,import_kwh\n2026-01-01T00:00:00Z,1.0,2\n", "row 2 has more fields than the header's 2"),
     ("LCLid,tstp,energy(kWh/hh)\nA,2012-01-01 00:00,0.1,x\n", "row 2 has more fields than the header's 3"),
+    # pandas 3 reads these in microseconds; mixed with nanosecond timestamps they overflowed later.
+    ("timestamp,import_kwh\n0499-01-01T00:00:00Z,1.0\n", "must lie between 1677-09-22 and 2262-04-11"),
+    ("timestamp,import_kwh\n9999-01-01T00:00:00Z,1.0\n", "must lie between 1677-09-22 and 2262-04-11"),
 ])
 def test_malformed_csv_is_a_format_error(text: str, message: str) -> None:
     with pytest.raises(ReadingsFormatError, match=message):

@@ -200,6 +200,26 @@ def test_files_gzip_and_missing_files(tmp_path, day_10s: pd.DataFrame) -> None:
     assert len(read_dsmr(path)) == 50
     with pytest.raises(MeterDataError, match="no such file"):
         read_dsmr(tmp_path / "absent.txt")
+    with pytest.raises(MeterDataError, match="is a directory"):
+        read_dsmr(tmp_path)
+
+
+def test_telegrams_from_a_named_pipe(tmp_path, day_10s: pd.DataFrame) -> None:
+    """Not only regular files: ``cat /dev/ttyUSB0 > fifo`` on the Pi, or /dev/stdin."""
+    fifo = tmp_path / "p1.fifo"
+    os.mkfifo(fifo)
+    text = "".join(render_telegrams(day_10s.iloc[:30]))
+
+    def write() -> None:
+        with open(fifo, "w", newline="") as out:
+            out.write(text)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert len(read_dsmr(fifo)) == 30
+    finally:
+        writer.join(timeout=10)
 
 
 def test_tcp_socket_like_ser2net(day_10s: pd.DataFrame) -> None:

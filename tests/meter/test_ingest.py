@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 
@@ -46,6 +47,22 @@ def test_a_restart_resumes_a_file_at_its_next_telegram(tmp_path, p1_file, day) -
     stats = ingest_dsmr(p1_file, store)
     assert stats.parsed == len(day) - 40  # the first 40 were not parsed again
     assert len(store) == len(day)
+
+
+def test_a_named_pipe_is_a_stream_not_a_file_to_resume(tmp_path, day) -> None:
+    # Resuming a pipe at the telegram a file would resume at dropped that many new telegrams.
+    telegrams = list(render_telegrams(day, "v5"))
+    fifo = tmp_path / "p1.fifo"
+    os.mkfifo(fifo)
+    store = ReadingStore(tmp_path / "readings.sqlite")
+    for part in (telegrams[:40], telegrams[40:60]):
+        writer = threading.Thread(target=fifo.write_text, args=("".join(part),), kwargs={"encoding": "ascii"})
+        writer.start()
+        try:
+            assert ingest_dsmr(str(fifo), store).parsed == len(part)
+        finally:
+            writer.join(timeout=10)
+    assert len(store) == 60 and store.position(str(fifo)) == 0
 
 
 def test_a_reading_seen_twice_is_stored_once(tmp_path, day) -> None:
