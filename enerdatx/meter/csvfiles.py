@@ -41,10 +41,8 @@ def read_csv(source: str | Path | IO[Any] | bytes, *, format: str = "auto", mete
     file as unsorted (London files are always put in time order: their registers are summed).
     """
     table = _load(source)
-    columns = {c.strip() for c in table.columns}
-    table.columns = [c.strip() for c in table.columns]
     if format == "auto":
-        format = "london" if "LCLid" in columns else "generic"
+        format = "london" if "LCLid" in table.columns else "generic"
     where = f"{source}: " if isinstance(source, (str, Path)) else ""
     if format == "london":
         return _london(table, meter, tz, where)
@@ -92,7 +90,26 @@ def _load(source: str | Path | IO[Any] | bytes) -> pd.DataFrame:
         # value one column left: the errors then named the wrong columns, and rows by the
         # index's values. (A longer row further down is a ParserError, above.)
         raise ReadingsFormatError(f"unreadable CSV: row 2 has more fields than the header's {len(table.columns)}")
+    # Names are read without the spaces around them; two that are then the same would make a
+    # column a table of columns (pandas renames only exact duplicates, to "name.1").
+    names = [str(name).strip() for name in table.columns]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ReadingsFormatError(f"unreadable CSV: the header names {', '.join(map(repr, twice))} twice")
+    table.columns = names
     return table
+
+
+def _first_unreadable_time(text: pd.Series, exc: Exception) -> str:
+    """Name the first cell pandas cannot read as a time, by its row in the file."""
+    try:
+        unread = pd.to_datetime(text, format="ISO8601", errors="coerce").isna() & (text != "")
+    except (ValueError, TypeError):  # e.g. times with and without an offset mixed
+        unread = pd.Series(False, index=text.index)
+    if unread.any():
+        label = unread[unread].index[0]
+        return f"unreadable timestamp {text[label]!r} at row {int(label) + 2}"
+    return f"unreadable timestamps ({str(exc).splitlines()[0]})"
 
 
 def _pick(table: pd.DataFrame, names: tuple[str, ...], what: str) -> str:
@@ -127,10 +144,19 @@ def _london(table: pd.DataFrame, meter: str | None, tz: str, where: str) -> pd.D
         label = bad[bad].index[0]  # the row's place in the file, also when other households' rows were left out
         why = "non-numeric" if pd.isna(energy[label]) else "impossible"
         raise ReadingsFormatError(f"{where}{why} energy {raw_text[label]!r} in London CSV at row {int(label) + 2}")
+    text = table[time_col].str.strip()
+    offset = text.str.contains(r"T?\d\d:\d\d(?::\d\d(?:\.\d*)?)?(?:Z|[+-]\d\d(?::?\d\d)?)$", regex=True)
+    if offset.any():
+        label = offset[offset].index[0]
+        raise ReadingsFormatError(f"{where}London timestamps are local times without a UTC offset, not "
+                                  f"{text[label]!r} (row {int(label) + 2})")
     try:
-        local = pd.to_datetime(table[time_col].str.strip())
+        # ISO 8601 as both London layouts write it; dateutil's guesses (is 01/03 March or
+        # January?) are not readings.
+        local = pd.to_datetime(text, format="ISO8601")
     except (ValueError, TypeError) as exc:
-        raise ReadingsFormatError(f"unreadable London timestamps: {exc}") from exc
+        raise ReadingsFormatError(f"{where}{_first_unreadable_time(text, exc)} in London CSV "
+                                  "(ISO 8601 local time expected, e.g. 2013-01-01 00:30:00)") from None
     if not pd.api.types.is_datetime64_dtype(local) or getattr(local.dt, "tz", None) is not None:
         raise ReadingsFormatError("London timestamps are local times without a UTC offset")
     # Localise in file order: the repeated autumn hour is only told apart by its position.

@@ -72,6 +72,14 @@ def test_generic_csv_round_trip(tmp_path, month_15min: pd.DataFrame) -> None:
     # pandas took the longer first row's extra field for an index and shifted every value.
     ("timestamp,import_kwh\n2026-01-01T00:00:00Z,1.0,2\n", "row 2 has more fields than the header's 2"),
     ("LCLid,tstp,energy(kWh/hh)\nA,2012-01-01 00:00,0.1,x\n", "row 2 has more fields than the header's 3"),
+    # dateutil guessed such a date (March or January?) and warned; an offset is not London time.
+    ("LCLid,tstp,energy(kWh/hh)\nA,2012-01-01 00:00,1\nA,01/03/2012 00:00,1\n",
+     "unreadable timestamp '01/03/2012 00:00' at row 3"),
+    ("LCLid,tstp,energy(kWh/hh)\nA,2012-01-01 00:00,1\nA,2012-01-01 00:30+01:00,1\n",
+     r"without a UTC offset, not '2012-01-01 00:30\+01:00' \(row 3\)"),
+    # Names are stripped: "LCLid" twice made table["LCLid"] a frame, and .str an AttributeError.
+    ("timestamp,import_kwh, import_kwh\n2026-01-01T00:00:00Z,1,2\n", "header names 'import_kwh' twice"),
+    ("LCLid,tstp,\x1eLCLid,energy(kWh/hh)\nA,2012-01-01 00:00,B,1\n", "header names 'LCLid' twice"),
     # pandas 3 reads these in microseconds; mixed with nanosecond timestamps they overflowed later.
     ("timestamp,import_kwh\n0499-01-01T00:00:00Z,1.0\n", "must lie between 1677-09-22 and 2262-04-11"),
     ("timestamp,import_kwh\n9999-01-01T00:00:00Z,1.0\n", "must lie between 1677-09-22 and 2262-04-11"),
