@@ -49,6 +49,20 @@ __all__ = ["KuboStore", "MINIMUM_VERSIONS"]
 MINIMUM_VERSIONS = {"kubo": (0, 5, 0), "js-ipfs": (0, 18, 0)}
 
 # A daemon that looks for content and gives up (its own `timeout` option) says one of these.
+_OS_ERROR = re.compile(r"\[Errno -?\d+\] ([^\"')\]]+)")
+
+
+def _connection_failure(exc: BaseException) -> str:
+    """What the system said ("Connection refused"), not the three wrappers urllib3 puts around it."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+        cause = cause.__cause__ or cause.__context__
+    found = _OS_ERROR.search(str(exc))
+    return found.group(1).strip() if found else str(exc)
+
+
 _NOT_FOUND = re.compile(r"not found|could not find|no link named|timed out|deadline exceeded", re.IGNORECASE)
 HAS_TIMEOUT = 2.0  # seconds a daemon may spend deciding it lacks a block locally
 
@@ -106,7 +120,7 @@ class KuboStore(ContentStore):
         except rpc_errors.TimeoutError as exc:
             raise DaemonUnavailableError(f"{self.api} gave no answer within {self.timeout} s") from exc
         except rpc_errors.ConnectionError as exc:
-            raise DaemonUnavailableError(f"no IPFS daemon answers at {self.api}: {exc}") from exc
+            raise DaemonUnavailableError(f"no IPFS daemon answers at {self.api}: {_connection_failure(exc)}") from exc
         except rpc_errors.ErrorResponse as exc:
             if cid is not None and _NOT_FOUND.search(str(exc)):
                 raise BlockMissingError(cid) from exc
