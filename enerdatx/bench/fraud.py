@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for n in args.peers:
         light = args.peer == "light" or (args.peer == "auto" and n >= LIGHT_FROM)
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as fresh:
-            runs.append(fresh.submit(_one, n, light, args.packet_loss, args.workers, args.seed).result())
+            runs.append(fresh.submit(_one, n, light, args.packet_loss, args.workers, args.seed,
+                                     not args.no_progress).result())
     result: dict[str, Any] = {"packet_loss": args.packet_loss, "target_seconds_all_honest": TARGET_SECONDS,
                               "workers": args.workers}
     for figures in runs:
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def _one(n: int, light: bool, packet_loss: float, workers: int, seed: int) -> dict[str, Any]:
+def _one(n: int, light: bool, packet_loss: float, workers: int, seed: int, progress: bool) -> dict[str, Any]:
     from enerdatx.cluster import DaskLab, scenarios
     from enerdatx.lab import Lab
 
@@ -98,7 +99,10 @@ def _one(n: int, light: bool, packet_loss: float, workers: int, seed: int) -> di
             lab: Any = DaskLab(Path(directory), "udp", workers=workers, durable=False, seed=seed, light=light,
                                packet_loss=packet_loss)
         else:
-            lab = Lab(Path(directory), packet_loss=packet_loss, durable=False, seed=seed, progress=False)
+            # Starting thousands of peers takes longer than the spread itself: that one gets a bar
+            # (on a terminal, like every bar here; the workers' own bars would interleave, so none).
+            lab = Lab(Path(directory), packet_loss=packet_loss, durable=False, seed=seed,
+                      progress=None if progress else False)
         with lab:
             if workers:
                 lab.groups.each("log_level", "enerdatx.trustchain.ledger", logging.ERROR)

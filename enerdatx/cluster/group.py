@@ -22,6 +22,7 @@ from typing import Any
 
 import psutil
 from ipv8.messaging.interfaces.udp.endpoint import UDPv4Address
+from tqdm import tqdm
 
 from enerdatx.cluster.attack_steps import AttackSteps
 from enerdatx.cluster.light import AddressBook, LightPeer
@@ -84,8 +85,12 @@ class PeerGroup(AttackSteps):
             if services is not None:
                 raise EnerDatXError("light peers run no services (they have no directory)")
             started = []
-            for batch in range(0, n, LIGHT_BATCH):
-                started += await asyncio.gather(*(self._start_light() for _ in range(min(LIGHT_BATCH, n - batch))))
+            disable = None if self.lab.progress is not False else True  # None: only on a terminal, as Lab.start
+            with tqdm(total=n, desc="starting light peers", disable=disable, leave=False, mininterval=0.5) as bar:
+                for batch in range(0, n, LIGHT_BATCH):
+                    size = min(LIGHT_BATCH, n - batch)
+                    started += await asyncio.gather(*(self._start_light() for _ in range(size)))
+                    bar.update(size)
             self.lab.peers += started  # so that the lab stops them; never introduced one by one (N^2)
         else:
             before, lab_services = len(self.lab.peers), self.lab.services
