@@ -220,3 +220,18 @@ def test_a_store_that_never_waits_for_the_disk_never_syncs(tmp_path) -> None:
     assert durable._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL for our own block
     durable.insert_validated([sign(Identity.generate())])
     assert durable._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL for a received one
+
+
+def test_a_store_in_memory_starts_as_a_new_file_store_does(tmp_path):
+    # In-memory stores are copied from an empty image (light peers start faster); the copy must
+    # be the schema a new file gets, and independent of every other copy.
+    on_disk = BlockStore(tmp_path / "new.sqlite")
+    first, second = BlockStore(":memory:"), BlockStore(":memory:", fsync=False)
+    schema = "SELECT type, name, sql FROM sqlite_master ORDER BY name"
+    for store in (first, second):
+        assert store._db.execute(schema).fetchall() == on_disk._db.execute(schema).fetchall()
+        assert store._db.execute("PRAGMA user_version").fetchone() == on_disk._db.execute("PRAGMA user_version").fetchone()
+    ledger = TrustChain(Identity.generate(), first)
+    ledger.record("test", {"n": 1})
+    assert first.count() == 1 and second.count() == 0 and BlockStore(":memory:").count() == 0
+    on_disk.close()
