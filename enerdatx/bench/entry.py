@@ -118,6 +118,16 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     "bench robustness: --markdown in a missing directory": (
         ["bench", "robustness", "--only", "fraud", "--fraud-runs", "1", "--markdown", "{d}/nowhere/r.md"], 1,
         "no such directory"),
+    # pandas 3 reads year 499 in microseconds; arithmetic with nanosecond times overflowed later.
+    "meter read: a CSV of the year 499": (["meter", "read", "{d}/y499.csv", "--format", "csv"], 1,
+                                          "timestamps must lie between 1677-09-22 and 2262-04-11"),
+    "meter synth: a start in the year 499": (["meter", "synth", "--start", "0499-01-01", "--out", "{d}/y.csv"], 1,
+                                             "is not a date from 1677-09-22 to 2262-04-11"),
+    # Stripped, the two names were one, and table["LCLid"] a frame: an AttributeError.
+    "meter read: a CSV header naming a column twice": (["meter", "read", "{d}/twice.csv", "--format", "csv"], 1,
+                                                       "the header names 'LCLid' twice"),
+    "meter read: a London time in US order": (["meter", "read", "{d}/us-time.csv", "--format", "csv"], 1,
+                                              "unreadable timestamp '01/03/2012 00:00' at row 3"),
     "bench fraud: a network size twice": (["bench", "fraud", "--peers", "4", "4"], 1, "each size once"),
     "bench fraud: fewer than 4 peers per worker": (
         ["bench", "fraud", "--peers", "4", "--workers", "2"], 1, "needs at least 8 peers (4 per worker)"),
@@ -135,6 +145,8 @@ USAGE_CASES: dict[str, list[str]] = {
         "meter", "read", "{d}/empty.txt", "--format", "dsmr", "--start", "2026-01-01", "--interval", "1e300"],
     "peer recover: a timeout of NaN": ["peer", "recover", "--dir", "{d}/p", "--peer", "127.0.0.1:9", "--timeout", "nan"],
     "demo: too many peers": ["demo", "--households", "10000000", "--quiet", "--output", "{d}/demo"],
+    "demo: no household": ["demo", "--households", "0", "--quiet", "--output", "{d}/demo"],
+    "demo: --output is a file": ["demo", "--quiet", "--output", "{d}/s.csv"],
     "peer run: a meter address without a port": ["peer", "run", "--dir", "{d}/p", "--meter", "tcp://nohost"],
     "peer run: a meter file that is missing": ["peer", "run", "--dir", "{d}/p", "--meter", "{d}/missing.txt"],
     "peer run: an OEHU URL without a scheme": ["peer", "run", "--dir", "{d}/p", "--oehu", "notaurl", "--device", "x"],
@@ -180,6 +192,9 @@ def write_scratch(directory: Path) -> None:
     (directory / "inf.csv").write_text("timestamp,import_kwh\n2026-01-01T00:00:00Z,1\n2026-01-01T00:15:00Z,inf\n")
     (directory / "two.csv").write_text("timestamp,meter_id,import_kwh\n2026-01-01T00:00:00Z,a,1\n"
                                        "2026-01-01T00:00:00Z,b,2\n")
+    (directory / "y499.csv").write_text("timestamp,import_kwh\n0499-01-01T00:00:00Z,1\n")
+    (directory / "twice.csv").write_text("LCLid,tstp,\x1eLCLid,energy(kWh/hh)\nA,2012-01-01 00:00,B,1\n")
+    (directory / "us-time.csv").write_text("LCLid,tstp,energy(kWh/hh)\nA,2012-01-01 00:00,1\nA,01/03/2012 00:00,1\n")
     (directory / "garbage.json").write_bytes(b"garbage\xff not json")
     (directory / "empty.txt").write_text("")
     (directory / "empty.json").write_text("[]")

@@ -19,8 +19,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from enerdatx.bench.limits import count
 from enerdatx.crypto import decrypt_data
+from enerdatx.datadir import storage_error
 from enerdatx.errors import DataVerificationError, MarketError
+from enerdatx.files import atomic_output, atomic_path
 from enerdatx.market import Query
 from enerdatx.market.market import Trade
 from enerdatx.market.service import MarketService
@@ -36,18 +39,22 @@ MONTH = ("2026-01-01", "2026-02-01")
 MAX_DEMO_PEERS = 250
 
 
-def _peer_count(text: str) -> int:
-    if not text.isascii() or not text.lstrip("-").isdigit() or len(text) > 6 or int(text) > MAX_DEMO_PEERS:
-        raise argparse.ArgumentTypeError(f"expected a count up to {MAX_DEMO_PEERS}, got {text!r}")
-    return int(text)
+def _output_directory(text: str) -> Path:
+    """``--output``: a directory, made if new; an existing file there is refused before any peer starts."""
+    path = Path(text)
+    if not text:
+        raise argparse.ArgumentTypeError("expected a directory path, got ''")
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: exists and is not a directory")
+    return path
 
 
 def register(subparsers: Any) -> None:
     """Add ``demo``."""
     demo = subparsers.add_parser("demo", help="run a local market of households and buyers, end to end")
-    demo.add_argument("--households", type=_peer_count, default=6, help="selling households (default 6)")
-    demo.add_argument("--buyers", type=_peer_count, default=3, help="data buyers (default 3)")
-    demo.add_argument("--output", type=Path, default=Path("enerdatx-demo"),
+    demo.add_argument("--households", type=count(1, MAX_DEMO_PEERS), default=6, help="selling households (default 6)")
+    demo.add_argument("--buyers", type=count(1, MAX_DEMO_PEERS), default=3, help="data buyers (default 3)")
+    demo.add_argument("--output", type=_output_directory, default=Path("enerdatx-demo"),
                       help="where summary.json and report.html go (default ./enerdatx-demo)")
     demo.add_argument("--seed", type=int, default=1, help="seed of the synthetic households")
     demo.add_argument("--quiet", action="store_true", help="no progress bar and no summary on stdout")
@@ -55,8 +62,6 @@ def register(subparsers: Any) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    if args.households < 1 or args.buyers < 1:
-        raise SystemExit("enerdatx demo: need at least one household and one buyer")
     progress = None if not args.quiet else False
     summary = asyncio.run(run_demo(args.output, households=args.households, buyers=args.buyers,
                                    seed=args.seed, progress=progress))
@@ -73,7 +78,10 @@ async def run_demo(
     from enerdatx.meter import cut_dataset, synthetic_household
 
     output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, "make the output directory", output) from None
     steps = ["start peers", "ingest and list", "spread listings", "match and settle", "negotiate",
              "verify", "report"]
     # None: a bar on a terminal only (tqdm's own test); True/False force it on or off.
@@ -149,7 +157,8 @@ async def run_demo(
     bar.close()
     summary["timings_s"]["total"] = round(time.perf_counter() - started, 3)
     summary["report"] = str(output / "report.html")
-    (output / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    with atomic_output(output / "summary.json", what="write the summary") as out:  # never half a summary
+        out.write((json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
     return summary
 
 
@@ -255,7 +264,8 @@ def _report(path: Path, summary: dict[str, Any], seller: MarketService, trades: 
                          name="paid"), row=2, col=2)
     fig.update_layout(title=f"EnerDatX demo: {summary['households']} households, {summary['buyers']} buyers, "
                             f"{len(summary['trades'])} trades", height=900)
-    fig.write_html(path, include_plotlyjs=True, full_html=True)
+    with atomic_path(path, what="write the report") as temporary:
+        fig.write_html(temporary, include_plotlyjs=True, full_html=True)
 
 
 def _text(summary: dict[str, Any]) -> str:

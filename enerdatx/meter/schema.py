@@ -69,8 +69,9 @@ def make_readings(
     if len(known) and (known.min() < _FIRST or known.max() > _LAST):
         # pandas 3 holds such dates in microseconds, but arithmetic with nanosecond
         # timestamps overflows later, far from here (see resample.utc_timestamp).
-        raise ReadingsFormatError(f"readings from {known.min()} to {known.max()}: timestamps must lie "
-                                  f"between {_FIRST.date()} and {_LAST.date()}")
+        outside = known.min() if known.min() < _FIRST else known.max()
+        raise ReadingsFormatError(f"timestamps must lie between {_FIRST.date()} and {_LAST.date()}, not "
+                                  f"{outside.isoformat()}")
     unknown = set(columns) - set(COLUMNS)
     if unknown:
         raise ReadingsFormatError(f"unknown readings columns: {sorted(unknown)}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from enerdatx.cli import main
 
 
@@ -21,3 +23,18 @@ def test_the_demo_trades_verifies_and_writes_a_summary_and_a_report(tmp_path, ca
     assert "plotly" in report and "Order book" in report
     assert "<script src=\"http" not in report  # plotly.js is embedded: nothing is fetched
     assert "all checks passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    # Before: 0 and -3 got past the argument type and ended as "need at least one household",
+    # and a file as --output as "cannot use the file: already exists".
+    (["--households", "0"], "--households: expected a whole number from 1 to 250, got '0'"),
+    (["--buyers", "-3"], "--buyers: expected a whole number from 1 to 250, got '-3'"),
+    (["--output", "{file}"], "exists and is not a directory"),
+    (["--output", ""], "expected a directory path"),
+])
+def test_bad_demo_arguments_are_refused_before_any_peer_starts(tmp_path, capsys, args, message):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", *(a.format(file=tmp_path / "file") for a in args)])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
