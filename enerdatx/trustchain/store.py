@@ -6,7 +6,6 @@ only writer and validates first, so reads never re-validate.
 
 from __future__ import annotations
 
-import functools
 import os
 import sqlite3
 from collections import OrderedDict
@@ -45,18 +44,6 @@ CREATE TABLE IF NOT EXISTS fraud_proofs (
 ) WITHOUT ROWID;
 """
 
-@functools.cache
-def _empty_store_image() -> bytes:
-    """The bytes of a new, empty store (schema and version), for in-memory stores to start from."""
-    db = sqlite3.connect(":memory:")
-    try:
-        db.executescript(_SCHEMA)
-        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        return db.serialize()
-    finally:
-        db.close()
-
-
 # Recently stored or read blocks, so that validating the next block of a chain finds its
 # predecessor without a query (the common case when a transaction follows another).
 RECENT_BLOCKS = 4096
@@ -73,21 +60,17 @@ class BlockStore:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the block store: {exc}", path=self.path) from None
-        # A new store in memory is the empty schema, copied from one made once per process,
-        # and known to hold nothing: 0.1 ms instead of 0.4, which was the largest part of
-        # starting a light peer (SQLite >= 3.36 can copy a database in).
-        empty = self.path == ":memory:" and hasattr(self._db, "deserialize")
+        # A store in memory is always a new database: nothing in it to read back (light peers
+        # start by the thousand). Copying in an empty image instead of creating the schema was
+        # faster, but took twice the memory per store (132 KB instead of 67: docs/performance.md).
+        empty = self.path == ":memory:"
         try:
-            if empty:
-                self._db.deserialize(_empty_store_image())
             # Creating the schema is a few commits: a store that never waits for the disk skips their syncs too.
             self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'OFF'}")
-            if empty:
-                version = SCHEMA_VERSION
-            else:
+            if not empty:
                 self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.executescript(_SCHEMA)
-                version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            self._db.executescript(_SCHEMA)
+            version = 0 if empty else self._db.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.Error as exc:  # not a database, read-only, disk full

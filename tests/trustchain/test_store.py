@@ -223,8 +223,8 @@ def test_a_store_that_never_waits_for_the_disk_never_syncs(tmp_path) -> None:
 
 
 def test_a_store_in_memory_starts_as_a_new_file_store_does(tmp_path):
-    # In-memory stores are copied from an empty image (light peers start faster); the copy must
-    # be the schema a new file gets, and independent of every other copy.
+    # An in-memory store skips reading back what a new database cannot hold (light peers start
+    # faster); it must still be the schema a new file gets, and independent of every other one.
     on_disk = BlockStore(tmp_path / "new.sqlite")
     first, second = BlockStore(":memory:"), BlockStore(":memory:", fsync=False)
     schema = "SELECT type, name, sql FROM sqlite_master ORDER BY name"
