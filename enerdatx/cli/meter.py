@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from enerdatx.errors import MeterChoiceError
+from enerdatx.errors import MeterChoiceError, MeterDataError
 from enerdatx.files import atomic_output
 from enerdatx.meter import (
     HOUSEHOLD_TYPES,
@@ -28,6 +28,7 @@ from enerdatx.meter import (
     write_csv,
 )
 from enerdatx.meter.dsmr import NO_TIMESTAMP
+from enerdatx.meter.resample import FIRST_DAY, LAST_DAY, utc_timestamp
 from enerdatx.meter.schema import POWER_COLUMNS, REGISTER_COLUMNS, meter_list
 from enerdatx.meter.synthetic import MAX_DAYS
 from enerdatx.meter.telegrams import VARIANTS
@@ -83,12 +84,10 @@ DISPLAY_DECIMALS = {**dict.fromkeys(REGISTER_COLUMNS, 3), "gas_m3": 3, **dict.fr
 
 def _utc_start(text: str) -> pd.Timestamp:
     try:
-        stamp = pd.Timestamp(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an ISO-8601 time, got {text!r}") from None
-    if stamp is pd.NaT:
-        raise argparse.ArgumentTypeError(f"expected an ISO-8601 time, got {text!r}")
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        return utc_timestamp(text)
+    except MeterDataError:  # not a time, or one outside what readings can hold ("year 10000 is out of range")
+        raise argparse.ArgumentTypeError(f"expected an ISO-8601 time from {FIRST_DAY} to {LAST_DAY}, "
+                                         f"got {text!r}") from None
 
 
 # Seconds between untimed telegrams. A meter sends one every 1 s (DSMR 5) to every 10 s

@@ -91,3 +91,13 @@ def test_the_interval_bounds_are_accepted(interval, telegram_files, tmp_path) ->
                  "--start", "2026-01-01T00:00:00Z", "--interval", interval]) == 0
     readings = read_csv(out)
     assert readings.index[1] - readings.index[0] == pd.Timedelta(seconds=float(interval))
+
+
+@pytest.mark.parametrize("start", ["9999-12-31", "1600-01-01", "NaT", "ten"])
+def test_a_start_no_reading_can_have_is_a_usage_error(start, telegram_files, capsys) -> None:
+    # 9999-12-31 ended as "year 10000 is out of range" once the clock passed the year's end.
+    with pytest.raises(SystemExit) as exit_:
+        main(["meter", "read", str(telegram_files["v3"]), "--format", "dsmr", "--start", start, "--interval", "10"])
+    assert exit_.value.code == 2
+    assert f"argument --start: expected an ISO-8601 time from 1677-09-22 to 2262-04-11, got '{start}'" \
+        in capsys.readouterr().err
