@@ -48,21 +48,23 @@ __all__ = ["KuboStore", "MINIMUM_VERSIONS"]
 # Older daemons answer GET requests or lack `dag export`/`dag import`.
 MINIMUM_VERSIONS = {"kubo": (0, 5, 0), "js-ipfs": (0, 18, 0)}
 
-# A daemon that looks for content and gives up (its own `timeout` option) says one of these.
 _OS_ERROR = re.compile(r"\[Errno -?\d+\] ([^\"')\]]+)")
 
 
 def _connection_failure(exc: BaseException) -> str:
     """What the system said ("Connection refused"), not the three wrappers urllib3 puts around it."""
     cause: BaseException | None = exc
-    while cause is not None:
+    seen: set[int] = set()
+    while cause is not None and id(cause) not in seen:  # a chain set by hand may loop
         if isinstance(cause, OSError) and cause.strerror:
             return cause.strerror
+        seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
     found = _OS_ERROR.search(str(exc))
     return found.group(1).strip() if found else str(exc)
 
 
+# A daemon that looks for content and gives up (its own `timeout` option) says one of these.
 _NOT_FOUND = re.compile(r"not found|could not find|no link named|timed out|deadline exceeded", re.IGNORECASE)
 HAS_TIMEOUT = 2.0  # seconds a daemon may spend deciding it lacks a block locally
 
