@@ -28,8 +28,8 @@ from enerdatx.meter import (
     write_csv,
 )
 from enerdatx.meter.dsmr import NO_TIMESTAMP
-from enerdatx.meter.resample import FIRST_DAY, LAST_DAY, utc_timestamp
-from enerdatx.meter.schema import POWER_COLUMNS, REGISTER_COLUMNS, meter_list
+from enerdatx.meter.resample import utc_timestamp
+from enerdatx.meter.schema import FIRST_DAY, LAST_DAY, POWER_COLUMNS, REGISTER_COLUMNS, meter_list
 from enerdatx.meter.synthetic import MAX_DAYS
 from enerdatx.meter.telegrams import VARIANTS
 

@@ -20,10 +20,10 @@ import pandas as pd
 
 from enerdatx.errors import MeterDataError
 from enerdatx.meter.quality import QualityReport, clean_readings, default_max_gap
-from enerdatx.meter.schema import POWER_COLUMNS, REGISTER_COLUMNS, make_readings
+from enerdatx.meter.schema import FIRST_DAY, LAST_DAY, POWER_COLUMNS, REGISTER_COLUMNS, make_readings
 
 __all__ = ["parse_resolution", "grid", "interval_consumption", "resample_readings", "Binned", "bin_register", "bin_readings",
-           "utc_timestamp", "bin_stream", "FIRST_DAY", "LAST_DAY"]
+           "utc_timestamp", "bin_stream"]
 
 AMOUNT_COLUMNS = (*REGISTER_COLUMNS, "gas_m3")
 
@@ -128,12 +128,6 @@ def bin_readings(
     gas_gap = _allowed_gap(max_gap, gas_t, step)
     binned["gas_m3"] = bin_register(gas_t, gas_v, edges, gas_gap, gas_breaks)
     return binned, edges, report
-
-
-# The days a nanosecond timestamp can hold: readings are indexed in nanoseconds or microseconds
-# (pandas 3 parses strings to microseconds), and only this range is safe to mix.
-FIRST_DAY = pd.Timestamp.min.ceil("D").date()
-LAST_DAY = pd.Timestamp.max.floor("D").date()
 
 
 def utc_timestamp(value: pd.Timestamp | str) -> pd.Timestamp:

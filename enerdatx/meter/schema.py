@@ -46,8 +46,12 @@ FLOAT_COLUMNS = (*REGISTER_COLUMNS, *POWER_COLUMNS, "gas_m3")
 COLUMNS = ("meter_id", "source", *REGISTER_COLUMNS, *POWER_COLUMNS, *GAS_COLUMNS)
 
 _PSEUDONYM_DOMAIN = b"enerdatx-meter-id/1:"
-_FIRST = pd.Timestamp.min.ceil("D").tz_localize("UTC")  # what a nanosecond timestamp can hold, in whole days
-_LAST = pd.Timestamp.max.floor("D").tz_localize("UTC")
+# The days a nanosecond timestamp can hold: readings are indexed in nanoseconds or microseconds
+# (pandas 3 parses strings to microseconds), and only this range is safe to mix.
+FIRST_DAY = pd.Timestamp.min.ceil("D").date()
+LAST_DAY = pd.Timestamp.max.floor("D").date()
+_FIRST = pd.Timestamp(FIRST_DAY, tz="UTC")
+_LAST = pd.Timestamp(LAST_DAY, tz="UTC")
 
 
 def pseudonymize_meter_id(raw_id: str) -> str:
@@ -68,7 +72,7 @@ def make_readings(
     known = index.dropna()
     if len(known) and (known.min() < _FIRST or known.max() > _LAST):
         # pandas 3 holds such dates in microseconds, but arithmetic with nanosecond
-        # timestamps overflows later, far from here (see resample.utc_timestamp).
+        # timestamps overflows later, far from here.
         outside = known.min() if known.min() < _FIRST else known.max()
         raise ReadingsFormatError(f"timestamps must lie between {_FIRST.date()} and {_LAST.date()}, not "
                                   f"{outside.isoformat()}")

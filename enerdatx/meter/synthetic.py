@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from enerdatx.errors import MeterDataError
-from enerdatx.meter.resample import FIRST_DAY, LAST_DAY, parse_resolution, utc_timestamp
-from enerdatx.meter.schema import make_readings, pseudonymize_meter_id
+from enerdatx.meter.resample import parse_resolution, utc_timestamp
+from enerdatx.meter.schema import FIRST_DAY, LAST_DAY, make_readings, pseudonymize_meter_id
 
 __all__ = ["HOUSEHOLD_TYPES", "MAX_DAYS", "synthetic_household"]
 
