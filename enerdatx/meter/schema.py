@@ -22,6 +22,8 @@ __all__ = [
     "REGISTER_COLUMNS",
     "POWER_COLUMNS",
     "COLUMNS",
+    "FIRST_DAY",
+    "LAST_DAY",
     "make_readings",
     "empty_readings",
     "pseudonymize_meter_id",
