@@ -56,7 +56,8 @@ def test_a_named_pipe_is_a_stream_not_a_file_to_resume(tmp_path, day) -> None:
     os.mkfifo(fifo)
     store = ReadingStore(tmp_path / "readings.sqlite")
     for part in (telegrams[:40], telegrams[40:60]):
-        writer = threading.Thread(target=fifo.write_text, args=("".join(part),), kwargs={"encoding": "ascii"})
+        writer = threading.Thread(target=fifo.write_text, args=("".join(part),), kwargs={"encoding": "ascii"},
+                                  daemon=True)  # a failed read must not leave it blocking the run
         writer.start()
         try:
             assert ingest_dsmr(str(fifo), store).parsed == len(part)
