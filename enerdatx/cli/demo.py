@@ -20,6 +20,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from enerdatx.bench.limits import count
+from enerdatx.cli.peer import parse_directory
 from enerdatx.crypto import decrypt_data
 from enerdatx.datadir import storage_error
 from enerdatx.errors import DataVerificationError, MarketError
@@ -41,9 +42,7 @@ MAX_DEMO_PEERS = 250
 
 def _output_directory(text: str) -> Path:
     """``--output``: a directory, made if new; an existing file there is refused before any peer starts."""
-    path = Path(text)
-    if not text:
-        raise argparse.ArgumentTypeError("expected a directory path, got ''")
+    path = parse_directory(text)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: exists and is not a directory")
     return path
