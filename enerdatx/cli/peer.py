@@ -113,9 +113,9 @@ def parse_meter_source(text: str) -> str:
     elif text.startswith("serial:"):
         if not text[len("serial:"):]:
             raise argparse.ArgumentTypeError("expected serial:PORT, e.g. serial:/dev/ttyUSB0")
-    elif not Path(text).exists() or Path(text).is_dir():
+    elif (path := Path(text)).is_dir() or not path.exists():
         # A serial device may be plugged in later (it is retried); a file name (or a named pipe) is checked now.
-        what = "is a directory" if Path(text).is_dir() else "no such file"
+        what = "is a directory" if path.is_dir() else "no such file"
         raise argparse.ArgumentTypeError(f"{text}: {what} (a source is tcp://HOST:PORT, serial:PORT or a FILE)")
     return text
 
