@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import subprocess
+import sys
 
 import pytest
 
 from enerdatx.bench.limits import MAX_LOCAL_WORKERS, count, workers
-from enerdatx.cli import build_parser
+from enerdatx.cli import build_parser, chosen_command
+from enerdatx.cli.bench import BENCHMARKS
 from enerdatx.cli.ipfs import parse_api
 from enerdatx.cli.peer import parse_block_type, parse_directory
 
@@ -98,3 +102,45 @@ def test_a_meter_source_is_a_file_a_pipe_or_an_address(tmp_path) -> None:
         parse_meter_source(str(tmp_path / "absent.txt"))
     with pytest.raises(argparse.ArgumentTypeError, match="is a directory"):
         parse_meter_source(str(tmp_path))
+
+
+# --- building only the command a command line names ------------------------------------
+
+def _help(parser: argparse.ArgumentParser, words: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit):
+        parser.parse_args([*words, "--help"])
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("words", [[], ["peer"], ["peer", "run"], ["meter", "read"], ["ipfs"], ["demo"],
+                                   ["bench"], ["bench", "trustchain"], ["bench", "fraud"]])
+def test_the_parser_built_for_a_command_line_is_the_full_one_there(
+    words: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _help(build_parser([*words, "--help"]), words, capsys) == _help(build_parser(), words, capsys)
+
+
+def test_listing_the_commands_and_benchmarks_imports_none_of_them() -> None:
+    # Before: every command module was imported to build the parser, three seconds of pandas,
+    # scipy and IPv8 before `enerdatx --help`, or `peer id`, could print a line.
+    probe = ("import sys\nfrom enerdatx.cli import main\n"
+             "for words in (['--help'], ['bench', '--help'], ['peer', '--help']):\n"
+             "    try:\n        main(words)\n    except SystemExit:\n        pass\n"
+             "print(sorted(m for m in ('pandas', 'scipy', 'ipv8', 'enerdatx.meter', 'enerdatx.bench.privacy') "
+             "if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines()[-1] == "['ipv8']"  # `peer` itself runs on IPv8
+
+
+def test_each_benchmark_is_listed_with_its_docstring() -> None:
+    for name, help_text in BENCHMARKS.items():
+        module = importlib.import_module(f"enerdatx.bench.{name}")
+        assert help_text == (module.__doc__ or "").strip().splitlines()[0], name
+
+
+@pytest.mark.parametrize("words, chosen, rest", [
+    ([], None, []), (["--version"], None, []), (["-h", "bench", "x"], "bench", ["x"]),
+    (["peer", "run", "--dir", "d"], "peer", ["run", "--dir", "d"]), (["nonsense"], "nonsense", []),
+])
+def test_the_command_is_the_first_word_that_is_not_an_option(words: list[str], chosen: str | None, rest: list[str]) -> None:
+    assert chosen_command(words) == (chosen, rest)

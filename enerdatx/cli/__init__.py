@@ -11,25 +11,47 @@ from collections.abc import Sequence
 from enerdatx import __version__
 from enerdatx.errors import typed_error
 
-# Each module defines ``register(subparsers)``; a command sets ``func(args) -> int``.
-COMMAND_MODULES = ("demo", "bench", "ipfs", "meter", "peer")
+# The commands and their one-line help. Each is the module enerdatx.cli.NAME, which defines
+# ``configure(parser, argv)`` (``argv``: the words after the command, None to build all of it,
+# which only ``bench`` needs); a command sets ``func(args) -> int``. The help lives here so that
+# listing the commands imports none of them: together they pull in pandas, scipy and IPv8,
+# three seconds before `enerdatx --help` could print a line.
+COMMANDS = {
+    "demo": "run a local market of households and buyers, end to end",
+    "bench": "run a benchmark and print its figures",
+    "ipfs": "add, cat and move content (embedded store, or a daemon via --api / $ENERDATX_IPFS_API)",
+    "meter": "read meter data (DSMR P1, OEHU, CSV) or make synthetic data",
+    "peer": "run a peer on UDP, or show its identity",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, with every sub-command this install provides."""
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser; given the command line it will parse, only the command it names is built.
+
+    Without ``argv`` every command is built in full (for documentation and tests).
+    """
     parser = argparse.ArgumentParser(prog="enerdatx", description=__doc__)
     parser.add_argument("--version", action="version", version=f"enerdatx {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        module_name = f"enerdatx.cli.{name}"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:  # that capability is not built (yet)
-                continue
-            raise
-        module.register(subparsers)
+    chosen, rest = chosen_command(argv)
+    for name, help_text in COMMANDS.items():
+        command = subparsers.add_parser(name, help=help_text)
+        if argv is None or name == chosen:
+            importlib.import_module(f"enerdatx.cli.{name}").configure(command, None if argv is None else rest)
     return parser
+
+
+def chosen_command(argv: Sequence[str] | None) -> tuple[str | None, list[str]]:
+    """The command a command line names, and the words after it.
+
+    The first word that is not an option is the command: the parser it is handed to takes only
+    options without a value (``-h``, ``--version``) before it.
+    """
+    words = list(argv or ())
+    for index, word in enumerate(words):
+        if not word.startswith("-"):
+            return word, words[index + 1 :]
+    return None, []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Typed errors exit 1; anything else is a bug and exits 70 (EX_SOFTWARE) with its type named.
     """
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -14,6 +14,7 @@ import asyncio
 import json
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from enerdatx.market import Query
 from enerdatx.market.market import Trade
 from enerdatx.market.service import MarketService
 
-__all__ = ["register", "run_demo"]
+__all__ = ["configure", "run_demo"]
 
 LOCATIONS = ("2628", "2611", "2613", "1011", "3011", "2629")
 HOUSEHOLD_TYPES = ("family", "couple", "single", "retired")
@@ -48,9 +49,8 @@ def _output_directory(text: str) -> Path:
     return path
 
 
-def register(subparsers: Any) -> None:
-    """Add ``demo``."""
-    demo = subparsers.add_parser("demo", help="run a local market of households and buyers, end to end")
+def configure(demo: argparse.ArgumentParser, argv: Sequence[str] | None) -> None:
+    """Build ``demo``'s options."""
     demo.add_argument("--households", type=count(1, MAX_DEMO_PEERS), default=6, help="selling households (default 6)")
     demo.add_argument("--buyers", type=count(1, MAX_DEMO_PEERS), default=3, help="data buyers (default 3)")
     demo.add_argument("--output", type=_output_directory, default=Path("enerdatx-demo"),

@@ -7,19 +7,15 @@ import ipaddress
 import os
 import sys
 import urllib.parse
-from typing import Any
+from collections.abc import Sequence
 
 from enerdatx.cli.peer import parse_directory
 from enerdatx.ipfs import API_ENV, REPO_ENV, ContentStore, EmbeddedStore, open_store
 
 
-def register(subparsers: Any) -> None:
-    """Add ``ipfs`` and its sub-commands."""
-    ipfs = subparsers.add_parser(
-        "ipfs",
-        help="add, cat and move content (embedded store, or a daemon via --api / $" + API_ENV + ")",
-        description=__doc__,
-    )
+def configure(ipfs: argparse.ArgumentParser, argv: Sequence[str] | None) -> None:
+    """Build ``ipfs`` and its sub-commands."""
+    ipfs.description = __doc__
     # Which store: --repo (the embedded store there, even with $API_ENV set), else --api, else
     # $API_ENV (a daemon), else the embedded store in $REPO_ENV or ~/.enerdatx/ipfs. Both options
     # at once contradict each other and are refused.

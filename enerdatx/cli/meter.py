@@ -7,7 +7,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,9 +34,8 @@ from enerdatx.meter.synthetic import MAX_DAYS
 from enerdatx.meter.telegrams import VARIANTS
 
 
-def register(subparsers: Any) -> None:
-    """Add ``meter read`` and ``meter synth``."""
-    meter = subparsers.add_parser("meter", help="read meter data (DSMR P1, OEHU, CSV) or make synthetic data")
+def configure(meter: argparse.ArgumentParser, argv: Sequence[str] | None) -> None:
+    """Build ``meter read`` and ``meter synth``."""
     inner = meter.add_subparsers(dest="meter_command", metavar="ACTION", required=True)
 
     read = inner.add_parser("read", help="print or write the canonical readings of a file")

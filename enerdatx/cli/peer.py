@@ -17,6 +17,7 @@ import math
 import signal
 import socket
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from ipv8.messaging.interfaces.udp.endpoint import UDPEndpoint, UDPv4Address
 from enerdatx.datadir import backup_directory, load_identity
 from enerdatx.errors import PeerUnreachableError, StorageError
 
-__all__ = ["register", "parse_address", "parse_contact", "parse_port", "check_bindable"]
+__all__ = ["configure", "parse_address", "parse_contact", "parse_port", "check_bindable"]
 
 
 def parse_address(text: str) -> UDPv4Address:
@@ -146,9 +147,8 @@ def parse_contact(text: str) -> tuple[bytes, UDPv4Address]:
     return key, parse_address(address)
 
 
-def register(subparsers: Any) -> None:
-    """Add ``peer run``, ``peer id``, ``peer backup`` and ``peer recover``."""
-    peer = subparsers.add_parser("peer", help="run a peer on UDP, or show its identity")
+def configure(peer: argparse.ArgumentParser, argv: Sequence[str] | None) -> None:
+    """Build ``peer run``, ``peer id``, ``peer backup`` and ``peer recover``."""
     inner = peer.add_subparsers(dest="peer_command", metavar="COMMAND", required=True)
 
     run = inner.add_parser("run", help="run one peer until SIGINT/SIGTERM")

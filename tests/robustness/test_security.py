@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from enerdatx.cli import build_parser
 from enerdatx.cli import peer as peer_cli
 from enerdatx.crypto import Identity
 from enerdatx.errors import KeyFileError
@@ -67,9 +68,7 @@ async def test_rest_api_needs_its_token_and_binds_loopback(tmp_path: Path) -> No
 
 
 def test_peer_run_binds_loopback_by_default() -> None:
-    parser = argparse.ArgumentParser()
-    peer_cli.register(parser.add_subparsers())
-    args = parser.parse_args(["peer", "run", "--dir", "x"])
+    args = build_parser(["peer", "run", "--dir", "x"]).parse_args(["peer", "run", "--dir", "x"])
     assert args.host == "127.0.0.1"
 
 
