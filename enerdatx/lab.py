@@ -32,6 +32,7 @@ from ipv8.messaging.interfaces.udp.endpoint import UDPEndpoint, UDPv4Address
 from ipv8.test.mocking.endpoint import MockEndpoint, internet
 from tqdm.auto import tqdm
 
+from enerdatx import heap
 from enerdatx.errors import ConfigurationError, PeerProcessError
 from enerdatx.market.service import MarketService
 from enerdatx.peer import Peer, Service
@@ -132,7 +133,8 @@ class Lab:
 
     With ``market=True`` (or a factory of MarketService) every peer runs the market: ``peer.market``.
     ``Lab(workers=N)`` or ``Lab(cluster=client)`` gives a :class:`enerdatx.cluster.DaskLab`
-    instead: the peers live on Dask worker processes (see docs/network.md).
+    instead: the peers live on Dask worker processes (see docs/network.md). From the first start to
+    :meth:`stop`, the garbage collector leaves the started peers alone (:mod:`enerdatx.heap`).
     """
 
     def __new__(cls, *args: Any, workers: int | None = None, cluster: Any = None, **options: Any) -> Any:
@@ -201,7 +203,12 @@ class Lab:
                 )
                 bar.update(len(indices))
         self.introduce()
+        self.settle()
         return list(self.peers)
+
+    def settle(self) -> None:
+        """Keep the garbage collector off the peers started so far (see :mod:`enerdatx.heap`), until :meth:`stop`."""
+        heap.freeze(self)
 
     async def _start_peer(self, directory: Path, address: Any) -> Peer:
         if self.transport == "memory":
@@ -268,10 +275,13 @@ class Lab:
     async def restart(self, i: int) -> Peer:
         """Stop peer ``i`` and start it again from its directory, at the same address."""
         old = self.peers[i]
-        address = old.address
+        address, directory = old.address, old.directory
         await self._stop_peer(old)
-        self.peers[i] = await self._start_peer(old.directory, address)
+        del old  # and once replaced below, nothing refers to the stopped peer
+        self.peers[i] = await self._start_peer(directory, address)
         self.introduce()
+        heap.collect_stopped()  # its cycles were frozen with it
+        self.settle()
         return self.peers[i]
 
     async def stop(self) -> None:
@@ -279,6 +289,7 @@ class Lab:
         peers, self.peers = self.peers, []
         for batch in range(0, len(peers), START_BATCH):
             await asyncio.gather(*(self._stop_peer(peer) for peer in peers[batch : batch + START_BATCH]))
+        heap.release(self)
         if self._temporary:
             shutil.rmtree(self.directory, ignore_errors=True)
 

@@ -92,6 +92,7 @@ class PeerGroup(AttackSteps):
                     started += await asyncio.gather(*(self._start_light() for _ in range(size)))
                     bar.update(size)
             self.lab.peers += started  # so that the lab stops them; never introduced one by one (N^2)
+            self.lab.settle()
         else:
             before, lab_services = len(self.lab.peers), self.lab.services
             self.lab.services = services if services is not None else lab_services
