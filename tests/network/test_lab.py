@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from enerdatx.errors import FraudDetectedError, TransactionRejectedError, TransactionTimeoutError
+from enerdatx.errors import FraudDetectedError, StorageError, TransactionRejectedError, TransactionTimeoutError
 from enerdatx.lab import Lab
 from enerdatx.peer import Peer
 from tests.network.chains import PING, assert_consistent, fraud_everywhere, trade
@@ -53,6 +54,33 @@ def test_lab_refuses_bad_options(tmp_path: Path) -> None:
         Lab(tmp_path, transport="tcp")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="packet_loss"):
         Lab(tmp_path, transport="udp", packet_loss=1.0)
+
+
+async def test_a_peer_that_fails_to_start_takes_the_others_of_its_call_down_with_it(tmp_path: Path) -> None:
+    # peer-001 cannot start; peer-000 and peer-002 of the same batch did, and were lost: running,
+    # unknown to the lab, so stop() never stopped them and their directories stayed locked.
+    (tmp_path / "peer-001").write_text("not a directory")
+    async with Lab(tmp_path, transport="memory", market=True) as lab:
+        with pytest.raises(StorageError, match="peer-001: not a directory"):
+            await lab.start(3)
+        assert lab.peers == []
+        async with Lab(tmp_path, transport="memory") as other:
+            (peer,) = await other.start(1)  # peer-000 is free again
+            assert peer.directory == tmp_path / "peer-000"
+        (tmp_path / "peer-001").unlink()
+        peers = await lab.start(3)
+        assert len(peers) == 3 and all(peer.has_market for peer in peers)
+
+
+async def test_a_peer_whose_service_fails_is_stopped_again(tmp_path: Path) -> None:
+    def broken(peer: Peer) -> list[Any]:
+        raise ValueError("no such service")
+
+    async with Lab(tmp_path, transport="memory", services=broken) as lab:
+        with pytest.raises(ValueError, match="no such service"):
+            await lab.start(1)
+    async with Lab(tmp_path, transport="memory") as lab:  # the opened peer released its directory
+        assert len(await lab.start(1)) == 1
 
 
 @pytest.mark.slow
