@@ -33,6 +33,7 @@ from ipv8.test.mocking.endpoint import MockEndpoint, internet
 from tqdm.auto import tqdm
 
 from enerdatx.errors import ConfigurationError, PeerProcessError
+from enerdatx.files import named_path
 from enerdatx.market.service import MarketService
 from enerdatx.peer import Peer, Service
 from enerdatx.trustchain import BlockStore, HalfBlock, TrustChain
@@ -163,7 +164,8 @@ class Lab:
         if not 0.0 <= packet_loss < 1.0:
             raise ConfigurationError(f"packet_loss must be in [0, 1), not {packet_loss}")
         self._temporary = directory is None
-        self.directory = Path(tempfile.mkdtemp(prefix="enerdatx-lab-") if directory is None else directory)
+        self.directory = (Path(tempfile.mkdtemp(prefix="enerdatx-lab-")) if directory is None
+                          else named_path(directory, "a directory for the lab's peers (None: a temporary one)"))
         self.transport = transport
         self.packet_loss = packet_loss
         self.settings = dict(settings or {})

@@ -52,9 +52,13 @@ def parse_host(text: str) -> str:
 
 def parse_directory(text: str) -> Path:
     """A directory argument; an empty one would silently mean the current directory."""
-    if not text.strip() or "\x00" in text:
-        raise argparse.ArgumentTypeError(f"expected a directory path, got {text!r}")
-    return Path(text)
+    from enerdatx.errors import ConfigurationError
+    from enerdatx.files import named_path
+
+    try:
+        return named_path(text, "a directory path")
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_block_type(text: str) -> str:

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ipv8.messaging.interfaces.udp.endpoint import UDPv4Address
 
-from enerdatx.errors import FraudDetectedError, StorageError, TransactionRejectedError, TransactionTimeoutError
-from enerdatx.lab import Lab
+from enerdatx.errors import ConfigurationError, FraudDetectedError, StorageError, TransactionRejectedError, TransactionTimeoutError
+from enerdatx.lab import Lab, MemoryEndpoint
 from enerdatx.peer import Peer
 from tests.network.chains import PING, assert_consistent, fraud_everywhere, trade
 
@@ -54,6 +55,19 @@ def test_lab_refuses_bad_options(tmp_path: Path) -> None:
         Lab(tmp_path, transport="tcp")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="packet_loss"):
         Lab(tmp_path, transport="udp", packet_loss=1.0)
+
+
+
+@pytest.mark.parametrize("directory", ["", "  ", "peers\x00"])
+async def test_lab_and_peer_refuse_a_directory_that_names_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 directory: str) -> None:
+    # "" is the current directory to the OS: the peers (or the peer itself) were made there, unasked.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match="expected a directory for the lab's peers"):
+        Lab(directory)
+    with pytest.raises(ConfigurationError, match="expected a peer directory"):
+        await Peer.open(directory, MemoryEndpoint(UDPv4Address("10.9.9.9", 7759)))
+    assert list(tmp_path.iterdir()) == []
 
 
 async def test_a_peer_that_fails_to_start_takes_the_others_of_its_call_down_with_it(tmp_path: Path) -> None:
