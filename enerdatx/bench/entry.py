@@ -95,6 +95,10 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     "bench fraud: more peers than memory holds": (["bench", "fraud", "--peers", "100000000"], 1, "GiB are available"),
     "meter synth: a year at one-second steps": (
         ["meter", "synth", "--days", "365", "--resolution", "1s", "--out", "{d}/x.csv"], 1, "simulated steps"),
+    # 1.5 s divides a day: it was accepted, and a data set cut at it claimed resolution_seconds 1.
+    "meter synth: a resolution of 1.5 seconds": (
+        ["meter", "synth", "--days", "1", "--resolution", "1.5s", "--out", "{d}/x.csv"], 1,
+        "must be whole seconds dividing a day"),
     "meter synth: past the last date pandas holds": (
         ["meter", "synth", "--start", "2262-04-01", "--days", "30", "--out", "{d}/x.csv"], 1, "past the last date"),
     "ipfs add: a directory": (["ipfs", "--repo", "{d}/repo", "add", "{d}/dir"], 1, "is a directory"),
