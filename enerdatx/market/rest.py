@@ -213,7 +213,10 @@ class RestServer:
     async def get_asks(self, request: web.Request) -> web.Response:
         """The order book, optionally filtered (?kind=&area=&start=&end=&resolution=&max_price=&status=all)."""
         params = dict(request.query)
-        everything = params.pop("status", "live") == "all"
+        status = params.pop("status", "live")
+        if status not in ("live", "all"):  # "withdrawn" or "ALL" was taken for "live"
+            raise HTTPError(400, "bad_request", f"status is live (the default) or all, not {status[:64]!r}")
+        everything = status == "all"
         _query_int(params, "max_price")
         query = Query(**_fields(params, {**_QUERY_FIELDS, "max_price": int}))
         listings = self.service.market.book.search(query, include_unavailable=everything)

@@ -189,3 +189,14 @@ async def test_a_csv_of_several_meters_is_uploaded_one_meter_at_a_time(apis):
         assert r.status == 201 and (await r.json())["rows"] == 2
     async with http.post(url, params={"device": "b"}, data=two, headers=_auth(seller)) as r:
         assert r.status == 400 and "unknown parameters: device" in (await r.json())["error"]["message"]
+
+
+async def test_an_order_book_status_other_than_live_or_all_is_refused(apis):
+    # "withdrawn" (or "ALL") was taken for "live": the client saw live listings as what it asked for.
+    http, (seller, _) = apis
+    for status in ("withdrawn", "ALL", ""):
+        async with http.get(f"{seller.url}/market/asks", params={"status": status}, headers=_auth(seller)) as r:
+            assert r.status == 400 and "status is live (the default) or all" in (await r.json())["error"]["message"]
+    for status in ("live", "all"):
+        async with http.get(f"{seller.url}/market/asks", params={"status": status}, headers=_auth(seller)) as r:
+            assert r.status == 200 and (await r.json())["asks"] == []
