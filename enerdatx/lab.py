@@ -190,8 +190,8 @@ class Lab:
         All or nothing: when one peer fails to start (its directory is a file, or locked by
         another process), the peers this call started are stopped again and the error is raised.
         """
-        if n < 0:
-            raise ConfigurationError("n must be >= 0")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:  # True started one peer, 1.5 a TypeError
+            raise ConfigurationError(f"n is a whole number of peers, 0 or more, not {n!r}")
         first = len(self.peers)
         directories = [self._directory(i) for i in range(first, first + n)]
         factory = self.market if market is None else _market_factory(market)

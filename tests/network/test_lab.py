@@ -55,6 +55,11 @@ def test_lab_refuses_bad_options(tmp_path: Path) -> None:
         Lab(tmp_path, transport="tcp")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="packet_loss"):
         Lab(tmp_path, transport="udp", packet_loss=1.0)
+    with Lab(tmp_path, transport="memory") as lab:
+        for n in (-1, 1.5, "2", True):  # True started one peer; 1.5 and "2" failed with range's TypeError
+            with pytest.raises(ConfigurationError, match="n is a whole number of peers, 0 or more"):
+                lab.run_sync(lab.start(n))  # type: ignore[arg-type]
+        assert lab.peers == [] and not (tmp_path / "peer-000").exists()
 
 
 
