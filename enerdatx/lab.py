@@ -38,6 +38,7 @@ from enerdatx.market.service import MarketService
 from enerdatx.peer import Peer, Service
 from enerdatx.trustchain import BlockStore, HalfBlock, TrustChain
 from enerdatx.trustchain.payload import ProposalMessage
+from enerdatx.trustchain.settings import TrustChainSettings
 
 __all__ = ["Lab", "LossyUDPEndpoint", "MarketFactory", "MemoryEndpoint", "PeerProcess", "Transport"]
 
@@ -169,6 +170,7 @@ class Lab:
         self.transport = transport
         self.packet_loss = packet_loss
         self.settings = dict(settings or {})
+        TrustChainSettings().update(**self.settings)  # a bad one is refused now, not at every peer's start
         self.market = _market_factory(market)
         self.services = services
         self._markets: dict[Path, MarketFactory] = {}  # peer directory -> its market, kept over restarts

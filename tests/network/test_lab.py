@@ -12,6 +12,7 @@ from ipv8.messaging.interfaces.udp.endpoint import UDPv4Address
 
 from enerdatx.errors import ConfigurationError, FraudDetectedError, StorageError, TransactionRejectedError, TransactionTimeoutError
 from enerdatx.lab import Lab, MemoryEndpoint
+from enerdatx.market.service import MarketService
 from enerdatx.peer import Peer
 from tests.network.chains import PING, assert_consistent, fraud_everywhere, trade
 
@@ -55,6 +56,15 @@ def test_lab_refuses_bad_options(tmp_path: Path) -> None:
         Lab(tmp_path, transport="tcp")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="packet_loss"):
         Lab(tmp_path, transport="udp", packet_loss=1.0)
+    # retry_interval 0 or -1 resent a request in a busy loop until its timeout; "x" and NaN failed in a task.
+    for interval in (0, -1, float("nan"), "x"):
+        with pytest.raises(ConfigurationError, match="retry_interval must be a finite number of seconds above 0"):
+            Lab(tmp_path, settings={"retry_interval": interval})
+        with pytest.raises(ConfigurationError, match="MarketSettings retry_interval"):
+            MarketService(settings={"retry_interval": interval})
+    for name, value in (("witnesses", -1), ("gossip_fanout", 1.5), ("anonymize", 1), ("crawl_timeout", float("inf"))):
+        with pytest.raises(ConfigurationError, match=f"TrustChainSettings {name} must be"):
+            Lab(tmp_path, settings={name: value})
     with Lab(tmp_path, transport="memory") as lab:
         for n in (-1, 1.5, "2", True):  # True started one peer; 1.5 and "2" failed with range's TypeError
             with pytest.raises(ConfigurationError, match="n is a whole number of peers, 0 or more"):
