@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import sqlite3
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -298,9 +299,35 @@ def backup_directory(directory: str | os.PathLike[str], target: str | os.PathLik
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise StorageError("the backup target exists and is not an empty directory", path=target)
     identity = Identity.load(directory / KEY_FILE)
+    # Written beside the target and renamed into place once whole: a backup cut short (Ctrl-C, a
+    # full disk) left identity.key without its chain, which restored starts a fresh chain for a
+    # key that has signed before: a fork. The temporary directory's name says it is no backup.
     try:
-        target.mkdir(parents=True, exist_ok=True)
-        identity.save(target / KEY_FILE)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    except OSError as exc:
+        raise storage_error(exc, "write the backup", target) from None
+    try:
+        blocks = _write_backup(directory, identity, partial, target)
+        if target.exists():
+            target.rmdir()  # empty, as checked above
+        os.rename(partial, target)
+    except OSError as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(exc, StorageError):
+            raise
+        raise storage_error(exc, "write the backup", target) from None
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return {"public_key": identity.public_key.hex(), "blocks": blocks, "target": str(target)}
+
+
+def _write_backup(directory: Path, identity: Identity, into: Path, target: Path) -> int:
+    """Key, chain snapshot and marker of ``directory`` into the new directory ``into`` (errors name
+    ``target``, which it becomes); returns the number of our blocks."""
+    try:
+        identity.save(into / KEY_FILE)
     except OSError as exc:
         raise storage_error(exc, "write the backup", target) from None
     source = BlockStore(directory / CHAIN_FILE, fsync=False)
@@ -308,19 +335,19 @@ def backup_directory(directory: str | os.PathLike[str], target: str | os.PathLik
         if source.owner() not in (None, identity.public_key):
             raise KeyFileError(f"{CHAIN_FILE} belongs to another key", path=directory)
         try:
-            source.backup(target / CHAIN_FILE)
+            source.backup(into / CHAIN_FILE)
         except OSError as exc:
             raise storage_error(exc, "write the backup", target) from None
         except sqlite3.Error as exc:  # disk full, read-only target
             raise StorageError(f"cannot write the backup: {exc}", path=target) from None
     finally:
         source.close()
-    snapshot = BlockStore(target / CHAIN_FILE, fsync=False)
+    snapshot = BlockStore(into / CHAIN_FILE, fsync=False)
     try:
-        mark_head(target, identity, snapshot)
+        mark_head(into, identity, snapshot)
         blocks = snapshot.latest_sequence_number(identity.public_key)
     finally:
         snapshot.close()
     with contextlib.suppress(OSError):
-        shutil.copymode(directory / KEY_FILE, target / KEY_FILE)
-    return {"public_key": identity.public_key.hex(), "blocks": blocks, "target": str(target)}
+        shutil.copymode(directory / KEY_FILE, into / KEY_FILE)
+    return blocks

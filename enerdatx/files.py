@@ -13,9 +13,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from enerdatx.errors import EnerDatXError, StorageError
+from enerdatx.errors import ConfigurationError, EnerDatXError, StorageError
 
-__all__ = ["atomic_output", "atomic_path"]
+__all__ = ["atomic_output", "atomic_path", "named_path"]
+
+
+def named_path(path: str | os.PathLike[str], what: str = "a path") -> Path:
+    """``path`` as a Path, refusing a string that names no file: empty or blank (the OS takes
+    ``""`` for the current directory, so a peer or a store would be made there unasked) or
+    holding a NUL byte (no path can). ConfigurationError: "expected WHAT, got ''"."""
+    if isinstance(path, str) and (not path.strip() or "\x00" in path):
+        raise ConfigurationError(f"expected {what}, got {path!r}")
+    return Path(path)
 
 
 @contextlib.contextmanager

@@ -34,10 +34,12 @@ from tqdm.auto import tqdm
 
 from enerdatx import heap
 from enerdatx.errors import ConfigurationError, PeerProcessError
+from enerdatx.files import named_path
 from enerdatx.market.service import MarketService
 from enerdatx.peer import Peer, Service
 from enerdatx.trustchain import BlockStore, HalfBlock, TrustChain
 from enerdatx.trustchain.payload import ProposalMessage
+from enerdatx.trustchain.settings import TrustChainSettings
 
 __all__ = ["Lab", "LossyUDPEndpoint", "MarketFactory", "MemoryEndpoint", "PeerProcess", "Transport"]
 
@@ -165,10 +167,12 @@ class Lab:
         if not 0.0 <= packet_loss < 1.0:
             raise ConfigurationError(f"packet_loss must be in [0, 1), not {packet_loss}")
         self._temporary = directory is None
-        self.directory = Path(tempfile.mkdtemp(prefix="enerdatx-lab-") if directory is None else directory)
+        self.directory = (Path(tempfile.mkdtemp(prefix="enerdatx-lab-")) if directory is None
+                          else named_path(directory, "a directory for the lab's peers (None: a temporary one)"))
         self.transport = transport
         self.packet_loss = packet_loss
         self.settings = dict(settings or {})
+        TrustChainSettings().update(**self.settings)  # a bad one is refused now, not at every peer's start
         self.market = _market_factory(market)
         self.services = services
         self._markets: dict[Path, MarketFactory] = {}  # peer directory -> its market, kept over restarts
@@ -187,21 +191,40 @@ class Lab:
         """Start ``n`` more peers and introduce every peer to every other; returns all peers.
 
         ``market`` overrides the lab's ``market`` for these ``n`` peers.
+        All or nothing: when one peer fails to start (its directory is a file, or locked by
+        another process), the peers this call started are stopped again and the error is raised.
         """
-        if n < 0:
-            raise ConfigurationError("n must be >= 0")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:  # True started one peer, 1.5 a TypeError
+            raise ConfigurationError(f"n is a whole number of peers, 0 or more, not {n!r}")
         first = len(self.peers)
+        directories = [self._directory(i) for i in range(first, first + n)]
         factory = self.market if market is None else _market_factory(market)
+        markets = {directory: self._markets[directory] for directory in directories if directory in self._markets}
         if factory is not None:
-            self._markets.update({self._directory(i): factory for i in range(first, first + n)})
+            self._markets.update(dict.fromkeys(directories, factory))
+        started: list[Peer] = []
         disable = None if self.progress is not False else True  # None: only on a terminal
-        with tqdm(total=n, desc="starting peers", disable=disable, leave=False) as bar:
-            for batch in range(first, first + n, START_BATCH):
-                indices = range(batch, min(first + n, batch + START_BATCH))
-                self.peers += await asyncio.gather(
-                    *(self._start_peer(self._directory(i), address=None) for i in indices)
-                )
-                bar.update(len(indices))
+        try:
+            with tqdm(total=n, desc="starting peers", disable=disable, leave=False) as bar:
+                for batch in range(0, n, START_BATCH):
+                    tasks = [asyncio.ensure_future(self._start_peer(directory, address=None))
+                             for directory in directories[batch : batch + START_BATCH]]
+                    try:  # every start of the batch is awaited, so one that fails cannot orphan the others
+                        await asyncio.gather(*tasks, return_exceptions=True)
+                    finally:
+                        started += [task.result() for task in tasks
+                                    if task.done() and not task.cancelled() and task.exception() is None]
+                    for task in tasks:
+                        if (error := task.exception()) is not None:
+                            raise error
+                    bar.update(len(tasks))
+        except BaseException:
+            await asyncio.gather(*(self._stop_peer(peer) for peer in started), return_exceptions=True)
+            for directory in directories:
+                self._markets.pop(directory, None)
+            self._markets.update(markets)
+            raise
+        self.peers += started
         self.introduce()
         self.settle()
         return list(self.peers)
@@ -216,14 +239,18 @@ class Lab:
         else:
             endpoint = LossyUDPEndpoint(address[1] if address else 0, self.host, self.packet_loss, self.rng)
         peer = await Peer.open(directory, endpoint, settings=self.settings, durable=self.durable)
-        for block_type in self.accepted:
-            peer.ledger.register_policy(block_type, _accept_all)
-        await peer.start()
-        factory = self._markets.get(directory)
-        if factory is not None:
-            peer.add_market(factory())
-        for service in self.services(peer) if self.services else ():
-            peer.add_service(service)
+        try:
+            for block_type in self.accepted:
+                peer.ledger.register_policy(block_type, _accept_all)
+            await peer.start()
+            factory = self._markets.get(directory)
+            if factory is not None:
+                peer.add_market(factory())
+            for service in self.services(peer) if self.services else ():
+                peer.add_service(service)
+        except BaseException:
+            await self._stop_peer(peer)  # its directory stays locked otherwise, by a peer nobody holds
+            raise
         return peer
 
     def _directory(self, i: int) -> Path:

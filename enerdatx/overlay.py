@@ -13,6 +13,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -24,7 +25,7 @@ from ipv8.messaging.interfaces.lan_addresses.interfaces import get_providers
 from ipv8.messaging.payload_dataclass import convert_to_payload
 from ipv8.requestcache import NumberCache, RandomNumberCache, RequestCache
 
-from enerdatx.errors import NetworkError
+from enerdatx.errors import ConfigurationError, NetworkError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -71,12 +72,34 @@ class OverlaySettings(CommunitySettings):
     """Token bucket per sender address: packets beyond it are dropped unread."""
 
     def update(self: S, **overrides: Any) -> S:
-        """Set several fields at once, refusing names that are not settings; returns ``self``."""
+        """Set several fields at once, refusing names that are not settings and values that are not
+        of the field's kind (a count, a number of seconds); returns ``self``."""
         for name, value in overrides.items():
             if name.startswith("_") or not hasattr(type(self), name) or callable(getattr(type(self), name)):
                 raise TypeError(f"unknown {type(self).__name__} field {name!r}")
+            _check_setting(type(self).__name__, name, getattr(type(self), name), value)
             setattr(self, name, value)
         return self
+
+
+def _check_setting(owner: str, name: str, default: Any, value: Any) -> None:
+    """``value`` is of the kind of the field's ``default``: a bool, a count (an int, 0 or more) or a
+    number (finite, 0 or more; more than 0 for an interval or timeout). retry_interval 0 or -1
+    retried in a busy loop (the interval doubles from there), "x" and NaN failed in a task."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = type(value) is int and value >= 0
+    elif isinstance(default, float):
+        ok = (not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+              and (value > 0 if name.endswith(("_interval", "_timeout")) else value >= 0))
+    else:
+        return
+    if not ok:
+        kind = ("true or false" if isinstance(default, bool) else "a whole number, 0 or more"
+                if isinstance(default, int) else "a finite number of seconds above 0"
+                if name.endswith(("_interval", "_timeout")) else "a finite number, 0 or more")
+        raise ConfigurationError(f"{owner} {name} must be {kind}, not {value!r}")
 
 
 class TokenBucket:

@@ -25,6 +25,7 @@ from ipv8_service import IPv8
 from enerdatx.crypto import Identity
 from enerdatx.datadir import DirectoryLock, mark_head, open_directory
 from enerdatx.errors import MarketError
+from enerdatx.files import named_path
 from enerdatx.ipfs import ContentStore, open_store
 from enerdatx.market.service import MarketService
 from enerdatx.trustchain import BlockStore, TrustChain
@@ -82,7 +83,7 @@ class Peer:
         durable: bool = True,
         _opened: Opened | tuple[Identity, BlockStore] | None = None,
     ) -> None:
-        self.directory = Path(directory)
+        self.directory = named_path(directory, "a peer directory")
         opened = _opened or _open_directory(self.directory, durable)
         self.identity, self.store = opened[0], opened[1]
         # No lock: an identity and store given without a directory (light peers, in memory).
@@ -115,7 +116,7 @@ class Peer:
         cls, directory: str | Path, endpoint: Endpoint, *, durable: bool = True, **options: Any
     ) -> Peer:
         """Like ``Peer(...)``, but the disk work (key file, database) runs in a worker thread."""
-        opened = await asyncio.to_thread(_open_directory, Path(directory), durable)
+        opened = await asyncio.to_thread(_open_directory, named_path(directory, "a peer directory"), durable)
         return cls(directory, endpoint, durable=durable, _opened=opened, **options)
 
     def _mark_first_block(self, block: Any) -> None:

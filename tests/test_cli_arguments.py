@@ -144,3 +144,20 @@ def test_each_benchmark_is_listed_with_its_docstring() -> None:
 ])
 def test_the_command_is_the_first_word_that_is_not_an_option(words: list[str], chosen: str | None, rest: list[str]) -> None:
     assert chosen_command(words) == (chosen, rest)
+
+
+@pytest.mark.parametrize("start", ["1011-01-01", "9999-12-31", "", "1969-12-31T23:59:59Z"])
+def test_an_offer_start_outside_what_an_offer_holds_is_named(tmp_path, start: str) -> None:
+    # Years 1011 and 9999 failed with pandas' "Cannot convert Timestamp to nanoseconds without
+    # overflow. Use `.asm8.view('i8')`..."; "" and 1969 as "start must be an integer in 0..2**53-1".
+    import json
+
+    from enerdatx.cli.peer import _offer_from_file
+    from enerdatx.errors import MarketError
+
+    offer = {"descriptor": {"kind": "electricity"}, "price": 5, "period_seconds": 3600, "start": start,
+             "periods": 3, "terms": {"purpose": "x", "retention_days": 1, "resale": False}}
+    path = tmp_path / "offer.json"
+    path.write_text(json.dumps(offer))
+    with pytest.raises(MarketError, match=f"start must be an ISO time .* from 1970-01-01 to 2262-04-11, not '{start}'"):
+        _offer_from_file(None, path)  # refused before the service is asked

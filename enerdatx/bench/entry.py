@@ -95,6 +95,10 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     "bench fraud: more peers than memory holds": (["bench", "fraud", "--peers", "100000000"], 1, "GiB are available"),
     "meter synth: a year at one-second steps": (
         ["meter", "synth", "--days", "365", "--resolution", "1s", "--out", "{d}/x.csv"], 1, "simulated steps"),
+    # 1.5 s divides a day: it was accepted, and a data set cut at it claimed resolution_seconds 1.
+    "meter synth: a resolution of 1.5 seconds": (
+        ["meter", "synth", "--days", "1", "--resolution", "1.5s", "--out", "{d}/x.csv"], 1,
+        "must be whole seconds dividing a day"),
     "meter synth: past the last date pandas holds": (
         ["meter", "synth", "--start", "2262-04-01", "--days", "30", "--out", "{d}/x.csv"], 1, "past the last date"),
     "ipfs add: a directory": (["ipfs", "--repo", "{d}/repo", "add", "{d}/dir"], 1, "is a directory"),
@@ -111,6 +115,10 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
         ["peer", "run", "--dir", "{d}/p-offer-inf", "--offer", "{d}/inf-offer.json"], 1, "period_seconds must be a positive"),
     "peer run: an offer starting 'now'": (
         ["peer", "run", "--dir", "{d}/p-offer-now", "--offer", "{d}/now-offer.json"], 1, "start must be an ISO time"),
+    # pandas' own words were "Cannot convert Timestamp to nanoseconds without overflow. Use `.asm8.view('i8')`".
+    "peer run: an offer starting in the year 9999": (
+        ["peer", "run", "--dir", "{d}/p-offer-9999", "--offer", "{d}/y9999-offer.json"], 1,
+        "start must be an ISO time such as 2026-01-01T00:00:00Z, from 1970-01-01 to 2262-04-11"),
     "bench market: more workers than sellers": (
         ["bench", "market", "--peers", "4", "--trades", "2", "--workers", "3"], 1, "each worker needs a seller"),
     "bench robustness: --markdown onto a directory": (
@@ -204,6 +212,7 @@ def write_scratch(directory: Path) -> None:
              "terms": {"purpose": "x", "retention_days": 1, "resale": False}}
     (directory / "inf-offer.json").write_text(json.dumps({**offer, "period_seconds": 1e308 * 10}))
     (directory / "now-offer.json").write_text(json.dumps({**offer, "start": "now"}))
+    (directory / "y9999-offer.json").write_text(json.dumps({**offer, "start": "9999-12-31"}))
     (directory / "corrupt").mkdir()
     (directory / "corrupt" / "chain.sqlite").write_bytes(b"not a database" * 500)
     for name in ("emptied", "keyless", "p-backup"):

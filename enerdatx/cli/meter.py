@@ -29,7 +29,7 @@ from enerdatx.meter import (
 )
 from enerdatx.meter.dsmr import NO_TIMESTAMP
 from enerdatx.meter.resample import utc_timestamp
-from enerdatx.meter.schema import FIRST_DAY, LAST_DAY, POWER_COLUMNS, REGISTER_COLUMNS, meter_list
+from enerdatx.meter.schema import FIRST_DAY, LAST_DAY, POWER_COLUMNS, REGISTER_COLUMNS, meter_choice
 from enerdatx.meter.synthetic import MAX_DAYS
 from enerdatx.meter.telegrams import VARIANTS
 
@@ -150,11 +150,7 @@ def _read(args: argparse.Namespace) -> int:
                 # In file order: clean_readings sorts, and reports a file that was not in time order.
                 readings = read_csv(args.file, meter=args.device, sort=False)
         except MeterChoiceError as exc:  # its message names the Python keyword (meter=, device_id=)
-            if exc.wanted is None:
-                why = f"holds {len(exc.meters)} meters ({meter_list(exc.meters)}); choose one with --device"
-            else:
-                why = f"no meter {exc.wanted!r} (--device); the file holds {meter_list(exc.meters)}"
-            print(f"enerdatx: error: {args.file}: {why}", file=sys.stderr)
+            print(f"enerdatx: error: {args.file}: {meter_choice(exc, '--device')}", file=sys.stderr)
             return 1
     if len(readings) == 0:
         print(f"enerdatx: error: {args.file}: no readings could be read", file=sys.stderr)

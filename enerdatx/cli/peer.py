@@ -53,9 +53,13 @@ def parse_host(text: str) -> str:
 
 def parse_directory(text: str) -> Path:
     """A directory argument; an empty one would silently mean the current directory."""
-    if not text.strip() or "\x00" in text:
-        raise argparse.ArgumentTypeError(f"expected a directory path, got {text!r}")
-    return Path(text)
+    from enerdatx.errors import ConfigurationError
+    from enerdatx.files import named_path
+
+    try:
+        return named_path(text, "a directory path")
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_block_type(text: str) -> str:
@@ -305,11 +309,20 @@ def _start_ms(start: Any) -> int:
     Relative words ("now", "today") are refused: the offer would differ at every restart, and
     the identical offer already on the chain would never be found again.
     """
-    import pandas as pd
+    from enerdatx.errors import MeterDataError
+    from enerdatx.meter.resample import utc_timestamp
+    from enerdatx.meter.schema import LAST_DAY
 
+    wanted = f"start must be an ISO time such as 2026-01-01T00:00:00Z, from 1970-01-01 to {LAST_DAY}, not {start!r}"
     if not isinstance(start, str) or start.strip().lower() in ("now", "today", "tomorrow", "yesterday"):
-        raise ValueError(f"start must be an ISO time such as 2026-01-01T00:00:00Z, not {start!r}")
-    return int(pd.Timestamp(start).value // 1_000_000)
+        raise ValueError(wanted)
+    try:  # outside 1677..2262 pandas' own words were "Cannot convert Timestamp to nanoseconds"
+        when = utc_timestamp(start)
+    except MeterDataError:  # "" (NaT), or not a time
+        raise ValueError(wanted) from None
+    if when.value < 0:  # before the epoch: a negative start the offer refuses as "an integer in 0.."
+        raise ValueError(wanted)
+    return int(when.as_unit("ns").value // 1_000_000)
 
 
 async def _serve(args: argparse.Namespace) -> None:

@@ -225,7 +225,10 @@ def _validate_listing_tx(tx: Any) -> None:
     _check_amount(tx["price"], "price")
     _require(isinstance(tx["cid"], str) and 0 < len(tx["cid"]) <= MAX_CID and tx["cid"].isascii(), "bad cid")
     _check_hash(tx["commitment"], "commitment")
-    _require(tx["expires"] is None or type(tx["expires"]) is int and tx["expires"] > 0, "bad expiry")
+    # Bounded like a payment's deadline: 10**30 got past this check to fail the block's encoding,
+    # after the ciphertext and its key were stored.
+    _require(tx["expires"] is None or type(tx["expires"]) is int and 0 < tx["expires"] <= MAX_TIMESTAMP,
+             "expires is epoch milliseconds in 1..2**63-1")
 
 
 def parse_listing(block: Any) -> Listing:

@@ -33,6 +33,7 @@ from enerdatx.errors import (
 from enerdatx.market.formats import (
     COMPLAINT,
     LISTING,
+    MAX_TIMESTAMP,
     PAYMENT,
     RELEASE,
     SALT_SIZE,
@@ -174,9 +175,11 @@ class Market:
 
         ``expires_in`` is in milliseconds; None lists it until withdrawn.
         """
-        if expires_in is not None and (type(expires_in) is not int or expires_in <= 0):
-            raise MarketError("expires_in is a positive number of milliseconds")
-        expires = None if expires_in is None else self.clock() + expires_in
+        now = self.clock()
+        if expires_in is not None and (type(expires_in) is not int or not 0 < expires_in <= MAX_TIMESTAMP - now):
+            raise MarketError(f"expires_in is a positive number of milliseconds, at most 2**63-1 - now "
+                              f"({MAX_TIMESTAMP - now:,}), not {expires_in!r}")
+        expires = None if expires_in is None else now + expires_in
         key, salt = new_data_key(), nacl.utils.random(SALT_SIZE)
         committed = commitment(salt, plaintext)
         try:  # check everything before storing anything; the CID is filled in once known

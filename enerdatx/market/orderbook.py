@@ -6,6 +6,7 @@ chain); it never trusts anything that did not arrive as a validly signed block.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -15,8 +16,10 @@ from typing import Any
 import pandas as pd
 
 from enerdatx.conditions import Conditions
-from enerdatx.errors import EncodingError, ListingNotFoundError, MarketError
+from enerdatx.errors import EncodingError, ListingNotFoundError, MarketError, MeterDataError
 from enerdatx.market.formats import COMPLAINT, LISTING, WITHDRAWAL, Listing, parse_listing, parse_withdrawal
+from enerdatx.meter.resample import parse_resolution, utc_timestamp
+from enerdatx.meter.schema import FIRST_DAY, LAST_DAY
 
 __all__ = ["Query", "OrderBook", "LIVE", "WITHDRAWN", "EXPIRED", "FRAUDULENT_SELLER", "check_listing_id"]
 
@@ -34,20 +37,26 @@ FRAME_COLUMNS = [
 def _timestamp(value: Any, name: str) -> pd.Timestamp | None:
     if value is None:
         return None
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise MarketError(f"{name} {value!r} is not a date or time") from exc
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    try:  # "" and "NaT" are no time: every comparison with them is false, so such a query matched nothing
+        return utc_timestamp(value)
+    except MeterDataError as exc:
+        raise MarketError(f"{name} {value!r} is not a date or time from {FIRST_DAY} to {LAST_DAY}") from exc
 
 
 def _seconds(resolution: Any) -> int | None:
-    if resolution is None or isinstance(resolution, int):
-        return resolution
+    """A query's resolution in seconds, as a data set's ``resolution_seconds`` can be: whole seconds
+    dividing a day. "0s", "-15min" and 7 could match no data set, "1.5s" was cut to 1 (matching
+    1-second data), and true was taken for 1."""
+    if resolution is None:
+        return None
+    if isinstance(resolution, bool) or not isinstance(resolution, int | str):
+        raise MarketError(f"resolution {resolution!r} is not a duration such as '15min' or a number of seconds")
     try:
-        return int(pd.Timedelta(resolution).total_seconds())
-    except (ValueError, TypeError) as exc:
-        raise MarketError(f"resolution {resolution!r} is not a duration such as '15min'") from exc
+        step = parse_resolution(pd.Timedelta(seconds=resolution) if isinstance(resolution, int) else resolution)
+    except (MeterDataError, ValueError, OverflowError) as exc:  # 10**30 seconds: OutOfBoundsTimedelta
+        raise MarketError(f"resolution {resolution!r} is not a duration of whole seconds dividing a day, "
+                          "such as '15min' or 900") from exc
+    return int(step.total_seconds())
 
 
 @dataclass(frozen=True)
@@ -67,9 +76,14 @@ class Query:
         lo, hi = _timestamp(self.start, "start"), _timestamp(self.end, "end")
         if lo is not None and hi is not None and hi <= lo:
             raise MarketError("the query's end must be after its start")
-        _seconds(self.resolution)
+        self.resolution_seconds  # noqa: B018  # parsed (and checked) now
         if self.max_price is not None and (type(self.max_price) is not int or self.max_price < 0):
             raise MarketError("max_price is a non-negative integer")
+
+    @functools.cached_property
+    def resolution_seconds(self) -> int | None:
+        """The resolution asked for, in seconds (parsed once: a query is matched against every listing)."""
+        return _seconds(self.resolution)
 
     def matches(self, listing: Listing) -> bool:
         """True when ``listing``'s descriptor and price satisfy every given field."""
@@ -80,7 +94,7 @@ class Query:
             return False
         if self.kind is not None and self.kind not in str(d.get("kind", "")).split("+") and self.kind != d.get("kind"):
             return False
-        if self.resolution is not None and d.get("resolution_seconds") != _seconds(self.resolution):
+        if self.resolution is not None and d.get("resolution_seconds") != self.resolution_seconds:
             return False
         if self.area is not None and not str(d.get("location", "")).upper().startswith(self.area.upper()):
             return False

@@ -28,6 +28,7 @@ from enerdatx.errors import (
     ListingNotFoundError,
     ListingUnavailableError,
     MarketError,
+    MeterChoiceError,
     MeterDataError,
     NegotiationError,
     NetworkError,
@@ -212,7 +213,10 @@ class RestServer:
     async def get_asks(self, request: web.Request) -> web.Response:
         """The order book, optionally filtered (?kind=&area=&start=&end=&resolution=&max_price=&status=all)."""
         params = dict(request.query)
-        everything = params.pop("status", "live") == "all"
+        status = params.pop("status", "live")
+        if status not in ("live", "all"):  # "withdrawn" or "ALL" was taken for "live"
+            raise HTTPError(400, "bad_request", f"status is live (the default) or all, not {status[:64]!r}")
+        everything = status == "all"
         _query_int(params, "max_price")
         query = Query(**_fields(params, {**_QUERY_FIELDS, "max_price": int}))
         listings = self.service.market.book.search(query, include_unavailable=everything)
@@ -263,13 +267,22 @@ class RestServer:
     # --- data ------------------------------------------------------------------------
 
     async def post_readings(self, request: web.Request) -> web.Response:
-        """Upload meter readings as CSV (any format enerdatx.meter.read_csv knows)."""
+        """Upload meter readings as CSV (any format enerdatx.meter.read_csv knows); ``?meter=ID``
+        chooses one meter of a CSV that holds several."""
         from enerdatx.meter import read_csv
+        from enerdatx.meter.schema import meter_choice
 
+        params = dict(request.query)
+        meter = params.pop("meter", None)
+        if params:
+            raise HTTPError(400, "bad_request", f"unknown parameters: {', '.join(sorted(params))} (only meter)")
         data = await request.read()
         if not data:
             raise HTTPError(400, "bad_request", "the body must be a CSV file of readings")
-        readings = read_csv(data)
+        try:
+            readings = read_csv(data, meter=meter)
+        except MeterChoiceError as exc:  # its message names read_csv's keyword, which no HTTP client has
+            raise HTTPError(400, "bad_readings", f"the CSV: {meter_choice(exc, '?meter=ID')}") from None
         readings_id = secrets.token_hex(8)
         self.readings[readings_id] = readings
         return web.json_response({"readings_id": readings_id, **_readings_json(readings)}, status=201)
@@ -406,7 +419,9 @@ def openapi() -> dict[str, Any]:
             "/wallets": {"get": op("Our balance, derived from our chain")},
             "/data/readings": {
                 "post": op("Upload readings (CSV)", "201", {"required": True, "content": {"text/csv": {
-                    "schema": {"type": "string"}}}}),
+                    "schema": {"type": "string"}}}}, parameters=[
+                    {"name": "meter", "in": "query", "schema": {"type": "string"},
+                     "description": "the meter to keep when the CSV holds several (London LCLid, meter_id)"}]),
                 "get": op("Uploaded readings"),
             },
             "/data/buy": {"post": op("Buy, fetch, decrypt and verify a data set", "201",

@@ -57,6 +57,7 @@ class MarketService:
         self.propose_timeout = propose_timeout
         self._content = content
         self._settings = dict(settings or {})
+        MarketSettings().update(**self._settings)  # refused now, not when a peer starts the market
         self.peer: Peer
         self.market: Market
         self.desk: NegotiationDesk

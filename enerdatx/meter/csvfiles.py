@@ -13,6 +13,7 @@ and any canonical columns; it is what ``write_csv`` writes.
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 from typing import IO, Any
 
@@ -77,7 +78,7 @@ def _load(source: str | Path | IO[Any] | bytes) -> pd.DataFrame:
     try:
         if isinstance(source, bytes):
             table = pd.read_csv(io.BytesIO(source), dtype=str, keep_default_na=False)
-        elif isinstance(source, (str, Path)) and not Path(source).exists():
+        elif isinstance(source, (str, Path)) and not os.path.lexists(source):  # a symlink loop: its own error
             raise ReadingsFormatError(f"{source}: no such file")
         else:
             table = pd.read_csv(source, dtype=str, keep_default_na=False)

@@ -278,14 +278,15 @@ def iter_source(source: Any, *, timeout: float = 30.0, baudrate: int | None = No
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         # Not only regular files: a named pipe or /dev/stdin carries telegrams too.
-        if path.is_dir() or not path.exists():
+        # lexists: a symlink loop exists (and fails to open as one), though exists() says it does not.
+        if path.is_dir() or not os.path.lexists(path):
             raise MeterDataError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}")
         opener = gzip.open if path.suffix == ".gz" else open
         try:
             with opener(path, "rb") as handle:
                 yield from _file_chunks(handle)
         except (OSError, EOFError) as exc:  # unreadable, or a .gz file that is not gzip or cut short
-            raise MeterDataError(f"{path}: {exc}") from exc
+            raise MeterDataError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from exc
     elif hasattr(source, "read"):
         yield from _file_chunks(source)
     elif isinstance(source, Iterable):

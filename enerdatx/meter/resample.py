@@ -34,8 +34,9 @@ def parse_resolution(resolution: str | pd.Timedelta) -> pd.Timedelta:
         step = pd.Timedelta(resolution)
     except (ValueError, TypeError) as exc:
         raise MeterDataError(f"not a resolution: {resolution!r}") from exc
-    day = pd.Timedelta(days=1)
-    if step <= pd.Timedelta(0) or step < pd.Timedelta(seconds=1) or (day % step) != pd.Timedelta(0):
+    day, second = pd.Timedelta(days=1), pd.Timedelta(seconds=1)
+    # "1.5s" divides a day, but a data set's resolution_seconds would say 1 for it.
+    if step < second or step % second != pd.Timedelta(0) or day % step != pd.Timedelta(0):
         raise MeterDataError(f"resolution {resolution!r} must be whole seconds dividing a day")
     return step
 

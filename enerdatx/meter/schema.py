@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from enerdatx.errors import ReadingsFormatError
+from enerdatx.errors import MeterChoiceError, ReadingsFormatError
 
 __all__ = [
     "REGISTER_COLUMNS",
@@ -29,6 +29,7 @@ __all__ = [
     "pseudonymize_meter_id",
     "validate_readings",
     "meter_list",
+    "meter_choice",
 ]
 
 # Cumulative energy registers in kWh, from the household's point of view:
@@ -138,6 +139,14 @@ def meter_list(ids: Sequence[str], limit: int = 10) -> str:
         return "none"
     shown = ", ".join(str(i) for i in ids[:limit])
     return shown if len(ids) <= limit else f"{shown}, ... ({len(ids)} in all)"
+
+
+def meter_choice(error: MeterChoiceError, option: str) -> str:
+    """Why ``error`` was raised, in the words of a caller whose way of choosing a meter is
+    ``option`` (``--device``, ``?meter=``): the error's own message names the Python keyword."""
+    if error.wanted is None:
+        return f"holds {len(error.meters)} meters ({meter_list(error.meters)}); choose one with {option}"
+    return f"no meter {error.wanted!r} ({option}); the file holds {meter_list(error.meters)}"
 
 
 def _string_column(value: str | Sequence[str], n: int) -> pd.Series | list[str]:

@@ -19,6 +19,7 @@ from enerdatx.market.formats import (
 )
 from enerdatx.market.negotiation import (
     MAX_ROUNDS,
+    REQUEST_CONTEXT,
     BuyerStrategy,
     Negotiation,
     SellerStrategy,
@@ -103,6 +104,37 @@ def test_search_by_descriptor_and_as_a_dataframe(town):
         book.search(start="not a date")
     with pytest.raises(MarketError):
         Query(start="2026-02-01", end="2026-01-01")
+
+
+@pytest.mark.parametrize("resolution", ["0s", "-15min", 7, 0, True, "1.5s", 1.0, 10**30])
+def test_a_query_resolution_no_data_set_can_have_is_refused(resolution) -> None:
+    # They were taken: "1.5s" as 1 (matching 1-second data), true as 1, the rest matched nothing.
+    with pytest.raises(MarketError, match="resolution"):
+        Query(resolution=resolution, max_price=5)
+    assert Query(resolution="15min").resolution_seconds == Query(resolution=900).resolution_seconds == 900
+
+
+@pytest.mark.parametrize("when", ["", "NaT", "1011-01-01"])
+def test_a_query_time_that_is_no_time_is_refused(when: str) -> None:
+    # "" and "NaT" compared false with everything: the query silently matched nothing.
+    with pytest.raises(MarketError, match="is not a date or time from 1677-09-22 to 2262-04-11"):
+        Query(start=when)
+    with pytest.raises(MarketError, match="end"):
+        Query(end=when)
+
+
+def test_a_relayed_standing_request_for_no_resolution_is_refused() -> None:
+    # A buyer's peer signs what it likes: a request asking resolution true decoded, and matched 1-second data.
+    import dataclasses
+
+    identity = Identity.generate()
+    query = object.__new__(Query)  # past Query's own check, as a hostile peer's code would be
+    for field in dataclasses.fields(Query):
+        object.__setattr__(query, field.name, {"resolution": True, "max_price": 5}.get(field.name))
+    unsigned = StandingRequest("00" * 16, identity.public_key, query, 1, None)
+    forged = dataclasses.replace(unsigned, signature=identity.sign(REQUEST_CONTEXT + unsigned.body()))
+    with pytest.raises(EncodingError, match="bad standing request: resolution True"):
+        StandingRequest.decode(forged.encode())
 
 
 def test_same_price_listings_are_ordered_oldest_first(town):

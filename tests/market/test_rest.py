@@ -172,3 +172,31 @@ async def test_two_concurrent_buys_of_one_listing_are_one_purchase_and_a_409(api
         assert r.status == 201  # asked for: a second purchase
     async with http.get(f"{buyer.url}/wallets", headers=_auth(buyer)) as r:
         assert (await r.json())["wallets"]["EDX"]["available"] == 1000 - 80
+
+
+async def test_a_csv_of_several_meters_is_uploaded_one_meter_at_a_time(apis):
+    # The error said "choose one with meter=", read_csv's keyword, and the API had no way to choose.
+    http, (seller, _) = apis
+    two = (b"timestamp,meter_id,import_kwh\n2026-01-01T00:00:00Z,a,1\n2026-01-01T00:00:00Z,b,2\n"
+           b"2026-01-01T00:15:00Z,a,1.5\n2026-01-01T00:15:00Z,b,2.5\n")
+    url = f"{seller.url}/data/readings"
+    async with http.post(url, data=two, headers=_auth(seller)) as r:
+        error = (await r.json())["error"]
+        assert r.status == 400 and error["message"] == "the CSV: holds 2 meters (a, b); choose one with ?meter=ID"
+    async with http.post(url, params={"meter": "c"}, data=two, headers=_auth(seller)) as r:
+        assert r.status == 400 and "no meter 'c' (?meter=ID); the file holds a, b" in (await r.json())["error"]["message"]
+    async with http.post(url, params={"meter": "b"}, data=two, headers=_auth(seller)) as r:
+        assert r.status == 201 and (await r.json())["rows"] == 2
+    async with http.post(url, params={"device": "b"}, data=two, headers=_auth(seller)) as r:
+        assert r.status == 400 and "unknown parameters: device" in (await r.json())["error"]["message"]
+
+
+async def test_an_order_book_status_other_than_live_or_all_is_refused(apis):
+    # "withdrawn" (or "ALL") was taken for "live": the client saw live listings as what it asked for.
+    http, (seller, _) = apis
+    for status in ("withdrawn", "ALL", ""):
+        async with http.get(f"{seller.url}/market/asks", params={"status": status}, headers=_auth(seller)) as r:
+            assert r.status == 400 and "status is live (the default) or all" in (await r.json())["error"]["message"]
+    for status in ("live", "all"):
+        async with http.get(f"{seller.url}/market/asks", params={"status": status}, headers=_auth(seller)) as r:
+            assert r.status == 200 and (await r.json())["asks"] == []

@@ -235,6 +235,11 @@ def test_bad_listings_are_refused_without_partial_state(town):
         seller.sell(readings_bytes(), {**DESCRIPTOR, "mean": 1.5}, 10)
     with pytest.raises(MarketError):
         seller.sell(readings_bytes(), DESCRIPTOR, 10, expires_in=0)
+    # An expiry past 64 bits failed the block's encoding (an EncodingError naming no field) after the
+    # ciphertext and its key were stored.
+    for expires_in in (10**30, 2**63):
+        with pytest.raises(MarketError, match="expires_in is a positive number of milliseconds, at most 2"):
+            seller.sell(readings_bytes(), DESCRIPTOR, 10, expires_in=expires_in)
     assert seller.ledger.store.count() == before
     assert seller.content.blocks == {}
 

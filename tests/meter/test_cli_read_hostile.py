@@ -94,3 +94,13 @@ def test_a_device_for_dsmr_telegrams_is_refused_not_ignored(tmp_path, day_10s: p
     captured = capsys.readouterr()
     assert "--device chooses a meter in an OEHU or CSV file" in captured.err and captured.out == ""
     assert main(["meter", "read", str(path), "--format", "dsmr"]) == 0
+
+
+@pytest.mark.parametrize("format_", ["dsmr", "csv", "oehu"])
+def test_a_symlink_loop_is_named_as_such_not_as_a_missing_file(tmp_path, capsys, format_: str) -> None:
+    # exists() is false for a loop: DSMR and CSV said "no such file" of a file that is there.
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    assert main(["meter", "read", str(tmp_path / "a"), "--format", format_]) == 1
+    err = capsys.readouterr().err
+    assert "Too many levels of symbolic links" in err and "no such file" not in err

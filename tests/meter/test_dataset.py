@@ -140,6 +140,16 @@ def test_resolution_as_iso_8601_duration(step: str, text: str) -> None:
     assert iso_duration(pd.Timedelta(step)) == text
 
 
+@pytest.mark.parametrize("resolution", ["1.5s", "1500ms", "2.5s", "0s", "-15min", "7min"])
+def test_a_resolution_of_no_whole_seconds_dividing_a_day_is_refused(resolution: str) -> None:
+    # 1.5 s divides a day: the data set was cut at 1.5 s and its descriptor said resolution_seconds 1.
+    from enerdatx.meter import synthetic_household
+
+    frame = synthetic_household(seed=1, days=1)
+    with pytest.raises(MeterDataError, match="must be whole seconds dividing a day"):
+        cut_dataset(frame, resolution=resolution)
+
+
 def test_dataset_frame_property() -> None:
     ds = DataSet(VECTOR_1, {})
     assert ds.frame["import_wh"].tolist() == [150, 200, 175, 75]

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
+from ipv8.messaging.interfaces.udp.endpoint import UDPv4Address
 
-from enerdatx.errors import FraudDetectedError, TransactionRejectedError, TransactionTimeoutError
-from enerdatx.lab import Lab
+from enerdatx.errors import ConfigurationError, FraudDetectedError, StorageError, TransactionRejectedError, TransactionTimeoutError
+from enerdatx.lab import Lab, MemoryEndpoint
+from enerdatx.market.service import MarketService
 from enerdatx.peer import Peer
 from tests.network.chains import PING, assert_consistent, fraud_everywhere, trade
 
@@ -53,6 +56,60 @@ def test_lab_refuses_bad_options(tmp_path: Path) -> None:
         Lab(tmp_path, transport="tcp")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="packet_loss"):
         Lab(tmp_path, transport="udp", packet_loss=1.0)
+    # retry_interval 0 or -1 resent a request in a busy loop until its timeout; "x" and NaN failed in a task.
+    for interval in (0, -1, float("nan"), "x"):
+        with pytest.raises(ConfigurationError, match="retry_interval must be a finite number of seconds above 0"):
+            Lab(tmp_path, settings={"retry_interval": interval})
+        with pytest.raises(ConfigurationError, match="MarketSettings retry_interval"):
+            MarketService(settings={"retry_interval": interval})
+    for name, value in (("witnesses", -1), ("gossip_fanout", 1.5), ("anonymize", 1), ("crawl_timeout", float("inf"))):
+        with pytest.raises(ConfigurationError, match=f"TrustChainSettings {name} must be"):
+            Lab(tmp_path, settings={name: value})
+    with Lab(tmp_path, transport="memory") as lab:
+        for n in (-1, 1.5, "2", True):  # True started one peer; 1.5 and "2" failed with range's TypeError
+            with pytest.raises(ConfigurationError, match="n is a whole number of peers, 0 or more"):
+                lab.run_sync(lab.start(n))  # type: ignore[arg-type]
+        assert lab.peers == [] and not (tmp_path / "peer-000").exists()
+
+
+
+@pytest.mark.parametrize("directory", ["", "  ", "peers\x00"])
+async def test_lab_and_peer_refuse_a_directory_that_names_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 directory: str) -> None:
+    # "" is the current directory to the OS: the peers (or the peer itself) were made there, unasked.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match="expected a directory for the lab's peers"):
+        Lab(directory)
+    with pytest.raises(ConfigurationError, match="expected a peer directory"):
+        await Peer.open(directory, MemoryEndpoint(UDPv4Address("10.9.9.9", 7759)))
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_peer_that_fails_to_start_takes_the_others_of_its_call_down_with_it(tmp_path: Path) -> None:
+    # peer-001 cannot start; peer-000 and peer-002 of the same batch did, and were lost: running,
+    # unknown to the lab, so stop() never stopped them and their directories stayed locked.
+    (tmp_path / "peer-001").write_text("not a directory")
+    async with Lab(tmp_path, transport="memory", market=True) as lab:
+        with pytest.raises(StorageError, match="peer-001: not a directory"):
+            await lab.start(3)
+        assert lab.peers == []
+        async with Lab(tmp_path, transport="memory") as other:
+            (peer,) = await other.start(1)  # peer-000 is free again
+            assert peer.directory == tmp_path / "peer-000"
+        (tmp_path / "peer-001").unlink()
+        peers = await lab.start(3)
+        assert len(peers) == 3 and all(peer.has_market for peer in peers)
+
+
+async def test_a_peer_whose_service_fails_is_stopped_again(tmp_path: Path) -> None:
+    def broken(peer: Peer) -> list[Any]:
+        raise ValueError("no such service")
+
+    async with Lab(tmp_path, transport="memory", services=broken) as lab:
+        with pytest.raises(ValueError, match="no such service"):
+            await lab.start(1)
+    async with Lab(tmp_path, transport="memory") as lab:  # the opened peer released its directory
+        assert len(await lab.start(1)) == 1
 
 
 @pytest.mark.slow

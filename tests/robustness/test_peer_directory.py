@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -202,6 +203,29 @@ def test_backup_is_a_consistent_snapshot_that_restores(tmp_path: Path) -> None:
     missing = backup_directory  # the same function as the command
     with pytest.raises(StorageError, match="not a peer directory"):
         missing(tmp_path / "nowhere", tmp_path / "bak2")
+
+
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, sqlite3.OperationalError("database or disk is full")])
+def test_a_backup_cut_short_leaves_nothing_that_restores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          interruption: BaseException) -> None:
+    # identity.key was written first: a Ctrl-C or a full disk during the chain's copy left the key
+    # alone, and that "backup" restored started a fresh chain for a key that had signed 3 blocks.
+    sign_some(tmp_path / "peer", 3)
+    (tmp_path / "bak").mkdir()
+
+    def cut_short(_store: BlockStore, _path: object) -> None:
+        raise interruption
+
+    with monkeypatch.context() as patch:
+        patch.setattr(BlockStore, "backup", cut_short)
+        with pytest.raises((KeyboardInterrupt, StorageError)):
+            backup_directory(tmp_path / "peer", tmp_path / "bak")
+    assert list((tmp_path / "bak").iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["bak", "peer"]
+    assert backup_directory(tmp_path / "peer", tmp_path / "bak")["blocks"] == 3  # the target is still usable
+    _identity, store, lock = open_directory(tmp_path / "bak")
+    assert store.latest_sequence_number(_identity.public_key) == 3
+    store.close()
+    lock.release()
 
 
 @pytest.mark.parametrize("inside", ["backup", "ipfs/backup", "."])
