@@ -23,17 +23,31 @@ __all__ = ["ipv8_private_key", "ipv8_public_key_bin", "trustchain_key"]
 
 _PUBLIC_PREFIX = b"LibNaCLPK:"
 _PRIVATE_PREFIX = b"LibNaCLSK:"
+_KEYS_KEPT = 65_536
+
+# The IPv8 public keys of the identities whose IPv8 key this process made (its own peers), so
+# that sending to them converts no Ed25519 key (60-75 µs each): 10,000 light peers in one
+# process converted each other's during a fraud proof's spread, 0.6 s of its 9 s of CPU.
+_own_key_bins: dict[bytes, bytes] = {}
 
 
 def ipv8_private_key(identity: Identity) -> PrivateKey:
     """The IPv8 curve25519 key of ``identity``: the same Ed25519 seed, so the same signatures."""
     curve = identity.signing_key.to_curve25519_private_key()
-    return default_eccrypto.key_from_private_bin(_PRIVATE_PREFIX + bytes(curve) + identity.seed)
+    key = default_eccrypto.key_from_private_bin(_PRIVATE_PREFIX + bytes(curve) + identity.seed)
+    if len(_own_key_bins) >= _KEYS_KEPT:
+        del _own_key_bins[next(iter(_own_key_bins))]
+    _own_key_bins[identity.public_key] = key.pub().key_to_bin()
+    return key
 
 
-@functools.lru_cache(maxsize=65_536)  # a pure function; every community of a process asks for the same keys
 def ipv8_public_key_bin(public_key: bytes) -> bytes:
     """The IPv8 public-key bytes of the peer whose TrustChain (Ed25519) key is ``public_key``."""
+    return _own_key_bins.get(public_key) or _converted_key_bin(public_key)
+
+
+@functools.lru_cache(maxsize=_KEYS_KEPT)  # a pure function; every community of a process asks for the same keys
+def _converted_key_bin(public_key: bytes) -> bytes:
     curve = nacl.signing.VerifyKey(public_key).to_curve25519_public_key()
     return _PUBLIC_PREFIX + bytes(curve) + public_key
 
