@@ -41,7 +41,7 @@ from enerdatx.trustchain import BlockStore, HalfBlock, TrustChain
 from enerdatx.trustchain.payload import ProposalMessage
 from enerdatx.trustchain.settings import TrustChainSettings
 
-__all__ = ["Lab", "LossyUDPEndpoint", "MarketFactory", "MemoryEndpoint", "PeerProcess", "Transport"]
+__all__ = ["Lab", "LossyUDPEndpoint", "MarketFactory", "MemoryEndpoint", "PeerProcess", "Transport", "check_peer_count"]
 
 Transport = Literal["memory", "udp"]
 MarketFactory = Callable[[], MarketService]
@@ -130,6 +130,12 @@ def _free_memory_address(rng: random.Random) -> UDPv4Address:
             return address
 
 
+def check_peer_count(n: object) -> None:
+    """``n`` peers to start is a whole number, 0 or more (True started one, 1.5 failed with a TypeError)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ConfigurationError(f"n is a whole number of peers, 0 or more, not {n!r}")
+
+
 class Lab:
     """Start, stop and restart N local peers, each in its own directory, all knowing each other.
 
@@ -194,8 +200,7 @@ class Lab:
         All or nothing: when one peer fails to start (its directory is a file, or locked by
         another process), the peers this call started are stopped again and the error is raised.
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:  # True started one peer, 1.5 a TypeError
-            raise ConfigurationError(f"n is a whole number of peers, 0 or more, not {n!r}")
+        check_peer_count(n)
         first = len(self.peers)
         directories = [self._directory(i) for i in range(first, first + n)]
         factory = self.market if market is None else _market_factory(market)

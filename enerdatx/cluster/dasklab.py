@@ -26,6 +26,7 @@ from enerdatx.bench.limits import MAX_LOCAL_WORKERS
 from enerdatx.cluster.group import PeerGroup
 from enerdatx.cluster.groups import Groups
 from enerdatx.errors import ConfigurationError
+from enerdatx.lab import check_peer_count
 from enerdatx.peer import Peer, Service
 
 __all__ = ["DaskLab"]
@@ -104,8 +105,7 @@ class DaskLab:
 
     def start(self, n: int = 1) -> pd.DataFrame:
         """Start ``n`` more peers over the workers, all knowing all; one row per peer started."""
-        if n < 0:
-            raise ValueError("n must be >= 0")
+        check_peer_count(n)
         contacts = self.groups.start(n, self.services)
         return pd.DataFrame(
             [(i, self.workers[self.groups.group_of(i)], key, host, port) for i, key, host, port in contacts],

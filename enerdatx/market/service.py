@@ -14,10 +14,11 @@ wires four network-free parts together and to the peer, each built with its call
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from enerdatx.errors import ListingNotFoundError, MarketError, NegotiationError
+from enerdatx.errors import ConfigurationError, ListingNotFoundError, MarketError, NegotiationError
 from enerdatx.market.community import RECORD_TYPES, MarketCommunity, MarketSettings
 from enerdatx.market.desk import NegotiationDesk, RequestBoard
 from enerdatx.market.formats import Listing
@@ -52,6 +53,13 @@ class MarketService:
         propose_timeout: float = 10.0,
         settings: Mapping[str, object] | None = None,
     ) -> None:
+        # Refused when made, not when a peer starts the market: a NaN or negative timeout gave
+        # every purchase up at once, and the wallet refused a bad grant only at the peer's start.
+        if type(grant) is not int or grant < 0:
+            raise ConfigurationError(f"grant is a whole number of tokens, 0 or more, not {grant!r}")
+        if (isinstance(propose_timeout, bool) or not isinstance(propose_timeout, int | float)
+                or not math.isfinite(propose_timeout) or propose_timeout <= 0):
+            raise ConfigurationError(f"propose_timeout is a finite number of seconds above 0, not {propose_timeout!r}")
         self.grant = grant
         self.seller_strategy = seller_strategy or SellerStrategy()
         self.propose_timeout = propose_timeout

@@ -11,6 +11,7 @@ import psutil
 import pytest
 
 from enerdatx.cluster import DaskLab, scenarios
+from enerdatx.errors import ConfigurationError
 from enerdatx.lab import Lab
 
 SETTINGS = {"rate_per_second": 1e6, "rate_burst": 1_000_000}
@@ -52,6 +53,14 @@ def test_a_market_of_20_peers_across_two_workers(lab: DaskLab) -> None:
         assert balances.loc[seller, "earned"] == 5 * count and balances.loc[seller, "spent"] == 0
     assert balances["spent"].sum() == balances["earned"].sum() == 5 * 40
     assert balances["complete"].all()
+
+
+def test_a_bad_number_of_peers_is_refused_before_any_worker_is_asked(lab: DaskLab) -> None:
+    before = list(lab.groups.sizes)
+    for n in (-1, 1.5, "2", True):  # True started one peer on a worker, "2" failed there with a TypeError
+        with pytest.raises(ConfigurationError, match="n is a whole number of peers, 0 or more"):
+            lab.start(n)  # type: ignore[arg-type]
+    assert lab.groups.sizes == before
 
 
 def test_nothing_listens_beyond_loopback(lab: DaskLab) -> None:

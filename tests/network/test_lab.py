@@ -62,6 +62,13 @@ def test_lab_refuses_bad_options(tmp_path: Path) -> None:
             Lab(tmp_path, settings={"retry_interval": interval})
         with pytest.raises(ConfigurationError, match="MarketSettings retry_interval"):
             MarketService(settings={"retry_interval": interval})
+    # A NaN or negative timeout gave every purchase up at once; a bad grant failed only at the peer's start.
+    for timeout in (0, -1, float("nan"), float("inf"), "10", True):
+        with pytest.raises(ConfigurationError, match="propose_timeout is a finite number of seconds above 0"):
+            MarketService(propose_timeout=timeout)  # type: ignore[arg-type]
+    for grant in (-1, 1.5, "1000", True):
+        with pytest.raises(ConfigurationError, match="grant is a whole number of tokens"):
+            MarketService(grant=grant)  # type: ignore[arg-type]
     for name, value in (("witnesses", -1), ("gossip_fanout", 1.5), ("anonymize", 1), ("crawl_timeout", float("inf"))):
         with pytest.raises(ConfigurationError, match=f"TrustChainSettings {name} must be"):
             Lab(tmp_path, settings={name: value})
