@@ -50,6 +50,10 @@ logger = logging.getLogger(__name__)
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 MAX_UPLOAD = 64 * 1024 * 1024
+# Uploaded readings stay in memory until deleted: a client that kept uploading grew the peer
+# without bound. Four million rows are about four full-size uploads (a 64 MiB CSV holds about
+# a million) and half a gigabyte as DataFrames.
+MAX_HELD_ROWS = 4_000_000
 
 _QUERY_FIELDS = {"kind": str, "area": str, "start": str, "end": str, "resolution": str,
                  "household_type": str, "max_price": int}
@@ -133,6 +137,7 @@ class RestServer:
             web.get("/wallets", self.get_wallets),
             web.post("/data/readings", self.post_readings),
             web.get("/data/readings", self.get_readings),
+            web.delete("/data/readings/{readings_id}", self.delete_readings),
             web.post("/data/buy", self.post_buy),
             web.get("/data/purchases", self.get_purchases),
             web.get("/data/purchases/{listing_id}", self.get_purchase),
@@ -283,9 +288,21 @@ class RestServer:
             readings = read_csv(data, meter=meter)
         except MeterChoiceError as exc:  # its message names read_csv's keyword, which no HTTP client has
             raise HTTPError(400, "bad_readings", f"the CSV: {meter_choice(exc, '?meter=ID')}") from None
+        held = sum(len(kept) for kept in self.readings.values())
+        if held + len(readings) > MAX_HELD_ROWS:
+            raise HTTPError(507, "too_many_readings",
+                            f"the peer holds {held:,} uploaded rows and takes at most {MAX_HELD_ROWS:,}: "
+                            "DELETE /data/readings/{id} what is listed already")
         readings_id = secrets.token_hex(8)
         self.readings[readings_id] = readings
         return web.json_response({"readings_id": readings_id, **_readings_json(readings)}, status=201)
+
+    async def delete_readings(self, request: web.Request) -> web.Response:
+        """Forget uploaded readings (the data sets cut from them and listed stay listed)."""
+        readings_id = request.match_info["readings_id"]
+        if self.readings.pop(readings_id, None) is None:
+            raise HTTPError(404, "readings_not_found", "no uploaded readings with that id")
+        return web.json_response({"deleted": readings_id})
 
     async def get_readings(self, request: web.Request) -> web.Response:
         """The uploaded readings (not their values)."""
@@ -424,6 +441,8 @@ def openapi() -> dict[str, Any]:
                      "description": "the meter to keep when the CSV holds several (London LCLid, meter_id)"}]),
                 "get": op("Uploaded readings"),
             },
+            "/data/readings/{readings_id}": {"delete": op("Forget uploaded readings", parameters=[
+                {"name": "readings_id", "in": "path", "required": True, "schema": {"type": "string"}}])},
             "/data/buy": {"post": op("Buy, fetch, decrypt and verify a data set", "201",
                                      body(_BUY_FIELDS, ("listing_id",)))},
             "/data/purchases": {"get": op("Data sets we bought")},

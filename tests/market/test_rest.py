@@ -8,6 +8,7 @@ import aiohttp
 import pytest
 
 from enerdatx.lab import Lab
+from enerdatx.market import rest
 from enerdatx.market.rest import RestServer
 from enerdatx.meter import load_dataset_bytes, synthetic_household, write_csv
 
@@ -200,3 +201,25 @@ async def test_an_order_book_status_other_than_live_or_all_is_refused(apis):
     for status in ("live", "all"):
         async with http.get(f"{seller.url}/market/asks", params={"status": status}, headers=_auth(seller)) as r:
             assert r.status == 200 and (await r.json())["asks"] == []
+
+
+async def test_uploaded_readings_are_bounded_and_can_be_forgotten(apis, monkeypatch):
+    # Every upload stayed in memory for the peer's life, and nothing could remove one.
+    http, (seller, _) = apis
+    monkeypatch.setattr(rest, "MAX_HELD_ROWS", 3)
+    csv = b"timestamp,import_kwh\n2026-01-01T00:00:00Z,1\n2026-01-01T00:15:00Z,1.5\n"
+    url = f"{seller.url}/data/readings"
+    async with http.post(url, data=csv, headers=_auth(seller)) as r:
+        assert r.status == 201
+        first = (await r.json())["readings_id"]
+    async with http.post(url, data=csv, headers=_auth(seller)) as r:
+        error = (await r.json())["error"]
+        assert r.status == 507 and error["code"] == "too_many_readings" and "holds 2 uploaded rows" in error["message"]
+    async with http.delete(f"{url}/{first}", headers=_auth(seller)) as r:
+        assert r.status == 200 and (await r.json()) == {"deleted": first}
+    async with http.delete(f"{url}/{first}", headers=_auth(seller)) as r:
+        assert r.status == 404 and (await r.json())["error"]["code"] == "readings_not_found"
+    async with http.post(url, data=csv, headers=_auth(seller)) as r:
+        assert r.status == 201
+    async with http.get(url, headers=_auth(seller)) as r:
+        assert [held["rows"] for held in (await r.json())["readings"]] == [2]
