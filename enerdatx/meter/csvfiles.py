@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import io
 import os
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,6 +31,7 @@ __all__ = ["read_csv", "write_csv", "london_meter_ids"]
 _LONDON_TIME = ("tstp", "DateTime")
 _LONDON_ENERGY = ("energy(kWh/hh)", "KWH/hh (per half hour)")
 _HALF_HOUR = pd.Timedelta(minutes=30)
+MAX_LINE_BYTES = 1 << 20  # in a stream (pipe, device): see _LineBound
 
 
 def read_csv(source: str | Path | IO[Any] | bytes, *, format: str = "auto", meter: str | None = None,
@@ -80,6 +83,9 @@ def _load(source: str | Path | IO[Any] | bytes) -> pd.DataFrame:
             table = pd.read_csv(io.BytesIO(source), dtype=str, keep_default_na=False)
         elif isinstance(source, (str, Path)) and not os.path.lexists(source):  # a symlink loop: its own error
             raise ReadingsFormatError(f"{source}: no such file")
+        elif isinstance(source, (str, Path)) and _is_stream(source):
+            with open(source, "rb") as stream:
+                table = pd.read_csv(_LineBound(stream), dtype=str, keep_default_na=False)
         else:
             table = pd.read_csv(source, dtype=str, keep_default_na=False)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -99,6 +105,38 @@ def _load(source: str | Path | IO[Any] | bytes) -> pd.DataFrame:
         raise ReadingsFormatError(f"unreadable CSV: the header names {', '.join(map(repr, twice))} twice")
     table.columns = names
     return table
+
+
+def _is_stream(path: str | Path) -> bool:
+    """A named pipe or a device (/dev/stdin, /dev/zero): it may never end, unlike a file."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # pandas names the reason
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+class _LineBound:
+    """A binary stream that fails once a line runs past MAX_LINE_BYTES.
+
+    pandas buffers a line until its end: /dev/zero, which has none, grew ``meter read`` past
+    2 GB. No line of a readings file comes near a mebibyte.
+    """
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._line = 0  # bytes since the last newline
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        newline = data.rfind(b"\n")
+        self._line = self._line + len(data) if newline < 0 else len(data) - newline - 1
+        if self._line > MAX_LINE_BYTES:
+            raise ReadingsFormatError(f"a line runs past {MAX_LINE_BYTES:,} bytes: not a CSV file of readings")
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._raw)
 
 
 def _first_unreadable_time(text: pd.Series, exc: Exception) -> str:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
+import os
 import re
+import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -168,3 +172,34 @@ def test_readings_go_straight_to_a_device_or_a_pipe(month_15min: pd.DataFrame) -
     write_csv(month_15min.iloc[:4], "/dev/null")
     with pytest.raises(StorageError, match="^/dev/full: cannot write the readings: the disk is full$"):
         write_csv(month_15min.iloc[:4], "/dev/full")
+
+
+def test_a_stream_with_no_line_end_is_refused_not_buffered(tmp_path: Path) -> None:
+    # pandas buffers a line until its end: `meter read /dev/zero --format csv` grew past 2 GB.
+    fifo = tmp_path / "zeros.fifo"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with contextlib.suppress(BrokenPipeError), open(fifo, "wb") as out:
+            for _ in range(4):
+                out.write(bytes(1 << 20))  # four MiB and no newline
+
+    writer = threading.Thread(target=write, daemon=True)  # a failed read must not leave it blocking the run
+    writer.start()
+    with pytest.raises(ReadingsFormatError, match="a line runs past 1,048,576 bytes: not a CSV file of readings"):
+        read_csv(fifo)
+    writer.join(10)
+
+
+def test_readings_are_read_from_a_pipe(tmp_path: Path) -> None:
+    fifo = tmp_path / "readings.fifo"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with open(fifo, "w") as out:
+            out.write("timestamp,import_kwh\n2026-01-01T00:00:00Z,1\n2026-01-01T00:15:00Z,1.5\n")
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    assert list(read_csv(fifo)["import_kwh"]) == [1.0, 1.5]
+    writer.join(10)
