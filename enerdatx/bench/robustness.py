@@ -1,5 +1,8 @@
-"""Robustness figures: fuzzing, crash consistency, trades under network faults, fraud under loss, floods,
-and the entry points under bad input."""
+"""Robustness figures: fuzzing, crashes, network faults, fraud under loss, floods, bad input.
+
+Fuzzing and crash consistency, trades under network faults, fraud proofs under packet loss,
+floods, and every entry point under bad input.
+"""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ BENCHMARKS = {
     "fraud": "Seconds until every honest peer holds the proof of a fork, the bytes each peer sent and its memory.",
     "market": "Market trades per second and latency from bid to verified data, against bare TrustChain transactions.",
     "reputation": "One peer's NetFlow and Temporal PageRank over a market of real signed blocks, against plain PageRank.",
-    "robustness": "Robustness figures: fuzzing, crash consistency, trades under network faults, fraud under loss, floods,",
+    "robustness": "Robustness figures: fuzzing, crashes, network faults, fraud under loss, floods, bad input.",
     "meter": "Ingest DSMR P1 telegrams at 10-second rate: telegrams/s and peak memory, vs bare dsmr-parser.",
     "subscription": "Subscription periods settled per second on one seller, "
                     "and live ingest telegrams/s vs bare dsmr-parser.",
