@@ -280,7 +280,9 @@ def test_a_durable_write_that_fails_to_commit_the_open_group_does_not_sign_above
     ],
 )
 def test_commit_settings_out_of_range_are_refused(overrides) -> None:
+    # Refused by the settings themselves when a value is not of the field's kind (NaN, "0.5",
+    # 2.5), else by the community (a commit after 0 blocks).
     identity = Identity.generate()
-    settings = TrustChainSettings(ledger=TrustChain(identity, BlockStore(fsync=False))).update(**overrides)
     with pytest.raises(ValueError, match=next(iter(overrides))):
+        settings = TrustChainSettings(ledger=TrustChain(identity, BlockStore(fsync=False))).update(**overrides)
         MockIPv8(IPv8Peer(ipv8_private_key(identity)), TrustChainCommunity, settings)
