@@ -8,6 +8,7 @@ public key. docs/network.md shows the layout.
 from __future__ import annotations
 
 import functools
+import threading
 from typing import TYPE_CHECKING
 
 import nacl.signing
@@ -29,15 +30,17 @@ _KEYS_KEPT = 65_536
 # that sending to them converts no Ed25519 key (60-75 µs each): 10,000 light peers in one
 # process converted each other's during a fraud proof's spread, 0.6 s of its 9 s of CPU.
 _own_key_bins: dict[bytes, bytes] = {}
+_own_key_bins_lock = threading.Lock()  # peers are made on a Lab's loop thread and the caller's alike
 
 
 def ipv8_private_key(identity: Identity) -> PrivateKey:
     """The IPv8 curve25519 key of ``identity``: the same Ed25519 seed, so the same signatures."""
     curve = identity.signing_key.to_curve25519_private_key()
     key = default_eccrypto.key_from_private_bin(_PRIVATE_PREFIX + bytes(curve) + identity.seed)
-    if len(_own_key_bins) >= _KEYS_KEPT:
-        del _own_key_bins[next(iter(_own_key_bins))]
-    _own_key_bins[identity.public_key] = key.pub().key_to_bin()
+    with _own_key_bins_lock:
+        if len(_own_key_bins) >= _KEYS_KEPT:
+            del _own_key_bins[next(iter(_own_key_bins))]
+        _own_key_bins[identity.public_key] = key.pub().key_to_bin()
     return key
 
 
