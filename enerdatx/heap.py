@@ -11,7 +11,7 @@ collections took 2.7 s of the 6.8 s of CPU a fraud proof needed to reach every p
 generation, which the collector never walks. Nothing else changes: a frozen object is still
 freed as soon as nothing refers to it; only a cycle among frozen objects waits until the last
 host calls :func:`release` (``gc.unfreeze``), and :func:`collect_stopped` lets a host that
-stopped some of its peers (a restart) hand their cycles back to the collector at once.
+stopped some of its peers (a restart) hand their cycles to the collector at once.
 """
 
 from __future__ import annotations
@@ -43,11 +43,11 @@ def release(host: object) -> None:
             gc.unfreeze()
 
 
-def collect_stopped() -> None:
-    """Collect the cycles of stopped peers now (one full collection), then freeze again."""
+def collect_stopped(host: object) -> None:
+    """:func:`freeze` for ``host``, after collecting the cycles of the peers it stopped (a full
+    collection: they were frozen with the rest)."""
     with _lock:
-        if not _hosts:
-            return
+        _hosts.add(id(host))
         gc.unfreeze()
         gc.collect()
         gc.freeze()

@@ -312,8 +312,7 @@ class Lab:
         del old  # and once replaced below, nothing refers to the stopped peer
         self.peers[i] = await self._start_peer(directory, address)
         self.introduce()
-        heap.collect_stopped()  # its cycles were frozen with it
-        self.settle()
+        heap.collect_stopped(self)  # its cycles were frozen with it; the new peer is frozen too
         return self.peers[i]
 
     async def stop(self) -> None:
