@@ -24,7 +24,8 @@ from typing import Any
 from ipv8.messaging.interfaces.udp.endpoint import UDPEndpoint, UDPv4Address
 
 from enerdatx.datadir import backup_directory, load_identity
-from enerdatx.errors import PeerUnreachableError, StorageError
+from enerdatx.errors import ConfigurationError, PeerUnreachableError, StorageError
+from enerdatx.files import named_path
 
 __all__ = ["configure", "parse_address", "parse_contact", "parse_port", "check_bindable"]
 
@@ -53,9 +54,6 @@ def parse_host(text: str) -> str:
 
 def parse_directory(text: str) -> Path:
     """A directory argument; an empty one would silently mean the current directory."""
-    from enerdatx.errors import ConfigurationError
-    from enerdatx.files import named_path
-
     try:
         return named_path(text, "a directory path")
     except ConfigurationError as exc:

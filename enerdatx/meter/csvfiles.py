@@ -135,7 +135,7 @@ class _LineBound:
             raise ReadingsFormatError(f"a line runs past {MAX_LINE_BYTES:,} bytes: not a CSV file of readings")
         return data
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[bytes]:  # pandas takes only what has both read and __iter__ for a file
         return iter(self._raw)
 
 
