@@ -24,7 +24,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -136,6 +136,25 @@ def check_peer_count(n: object) -> None:
         raise ConfigurationError(f"n is a whole number of peers, 0 or more, not {n!r}")
 
 
+def check_lab_options(packet_loss: object, settings: object, seed: object) -> dict[str, Any]:
+    """Refuse a lab's options before anything starts; returns the settings as a dict of their own.
+
+    Both labs share this, so a bad option fails alike in one process and before a Dask cluster is
+    started: packet_loss "0.1" failed with a TypeError, a seed "x" made random.Random("x") here
+    and a TypeError (seed + i) on workers, settings "abc" a ValueError from dict().
+    """
+    if isinstance(packet_loss, bool) or not isinstance(packet_loss, int | float) or not 0.0 <= packet_loss < 1.0:
+        raise ConfigurationError(f"packet_loss must be in [0, 1), not {packet_loss!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ConfigurationError(f"seed must be a whole number or None, not {seed!r}")
+    if settings is None:
+        return {}
+    if not isinstance(settings, Mapping):
+        raise ConfigurationError(f"settings must be a dict of TrustChainSettings fields, not {type(settings).__name__}")
+    TrustChainSettings().update(**settings)  # a bad one is refused now, not at every peer's start
+    return dict(settings)
+
+
 class Lab:
     """Start, stop and restart N local peers, each in its own directory, all knowing each other.
 
@@ -170,15 +189,13 @@ class Lab:
     ) -> None:
         if transport not in ("memory", "udp"):
             raise ConfigurationError(f"transport must be 'memory' or 'udp', not {transport!r}")
-        if not 0.0 <= packet_loss < 1.0:
-            raise ConfigurationError(f"packet_loss must be in [0, 1), not {packet_loss}")
+        settings = check_lab_options(packet_loss, settings, seed)
         self._temporary = directory is None
         self.directory = (Path(tempfile.mkdtemp(prefix="enerdatx-lab-")) if directory is None
                           else named_path(directory, "a directory for the lab's peers (None: a temporary one)"))
         self.transport = transport
         self.packet_loss = packet_loss
-        self.settings = dict(settings or {})
-        TrustChainSettings().update(**self.settings)  # a bad one is refused now, not at every peer's start
+        self.settings = settings
         self.market = _market_factory(market)
         self.services = services
         self._markets: dict[Path, MarketFactory] = {}  # peer directory -> its market, kept over restarts

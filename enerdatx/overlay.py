@@ -73,13 +73,24 @@ class OverlaySettings(CommunitySettings):
 
     def update(self: S, **overrides: Any) -> S:
         """Set several fields at once, refusing names that are not settings and values that are not
-        of the field's kind (a count, a number of seconds); returns ``self``."""
+        of the field's kind (a count, a number of seconds); returns ``self``.
+
+        A field whose default is None (a ledger, a handler) is wired by the peer itself: given as a
+        setting, it replaced the peer's own and failed later, in a task, with an AttributeError.
+        """
+        owner = type(self).__name__
         for name, value in overrides.items():
             if name.startswith("_") or not hasattr(type(self), name) or callable(getattr(type(self), name)):
-                raise TypeError(f"unknown {type(self).__name__} field {name!r}")
-            _check_setting(type(self).__name__, name, getattr(type(self), name), value)
+                raise ConfigurationError(f"unknown {owner} field {name!r}")
+            if getattr(type(self), name) is None:
+                raise ConfigurationError(f"{owner} {name} is wired by the peer itself, not a setting")
+            self.check(name, value)
             setattr(self, name, value)
         return self
+
+    def check(self, name: str, value: Any) -> None:
+        """Refuse ``value`` for field ``name`` unless it is of the field's kind; subclasses add bounds."""
+        _check_setting(type(self).__name__, name, getattr(type(self), name), value)
 
 
 def _check_setting(owner: str, name: str, default: Any, value: Any) -> None:

@@ -26,7 +26,8 @@ from enerdatx.bench.limits import MAX_LOCAL_WORKERS
 from enerdatx.cluster.group import PeerGroup
 from enerdatx.cluster.groups import Groups
 from enerdatx.errors import ConfigurationError
-from enerdatx.lab import check_peer_count
+from enerdatx.files import named_path
+from enerdatx.lab import check_lab_options, check_peer_count
 from enerdatx.peer import Peer, Service
 
 __all__ = ["DaskLab"]
@@ -56,20 +57,38 @@ class DaskLab:
         light: bool = False,
         packet_loss: float = 0.0,
     ) -> None:
-        from distributed import Client, LocalCluster
+        from distributed import Client
 
         if transport != "udp":
             raise ConfigurationError("peers on Dask workers talk over UDP: transport must be 'udp'")
-        if not 0.0 <= packet_loss < 1.0:
-            raise ConfigurationError(f"packet_loss must be in [0, 1), not {packet_loss}")
+        settings = check_lab_options(packet_loss, settings, seed)
         if (workers is None) == (cluster is None):
             raise ConfigurationError("give either workers=N (a local cluster) or cluster=<distributed.Client>")
         if cluster is not None and not isinstance(cluster, Client):
             raise ConfigurationError(f"cluster must be a distributed.Client, not {type(cluster).__name__}")
-        self._own_cluster = None
+        if cluster is None and (
+            isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_LOCAL_WORKERS
+        ):
+            raise ConfigurationError(f"workers must be a whole number from 1 to {MAX_LOCAL_WORKERS}, not {workers!r}")
+        # The directory names one on each worker's host, so only its name can be checked here.
+        root = None if directory is None else named_path(directory, "a directory for the lab's peers (None: a temporary one)")
+        self._own_cluster: Any = None  # a LocalCluster when this lab started one
+        try:
+            self._connect(cluster, workers, root, settings, seed, durable, light, packet_loss)
+        except BaseException:
+            self._stop_cluster()
+            raise
+        self.services = services
+        self.progress = progress
+
+    def _connect(
+        self, cluster: Any, workers: int | None, root: Path | None, settings: dict[str, Any], seed: int | None,
+        durable: bool, light: bool, packet_loss: float,
+    ) -> None:
+        """Start (or join) the cluster and put one group of peers on each of its workers."""
+        from distributed import Client, LocalCluster
+
         if cluster is None:
-            if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_LOCAL_WORKERS:
-                raise ConfigurationError(f"workers must be a whole number from 1 to {MAX_LOCAL_WORKERS}, not {workers!r}")
             self._own_cluster = LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True, host=LOOPBACK,
                 dashboard_address=f"{LOOPBACK}:0", worker_dashboard_address=f"{LOOPBACK}:0",
@@ -78,15 +97,13 @@ class DaskLab:
             self.client = Client(self._own_cluster)
         else:
             self.client = cluster
-        self.services = services
-        self.progress = progress
         addresses = sorted(self.client.scheduler_info()["workers"])
         if not addresses:
             raise ConfigurationError("the Dask cluster has no workers")
         self.workers = addresses
         futures = [
             self.client.submit(
-                PeerGroup, None if directory is None else str(Path(directory) / f"worker-{i}"), "udp",
+                PeerGroup, None if root is None else str(root / f"worker-{i}"), "udp",
                 urlparse(address).hostname or LOOPBACK, settings=settings, seed=None if seed is None else seed + i,
                 durable=durable, light=light, packet_loss=packet_loss, actor=True, workers=[address],
                 allow_other_workers=False, pure=False,
@@ -147,9 +164,15 @@ class DaskLab:
         finally:
             self.groups = None  # type: ignore[assignment]
             self._group_futures = []
-            if self._own_cluster is not None:
+            self._stop_cluster()
+
+    def _stop_cluster(self) -> None:
+        """Close the client and the cluster, if this lab started them (a cluster given is the caller's)."""
+        if self._own_cluster is not None:
+            if getattr(self, "client", None) is not None:
                 self.client.close()
-                self._own_cluster.close()
+            self._own_cluster.close()
+            self._own_cluster = None
 
     def __enter__(self) -> DaskLab:
         return self

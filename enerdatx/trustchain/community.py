@@ -72,11 +72,8 @@ class TrustChainCommunity(Overlay):
     def __init__(self, settings: TrustChainSettings) -> None:
         if settings.ledger is None:
             raise ValueError("TrustChainCommunity needs settings.ledger")
-        delay, blocks = settings.received_commit_delay, settings.received_commit_blocks
-        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= 60:
-            raise ValueError(f"received_commit_delay must be 0 to 60 seconds, not {delay!r}")
-        if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
-            raise ValueError(f"received_commit_blocks must be a positive whole number, not {blocks!r}")
+        for name in ("received_commit_delay", "received_commit_blocks", "crawl_page_size"):
+            settings.check(name, getattr(settings, name))  # fields may be set without update()
         super().__init__(settings)
         self.settings = settings
         self.ledger: TrustChain = settings.ledger

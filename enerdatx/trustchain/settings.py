@@ -5,8 +5,9 @@ Retries, packet size and rate limits are the fields every overlay has (:class:`O
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from enerdatx.errors import ConfigurationError
 from enerdatx.overlay import OverlaySettings
 
 if TYPE_CHECKING:
@@ -56,3 +57,15 @@ class TrustChainSettings(OverlaySettings):
 
     seed_interval: float = 5.0
     """Seconds between walks to seed addresses that have not answered yet."""
+
+    def check(self, name: str, value: Any) -> None:
+        """As for every overlay, and a page or a commit of at least one block, a delay of at most 60 s.
+
+        A crawl_page_size of 0 asked for empty pages until the crawl timed out: no seller could
+        countersign. received_commit_blocks 0 committed before any block was written.
+        """
+        super().check(name, value)
+        if name in ("crawl_page_size", "received_commit_blocks") and value < 1:
+            raise ConfigurationError(f"TrustChainSettings {name} must be a whole number, 1 or more, not {value!r}")
+        if name == "received_commit_delay" and value > 60:
+            raise ConfigurationError(f"TrustChainSettings received_commit_delay must be 0 to 60 seconds, not {value!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 
 import psutil
@@ -13,6 +14,7 @@ import pytest
 from enerdatx.cluster import DaskLab, scenarios
 from enerdatx.errors import ConfigurationError
 from enerdatx.lab import Lab
+from tests.support.lab_options import BAD_LAB_OPTIONS
 
 SETTINGS = {"rate_per_second": 1e6, "rate_burst": 1_000_000}
 
@@ -61,6 +63,34 @@ def test_a_bad_number_of_peers_is_refused_before_any_worker_is_asked(lab: DaskLa
         with pytest.raises(ConfigurationError, match="n is a whole number of peers, 0 or more"):
             lab.start(n)  # type: ignore[arg-type]
     assert lab.groups.sizes == before
+
+
+def _children() -> set[int]:
+    return {child.pid for child in psutil.Process(os.getpid()).children(recursive=True)}
+
+
+def test_bad_options_are_refused_before_a_cluster_starts() -> None:
+    before = _children()
+    for options, message in BAD_LAB_OPTIONS:
+        with pytest.raises(ConfigurationError, match=message):
+            Lab(workers=2, **options)
+        assert _children() == before, options  # "settings" failed on the workers, "seed" in a future
+
+
+def test_a_lab_that_fails_to_place_its_groups_stops_the_cluster_it_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Anything failing after the LocalCluster started (a group, a cluster without workers) left
+    # its scheduler and worker processes running until the interpreter exited.
+    def refuse(*args: object) -> None:
+        raise RuntimeError("no groups today")
+
+    before = _children()
+    monkeypatch.setattr("enerdatx.cluster.dasklab.Groups", refuse)
+    with pytest.raises(RuntimeError, match="no groups today"):
+        Lab(workers=1)
+    deadline = time.monotonic() + 10
+    while _children() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _children() - before == set()
 
 
 def test_nothing_listens_beyond_loopback(lab: DaskLab) -> None:

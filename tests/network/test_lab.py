@@ -15,6 +15,7 @@ from enerdatx.lab import Lab, MemoryEndpoint
 from enerdatx.market.service import MarketService
 from enerdatx.peer import Peer
 from tests.network.chains import PING, assert_consistent, fraud_everywhere, trade
+from tests.support.lab_options import BAD_LAB_OPTIONS
 
 
 async def test_peers_have_their_own_directories_and_restart_from_them(tmp_path: Path) -> None:
@@ -72,6 +73,9 @@ def test_lab_refuses_bad_options(tmp_path: Path) -> None:
     for name, value in (("witnesses", -1), ("gossip_fanout", 1.5), ("anonymize", 1), ("crawl_timeout", float("inf"))):
         with pytest.raises(ConfigurationError, match=f"TrustChainSettings {name} must be"):
             Lab(tmp_path, settings={name: value})
+    for options, message in BAD_LAB_OPTIONS:
+        with pytest.raises(ConfigurationError, match=message):
+            Lab(tmp_path, **options)
     with Lab(tmp_path, transport="memory") as lab:
         for n in (-1, 1.5, "2", True):  # True started one peer; 1.5 and "2" failed with range's TypeError
             with pytest.raises(ConfigurationError, match="n is a whole number of peers, 0 or more"):
