@@ -24,6 +24,7 @@ import math
 import random
 import statistics
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,7 @@ import pandas as pd
 
 from enerdatx.bench.stats import percentile_ms
 from enerdatx.cluster.groups import Groups, groups_of
-from enerdatx.errors import EnerDatXError
+from enerdatx.errors import ConfigurationError, EnerDatXError
 from enerdatx.market.formats import MAX_PRICE
 from enerdatx.market.wallet import DEFAULT_GRANT
 from enerdatx.meter.synthetic import MAX_DAYS
@@ -54,13 +55,31 @@ def _whole(name: str, value: Any, minimum: int, maximum: int | None = None) -> N
         maximum is not None and value > maximum
     ):
         span = f"from {minimum:,} to {maximum:,}" if maximum is not None else f"of {minimum:,} or more"
-        raise ValueError(f"{name} must be a whole number {span}, not {value!r}")
+        raise ConfigurationError(f"{name} must be a whole number {span}, not {value!r}")
 
 
 def _seconds(name: str, value: Any) -> None:
     """Refuse a timeout that is not a positive, finite number of seconds."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+        raise ConfigurationError(f"{name} must be a positive number of seconds, not {value!r}")
+
+
+def _market_options(options: Any) -> dict[str, Any]:
+    """MarketService options for every peer, refused here: a bad one failed with a TypeError on
+    each worker once the peers were starting, and ``grant`` clashed with the scenario's own."""
+    from enerdatx.market.service import MarketService
+
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise ConfigurationError(f"market_options must be a dict of MarketService options, not {type(options).__name__}")
+    if "grant" in options:
+        raise ConfigurationError("market_options cannot set grant: each buyer is granted what its trades cost")
+    try:
+        MarketService(**options)
+    except TypeError as error:
+        raise ConfigurationError(f"market_options: {error}") from None
+    return dict(options)
 
 
 class MarketPeers:
@@ -121,12 +140,13 @@ def market(
     _whole("concurrency", concurrency, 1)
     _whole("days", days, 1, MAX_DAYS)
     _seconds("timeout", timeout)
+    options = _market_options(market_options)
     sellers_n, buyers_n = peers // 2, peers - peers // 2
     trades = sellers_n * buyers_n if trades is None else trades
     _whole("trades", trades, 1, sellers_n * buyers_n)  # distinct (buyer, listing) pairs
     groups = groups_of(lab)
     per_buyer = -(-trades // buyers_n)
-    contacts = groups.start(peers, MarketPeers(per_buyer * price, **(market_options or {})))
+    contacts = groups.start(peers, MarketPeers(per_buyer * price, **options))
     indices = [c[0] for c in contacts]
     # Every other peer sells: the groups hold peers in runs, so each group gets its share of
     # both sides (sellers first, then buyers, put all the buying on the last workers).
@@ -192,7 +212,7 @@ def fraud(lab: Any, *, peers: int = 100, light: bool = False, timeout: float = 1
         raise EnerDatXError("the fraud scenario starts its own peers in an empty lab")
     if peers < 4 * len(groups):
         on = f" (4 per worker, on {len(groups)} workers)" if len(groups) > 1 else ""
-        raise ValueError(f"the fraud scenario needs at least {4 * len(groups)} peers{on}, not {peers}")
+        raise ConfigurationError(f"the fraud scenario needs at least {4 * len(groups)} peers{on}, not {peers}")
     rng = random.Random(seed)
     groups.each("accept", FRAUD_TYPE)
     contacts = groups.start(peers)

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from enerdatx.cluster import groups_of, scenarios
-from enerdatx.errors import EnerDatXError
+from enerdatx.errors import ConfigurationError, EnerDatXError
 from enerdatx.lab import Lab
 
 
@@ -54,6 +54,11 @@ def test_the_market_scenario_checks_its_sizes(tmp_path) -> None:
         ("market", {"peers": 4, "concurrency": 0}, "concurrency must be a whole number of 1 or more"),
         ("market", {"peers": 4, "days": 0}, "days must be a whole number from 1 to 3,660, not 0"),
         ("market", {"peers": 4, "timeout": 0}, "timeout must be a positive number of seconds, not 0"),
+        ("market", {"peers": 4, "market_options": {"nope": 1}}, "market_options: MarketService.__init__() got an "
+         "unexpected keyword argument 'nope'"),  # a TypeError on every worker, the peers already starting
+        ("market", {"peers": 4, "market_options": {"grant": 5}}, "market_options cannot set grant"),
+        ("market", {"peers": 4, "market_options": {"propose_timeout": -1}}, "propose_timeout is a finite number"),
+        ("market", {"peers": 4, "market_options": ["grant"]}, "market_options must be a dict"),
         ("fraud", {"peers": 4.5}, "peers must be a whole number of 1 or more, not 4.5"),
         ("fraud", {"peers": 3}, "the fraud scenario needs at least 4 peers, not 3"),
         ("fraud", {"peers": 8, "timeout": float("nan")}, "timeout must be a positive number of seconds"),
@@ -75,7 +80,7 @@ def test_a_scenario_refuses_bad_arguments_before_it_starts_a_peer(tmp_path, name
     # They failed halfway before (an IndexError, a TypeError, a bare TimeoutError, or a
     # MeterDataError once the peers ran), and left those peers running in the lab.
     with Lab(tmp_path, durable=False, progress=False) as lab:
-        with pytest.raises(ValueError, match=re.escape(message)):
+        with pytest.raises(ConfigurationError, match=re.escape(message)):
             getattr(scenarios, name)(lab, **arguments)
         assert lab.peers == []
 
