@@ -33,11 +33,12 @@ from ipv8.test.mocking.endpoint import MockEndpoint, internet
 from tqdm.auto import tqdm
 
 from enerdatx import heap
-from enerdatx.errors import ConfigurationError, PeerProcessError
+from enerdatx.errors import ConfigurationError, EncodingError, PeerProcessError
 from enerdatx.files import named_path
 from enerdatx.market.service import MarketService
 from enerdatx.peer import Peer, Service
 from enerdatx.trustchain import BlockStore, HalfBlock, TrustChain
+from enerdatx.trustchain.encoding import encode_type
 from enerdatx.trustchain.payload import ProposalMessage
 from enerdatx.trustchain.settings import TrustChainSettings
 
@@ -134,6 +135,14 @@ def check_peer_count(n: object) -> None:
     """``n`` peers to start is a whole number, 0 or more (True started one, 1.5 failed with a TypeError)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ConfigurationError(f"n is a whole number of peers, 0 or more, not {n!r}")
+
+
+def check_block_type(block_type: object) -> None:
+    """A type a block can have (1 to 64 printable ASCII characters); accept(5) was taken silently."""
+    try:
+        encode_type(block_type)  # type: ignore[arg-type]
+    except EncodingError as error:
+        raise ConfigurationError(f"no block can be of type {block_type!r}: {error}") from None
 
 
 def check_lab_options(packet_loss: object, settings: object, seed: object) -> dict[str, Any]:
@@ -286,6 +295,7 @@ class Lab:
 
     def accept(self, block_type: str) -> None:
         """Every peer, now and after restarts, countersigns any proposal of ``block_type``."""
+        check_block_type(block_type)
         self.accepted.add(block_type)
         for peer in self.peers:
             peer.ledger.register_policy(block_type, _accept_all)

@@ -27,7 +27,7 @@ from enerdatx.cluster.group import PeerGroup
 from enerdatx.cluster.groups import Groups
 from enerdatx.errors import ConfigurationError
 from enerdatx.files import named_path
-from enerdatx.lab import check_lab_options, check_peer_count
+from enerdatx.lab import check_block_type, check_lab_options, check_peer_count
 from enerdatx.peer import Peer, Service
 
 __all__ = ["DaskLab"]
@@ -110,8 +110,15 @@ class DaskLab:
             )
             for i, address in enumerate(addresses)
         ]
-        self.groups = Groups([future.result() for future in futures], _actor_call)
+        self._groups: Groups | None = Groups([future.result() for future in futures], _actor_call)
         self._group_futures = futures  # the actors live as long as these futures
+
+    @property
+    def groups(self) -> Groups:
+        """The groups of peers, one per worker; a closed lab has none (its workers may be gone)."""
+        if self._groups is None:
+            raise ConfigurationError("this lab is closed: its peers are stopped; make a new Lab")
+        return self._groups
 
     @property
     def dashboard_link(self) -> str:
@@ -131,6 +138,7 @@ class DaskLab:
 
     def accept(self, block_type: str) -> None:
         """Every peer, now and later, countersigns any proposal of ``block_type``."""
+        check_block_type(block_type)
         self.groups.each("accept", block_type)
 
     def chains(self) -> pd.DataFrame:
@@ -157,12 +165,12 @@ class DaskLab:
 
     def close(self) -> None:
         """Stop the peers, then the cluster if the lab started it; safe to call twice."""
-        if self.groups is None:
+        if self._groups is None:
             return
         try:
-            self.groups.each("stop")
+            self._groups.each("stop")
         finally:
-            self.groups = None  # type: ignore[assignment]
+            self._groups = None
             self._group_futures = []
             self._stop_cluster()
 
@@ -181,11 +189,11 @@ class DaskLab:
         self.close()
 
     def __repr__(self) -> str:
-        peers = sum(self.groups.sizes) if self.groups is not None else 0
+        peers = sum(self._groups.sizes) if self._groups is not None else 0
         return f"DaskLab({len(self.workers)} workers, {peers} peers, dashboard {self.dashboard_link})"
 
     def _repr_html_(self) -> str:
-        peers = sum(self.groups.sizes) if self.groups is not None else 0
+        peers = sum(self._groups.sizes) if self._groups is not None else 0
         link = self.dashboard_link
         return (f"<b>DaskLab</b>: {len(self.workers)} workers, {peers} peers; "
                 f'dashboard <a href="{link}" target="_blank">{link}</a>')

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from enerdatx.cluster.group import Contact, PeerGroup
+from enerdatx.errors import ConfigurationError
 
 __all__ = ["Groups", "groups_of"]
 
@@ -33,7 +34,11 @@ class Groups:
 
     def map(self, method: str, args: Iterable[tuple[Any, ...]] | None = None) -> list[Any]:
         """Call ``method`` on each group (with its own argument tuple) at once; their results, in order."""
+        if not isinstance(method, str) or method.startswith("_") or not callable(getattr(PeerGroup, method, None)):
+            raise ConfigurationError(f"a PeerGroup has no method {method!r}")
         per_group = list(args) if args is not None else [()] * len(self.handles)
+        if len(per_group) != len(self.handles):
+            raise ConfigurationError(f"give one argument tuple per group ({len(self.handles)}), not {len(per_group)}")
         futures = [self._call(handle, method, a) for handle, a in zip(self.handles, per_group, strict=True)]
         return [future.result() for future in futures]
 

@@ -65,6 +65,28 @@ def test_a_bad_number_of_peers_is_refused_before_any_worker_is_asked(lab: DaskLa
     assert lab.groups.sizes == before
 
 
+def test_accept_and_map_refuse_what_no_group_can_do(lab: DaskLab) -> None:
+    for block_type in (5, "", "x" * 65, "tab\there"):  # 5 was taken silently on every worker
+        with pytest.raises(ConfigurationError, match="no block can be of type"):
+            lab.accept(block_type)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="a PeerGroup has no method 'nope'"):
+        lab.groups.map("nope")  # an AttributeError from Dask
+    with pytest.raises(ConfigurationError, match="a PeerGroup has no method '_market'"):
+        lab.groups.map("_market", [(0,), (1,)])
+    with pytest.raises(ConfigurationError, match=r"one argument tuple per group \(2\), not 1"):
+        lab.groups.map("chains", [()])  # zip's ValueError
+
+
+def test_a_closed_lab_says_so() -> None:
+    with Lab(workers=1, durable=False) as closed:
+        closed.start(1)
+    for use in (lambda: closed.start(1), closed.chains, closed.balances, lambda: closed.accept("ping")):
+        with pytest.raises(ConfigurationError, match="this lab is closed"):  # AttributeError: 'NoneType'
+            use()
+    closed.close()  # again: nothing to do
+    assert "0 peers" in repr(closed)  # the repr of a closed lab still works
+
+
 def _children() -> set[int]:
     return {child.pid for child in psutil.Process(os.getpid()).children(recursive=True)}
 
