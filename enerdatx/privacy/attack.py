@@ -86,8 +86,27 @@ def ranks(released: np.ndarray, known: np.ndarray, truth: np.ndarray) -> np.ndar
     return (d <= own).sum(axis=1) - 1
 
 
+def _profiles(name: str, rows: object) -> np.ndarray:
+    """``rows`` as a float matrix (a household per row); a list, a 1-D row or text failed deep in numpy."""
+    try:
+        matrix = np.asarray(rows, dtype="float64")
+    except (TypeError, ValueError) as error:
+        raise PrivacyError(f"{name} must be a matrix of numbers (a household per row): {error}") from None
+    if matrix.ndim != 2:
+        raise PrivacyError(f"{name} must be a matrix of numbers (a household per row), not {matrix.ndim}-dimensional")
+    return matrix
+
+
+def _count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise PrivacyError(f"{name} must be a whole number, not {value!r}")
+    return int(value)
+
+
 def linkage_attack(train: np.ndarray, test: np.ndarray, k: int = 1, slots: int = 1) -> LinkageResult:
     """Top-k linkage of every household's test week to the training weeks of all, at ``slots`` x 15 min."""
+    train, test = _profiles("train", train), _profiles("test", test)
+    k, slots = _count("k", k), _count("slots", slots)  # k=1.5 gave a result with a chance of 1.5 / n
     if train.shape != test.shape or len(train) < 2:
         raise PrivacyError("train and test need the same households, at least two")
     if not 1 <= k < len(train):
@@ -105,6 +124,11 @@ def aggregate_linkage(train: np.ndarray, test: np.ndarray, group_size: int, *, k
     1 - C(n - group_size, k) / C(n, k): ``group_size / n`` for k = 1. The population is cut
     into disjoint random groups ``repetitions`` times.
     """
+    train, test = _profiles("train", train), _profiles("test", test)
+    group_size, k, slots = _count("group_size", group_size), _count("k", k), _count("slots", slots)
+    if _count("repetitions", repetitions) < 1:  # 0 gave a result of no trials, whose accuracy is 0 / 0
+        raise PrivacyError(f"repetitions must be 1 or more, not {repetitions}")
+    _count("seed", seed)
     n = len(train)
     if train.shape != test.shape or not 1 <= group_size <= n // 2:
         raise PrivacyError("aggregates need the same households and at least two groups")

@@ -132,6 +132,10 @@ def _season_population(first_day: pd.Timestamp, days: int) -> Population:
 
 def privacy_report(dataset: Any, *, population: Population | None = None) -> PrivacyReport:
     """Measure a data set (a meter DataSet: ``.frame`` and ``.descriptor``) before it is listed."""
+    if not (hasattr(dataset, "frame") and isinstance(getattr(dataset, "descriptor", None), dict)):
+        raise PrivacyError(f"a privacy report measures a meter DataSet (.frame, .descriptor), not {type(dataset).__name__}")
+    if population is not None and not isinstance(population, Population):
+        raise PrivacyError(f"population must be a Population, not {type(population).__name__}")
     descriptor = dict(dataset.descriptor)
     seconds = descriptor.get("resolution_seconds")
     if type(seconds) is not int or seconds <= 0:
@@ -197,6 +201,14 @@ class PrivacyPolicy:
 
     max_score: int = 100
     max_location_digits: int = 4
+
+    def __post_init__(self) -> None:
+        # max_score "x" failed at the first check with a TypeError; -1 refused every data set.
+        if isinstance(self.max_score, bool) or not isinstance(self.max_score, int) or not 0 <= self.max_score <= 100:
+            raise PrivacyError(f"max_score is a whole number from 0 to 100, not {self.max_score!r}")
+        digits = self.max_location_digits
+        if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
+            raise PrivacyError(f"max_location_digits is a whole number, 0 or more, not {digits!r}")
 
     def check(self, report: PrivacyReport) -> None:
         """Raise PrivacyRiskError when the report breaks this policy; return quietly otherwise."""

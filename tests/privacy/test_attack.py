@@ -68,3 +68,25 @@ def test_bad_attack_parameters_are_refused(population):
         linkage_attack(population.week(0), population.week(1), k=120)
     with pytest.raises(PrivacyError):
         population.week(2)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda w: linkage_attack(w, w, k=1.5), "k must be a whole number, not 1.5"),  # was a result, chance 1.5 / n
+        (lambda w: linkage_attack(w, w, k=True), "k must be a whole number, not True"),
+        (lambda w: linkage_attack(w[0], w[0]), "train must be a matrix of numbers .* not 1-dimensional"),  # IndexError
+        (lambda w: linkage_attack(np.full(w.shape, "a"), w), "train must be a matrix of numbers"),  # a TypeError
+        (lambda w: aggregate_linkage(w, w, 2, repetitions=0), "repetitions must be 1 or more"),  # 0 trials: 0 / 0
+        (lambda w: aggregate_linkage(w, w, True), "group_size must be a whole number, not True"),  # TypeError
+        (lambda w: aggregate_linkage(w, w, 2, seed="x"), "seed must be a whole number"),  # numpy's ValueError
+    ],
+)
+def test_the_attacks_refuse_what_is_not_a_population_or_a_count(population, call, message):
+    with pytest.raises(PrivacyError, match=message):
+        call(population.week(0))
+
+
+def test_a_list_of_rows_is_a_population_too(population):
+    week = population.week(0)
+    assert linkage_attack(week.tolist(), week.tolist()) == linkage_attack(week, week)

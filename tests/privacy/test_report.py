@@ -81,6 +81,24 @@ def test_reveals_of_a_bare_descriptor():
     assert descriptor_reveals({})["anonymity_set"] == 8_200_000
 
 
+@pytest.mark.parametrize("dataset", [None, "readings.csv", {"descriptor": {}}])
+def test_a_report_measures_a_data_set_only(dataset):
+    with pytest.raises(PrivacyError, match="a privacy report measures a meter DataSet"):  # AttributeError
+        privacy_report(dataset)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"max_score": "30"}, "max_score is a whole number from 0 to 100"),  # a TypeError at the first check
+    ({"max_score": -1}, "max_score is a whole number from 0 to 100"),
+    ({"max_score": 101}, "max_score is a whole number from 0 to 100"),
+    ({"max_location_digits": -1}, "max_location_digits is a whole number, 0 or more"),
+    ({"max_location_digits": 2.5}, "max_location_digits is a whole number, 0 or more"),
+])
+def test_a_policy_refuses_bounds_no_score_can_meet(options, message):
+    with pytest.raises(PrivacyError, match=message):
+        PrivacyPolicy(**options)
+
+
 def test_data_too_short_or_too_coarse_is_refused():
     readings = synthetic_household(seed=1, days=1)
     with pytest.raises(PrivacyError):
