@@ -41,11 +41,14 @@ class Round:
     length: int
 
     def __post_init__(self) -> None:
-        if len(self.round_id) != 32:
+        # A str id, str or short keys and a length of 1.5 or True made a round; None or "4" a TypeError.
+        if not isinstance(self.round_id, bytes) or len(self.round_id) != 32:
             raise SecureAggregationError("a round id is 32 bytes")
-        if list(self.roster) != sorted(set(self.roster)) or len(self.roster) < 2:
-            raise SecureAggregationError("a roster is at least two distinct public keys, sorted")
-        if not 0 < self.length <= MAX_LENGTH:
+        roster = self.roster
+        if (not isinstance(roster, tuple) or not all(isinstance(key, bytes) and len(key) == 32 for key in roster)
+                or list(roster) != sorted(set(roster)) or len(roster) < 2):
+            raise SecureAggregationError("a roster is a tuple of at least two distinct 32-byte public keys, sorted")
+        if isinstance(self.length, bool) or not isinstance(self.length, int) or not 0 < self.length <= MAX_LENGTH:
             raise SecureAggregationError(f"a round's vector has 1..{MAX_LENGTH} values")
 
 

@@ -82,3 +82,25 @@ def test_bad_rounds_are_refused():
         Round(bytes(32), tuple(keys[:1]), 4)
     with pytest.raises(SecureAggregationError):
         mask_values(Identity.from_seed(bytes([9]) * 32), _round(length=4), np.zeros(4, dtype=np.int64))
+
+
+KEYS = tuple(sorted(m.public_key for m in MEMBERS))
+
+
+@pytest.mark.parametrize(
+    ("round_id", "roster", "length", "message"),
+    [
+        ("x" * 32, KEYS, 4, "a round id is 32 bytes"),  # a str id made a round
+        (None, KEYS, 4, "a round id is 32 bytes"),  # a TypeError from len()
+        (bytes(32), (b"a", b"b"), 4, "32-byte public keys"),  # keys no member can have
+        (bytes(32), ("a", "b"), 4, "32-byte public keys"),
+        (bytes(32), list(KEYS), 4, "a roster is a tuple"),
+        (bytes(32), KEYS[::-1], 4, "sorted"),
+        (bytes(32), KEYS, 1.5, "a round's vector has"),  # made a round
+        (bytes(32), KEYS, True, "a round's vector has"),
+        (bytes(32), KEYS, "4", "a round's vector has"),  # a TypeError from <
+    ],
+)
+def test_a_round_refuses_what_no_aggregation_can_use(round_id, roster, length, message) -> None:
+    with pytest.raises(SecureAggregationError, match=message):
+        Round(round_id, roster, length)
