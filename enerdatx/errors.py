@@ -253,6 +253,13 @@ class ListingNotFoundError(MarketError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class SubscriptionNotFoundError(MarketError, KeyError):
+    """No subscription offer, or no subscription, with that id is known (or held, where that is asked)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class ListingUnavailableError(MarketError):
     """The listing was withdrawn or has expired."""
 

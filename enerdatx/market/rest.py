@@ -34,6 +34,7 @@ from enerdatx.errors import (
     NetworkError,
     PurchaseConflictError,
     StorageError,
+    SubscriptionNotFoundError,
     TransactionRejectedError,
     TransactionTimeoutError,
     typed_error,
@@ -65,6 +66,7 @@ _BUY_FIELDS = {"listing_id": str, "amount": int, "again": bool}  # again: buy a 
 # (error class, HTTP status, code); the first match wins, so subclasses come first.
 _ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
     (ListingNotFoundError, 404, "listing_not_found"),
+    (SubscriptionNotFoundError, 404, "subscription_not_found"),
     (ListingUnavailableError, 409, "listing_unavailable"),
     (InsufficientFundsError, 402, "insufficient_funds"),
     (PurchaseConflictError, 409, "purchase_conflict"),

@@ -31,6 +31,7 @@ from enerdatx.errors import (
     EnerDatXError,
     MarketError,
     MeterDataError,
+    SubscriptionNotFoundError,
     TransactionRejectedError,
 )
 from enerdatx.market.formats import (
@@ -69,6 +70,11 @@ if TYPE_CHECKING:
 __all__ = ["Held", "SubscriptionService", "Subscriptions", "verify_missed_period"]
 
 logger = logging.getLogger(__name__)
+
+
+def _short(identifier: object) -> str:
+    """An id as error messages show it: the first 16 hex digits, or the repr of what is not an id."""
+    return f"{identifier[:16]}…" if isinstance(identifier, str) else repr(identifier)
 
 
 @dataclass
@@ -163,14 +169,33 @@ class Subscriptions:
             return False
         return True
 
+    def _offer(self, offer_id: object) -> Offer:
+        # Unknown ids were KeyErrors, None a TypeError from offer_id[:16].
+        offer = self.offers.get(offer_id) if isinstance(offer_id, str) else None
+        if offer is None:
+            raise SubscriptionNotFoundError(f"no offer {_short(offer_id)} is known")
+        return offer
+
+    def _agreement(self, subscription_id: object) -> Agreement:
+        agreement = self.agreements.get(subscription_id) if isinstance(subscription_id, str) else None
+        if agreement is None:
+            raise SubscriptionNotFoundError(f"no subscription {_short(subscription_id)} is known")
+        return agreement
+
+    def _held(self, subscription_id: object) -> Held:
+        held = self.held.get(subscription_id) if isinstance(subscription_id, str) else None
+        if held is None:
+            raise SubscriptionNotFoundError(f"we hold no such subscription: {_short(subscription_id)}")
+        return held
+
     def offer_status(self, offer_id: str) -> str:
         """live or revoked (by the seller)."""
-        seller = self.offers[offer_id].seller
+        seller = self._offer(offer_id).seller
         return "revoked" if any(r.by == seller for r in self.revocations.get(offer_id, ())) else "live"
 
     def subscription_status(self, subscription_id: str) -> str:
         """active, revoked_by_buyer, revoked_by_seller or offer_revoked."""
-        agreement = self.agreements[subscription_id]
+        agreement = self._agreement(subscription_id)
         by = [r for r in self.revocations.get(subscription_id, ()) if r.by in (agreement.buyer, agreement.seller)]
         if by:
             first = min(by, key=lambda r: r.timestamp)
@@ -189,6 +214,8 @@ class Subscriptions:
     def offer(self, descriptor: dict[str, Any], price: int, *, period_ms: int, start: int, periods: int,
               terms: Terms) -> Offer:
         """Sign a subscription offer onto our chain; ``start`` and ``period_ms`` are in ms (meter time)."""
+        if not isinstance(terms, Terms):  # None failed with an AttributeError while encoding
+            raise MarketError(f"cannot offer this subscription: terms must be Terms, not {type(terms).__name__}")
         try:
             transaction = offer_transaction(descriptor, price, period_ms, start, periods, terms)
         except EncodingError as exc:
@@ -312,9 +339,7 @@ class Subscriptions:
 
     async def subscribe(self, offer_id: str, *, first_period: int = 0) -> Agreement:
         """Agree to an offer's terms (the seller countersigns them); its periods are then paid as listed."""
-        offer = self.offers.get(offer_id)
-        if offer is None:
-            raise MarketError(f"no offer {offer_id[:16]}… is known")
+        offer = self._offer(offer_id)
         if offer.seller == self.public_key:
             raise MarketError("a peer cannot subscribe to its own offer")
         if self.offer_status(offer_id) != "live":
@@ -330,9 +355,9 @@ class Subscriptions:
 
     def revoke(self, subscription_id: str, reason: str = "consent_withdrawn") -> Any:
         """End a subscription we are a party to, as buyer or seller: no key of it is released after this."""
-        agreement = self.agreements.get(subscription_id)
-        if agreement is None or self.public_key not in (agreement.buyer, agreement.seller):
-            raise MarketError(f"we are no party to subscription {subscription_id[:16]}…")
+        agreement = self._agreement(subscription_id)
+        if self.public_key not in (agreement.buyer, agreement.seller):
+            raise MarketError(f"we are no party to subscription {_short(subscription_id)}")
         return self._revoke(bytes.fromhex(subscription_id), reason)
 
     def _revoke(self, target: bytes, reason: str) -> Any:
@@ -346,6 +371,7 @@ class Subscriptions:
 
     def pause(self, subscription_id: str) -> None:
         """Stop paying for new periods of a subscription (without revoking it)."""
+        self._held(subscription_id)  # an unknown id was paused silently, and nothing was ever held
         self.paused.add(subscription_id)
 
     def _maybe_pay(self, offer_id: str, period: int, listing: Listing) -> None:
@@ -367,7 +393,7 @@ class Subscriptions:
 
     async def pay_period(self, subscription_id: str, period: int) -> Trade | None:
         """Pay for one listed period of one of our subscriptions and open it; None if refused or failed."""
-        held = self.held[subscription_id]
+        held = self._held(subscription_id)
         if period in held.trades:
             return held.trades[period]
         if self.subscription_status(subscription_id) != "active":
@@ -422,7 +448,7 @@ class Subscriptions:
 
     def received(self, subscription_id: str) -> pd.DataFrame:
         """Every period we paid for and decrypted of one subscription, as one readings-format frame."""
-        held = self.held[subscription_id]
+        held = self._held(subscription_id)
         frames = [held.trades[p].dataframe() for p in sorted(held.trades) if held.trades[p] is not None]
         if not frames:
             return pd.DataFrame()
@@ -430,9 +456,9 @@ class Subscriptions:
 
     def complain_missed(self, subscription_id: str, period: int) -> Any:
         """Record that the seller never listed ``period``; MarketError if it did or it is not yet due."""
-        held = self.held.get(subscription_id)
-        if held is None:
-            raise MarketError("we hold no such subscription")
+        held = self._held(subscription_id)
+        if isinstance(period, bool) or not isinstance(period, int):
+            raise MarketError(f"a period is a whole number, not {period!r}")
         agreement = held.agreement
         offer = self.offers[agreement.offer.hex()]
         if (offer.offer_id, period) in self.periods:
@@ -449,6 +475,9 @@ class Subscriptions:
     def check_deliveries(self, now_ms: int, *, grace_ms: int = 0) -> list[Any]:
         """Complain about every period of our active subscriptions that ended ``grace_ms`` before
         ``now_ms`` (meter time) and was never listed; each period once. Returns the new complaints."""
+        for name, value in (("now_ms", now_ms), ("grace_ms", grace_ms)):  # "x" found nothing due, silently
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise MarketError(f"{name} is a whole number of milliseconds, 0 or more, not {value!r}")
         complained = set()
         for block in self.ledger.store.chain(self.public_key):
             if block.type == MISSED_PERIOD:

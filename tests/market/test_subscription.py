@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from enerdatx.errors import MarketError, TransactionRejectedError
+from enerdatx.errors import MarketError, SubscriptionNotFoundError, TransactionRejectedError
 from enerdatx.market.subscription import Subscriptions, verify_missed_period
 from enerdatx.market.subscription_formats import Terms
 from enerdatx.meter import cut_dataset, synthetic_household
@@ -243,3 +243,32 @@ async def test_a_period_without_readings_does_not_hold_up_the_next(world, day, r
     assert [period_of(listing.descriptor)[1] for listing in listed] == [0, 3, 4]
     assert [listing.descriptor["n_complete"] for listing in listed] == [0, 0, 4]
     assert subs["seller"].due_periods(offer) == [1, 2]
+
+
+async def test_unknown_ids_and_bad_arguments_are_market_errors(world) -> None:
+    # Unknown ids were KeyErrors (offer_status, subscription_status, received), None a TypeError
+    # (subscribe, revoke), an unknown pause went through silently, and check_deliveries("x") found
+    # nothing due; terms=None failed with an AttributeError while the offer was encoded.
+    _town, _seller, _buyers, subs, offer = world
+    seller, buyer = subs["seller"], subs["a"]
+    for unknown in ("nope", None, 5):
+        with pytest.raises(SubscriptionNotFoundError, match="no offer .* is known"):
+            seller.offer_status(unknown)
+        with pytest.raises(SubscriptionNotFoundError, match="no offer .* is known"):
+            await buyer.subscribe(unknown)
+        for call in (buyer.subscription_status, buyer.revoke):
+            with pytest.raises(SubscriptionNotFoundError, match="no subscription .* is known"):
+                call(unknown)
+        for call in (buyer.pause, buyer.received, lambda sid: buyer.complain_missed(sid, 0)):
+            with pytest.raises(SubscriptionNotFoundError, match="we hold no such subscription"):
+                call(unknown)
+    assert buyer.paused == set()
+    agreement = await buyer.subscribe(offer.offer_id)
+    with pytest.raises(MarketError, match="a period is a whole number"):
+        buyer.complain_missed(agreement.subscription_id, "0")
+    for now_ms, grace_ms in (("x", 0), (-1, 0), (0, -5), (True, 0)):
+        with pytest.raises(MarketError, match="is a whole number of milliseconds"):
+            buyer.check_deliveries(now_ms, grace_ms=grace_ms)
+    with pytest.raises(MarketError, match="terms must be Terms, not NoneType"):
+        seller.offer(DESCRIPTOR, 7, period_ms=HOUR_MS, start=0, periods=2, terms=None)
+    assert issubclass(SubscriptionNotFoundError, KeyError)  # what callers caught before

@@ -62,8 +62,12 @@ async def test_subscribe_watch_consent_and_revoke_over_http(tmp_path) -> None:
                 assert row["status"] == "revoked_by_buyer" and row["purpose"] == "research"
                 async with http.post(f"{servers[1].url}/subscriptions/{'00' * 32}/revoke",
                                      headers=auth[1]) as answer:
-                    assert answer.status == 400
-                    assert (await answer.json())["error"]["code"] == "bad_request"
+                    assert answer.status == 404  # 400 bad_request before: the request was fine, the id unknown
+                    assert (await answer.json())["error"]["code"] == "subscription_not_found"
+                async with http.post(f"{servers[1].url}/subscriptions/offers/{'00' * 32}/subscribe",
+                                     headers=auth[1], json={}) as answer:
+                    assert answer.status == 404
+                    assert (await answer.json())["error"]["code"] == "subscription_not_found"
         finally:
             for server in servers:
                 await server.stop()
