@@ -330,6 +330,10 @@ def _write_backup(directory: Path, identity: Identity, into: Path, target: Path)
         identity.save(into / KEY_FILE)
     except OSError as exc:
         raise storage_error(exc, "write the backup", target) from None
+    # Read before the snapshot, which a running peer's marker then never exceeds. A source whose
+    # chain holds less than its marker (lost, emptied) gave a backup without one, which restored
+    # signed block 1 again: a fork.
+    head = read_head(directory)
     source = BlockStore(directory / CHAIN_FILE, fsync=False)
     try:
         if source.owner() not in (None, identity.public_key):
@@ -344,6 +348,8 @@ def _write_backup(directory: Path, identity: Identity, into: Path, target: Path)
         source.close()
     snapshot = BlockStore(into / CHAIN_FILE, fsync=False)
     try:
+        if head is not None and head.public_key in (b"", identity.public_key):  # ours, or torn: "at least 1"
+            write_head(into, head)
         mark_head(into, identity, snapshot)
         blocks = snapshot.latest_sequence_number(identity.public_key)
     finally:

@@ -228,6 +228,23 @@ def test_a_backup_cut_short_leaves_nothing_that_restores(tmp_path: Path, monkeyp
     lock.release()
 
 
+@pytest.mark.parametrize("torn", [False, True])
+def test_a_backup_of_a_lost_chain_keeps_the_marker_and_refuses_to_start(tmp_path: Path, torn: bool) -> None:
+    # Before: the backup held the key and an empty chain but no marker; restored, it started a
+    # fresh chain at block 1 for a key that had signed 3 blocks (a fork).
+    sign_some(tmp_path / "peer", 3)
+    chain = tmp_path / "peer" / "chain.sqlite"
+    for suffix in ("-wal", "-shm"):
+        Path(f"{chain}{suffix}").unlink(missing_ok=True)
+    chain.write_bytes(b"")
+    if torn:
+        (tmp_path / "peer" / "chain.head").write_bytes(b'{"v": 1, "sequ')
+    assert backup_directory(tmp_path / "peer", tmp_path / "bak")["blocks"] == 0
+    held = "signed 1 blocks" if torn else "signed 3 blocks"
+    with pytest.raises(ChainIdentityError, match=f"{held} but chain.sqlite holds 0"):
+        open_directory(tmp_path / "bak")
+
+
 @pytest.mark.parametrize("inside", ["backup", "ipfs/backup", "."])
 def test_a_backup_inside_the_directory_it_backs_up_is_refused(tmp_path: Path, inside: str) -> None:
     # Before: accepted; the next backup copies it into itself, and losing the directory loses both.
