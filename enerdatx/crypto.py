@@ -8,9 +8,11 @@ docs/keys.md.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import stat
+import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -86,23 +88,34 @@ class Identity:
         except nacl.exceptions.CryptoError as exc:
             raise DataVerificationError("sealed box does not open with this identity") from exc
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the key file with mode 0600, atomically (no half-written key on a crash)."""
+    def save(self, path: str | os.PathLike[str], *, replace: bool = True) -> None:
+        """Write the key file with mode 0600, atomically (no half-written key on a crash).
+
+        With ``replace=False`` a key file already at ``path`` stays and FileExistsError is raised.
+        """
         path = Path(path)
         text = (
             f"{KEY_FILE_HEADER}\n"
             f"ed25519-seed {self.seed.hex()}\n"
             f"ed25519-public {self.public_key.hex()}\n"
         )
-        tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # A name of its own: two processes saving at once wrote one temporary file, and one of
+        # them then renamed the other's key into place (or found its own file gone).
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
-            os.fchmod(fd, 0o600)  # O_CREAT's mode is masked by the umask; this is not
-            os.write(fd, text.encode("ascii"))
-            os.fsync(fd)
+            try:
+                os.fchmod(fd, 0o600)  # mkstemp's 0600 is masked by the umask; this is not
+                os.write(fd, text.encode("ascii"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if replace:
+                os.replace(tmp, path)
+            else:
+                os.link(tmp, path)  # fails if a key is there: a rename would replace it
         finally:
-            os.close(fd)
-        os.replace(tmp, path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Identity:
@@ -146,7 +159,10 @@ class Identity:
         if path.exists():
             return cls.load(path)
         identity = cls.generate()
-        identity.save(path)
+        try:
+            identity.save(path, replace=False)
+        except FileExistsError:  # made meanwhile by another process: that one is the key
+            return cls.load(path)
         return identity
 
     def __repr__(self) -> str:  # never print the seed

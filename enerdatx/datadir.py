@@ -238,7 +238,12 @@ def load_identity(directory: Path) -> Identity:
             path=directory,
         )
     identity = Identity.generate()
-    identity.save(key_path)
+    try:
+        # Not replacing: `peer id` beside a starting `peer run` made two keys, and the one saved
+        # last replaced the key the other had already signed with.
+        identity.save(key_path, replace=False)
+    except FileExistsError:
+        return Identity.load(key_path)
     return identity
 
 

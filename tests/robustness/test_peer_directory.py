@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from enerdatx.datadir import ChainHead, backup_directory, open_directory, read_head
+from enerdatx.crypto import Identity
+from enerdatx.datadir import ChainHead, backup_directory, load_identity, open_directory, read_head
 from enerdatx.errors import ChainIdentityError, DirectoryLockedError, InvalidBlockError, StorageError
 from enerdatx.lab import PeerProcess
 from enerdatx.trustchain import BlockStore, TrustChain
@@ -112,6 +113,25 @@ def test_a_missing_key_beside_a_chain_refuses(tmp_path: Path) -> None:
         result = enerdatx(*command)
         assert result.returncode == 1 and result.stderr.startswith("enerdatx: error: ")
         assert "identity.key is missing" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_key_another_process_saves_first_is_the_one_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `peer id` beside a starting `peer run` on a new directory: both found no key and made one,
+    # and the one saved last replaced the key the other had already signed with.
+    other = Identity.generate()
+    generate = Identity.generate
+
+    def generate_while_another_process_saves() -> Identity:
+        other.save(tmp_path / "identity.key")
+        return generate()
+
+    monkeypatch.setattr(Identity, "generate", generate_while_another_process_saves)
+    assert load_identity(tmp_path).public_key == other.public_key
+    assert Identity.load(tmp_path / "identity.key").public_key == other.public_key
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["identity.key"]  # no temporary file left
+    with pytest.raises(FileExistsError):
+        generate().save(tmp_path / "identity.key", replace=False)
+    assert Identity.load(tmp_path / "identity.key").public_key == other.public_key
 
 
 def test_a_foreign_key_or_marker_refuses(tmp_path: Path) -> None:
