@@ -21,6 +21,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -131,6 +132,20 @@ def _free_memory_address(rng: random.Random) -> UDPv4Address:
             return address
 
 
+def _check_host(host: object) -> None:
+    """A UDP lab's address to bind. An empty one silently bound every interface (0.0.0.0); one
+    that cannot be bound (" ", "::1", "300.1.1.1") left each peer without a socket, to fail later
+    with an AttributeError from inside IPv8 (which first tries the next 10,000 ports)."""
+    if not isinstance(host, str) or not host or host != host.strip() or "\x00" in host:
+        raise ConfigurationError(f"host is an IPv4 address or name to bind, such as 127.0.0.1, not {host!r}")
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind((host, 0))
+    except (OSError, OverflowError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigurationError(f"host {host!r} cannot be listened on: {reason}") from None
+
+
 def check_peer_count(n: object) -> None:
     """``n`` peers to start is a whole number, 0 or more (True started one, 1.5 failed with a TypeError)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
@@ -199,6 +214,8 @@ class Lab:
         if transport not in ("memory", "udp"):
             raise ConfigurationError(f"transport must be 'memory' or 'udp', not {transport!r}")
         settings = check_lab_options(packet_loss, settings, seed)
+        if transport == "udp":
+            _check_host(host)
         self._temporary = directory is None
         self.directory = (Path(tempfile.mkdtemp(prefix="enerdatx-lab-")) if directory is None
                           else named_path(directory, "a directory for the lab's peers (None: a temporary one)"))

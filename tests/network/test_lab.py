@@ -86,6 +86,15 @@ def test_lab_refuses_bad_options(tmp_path: Path) -> None:
         assert lab.accepted == set()
 
 
+@pytest.mark.parametrize("host", ["", " ", "127.0.0.1 ", "::1", "300.1.1.1", "127.0.0.1\x00"])
+def test_a_udp_lab_refuses_a_host_it_cannot_bind(tmp_path: Path, host: str) -> None:
+    # "" bound every interface (0.0.0.0) unasked; the others started peers without a socket, whose
+    # address was an AttributeError from inside IPv8.
+    with pytest.raises(ConfigurationError, match="host"):
+        Lab(tmp_path, transport="udp", host=host)
+    assert list(tmp_path.iterdir()) == []
+    Lab(tmp_path, transport="memory", host=host)  # no socket: nothing to bind
+
 
 @pytest.mark.parametrize("directory", ["", "  ", "peers\x00"])
 async def test_lab_and_peer_refuse_a_directory_that_names_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
