@@ -254,8 +254,6 @@ def _live_service(args: argparse.Namespace) -> Any:
     if args.oehu:
         from enerdatx.meter.oehu import OEHUClient
 
-        if not args.device:
-            raise SystemExit("enerdatx: error: --oehu needs --device ID")
         oehu = (OEHUClient(args.oehu), args.device)
 
     def report(event: str, **fields: Any) -> None:
@@ -359,6 +357,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.device and not args.oehu:
         # A P1 meter (--meter) is one meter: a device would be ignored, and the user would not know.
         raise SystemExit("enerdatx: error: --device names the OEHU device to poll: it goes with --oehu URL")
+    if args.oehu and not args.device:  # before the peer starts: it made the directory and a key first
+        raise SystemExit("enerdatx: error: --oehu needs --device ID")
     asyncio.run(_serve(args))
     sys.stdout.flush()
     return 0

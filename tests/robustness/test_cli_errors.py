@@ -7,6 +7,8 @@ its own; the processes start together (a module fixture), four at a time.
 from __future__ import annotations
 
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +54,11 @@ def test_a_bad_argument_is_a_usage_error(results: dict, name: str) -> None:
     result = results[name]
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert ": error: argument" in result.stderr.splitlines()[-1]
+
+
+def test_oehu_without_a_device_is_refused_before_the_peer_is_made(tmp_path: Path) -> None:
+    # Checked only once the peer ran: the refused command had made the directory, a key and a market.
+    result = subprocess.run([sys.executable, "-m", "enerdatx", "peer", "run", "--dir", str(tmp_path / "peer"),
+                             "--oehu", "http://127.0.0.1:9"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and result.stderr == "enerdatx: error: --oehu needs --device ID\n"
+    assert not (tmp_path / "peer").exists()
