@@ -18,7 +18,7 @@ from pathlib import Path
 
 from multiformats import CID, multihash
 
-from enerdatx.errors import BlockMissingError, CorruptBlockError, InvalidCIDError
+from enerdatx.errors import BlockMissingError, CorruptBlockError, InvalidCIDError, StorageError
 
 __all__ = [
     "CID",
@@ -153,6 +153,15 @@ def _key(cid: AnyCID) -> str:
     return "b" + base64.b32encode(_v1_bytes(cid)).decode("ascii").lower().rstrip("=")
 
 
+def _holds(path: str, block: bytes | memoryview) -> bool:
+    """Whether the file at ``path`` holds exactly ``block``."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(block) + 1) == block
+    except OSError:  # a directory there, say: the write that replaces it says why
+        return False
+
+
 class Blockstore:
     """Blocks as ``directory/blocks/<CIDv1>``; every read is verified.
 
@@ -181,8 +190,10 @@ class Blockstore:
         """
         key = _key(cid)
         final = os.path.join(self.root, key)
-        if os.path.exists(final):
+        if os.path.exists(final) and _holds(final, block):
             return False
+        # Else it is replaced: a block file emptied by a crash (blocks are not fsynced) or
+        # flipped on disk was kept, and adding the file again said it was stored.
         temp = os.path.join(self.root, f"{_TEMP_PREFIX}{key}.{os.getpid()}.{next(_temp_counter)}")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
@@ -194,7 +205,11 @@ class Blockstore:
             os.unlink(temp)
             raise
         os.close(fd)
-        os.replace(temp, final)  # readers see the whole block or none
+        try:
+            os.replace(temp, final)  # readers see the whole block or none
+        except OSError as exc:
+            os.unlink(temp)
+            raise StorageError.from_os_error(exc, "store the block", final) from None
         return True
 
     def get(self, cid: AnyCID) -> bytes:

@@ -80,6 +80,23 @@ def test_a_corrupted_block_is_refused_on_every_read(store: EmbeddedStore, tmp_pa
     assert not (tmp_path / "out.car").exists()
 
 
+@pytest.mark.parametrize("damage", ["flipped", "emptied"])
+def test_adding_the_file_again_repairs_a_damaged_block(store: EmbeddedStore, tmp_path: Path, damage: str) -> None:
+    # A block file that existed was kept whatever it held: adding the file again printed its CID
+    # and left the content unreadable (a block emptied by a crash stayed empty for good).
+    path = write_sample(tmp_path, THREE_CHUNKS)
+    cid = store.add_file(path)
+    leaf = max(block_files(store), key=lambda block: block.stat().st_size)
+    data = bytearray(leaf.read_bytes())
+    data[1000] ^= 1
+    leaf.write_bytes(bytes(data) if damage == "flipped" else b"")
+    with pytest.raises(CorruptBlockError):
+        store.cat(cid)
+    assert store.add_file(path) == cid
+    assert store.cat(cid) == path.read_bytes()
+    assert len(block_files(store)) == 5 and not any(p.name.startswith(".") for p in store.blocks.root.iterdir())
+
+
 def test_missing_blocks_and_bad_cids_raise_typed_errors(store: EmbeddedStore) -> None:
     cid = store.add_bytes(sample_bytes(262145))
     for path in block_files(store):
