@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import math
 import os
 import socket
 from collections.abc import Callable, Iterable, Iterator
@@ -227,7 +228,19 @@ def _scaled(parsed: Any, attr: str, scales: dict[str, float], index: int) -> flo
     scale = scales.get(obj.unit)
     if scale is None:
         raise TelegramError(f"{attr} in {obj.unit!r}, expected one of {sorted(scales)}", index=index)
-    return float(obj.value) * scale
+    return _meter_value(obj.value, attr, index) * scale
+
+
+def _meter_value(value: Any, what: str, index: int) -> float:
+    """A register, power or gas value: finite and not negative, as CSV and OEHU readings are.
+
+    dsmr-parser reads ``inf``, ``1e400`` and ``-1`` as numbers: an infinite register made every
+    consumption after it infinite, and ``meter read --json`` printed ``Infinity``, which is no JSON.
+    """
+    number = float(value)
+    if not (math.isfinite(number) and number >= 0):
+        raise TelegramError(f"{what} {value} is not a finite non-negative number", index=index)
+    return number
 
 
 def _gas(parsed: Any, name: str, index: int) -> tuple[float | None, datetime | None]:
@@ -245,7 +258,7 @@ def _gas(parsed: Any, name: str, index: int) -> tuple[float | None, datetime | N
         return None, None
     if reading.unit != "m3":
         raise TelegramError(f"gas reading in {reading.unit!r}, expected 'm3'", index=index)
-    return float(reading.value), _local_fix(reading.datetime, name)
+    return _meter_value(reading.value, "gas reading", index), _local_fix(reading.datetime, name)
 
 
 def _local_fix(value: datetime | None, name: str) -> datetime | None:

@@ -112,6 +112,23 @@ def test_a_unit_the_obis_code_does_not_allow_is_an_error(old: str, new: str, mes
         parse_telegram(telegram, 7)
 
 
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("(001234.567*kWh)", "(inf*kWh)", "ELECTRICITY_USED_TARIFF_1 Infinity is not a finite non-negative"),
+    ("(001234.567*kWh)", "(1e400*kWh)", "ELECTRICITY_USED_TARIFF_1 1E[+]400 is not"),
+    ("(001234.567*kWh)", "(-01234.567*kWh)", "ELECTRICITY_USED_TARIFF_1 -1234.567 is not"),
+    ("(001234.567*kWh)", "(nan*kWh)", "ELECTRICITY_USED_TARIFF_1 NaN is not"),
+    ("(01.234*kW)", "(-1.234*kW)", "CURRENT_ELECTRICITY_USAGE -1.234 is not"),
+    ("(00456.789*m3)", "(-0456.789*m3)", "gas reading -456.789 is not"),
+])
+def test_an_impossible_value_is_an_error_as_in_csv_and_oehu(old: str, new: str, message: str) -> None:
+    # Read as numbers: an infinite register made every consumption after it infinite, and
+    # `meter read --json` printed Infinity, which no JSON reader takes.
+    telegram = render_telegram(READING, "v5")
+    assert old in telegram
+    with pytest.raises(TelegramError, match=message):
+        parse_telegram(recrc(telegram.replace(old, new, 1)), 7)
+
+
 def test_unreadable_timestamp_and_missing_registers() -> None:
     telegram = render_telegram(READING, "v5")
     stamp = telegram[telegram.index("0-0:1.0.0("):].split("\r\n", 1)[0]
