@@ -12,6 +12,7 @@ and any canonical columns; it is what ``write_csv`` writes.
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 import stat
@@ -32,6 +33,8 @@ _LONDON_TIME = ("tstp", "DateTime")
 _LONDON_ENERGY = ("energy(kWh/hh)", "KWH/hh (per half hour)")
 _HALF_HOUR = pd.Timedelta(minutes=30)
 MAX_LINE_BYTES = 1 << 20  # in a stream (pipe, device): see _LineBound
+_TAIL_BYTES = 1 << 16  # read back to find the last row (_ends_inside_a_row)
+_COMPRESSED = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar")  # pandas decompresses these by suffix
 
 
 def read_csv(source: str | Path | IO[Any] | bytes, *, format: str = "auto", meter: str | None = None,
@@ -92,6 +95,9 @@ def _load(source: str | Path | IO[Any] | bytes) -> pd.DataFrame:
         raise ReadingsFormatError(f"unreadable CSV: {exc}") from exc
     except OSError as exc:  # a directory, no permission
         raise ReadingsFormatError(f"{source!s}: cannot read: {exc.strerror or exc}") from None
+    if _ends_inside_a_row(source, len(table.columns)):
+        raise ReadingsFormatError(f"unreadable CSV: the last row has fewer fields than the header's "
+                                  f"{len(table.columns)} and no line end: the file was cut short")
     if not isinstance(table.index, pd.RangeIndex):
         # pandas reads a first row longer than the header as index columns and shifts every
         # value one column left: the errors then named the wrong columns, and rows by the
@@ -105,6 +111,31 @@ def _load(source: str | Path | IO[Any] | bytes) -> pd.DataFrame:
         raise ReadingsFormatError(f"unreadable CSV: the header names {', '.join(map(repr, twice))} twice")
     table.columns = names
     return table
+
+
+def _ends_inside_a_row(source: str | Path | IO[Any] | bytes, fields: int) -> bool:
+    """Whether the input stops inside its last row: no line end, fewer fields than the header.
+
+    pandas reads a short row's missing fields as empty cells: a copy cut short or a writer killed
+    mid-row gave a last reading of truncated values ("3749.308" read as 374) and no error.
+    """
+    if isinstance(source, bytes):
+        tail = source[-_TAIL_BYTES:]
+    elif isinstance(source, (str, Path)):
+        if _is_stream(source) or Path(source).suffix.lower() in _COMPRESSED:  # the decompressor checks its end
+            return False
+        with open(source, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - _TAIL_BYTES))
+            tail = handle.read()
+    elif isinstance(source, (io.RawIOBase, io.BufferedIOBase)) and source.seekable():
+        source.seek(max(0, source.seek(0, os.SEEK_END) - _TAIL_BYTES))
+        tail = source.read() or b""
+    else:
+        return False
+    if not tail or tail.endswith((b"\n", b"\r")):
+        return False
+    last = tail.rsplit(b"\n", 1)[-1].decode("utf-8", "replace")
+    return len(next(csv.reader([last]), [])) < fields
 
 
 def _is_stream(path: str | Path) -> bool:

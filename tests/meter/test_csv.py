@@ -93,6 +93,24 @@ def test_malformed_csv_is_a_format_error(text: str, message: str) -> None:
         read_csv(io.BytesIO(text.encode()))
 
 
+@pytest.mark.parametrize("kind", ["path", "bytes", "file"])
+def test_a_file_cut_short_inside_its_last_row_is_refused(tmp_path: Path, month_15min: pd.DataFrame, kind: str) -> None:
+    # pandas filled the cut row's missing fields with empty cells: its last value was read cut
+    # short (export_kwh 3749.308 as 374), with exit 0.
+    write_csv(month_15min.iloc[:10], tmp_path / "whole.csv")
+    whole = (tmp_path / "whole.csv").read_bytes()
+    last = whole[whole.rindex(b"\n", 0, len(whole) - 1) + 1 :]
+    for data, ok in ((whole[: len(whole) - len(last) + 60], False), (whole[: len(whole) - len(last) + 25], False),
+                     (whole[:-1], True), (whole, True)):
+        (tmp_path / "cut.csv").write_bytes(data)
+        source = {"path": tmp_path / "cut.csv", "bytes": data, "file": io.BytesIO(data)}[kind]
+        if ok:
+            assert len(read_csv(source)) == 10
+        else:
+            with pytest.raises(ReadingsFormatError, match="fewer fields than the header's 13 and no line end"):
+                read_csv(source)
+
+
 @pytest.mark.parametrize("value", ["inf", "-inf", "Infinity", "1e400", "nan", "NaN", "-3", "-0.001"])
 @pytest.mark.parametrize("column", ["import_kwh", "gas_m3", "power_import_w"])
 def test_generic_csv_refuses_values_no_register_can_hold(tmp_path, value: str, column: str) -> None:
