@@ -14,6 +14,7 @@ from typing import Any
 from enerdatx.crypto import Identity
 from enerdatx.errors import FraudDetectedError, InvalidBlockError, TransactionRejectedError
 from enerdatx.trustchain.block import GENESIS_HASH, NO_COUNTERPARTY, HalfBlock, now_ms
+from enerdatx.trustchain.encoding import encode_type
 from enerdatx.trustchain.fraud import FraudProof
 from enerdatx.trustchain.store import BlockStore
 from enerdatx.trustchain.validation import Rule, ValidationLevel, ValidationResult, validate
@@ -45,7 +46,11 @@ class TrustChain:
     # --- configuration -------------------------------------------------------------------
 
     def register_policy(self, block_type: str, policy: Policy) -> None:
-        """Countersign proposals of ``block_type`` as ``policy`` decides (one policy per type)."""
+        """Countersign proposals of ``block_type`` as ``policy`` decides (one policy per type).
+
+        EncodingError for a type no block can have ("", 5): its policy would silently never apply.
+        """
+        encode_type(block_type)
         self._policies[block_type] = policy
 
     def subscribe(self, callback: Callable[[HalfBlock], object]) -> None:

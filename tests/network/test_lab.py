@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 from ipv8.messaging.interfaces.udp.endpoint import UDPv4Address
 
-from enerdatx.errors import ConfigurationError, FraudDetectedError, StorageError, TransactionRejectedError, TransactionTimeoutError
+from enerdatx.errors import (
+    ConfigurationError,
+    EncodingError,
+    FraudDetectedError,
+    StorageError,
+    TransactionRejectedError,
+    TransactionTimeoutError,
+)
 from enerdatx.lab import Lab, MemoryEndpoint
 from enerdatx.market.service import MarketService
 from enerdatx.peer import Peer
@@ -84,6 +91,18 @@ def test_lab_refuses_bad_options(tmp_path: Path) -> None:
         with pytest.raises(ConfigurationError, match="no block can be of type 5"):
             lab.accept(5)  # type: ignore[arg-type]  # was kept, and never matched a block
         assert lab.accepted == set()
+
+
+@pytest.mark.parametrize("block_type", ["", 5, "x" * 65, "caf\u00e9", "new\nline"])
+def test_a_policy_for_a_type_no_block_can_have_is_refused(tmp_path: Path, block_type: object) -> None:
+    # Registered silently: the lab (and its restarted peers) then never countersigned anything.
+    with Lab(tmp_path, transport="memory") as lab:
+        with pytest.raises(ConfigurationError, match="no block can be of type .*: a block type is"):
+            lab.accept(block_type)  # type: ignore[arg-type]
+        assert lab.accepted == set()
+        (peer,) = lab.run_sync(lab.start(1))
+        with pytest.raises(EncodingError, match="a block type is"):
+            peer.ledger.register_policy(block_type, lambda _ledger, _proposal: None)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("host", ["", " ", "127.0.0.1 ", "::1", "300.1.1.1", "127.0.0.1\x00"])
