@@ -68,6 +68,8 @@ class NegotiationDesk:
     async def negotiate(self, listing_id: str, offer: int, max_price: int, *, timeout: float = 10.0) -> Negotiation:
         """Propose ``offer`` for a listing and haggle up to ``max_price``; the accepted or declined negotiation."""
         listing = self.book.get(listing_id)
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in (offer, max_price)):  # "5": a TypeError
+            raise NegotiationError(f"the offer and max_price are whole numbers of tokens, not {offer!r} and {max_price!r}")
         if not 0 < offer <= max_price:
             raise NegotiationError("the offer must be positive and at most max_price")
         negotiation = Negotiation.new(listing, self.public_key)
@@ -146,6 +148,8 @@ class RequestBoard:
 
     def post(self, query: Query, *, expires_in: int | None = None) -> StandingRequest:
         """Sign a standing request and spread it, so sellers and matchmakers see the demand."""
+        if not isinstance(query, Query):  # a str failed with an AttributeError
+            raise NegotiationError(f"a standing request is made of a Query, not {type(query).__name__}")
         now = self.clock()
         request = StandingRequest.create(
             self.identity, query, created=now, expires=None if expires_in is None else now + expires_in

@@ -257,6 +257,10 @@ class Market:
 
         Our own balance first releases our payments left unanswered past their deadline.
         """
+        if public_key is not None and not (isinstance(public_key, bytes) and len(public_key) == 32):
+            # b"x" or a hex string gave the full grant of a peer that cannot exist.
+            raise MarketError(f"a balance is of a 32-byte public key, not {type(public_key).__name__} "
+                              f"of {len(public_key) if isinstance(public_key, bytes | str) else '?'}")
         if public_key is None or public_key == self.public_key:
             self.release_expired()
         return self.wallet.balance(public_key or self.public_key)

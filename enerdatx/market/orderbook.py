@@ -6,6 +6,7 @@ chain); it never trusts anything that did not arrive as a validly signed block.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections import Counter
@@ -127,6 +128,20 @@ def check_listing_id(listing_id: object) -> str:
     return listing_id
 
 
+def _query(query: object, fields: dict[str, Any]) -> Query:
+    """A Query, or one made of keyword fields: search("x") found nothing, silently, and an unknown
+    field was a TypeError."""
+    if query is not None and not isinstance(query, Query):
+        raise MarketError(f"a search takes a Query (or its fields as keywords), not {type(query).__name__}")
+    if query is not None and fields:
+        raise MarketError("give a Query or its fields as keywords, not both")
+    try:
+        return query or Query(**fields)
+    except TypeError:
+        known = ", ".join(f.name for f in dataclasses.fields(Query))
+        raise MarketError(f"a Query has the fields {known}; not {', '.join(sorted(fields))}") from None
+
+
 class OrderBook:
     """Listings learned from blocks, with their status (live, withdrawn, expired)."""
 
@@ -174,8 +189,9 @@ class OrderBook:
 
     def get(self, listing_id: str) -> Listing:
         """The listing with that id; ListingNotFoundError if unknown."""
+        check_listing_id(listing_id)  # outside the try: its own error is a KeyError too (None failed on [:16])
         try:
-            return self._listings[check_listing_id(listing_id)]
+            return self._listings[listing_id]
         except KeyError:
             raise ListingNotFoundError(f"no listing {listing_id[:16]}… is known") from None
 
@@ -195,7 +211,7 @@ class OrderBook:
 
     def search(self, query: Query | None = None, *, include_unavailable: bool = False, **fields: Any) -> list[Listing]:
         """Listings matching ``query`` (or keyword fields of a Query), cheapest first, then oldest."""
-        query = query or Query(**fields)
+        query = _query(query, fields)
         found = [
             listing for listing in self._listings.values()
             if query.matches(listing) and (include_unavailable or self.status(listing) == LIVE)

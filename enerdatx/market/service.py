@@ -41,6 +41,16 @@ LISTING_TIMEOUT = 10.0
 """Seconds ``buy`` waits for a listing it has not heard of yet."""
 
 
+def _check_seconds(name: str, value: object, error: type[Exception] = MarketError, *, zero: bool = False) -> None:
+    """A timeout is a finite number of seconds above 0 (or 0, where that means "do not wait"): a NaN
+    one never timed out (buy(timeout=nan) bought, however long the listing took), a negative one
+    gave up at once and said "in -1 s"."""
+    if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+            or value < 0 or (value == 0 and not zero)):
+        bound = "0 or more" if zero else "above 0"
+        raise error(f"{name} is a finite number of seconds {bound}, not {value!r}")
+
+
 class MarketService:
     """One peer's market on the network: sell, search, negotiate, post requests, buy."""
 
@@ -57,9 +67,7 @@ class MarketService:
         # every purchase up at once, and the wallet refused a bad grant only at the peer's start.
         if type(grant) is not int or grant < 0:
             raise ConfigurationError(f"grant is a whole number of tokens, 0 or more, not {grant!r}")
-        if (isinstance(propose_timeout, bool) or not isinstance(propose_timeout, int | float)
-                or not math.isfinite(propose_timeout) or propose_timeout <= 0):
-            raise ConfigurationError(f"propose_timeout is a finite number of seconds above 0, not {propose_timeout!r}")
+        _check_seconds("propose_timeout", propose_timeout, ConfigurationError)
         self.grant = grant
         self.seller_strategy = seller_strategy or SellerStrategy()
         self.propose_timeout = propose_timeout
@@ -129,7 +137,9 @@ class MarketService:
         return self.market.book.search(query, **fields)
 
     async def wait_for_listing(self, listing_id: str, timeout: float = LISTING_TIMEOUT) -> Listing:
-        """The listing, once this peer has heard of it; ListingNotFoundError after ``timeout`` seconds."""
+        """The listing, once this peer has heard of it; ListingNotFoundError after ``timeout`` seconds
+        (0: only a listing heard of already)."""
+        _check_seconds("timeout", timeout, zero=True)
         try:
             return await self.market.book.wait_for_listing(listing_id, timeout)
         except TimeoutError:
@@ -165,6 +175,9 @@ class MarketService:
 
     @seller_strategy.setter
     def seller_strategy(self, strategy: SellerStrategy) -> None:
+        if not callable(getattr(strategy, "respond", None)):  # None was kept, and failed at the first offer
+            raise MarketError(f"a seller strategy has a respond(negotiation, listing, status) method; "
+                              f"{type(strategy).__name__} has none")
         self._seller_strategy = strategy
         if hasattr(self, "desk"):
             self.desk.seller_strategy = strategy
@@ -176,6 +189,7 @@ class MarketService:
 
     async def negotiate(self, listing_id: str, offer: int, max_price: int, *, timeout: float = 10.0) -> Negotiation:
         """Propose ``offer`` for a listing and haggle up to ``max_price``; the accepted or declined negotiation."""
+        _check_seconds("timeout", timeout)  # 0 gave up before the seller could answer
         await self.wait_for_listing(listing_id, timeout)
         return await self.desk.negotiate(listing_id, offer, max_price, timeout=timeout)
 

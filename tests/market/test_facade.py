@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from enerdatx import Lab
-from enerdatx.errors import ConfigurationError, ListingNotFoundError, MarketError
+from enerdatx.errors import ConfigurationError, ListingNotFoundError, MarketError, NegotiationError
+from enerdatx.market.orderbook import Query
 from enerdatx.market.service import MarketService
 from tests.support.market import DESCRIPTOR, DataSet, readings_bytes
 
@@ -82,3 +83,36 @@ def test_a_dask_lab_refuses_what_is_not_a_worker_count_or_a_client(tmp_path):
             Lab(tmp_path, workers=workers)
     with pytest.raises(ConfigurationError, match="must be a distributed.Client, not str"):
         Lab(tmp_path, cluster="tcp://127.0.0.1:8786")
+
+
+async def test_the_facade_refuses_what_no_market_can_do(tmp_path):
+    async with Lab(tmp_path, market=True, progress=False, durable=False) as lab:
+        seller, buyer = await lab.start(2)
+        listing = seller.market.sell(DataSet(readings_bytes(32), DESCRIPTOR), price=40)
+        market = buyer.market
+        with pytest.raises(ListingNotFoundError, match="not a listing id: None"):
+            seller.market.withdraw(None)  # a TypeError: the id's own KeyError was caught and sliced
+        with pytest.raises(MarketError, match="a Query has the fields .*; not nope"):
+            market.search(nope=1)  # a TypeError
+        with pytest.raises(MarketError, match="a search takes a Query"):
+            market.search("electricity")  # found nothing, silently
+        with pytest.raises(MarketError, match="a Query or its fields as keywords, not both"):
+            market.search(Query(kind="gas"), max_price=5)  # max_price was ignored
+        for key in (b"x", "ab" * 32, 5):  # b"x" had a balance: the full grant of no peer
+            with pytest.raises(MarketError, match="a balance is of a 32-byte public key"):
+                market.balance(key)
+        with pytest.raises(NegotiationError, match="a standing request is made of a Query"):
+            market.post_request("electricity")  # an AttributeError
+        with pytest.raises(MarketError, match="a seller strategy has a respond"):
+            seller.market.seller_strategy = None  # kept, and failed at the first offer
+        for timeout in (-1, float("nan"), float("inf"), "1", True):  # nan bought, -1 said "in -1 s"
+            with pytest.raises(MarketError, match="timeout is a finite number of seconds 0 or more"):
+                await market.buy(listing.listing_id, timeout=timeout)
+            with pytest.raises(MarketError, match="timeout is a finite number of seconds above 0"):
+                await market.negotiate(listing.listing_id, 30, 40, timeout=timeout)
+        with pytest.raises(MarketError, match="timeout is a finite number of seconds above 0, not 0"):
+            await market.negotiate(listing.listing_id, 30, 40, timeout=0)
+        await market.wait_for_listing(listing.listing_id)
+        with pytest.raises(NegotiationError, match="whole numbers of tokens"):
+            await market.negotiate(listing.listing_id, "30", 40)  # a TypeError
+        assert market.purchases() == [] and market.balance().available == 1000
