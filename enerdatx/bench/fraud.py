@@ -27,15 +27,11 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from enerdatx.bench.limits import MAX_LOCAL_WORKERS, require_memory, workers
+from enerdatx.bench.limits import FULL_PEER_BYTES, LIGHT_PEER_BYTES, MAX_LOCAL_WORKERS, require_memory, workers
 from enerdatx.errors import ConfigurationError
 
 TARGET_SECONDS = 5.0
 LIGHT_FROM = 1000
-# Resident memory per peer, rounded up from `memory_per_peer_bytes` of this benchmark (94 KB light,
-# 234 KB full): a size that cannot fit is refused before it starts.
-LIGHT_PEER_BYTES = 128 * 1024
-FULL_PEER_BYTES = 512 * 1024
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

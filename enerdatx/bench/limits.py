@@ -6,12 +6,20 @@ import argparse
 import os
 from collections.abc import Callable
 
-__all__ = ["MAX_LOCAL_WORKERS", "WORKERS_PER_CPU", "available_memory", "count", "require_memory", "workers"]
+__all__ = [
+    "FULL_PEER_BYTES", "LIGHT_PEER_BYTES", "MAX_LOCAL_WORKERS", "WORKERS_PER_CPU", "available_memory", "count",
+    "require_memory", "workers",
+]
 
 # Worker processes a local cluster may have: more than a few per core only queue for the CPU, and
 # hundreds exhaust the machine before Dask says why ("Nanny failed to start").
 WORKERS_PER_CPU = 4
 MAX_LOCAL_WORKERS = WORKERS_PER_CPU * (os.cpu_count() or 1)
+
+# Resident memory per peer, rounded up from `memory_per_peer_bytes` of `bench fraud` (94 KB light,
+# 234 KB full): a number of peers that cannot fit is refused before the first one starts.
+LIGHT_PEER_BYTES = 128 * 1024
+FULL_PEER_BYTES = 512 * 1024
 
 
 def count(low: int, high: int) -> Callable[[str], int]:

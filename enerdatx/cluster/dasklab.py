@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from enerdatx.bench.limits import MAX_LOCAL_WORKERS
+from enerdatx.bench.limits import FULL_PEER_BYTES, LIGHT_PEER_BYTES, MAX_LOCAL_WORKERS
 from enerdatx.cluster.group import PeerGroup
 from enerdatx.cluster.groups import Groups
 from enerdatx.errors import ConfigurationError
@@ -80,6 +80,7 @@ class DaskLab:
             raise
         self.services = services
         self.progress = progress
+        self.light = light
 
     def _connect(
         self, cluster: Any, workers: int | None, root: Path | None, settings: dict[str, Any], seed: int | None,
@@ -129,7 +130,8 @@ class DaskLab:
 
     def start(self, n: int = 1) -> pd.DataFrame:
         """Start ``n`` more peers over the workers, all knowing all; one row per peer started."""
-        check_peer_count(n)
+        # A cluster of this lab's own runs here; the memory of someone else's workers is theirs to know.
+        check_peer_count(n, (LIGHT_PEER_BYTES if self.light else FULL_PEER_BYTES) if self._own_cluster else None)
         contacts = self.groups.start(n, self.services)
         return pd.DataFrame(
             [(i, self.workers[self.groups.group_of(i)], key, host, port) for i, key, host, port in contacts],

@@ -63,6 +63,9 @@ def test_a_bad_number_of_peers_is_refused_before_any_worker_is_asked(lab: DaskLa
         with pytest.raises(ConfigurationError, match="n is a whole number of peers, 0 or more"):
             lab.start(n)  # type: ignore[arg-type]
     assert lab.groups.sizes == before
+    with pytest.raises(ConfigurationError, match=r"10,000,000 more peers need about 4,882.8 GiB"):
+        lab.start(10**7)  # its own LocalCluster runs on this machine
+    assert lab.groups.sizes == before
 
 
 def test_accept_and_map_refuse_what_no_group_can_do(lab: DaskLab) -> None:

@@ -88,6 +88,9 @@ def test_lab_refuses_bad_options(tmp_path: Path) -> None:
             with pytest.raises(ConfigurationError, match="n is a whole number of peers, 0 or more"):
                 lab.run_sync(lab.start(n))  # type: ignore[arg-type]
         assert lab.peers == [] and not (tmp_path / "peer-000").exists()
+        with pytest.raises(ConfigurationError, match=r"10,000,000 more peers need about 4,882.8 GiB .* available"):
+            lab.run_sync(lab.start(10**7))  # started peers until the machine swapped
+        assert lab.peers == [] and not (tmp_path / "peer-000").exists()
         with pytest.raises(ConfigurationError, match="no block can be of type 5"):
             lab.accept(5)  # type: ignore[arg-type]  # was kept, and never matched a block
         assert lab.accepted == set()
