@@ -9,6 +9,7 @@ buyer wants to know of a seller); a seller rating buyers by what they paid keeps
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Literal, TypeVar
 
@@ -31,6 +32,7 @@ def score(view: ReputationView, public_key: bytes, measure: Measure = "netflow")
 
 def acceptable(view: ReputationView, public_key: bytes, threshold: float, measure: Measure = "netflow") -> bool:
     """True when the peer is no proven forker and scores at least ``threshold``."""
+    _check_threshold(threshold)
     return public_key not in view.forkers and score(view, public_key, measure) >= threshold
 
 
@@ -55,6 +57,12 @@ def rank_by_reputation(
     return sorted(items, key=order)
 
 
+def _check_threshold(threshold: object) -> None:
+    # "5" failed with a TypeError at the first proposal; NaN refused every proposer (score >= NaN is false).
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not math.isfinite(threshold):
+        raise ReputationError(f"a reputation threshold is a finite number, not {threshold!r}")
+
+
 def _check(measure: str) -> None:
     if measure not in ("netflow", "pagerank"):
         raise ReputationError(f"unknown reputation measure {measure!r}; use netflow or pagerank")
@@ -62,6 +70,8 @@ def _check(measure: str) -> None:
 
 def refuse_below(view: ReputationView, threshold: float, policy: Policy, measure: Measure = "netflow") -> Policy:
     """Wrap a countersign policy: refuse proposers below ``threshold`` (and forkers), else ask ``policy``."""
+    _check_threshold(threshold)
+    _check(measure)
 
     def guarded(ledger: TrustChain, proposal: HalfBlock) -> dict | None:
         if not acceptable(view, proposal.public_key, threshold, measure):

@@ -36,6 +36,7 @@ Node = TypeVar("Node", bound=Hashable)  # a graph node: a peer's public key in E
 __all__ = ["Engine", "netflow_capacities", "netflow_scores"]
 
 Engine = Literal["auto", "networkx", "scipy"]
+ENGINES: tuple[Engine, ...] = ("auto", "networkx", "scipy")
 
 CAPACITY = "amount"
 INT32_LIMIT = 2**31 - 1
@@ -45,8 +46,8 @@ class _FlowNetwork:
     """One directed network with integer capacities, asked many max-flow questions."""
 
     def __init__(self, graph: nx.DiGraph, engine: Engine) -> None:
-        if engine not in ("auto", "networkx", "scipy"):
-            raise ReputationError(f"unknown max-flow engine {engine!r}; use auto, networkx or scipy")
+        if engine not in ENGINES:
+            raise ReputationError(f"unknown max-flow engine {engine!r}; use {', '.join(ENGINES)}")
         total = sum(capacity for _, _, capacity in graph.edges(data=CAPACITY))
         if engine == "scipy" and total > INT32_LIMIT:
             raise ReputationError("capacities too large for the scipy engine (int32); use networkx")

@@ -8,11 +8,17 @@ import networkx as nx
 
 from enerdatx.errors import ReputationError
 from enerdatx.reputation.graph import DAY_MS, ContributionRule, InteractionGraph
-from enerdatx.reputation.netflow import Engine, netflow_scores
+from enerdatx.reputation.netflow import ENGINES, Engine, netflow_scores
 from enerdatx.reputation.pagerank import ALPHA, temporal_pagerank
 from enerdatx.trustchain import BlockStore, FraudProof, HalfBlock, TrustChain
 
 __all__ = ["ReputationView"]
+
+
+def _check_key(name: str, key: object) -> None:
+    if not isinstance(key, bytes) or len(key) != 32:
+        raise ReputationError(f"{name} is a 32-byte public key, not {type(key).__name__} of length "
+                              f"{len(key) if isinstance(key, bytes | str) else '?'}")
 
 
 class ReputationView:
@@ -35,6 +41,16 @@ class ReputationView:
         alpha: float = ALPHA,
         engine: Engine = "auto",
     ) -> None:
+        # Checked when made, not at the first question: alpha 2, engine "x" and a 1-byte evaluator
+        # made a view that failed (or answered 0 for everyone) later; None was "a bare BlockStore".
+        if not isinstance(source, TrustChain | BlockStore):
+            raise ReputationError(f"a view reads a TrustChain ledger or a BlockStore, not {type(source).__name__}")
+        if evaluator is not None:
+            _check_key("evaluator", evaluator)
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
+            raise ReputationError(f"alpha must be strictly between 0 and 1, not {alpha!r}")
+        if engine not in ENGINES:
+            raise ReputationError(f"unknown max-flow engine {engine!r}; use {', '.join(ENGINES)}")
         ledger = source if isinstance(source, TrustChain) else None
         self.store: BlockStore = source.store if isinstance(source, TrustChain) else source
         if evaluator is None:
@@ -87,6 +103,8 @@ class ReputationView:
 
     def netflow(self, public_key: bytes | None = None) -> dict[bytes, int] | int:
         """NetFlow scores of every known peer, or the score of one (0 for an unknown peer or a forker)."""
+        if public_key is not None:
+            _check_key("public_key", public_key)  # a hex string scored 0, silently
         scores = self._netflow
         if scores is None:
             scores = self._netflow = netflow_scores(self.graph, self.evaluator, exclude=self.forkers, engine=self.engine)
@@ -101,6 +119,8 @@ class ReputationView:
 
     def pagerank(self, public_key: bytes | None = None) -> dict[bytes, float] | float:
         """Temporal PageRank of every known peer, or of one (0.0 for an unknown peer or a forker)."""
+        if public_key is not None:
+            _check_key("public_key", public_key)
         scores = self._pagerank
         if scores is None:
             scores = self._pagerank = temporal_pagerank(

@@ -54,3 +54,13 @@ def test_a_proven_forker_is_refused_at_any_threshold_and_ranked_last(market):
     book = [good.public_key, stranger.public_key, small.public_key]
     ranked = rank_by_reputation(view, book, key=lambda key: key)
     assert ranked == [small.public_key, stranger.public_key, good.public_key]
+
+
+@pytest.mark.parametrize("threshold", ["5", float("nan"), float("inf"), None, True])
+def test_a_threshold_is_a_finite_number(market, threshold):
+    # "5" failed with a TypeError at the first proposal; NaN refused every proposer (score >= NaN is false).
+    _me, good, _small, _stranger, view = market
+    with pytest.raises(ReputationError, match="a reputation threshold is a finite number"):
+        refuse_below(view, threshold, lambda _ledger, _proposal: None)
+    with pytest.raises(ReputationError, match="a reputation threshold is a finite number"):
+        acceptable(view, good.public_key, threshold)

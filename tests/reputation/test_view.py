@@ -86,3 +86,20 @@ def test_incremental_equals_recomputed_from_scratch(history):
     assert live_ranks.keys() == scratch_ranks.keys()
     for key, rank in live_ranks.items():
         assert rank == pytest.approx(scratch_ranks[key], abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda me: ReputationView(None), "a view reads a TrustChain ledger or a BlockStore, not NoneType"),
+        (lambda me: ReputationView(me, alpha=2), "alpha must be strictly between 0 and 1"),  # failed at pagerank()
+        (lambda me: ReputationView(me, alpha=float("nan")), "alpha must be strictly between 0 and 1"),
+        (lambda me: ReputationView(me, engine="x"), "unknown max-flow engine 'x'"),  # failed at netflow()
+        (lambda me: ReputationView(me.store, b"x"), "evaluator is a 32-byte public key"),  # scored 0 for all
+        (lambda me: ReputationView(me).netflow("ab" * 32), "public_key is a 32-byte public key, not str"),
+        (lambda me: ReputationView(me).pagerank(b"x"), "public_key is a 32-byte public key"),
+    ],
+)
+def test_a_view_refuses_what_no_evaluator_can_ask(make, message):
+    with pytest.raises(ReputationError, match=message):
+        make(ledger())
