@@ -134,8 +134,12 @@ def _ends_inside_a_row(source: str | Path | IO[Any] | bytes, fields: int) -> boo
         return False
     if not tail or tail.endswith((b"\n", b"\r")):
         return False
-    last = tail.rsplit(b"\n", 1)[-1].decode("utf-8", "replace")
-    return len(next(csv.reader([last]), [])) < fields
+    # pandas ends a line at \r too: split as it does, or csv.reader sees a line end inside the field.
+    last = tail.replace(b"\r\n", b"\n").replace(b"\r", b"\n").rsplit(b"\n", 1)[-1].decode("utf-8", "replace")
+    try:
+        return len(next(csv.reader([last]), [])) < fields
+    except csv.Error:  # the last line alone is no CSV (a quoted field began above it): pandas read it whole
+        return False
 
 
 def _is_stream(path: str | Path) -> bool:

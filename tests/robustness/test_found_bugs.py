@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from enerdatx.errors import MeterDataError
+from enerdatx.errors import MeterDataError, ReadingsFormatError
 from enerdatx.meter import read_dsmr
 
 
@@ -211,6 +211,19 @@ def test_london_csv_with_a_header_only_is_a_typed_error() -> None:
     with pytest.raises(ReadingsFormatError):
         read_csv(b"LCLid,tstp,energy(kWh/hh),.074")
 
+
+
+def test_a_csv_whose_last_line_holds_a_carriage_return_is_read_or_refused_by_type() -> None:
+    # Found by the readings_csv fuzz target: the check for a file cut inside its last row split
+    # lines at \n only, and csv.reader refused the \r left in the field (csv.Error).
+    from enerdatx.meter import read_csv
+
+    data = b"t\x01\x00enerph)\n\r\x00\x00\x00\x00\x00\x00\x00M26-01-01T0103-01"
+    with pytest.raises(ReadingsFormatError):
+        read_csv(data)
+    cut = b"interval_start,import_wh\r\n2026-01-01T00:00:00Z,5\r\n2026-01-01T00:15:00Z"
+    with pytest.raises(ReadingsFormatError, match="cut short"):  # \r\n files are checked as well
+        read_csv(cut)
 
 
 def test_an_aggregate_query_decodes_only_from_its_canonical_encoding() -> None:
