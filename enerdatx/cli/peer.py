@@ -265,6 +265,11 @@ def _live_service(args: argparse.Namespace) -> Any:
 
 def _offer_from_file(service: Any, path: Path) -> Any:
     """Sign the offer described in ``path`` unless an identical live one is on our chain already."""
+    return _sign_offer(service, _read_offer(path))
+
+
+def _read_offer(path: Path) -> dict[str, Any]:
+    """The fields of the offer described in ``path``; MarketError if it is not an offer file."""
     from enerdatx.errors import MarketError
     from enerdatx.market.subscription_formats import Terms
 
@@ -284,6 +289,11 @@ def _offer_from_file(service: Any, path: Path) -> Any:
         raise MarketError(f"{path}: not an offer file: no {exc} field") from exc
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise MarketError(f"{path}: not an offer file: {exc}") from exc
+    return fields
+
+
+def _sign_offer(service: Any, fields: dict[str, Any]) -> Any:
+    """Sign the offer of ``fields`` (as :func:`_read_offer` gives them) unless an identical live one is on our chain."""
     subs = service.subscriptions
     for offer in subs.live_offers():
         if offer.seller == subs.public_key and (offer.descriptor, offer.price, offer.period_ms, offer.start,
@@ -325,6 +335,8 @@ async def _serve(args: argparse.Namespace) -> None:
     from enerdatx.peer import Peer
 
     check_bindable(args.host, args.port)
+    # Read before the peer is made: a bad offer file made the directory and a key first.
+    wanted = [_read_offer(path) for path in args.offer]
     peer = Peer(args.dir, UDPEndpoint(port=args.port, ip=args.host), walk=True, durable=not args.no_fsync)
     for block_type in args.accept:
         peer.ledger.register_policy(block_type, _accept_all)
@@ -342,7 +354,7 @@ async def _serve(args: argparse.Namespace) -> None:
             peer.add_market()
             live = _live_service(args)
             peer.add_service(live)
-            offers = [_offer_from_file(live, path).offer_id for path in args.offer]
+            offers = [_sign_offer(live, fields).offer_id for fields in wanted]
             live.publish_due()
         host, port = peer.address[:2]
         _emit("ready", public_key=peer.public_key.hex(), address=f"{host}:{port}",

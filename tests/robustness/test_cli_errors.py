@@ -56,9 +56,16 @@ def test_a_bad_argument_is_a_usage_error(results: dict, name: str) -> None:
     assert ": error: argument" in result.stderr.splitlines()[-1]
 
 
-def test_oehu_without_a_device_is_refused_before_the_peer_is_made(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("words", "expected"), [
+    (["--oehu", "http://127.0.0.1:9"], "--oehu needs --device ID"),
+    (["--offer", "{d}/offer.json"], "offer.json: not an offer file: expected a JSON object"),
+    (["--offer", "{d}/missing.json"], "missing.json: cannot read the offer file"),
+])
+def test_a_bad_live_option_is_refused_before_the_peer_is_made(tmp_path: Path, words: list[str], expected: str) -> None:
     # Checked only once the peer ran: the refused command had made the directory, a key and a market.
-    result = subprocess.run([sys.executable, "-m", "enerdatx", "peer", "run", "--dir", str(tmp_path / "peer"),
-                             "--oehu", "http://127.0.0.1:9"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 1 and result.stderr == "enerdatx: error: --oehu needs --device ID\n"
-    assert not (tmp_path / "peer").exists()
+    (tmp_path / "offer.json").write_text("[1]")
+    words = [word.replace("{d}", str(tmp_path)) for word in words]
+    result = subprocess.run([sys.executable, "-m", "enerdatx", "peer", "run", "--dir", str(tmp_path / "peer"), *words],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and result.stderr.startswith("enerdatx: error: ") and expected in result.stderr
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "peer").exists()
