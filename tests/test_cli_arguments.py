@@ -14,7 +14,8 @@ from enerdatx.bench.limits import MAX_LOCAL_WORKERS, count, workers
 from enerdatx.cli import build_parser, chosen_command
 from enerdatx.cli.bench import BENCHMARKS
 from enerdatx.cli.ipfs import parse_api
-from enerdatx.cli.peer import parse_block_type, parse_directory
+from enerdatx.cli.peer import parse_block_type, parse_contact, parse_directory
+from enerdatx.crypto import Identity
 
 
 @pytest.mark.parametrize("text, value", [("1", 1), ("10", 10), ("0010", 10)])
@@ -79,6 +80,21 @@ def test_a_block_type_follows_the_encoding_rule() -> None:
     for bad in ("", "x" * 65, "caf\u00e9", "tab\there"):
         with pytest.raises(argparse.ArgumentTypeError, match="block type"):
             parse_block_type(bad)
+
+
+@pytest.mark.parametrize("key", ["ab" * 32, "00" * 32])
+def test_a_contact_key_that_is_no_ed25519_key_is_refused(key: str) -> None:
+    # 64 hex digits were enough: `peer recover --contact` then died with libsodium's "RuntimeError:
+    # Unexpected library error" (exit 70), `peer run` when it first sent to the contact.
+    from enerdatx.errors import EncodingError
+    from enerdatx.trustchain.keys import ipv8_public_key_bin
+
+    with pytest.raises(argparse.ArgumentTypeError, match="not an Ed25519 public key"):
+        parse_contact(f"{key}@127.0.0.1:7759")
+    with pytest.raises(EncodingError, match="not an Ed25519 public key"):
+        ipv8_public_key_bin(bytes.fromhex(key))
+    real = Identity.generate().public_key
+    assert parse_contact(f"{real.hex()}@127.0.0.1:7759")[0] == real
 
 
 def test_a_device_without_oehu_is_refused_before_the_peer_starts(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:

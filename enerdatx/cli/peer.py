@@ -146,6 +146,13 @@ def parse_contact(text: str) -> tuple[bytes, UDPv4Address]:
         key = b""
     if not sep or len(key) != 32:
         raise argparse.ArgumentTypeError(f"expected PUBLICKEYHEX@HOST:PORT (64 hex digits), got {text!r}")
+    from enerdatx.errors import EncodingError
+    from enerdatx.trustchain.keys import ipv8_public_key_bin
+
+    try:  # 64 hex digits that are no key crashed the peer when it first sent to it
+        ipv8_public_key_bin(key)
+    except EncodingError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}, in {text!r}") from None
     return key, parse_address(address)
 
 

@@ -11,8 +11,11 @@ import functools
 import threading
 from typing import TYPE_CHECKING
 
+import nacl.exceptions
 import nacl.signing
 from ipv8.keyvault.crypto import default_eccrypto
+
+from enerdatx.errors import EncodingError
 
 if TYPE_CHECKING:
     from ipv8.keyvault.keys import PrivateKey
@@ -45,13 +48,18 @@ def ipv8_private_key(identity: Identity) -> PrivateKey:
 
 
 def ipv8_public_key_bin(public_key: bytes) -> bytes:
-    """The IPv8 public-key bytes of the peer whose TrustChain (Ed25519) key is ``public_key``."""
+    """The IPv8 public-key bytes of the peer whose TrustChain (Ed25519) key is ``public_key``;
+    EncodingError if it is no Ed25519 public key."""
     return _own_key_bins.get(public_key) or _converted_key_bin(public_key)
 
 
 @functools.lru_cache(maxsize=_KEYS_KEPT)  # a pure function; every community of a process asks for the same keys
 def _converted_key_bin(public_key: bytes) -> bytes:
-    curve = nacl.signing.VerifyKey(public_key).to_curve25519_public_key()
+    try:
+        curve = nacl.signing.VerifyKey(public_key).to_curve25519_public_key()
+    except (nacl.exceptions.CryptoError, ValueError, TypeError):  # 32 bytes that are no curve point, say
+        # libsodium's own words were "RuntimeError: Unexpected library error".
+        raise EncodingError(f"not an Ed25519 public key: {bytes(public_key).hex()[:16]}…") from None
     return _PUBLIC_PREFIX + bytes(curve) + public_key
 
 

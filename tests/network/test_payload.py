@@ -102,7 +102,7 @@ def test_bad_addresses_are_refused(text: str) -> None:
 def test_addresses_and_contacts_parse() -> None:
     assert parse_address("10.0.0.2:7759") == ("10.0.0.2", 7759)
     assert parse_address("localhost:7759") == ("127.0.0.1", 7759)
-    key = bytes(range(32))
+    key = Identity.from_seed(bytes(range(32))).public_key  # 32 bytes that are a key (bytes(range(32)) is none)
     assert parse_contact(f"{key.hex()}@127.0.0.1:9") == (key, ("127.0.0.1", 9))
     with pytest.raises(argparse.ArgumentTypeError):
         parse_contact("abcd@127.0.0.1:9")
