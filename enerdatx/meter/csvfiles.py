@@ -16,6 +16,7 @@ import csv
 import io
 import os
 import stat
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -106,7 +107,7 @@ def _load(source: str | Path | IO[Any] | bytes) -> pd.DataFrame:
     # Names are read without the spaces around them; two that are then the same would make a
     # column a table of columns (pandas renames only exact duplicates, to "name.1").
     names = [str(name).strip() for name in table.columns]
-    twice = sorted({name for name in names if names.count(name) > 1})
+    twice = sorted(name for name, seen in Counter(names).items() if seen > 1)  # names.count: quadratic
     if twice:
         raise ReadingsFormatError(f"unreadable CSV: the header names {', '.join(map(repr, twice))} twice")
     table.columns = names
