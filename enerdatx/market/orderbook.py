@@ -80,6 +80,12 @@ class Query:
         self.resolution_seconds  # noqa: B018  # parsed (and checked) now
         if self.max_price is not None and (type(self.max_price) is not int or self.max_price < 0):
             raise MarketError("max_price is a non-negative integer")
+        for name in ("kind", "area", "household_type"):  # kind=5 matched nothing, silently
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise MarketError(f"{name} is text, not {type(value).__name__}")
+        if self.seller is not None and not (isinstance(self.seller, bytes) and len(self.seller) == 32):
+            raise MarketError("seller is a 32-byte public key")
 
     @functools.cached_property
     def resolution_seconds(self) -> int | None:

@@ -16,6 +16,7 @@ import csv
 import io
 import os
 import stat
+import zoneinfo
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from enerdatx.errors import MeterChoiceError, ReadingsFormatError
+from enerdatx.errors import MeterChoiceError, MeterDataError, ReadingsFormatError
 from enerdatx.files import atomic_path
 from enerdatx.meter.schema import COLUMNS, make_readings, meter_list, pseudonymize_meter_id, validate_readings
 
@@ -48,6 +49,10 @@ def read_csv(source: str | Path | IO[Any] | bytes, *, format: str = "auto", mete
     ``sort=False`` keeps a generic file's row order, so that ``clean_readings`` can report the
     file as unsorted (London files are always put in time order: their registers are summed).
     """
+    try:  # checked before the file is read: "Mars/Base" was zoneinfo's error, from deep in pandas
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+        raise MeterDataError(f"tz must name a time zone such as Europe/London, not {tz!r}") from None
     table = _load(source)
     if format == "auto":
         format = "london" if "LCLid" in table.columns else "generic"

@@ -60,6 +60,8 @@ def cut_dataset(
     max_gap: str | pd.Timedelta | None = None,
 ) -> DataSet:
     """Cut ``[start, end)`` of ``readings`` at ``resolution`` into sold bytes and a descriptor."""
+    if not isinstance(readings, pd.DataFrame):  # a list failed with an AttributeError
+        raise MeterDataError(f"cut_dataset cuts readings (a DataFrame), not {type(readings).__name__}")
     step = parse_resolution(resolution)
     location = str(location).upper() if location != "unknown" else location
     if not _LOCATION.match(location):

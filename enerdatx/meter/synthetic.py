@@ -69,8 +69,8 @@ def synthetic_household(
     """Canonical readings of one made-up household; the same arguments give the same frame."""
     if household_type not in HOUSEHOLD_TYPES:
         raise MeterDataError(f"household_type must be one of {sorted(HOUSEHOLD_TYPES)}")
-    if not 1 <= days <= MAX_DAYS:
-        raise MeterDataError(f"days must be between 1 and {MAX_DAYS}")
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:  # True: a TypeError
+        raise MeterDataError(f"days must be a whole number between 1 and {MAX_DAYS}, not {days!r}")
     step = parse_resolution(resolution)
     profile = HOUSEHOLD_TYPES[household_type]
     # Every argument that changes the data feeds the generator, so households differ.

@@ -96,6 +96,10 @@ async def test_the_facade_refuses_what_no_market_can_do(tmp_path):
             market.search(nope=1)  # a TypeError
         with pytest.raises(MarketError, match="a search takes a Query"):
             market.search("electricity")  # found nothing, silently
+        for fields, message in (({"kind": 5}, "kind is text, not int"), ({"area": 26}, "area is text"),
+                                ({"seller": "ab" * 32}, "seller is a 32-byte public key")):
+            with pytest.raises(MarketError, match=message):  # matched nothing, silently
+                market.search(**fields)
         with pytest.raises(MarketError, match="a Query or its fields as keywords, not both"):
             market.search(Query(kind="gas"), max_price=5)  # max_price was ignored
         for key in (b"x", "ab" * 32, 5):  # b"x" had a balance: the full grant of no peer

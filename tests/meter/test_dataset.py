@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from enerdatx.errors import MeterDataError, ReadingsFormatError
-from enerdatx.meter import DataSet, cut_dataset, load_dataset_bytes, make_readings
+from enerdatx.meter import DataSet, cut_dataset, load_dataset_bytes, make_readings, read_csv, synthetic_household
 from enerdatx.meter.dataset import iso_duration
 
 T0 = pd.Timestamp("2026-03-01T00:00:00Z")
@@ -153,3 +153,18 @@ def test_a_resolution_of_no_whole_seconds_dividing_a_day_is_refused(resolution: 
 def test_dataset_frame_property() -> None:
     ds = DataSet(VECTOR_1, {})
     assert ds.frame["import_wh"].tolist() == [150, 200, 175, 75]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: cut_dataset([1, 2]), "cut_dataset cuts readings .a DataFrame., not list"),  # an AttributeError
+        (lambda: synthetic_household(days=True), "days must be a whole number between 1 and"),  # a TypeError
+        (lambda: synthetic_household(days=2.5), "days must be a whole number between 1 and"),
+        (lambda: read_csv(b"timestamp,import_kwh\n", tz="Mars/Base"), "tz must name a time zone"),  # zoneinfo's
+        (lambda: read_csv(b"timestamp,import_kwh\n", tz=None), "tz must name a time zone"),
+    ],
+)
+def test_readers_and_cutters_refuse_arguments_of_the_wrong_kind(call, message):
+    with pytest.raises(MeterDataError, match=message):
+        call()
