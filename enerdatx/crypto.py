@@ -30,6 +30,7 @@ from enerdatx.errors import DataVerificationError, KeyFileError
 __all__ = [
     "Identity",
     "PUBLIC_KEY_SIZE",
+    "is_public_key",
     "SIGNATURE_SIZE",
     "DATA_KEY_SIZE",
     "verify_signature",
@@ -167,6 +168,11 @@ class Identity:
 
     def __repr__(self) -> str:  # never print the seed
         return f"Identity(public_key={self.public_key.hex()[:16]}…)"
+
+
+def is_public_key(value: object) -> bool:
+    """True for bytes of a public key's size (the shape only: whether it is a curve point is not asked)."""
+    return isinstance(value, bytes) and len(value) == PUBLIC_KEY_SIZE
 
 
 def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> bool:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import nacl.utils
 
-from enerdatx.crypto import decrypt_data, encrypt_data, new_data_key, seal_to
+from enerdatx.crypto import decrypt_data, encrypt_data, is_public_key, new_data_key, seal_to
 from enerdatx.errors import (
     ContentStoreError,
     DataVerificationError,
@@ -257,7 +257,7 @@ class Market:
 
         Our own balance first releases our payments left unanswered past their deadline.
         """
-        if public_key is not None and not (isinstance(public_key, bytes) and len(public_key) == 32):
+        if public_key is not None and not is_public_key(public_key):
             # b"x" or a hex string gave the full grant of a peer that cannot exist.
             raise MarketError(f"a balance is of a 32-byte public key, not {type(public_key).__name__} "
                               f"of {len(public_key) if isinstance(public_key, bytes | str) else '?'}")

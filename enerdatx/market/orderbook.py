@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from enerdatx.conditions import Conditions
+from enerdatx.crypto import is_public_key
 from enerdatx.errors import EncodingError, ListingNotFoundError, MarketError, MeterDataError
 from enerdatx.market.formats import COMPLAINT, LISTING, WITHDRAWAL, Listing, parse_listing, parse_withdrawal
 from enerdatx.meter.resample import parse_resolution, utc_timestamp
@@ -84,7 +85,7 @@ class Query:
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise MarketError(f"{name} is text, not {type(value).__name__}")
-        if self.seller is not None and not (isinstance(self.seller, bytes) and len(self.seller) == 32):
+        if self.seller is not None and not is_public_key(self.seller):
             raise MarketError("seller is a 32-byte public key")
 
     @functools.cached_property

@@ -6,6 +6,7 @@ from typing import overload
 
 import networkx as nx
 
+from enerdatx.crypto import is_public_key
 from enerdatx.errors import ReputationError
 from enerdatx.reputation.graph import DAY_MS, ContributionRule, InteractionGraph
 from enerdatx.reputation.netflow import ENGINES, Engine, netflow_scores
@@ -16,7 +17,7 @@ __all__ = ["ReputationView"]
 
 
 def _check_key(name: str, key: object) -> None:
-    if not isinstance(key, bytes) or len(key) != 32:
+    if not is_public_key(key):
         raise ReputationError(f"{name} is a 32-byte public key, not {type(key).__name__} of length "
                               f"{len(key) if isinstance(key, bytes | str) else '?'}")
 

@@ -20,7 +20,7 @@ import nacl.bindings
 import nacl.signing
 import numpy as np
 
-from enerdatx.crypto import Identity
+from enerdatx.crypto import Identity, is_public_key
 from enerdatx.errors import SecureAggregationError
 
 __all__ = ["MODULUS_BITS", "MAX_VALUE", "Round", "MaskedContribution", "pairwise_seed", "expand_mask",
@@ -45,7 +45,7 @@ class Round:
         if not isinstance(self.round_id, bytes) or len(self.round_id) != 32:
             raise SecureAggregationError("a round id is 32 bytes")
         roster = self.roster
-        if (not isinstance(roster, tuple) or not all(isinstance(key, bytes) and len(key) == 32 for key in roster)
+        if (not isinstance(roster, tuple) or not all(map(is_public_key, roster))
                 or list(roster) != sorted(set(roster)) or len(roster) < 2):
             raise SecureAggregationError("a roster is a tuple of at least two distinct 32-byte public keys, sorted")
         if isinstance(self.length, bool) or not isinstance(self.length, int) or not 0 < self.length <= MAX_LENGTH:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from enerdatx.crypto import Identity, verify_signature
+from enerdatx.crypto import Identity, is_public_key, verify_signature
 from enerdatx.errors import EncodingError, SecureAggregationError, TransactionRejectedError, UnionError
 from enerdatx.market.formats import DP_EPSILON, PAYMENT, SHARE, parse_payment, parse_share, share_transaction
 from enerdatx.meter import cut_dataset, interval_consumption, make_readings
@@ -67,7 +67,7 @@ class UnionTerms:
     def _check(self) -> None:
         if not isinstance(self.name, str) or not 0 < len(self.name.encode()) <= 64:
             raise UnionError("a union's name is 1..64 bytes of text")
-        if not isinstance(self.operator, bytes) or len(self.operator) != 32:
+        if not is_public_key(self.operator):
             raise UnionError("a union's operator is a 32-byte public key")
         if type(self.threshold) is not int or self.threshold < MIN_THRESHOLD:
             raise UnionError(f"a union's threshold is an integer >= {MIN_THRESHOLD}")
