@@ -21,7 +21,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 
@@ -71,10 +71,21 @@ __all__ = ["Held", "SubscriptionService", "Subscriptions", "verify_missed_period
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 
 def _short(identifier: object) -> str:
     """An id as error messages show it: the first 16 hex digits, or the repr of what is not an id."""
     return f"{identifier[:16]}…" if isinstance(identifier, str) else repr(identifier)
+
+
+def _known(table: dict[str, T], identifier: object, missing: str) -> T:
+    """``table[identifier]``, else SubscriptionNotFoundError (``missing`` names the id). Unknown ids
+    were KeyErrors, and None a TypeError from slicing it for the message."""
+    found = table.get(identifier) if isinstance(identifier, str) else None
+    if found is None:
+        raise SubscriptionNotFoundError(missing.format(_short(identifier)))
+    return found
 
 
 @dataclass
@@ -170,23 +181,13 @@ class Subscriptions:
         return True
 
     def _offer(self, offer_id: object) -> Offer:
-        # Unknown ids were KeyErrors, None a TypeError from offer_id[:16].
-        offer = self.offers.get(offer_id) if isinstance(offer_id, str) else None
-        if offer is None:
-            raise SubscriptionNotFoundError(f"no offer {_short(offer_id)} is known")
-        return offer
+        return _known(self.offers, offer_id, "no offer {} is known")
 
     def _agreement(self, subscription_id: object) -> Agreement:
-        agreement = self.agreements.get(subscription_id) if isinstance(subscription_id, str) else None
-        if agreement is None:
-            raise SubscriptionNotFoundError(f"no subscription {_short(subscription_id)} is known")
-        return agreement
+        return _known(self.agreements, subscription_id, "no subscription {} is known")
 
     def _held(self, subscription_id: object) -> Held:
-        held = self.held.get(subscription_id) if isinstance(subscription_id, str) else None
-        if held is None:
-            raise SubscriptionNotFoundError(f"we hold no such subscription: {_short(subscription_id)}")
-        return held
+        return _known(self.held, subscription_id, "we hold no such subscription: {}")
 
     def offer_status(self, offer_id: str) -> str:
         """live or revoked (by the seller)."""
