@@ -80,6 +80,20 @@ def configure(meter: argparse.ArgumentParser, argv: Sequence[str] | None) -> Non
 # the Python API give), and a generic CSV may hold a finer resolution that rounding would lose.
 DISPLAY_DECIMALS = {**dict.fromkeys(REGISTER_COLUMNS, 3), "gas_m3": 3, **dict.fromkeys(POWER_COLUMNS, 0)}
 
+# From 2**53 on a float is a whole number, so rounding it is the identity; numpy's round
+# multiplies by 10**decimals first, which turned 1e308 into inf on stdout.
+WHOLE_FLOATS_FROM = 2.0 ** 53
+
+
+def _display_rounded(readings: pd.DataFrame) -> pd.DataFrame:
+    shown = readings.copy()
+    for column, decimals in DISPLAY_DECIMALS.items():
+        if column in shown:
+            values = shown[column]
+            small = values.abs() < WHOLE_FLOATS_FROM
+            shown.loc[small, column] = values[small].round(decimals)
+    return shown
+
 
 def _utc_start(text: str) -> pd.Timestamp:
     try:
@@ -166,7 +180,7 @@ def _read(args: argparse.Namespace) -> int:
         if args.json:
             _print_json(readings)
         else:
-            write_csv(readings.round(DISPLAY_DECIMALS), sys.stdout)
+            write_csv(_display_rounded(readings), sys.stdout)
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader (say `head`) has seen enough; silence the flush at exit as Python's docs advise.

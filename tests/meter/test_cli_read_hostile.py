@@ -104,3 +104,15 @@ def test_a_symlink_loop_is_named_as_such_not_as_a_missing_file(tmp_path, capsys,
     assert main(["meter", "read", str(tmp_path / "a"), "--format", format_]) == 1
     err = capsys.readouterr().err
     assert "Too many levels of symbolic links" in err and "no such file" not in err
+
+
+def test_stdout_keeps_huge_register_values_it_cannot_round(tmp_path, capsys) -> None:
+    # Rounding to 0.001 kWh multiplied by 1000 first: 1e308 kWh came out as inf (the data was right).
+    path = tmp_path / "huge.csv"
+    path.write_text("timestamp,meter_id,import_kwh,power_import_w\n"
+                    "2026-05-01T00:00:00Z,m1,1e308,1.7976931348623157e308\n"
+                    "2026-05-01T00:15:00Z,m1,12.34567,250.6\n")
+    assert main(["meter", "read", str(path), "--format", "csv"]) == 0
+    shown = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert list(shown["import_kwh"]) == [1e308, 12.346]
+    assert list(shown["power_import_w"]) == [1.7976931348623157e308, 251.0]
