@@ -149,6 +149,8 @@ USAGE_CASES: dict[str, list[str]] = {
     "peer run: an empty --host (every interface)": ["peer", "run", "--dir", "{d}/p", "--host", ""],
     "peer run: a port in non-ASCII digits": ["peer", "run", "--dir", "{d}/p", "--peer", "127.0.0.1:\u0663\u0663"],
     "meter read: an unknown format": ["meter", "read", "{d}/s.csv", "--format", "xml"],
+    # The byte 0xff in argv: Python passes it on as a lone surrogate, which UTF-8 cannot encode.
+    "meter synth: a --location that is not UTF-8": ["meter", "synth", "--location", "\udcff", "--out", "{d}/x.csv"],
     "meter read: telegrams 1e-12 s apart": [
         "meter", "read", "{d}/empty.txt", "--format", "dsmr", "--start", "2026-01-01", "--interval", "1e-12"],
     "meter read: telegrams 1e300 s apart": [

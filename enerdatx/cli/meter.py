@@ -64,7 +64,7 @@ def configure(meter: argparse.ArgumentParser, argv: Sequence[str] | None) -> Non
                                                              "1s, 10s, 15min, 1h... (default 15min)")
     synth.add_argument("--household-type", default="family", choices=sorted(HOUSEHOLD_TYPES),
                        help="the household's consumption profile (default family)")
-    synth.add_argument("--location", default="0000", help="a label such as a postcode; households at other "
+    synth.add_argument("--location", default="0000", type=_utf8_label, help="a label such as a postcode; households at other "
                                                           "locations get other data (default 0000)")
     synth.add_argument("--pv", action="store_true", help="the household has solar panels (it exports too)")
     synth.add_argument("--gas", action="store_true", help="the meter also reads a gas meter")
@@ -93,6 +93,15 @@ def _display_rounded(readings: pd.DataFrame) -> pd.DataFrame:
             small = values.abs() < WHOLE_FLOATS_FROM
             shown.loc[small, column] = values[small].round(decimals)
     return shown
+
+
+def _utf8_label(text: str) -> str:
+    # Python hands bytes that are not UTF-8 to argv as lone surrogates, which no label can hash.
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"expected UTF-8 text, got {text!r}") from None
+    return text
 
 
 def _utc_start(text: str) -> pd.Timestamp:

@@ -72,6 +72,8 @@ def test_tariffs_follow_the_dutch_clock() -> None:
     ({"start": "0499-01-01"}, "not a date from 1677-09-22 to 2262-04-11"),
     ({"start": "NaT"}, "not a date"),
     ({"start": "2262-04-10", "days": 5}, "past the last date"),
+    ({"location": "\udcff"}, "location must be text"),  # was a UnicodeEncodeError
+    ({"location": 5}, "location must be text"),
 ])
 def test_bad_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises(MeterDataError, match=message):

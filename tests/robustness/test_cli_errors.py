@@ -20,7 +20,7 @@ FAST = {
     "meter read: JSON 100k deep", "meter read: --out onto a full disk", "meter read: --out in a missing directory",
     "meter read: nothing read (oehu)", "ipfs import-car: a directory", "peer run: a corrupt database",
     "peer run: an empty database for a key that signed", "peer run: a port out of range",
-    "peer run: a meter address without a port",
+    "peer run: a meter address without a port", "meter synth: a --location that is not UTF-8",
 }
 
 
