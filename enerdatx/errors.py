@@ -246,6 +246,10 @@ class MarketError(EnerDatXError):
     """Base of market errors."""
 
 
+class LoopThreadError(MarketError, RuntimeError):
+    """A peer's market was used from a thread other than its event loop's."""
+
+
 class ListingNotFoundError(MarketError, KeyError):
     """No listing with that id is known."""
 

@@ -14,11 +14,15 @@ wires four network-free parts together and to the peer, each built with its call
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import functools
 import math
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from enerdatx.errors import ConfigurationError, ListingNotFoundError, MarketError, NegotiationError
+from enerdatx.errors import ConfigurationError, ListingNotFoundError, LoopThreadError, MarketError, NegotiationError
 from enerdatx.market.community import RECORD_TYPES, MarketCommunity, MarketSettings
 from enerdatx.market.desk import NegotiationDesk, RequestBoard
 from enerdatx.market.formats import Listing
@@ -39,6 +43,29 @@ __all__ = ["LISTING_TIMEOUT", "MarketService"]
 
 LISTING_TIMEOUT = 10.0
 """Seconds ``buy`` waits for a listing it has not heard of yet."""
+
+
+T = TypeVar("T")
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def _on_loop(method: Method) -> Method:
+    """A handle method that reads or writes the peer's state, run on the peer's event loop thread.
+
+    The order book, the wallet's view and the keyring's SQLite connection belong to that loop.
+    ``lab.run_sync`` runs it in a thread of its own: ``seller.market.sell(...)`` from the main
+    thread beside it failed deep in sqlite3 ("objects created in a thread can only be used in
+    that same thread"), and ``balance()`` read state the loop was writing. Called from another
+    thread, the method is handed to the loop and waited for.
+    """
+
+    @functools.wraps(method)
+    def on_loop(self: MarketService, *args: Any, **kwargs: Any) -> Any:
+        if self._loop_thread in (None, threading.get_ident()):  # not attached yet, or on the loop
+            return method(self, *args, **kwargs)
+        return self._call_on_loop(method.__name__, functools.partial(method, self, *args, **kwargs))
+
+    return cast(Method, on_loop)
 
 
 def _check_seconds(name: str, value: object, error: type[Exception] = MarketError, *, zero: bool = False) -> None:
@@ -73,6 +100,8 @@ class MarketService:
         self.propose_timeout = propose_timeout
         self._content = content
         self._settings = dict(settings or {})
+        self._loop_thread: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         MarketSettings().update(**self._settings)  # refused now, not when a peer starts the market
         self.peer: Peer
         self.market: Market
@@ -83,6 +112,11 @@ class MarketService:
     def attach(self, peer: Peer) -> None:
         """Open the peer's market state and start the market community on its IPv8."""
         self.peer = peer
+        self._loop_thread = threading.get_ident()  # attach runs on the peer's event loop, if it has one
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
         content = self._content if self._content is not None else peer.content
         keyring = Keyring(peer.directory / "market.sqlite", fsync=peer.store.fsync)
         book = OrderBook(clock=now_ms, is_fraudulent=peer.ledger.store.is_fraudulent)
@@ -110,6 +144,24 @@ class MarketService:
 
     # --- the handle ------------------------------------------------------------------
 
+    def _call_on_loop(self, name: str, call: Callable[[], T]) -> T:
+        """Run ``call`` on the peer's event loop thread and wait for its result (see ``_on_loop``)."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or not loop.is_running():
+            raise LoopThreadError(f"peer.market.{name}() was called from another thread than the peer's, "
+                                  f"and the peer's event loop is not running to take the call")
+        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            if done.set_running_or_notify_cancel():
+                try:
+                    done.set_result(call())
+                except Exception as exc:  # noqa: BLE001 - the caller gets it, as if it had called on the loop
+                    done.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return done.result()
+
     @property
     def public_key(self) -> bytes:
         """This peer's public key."""
@@ -120,6 +172,7 @@ class MarketService:
         """Every listing this peer has heard of, with its status."""
         return self.market.book
 
+    @_on_loop
     def sell(self, dataset: DataSet, price: int, *, expires_in: int | None = None) -> Listing:
         """List a data set (a meter DataSet, or anything with ``.plaintext`` and ``.descriptor``)."""
         plaintext, descriptor = getattr(dataset, "plaintext", None), getattr(dataset, "descriptor", None)
@@ -128,10 +181,12 @@ class MarketService:
             raise MarketError(f"sell takes a DataSet, not {type(dataset).__name__}{hint}")
         return self.market.sell(dataset.plaintext, dataset.descriptor, price, expires_in=expires_in)
 
+    @_on_loop
     def withdraw(self, listing_id: str) -> None:
         """Take one of our listings off sale."""
         self.market.withdraw(listing_id)
 
+    @_on_loop
     def search(self, query: Query | None = None, **fields: Any) -> list[Listing]:
         """Live listings matching a query (or keyword fields of a Query), cheapest first, then oldest."""
         return self.market.book.search(query, **fields)
@@ -158,10 +213,12 @@ class MarketService:
         await self.wait_for_listing(listing_id, timeout)
         return await self.market.buy(listing_id, amount=amount, negotiation=negotiation, again=again)
 
+    @_on_loop
     def balance(self, public_key: bytes | None = None) -> Balance:
         """The balance of ``public_key`` (ours by default), derived from the chains we hold."""
         return self.market.balance(public_key)
 
+    @_on_loop
     def purchases(self) -> list[Purchase]:
         """Every data set we bought and verified."""
         return self.market.purchases()
@@ -205,14 +262,17 @@ class MarketService:
         """Every standing request we know (ours and relayed ones), by id."""
         return self.board.requests
 
+    @_on_loop
     def post_request(self, query: Query, *, expires_in: int | None = None) -> StandingRequest:
         """Post a standing request (signed) and spread it, so sellers and matchmakers see the demand."""
         return self.board.post(query, expires_in=expires_in)
 
+    @_on_loop
     def live_requests(self) -> list[StandingRequest]:
         """Every standing request we know that has not expired."""
         return self.board.live()
 
+    @_on_loop
     def matches(self, *, own_only: bool = False) -> list[tuple[StandingRequest, Listing]]:
         """Standing requests paired with the live listings they accept, by price, then time."""
         return self.board.matches(self.market.book.search(), own_only=own_only)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from enerdatx import Lab
@@ -120,3 +122,32 @@ async def test_the_facade_refuses_what_no_market_can_do(tmp_path):
         with pytest.raises(NegotiationError, match="whole numbers of tokens"):
             await market.negotiate(listing.listing_id, "30", 40)  # a TypeError
         assert market.purchases() == [] and market.balance().available == 1000
+
+
+def test_the_market_called_from_another_thread_runs_the_call_on_its_event_loop(tmp_path):
+    # A Lab's run_sync runs the peers' loop in a thread of its own. Called from the main thread
+    # beside it, sell() failed deep in sqlite3 ("objects created in a thread can only be used in
+    # that same thread") and balance() read state the loop was writing.
+    lab = Lab(tmp_path, market=True, progress=False, durable=False)
+    with lab:
+        seller, buyer = lab.run_sync(lab.start(2))
+        calls_on = []
+        original = seller.market.market.sell
+
+        def sell(*args, **kwargs):
+            calls_on.append(threading.current_thread().name)
+            return original(*args, **kwargs)
+
+        seller.market.market.sell = sell
+        listing = seller.market.sell(DataSet(readings_bytes(31), DESCRIPTOR), price=40)
+        assert calls_on == ["enerdatx-lab"]  # the lab's loop thread, not this one
+        assert seller.market.search(seller=seller.public_key) == [listing]
+        trade = lab.run_sync(buyer.market.buy(listing.listing_id))
+        assert trade.amount == 40 and buyer.market.balance().available == 960
+        assert [p.listing_id for p in buyer.market.purchases()] == [listing.listing_id]
+        request = buyer.market.post_request(Query(kind="electricity", max_price=30))
+        assert buyer.market.live_requests() == [request]
+        with pytest.raises(ListingNotFoundError):  # an error on the loop reaches the caller
+            seller.market.withdraw("ab" * 32)
+    with pytest.raises(MarketError, match=r"peer\.market\.balance\(\) was called from another thread.*not running"):
+        buyer.market.balance()  # the lab is closed: no loop to take the call
