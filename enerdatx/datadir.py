@@ -63,31 +63,47 @@ def storage_error(exc: OSError, what: str, path: Any) -> StorageError:
 
 
 class DirectoryLock:
-    """An exclusive ``flock`` on a directory's ``peer.lock``, held until :meth:`release`."""
+    """An exclusive ``flock`` on a peer directory and on its ``peer.lock``, held until :meth:`release`.
+
+    ``peer.lock`` names the holder's pid for the error a second process gets. The lock that
+    counts is the one on the directory itself: a ``peer.lock`` deleted while the peer ran (a
+    cleanup script, ``git clean``) let a second process make a new one, lock that, and open the
+    same chain beside the first.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.path = directory / LOCK_FILE
+        self._fd: int | None = None
         try:
-            self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            self._directory_fd: int | None = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as exc:
             raise storage_error(exc, "lock the peer directory", directory) from None
         try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            self.release()
+            raise storage_error(exc, "lock the peer directory", directory) from None
+        try:
+            fcntl.flock(self._directory_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(self._fd, 32).decode("ascii", "replace").strip()
-            os.close(self._fd)
-            self._fd = None
+            self.release(truncate=False)
             raise DirectoryLockedError(directory, int(holder) if holder.isdigit() else None) from None
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
 
-    def release(self) -> None:
-        """Unlock (closing the file unlocks it); safe to call twice."""
+    def release(self, *, truncate: bool = True) -> None:
+        """Unlock (closing the files unlocks them); safe to call twice."""
         if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, 0)
+            if truncate:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, 0)
             os.close(self._fd)
             self._fd = None
+        if self._directory_fd is not None:
+            os.close(self._directory_fd)
+            self._directory_fd = None
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,18 @@ def test_the_lock_holds_within_a_process_too_and_is_released(tmp_path: Path) -> 
     open_directory(tmp_path)[2].release()
 
 
+def test_a_deleted_lock_file_does_not_let_a_second_opener_in(tmp_path: Path) -> None:
+    # With only peer.lock locked, deleting it while the peer ran (a cleanup script) let a
+    # second opener make a new peer.lock, lock that and open the same chain beside the first.
+    _identity, store, lock = open_directory(tmp_path)
+    (tmp_path / "peer.lock").unlink()
+    with pytest.raises(DirectoryLockedError, match="in use by another process"):
+        open_directory(tmp_path)
+    store.close()
+    lock.release()
+    open_directory(tmp_path)[2].release()
+
+
 def test_an_own_block_at_a_taken_place_is_an_error_not_ignored(tmp_path: Path) -> None:
     key = sign_some(tmp_path, 1)
     identity, store, lock = open_directory(tmp_path)
