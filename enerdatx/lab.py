@@ -34,7 +34,7 @@ from ipv8.test.mocking.endpoint import MockEndpoint, internet
 from tqdm.auto import tqdm
 
 from enerdatx import heap
-from enerdatx.bench.limits import FULL_PEER_BYTES, require_memory
+from enerdatx.bench.limits import FULL_PEER_BYTES, FULL_PEER_FILES, require_files, require_memory
 from enerdatx.errors import ConfigurationError, EncodingError, PeerProcessError
 from enerdatx.files import named_path
 from enerdatx.market.service import MarketService
@@ -147,17 +147,20 @@ def _check_host(host: object) -> None:
         raise ConfigurationError(f"host {host!r} cannot be listened on: {reason}") from None
 
 
-def check_peer_count(n: object, bytes_each: int | None = FULL_PEER_BYTES) -> None:
+def check_peer_count(n: object, bytes_each: int | None = FULL_PEER_BYTES, files_each: int | None = FULL_PEER_FILES) -> None:
     """``n`` peers to start is a whole number, 0 or more (True started one, 1.5 failed with a TypeError),
-    of peers that fit in this machine's memory at ``bytes_each`` (None: they start elsewhere).
+    of peers that fit in this machine's memory at ``bytes_each`` (None: they start elsewhere) and in
+    this process's open files at ``files_each`` (None: not in this process).
     ``start(10**6)`` started peers until the machine swapped or the kernel killed the notebook."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ConfigurationError(f"n is a whole number of peers, 0 or more, not {n!r}")
-    if bytes_each is not None:
-        try:
+    try:
+        if bytes_each is not None:
             require_memory(n, bytes_each, "more peers")
-        except ValueError as error:
-            raise ConfigurationError(str(error)) from None
+        if files_each is not None:
+            require_files(n, files_each, "more peers")
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from None
 
 
 def check_block_type(block_type: object) -> None:

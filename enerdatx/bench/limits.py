@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 from collections.abc import Callable
 
 __all__ = [
-    "FULL_PEER_BYTES", "LIGHT_PEER_BYTES", "MAX_LOCAL_WORKERS", "WORKERS_PER_CPU", "available_memory", "count",
-    "require_memory", "workers",
+    "FULL_PEER_BYTES", "FULL_PEER_FILES", "LIGHT_PEER_BYTES", "MAX_LOCAL_WORKERS", "WORKERS_PER_CPU",
+    "available_memory", "count", "require_files", "require_memory", "workers",
 ]
 
 # Worker processes a local cluster may have: more than a few per core only queue for the CPU, and
@@ -20,6 +21,11 @@ MAX_LOCAL_WORKERS = WORKERS_PER_CPU * (os.cpu_count() or 1)
 # 234 KB full): a number of peers that cannot fit is refused before the first one starts.
 LIGHT_PEER_BYTES = 128 * 1024
 FULL_PEER_BYTES = 512 * 1024
+
+# Open files per peer with a directory: chain.sqlite and market.sqlite (each with its -wal and
+# -shm), peer.lock, the directory's own lock and, on UDP, the socket: 8 on the in-memory
+# transport and 9 on UDP, counted in /proc/self/fd; one more for a content-store add in flight.
+FULL_PEER_FILES = 10
 
 
 def count(low: int, high: int) -> Callable[[str], int]:
@@ -66,4 +72,35 @@ def require_memory(count: int, bytes_each: int, what: str) -> None:
         raise ValueError(
             f"{count:,} {what} need about {needed / 2**30:,.1f} GiB (about {bytes_each / 1024:,.0f} KiB each), "
             f"but {available / 2**30:,.1f} GiB are available"
+        )
+
+
+def _open_files() -> int | None:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:  # no /proc (macOS): the limit alone is checked
+        return None
+
+
+def require_files(count: int, files_each: int, what: str) -> None:
+    """Raise ValueError when ``count`` more items of ``files_each`` open files would pass this
+    process's limit (``ulimit -n``), after raising its soft limit as far as the hard one allows.
+
+    2,200 peers opened the 20,000 files allowed here; the next one failed deep in sqlite3
+    ("unable to open database file") or in a socket, half-started.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = (_open_files() or 0) + count * files_each
+    if soft != resource.RLIM_INFINITY and needed > soft and (hard == resource.RLIM_INFINITY or hard > soft):
+        raised = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (ValueError, OSError):
+            pass  # keep the soft limit; the check below says what is missing
+    if soft != resource.RLIM_INFINITY and needed > soft:
+        raise ValueError(
+            f"{count:,} {what} need about {count * files_each:,} open files (about {files_each} each), but this "
+            f"process may open {soft:,} (ulimit -n) and has {needed - count * files_each:,} open: start fewer, "
+            f"raise the limit, or spread them over Dask workers (Lab(workers=N))"
         )

@@ -131,7 +131,9 @@ class DaskLab:
     def start(self, n: int = 1) -> pd.DataFrame:
         """Start ``n`` more peers over the workers, all knowing all; one row per peer started."""
         # A cluster of this lab's own runs here; the memory of someone else's workers is theirs to know.
-        check_peer_count(n, (LIGHT_PEER_BYTES if self.light else FULL_PEER_BYTES) if self._own_cluster else None)
+        # Open files are each worker's: its own Lab checks them before its peers start.
+        check_peer_count(n, (LIGHT_PEER_BYTES if self.light else FULL_PEER_BYTES) if self._own_cluster else None,
+                         files_each=None)
         contacts = self.groups.start(n, self.services)
         return pd.DataFrame(
             [(i, self.workers[self.groups.group_of(i)], key, host, port) for i, key, host, port in contacts],

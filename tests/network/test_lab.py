@@ -96,6 +96,42 @@ def test_lab_refuses_bad_options(tmp_path: Path) -> None:
         assert lab.accepted == set()
 
 
+# 2,200 full peers opened the 20,000 files a process may open here; the next one failed deep in
+# sqlite3 ("unable to open database file"), half-started. Run in a child with its own limits.
+_START_UNDER_A_LIMIT = """
+import resource, sys, tempfile
+from enerdatx import Lab
+from enerdatx.errors import ConfigurationError
+resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), int(sys.argv[2])))
+with Lab(tempfile.mkdtemp(), "memory", market=True, progress=False, durable=False) as lab:
+    try:
+        peers = lab.run_sync(lab.start(30))
+    except ConfigurationError as error:
+        print("refused:", error, len(lab.peers))
+    else:
+        print("started", len(peers), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+"""
+
+
+@pytest.mark.parametrize(("soft", "hard", "expected"), [
+    (150, 150, "refused: 30 more peers need about 300 open files (about 10 each), but this process may open 150 (ulimit -n)"),
+    (150, 2000, "started 30 "),  # the soft limit is raised as far as needed, within the hard one
+])
+def test_more_peers_than_the_open_file_limit_allows_are_refused_before_any_starts(
+    soft: int, hard: int, expected: str
+) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", _START_UNDER_A_LIMIT, str(soft), str(hard)],
+                            capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.startswith(expected), result.stdout + result.stderr
+    if expected.startswith("refused"):
+        assert result.stdout.rstrip().endswith(" 0")  # no peer was left half-started
+    else:
+        assert 300 <= int(result.stdout.split()[-1]) <= 2000
+
+
 @pytest.mark.parametrize("block_type", ["", 5, "x" * 65, "caf\u00e9", "new\nline"])
 def test_a_policy_for_a_type_no_block_can_have_is_refused(tmp_path: Path, block_type: object) -> None:
     # Registered silently: the lab (and its restarted peers) then never countersigned anything.
