@@ -443,6 +443,8 @@ class PeerProcess:
         self.peers = list(peers)
         self.public_key = b""
         self.process: asyncio.subprocess.Process | None = None
+        self.ready: dict[str, Any] = {}
+        """The process's ``ready`` line (its key, address, blocks, what it caught up on)."""
 
     @property
     def address(self) -> UDPv4Address:
@@ -467,6 +469,7 @@ class PeerProcess:
         ready = await asyncio.wait_for(self._next_event(), timeout)
         if ready.get("event") != "ready":
             raise PeerProcessError(f"peer process did not start: {ready}")
+        self.ready = ready
         self.public_key = bytes.fromhex(ready["public_key"])
         self.port = int(ready["address"].rpartition(":")[2])
 

@@ -21,7 +21,10 @@ from enerdatx.errors import ChainIdentityError, PeerUnreachableError
 if TYPE_CHECKING:
     from enerdatx.peer import Peer
 
-__all__ = ["Recovery", "recover_chain"]
+__all__ = ["CATCHING_UP", "CatchUp", "Recovery", "catch_up", "recover_chain"]
+
+CATCHING_UP = "catching_up: asking peers for blocks of this chain its database may lack"
+"""Why a peer refuses to sign while it catches up (the reason its proposers get)."""
 
 
 @dataclass(frozen=True)
@@ -94,3 +97,48 @@ async def recover_chain(peer: Peer, *, wanted_peers: int = 1, timeout: float = 1
     if held:
         mark_head(peer.directory, peer.identity, store)
     return Recovery(own, held, expected, sources)
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """What a start-up check against peers found: our own blocks they held and we did not."""
+
+    held: int  # our latest block before (0: none)
+    head: int  # our latest block after
+    fetched: int  # own blocks the peers gave that we lacked
+    asked: int  # peers that answered
+
+    def as_dict(self) -> dict[str, int]:
+        """JSON-ready."""
+        return {"held": self.held, "head": self.head, "fetched": self.fetched, "asked": self.asked}
+
+
+async def catch_up(peer: Peer, *, wanted_peers: int, timeout: float) -> CatchUp:
+    """Before signing anything: fetch the blocks of our own chain above the latest we hold from the
+    peers we know (waiting up to ``timeout`` for ``wanted_peers`` of them).
+
+    ``chain.head`` only says how far the chain reached at the last clean stop. A database copied
+    without its ``-wal``, or restored from an old copy, after a crash, lacks the newest blocks
+    while the marker is older, and the next block would take a place the counterparties already
+    hold another block at. Every counterparty holds our half of each pair (and gossip spreads it
+    further), so they tell us; the ledger then signs after the highest block they gave. Run
+    inside ``peer.ledger.signing_held(...)`` so that nothing is signed meanwhile.
+    """
+    community, store, own = peer.community, peer.store, peer.public_key
+    held = store.latest_sequence_number(own)
+    fetched, asked = 0, 0
+    for key in await _known_peers(peer, wanted_peers, timeout):
+        source = community.peer_for(key)
+        if source is None:
+            continue
+        latest = store.latest_sequence_number(own)
+        try:
+            blocks = await community.crawl(own, latest + 1, None, peer=source)
+        except PeerUnreachableError:
+            continue
+        asked += 1
+        fetched += len(blocks)
+    head = store.latest_sequence_number(own)
+    if head > held:
+        mark_head(peer.directory, peer.identity, store)  # a later start without peers knows it too
+    return CatchUp(held, head, fetched, asked)

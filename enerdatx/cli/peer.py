@@ -172,6 +172,9 @@ def configure(peer: argparse.ArgumentParser, argv: Sequence[str] | None) -> None
                      help="countersign every proposal of this block type (experiments, benchmarks)")
     run.add_argument("--no-fsync", action="store_true",
                      help="never wait for the disk (benchmarks; a power cut may then cost signed blocks)")
+    run.add_argument("--catch-up-timeout", type=parse_seconds, default=5.0, metavar="SECONDS",
+                     help="with --peer/--contact: seconds to wait for them at start, before signing anything, "
+                          "for blocks of this chain its database lacks (default 5)")
     live = run.add_argument_group("live meter data and subscriptions")
     source = live.add_mutually_exclusive_group()
     source.add_argument("--meter", metavar="SOURCE", type=parse_meter_source,
@@ -340,6 +343,7 @@ def _start_ms(start: Any) -> int:
 
 async def _serve(args: argparse.Namespace) -> None:
     from enerdatx.peer import Peer
+    from enerdatx.recovery import CATCHING_UP, catch_up
 
     check_bindable(args.host, args.port)
     # Read before the peer is made: a bad offer file made the directory and a key first.
@@ -355,6 +359,12 @@ async def _serve(args: argparse.Namespace) -> None:
         await peer.start()
         peer.add_contacts(args.contact)
         peer.community.add_seeds(args.peer)
+        caught_up = None
+        if args.peer or args.contact:
+            # Nothing is signed, offers included, until the peers have said what of our chain they hold.
+            with peer.ledger.signing_held(CATCHING_UP):
+                caught_up = (await catch_up(peer, wanted_peers=len(args.peer) + len(args.contact),
+                                            timeout=args.catch_up_timeout)).as_dict()
         offers = []
         if args.meter or args.oehu or args.offer or args.market:
 
@@ -365,7 +375,7 @@ async def _serve(args: argparse.Namespace) -> None:
             live.publish_due()
         host, port = peer.address[:2]
         _emit("ready", public_key=peer.public_key.hex(), address=f"{host}:{port}",
-              blocks=peer.store.latest_sequence_number(peer.public_key), offers=offers)
+              blocks=peer.store.latest_sequence_number(peer.public_key), offers=offers, caught_up=caught_up)
         await stop.wait()
     finally:
         await peer.stop()

@@ -7,8 +7,9 @@ with which agreement transaction.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from enerdatx.crypto import Identity
@@ -42,6 +43,7 @@ class TrustChain:
         self._block_listeners: list[Callable[[HalfBlock], object]] = []
         self._fraud_listeners: list[Callable[[FraudProof], None]] = []
         self._head = store.head(self.public_key)
+        self._signing_held: str | None = None
 
     # --- configuration -------------------------------------------------------------------
 
@@ -67,6 +69,23 @@ class TrustChain:
         self._fraud_listeners.append(callback)
 
     # --- our own chain -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def signing_held(self, reason: str) -> Iterator[None]:
+        """Sign nothing inside (TransactionRejectedError(``reason``)), while our chain may lack blocks we signed.
+
+        A peer that restarts from a database that lost its tail would sign at a place its
+        counterparties already hold another block at: a fork. It holds signing while it asks
+        them for its own chain (see enerdatx.recovery.catch_up); proposals that arrive meanwhile
+        are refused with ``reason``, and their proposers may try again.
+        """
+        if self._signing_held is not None:
+            raise RuntimeError("signing is held already")
+        self._signing_held = reason
+        try:
+            yield
+        finally:
+            self._signing_held = None
 
     @property
     def head(self) -> HalfBlock | None:
@@ -146,6 +165,8 @@ class TrustChain:
         also_store: HalfBlock | None = None,
         group_commit: bool = False,
     ) -> HalfBlock:
+        if self._signing_held is not None:
+            raise TransactionRejectedError(self._signing_held)
         head = self._head
         stored = self.store.latest_sequence_number(self.public_key)
         if stored != (head.sequence_number if head else 0):

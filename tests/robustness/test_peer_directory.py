@@ -329,6 +329,48 @@ async def test_a_lost_chain_is_recovered_from_two_peers_over_udp(tmp_path: Path)
         lock.release()
 
 
+async def test_a_restart_from_an_old_copy_catches_up_from_peers_instead_of_forking(tmp_path: Path) -> None:
+    # The marker only says how far the chain reached at the last clean stop: a directory put back
+    # from an old copy by hand held fewer blocks than its key had signed and passed every local
+    # check. Its next block took a place its counterparty held another block at: a fork.
+    import shutil
+
+    from enerdatx.lab import Lab
+
+    async with Lab(tmp_path / "lab", transport="udp") as lab:
+        lab.accept(PING)
+        (counterparty,) = await lab.start(1)
+        lost = PeerProcess(tmp_path / "lost", accept=[PING], peers=[counterparty.address])
+
+        async def countersigned_by_lost(n: int) -> int:
+            counterparty.add_contacts([(lost.public_key, lost.address)])
+            _proposal, agreement = await counterparty.community.propose(lost.public_key, PING, {"n": n}, timeout=10)
+            return agreement.sequence_number
+
+        try:
+            await lost.start()
+            assert lost.ready["caught_up"] == {"held": 0, "head": 0, "fetched": 0, "asked": 1}
+            assert [await countersigned_by_lost(n) for n in range(2)] == [1, 2]
+            assert await lost.stop() == 0
+            shutil.copytree(lost.directory, tmp_path / "old-copy")  # blocks 1 and 2, marked 2
+            await lost.start()
+            assert [await countersigned_by_lost(n) for n in range(2, 4)] == [3, 4]
+            assert await lost.stop() == 0
+            shutil.rmtree(lost.directory)
+            shutil.copytree(tmp_path / "old-copy", lost.directory)  # put back by hand
+
+            await lost.start()
+            assert lost.ready["caught_up"] == {"held": 2, "head": 4, "fetched": 2, "asked": 1}
+            assert lost.ready["blocks"] == 4
+            assert await countersigned_by_lost(4) == 5
+            assert not counterparty.store.is_fraudulent(lost.public_key)
+            assert await lost.stop() == 0
+        finally:  # a failed assertion must not leave the process running
+            if lost.process is not None and lost.process.returncode is None:
+                await lost.kill()
+    assert read_head(tmp_path / "lost").sequence_number == 5  # type: ignore[union-attr]
+
+
 async def test_recovery_from_peers_that_lack_blocks_fails_and_says_which(tmp_path: Path) -> None:
     import asyncio
 

@@ -50,6 +50,21 @@ def test_a_refusing_policy_leaves_nothing_signed(alice, bob):
     assert bob.store.count() == 0 and bob.head is None
 
 
+def test_nothing_is_signed_while_signing_is_held_and_signing_resumes_after(alice, bob):
+    proposal = alice.propose(bob.public_key, PAY, {"amount": 1})
+    with bob.signing_held("catching_up"):
+        for sign_something in (lambda: bob.countersign(proposal), lambda: bob.record("edx.note", {}),
+                               lambda: bob.propose(alice.public_key, PAY, {"amount": 2})):
+            with pytest.raises(TransactionRejectedError, match="catching_up"):
+                sign_something()
+        with pytest.raises(RuntimeError, match="held already"):
+            with bob.signing_held("again"):
+                pass
+        assert bob.head is None and bob.store.chain(bob.public_key) == []
+        alice.record("edx.note", {})  # another ledger signs as before
+    assert bob.countersign(proposal).sequence_number == 1
+
+
 def test_proposals_without_a_policy_are_refused(alice, bob):
     proposal = alice.propose(bob.public_key, "edx.unknown", {})
     with pytest.raises(TransactionRejectedError, match="no policy"):
