@@ -223,3 +223,18 @@ async def test_uploaded_readings_are_bounded_and_can_be_forgotten(apis, monkeypa
         assert r.status == 201
     async with http.get(url, headers=_auth(seller)) as r:
         assert [held["rows"] for held in (await r.json())["readings"]] == [2]
+
+
+async def test_a_wait_that_runs_out_is_a_504_not_a_storage_failure(apis, monkeypatch):
+    # asyncio's bare TimeoutError is an OSError: the middleware answered 507 "cannot use the file: ".
+    import asyncio
+
+    http, (server, _) = apis
+
+    async def hang(*args, **kwargs):
+        await asyncio.wait_for(asyncio.get_running_loop().create_future(), 0.01)
+
+    monkeypatch.setattr(server.service, "buy", hang)
+    async with http.post(f"{server.url}/data/buy", json={"listing_id": "00" * 32}, headers=_auth(server)) as r:
+        assert r.status == 504, await r.text()
+        assert (await r.json())["error"] == {"code": "counterparty_unreachable", "message": "no answer in time"}

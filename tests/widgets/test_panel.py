@@ -126,3 +126,20 @@ def test_whole_tokens_reads_a_price_box_or_says_what_is_wrong():
     panel = Panel("Test")
     assert panel.attempt(lambda: whole_tokens("1O", "the offer")) is None
     assert panel.error == "the offer is a whole number of tokens, not '1O'"
+
+
+async def test_a_wait_that_runs_out_is_not_called_a_file_error():
+    # A bare asyncio TimeoutError is an OSError by inheritance: it was shown as "cannot use the file: ".
+    panel = Panel("Test")
+
+    async def wait_forever():
+        await asyncio.wait_for(asyncio.get_running_loop().create_future(), 0.01)
+
+    assert await panel.attempt_async(wait_forever) is None
+    assert panel.error == "no answer in time"
+
+    def refused():
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    panel.attempt(refused)
+    assert panel.error == "[Errno 111] Connection refused"
