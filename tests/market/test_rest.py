@@ -238,3 +238,15 @@ async def test_a_wait_that_runs_out_is_a_504_not_a_storage_failure(apis, monkeyp
     async with http.post(f"{server.url}/data/buy", json={"listing_id": "00" * 32}, headers=_auth(server)) as r:
         assert r.status == 504, await r.text()
         assert (await r.json())["error"] == {"code": "counterparty_unreachable", "message": "no answer in time"}
+
+
+async def test_a_bid_below_the_price_on_our_own_listing_is_a_400_not_a_504(apis):
+    # The negotiation's proposal went to ourselves: 504 counterparty_unreachable, "no address known for peer".
+    http, (seller, _) = apis
+    from tests.support.market import DESCRIPTOR, readings_bytes
+
+    listing = seller.service.market.sell(readings_bytes(40), DESCRIPTOR, 50)
+    async with http.put(f"{seller.url}/market/bids", json={"listing_id": listing.listing_id, "price": 10},
+                        headers=_auth(seller)) as r:
+        assert r.status == 400, await r.text()
+        assert (await r.json())["error"] == {"code": "bad_request", "message": "a peer cannot buy its own listing"}

@@ -63,6 +63,18 @@ async def test_buying_twice_is_refused_with_a_message(workbench):
     assert market.error == "a peer cannot buy its own listing"
 
 
+async def test_a_bid_on_the_buyers_own_listing_is_refused_like_a_buy(workbench):
+    # It said "no address known for peer <its own key>" and left an open negotiation behind.
+    market = workbench.market
+    await market.sell()
+    market.buyer.value = "peer-000"  # the seller itself
+    market.refresh()
+    market.offer.value, market.max_price.value = 20, 30
+    assert await market.bid() is None
+    assert market.error == "a peer cannot buy its own listing"
+    assert "no negotiations" in market.negotiations.value
+
+
 async def test_a_bid_within_the_sellers_range_buys_at_the_agreed_price(workbench):
     market = workbench.market
     market.price.value = 40
