@@ -250,3 +250,12 @@ async def test_a_bid_below_the_price_on_our_own_listing_is_a_400_not_a_504(apis)
                         headers=_auth(seller)) as r:
         assert r.status == 400, await r.text()
         assert (await r.json())["error"] == {"code": "bad_request", "message": "a peer cannot buy its own listing"}
+
+
+@pytest.mark.parametrize("field", ["kind", "area", "household_type"])
+async def test_a_standing_request_with_text_utf8_cannot_encode_is_a_400(apis, field):
+    # JSON's "\udcff" is a lone surrogate: the request's CBOR failed and the API answered 500.
+    http, (server, _) = apis
+    async with http.put(f"{server.url}/market/bids", json={"max_price": 5, field: "\udcff"}, headers=_auth(server)) as r:
+        assert r.status == 400, await r.text()
+        assert (await r.json())["error"]["message"] == f"{field} must be text that UTF-8 can encode"
