@@ -30,6 +30,8 @@ T = TypeVar("T")
 # Errors a user can cause with bad input: shown plainly. Anything else is a bug: shown with
 # its type and logged with the traceback.
 EXPECTED_ERRORS = (EnerDatXError, ValueError, KeyError, OSError, TimeoutError)
+# Errors quote what was typed: a megabyte in a price box came back as a megabyte of message.
+MAX_ERROR_CHARS = 300
 
 
 class Advance(Protocol):
@@ -128,6 +130,9 @@ class Panel(widgets.VBox):
                 text = f"not found: {error}"
         else:
             text = error
+        text = " ".join(text.splitlines())  # one line: pandas' CSV errors end in a newline
+        if len(text) > MAX_ERROR_CHARS:
+            text = text[: MAX_ERROR_CHARS - 1] + "…"
         self.info = ""
         self.error = text or type(error).__name__
         self.message.value = f'<span class="edx-error" style="color:#b00020">&#9888; {html.escape(self.error)}</span>'
