@@ -350,6 +350,12 @@ def typed_error(exc: BaseException) -> EnerDatXError | None:
         return EncodingError("the input is nested too deeply")
     if isinstance(exc, MemoryError):
         return EncodingError("the input is too large to hold in memory")
+    # OSErrors by inheritance, but no file's: asyncio.wait_for's bare TimeoutError read
+    # "cannot use the file: " (a 507 storage_failed from the REST API).
+    if isinstance(exc, TimeoutError):
+        return NetworkError(str(exc) or "no answer in time")
+    if isinstance(exc, ConnectionError):
+        return PeerUnreachableError(str(exc) or "the connection failed")
     if isinstance(exc, OSError):
         return StorageError.from_os_error(exc, "use the file", exc.filename)
     if type(exc).__module__ == "sqlite3" and type(exc).__name__ in ("DatabaseError", "OperationalError"):

@@ -30,6 +30,8 @@ T = TypeVar("T")
 # Errors a user can cause with bad input: shown plainly. Anything else is a bug: shown with
 # its type and logged with the traceback.
 EXPECTED_ERRORS = (EnerDatXError, ValueError, KeyError, OSError, TimeoutError)
+# Errors quote what was typed: a megabyte in a price box came back as a megabyte of message.
+MAX_ERROR_CHARS = 300
 
 
 class Advance(Protocol):
@@ -82,6 +84,7 @@ class Panel(widgets.VBox):
         self.title = title
         self._controls: tuple[widgets.Widget, ...] = tuple(controls)
         self._tasks: set[asyncio.Task[object]] = set()
+        self._running: set[str] = set()  # the qualified names of the actions under way
         self._quiet = False  # True while the panel itself changes its dropdowns
         super().__init__(**kwargs)
         self._lay_out()
@@ -128,6 +131,9 @@ class Panel(widgets.VBox):
                 text = f"not found: {error}"
         else:
             text = error
+        text = " ".join(text.splitlines())  # one line: pandas' CSV errors end in a newline
+        if len(text) > MAX_ERROR_CHARS:
+            text = text[: MAX_ERROR_CHARS - 1] + "…"
         self.info = ""
         self.error = text or type(error).__name__
         self.message.value = f'<span class="edx-error" style="color:#b00020">&#9888; {html.escape(self.error)}</span>'
@@ -156,8 +162,18 @@ class Panel(widgets.VBox):
     def attempt_async(self, action: Callable[[], Awaitable[T]]) -> asyncio.Task[T | None]:
         """Schedule coroutine ``action`` on the running loop (the kernel's); errors become messages.
 
-        Returns the task, so that tests and notebook cells can ``await`` it.
+        Returns the task, so that tests and notebook cells can ``await`` it. While the same
+        action runs, another is refused with a message: a second click on Start peers opened
+        the directory the first was opening, a second Found left one union waiting 10 s.
         """
+        name = getattr(action, "__qualname__", None)
+        if name is not None and name in self._running:
+            self.show_error(f"still busy with the last {getattr(action, '__name__', name)}: wait for it to finish")
+
+            async def refused() -> T | None:
+                return None
+
+            return asyncio.get_running_loop().create_task(refused())
 
         async def guarded() -> T | None:
             self.busy = True
@@ -172,6 +188,9 @@ class Panel(widgets.VBox):
         task = asyncio.get_running_loop().create_task(guarded())
         self._tasks.add(task)  # keep a reference: the loop holds tasks only weakly
         task.add_done_callback(self._tasks.discard)
+        if name is not None:
+            self._running.add(name)
+            task.add_done_callback(lambda _: self._running.discard(name))
         return task
 
     async def settle(self) -> None:

@@ -72,6 +72,8 @@ class NegotiationDesk:
             raise NegotiationError(f"the offer and max_price are whole numbers of tokens, not {offer!r} and {max_price!r}")
         if not 0 < offer <= max_price:
             raise NegotiationError("the offer must be positive and at most max_price")
+        if listing.seller == self.public_key:  # the proposal went to ourselves: "no address known for peer"
+            raise MarketError("a peer cannot buy its own listing")
         negotiation = Negotiation.new(listing, self.public_key)
         self.negotiations[negotiation.negotiation] = negotiation
         self._buyer_strategies[negotiation.negotiation] = BuyerStrategy(max_price)

@@ -38,6 +38,7 @@ __all__ = [
     "commitment",
     "make_opening",
     "split_opening",
+    "is_utf8",
     "validate_descriptor",
     "listing_transaction",
     "parse_listing",
@@ -117,9 +118,18 @@ def _require(condition: bool, message: str) -> None:
         raise EncodingError(message)
 
 
+def is_utf8(text: str) -> bool:
+    """False for text that UTF-8 cannot encode: a lone surrogate, as JSON's "\\udcff" gives."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _is_scalar(value: Any) -> bool:
     if isinstance(value, str):
-        return len(value.encode("utf-8")) <= MAX_TEXT
+        return is_utf8(value) and len(value.encode("utf-8")) <= MAX_TEXT
     return value is None or isinstance(value, (bool, int)) and abs(value) <= MAX_PRICE
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 from enerdatx.conditions import Conditions
 from enerdatx.crypto import is_public_key
 from enerdatx.errors import EncodingError, ListingNotFoundError, MarketError, MeterDataError
-from enerdatx.market.formats import COMPLAINT, LISTING, WITHDRAWAL, Listing, parse_listing, parse_withdrawal
+from enerdatx.market.formats import COMPLAINT, LISTING, WITHDRAWAL, Listing, is_utf8, parse_listing, parse_withdrawal
 from enerdatx.meter.resample import parse_resolution, utc_timestamp
 from enerdatx.meter.schema import FIRST_DAY, LAST_DAY
 
@@ -85,6 +85,8 @@ class Query:
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise MarketError(f"{name} is text, not {type(value).__name__}")
+            if value is not None and not is_utf8(value):  # "\udcff" from JSON: a standing request's CBOR failed
+                raise MarketError(f"{name} must be text that UTF-8 can encode")
         if self.seller is not None and not is_public_key(self.seller):
             raise MarketError("seller is a 32-byte public key")
 

@@ -17,6 +17,7 @@ from enerdatx.market.formats import (
     HASH_SIZE,
     MAX_PRICE,
     MAX_TEXT,
+    is_utf8,
     validate_descriptor,
 )
 
@@ -73,6 +74,8 @@ def _check_int(value: Any, name: str, low: int, high: int) -> int:
 
 
 def _check_text(value: Any, name: str) -> str:
+    if isinstance(value, str) and not is_utf8(value):  # "\udcff": a bare codec error before
+        raise EncodingError(f"{name} must be text that UTF-8 can encode")
     if not isinstance(value, str) or not 0 < len(value.encode("utf-8")) <= MAX_TEXT:
         raise EncodingError(f"{name} must be 1-256 bytes of text")
     return value

@@ -329,6 +329,8 @@ def _tcp_chunks(url: str, timeout: float) -> Iterator[str]:
         conn = socket.create_connection(address, timeout=timeout)
     except OSError as exc:
         raise MeterDataError(f"cannot connect to {url}: {exc}") from exc
+    except UnicodeError:  # the idna codec's: a lone surrogate, an empty or 64-character label
+        raise MeterDataError(f"cannot connect to {url!r}: {address[0]!r} is not a host name") from None
     with conn:
         while True:
             try:

@@ -223,3 +223,39 @@ async def test_uploaded_readings_are_bounded_and_can_be_forgotten(apis, monkeypa
         assert r.status == 201
     async with http.get(url, headers=_auth(seller)) as r:
         assert [held["rows"] for held in (await r.json())["readings"]] == [2]
+
+
+async def test_a_wait_that_runs_out_is_a_504_not_a_storage_failure(apis, monkeypatch):
+    # asyncio's bare TimeoutError is an OSError: the middleware answered 507 "cannot use the file: ".
+    import asyncio
+
+    http, (server, _) = apis
+
+    async def hang(*args, **kwargs):
+        await asyncio.wait_for(asyncio.get_running_loop().create_future(), 0.01)
+
+    monkeypatch.setattr(server.service, "buy", hang)
+    async with http.post(f"{server.url}/data/buy", json={"listing_id": "00" * 32}, headers=_auth(server)) as r:
+        assert r.status == 504, await r.text()
+        assert (await r.json())["error"] == {"code": "counterparty_unreachable", "message": "no answer in time"}
+
+
+async def test_a_bid_below_the_price_on_our_own_listing_is_a_400_not_a_504(apis):
+    # The negotiation's proposal went to ourselves: 504 counterparty_unreachable, "no address known for peer".
+    http, (seller, _) = apis
+    from tests.support.market import DESCRIPTOR, readings_bytes
+
+    listing = seller.service.market.sell(readings_bytes(40), DESCRIPTOR, 50)
+    async with http.put(f"{seller.url}/market/bids", json={"listing_id": listing.listing_id, "price": 10},
+                        headers=_auth(seller)) as r:
+        assert r.status == 400, await r.text()
+        assert (await r.json())["error"] == {"code": "bad_request", "message": "a peer cannot buy its own listing"}
+
+
+@pytest.mark.parametrize("field", ["kind", "area", "household_type"])
+async def test_a_standing_request_with_text_utf8_cannot_encode_is_a_400(apis, field):
+    # JSON's "\udcff" is a lone surrogate: the request's CBOR failed and the API answered 500.
+    http, (server, _) = apis
+    async with http.put(f"{server.url}/market/bids", json={"max_price": 5, field: "\udcff"}, headers=_auth(server)) as r:
+        assert r.status == 400, await r.text()
+        assert (await r.json())["error"]["message"] == f"{field} must be text that UTF-8 can encode"

@@ -53,6 +53,10 @@ async def test_subscribe_watch_consent_and_revoke_over_http(tmp_path) -> None:
                     (row,) = (await answer.json())["subscriptions"]
                 assert row["periods_held"] == [0, 1] and row["status"] == "active"
                 async with http.post(f"{servers[1].url}/subscriptions/{subscription_id}/revoke",
+                                     headers=auth[1], json={"reason": "\udcff"}) as answer:
+                    assert answer.status == 400  # a 500: the revocation's CBOR could not encode it
+                    assert "UTF-8" in (await answer.json())["error"]["message"]
+                async with http.post(f"{servers[1].url}/subscriptions/{subscription_id}/revoke",
                                      headers=auth[1], json={}) as answer:
                     assert answer.status == 201
                 await shop.wait_for(lambda: subscription_id in shop.revocations)

@@ -264,3 +264,18 @@ def test_a_bad_round_announcement_is_refused_quietly(start, end) -> None:
     roster = b"".join(sorted((operator.public_key, ledger.public_key)))
     # No community is attached: reaching the send would raise AttributeError.
     service.receive_round(operator.public_key, RoundMessage(terms.terms_hash, bytes(32), start, end, roster))
+
+
+def test_market_texts_utf8_cannot_encode_are_encoding_errors() -> None:
+    # Found by the widget and REST sweep: JSON's "\udcff" (a lone surrogate) raised a bare
+    # UnicodeEncodeError, a 500 from the REST API and a codec message in the panels.
+    from enerdatx.errors import EncodingError
+    from enerdatx.market.formats import validate_descriptor
+    from enerdatx.market.subscription_formats import Terms, revocation_transaction, terms_dict
+
+    with pytest.raises(EncodingError, match="descriptor value 'kind'"):
+        validate_descriptor({"kind": "\udcff"})
+    with pytest.raises(EncodingError, match="purpose must be text that UTF-8 can encode"):
+        terms_dict(Terms("\udcff", 30, False))
+    with pytest.raises(EncodingError, match="reason must be text that UTF-8 can encode"):
+        revocation_transaction(b"\x00" * 32, "\udcff")

@@ -75,7 +75,10 @@ async def test_a_dsmr_socket_is_read(tmp_path):
 
 @pytest.mark.parametrize(
     ("source", "path", "message"),
-    [("csv", "", "give a file path to read from"), ("oehu", "/nonexistent/x.json", "/nonexistent/x.json: no such file")],
+    [("csv", "", "give a file path to read from"), ("oehu", "/nonexistent/x.json", "/nonexistent/x.json: no such file"),
+     # the idna codec's errors were shown bare: "encoding with 'idna' codec failed (UnicodeError: ...)"
+     ("dsmr-tcp", "\udcff:2000", "cannot connect to 'tcp://\\udcff:2000': '\\udcff' is not a host name"),
+     ("dsmr-tcp", "a..b:2000", "cannot connect to 'tcp://a..b:2000': 'a..b' is not a host name")],
 )
 async def test_bad_input_is_a_message(source, path, message):
     panel = MeterPanel()

@@ -58,6 +58,19 @@ def test_failures_from_below_are_the_same_one_line_as_on_the_command_line():
     assert panel.error == "a number has too many digits"
 
 
+def test_an_error_is_one_line_of_at_most_a_few_hundred_characters():
+    # A megabyte typed into a price box was echoed back whole; a CSV error kept its newline.
+    from enerdatx.widgets import whole_tokens
+
+    panel = Panel("Test")
+    panel.attempt(lambda: whole_tokens("9x" * 500_000))
+    assert panel.error.startswith("a price is a whole number of tokens, not '9x9x")
+    assert len(panel.error) == 300 and panel.error.endswith("…")
+    assert len(panel.message.value) < 500
+    panel.show_error(ValueError("unreadable CSV: Expected 1 fields in line 56, saw 32\n"))
+    assert panel.error == "unreadable CSV: Expected 1 fields in line 56, saw 32"
+
+
 def test_messages_are_escaped():
     panel = Panel("Test")
     panel.show_error("<script>x</script>")
@@ -126,3 +139,20 @@ def test_whole_tokens_reads_a_price_box_or_says_what_is_wrong():
     panel = Panel("Test")
     assert panel.attempt(lambda: whole_tokens("1O", "the offer")) is None
     assert panel.error == "the offer is a whole number of tokens, not '1O'"
+
+
+async def test_a_wait_that_runs_out_is_not_called_a_file_error():
+    # A bare asyncio TimeoutError is an OSError by inheritance: it was shown as "cannot use the file: ".
+    panel = Panel("Test")
+
+    async def wait_forever():
+        await asyncio.wait_for(asyncio.get_running_loop().create_future(), 0.01)
+
+    assert await panel.attempt_async(wait_forever) is None
+    assert panel.error == "no answer in time"
+
+    def refused():
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    panel.attempt(refused)
+    assert panel.error == "[Errno 111] Connection refused"

@@ -63,6 +63,18 @@ async def test_buying_twice_is_refused_with_a_message(workbench):
     assert market.error == "a peer cannot buy its own listing"
 
 
+async def test_a_bid_on_the_buyers_own_listing_is_refused_like_a_buy(workbench):
+    # It said "no address known for peer <its own key>" and left an open negotiation behind.
+    market = workbench.market
+    await market.sell()
+    market.buyer.value = "peer-000"  # the seller itself
+    market.refresh()
+    market.offer.value, market.max_price.value = 20, 30
+    assert await market.bid() is None
+    assert market.error == "a peer cannot buy its own listing"
+    assert "no negotiations" in market.negotiations.value
+
+
 async def test_a_bid_within_the_sellers_range_buys_at_the_agreed_price(workbench):
     market = workbench.market
     market.price.value = 40
@@ -178,5 +190,30 @@ async def test_a_fork_needs_three_peers(tmp_path):
     try:
         assert await bench.attack.fork() is None
         assert bench.attack.error == "a fork needs three peers: the forker and two victims"
+    finally:
+        await bench.close()
+
+
+async def test_a_second_click_while_the_first_runs_is_refused_with_a_message(tmp_path):
+    # Two quick clicks on Start peers opened one directory twice ("peer-000: in use by process
+    # <our own>"); two on Found left one union waiting for members in vain for 10 s.
+    import asyncio
+
+    bench = Workbench(directory=tmp_path)
+    try:
+        bench.peers.count.value = 3
+        bench.peers.start_button.click()
+        bench.peers.start_button.click()
+        assert bench.peers.error == "still busy with the last start: wait for it to finish"
+        await asyncio.wait_for(bench.peers.settle(), 30)
+        assert bench.peers.error == "" and bench.peers.info == "3 peers running"
+        union = bench.union
+        union.threshold.value = 2
+        union.found_button.click()
+        union.found_button.click()
+        assert union.error == "still busy with the last found: wait for it to finish"
+        await asyncio.wait_for(union.settle(), 5)
+        assert union.error == "" and len(union.union.members) == 2
+        assert await bench.peers.start(1) is not None  # once done, the action runs again
     finally:
         await bench.close()

@@ -94,6 +94,9 @@ async def test_subscription_bad_input_is_a_message(workbench):
     panel.price.value = "five"
     assert panel.attempt(panel.make_offer) is None
     assert panel.error == "the price per period is a whole number of tokens, not 'five'"
+    panel.price.value, panel.purpose.value = "5", "\udcff"  # a bare codec error before
+    assert panel.attempt(panel.make_offer) is None
+    assert panel.error == "cannot offer this subscription: purpose must be text that UTF-8 can encode"
     assert panel.attempt(panel.revoke) is None
     assert panel.error == "pick a subscriber and one of its subscriptions"
     assert await panel.attempt_async(panel.subscribe) is None
