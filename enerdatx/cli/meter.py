@@ -32,6 +32,7 @@ from enerdatx.meter.resample import utc_timestamp
 from enerdatx.meter.schema import FIRST_DAY, LAST_DAY, POWER_COLUMNS, REGISTER_COLUMNS, meter_choice
 from enerdatx.meter.synthetic import MAX_DAYS
 from enerdatx.meter.telegrams import VARIANTS
+from enerdatx.text import is_utf8
 
 
 def configure(meter: argparse.ArgumentParser, argv: Sequence[str] | None) -> None:
@@ -96,11 +97,8 @@ def _display_rounded(readings: pd.DataFrame) -> pd.DataFrame:
 
 
 def _utf8_label(text: str) -> str:
-    # Python hands bytes that are not UTF-8 to argv as lone surrogates, which no label can hash.
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        raise argparse.ArgumentTypeError(f"expected UTF-8 text, got {text!r}") from None
+    if not is_utf8(text):  # bytes of argv that are not UTF-8: no label can be hashed from them
+        raise argparse.ArgumentTypeError(f"expected UTF-8 text, got {text!r}")
     return text
 
 

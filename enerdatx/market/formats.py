@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from enerdatx.errors import EncodingError
+from enerdatx.text import is_utf8
 
 __all__ = [
     "FORMAT_VERSION",
@@ -38,7 +39,6 @@ __all__ = [
     "commitment",
     "make_opening",
     "split_opening",
-    "is_utf8",
     "validate_descriptor",
     "listing_transaction",
     "parse_listing",
@@ -116,15 +116,6 @@ def split_opening(opening: bytes) -> tuple[bytes, bytes]:
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise EncodingError(message)
-
-
-def is_utf8(text: str) -> bool:
-    """False for text that UTF-8 cannot encode: a lone surrogate, as JSON's "\\udcff" gives."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _is_scalar(value: Any) -> bool:

@@ -19,9 +19,10 @@ import pandas as pd
 from enerdatx.conditions import Conditions
 from enerdatx.crypto import is_public_key
 from enerdatx.errors import EncodingError, ListingNotFoundError, MarketError, MeterDataError
-from enerdatx.market.formats import COMPLAINT, LISTING, WITHDRAWAL, Listing, is_utf8, parse_listing, parse_withdrawal
+from enerdatx.market.formats import COMPLAINT, LISTING, WITHDRAWAL, Listing, parse_listing, parse_withdrawal
 from enerdatx.meter.resample import parse_resolution, utc_timestamp
 from enerdatx.meter.schema import FIRST_DAY, LAST_DAY
+from enerdatx.text import is_utf8
 
 __all__ = ["Query", "OrderBook", "LIVE", "WITHDRAWN", "EXPIRED", "FRAUDULENT_SELLER", "check_listing_id"]
 

@@ -17,9 +17,9 @@ from enerdatx.market.formats import (
     HASH_SIZE,
     MAX_PRICE,
     MAX_TEXT,
-    is_utf8,
     validate_descriptor,
 )
+from enerdatx.text import is_utf8
 
 __all__ = [
     "MISSED_PERIOD",

@@ -22,6 +22,7 @@ import pandas as pd
 from enerdatx.errors import MeterDataError
 from enerdatx.meter.resample import parse_resolution, utc_timestamp
 from enerdatx.meter.schema import FIRST_DAY, LAST_DAY, make_readings, pseudonymize_meter_id
+from enerdatx.text import is_utf8
 
 __all__ = ["HOUSEHOLD_TYPES", "MAX_DAYS", "synthetic_household"]
 
@@ -55,14 +56,6 @@ _LOCAL = "Europe/Amsterdam"
 MAX_FINE_STEPS = 10_000_000
 
 
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def synthetic_household(
     seed: int = 0,
     start: str | pd.Timestamp = "2026-01-01",
@@ -79,7 +72,7 @@ def synthetic_household(
         raise MeterDataError(f"household_type must be one of {sorted(HOUSEHOLD_TYPES)}")
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:  # True: a TypeError
         raise MeterDataError(f"days must be a whole number between 1 and {MAX_DAYS}, not {days!r}")
-    if not isinstance(location, str) or not _is_utf8(location):  # a lone surrogate: bytes from a non-UTF-8 argv
+    if not isinstance(location, str) or not is_utf8(location):  # a lone surrogate: bytes from a non-UTF-8 argv
         raise MeterDataError(f"location must be text that UTF-8 can encode, not {location!r}")
     step = parse_resolution(resolution)
     profile = HOUSEHOLD_TYPES[household_type]
