@@ -264,6 +264,10 @@ class SubscriptionNotFoundError(MarketError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class SubscriptionEndedError(MarketError):
+    """The subscription (or offer) was revoked already: another revocation would change nothing."""
+
+
 class ListingUnavailableError(MarketError):
     """The listing was withdrawn or has expired."""
 

@@ -34,6 +34,7 @@ from enerdatx.errors import (
     NetworkError,
     PurchaseConflictError,
     StorageError,
+    SubscriptionEndedError,
     SubscriptionNotFoundError,
     TransactionRejectedError,
     TransactionTimeoutError,
@@ -67,6 +68,7 @@ _BUY_FIELDS = {"listing_id": str, "amount": int, "again": bool}  # again: buy a 
 _ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
     (ListingNotFoundError, 404, "listing_not_found"),
     (SubscriptionNotFoundError, 404, "subscription_not_found"),
+    (SubscriptionEndedError, 409, "subscription_ended"),
     (ListingUnavailableError, 409, "listing_unavailable"),
     (InsufficientFundsError, 402, "insufficient_funds"),
     (PurchaseConflictError, 409, "purchase_conflict"),

@@ -31,6 +31,7 @@ from enerdatx.errors import (
     EnerDatXError,
     MarketError,
     MeterDataError,
+    SubscriptionEndedError,
     SubscriptionNotFoundError,
     TransactionRejectedError,
 )
@@ -305,6 +306,8 @@ class Subscriptions:
         offer = self.offers.get(offer_id)
         if offer is None or offer.seller != self.public_key:
             raise MarketError("only the seller can revoke an offer")
+        if self.offer_status(offer_id) != "live":  # each call signed one more revocation block
+            raise SubscriptionEndedError(f"offer {_short(offer_id)} is revoked already")
         return self._revoke(offer.block_hash, reason)
 
     def consent(self) -> pd.DataFrame:
@@ -359,6 +362,9 @@ class Subscriptions:
         agreement = self._agreement(subscription_id)
         if self.public_key not in (agreement.buyer, agreement.seller):
             raise MarketError(f"we are no party to subscription {_short(subscription_id)}")
+        status = self.subscription_status(subscription_id)
+        if status != "active":  # each call signed one more revocation block, changing nothing
+            raise SubscriptionEndedError(f"subscription {_short(subscription_id)} is no longer active: {status}")
         return self._revoke(bytes.fromhex(subscription_id), reason)
 
     def _revoke(self, target: bytes, reason: str) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from enerdatx.errors import MarketError, SubscriptionNotFoundError, TransactionRejectedError
+from enerdatx.errors import MarketError, SubscriptionEndedError, SubscriptionNotFoundError, TransactionRejectedError
 from enerdatx.market.subscription import Subscriptions, verify_missed_period
 from enerdatx.market.subscription_formats import Terms
 from enerdatx.meter import cut_dataset, synthetic_household
@@ -113,6 +113,11 @@ async def test_a_seller_revocation_ends_key_release_too(world, day, readings) ->
     b = await subs["b"].subscribe(offer.offer_id)
     subs["seller"].revoke(b.subscription_id, "buyer_breached_terms")
     assert subs["b"].subscription_status(b.subscription_id) == "revoked_by_seller"
+    chain_length = len(subs["seller"].ledger.store.chain(subs["seller"].public_key))
+    for revoke_again in (lambda: subs["seller"].revoke(b.subscription_id), lambda: subs["b"].revoke(b.subscription_id)):
+        with pytest.raises(SubscriptionEndedError, match="no longer active: revoked_by_seller"):
+            revoke_again()  # each call signed one more revocation block
+    assert len(subs["seller"].ledger.store.chain(subs["seller"].public_key)) == chain_length
     feed(readings, day, 1)
     (listing,) = subs["seller"].publish_due()
     await subs["b"].settled()
@@ -124,6 +129,8 @@ async def test_a_seller_revocation_ends_key_release_too(world, day, readings) ->
 async def test_a_revoked_offer_lists_nothing_and_takes_no_one(world, day, readings) -> None:
     _town, _seller, _buyers, subs, offer = world
     subs["seller"].revoke_offer(offer.offer_id)
+    with pytest.raises(SubscriptionEndedError, match="revoked already"):
+        subs["seller"].revoke_offer(offer.offer_id)
     feed(readings, day, 2)
     assert subs["seller"].publish_due() == []
     with pytest.raises(MarketError, match="revoked"):

@@ -59,6 +59,10 @@ async def test_subscribe_watch_consent_and_revoke_over_http(tmp_path) -> None:
                 async with http.post(f"{servers[1].url}/subscriptions/{subscription_id}/revoke",
                                      headers=auth[1], json={}) as answer:
                     assert answer.status == 201
+                async with http.post(f"{servers[1].url}/subscriptions/{subscription_id}/revoke",
+                                     headers=auth[1], json={}) as answer:
+                    assert answer.status == 409  # a 201, and one more revocation block, each time
+                    assert (await answer.json())["error"]["code"] == "subscription_ended"
                 await shop.wait_for(lambda: subscription_id in shop.revocations)
                 async with http.get(f"{servers[0].url}/subscriptions/consent", headers=auth[0]) as answer:
                     (row,) = (await answer.json())["consent"]
