@@ -80,8 +80,12 @@ class Workbench(widgets.VBox):
             raise NetworkError(f"peers did not start: {self.peers.error}")
         return peers
 
-    async def close(self) -> None:
-        """Stop the simulated meter and every peer."""
+    async def stop(self) -> None:
+        """Stop the simulated meter and every peer (the widgets stay, showing the last state).
+
+        Not ``close``: that is ipywidgets' own (closing the widget's comm), which ipywidgets
+        calls when a widget is collected; an ``async close`` there was never awaited.
+        """
         await self.subscriptions.stop_meter()
         await self.peers.stop()
 

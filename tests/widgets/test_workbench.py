@@ -13,7 +13,7 @@ async def workbench(tmp_path):
     bench = Workbench(directory=tmp_path)
     await bench.start(3)
     yield bench
-    await bench.close()
+    await bench.stop()
 
 
 async def test_start_lists_peers_with_keys_contacts_and_grants(workbench):
@@ -191,7 +191,7 @@ async def test_a_fork_needs_three_peers(tmp_path):
         assert await bench.attack.fork() is None
         assert bench.attack.error == "a fork needs three peers: the forker and two victims"
     finally:
-        await bench.close()
+        await bench.stop()
 
 
 async def test_a_second_click_while_the_first_runs_is_refused_with_a_message(tmp_path):
@@ -216,4 +216,16 @@ async def test_a_second_click_while_the_first_runs_is_refused_with_a_message(tmp
         assert union.error == "" and len(union.union.members) == 2
         assert await bench.peers.start(1) is not None  # once done, the action runs again
     finally:
-        await bench.close()
+        await bench.stop()
+
+
+async def test_ipywidgets_close_is_its_own_and_stop_stops_the_peers(tmp_path, recwarn):
+    # An `async def close` overrode ipywidgets' Widget.close, which ipywidgets calls itself (on
+    # collection, on a parent's close): the coroutine was never awaited and the comm stayed open.
+    bench = Workbench(directory=tmp_path)
+    await bench.start(2)
+    assert bench.close() is None and bench.comm is None
+    assert not [w for w in recwarn if "never awaited" in str(w.message)]
+    assert all(peer.running for peer in bench.lab.peers)  # closing the widget stops nothing
+    await bench.stop()
+    assert bench.lab.peers == []

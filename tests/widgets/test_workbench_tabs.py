@@ -13,7 +13,7 @@ async def workbench(tmp_path):
     bench = Workbench(directory=tmp_path)
     await bench.start(3)
     yield bench
-    await bench.close()
+    await bench.stop()
 
 
 def trace_lengths(panel) -> dict[str, int]:
@@ -177,7 +177,7 @@ async def test_a_union_of_peers_sells_splits_and_a_leaver_is_gone(tmp_path):
         assert await panel.aggregate() is None
         assert panel.error == "2 members, the union's terms need at least 3"
     finally:
-        await bench.close()
+        await bench.stop()
 
 
 async def test_union_bad_input_is_a_message(workbench):
