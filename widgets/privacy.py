@@ -114,6 +114,10 @@ class PrivacyPanel(Panel):
         """Cut (unless given) and measure the data set off the event loop; a task."""
 
         async def measure() -> PrivacyReport:
+            # What was measured before goes first: after a failed measure (new fields, a bad
+            # area), "List if allowed" listed the earlier data set its report still described.
+            self.dataset = self.report = None
+            self.figures.value = self.verdict.value = ""
             with self.working("Measuring", 2) as advance:
                 chosen = dataset if dataset is not None else self._chosen_dataset()
                 advance()

@@ -135,6 +135,18 @@ async def test_privacy_measures_what_a_peer_sells_and_lists_it_only_when_allowed
     assert listing.listing_id in [value for _, value in market.listing.options]
 
 
+async def test_privacy_lists_nothing_after_a_failed_measure(workbench):
+    # The earlier report stayed: "List if allowed" then listed the data set measured before.
+    panel = workbench.privacy
+    panel.seller.value, panel.max_score.value = "peer-001", 100
+    assert await panel.measure() is not None
+    panel.location.value = "\udcff"  # an area no household can be made for
+    assert await panel.measure() is None and "location must be text" in panel.error
+    assert panel.figures.value == "" and panel.verdict.value == ""
+    assert panel.attempt(panel.list_dataset) is None
+    assert panel.error == "measure a data set first" and workbench.lab.peers[1].market.search() == []
+
+
 async def test_privacy_bad_input_is_a_message(workbench):
     panel = workbench.privacy
     assert panel.attempt(panel.list_dataset) is None
