@@ -208,6 +208,8 @@ class Overlay(Community):
         self.settings = settings
         self.bytes_sent = 0
         self.packets_sent = 0
+        self.packets_received = 0
+        """Packets that arrived, refused ones included (see Lab.quiet)."""
         self.packets_dropped = 0
         """Packets refused unread: too big, or their sender over its rate (``drops["limit"]``)."""
         self.drops: collections.Counter[str] = collections.Counter()
@@ -298,6 +300,7 @@ class Overlay(Community):
     def on_packet(self, packet: tuple[Address, bytes], warn_unknown: bool = True) -> None:
         """Drop oversized packets and senders beyond their rate before decoding anything."""
         address, data = packet
+        self.packets_received += 1
         if not self._limits.admit(address, data):
             self.count_drop("limit")
             return

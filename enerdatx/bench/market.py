@@ -99,13 +99,14 @@ def _lab(directory: str, transport: Transport, n_trades_per_buyer: int, settings
                durable=False, settings=settings)
 
 
-async def _settle(services: list[Any], timeout: float = 60.0) -> None:
-    """Warm-up: wait until every peer has asked its neighbours for their records, then a moment more."""
+async def _settle(lab: Any, services: list[Any], timeout: float = 60.0) -> None:
+    """Warm-up: wait until every peer has asked its neighbours for their records and every
+    answer has been read (on UDP the kernel still held a second of them: Lab.quiet)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while any(service.community.unsynced for service in services) and loop.time() < deadline:
         await asyncio.sleep(0.1)
-    await asyncio.sleep(0.5)  # let the answers to the last requests be handled
+    await lab.quiet(0.3, max(deadline - loop.time(), 1.0))
 
 
 async def _run(args: argparse.Namespace, sellers_n: int, buyers_n: int) -> dict[str, Any]:
@@ -135,7 +136,7 @@ async def _run(args: argparse.Namespace, sellers_n: int, buyers_n: int) -> dict[
             buyers, probe = buyers[:-1], buyers[-1]  # the probe trades alone, before the load
             for buyer in tqdm([*buyers, probe], desc="spreading listings", disable=not progress, leave=False):
                 await buyer.market.book.wait_for(lambda book: len(book) >= len(listing_ids), timeout=120)
-            await _settle([peer.market for peer in lab.peers])
+            await _settle(lab, [peer.market for peer in lab.peers])
             solo_latencies = [(await probe.buy(listing_ids[i])).seconds for i in range(solo)]
             solo_bare: list[float] = []
             for i in range(solo):

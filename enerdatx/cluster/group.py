@@ -176,6 +176,10 @@ class PeerGroup(AttackSteps):
         markets = [self._market(i) for i in indices]
         await asyncio.gather(*(m.market.book.wait_for(complete, timeout) for m in markets))
 
+    async def quiet(self, seconds: float = 0.3, timeout: float = 60.0) -> float:
+        """Until no peer of this group has received a packet for ``seconds`` (see Lab.quiet)."""
+        return await self.lab.quiet(seconds, timeout)
+
     async def buy_many(self, plan: list[tuple[int, str]], concurrency: int = 10) -> list[dict[str, Any]]:
         """Run the trades (buyer index, listing id), each buyer one at a time; one row per trade."""
         in_flight = asyncio.Semaphore(max(1, concurrency))

@@ -160,6 +160,8 @@ def market(
     for i in buyers:
         buyers_by_group[groups.group_of(i)].append(i)
     groups.map("wait_for_listings", [(b, listing_ids, timeout) for b in buyers_by_group])
+    # The market's first sync may still be queued on UDP: its seconds are no trading (Lab.quiet).
+    groups.each("quiet", 0.3, timeout)
     # Trade k: buyer k mod B buys listing (k div B + b) mod S: distinct pairs, spread over the sellers.
     plans: list[list[tuple[int, str]]] = [[] for _ in range(len(groups))]
     for k in range(trades):

@@ -289,3 +289,28 @@ async def test_services_attach_to_every_peer_and_close_with_it(tmp_path: Path) -
         assert [s.closed for s in services if s.peer is b] == [True]
         assert services[2].peer is lab.peers[1] and not services[2].closed
     assert all(s.closed for s in services)
+
+
+async def test_quiet_waits_until_no_peer_receives_packets(tmp_path: Path) -> None:
+    # Benchmarks start measuring after it: on UDP a burst's packets are still read for seconds
+    # after the last was sent, and the market's first sync was counted as trading.
+    async with Lab(tmp_path, transport="udp", progress=False, durable=False) as lab:
+        lab.accept(PING)
+        a, b = await lab.start(2)
+        stop = asyncio.Event()
+
+        async def chatter() -> None:
+            n = 0
+            while not stop.is_set():
+                await a.community.propose(b.public_key, PING, {"n": n}, timeout=5)
+                n += 1
+
+        task = asyncio.ensure_future(chatter())
+        try:
+            with pytest.raises(TimeoutError, match="still received packets after 0.5 s"):
+                await lab.quiet(0.2, timeout=0.5)
+        finally:
+            stop.set()
+            await task
+        assert a.community.packets_received > 0 and b.community.packets_received > 0
+        assert 0.2 <= await lab.quiet(0.2, timeout=10) < 10
