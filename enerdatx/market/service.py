@@ -156,8 +156,10 @@ class MarketService:
             if done.set_running_or_notify_cancel():
                 try:
                     done.set_result(call())
-                except Exception as exc:  # noqa: BLE001 - the caller gets it, as if it had called on the loop
-                    done.set_exception(exc)
+                except BaseException as exc:  # noqa: BLE001 - the caller gets it, as if it had called on the loop
+                    done.set_exception(exc)  # (never left unset: the caller would wait forever)
+                    if not isinstance(exc, Exception):
+                        raise
 
         loop.call_soon_threadsafe(run)
         return done.result()
