@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import random
 import shutil
@@ -44,7 +45,10 @@ from enerdatx.trustchain.encoding import encode_type
 from enerdatx.trustchain.payload import ProposalMessage
 from enerdatx.trustchain.settings import TrustChainSettings
 
-__all__ = ["Lab", "LossyUDPEndpoint", "MarketFactory", "MemoryEndpoint", "PeerProcess", "Transport", "check_peer_count"]
+__all__ = [
+    "Lab", "LossyUDPEndpoint", "MarketFactory", "MemoryEndpoint", "PeerProcess", "Transport", "check_peer_count",
+    "check_seconds",
+]
 
 Transport = Literal["memory", "udp"]
 MarketFactory = Callable[[], MarketService]
@@ -161,6 +165,12 @@ def check_peer_count(n: object, bytes_each: int | None = FULL_PEER_BYTES, files_
             require_files(n, files_each, "more peers")
     except ValueError as error:
         raise ConfigurationError(str(error)) from None
+
+
+def check_seconds(name: str, value: object) -> None:
+    """Refuse a duration that is not a positive, finite number of seconds (NaN waited forever)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and value > 0):
+        raise ConfigurationError(f"{name} must be a positive number of seconds, not {value!r}")
 
 
 def check_block_type(block_type: object) -> None:
@@ -296,6 +306,8 @@ class Lab:
         being read for 1-2 s after every request had been sent, and those seconds were counted
         as trading. Raises TimeoutError if the peers are still busy after ``timeout``.
         """
+        check_seconds("seconds", seconds)  # NaN: never quiet; a NaN timeout: never given up
+        check_seconds("timeout", timeout)
         loop = asyncio.get_running_loop()
         started = loop.time()
         received, since = -1, started

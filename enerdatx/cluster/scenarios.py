@@ -20,7 +20,6 @@ docs/network.md runs this example.
 
 from __future__ import annotations
 
-import math
 import random
 import statistics
 import time
@@ -33,6 +32,7 @@ import pandas as pd
 from enerdatx.bench.stats import percentile_ms
 from enerdatx.cluster.groups import Groups, groups_of
 from enerdatx.errors import ConfigurationError, EnerDatXError
+from enerdatx.lab import check_seconds
 from enerdatx.market.formats import MAX_PRICE
 from enerdatx.market.wallet import DEFAULT_GRANT
 from enerdatx.meter.synthetic import MAX_DAYS
@@ -56,12 +56,6 @@ def _whole(name: str, value: Any, minimum: int, maximum: int | None = None) -> N
     ):
         span = f"from {minimum:,} to {maximum:,}" if maximum is not None else f"of {minimum:,} or more"
         raise ConfigurationError(f"{name} must be a whole number {span}, not {value!r}")
-
-
-def _seconds(name: str, value: Any) -> None:
-    """Refuse a timeout that is not a positive, finite number of seconds."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and value > 0):
-        raise ConfigurationError(f"{name} must be a positive number of seconds, not {value!r}")
 
 
 def _market_options(options: Any) -> dict[str, Any]:
@@ -139,7 +133,7 @@ def market(
     _whole("price", price, 1, MAX_PRICE)
     _whole("concurrency", concurrency, 1)
     _whole("days", days, 1, MAX_DAYS)
-    _seconds("timeout", timeout)
+    check_seconds("timeout", timeout)
     options = _market_options(market_options)
     sellers_n, buyers_n = peers // 2, peers - peers // 2
     trades = sellers_n * buyers_n if trades is None else trades
@@ -207,8 +201,8 @@ def fraud(lab: Any, *, peers: int = 100, light: bool = False, timeout: float = 1
     than its sequence number allowed). :func:`double_spender` is this run as an attack.
     """
     _whole("peers", peers, 1)  # at least 4 per group: below, once the groups are known
-    _seconds("timeout", timeout)
-    _seconds("trade_timeout", trade_timeout)
+    check_seconds("timeout", timeout)
+    check_seconds("trade_timeout", trade_timeout)
     groups = groups_of(lab, light=light)
     if sum(groups.sizes):
         raise EnerDatXError("the fraud scenario starts its own peers in an empty lab")
@@ -317,7 +311,7 @@ def sybil_region(
     for name, count in (("honest_trades", honest_trades), ("fake_trades", fake_trades), ("real_trades", real_trades)):
         _whole(name, count, 0)
     _whole("fake_amount", fake_amount, 1)
-    _seconds("trade_timeout", trade_timeout)
+    check_seconds("trade_timeout", trade_timeout)
     rng = random.Random(seed)
     groups = groups_of(lab)
     contacts = groups.start(honest + sybils)
@@ -377,7 +371,7 @@ def key_withholder(
     _whole("rounds", rounds, 1)
     _whole("buys_per_round", buys_per_round, 1)
     _whole("price", price, 1, MAX_PRICE)
-    _seconds("timeout", timeout)
+    check_seconds("timeout", timeout)
     rng = random.Random(seed)
     groups = groups_of(lab)
     contacts = groups.start(honest + 1, _market_peers(lab))
@@ -433,7 +427,7 @@ def free_rider(
     """
     _whole("sellers", sellers, 1)
     _whole("listings_per_seller", listings_per_seller, 1)
-    _seconds("timeout", timeout)
+    check_seconds("timeout", timeout)
     rng = random.Random(seed)
     groups = groups_of(lab)
     contacts = groups.start(sellers + 2, _market_peers(lab))

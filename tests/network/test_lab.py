@@ -314,3 +314,14 @@ async def test_quiet_waits_until_no_peer_receives_packets(tmp_path: Path) -> Non
             await task
         assert a.community.packets_received > 0 and b.community.packets_received > 0
         assert 0.2 <= await lab.quiet(0.2, timeout=10) < 10
+
+
+@pytest.mark.parametrize(("options", "name"), [
+    ({"seconds": float("nan")}, "seconds"), ({"seconds": 0}, "seconds"), ({"timeout": float("nan")}, "timeout"),
+    ({"timeout": -1}, "timeout"), ({"seconds": "0.3"}, "seconds"), ({"timeout": True}, "timeout"),
+])
+async def test_quiet_refuses_durations_it_could_never_meet(tmp_path: Path, options: dict, name: str) -> None:
+    # A NaN timeout was never reached: quiet waited forever beside a busy peer.
+    async with Lab(tmp_path, transport="memory", progress=False, durable=False) as lab:
+        with pytest.raises(ConfigurationError, match=f"{name} must be a positive number of seconds"):
+            await lab.quiet(**options)
