@@ -84,7 +84,7 @@ class DirectoryLock:
             self.release()
             raise storage_error(exc, "lock the peer directory", directory) from None
         try:
-            fcntl.flock(self._directory_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._lock_directory()
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(self._fd, 32).decode("ascii", "replace").strip()
@@ -92,6 +92,18 @@ class DirectoryLock:
             raise DirectoryLockedError(directory, int(holder) if holder.isdigit() else None) from None
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+
+    def _lock_directory(self) -> None:
+        assert self._directory_fd is not None
+        try:
+            fcntl.flock(self._directory_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise
+        except OSError:
+            # NFS emulates flock with byte-range locks, which a directory opened read-only
+            # cannot take (EBADF): there peer.lock alone guards, as it did before.
+            os.close(self._directory_fd)
+            self._directory_fd = None
 
     def release(self, *, truncate: bool = True) -> None:
         """Unlock (closing the files unlocks them); safe to call twice."""

@@ -78,6 +78,28 @@ def test_a_deleted_lock_file_does_not_let_a_second_opener_in(tmp_path: Path) -> 
     open_directory(tmp_path)[2].release()
 
 
+def test_where_a_directory_cannot_be_flocked_peer_lock_still_guards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # NFS emulates flock with byte-range locks, which a directory opened read-only cannot take.
+    import errno
+    import fcntl
+    import stat
+
+    real_flock = fcntl.flock
+
+    def flock(fd: int, operation: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    _identity, store, lock = open_directory(tmp_path)
+    with pytest.raises(DirectoryLockedError, match=f"process {os.getpid()}"):
+        open_directory(tmp_path)
+    store.close()
+    lock.release()
+    open_directory(tmp_path)[2].release()
+
+
 def test_an_own_block_at_a_taken_place_is_an_error_not_ignored(tmp_path: Path) -> None:
     key = sign_some(tmp_path, 1)
     identity, store, lock = open_directory(tmp_path)
