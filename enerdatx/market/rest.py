@@ -377,7 +377,13 @@ def _query_int(params: dict[str, str], name: str) -> None:
         params[name] = int(text)  # type: ignore[assignment]
 
 
+# Messages quote what was sent: a 10 KB `location` came back as a 10 KB message.
+MAX_MESSAGE_CHARS = 500
+
+
 def _error(status: int, code: str, message: str) -> web.Response:
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[: MAX_MESSAGE_CHARS - 1] + "…"
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 

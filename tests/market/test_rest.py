@@ -259,3 +259,14 @@ async def test_a_standing_request_with_text_utf8_cannot_encode_is_a_400(apis, fi
     async with http.put(f"{server.url}/market/bids", json={"max_price": 5, field: "\udcff"}, headers=_auth(server)) as r:
         assert r.status == 400, await r.text()
         assert (await r.json())["error"]["message"] == f"{field} must be text that UTF-8 can encode"
+
+
+async def test_an_error_quotes_at_most_500_characters_of_what_was_sent(apis):
+    # A 10 KB start date came back whole in the error message (a query string that long is
+    # refused by aiohttp itself, before the API sees it).
+    http, (server, _) = apis
+    body = {"max_price": 5, "start": "x" * 10_000}
+    async with http.put(f"{server.url}/market/bids", json=body, headers=_auth(server)) as r:
+        assert r.status == 400, await r.text()
+        message = (await r.json())["error"]["message"]
+    assert len(message) == 500 and message.endswith("…") and "xxxx" in message
