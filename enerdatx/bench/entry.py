@@ -121,6 +121,12 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     "peer run: an offer starting in the year 9999": (
         ["peer", "run", "--dir", "{d}/p-offer-9999", "--offer", "{d}/y9999-offer.json"], 1,
         "start must be an ISO time such as 2026-01-01T00:00:00Z, from 1970-01-01 to 2262-04-11"),
+    # These two printed their message without "enerdatx: error:" (a bare SystemExit).
+    "bench market: more trades than pairs": (
+        ["bench", "market", "--peers", "4", "--trades", "100", "--no-progress"], 1, "--trades 100: at most 4 distinct"),
+    # "about 0.0 GiB of disk needed, 0.0 GiB free" said nothing.
+    "bench ipfs: no room in --dir": (
+        ["bench", "ipfs", "--dir", "/proc", "--no-kubo", "--size-mib", "1"], 1, "about 3 MiB of disk needed, 0.0 MiB free"),
     "bench market: more workers than sellers": (
         ["bench", "market", "--peers", "4", "--trades", "2", "--workers", "3"], 1, "each worker needs a seller"),
     "bench robustness: --markdown onto a directory": (

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from enerdatx.bench.limits import count
+from enerdatx.errors import ConfigurationError
 from enerdatx.ipfs import EmbeddedStore, kubo_library
 from enerdatx.ipfs.unixfs import CHUNK_SIZE
 
@@ -93,8 +94,9 @@ def _require_disk(size: int, directory: Path | None) -> None:
     # The test file, the embedded store's copy of it and a daemon's (when one runs), with room to spare.
     free = shutil.disk_usage(directory or tempfile.gettempdir()).free
     if 3 * size > free:
-        raise SystemExit(f"--size-mib {size >> 20}: about {3 * size / 2**30:,.1f} GiB of disk needed, "
-                         f"{free / 2**30:,.1f} GiB free in {directory or tempfile.gettempdir()}")
+        # In MiB: "0.0 GiB needed, 0.0 GiB free" said nothing for a small file on a full disk.
+        raise ConfigurationError(f"--size-mib {size >> 20}: about {3 * size / 2**20:,.0f} MiB of disk needed, "
+                                 f"{free / 2**20:,.1f} MiB free in {directory or tempfile.gettempdir()}")
 
 
 def _directory(text: str) -> str:

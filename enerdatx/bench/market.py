@@ -60,9 +60,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sellers_n = args.peers // 2
     buyers_n = args.peers - sellers_n
     if sellers_n < 1 or args.trades < 1 or args.concurrency < 1:
-        raise SystemExit("enerdatx bench market: need at least 2 peers, 1 trade and a concurrency of 1")
+        raise ConfigurationError("bench market needs at least 2 peers, 1 trade and a concurrency of 1")
     if args.trades > sellers_n * buyers_n:
-        raise SystemExit(f"at most {sellers_n * buyers_n} distinct trades with {args.peers} peers")
+        raise ConfigurationError(f"--trades {args.trades}: at most {sellers_n * buyers_n} distinct trades with "
+                                 f"{args.peers} peers (each buyer buys each seller's listing once)")
     if args.workers:
         from enerdatx.bench import market_workers
 
