@@ -177,3 +177,15 @@ def test_an_offer_start_outside_what_an_offer_holds_is_named(tmp_path, start: st
     path.write_text(json.dumps(offer))
     with pytest.raises(MarketError, match=f"start must be an ISO time .* from 1970-01-01 to 2262-04-11, not '{start}'"):
         _offer_from_file(None, path)  # refused before the service is asked
+
+
+def test_the_meter_benchmark_never_overwrites_a_file(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: --file onto an existing file (a meter recording, say) overwrote it with 60 MB of telegrams.
+    recording = tmp_path / "p1.txt"
+    recording.write_text("/ISK5 my own recording\n")
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["bench", "meter", "--file", str(recording)])
+    assert exit_.value.code == 2
+    assert "p1.txt: exists; --file names a new file for the generated telegrams" in capsys.readouterr().err
+    assert recording.read_text() == "/ISK5 my own recording\n"
+    assert build_parser().parse_args(["bench", "meter", "--file", str(tmp_path / "new.txt")]).file == tmp_path / "new.txt"

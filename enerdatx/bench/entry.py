@@ -181,6 +181,7 @@ USAGE_CASES: dict[str, list[str]] = {
     "bench meter: fewer telegrams than one interval": ["bench", "meter", "--telegrams", "90"],
     "bench meter: --file onto a directory": ["bench", "meter", "--file", "{d}/dir"],
     "bench meter: --file in a missing directory": ["bench", "meter", "--file", "{d}/nowhere/p1.txt"],
+    "bench meter: --file that exists": ["bench", "meter", "--file", "{d}/s.csv"],
     "bench robustness: negative kills": ["bench", "robustness", "--kills", "-1"],
     "bench privacy: a union too large to finish": ["bench", "privacy", "--members", "100000000"],
     "bench ipfs: no repeats": ["bench", "ipfs", "--repeats", "0"],

@@ -60,6 +60,10 @@ def telegram_file(text: str) -> Path:
         raise argparse.ArgumentTypeError(f"{text}: is a directory")
     if path.exists() and not path.is_file():
         raise argparse.ArgumentTypeError(f"{text}: not a regular file")
+    if path.exists():
+        # The benchmark writes its own telegrams there: a file named by mistake (a real meter
+        # recording, read as "the file to ingest") was overwritten without a word.
+        raise argparse.ArgumentTypeError(f"{text}: exists; --file names a new file for the generated telegrams")
     if not parent.exists():
         raise argparse.ArgumentTypeError(f"{text}: the directory {parent} does not exist")
     if not parent.is_dir():
