@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from ipv8.messaging.interfaces.udp.endpoint import UDPEndpoint, UDPv4Address
+from ipv8.messaging.interfaces.udp.endpoint import UDPv4Address
 from ipv8.test.mocking.endpoint import MockEndpoint, internet
 from tqdm.auto import tqdm
 
@@ -44,6 +44,7 @@ from enerdatx.trustchain import BlockStore, HalfBlock, TrustChain
 from enerdatx.trustchain.encoding import encode_type
 from enerdatx.trustchain.payload import ProposalMessage
 from enerdatx.trustchain.settings import TrustChainSettings
+from enerdatx.udp import UDPEndpoint
 
 __all__ = [
     "Lab", "LossyUDPEndpoint", "MarketFactory", "MemoryEndpoint", "PeerProcess", "Transport", "check_peer_count",

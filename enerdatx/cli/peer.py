@@ -21,11 +21,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ipv8.messaging.interfaces.udp.endpoint import UDPEndpoint, UDPv4Address
+from ipv8.messaging.interfaces.udp.endpoint import UDPv4Address
 
 from enerdatx.datadir import backup_directory, load_identity
 from enerdatx.errors import ConfigurationError, PeerUnreachableError, StorageError
 from enerdatx.files import named_path
+from enerdatx.udp import UDPEndpoint
 
 __all__ = ["configure", "parse_address", "parse_contact", "parse_port", "check_bindable"]
 
