@@ -13,7 +13,7 @@ import io
 import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from enerdatx.errors import (
     CarFormatError,
     ContentStoreError,
     DaemonUnavailableError,
+    InvalidCIDError,
     StorageError,
 )
 from enerdatx.files import atomic_output
@@ -64,6 +65,18 @@ def _connection_failure(exc: BaseException) -> str:
     return found.group(1).strip() if found else str(exc)
 
 
+def _json(reply: Any) -> Any:
+    """A daemon's JSON answer as decoded: ipfshttpclient wraps what it returns in a Mapping even
+    when the daemon answered a list or a number."""
+    return reply.as_json() if hasattr(reply, "as_json") else reply
+
+
+def _shown(reply: Any) -> str:
+    """A daemon's answer quoted in a message: at most 100 characters of it."""
+    text = repr(_json(reply))
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
 # A daemon that looks for content and gives up (its own `timeout` option) says one of these.
 _NOT_FOUND = re.compile(r"not found|could not find|no link named|timed out|deadline exceeded", re.IGNORECASE)
 HAS_TIMEOUT = 2.0  # seconds a daemon may spend deciding it lacks a block locally
@@ -104,7 +117,9 @@ class KuboStore(ContentStore):
         self._client.close()
 
     def _check_version(self) -> tuple[str, tuple[int, ...]]:
-        info = self._call(self._client.version)
+        info = _json(self._call(self._client.version))
+        if not isinstance(info, Mapping):
+            raise DaemonUnavailableError(f"{self.api} is no IPFS daemon: /version answered {_shown(info)}")
         implementation = "js-ipfs" if "ipfs-core" in info else "kubo"
         version = _parse_version(str(info.get("Version", "")))
         minimum = MINIMUM_VERSIONS[implementation]
@@ -130,6 +145,30 @@ class KuboStore(ContentStore):
         except rpc_errors.Error as exc:
             raise ContentStoreError(f"{self.api}: {exc}") from exc
 
+    def _answer(self, reply: Any, path: str, *keys: str) -> Any:
+        """``reply[keys[0]][keys[1]]...`` of a daemon's JSON answer to ``path``.
+
+        A daemon (or whatever listens there) that answered another shape is a ContentStoreError
+        naming the call: a list, a missing "Hash" or a CID that is no text were a TypeError, a
+        KeyError or an AttributeError (exit 70).
+        """
+        value = _json(reply)
+        for key in keys:
+            if not isinstance(value, Mapping) or key not in value:
+                raise ContentStoreError(f"{self.api}: {path} answered without {'.'.join(keys)}: {_shown(reply)}")
+            value = value[key]
+        return value
+
+    def _answer_cid(self, reply: Any, path: str, *keys: str) -> str:
+        """As :meth:`_answer`, a CID, in this package's text form."""
+        value = self._answer(reply, path, *keys)
+        try:
+            if not isinstance(value, str):
+                raise InvalidCIDError(f"not a CID: {_shown(value)}")
+            return _normalise(value)
+        except InvalidCIDError as exc:
+            raise ContentStoreError(f"{self.api}: {path} answered a {'.'.join(keys)} that is {exc}") from exc
+
     def _request(
         self, path: str, *args: str, cid: str | None = None, opts: dict[str, str] | None = None, **kwargs: Any
     ) -> Any:
@@ -147,7 +186,7 @@ class KuboStore(ContentStore):
             raise ValueError(f"cid_version is 0 or 1, not {cid_version!r}")
         options: dict[str, Any] = {"cid_version": 1, "raw_leaves": True} if cid_version == 1 else {}
         result = self._call(self._client.add, source, only_hash=only_hash, pin=not only_hash, **options)
-        return _normalise(result["Hash"])
+        return self._answer_cid(result, "/add", "Hash")
 
     def add_bytes(self, data: bytes, cid_version: int = 0) -> str:
         """Add ``data`` through the daemon, pin it, and return its CID."""
@@ -190,14 +229,16 @@ class KuboStore(ContentStore):
         """``files stat`` of ``/ipfs/<cid>``, under this package's names."""
         name = _normalise(cid)
         reply = self._request("/files/stat", f"/ipfs/{name}", cid=name, decoder="json")
-        info = reply[0] if isinstance(reply, list) else reply
-        return {
-            "cid": _normalise(info["Hash"]),
-            "type": info["Type"],
-            "size": int(info["Size"]),
-            "cumulative_size": int(info["CumulativeSize"]),
-            "links": int(info["Blocks"]),
-        }
+        info = reply[0] if isinstance(reply, list) and reply else reply
+        figures: dict[str, Any] = {"cid": self._answer_cid(info, "/files/stat", "Hash"),
+                                   "type": self._answer(info, "/files/stat", "Type")}
+        for key, field in (("size", "Size"), ("cumulative_size", "CumulativeSize"), ("links", "Blocks")):
+            try:
+                figures[key] = int(self._answer(info, "/files/stat", field))
+            except (TypeError, ValueError):
+                raise ContentStoreError(f"{self.api}: /files/stat answered a {field} that is no number: "
+                                        f"{_shown(info)}") from None
+        return figures
 
     # --- pins and garbage collection ---------------------------------------------
 
@@ -219,6 +260,8 @@ class KuboStore(ContentStore):
     def gc(self) -> int:
         """Run the daemon's ``repo gc``; return how many blocks it removed."""
         removed = self._request("/repo/gc", decoder="json") or []
+        if not isinstance(removed, list) or not all(isinstance(item, Mapping) for item in removed):
+            raise ContentStoreError(f"{self.api}: /repo/gc answered {_shown(removed)}, not a list of objects")
         return sum(1 for item in removed if item.get("Key") and not item.get("Error"))
 
     # --- CAR files ----------------------------------------------------------------
@@ -260,10 +303,12 @@ class KuboStore(ContentStore):
         except ContentStoreError as exc:
             raise CarFormatError(f"the daemon refused the CAR file {in_path}: {exc}") from exc
         roots = []
-        for reply in replies:
-            root = reply.get("Root") if isinstance(reply, dict) else None
-            if root:
-                if root.get("PinErrorMsg"):
-                    raise CarFormatError(f"{in_path}: root {root['Cid']['/']} not pinned: {root['PinErrorMsg']}")
-                roots.append(_normalise(root["Cid"]["/"]))
+        for reply in replies if isinstance(replies, list) else [replies]:
+            if not isinstance(reply, Mapping) or "Root" not in reply:  # kubo also answers stats
+                continue
+            cid = self._answer_cid(reply, "/dag/import", "Root", "Cid", "/")
+            error = reply["Root"].get("PinErrorMsg")
+            if error:
+                raise CarFormatError(f"{in_path}: root {cid} not pinned: {error}")
+            roots.append(cid)
         return roots

@@ -10,6 +10,7 @@ import pytest
 from enerdatx.cli import main
 from enerdatx.ipfs import EmbeddedStore
 
+from .conftest import http_answer
 from .sample import sample_bytes, write_sample
 
 HELLO_V0 = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
@@ -136,3 +137,29 @@ def test_bench_refuses_an_empty_file_and_an_empty_dir(option: list[str], capsysb
     with pytest.raises(SystemExit) as exit_:
         main(["bench", "ipfs", *option])
     assert exit_.value.code == 2 and f"argument {option[0]}".encode() in capsysbinary.readouterr().err
+
+
+@pytest.mark.parametrize(("answers", "command", "expected"), [
+    ({"/api/v0/version": http_answer(b"[1, 2]")}, "add", "is no IPFS daemon: /version answered [1, 2]"),
+    ({"/api/v0/add": http_answer(b"[]")}, "add", "/add answered without Hash: []"),
+    ({"/api/v0/add": http_answer(b'{"Name": "x"}')}, "add", "/add answered without Hash"),
+    ({"/api/v0/add": http_answer(b'{"Hash": 5}')}, "add", "/add answered a Hash that is not a CID: 5"),
+    ({"/api/v0/dag/import": http_answer(b'{"Root": "x"}')}, "import-car", "/dag/import answered without Root.Cid./"),
+    ({"/api/v0/dag/import": http_answer(b'{"Root": {"Cid": 5}}')}, "import-car", "answered without Root.Cid./"),
+    ({"/api/v0/dag/import": http_answer(b'{"Root": {"Cid": {"/": "bogus"}}}')}, "import-car",
+     "/dag/import answered a Root.Cid./ that is not a CID: 'bogus'"),
+])
+def test_a_daemon_answering_the_wrong_shape_is_one_line_and_exit_1(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes], fake_daemon, answers: dict, command: str,
+    expected: str,
+) -> None:
+    # Before: exit 70, "internal error: TypeError: list indices must be integers or slices, not str",
+    # "KeyError: 'Hash'", "'int' object is not subscriptable", "'str' object has no attribute 'get'".
+    api = fake_daemon(answers)
+    hello = tmp_path / "hello.txt"
+    hello.write_bytes(b"hello world\n")
+    car = tmp_path / "hello.car"
+    EmbeddedStore(tmp_path / "repo").export_car(EmbeddedStore(tmp_path / "repo").add_bytes(b"hello world\n"), car)
+    code, out, err = run(capsysbinary, "ipfs", "--api", api, command, str(hello if command == "add" else car))
+    assert (code, out) == (1, b"") and err.startswith(b"enerdatx: error: ") and err.count(b"\n") == 1, err
+    assert expected.encode() in err, err
