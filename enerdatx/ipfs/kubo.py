@@ -39,6 +39,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="urllib3 v2 only supports OpenSSL", module="urllib3")
     import ipfshttpclient
     import ipfshttpclient.exceptions as rpc_errors
+    import requests
     from ipfshttpclient import multipart
 warnings.filterwarnings("ignore", message="The 'strict' parameter is no longer needed", category=FutureWarning,
                         module="urllib3.poolmanager")
@@ -57,7 +58,7 @@ def _connection_failure(exc: BaseException) -> str:
     cause: BaseException | None = exc
     seen: set[int] = set()
     while cause is not None and id(cause) not in seen:  # a chain set by hand may loop
-        if isinstance(cause, OSError) and cause.strerror:
+        if isinstance(cause, OSError) and isinstance(cause.strerror, str) and cause.strerror:
             return cause.strerror
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
@@ -144,6 +145,8 @@ class KuboStore(ContentStore):
             raise ContentStoreError(f"{self.api}: {exc}") from exc
         except rpc_errors.Error as exc:
             raise ContentStoreError(f"{self.api}: {exc}") from exc
+        except requests.RequestException as exc:  # ipfshttpclient wraps only the request, not reading its answer
+            raise DaemonUnavailableError(f"{self.api} broke off its answer: {_connection_failure(exc)}") from exc
 
     def _answer(self, reply: Any, path: str, *keys: str) -> Any:
         """``reply[keys[0]][keys[1]]...`` of a daemon's JSON answer to ``path``.
@@ -168,6 +171,19 @@ class KuboStore(ContentStore):
             return _normalise(value)
         except InvalidCIDError as exc:
             raise ContentStoreError(f"{self.api}: {path} answered a {'.'.join(keys)} that is {exc}") from exc
+
+    def _stream(self, stream: Any, path: str) -> Iterator[bytes]:
+        """The chunks of a streamed answer; a daemon that breaks off is a DaemonUnavailableError
+        (it was "cannot write the file" of export-car's output: requests' errors are OSErrors)."""
+        with contextlib.closing(stream):
+            while True:
+                try:
+                    chunk = next(stream)
+                except StopIteration:
+                    return
+                except (rpc_errors.Error, requests.RequestException) as exc:
+                    raise DaemonUnavailableError(f"{self.api} broke off {path}: {_connection_failure(exc)}") from exc
+                yield chunk
 
     def _request(
         self, path: str, *args: str, cid: str | None = None, opts: dict[str, str] | None = None, **kwargs: Any
@@ -203,16 +219,7 @@ class KuboStore(ContentStore):
     def cat_stream(self, cid: str) -> Iterator[bytes]:
         """The file's bytes as the daemon streams them."""
         name = _normalise(cid)
-        stream = self._request("/cat", name, cid=name, stream=True)
-        with contextlib.closing(stream):
-            while True:
-                try:
-                    chunk = next(stream)
-                except StopIteration:
-                    return
-                except rpc_errors.Error as exc:
-                    raise DaemonUnavailableError(f"{self.api} broke off /cat {name}: {exc}") from exc
-                yield chunk
+        yield from self._stream(self._request("/cat", name, cid=name, stream=True), f"/cat {name}")
 
     def has(self, cid: str) -> bool:
         """Whether the daemon holds the root block locally (it is not asked to search)."""
@@ -270,10 +277,8 @@ class KuboStore(ContentStore):
         """``dag export`` into ``out_path``, written whole or not at all."""
         name = _normalise(cid)
         with atomic_output(out_path) as handle:
-            stream = self._request("/dag/export", name, cid=name, stream=True)
-            with contextlib.closing(stream):
-                for chunk in stream:
-                    handle.write(chunk)
+            for chunk in self._stream(self._request("/dag/export", name, cid=name, stream=True), f"/dag/export {name}"):
+                handle.write(chunk)
             handle.flush()
             with open(handle.name, "rb") as written:
                 missing = missing_blocks(written) if handle.tell() else [parse_cid(name)]

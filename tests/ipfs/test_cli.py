@@ -163,3 +163,20 @@ def test_a_daemon_answering_the_wrong_shape_is_one_line_and_exit_1(
     code, out, err = run(capsysbinary, "ipfs", "--api", api, command, str(hello if command == "add" else car))
     assert (code, out) == (1, b"") and err.startswith(b"enerdatx: error: ") and err.count(b"\n") == 1, err
     assert expected.encode() in err, err
+
+
+@pytest.mark.parametrize("command", ["add", "cat", "export-car"])
+def test_a_daemon_breaking_off_its_answer_is_a_daemon_error_not_a_file_error(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes], fake_daemon, command: str
+) -> None:
+    # Before: "cannot use the file: ('Connection broken: IncompleteRead(3 bytes read, 997 more expected)', ...)",
+    # for export-car "x.car: cannot write the file: ..." (requests' errors are OSErrors), though no file failed.
+    cut_short = http_answer(b"abc", length=1000)
+    api = fake_daemon({"/api/v0/add": cut_short, "/api/v0/cat": cut_short, "/api/v0/dag/export": cut_short})
+    hello = tmp_path / "hello.txt"
+    hello.write_bytes(b"hello world\n")
+    words = {"add": [str(hello)], "cat": [HELLO_V0], "export-car": [HELLO_V0, str(tmp_path / "x.car")]}[command]
+    code, _, err = run(capsysbinary, "ipfs", "--api", api, command, *words)
+    assert code == 1 and err.count(b"\n") == 1 and f"enerdatx: error: {api} broke off".encode() in err, err
+    assert b"cannot use the file" not in err and b"cannot write the file" not in err
+    assert not (tmp_path / "x.car").exists()
