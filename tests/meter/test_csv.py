@@ -87,6 +87,10 @@ def test_generic_csv_round_trip(tmp_path, month_15min: pd.DataFrame) -> None:
     # pandas 3 reads these in microseconds; mixed with nanosecond timestamps they overflowed later.
     ("timestamp,import_kwh\n0499-01-01T00:00:00Z,1.0\n", "must lie between 1677-09-22 and 2262-04-11"),
     ("timestamp,import_kwh\n9999-01-01T00:00:00Z,1.0\n", "must lie between 1677-09-22 and 2262-04-11"),
+    # Only the reading's own time was checked: a gas time of 9999 was read, and storing the
+    # readings (ReadingStore.add) then failed with a bare OverflowError.
+    ("timestamp,gas_m3,gas_timestamp\n2026-01-01T00:00:00Z,1,9999-01-01T00:00:00Z\n",
+     "gas timestamps must lie between 1677-09-22 and 2262-04-11, not 9999-01-01"),
 ])
 def test_malformed_csv_is_a_format_error(text: str, message: str) -> None:
     with pytest.raises(ReadingsFormatError, match=message):
