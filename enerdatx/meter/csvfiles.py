@@ -180,16 +180,16 @@ class _LineBound:
         return iter(self._raw)
 
 
-def _first_unreadable_time(text: pd.Series, exc: Exception) -> str:
-    """Name the first cell pandas cannot read as a time, by its row in the file."""
+def _first_unreadable_time(text: pd.Series, exc: Exception, what: str = "timestamp") -> str:
+    """Name the first cell pandas cannot read as a time (a ``what``), by its row in the file."""
     try:
         unread = pd.to_datetime(text, format="ISO8601", errors="coerce").isna() & (text != "")
     except (ValueError, TypeError):  # e.g. times with and without an offset mixed
         unread = pd.Series(False, index=text.index)
     if unread.any():
         label = unread[unread].index[0]
-        return f"unreadable timestamp {text[label]!r} at row {int(label) + 2}"
-    return f"unreadable timestamps ({str(exc).splitlines()[0]})"
+        return f"unreadable {what} {text[label]!r} at row {int(label) + 2}"
+    return f"unreadable {what}s ({str(exc).splitlines()[0]})"
 
 
 def _pick(table: pd.DataFrame, names: tuple[str, ...], what: str) -> str:
@@ -284,8 +284,11 @@ def _generic(table: pd.DataFrame, meter: str | None, sort: bool, where: str) -> 
             if name in ("meter_id", "source") or name not in table.columns:
                 continue
             if name == "gas_timestamp":
-                cells = table[name].str.strip().replace("", None)
-                columns[name] = pd.to_datetime(cells, utc=True, format="ISO8601")
+                cells = table[name].str.strip()
+                try:
+                    columns[name] = pd.to_datetime(cells.replace("", None), utc=True, format="ISO8601")
+                except ValueError as exc:  # pandas' own words advise passing format= to to_datetime
+                    raise ReadingsFormatError(f"{where}{_first_unreadable_time(cells, exc, name)}") from None
             else:
                 columns[name] = _numbers(table[name], name, where)
     except (ValueError, TypeError) as exc:

@@ -91,6 +91,9 @@ def test_generic_csv_round_trip(tmp_path, month_15min: pd.DataFrame) -> None:
     # readings (ReadingStore.add) then failed with a bare OverflowError.
     ("timestamp,gas_m3,gas_timestamp\n2026-01-01T00:00:00Z,1,9999-01-01T00:00:00Z\n",
      "gas timestamps must lie between 1677-09-22 and 2262-04-11, not 9999-01-01"),
+    # pandas' words were "Time data garbage is not ISO8601 format. You might want to try: - passing `format`...".
+    ("timestamp,gas_m3,gas_timestamp\n2026-01-01T00:00:00Z,1,\n2026-01-01T00:15:00Z,1,garbage\n",
+     "^unreadable gas_timestamp 'garbage' at row 3$"),
 ])
 def test_malformed_csv_is_a_format_error(text: str, message: str) -> None:
     with pytest.raises(ReadingsFormatError, match=message):
