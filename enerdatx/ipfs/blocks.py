@@ -64,7 +64,16 @@ def _parse_cid(value: str | bytes) -> CID:
     return _decode_cid(value)
 
 
+# Longer than any CID's text: an identity CID of kubo's largest inline digest (128 bytes) is
+# about 1,100 characters even in base2. multiformats decodes base16 and base58 in quadratic
+# time: 130,000 hex digits (what one command-line argument holds) took 2 s to be refused, 200,000 5 s.
+MAX_CID_TEXT = 2048
+
+
 def _decode_cid(value: str | bytes | bytearray | memoryview) -> CID:
+    if isinstance(value, (str, bytes, bytearray, memoryview)) and len(value) > MAX_CID_TEXT:
+        raise InvalidCIDError(f"not a CID: {len(value):,} characters or bytes, more than any CID has "
+                              f"({MAX_CID_TEXT:,})")
     try:
         if isinstance(value, str):
             value = value.strip()
