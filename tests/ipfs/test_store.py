@@ -189,11 +189,14 @@ def bad_cars(store: EmbeddedStore) -> dict[str, bytes]:
         "version 2": good.replace(b"version\x01", b"version\x02", 1),
         "empty": b"",
         "huge section": good[: good.index(b"version\x01") + 8] + encode_varint(2**40),
+        # An identity CID whose inline data is not the block: "unsupported hash function identity".
+        "identity block": good + encode_varint(6) + b"\x01\x55\x00\x02hi" + b"x",
     }
 
 
 @pytest.mark.parametrize(
-    "case", ["tampered block", "truncated", "root missing", "not CBOR", "version 2", "empty", "huge section"]
+    "case", ["tampered block", "truncated", "root missing", "not CBOR", "version 2", "empty", "huge section",
+             "identity block"]
 )
 def test_bad_car_files_are_refused_and_leave_nothing(store: EmbeddedStore, tmp_path: Path, case: str) -> None:
     path = tmp_path / "bad.car"
