@@ -189,6 +189,9 @@ def bad_cars(store: EmbeddedStore) -> dict[str, bytes]:
         "version 2": good.replace(b"version\x01", b"version\x02", 1),
         "empty": b"",
         "huge section": good[: good.index(b"version\x01") + 8] + encode_varint(2**40),
+        # Python's true == 1 == 1.0 took these for version 1 (go-car refuses them).
+        "version true": good.replace(b"version\x01", b"version\xf5", 1),
+        "version 1.0": bytes([good[0] + 8]) + good[1:].replace(b"version\x01", b"version\xfb\x3f\xf0" + bytes(6), 1),
         # An identity CID whose inline data is not the block: "unsupported hash function identity".
         "identity block": good + encode_varint(6) + b"\x01\x55\x00\x02hi" + b"x",
     }
@@ -196,7 +199,7 @@ def bad_cars(store: EmbeddedStore) -> dict[str, bytes]:
 
 @pytest.mark.parametrize(
     "case", ["tampered block", "truncated", "root missing", "not CBOR", "version 2", "empty", "huge section",
-             "identity block"]
+             "identity block", "version true", "version 1.0"]
 )
 def test_bad_car_files_are_refused_and_leave_nothing(store: EmbeddedStore, tmp_path: Path, case: str) -> None:
     path = tmp_path / "bad.car"
