@@ -180,3 +180,11 @@ def test_a_daemon_breaking_off_its_answer_is_a_daemon_error_not_a_file_error(
     assert code == 1 and err.count(b"\n") == 1 and f"enerdatx: error: {api} broke off".encode() in err, err
     assert b"cannot use the file" not in err and b"cannot write the file" not in err
     assert not (tmp_path / "x.car").exists()
+
+
+def test_adding_a_symlink_loop_names_the_loop(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    # exists() is false for a loop: "loop: no such file" was said of a file that is there.
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    code, out, err = run(capsysbinary, "ipfs", "--repo", str(tmp_path / "repo"), "add", str(tmp_path / "a"))
+    assert (code, out) == (1, b"") and err == f"enerdatx: error: {tmp_path / 'a'}: Too many levels of symbolic links\n".encode()
