@@ -118,6 +118,12 @@ def _export_car(args: argparse.Namespace) -> int:
 
 
 def _import_car(args: argparse.Namespace) -> int:
-    for root in _store(args).import_car(args.car):
+    store = _store(args)
+    # A pipe nobody writes to blocked the open forever, and a daemon's import reads the file twice.
+    what = _not_a_file(args.car, "a CAR is one file")
+    if what is not None:
+        print(f"enerdatx: error: {args.car}: {what}", file=sys.stderr)
+        return 1
+    for root in store.import_car(args.car):
         print(root)
     return 0

@@ -188,3 +188,20 @@ def test_adding_a_symlink_loop_names_the_loop(tmp_path: Path, capsysbinary: pyte
     (tmp_path / "b").symlink_to(tmp_path / "a")
     code, out, err = run(capsysbinary, "ipfs", "--repo", str(tmp_path / "repo"), "add", str(tmp_path / "a"))
     assert (code, out) == (1, b"") and err == f"enerdatx: error: {tmp_path / 'a'}: Too many levels of symbolic links\n".encode()
+
+
+def test_importing_a_pipe_is_refused_not_waited_on(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    # Before: open() of a FIFO nobody writes to blocked forever (add refused it already).
+    import os
+    import threading
+
+    fifo = tmp_path / "car.fifo"
+    os.mkfifo(fifo)
+    timer = threading.Timer(5, lambda: os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)))  # unblocks a hang
+    timer.start()
+    try:
+        code, out, err = run(capsysbinary, "ipfs", "--repo", str(tmp_path / "repo"), "import-car", str(fifo))
+    finally:
+        timer.cancel()
+    assert (code, out) == (1, b"")
+    assert err == f"enerdatx: error: {fifo}: is not a regular file (a device, a pipe or a socket)\n".encode()
