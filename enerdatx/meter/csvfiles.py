@@ -266,6 +266,10 @@ def _london(table: pd.DataFrame, meter: str | None, tz: str, where: str) -> pd.D
     return frame
 
 
+# How a generic CSV's times end: Z or an offset (ISO 8601). A local time alone is ambiguous.
+_UTC_OFFSET = r"(?:Z|[+-]\d\d:?\d\d)$"
+
+
 def _generic(table: pd.DataFrame, meter: str | None, sort: bool, where: str) -> pd.DataFrame:
     if "timestamp" not in table.columns:
         raise ReadingsFormatError("generic CSV needs a 'timestamp' column (ISO 8601 with offset)")
@@ -274,7 +278,7 @@ def _generic(table: pd.DataFrame, meter: str | None, sort: bool, where: str) -> 
         raise ReadingsFormatError(f"unknown columns {sorted(unknown)} (see docs/readings.md)")
     table = _one_meter(table, meter)
     text = table["timestamp"].str.strip()
-    naive = ~text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)
+    naive = ~text.str.contains(_UTC_OFFSET, regex=True)
     if naive.any():
         raise ReadingsFormatError(f"timestamp {text[naive].iloc[0]!r} has no UTC offset")
     try:
@@ -289,6 +293,10 @@ def _generic(table: pd.DataFrame, meter: str | None, sort: bool, where: str) -> 
                     columns[name] = pd.to_datetime(cells.replace("", None), utc=True, format="ISO8601")
                 except ValueError as exc:  # pandas' own words advise passing format= to to_datetime
                     raise ReadingsFormatError(f"{where}{_first_unreadable_time(cells, exc, name)}") from None
+                # A gas time without an offset was taken for UTC, though a reading's own is refused.
+                naive = (cells != "") & ~cells.str.contains(_UTC_OFFSET, regex=True)
+                if naive.any():
+                    raise ReadingsFormatError(f"{where}gas_timestamp {cells[naive].iloc[0]!r} has no UTC offset")
             else:
                 columns[name] = _numbers(table[name], name, where)
     except (ValueError, TypeError) as exc:

@@ -94,6 +94,9 @@ def test_generic_csv_round_trip(tmp_path, month_15min: pd.DataFrame) -> None:
     # pandas' words were "Time data garbage is not ISO8601 format. You might want to try: - passing `format`...".
     ("timestamp,gas_m3,gas_timestamp\n2026-01-01T00:00:00Z,1,\n2026-01-01T00:15:00Z,1,garbage\n",
      "^unreadable gas_timestamp 'garbage' at row 3$"),
+    # Taken for UTC: a Dutch meter's local 01:00 became 01:00Z, an hour off.
+    ("timestamp,gas_m3,gas_timestamp\n2026-01-01T00:00:00Z,1,2026-01-01T01:00:00\n",
+     "^gas_timestamp '2026-01-01T01:00:00' has no UTC offset$"),
 ])
 def test_malformed_csv_is_a_format_error(text: str, message: str) -> None:
     with pytest.raises(ReadingsFormatError, match=message):
