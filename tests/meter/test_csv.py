@@ -202,6 +202,24 @@ def test_readings_go_straight_to_a_device_or_a_pipe(month_15min: pd.DataFrame) -
         write_csv(month_15min.iloc[:4], "/dev/full")
 
 
+def test_an_open_file_behind_a_link_is_written_to_and_a_link_is_written_through(
+    tmp_path: Path, month_15min: pd.DataFrame
+) -> None:
+    # /dev/stdout with stdout redirected to a file is a link to /proc/self/fd/1, itself a link to
+    # the file: it was replaced, so the file got nothing (and, as root, /dev/stdout became a file).
+    with open(tmp_path / "redirected.csv", "w+b") as redirected:
+        (tmp_path / "stdout").symlink_to(f"/proc/self/fd/{redirected.fileno()}")
+        write_csv(month_15min.iloc[:4], tmp_path / "stdout")
+        assert (tmp_path / "stdout").is_symlink()
+        redirected.seek(0)
+        assert redirected.read().startswith(b"timestamp,")
+    # A link to a file: the file it names is replaced, and the link stays (it became a file).
+    (tmp_path / "data.csv").write_text("old")
+    (tmp_path / "current.csv").symlink_to("data.csv")
+    write_csv(month_15min.iloc[:4], tmp_path / "current.csv")
+    assert (tmp_path / "current.csv").is_symlink() and len(read_csv(tmp_path / "data.csv")) == 4
+
+
 def test_a_stream_with_no_line_end_is_refused_not_buffered(tmp_path: Path) -> None:
     # pandas buffers a line until its end: `meter read /dev/zero --format csv` grew past 2 GB.
     fifo = tmp_path / "zeros.fifo"
