@@ -327,8 +327,8 @@ def _tcp_chunks(url: str, timeout: float) -> Iterator[str]:
     address = parse_tcp_source(url)
     try:
         conn = socket.create_connection(address, timeout=timeout)
-    except OSError as exc:
-        raise MeterDataError(f"cannot connect to {url}: {exc}") from exc
+    except OSError as exc:  # the OS's reason, without "[Errno 111]", as for files
+        raise MeterDataError(f"cannot connect to {url}: {exc.strerror or exc}") from exc
     except UnicodeError:  # the idna codec's: a lone surrogate, an empty or 64-character label
         raise MeterDataError(f"cannot connect to {url!r}: {address[0]!r} is not a host name") from None
     with conn:
@@ -337,6 +337,8 @@ def _tcp_chunks(url: str, timeout: float) -> Iterator[str]:
                 data = conn.recv(1 << 14)
             except TimeoutError:
                 raise MeterDataError(f"{url}: no data for {timeout} s") from None
+            except OSError as exc:  # a reset: it was a bare ConnectionResetError, not a meter's error
+                raise MeterDataError(f"{url}: the connection broke: {exc.strerror or exc}") from None
             if not data:
                 return
             yield data.decode("latin-1")

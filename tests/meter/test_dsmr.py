@@ -264,8 +264,32 @@ def test_tcp_connection_refused_is_a_meter_error() -> None:
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
     server.close()
-    with pytest.raises(MeterDataError, match="cannot connect"):
+    # Was "cannot connect to ...: [Errno 111] Connection refused".
+    with pytest.raises(MeterDataError, match=f"^cannot connect to tcp://127.0.0.1:{port}: Connection refused$"):
         read_dsmr(f"tcp://127.0.0.1:{port}", timeout=2)
+
+
+def test_a_meter_resetting_the_connection_is_a_meter_error() -> None:
+    # Was a bare ConnectionResetError from recv.
+    import struct
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def reset() -> None:
+        conn, _ = server.accept()
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with RST
+        conn.sendall(b"/ISk5")
+        conn.close()
+
+    thread = threading.Thread(target=reset, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(MeterDataError, match=f"^tcp://127.0.0.1:{port}: the connection broke: Connection reset"):
+            read_dsmr(f"tcp://127.0.0.1:{port}", timeout=2)
+    finally:
+        thread.join(5)
+        server.close()
 
 
 def test_serial_port_through_a_pty_pair() -> None:
