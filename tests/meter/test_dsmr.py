@@ -91,6 +91,16 @@ def test_bad_crc_names_the_telegram(day_10s: pd.DataFrame) -> None:
     assert info.value.index == 3
 
 
+def test_a_register_given_twice_is_a_telegram_error(day_10s: pd.DataFrame) -> None:
+    # dsmr-parser kept the second: 1-0:1.8.1 of 1.000 after the meter's own was read as the register.
+    telegrams = list(render_telegrams(day_10s.iloc[:3]))
+    line = next(line for line in telegrams[1].splitlines() if line.startswith("1-0:1.8.1("))
+    telegrams[1] = recrc(telegrams[1].replace(line, f"{line}\r\n1-0:1.8.1(000001.000*kWh)", 1))
+    with pytest.raises(TelegramError, match=r"^telegram #1: 1-0:1.8.1 appears twice"):
+        read_dsmr("".join(telegrams))
+    assert len(read_dsmr("".join(telegrams), errors="skip")) == 2
+
+
 def test_truncated_telegrams_are_named(day_10s: pd.DataFrame) -> None:
     telegrams = list(render_telegrams(day_10s.iloc[:4]))
     cut = telegrams[1][: len(telegrams[1]) // 2]
