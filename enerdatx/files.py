@@ -37,13 +37,21 @@ def atomic_path(
     (pandas' ``to_csv``) picks the same. Like every temporary file it is private to the user
     (mode 0600), and so is the file it becomes: meter readings and keys are personal data.
     An existing device or pipe (``/dev/stdout``, a FIFO) is never replaced: with ``devices``
-    the block writes to it directly, without it that is an error. Failures are StorageErrors:
+    the block writes to it directly, without it that is an error; so is a file this process
+    has open, named through /proc (``/dev/stdout`` redirected to a file). A link to a file is
+    written through: the file it names is replaced, the link stays. Failures are StorageErrors:
     "PATH: cannot WHAT: REASON".
     """
     target = Path(path)
     if target.is_dir():
         raise StorageError(f"cannot {what}: is a directory", path=target)
-    replace = not target.exists() or target.is_file()
+    open_file = _an_open_file(target)
+    if target.is_symlink() and target.is_file() and not open_file:
+        # Replaced, the link itself became a file and what it names kept its old content.
+        target = Path(os.path.realpath(target))
+    # /dev/stdout onto a redirected file (a link to /proc/self/fd/1, itself a link to the
+    # file) is a device to write to: replacing it replaced /dev/stdout (as root) by a file.
+    replace = not open_file and (not target.exists() or target.is_file())
     if not replace and not devices:
         raise StorageError(f"cannot {what}: is not a regular file", path=target)
     written = target
@@ -64,6 +72,21 @@ def atomic_path(
         if isinstance(exc, OSError) and not isinstance(exc, EnerDatXError):  # disk full, say
             raise StorageError.from_os_error(exc, what, target) from None
         raise
+
+
+def _an_open_file(path: Path) -> bool:
+    """Whether ``path`` names a file this process has open (/dev/stdout, /dev/fd/N), through links
+    into /proc's file-descriptor directories."""
+    for _ in range(40):  # the kernel's own limit on links followed
+        if not path.is_symlink():
+            return False
+        if os.path.realpath(path.parent).startswith("/proc/"):
+            return True
+        try:
+            path = path.parent / os.readlink(path)
+        except OSError:
+            return False
+    return False
 
 
 @contextlib.contextmanager

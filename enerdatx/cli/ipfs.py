@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
 import os
+import stat
 import sys
 import urllib.parse
 from collections.abc import Sequence
@@ -75,15 +77,23 @@ def _store(args: argparse.Namespace) -> ContentStore:
     return open_store(api=args.api)
 
 
+def _not_a_file(path: str, directory: str) -> str | None:
+    """Why ``path`` is no regular file to read whole, or None; ``directory`` says what to do with one."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:  # a symlink loop is one (exists() is false for it: "no such file" was said)
+        return "no such file" if exc.errno == errno.ENOENT else exc.strerror or str(exc)
+    if stat.S_ISDIR(mode):
+        return f"is a directory ({directory})"
+    if not stat.S_ISREG(mode):  # /dev/null, a pipe, a socket: no size to chunk, maybe no end
+        return "is not a regular file (a device, a pipe or a socket)"
+    return None
+
+
 def _add(args: argparse.Namespace) -> int:
     store = _store(args)
-    if not os.path.isfile(args.file):
-        if os.path.isdir(args.file):
-            what = "is a directory (add its files one by one, or make a CAR)"
-        elif os.path.exists(args.file):  # /dev/null, a pipe, a socket: no size to chunk, maybe no end
-            what = "is not a regular file (a device, a pipe or a socket)"
-        else:
-            what = "no such file"
+    what = _not_a_file(args.file, "add its files one by one, or make a CAR")
+    if what is not None:
         print(f"enerdatx: error: {args.file}: {what}", file=sys.stderr)
         return 1
     if isinstance(store, EmbeddedStore):
@@ -108,6 +118,12 @@ def _export_car(args: argparse.Namespace) -> int:
 
 
 def _import_car(args: argparse.Namespace) -> int:
-    for root in _store(args).import_car(args.car):
+    store = _store(args)
+    # A pipe nobody writes to blocked the open forever, and a daemon's import reads the file twice.
+    what = _not_a_file(args.car, "a CAR is one file")
+    if what is not None:
+        print(f"enerdatx: error: {args.car}: {what}", file=sys.stderr)
+        return 1
+    for root in store.import_car(args.car):
         print(root)
     return 0

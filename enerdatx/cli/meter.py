@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from enerdatx.errors import MeterChoiceError, MeterDataError
-from enerdatx.files import atomic_output
+from enerdatx.errors import ConfigurationError, MeterChoiceError, MeterDataError
+from enerdatx.files import atomic_output, named_path
 from enerdatx.meter import (
     HOUSEHOLD_TYPES,
     DSMRStats,
@@ -40,11 +40,11 @@ def configure(meter: argparse.ArgumentParser, argv: Sequence[str] | None) -> Non
     inner = meter.add_subparsers(dest="meter_command", metavar="ACTION", required=True)
 
     read = inner.add_parser("read", help="print or write the canonical readings of a file")
-    read.add_argument("file", help="a file; for dsmr also tcp://HOST:PORT or serial:PORT")
+    read.add_argument("file", type=_source, help="a file; for dsmr also tcp://HOST:PORT or serial:PORT")
     read.add_argument("--format", required=True, choices=("dsmr", "oehu", "csv"))
     out = read.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON object per reading")
-    out.add_argument("--out", type=Path, help="write generic CSV here (exact values; stdout rounds them to "
+    out.add_argument("--out", type=_out_path, help="write generic CSV here (exact values; stdout rounds them to "
                                               "the meter's resolution)")
     read.add_argument("--device", help="the meter to read when the file holds several: OEHU deviceId, "
                                        "London LCLid, generic CSV meter_id")
@@ -70,7 +70,7 @@ def configure(meter: argparse.ArgumentParser, argv: Sequence[str] | None) -> Non
     synth.add_argument("--pv", action="store_true", help="the household has solar panels (it exports too)")
     synth.add_argument("--gas", action="store_true", help="the meter also reads a gas meter")
     synth.add_argument("--telegrams", choices=VARIANTS, help="write P1 telegrams of this variant instead of CSV")
-    synth.add_argument("--out", type=Path, required=True, help="the file to write (replaced only once complete)")
+    synth.add_argument("--out", type=_out_path, required=True, help="the file to write (replaced only once complete)")
     synth.set_defaults(func=_synth)
 
 
@@ -94,6 +94,21 @@ def _display_rounded(readings: pd.DataFrame) -> pd.DataFrame:
             small = values.abs() < WHOLE_FLOATS_FROM
             shown.loc[small, column] = values[small].round(decimals)
     return shown
+
+
+def _out_path(text: str) -> Path:
+    """``--out``: "" is the current directory to the OS ("cannot write the readings: is a directory")."""
+    try:
+        return named_path(text, "a file path")
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _source(text: str) -> str:
+    """``meter read FILE``, as given (a Path would fold tcp:// into tcp:/); "" read the current
+    directory, "unreadable CSV: : no such file" or ".: is a directory"."""
+    _out_path(text)
+    return text
 
 
 def _utf8_label(text: str) -> str:

@@ -90,8 +90,9 @@ def read_car(stream: BinaryIO) -> tuple[list[CID], Iterator[tuple[CID, bytes]]]:
         header = dag_cbor.decode(_read_exact(stream, header_length, "the header"))
     except Exception as exc:  # dag-cbor raises several unrelated types on bad input (IndexError, OverflowError...)
         raise CarFormatError(f"CAR header is not DAG-CBOR: {exc}") from exc
-    if not isinstance(header, dict) or header.get("version") != 1:
-        raise CarFormatError(f"not a CAR v1 header: {header!r}")
+    # true and 1.0 equal 1 in Python, not in CBOR
+    if not isinstance(header, dict) or type(header.get("version")) is not int or header["version"] != 1:
+        raise CarFormatError(f"not a CAR v1 header: {str(header)[:200]}")
     listed = header.get("roots")
     roots = [root for root in listed if isinstance(root, CID)] if isinstance(listed, list) else []
     if not isinstance(listed, list) or len(roots) != len(listed):

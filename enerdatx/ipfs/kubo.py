@@ -13,7 +13,7 @@ import io
 import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from enerdatx.errors import (
     CarFormatError,
     ContentStoreError,
     DaemonUnavailableError,
+    InvalidCIDError,
     StorageError,
 )
 from enerdatx.files import atomic_output
@@ -38,6 +39,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="urllib3 v2 only supports OpenSSL", module="urllib3")
     import ipfshttpclient
     import ipfshttpclient.exceptions as rpc_errors
+    import requests
     from ipfshttpclient import multipart
 warnings.filterwarnings("ignore", message="The 'strict' parameter is no longer needed", category=FutureWarning,
                         module="urllib3.poolmanager")
@@ -56,12 +58,24 @@ def _connection_failure(exc: BaseException) -> str:
     cause: BaseException | None = exc
     seen: set[int] = set()
     while cause is not None and id(cause) not in seen:  # a chain set by hand may loop
-        if isinstance(cause, OSError) and cause.strerror:
+        if isinstance(cause, OSError) and isinstance(cause.strerror, str) and cause.strerror:
             return cause.strerror
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
     found = _OS_ERROR.search(str(exc))
     return found.group(1).strip() if found else str(exc)
+
+
+def _json(reply: Any) -> Any:
+    """A daemon's JSON answer as decoded: ipfshttpclient wraps what it returns in a Mapping even
+    when the daemon answered a list or a number."""
+    return reply.as_json() if hasattr(reply, "as_json") else reply
+
+
+def _shown(reply: Any) -> str:
+    """A daemon's answer quoted in a message: at most 100 characters of it."""
+    text = repr(_json(reply))
+    return text if len(text) <= 100 else text[:97] + "..."
 
 
 # A daemon that looks for content and gives up (its own `timeout` option) says one of these.
@@ -104,7 +118,9 @@ class KuboStore(ContentStore):
         self._client.close()
 
     def _check_version(self) -> tuple[str, tuple[int, ...]]:
-        info = self._call(self._client.version)
+        info = _json(self._call(self._client.version))
+        if not isinstance(info, Mapping):
+            raise DaemonUnavailableError(f"{self.api} is no IPFS daemon: /version answered {_shown(info)}")
         implementation = "js-ipfs" if "ipfs-core" in info else "kubo"
         version = _parse_version(str(info.get("Version", "")))
         minimum = MINIMUM_VERSIONS[implementation]
@@ -129,6 +145,45 @@ class KuboStore(ContentStore):
             raise ContentStoreError(f"{self.api}: {exc}") from exc
         except rpc_errors.Error as exc:
             raise ContentStoreError(f"{self.api}: {exc}") from exc
+        except requests.RequestException as exc:  # ipfshttpclient wraps only the request, not reading its answer
+            raise DaemonUnavailableError(f"{self.api} broke off its answer: {_connection_failure(exc)}") from exc
+
+    def _answer(self, reply: Any, path: str, *keys: str) -> Any:
+        """``reply[keys[0]][keys[1]]...`` of a daemon's JSON answer to ``path``.
+
+        A daemon (or whatever listens there) that answered another shape is a ContentStoreError
+        naming the call: a list, a missing "Hash" or a CID that is no text were a TypeError, a
+        KeyError or an AttributeError (exit 70).
+        """
+        value = _json(reply)
+        for key in keys:
+            if not isinstance(value, Mapping) or key not in value:
+                raise ContentStoreError(f"{self.api}: {path} answered without {'.'.join(keys)}: {_shown(reply)}")
+            value = value[key]
+        return value
+
+    def _answer_cid(self, reply: Any, path: str, *keys: str) -> str:
+        """As :meth:`_answer`, a CID, in this package's text form."""
+        value = self._answer(reply, path, *keys)
+        try:
+            if not isinstance(value, str):
+                raise InvalidCIDError(f"not a CID: {_shown(value)}")
+            return _normalise(value)
+        except InvalidCIDError as exc:
+            raise ContentStoreError(f"{self.api}: {path} answered a {'.'.join(keys)} that is {exc}") from exc
+
+    def _stream(self, stream: Any, path: str) -> Iterator[bytes]:
+        """The chunks of a streamed answer; a daemon that breaks off is a DaemonUnavailableError
+        (it was "cannot write the file" of export-car's output: requests' errors are OSErrors)."""
+        with contextlib.closing(stream):
+            while True:
+                try:
+                    chunk = next(stream)
+                except StopIteration:
+                    return
+                except (rpc_errors.Error, requests.RequestException) as exc:
+                    raise DaemonUnavailableError(f"{self.api} broke off {path}: {_connection_failure(exc)}") from exc
+                yield chunk
 
     def _request(
         self, path: str, *args: str, cid: str | None = None, opts: dict[str, str] | None = None, **kwargs: Any
@@ -147,7 +202,7 @@ class KuboStore(ContentStore):
             raise ValueError(f"cid_version is 0 or 1, not {cid_version!r}")
         options: dict[str, Any] = {"cid_version": 1, "raw_leaves": True} if cid_version == 1 else {}
         result = self._call(self._client.add, source, only_hash=only_hash, pin=not only_hash, **options)
-        return _normalise(result["Hash"])
+        return self._answer_cid(result, "/add", "Hash")
 
     def add_bytes(self, data: bytes, cid_version: int = 0) -> str:
         """Add ``data`` through the daemon, pin it, and return its CID."""
@@ -164,16 +219,7 @@ class KuboStore(ContentStore):
     def cat_stream(self, cid: str) -> Iterator[bytes]:
         """The file's bytes as the daemon streams them."""
         name = _normalise(cid)
-        stream = self._request("/cat", name, cid=name, stream=True)
-        with contextlib.closing(stream):
-            while True:
-                try:
-                    chunk = next(stream)
-                except StopIteration:
-                    return
-                except rpc_errors.Error as exc:
-                    raise DaemonUnavailableError(f"{self.api} broke off /cat {name}: {exc}") from exc
-                yield chunk
+        yield from self._stream(self._request("/cat", name, cid=name, stream=True), f"/cat {name}")
 
     def has(self, cid: str) -> bool:
         """Whether the daemon holds the root block locally (it is not asked to search)."""
@@ -190,14 +236,16 @@ class KuboStore(ContentStore):
         """``files stat`` of ``/ipfs/<cid>``, under this package's names."""
         name = _normalise(cid)
         reply = self._request("/files/stat", f"/ipfs/{name}", cid=name, decoder="json")
-        info = reply[0] if isinstance(reply, list) else reply
-        return {
-            "cid": _normalise(info["Hash"]),
-            "type": info["Type"],
-            "size": int(info["Size"]),
-            "cumulative_size": int(info["CumulativeSize"]),
-            "links": int(info["Blocks"]),
-        }
+        info = reply[0] if isinstance(reply, list) and reply else reply
+        figures: dict[str, Any] = {"cid": self._answer_cid(info, "/files/stat", "Hash"),
+                                   "type": self._answer(info, "/files/stat", "Type")}
+        for key, field in (("size", "Size"), ("cumulative_size", "CumulativeSize"), ("links", "Blocks")):
+            try:
+                figures[key] = int(self._answer(info, "/files/stat", field))
+            except (TypeError, ValueError):
+                raise ContentStoreError(f"{self.api}: /files/stat answered a {field} that is no number: "
+                                        f"{_shown(info)}") from None
+        return figures
 
     # --- pins and garbage collection ---------------------------------------------
 
@@ -219,6 +267,8 @@ class KuboStore(ContentStore):
     def gc(self) -> int:
         """Run the daemon's ``repo gc``; return how many blocks it removed."""
         removed = self._request("/repo/gc", decoder="json") or []
+        if not isinstance(removed, list) or not all(isinstance(item, Mapping) for item in removed):
+            raise ContentStoreError(f"{self.api}: /repo/gc answered {_shown(removed)}, not a list of objects")
         return sum(1 for item in removed if item.get("Key") and not item.get("Error"))
 
     # --- CAR files ----------------------------------------------------------------
@@ -227,10 +277,8 @@ class KuboStore(ContentStore):
         """``dag export`` into ``out_path``, written whole or not at all."""
         name = _normalise(cid)
         with atomic_output(out_path) as handle:
-            stream = self._request("/dag/export", name, cid=name, stream=True)
-            with contextlib.closing(stream):
-                for chunk in stream:
-                    handle.write(chunk)
+            for chunk in self._stream(self._request("/dag/export", name, cid=name, stream=True), f"/dag/export {name}"):
+                handle.write(chunk)
             handle.flush()
             with open(handle.name, "rb") as written:
                 missing = missing_blocks(written) if handle.tell() else [parse_cid(name)]
@@ -260,10 +308,12 @@ class KuboStore(ContentStore):
         except ContentStoreError as exc:
             raise CarFormatError(f"the daemon refused the CAR file {in_path}: {exc}") from exc
         roots = []
-        for reply in replies:
-            root = reply.get("Root") if isinstance(reply, dict) else None
-            if root:
-                if root.get("PinErrorMsg"):
-                    raise CarFormatError(f"{in_path}: root {root['Cid']['/']} not pinned: {root['PinErrorMsg']}")
-                roots.append(_normalise(root["Cid"]["/"]))
+        for reply in replies if isinstance(replies, list) else [replies]:
+            if not isinstance(reply, Mapping) or "Root" not in reply:  # kubo also answers stats
+                continue
+            cid = self._answer_cid(reply, "/dag/import", "Root", "Cid", "/")
+            error = reply["Root"].get("PinErrorMsg")
+            if error:
+                raise CarFormatError(f"{in_path}: root {cid} not pinned: {error}")
+            roots.append(cid)
         return roots

@@ -180,16 +180,16 @@ class _LineBound:
         return iter(self._raw)
 
 
-def _first_unreadable_time(text: pd.Series, exc: Exception) -> str:
-    """Name the first cell pandas cannot read as a time, by its row in the file."""
+def _first_unreadable_time(text: pd.Series, exc: Exception, what: str = "timestamp") -> str:
+    """Name the first cell pandas cannot read as a time (a ``what``), by its row in the file."""
     try:
         unread = pd.to_datetime(text, format="ISO8601", errors="coerce").isna() & (text != "")
     except (ValueError, TypeError):  # e.g. times with and without an offset mixed
         unread = pd.Series(False, index=text.index)
     if unread.any():
         label = unread[unread].index[0]
-        return f"unreadable timestamp {text[label]!r} at row {int(label) + 2}"
-    return f"unreadable timestamps ({str(exc).splitlines()[0]})"
+        return f"unreadable {what} {text[label]!r} at row {int(label) + 2}"
+    return f"unreadable {what}s ({str(exc).splitlines()[0]})"
 
 
 def _pick(table: pd.DataFrame, names: tuple[str, ...], what: str) -> str:
@@ -266,6 +266,10 @@ def _london(table: pd.DataFrame, meter: str | None, tz: str, where: str) -> pd.D
     return frame
 
 
+# How a generic CSV's times end: Z or an offset (ISO 8601). A local time alone is ambiguous.
+_UTC_OFFSET = r"(?:Z|[+-]\d\d:?\d\d)$"
+
+
 def _generic(table: pd.DataFrame, meter: str | None, sort: bool, where: str) -> pd.DataFrame:
     if "timestamp" not in table.columns:
         raise ReadingsFormatError("generic CSV needs a 'timestamp' column (ISO 8601 with offset)")
@@ -274,7 +278,7 @@ def _generic(table: pd.DataFrame, meter: str | None, sort: bool, where: str) -> 
         raise ReadingsFormatError(f"unknown columns {sorted(unknown)} (see docs/readings.md)")
     table = _one_meter(table, meter)
     text = table["timestamp"].str.strip()
-    naive = ~text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)
+    naive = ~text.str.contains(_UTC_OFFSET, regex=True)
     if naive.any():
         raise ReadingsFormatError(f"timestamp {text[naive].iloc[0]!r} has no UTC offset")
     try:
@@ -284,8 +288,15 @@ def _generic(table: pd.DataFrame, meter: str | None, sort: bool, where: str) -> 
             if name in ("meter_id", "source") or name not in table.columns:
                 continue
             if name == "gas_timestamp":
-                cells = table[name].str.strip().replace("", None)
-                columns[name] = pd.to_datetime(cells, utc=True, format="ISO8601")
+                cells = table[name].str.strip()
+                try:
+                    columns[name] = pd.to_datetime(cells.replace("", None), utc=True, format="ISO8601")
+                except ValueError as exc:  # pandas' own words advise passing format= to to_datetime
+                    raise ReadingsFormatError(f"{where}{_first_unreadable_time(cells, exc, name)}") from None
+                # A gas time without an offset was taken for UTC, though a reading's own is refused.
+                naive = (cells != "") & ~cells.str.contains(_UTC_OFFSET, regex=True)
+                if naive.any():
+                    raise ReadingsFormatError(f"{where}gas_timestamp {cells[naive].iloc[0]!r} has no UTC offset")
             else:
                 columns[name] = _numbers(table[name], name, where)
     except (ValueError, TypeError) as exc:

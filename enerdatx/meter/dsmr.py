@@ -189,11 +189,24 @@ def parse_telegram(telegram: str, index: int = 0, *, variant: str | None = None)
                                 index=index)
     elif spec["checksum_support"]:
         raise TelegramError(f"DSMR {name} telegram without its CRC", index=index)
+    _refuse_repeated_registers(telegram, index)
     try:
         parsed = _PARSERS[name].parse(telegram, throw_ex=True)
     except (ParseError, ValueError, ArithmeticError) as exc:
         raise TelegramError(f"unparseable line: {exc}", index=index) from None
     return _fields(parsed, telegram, name, index)
+
+
+def _refuse_repeated_registers(telegram: str, index: int) -> None:
+    """A meter prints each of its electricity lines (1-0:...) once; dsmr-parser kept the last of
+    two, so a telegram giving 1-0:1.8.1 twice was read with whichever came second."""
+    seen: set[str] = set()
+    for line in telegram.splitlines():
+        if line.startswith("1-0:"):
+            code = line.split("(", 1)[0]
+            if code in seen:
+                raise TelegramError(f"{code} appears twice: which value the meter meant is unknown", index=index)
+            seen.add(code)
 
 
 def _fields(parsed: Any, telegram: str, name: str, index: int) -> dict[str, Any]:
@@ -327,8 +340,8 @@ def _tcp_chunks(url: str, timeout: float) -> Iterator[str]:
     address = parse_tcp_source(url)
     try:
         conn = socket.create_connection(address, timeout=timeout)
-    except OSError as exc:
-        raise MeterDataError(f"cannot connect to {url}: {exc}") from exc
+    except OSError as exc:  # the OS's reason, without "[Errno 111]", as for files
+        raise MeterDataError(f"cannot connect to {url}: {exc.strerror or exc}") from exc
     except UnicodeError:  # the idna codec's: a lone surrogate, an empty or 64-character label
         raise MeterDataError(f"cannot connect to {url!r}: {address[0]!r} is not a host name") from None
     with conn:
@@ -337,6 +350,8 @@ def _tcp_chunks(url: str, timeout: float) -> Iterator[str]:
                 data = conn.recv(1 << 14)
             except TimeoutError:
                 raise MeterDataError(f"{url}: no data for {timeout} s") from None
+            except OSError as exc:  # a reset: it was a bare ConnectionResetError, not a meter's error
+                raise MeterDataError(f"{url}: the connection broke: {exc.strerror or exc}") from None
             if not data:
                 return
             yield data.decode("latin-1")

@@ -9,6 +9,7 @@ The public service is offline; ``OEHUClient`` talks to any server of that shape
 
 from __future__ import annotations
 
+import codecs
 import io
 import math
 import os
@@ -66,6 +67,7 @@ _SHAPE = "OEHU data must be a list of readings or {\"transactions\": [...]}"
 
 def _read_stream(stream: IO[bytes], device_id: str | None, sort: bool, where: str) -> pd.DataFrame:
     """``where`` ("FILE: " or "") begins the messages of a document that is no JSON."""
+    _skip_bom(stream)
     try:
         parsed = [_parse_item(item, i) for i, item in enumerate(_stream_items(stream))]
     except ReadingsFormatError:
@@ -75,6 +77,18 @@ def _read_stream(stream: IO[bytes], device_id: str | None, sort: bool, where: st
     except ValueError as exc:  # an integer beyond Python's int-string conversion limit, say
         raise ReadingsFormatError(f"{where}OEHU data has an unreadable value: {str(exc)[:100]}") from None
     return _frame(parsed, device_id, sort)
+
+
+def _skip_bom(stream: IO[bytes]) -> None:
+    """Read past a UTF-8 byte-order mark (Windows editors write one; RFC 8259 lets a parser
+    ignore it, and read_csv does): ijson refused such a file as "lexical error: invalid char"."""
+    if hasattr(stream, "peek"):  # a file, or a pipe: nothing is consumed unless it is the mark
+        if stream.peek(3)[:3] == codecs.BOM_UTF8:
+            stream.read(3)
+    elif stream.seekable():
+        start = stream.tell()
+        if stream.read(3) != codecs.BOM_UTF8:
+            stream.seek(start)
 
 
 def _json_error_text(exc: Exception) -> str:

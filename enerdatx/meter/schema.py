@@ -72,13 +72,7 @@ def make_readings(
 ) -> pd.DataFrame:
     """Build a canonical readings frame; absent columns become NaN, totals are filled from tariffs."""
     index = pd.DatetimeIndex(pd.to_datetime(timestamps, utc=True), name="timestamp")
-    known = index.dropna()
-    if len(known) and (known.min() < _FIRST or known.max() > _LAST):
-        # pandas 3 holds such dates in microseconds, but arithmetic with nanosecond
-        # timestamps overflows later, far from here.
-        outside = known.min() if known.min() < _FIRST else known.max()
-        raise ReadingsFormatError(f"timestamps must lie between {_FIRST.date()} and {_LAST.date()}, not "
-                                  f"{outside.isoformat()}")
+    _check_range(index, "timestamps")
     unknown = set(columns) - set(COLUMNS)
     if unknown:
         raise ReadingsFormatError(f"unknown readings columns: {sorted(unknown)}")
@@ -96,6 +90,7 @@ def make_readings(
         if gas_ts is not None
         else pd.DatetimeIndex(np.full(n, np.datetime64("NaT", "us")), tz="UTC")
     )
+    _check_range(data["gas_timestamp"], "gas timestamps")
     frame = pd.DataFrame(data, index=index, columns=list(COLUMNS))
     for total, parts in (("import_kwh", ("import_t1_kwh", "import_t2_kwh")),
                          ("export_kwh", ("export_t1_kwh", "export_t2_kwh"))):
@@ -106,6 +101,17 @@ def make_readings(
     has_gas = frame["gas_m3"].notna() & frame["gas_timestamp"].isna()
     frame.loc[has_gas, "gas_timestamp"] = frame.index[has_gas.to_numpy()]
     return frame
+
+
+def _check_range(times: pd.DatetimeIndex, what: str) -> None:
+    # pandas 3 holds such dates in microseconds, but arithmetic with nanosecond timestamps
+    # overflows later, far from here (a gas timestamp of 9999 was read, then storing the
+    # readings failed with a bare OverflowError).
+    known = times.dropna()
+    if len(known) and (known.min() < _FIRST or known.max() > _LAST):
+        outside = known.min() if known.min() < _FIRST else known.max()
+        raise ReadingsFormatError(f"{what} must lie between {_FIRST.date()} and {_LAST.date()}, not "
+                                  f"{outside.isoformat()}")
 
 
 def empty_readings() -> pd.DataFrame:

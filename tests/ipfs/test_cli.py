@@ -10,6 +10,7 @@ import pytest
 from enerdatx.cli import main
 from enerdatx.ipfs import EmbeddedStore
 
+from .conftest import http_answer
 from .sample import sample_bytes, write_sample
 
 HELLO_V0 = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
@@ -136,3 +137,71 @@ def test_bench_refuses_an_empty_file_and_an_empty_dir(option: list[str], capsysb
     with pytest.raises(SystemExit) as exit_:
         main(["bench", "ipfs", *option])
     assert exit_.value.code == 2 and f"argument {option[0]}".encode() in capsysbinary.readouterr().err
+
+
+@pytest.mark.parametrize(("answers", "command", "expected"), [
+    ({"/api/v0/version": http_answer(b"[1, 2]")}, "add", "is no IPFS daemon: /version answered [1, 2]"),
+    ({"/api/v0/add": http_answer(b"[]")}, "add", "/add answered without Hash: []"),
+    ({"/api/v0/add": http_answer(b'{"Name": "x"}')}, "add", "/add answered without Hash"),
+    ({"/api/v0/add": http_answer(b'{"Hash": 5}')}, "add", "/add answered a Hash that is not a CID: 5"),
+    ({"/api/v0/dag/import": http_answer(b'{"Root": "x"}')}, "import-car", "/dag/import answered without Root.Cid./"),
+    ({"/api/v0/dag/import": http_answer(b'{"Root": {"Cid": 5}}')}, "import-car", "answered without Root.Cid./"),
+    ({"/api/v0/dag/import": http_answer(b'{"Root": {"Cid": {"/": "bogus"}}}')}, "import-car",
+     "/dag/import answered a Root.Cid./ that is not a CID: 'bogus'"),
+])
+def test_a_daemon_answering_the_wrong_shape_is_one_line_and_exit_1(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes], fake_daemon, answers: dict, command: str,
+    expected: str,
+) -> None:
+    # Before: exit 70, "internal error: TypeError: list indices must be integers or slices, not str",
+    # "KeyError: 'Hash'", "'int' object is not subscriptable", "'str' object has no attribute 'get'".
+    api = fake_daemon(answers)
+    hello = tmp_path / "hello.txt"
+    hello.write_bytes(b"hello world\n")
+    car = tmp_path / "hello.car"
+    EmbeddedStore(tmp_path / "repo").export_car(EmbeddedStore(tmp_path / "repo").add_bytes(b"hello world\n"), car)
+    code, out, err = run(capsysbinary, "ipfs", "--api", api, command, str(hello if command == "add" else car))
+    assert (code, out) == (1, b"") and err.startswith(b"enerdatx: error: ") and err.count(b"\n") == 1, err
+    assert expected.encode() in err, err
+
+
+@pytest.mark.parametrize("command", ["add", "cat", "export-car"])
+def test_a_daemon_breaking_off_its_answer_is_a_daemon_error_not_a_file_error(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes], fake_daemon, command: str
+) -> None:
+    # Before: "cannot use the file: ('Connection broken: IncompleteRead(3 bytes read, 997 more expected)', ...)",
+    # for export-car "x.car: cannot write the file: ..." (requests' errors are OSErrors), though no file failed.
+    cut_short = http_answer(b"abc", length=1000)
+    api = fake_daemon({"/api/v0/add": cut_short, "/api/v0/cat": cut_short, "/api/v0/dag/export": cut_short})
+    hello = tmp_path / "hello.txt"
+    hello.write_bytes(b"hello world\n")
+    words = {"add": [str(hello)], "cat": [HELLO_V0], "export-car": [HELLO_V0, str(tmp_path / "x.car")]}[command]
+    code, _, err = run(capsysbinary, "ipfs", "--api", api, command, *words)
+    assert code == 1 and err.count(b"\n") == 1 and f"enerdatx: error: {api} broke off".encode() in err, err
+    assert b"cannot use the file" not in err and b"cannot write the file" not in err
+    assert not (tmp_path / "x.car").exists()
+
+
+def test_adding_a_symlink_loop_names_the_loop(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    # exists() is false for a loop: "loop: no such file" was said of a file that is there.
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    code, out, err = run(capsysbinary, "ipfs", "--repo", str(tmp_path / "repo"), "add", str(tmp_path / "a"))
+    assert (code, out) == (1, b"") and err == f"enerdatx: error: {tmp_path / 'a'}: Too many levels of symbolic links\n".encode()
+
+
+def test_importing_a_pipe_is_refused_not_waited_on(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    # Before: open() of a FIFO nobody writes to blocked forever (add refused it already).
+    import os
+    import threading
+
+    fifo = tmp_path / "car.fifo"
+    os.mkfifo(fifo)
+    timer = threading.Timer(5, lambda: os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)))  # unblocks a hang
+    timer.start()
+    try:
+        code, out, err = run(capsysbinary, "ipfs", "--repo", str(tmp_path / "repo"), "import-car", str(fifo))
+    finally:
+        timer.cancel()
+    assert (code, out) == (1, b"")
+    assert err == f"enerdatx: error: {fifo}: is not a regular file (a device, a pipe or a socket)\n".encode()

@@ -116,3 +116,19 @@ def test_stdout_keeps_huge_register_values_it_cannot_round(tmp_path, capsys) -> 
     shown = pd.read_csv(io.StringIO(capsys.readouterr().out))
     assert list(shown["import_kwh"]) == [1e308, 12.346]
     assert list(shown["power_import_w"]) == [1.7976931348623157e308, 251.0]
+
+
+@pytest.mark.parametrize(("words", "option"), [
+    (["read", "", "--format", "csv"], "file"),
+    (["read", " ", "--format", "dsmr"], "file"),
+    (["read", "{d}/s.csv", "--format", "csv", "--out", ""], "--out"),
+    (["synth", "--days", "1", "--out", ""], "--out"),
+])
+def test_an_empty_path_is_a_usage_error(tmp_path, capsys, words: list[str], option: str) -> None:
+    # The OS takes "" for the current directory: "unreadable CSV: : no such file", ".: is a directory"
+    # and ".: cannot write the readings: is a directory".
+    (tmp_path / "s.csv").write_text("timestamp,import_kwh\n2026-01-01T00:00:00Z,1\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(["meter", *[word.replace("{d}", str(tmp_path)) for word in words]])
+    assert exit_.value.code == 2
+    assert f"argument {option}: expected a file path, got '" in capsys.readouterr().err.splitlines()[-1]

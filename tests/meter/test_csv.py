@@ -87,6 +87,16 @@ def test_generic_csv_round_trip(tmp_path, month_15min: pd.DataFrame) -> None:
     # pandas 3 reads these in microseconds; mixed with nanosecond timestamps they overflowed later.
     ("timestamp,import_kwh\n0499-01-01T00:00:00Z,1.0\n", "must lie between 1677-09-22 and 2262-04-11"),
     ("timestamp,import_kwh\n9999-01-01T00:00:00Z,1.0\n", "must lie between 1677-09-22 and 2262-04-11"),
+    # Only the reading's own time was checked: a gas time of 9999 was read, and storing the
+    # readings (ReadingStore.add) then failed with a bare OverflowError.
+    ("timestamp,gas_m3,gas_timestamp\n2026-01-01T00:00:00Z,1,9999-01-01T00:00:00Z\n",
+     "gas timestamps must lie between 1677-09-22 and 2262-04-11, not 9999-01-01"),
+    # pandas' words were "Time data garbage is not ISO8601 format. You might want to try: - passing `format`...".
+    ("timestamp,gas_m3,gas_timestamp\n2026-01-01T00:00:00Z,1,\n2026-01-01T00:15:00Z,1,garbage\n",
+     "^unreadable gas_timestamp 'garbage' at row 3$"),
+    # Taken for UTC: a Dutch meter's local 01:00 became 01:00Z, an hour off.
+    ("timestamp,gas_m3,gas_timestamp\n2026-01-01T00:00:00Z,1,2026-01-01T01:00:00\n",
+     "^gas_timestamp '2026-01-01T01:00:00' has no UTC offset$"),
 ])
 def test_malformed_csv_is_a_format_error(text: str, message: str) -> None:
     with pytest.raises(ReadingsFormatError, match=message):
@@ -190,6 +200,24 @@ def test_readings_go_straight_to_a_device_or_a_pipe(month_15min: pd.DataFrame) -
     write_csv(month_15min.iloc[:4], "/dev/null")
     with pytest.raises(StorageError, match="^/dev/full: cannot write the readings: the disk is full$"):
         write_csv(month_15min.iloc[:4], "/dev/full")
+
+
+def test_an_open_file_behind_a_link_is_written_to_and_a_link_is_written_through(
+    tmp_path: Path, month_15min: pd.DataFrame
+) -> None:
+    # /dev/stdout with stdout redirected to a file is a link to /proc/self/fd/1, itself a link to
+    # the file: it was replaced, so the file got nothing (and, as root, /dev/stdout became a file).
+    with open(tmp_path / "redirected.csv", "w+b") as redirected:
+        (tmp_path / "stdout").symlink_to(f"/proc/self/fd/{redirected.fileno()}")
+        write_csv(month_15min.iloc[:4], tmp_path / "stdout")
+        assert (tmp_path / "stdout").is_symlink()
+        redirected.seek(0)
+        assert redirected.read().startswith(b"timestamp,")
+    # A link to a file: the file it names is replaced, and the link stays (it became a file).
+    (tmp_path / "data.csv").write_text("old")
+    (tmp_path / "current.csv").symlink_to("data.csv")
+    write_csv(month_15min.iloc[:4], tmp_path / "current.csv")
+    assert (tmp_path / "current.csv").is_symlink() and len(read_csv(tmp_path / "data.csv")) == 4
 
 
 def test_a_stream_with_no_line_end_is_refused_not_buffered(tmp_path: Path) -> None:

@@ -91,6 +91,16 @@ def test_bad_crc_names_the_telegram(day_10s: pd.DataFrame) -> None:
     assert info.value.index == 3
 
 
+def test_a_register_given_twice_is_a_telegram_error(day_10s: pd.DataFrame) -> None:
+    # dsmr-parser kept the second: 1-0:1.8.1 of 1.000 after the meter's own was read as the register.
+    telegrams = list(render_telegrams(day_10s.iloc[:3]))
+    line = next(line for line in telegrams[1].splitlines() if line.startswith("1-0:1.8.1("))
+    telegrams[1] = recrc(telegrams[1].replace(line, f"{line}\r\n1-0:1.8.1(000001.000*kWh)", 1))
+    with pytest.raises(TelegramError, match=r"^telegram #1: 1-0:1.8.1 appears twice"):
+        read_dsmr("".join(telegrams))
+    assert len(read_dsmr("".join(telegrams), errors="skip")) == 2
+
+
 def test_truncated_telegrams_are_named(day_10s: pd.DataFrame) -> None:
     telegrams = list(render_telegrams(day_10s.iloc[:4]))
     cut = telegrams[1][: len(telegrams[1]) // 2]
@@ -264,8 +274,32 @@ def test_tcp_connection_refused_is_a_meter_error() -> None:
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
     server.close()
-    with pytest.raises(MeterDataError, match="cannot connect"):
+    # Was "cannot connect to ...: [Errno 111] Connection refused".
+    with pytest.raises(MeterDataError, match=f"^cannot connect to tcp://127.0.0.1:{port}: Connection refused$"):
         read_dsmr(f"tcp://127.0.0.1:{port}", timeout=2)
+
+
+def test_a_meter_resetting_the_connection_is_a_meter_error() -> None:
+    # Was a bare ConnectionResetError from recv.
+    import struct
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def reset() -> None:
+        conn, _ = server.accept()
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with RST
+        conn.sendall(b"/ISk5")
+        conn.close()
+
+    thread = threading.Thread(target=reset, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(MeterDataError, match=f"^tcp://127.0.0.1:{port}: the connection broke: Connection reset"):
+            read_dsmr(f"tcp://127.0.0.1:{port}", timeout=2)
+    finally:
+        thread.join(5)
+        server.close()
 
 
 def test_serial_port_through_a_pty_pair() -> None:

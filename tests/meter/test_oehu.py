@@ -223,3 +223,12 @@ def test_deep_huge_and_trailing_oehu_documents_are_typed_errors():
         with pytest.raises(ReadingsFormatError, match=message):
             read_oehu(document.encode())
     assert len(read_oehu(b'{"x": [1], "transactions": [{"deviceId": "a", "metadata": {"lastUpdate": 1560000000000}}]}')) == 1
+
+
+def test_a_utf8_byte_order_mark_is_read_past(tmp_path) -> None:
+    # Windows editors write one; ijson refused the file as "lexical error: invalid char in json text".
+    document = b"\xef\xbb\xbf" + json.dumps([oehu_reading(i) for i in range(3)]).encode()
+    path = tmp_path / "bom.json"
+    path.write_bytes(document)
+    for source in (document, path):
+        assert len(read_oehu(source)) == 3
