@@ -32,6 +32,7 @@ from typing import Any
 
 from enerdatx.crypto import Identity, verify_signature
 from enerdatx.errors import ChainIdentityError, DirectoryLockedError, KeyFileError, StorageError
+from enerdatx.files import read_small_file
 from enerdatx.trustchain.store import BlockStore
 
 __all__ = [
@@ -55,6 +56,7 @@ HEAD_FILE = "chain.head"
 LOCK_FILE = "peer.lock"
 
 HEAD_DOMAIN = b"enerdatx/chain-head/v1"
+HEAD_FILE_LIMIT = 4096  # a marker is about 340 bytes
 
 
 def storage_error(exc: OSError, what: str, path: Any) -> StorageError:
@@ -179,9 +181,14 @@ def read_head(directory: Path) -> ChainHead | None:
     """
     path = directory / HEAD_FILE
     try:
-        data = path.read_bytes()
+        # Bounded, and never a FIFO or a device: one in its place made `peer run` and `peer
+        # backup` wait forever (or read /dev/zero until memory ran out). A marker longer than
+        # any marker reads as torn.
+        data = read_small_file(path, HEAD_FILE_LIMIT, what="read the chain head marker")
     except FileNotFoundError:
         return None
+    except StorageError:
+        raise
     except OSError as exc:
         raise storage_error(exc, "read the chain head marker", path) from None
     try:

@@ -201,6 +201,27 @@ def test_a_corrupt_database_or_a_file_as_directory_is_one_line(tmp_path: Path, c
     assert result.returncode == 1 and result.stderr.count("\n") == 1 and expected in result.stderr
 
 
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(("name", "what"), [("identity.key", "the key file"), ("chain.head", "the chain head marker")])
+def test_a_fifo_or_a_device_in_place_of_the_key_or_the_marker_is_refused_not_read(
+    tmp_path: Path, name: str, what: str
+) -> None:
+    # A FIFO in their place made `peer id`, `peer run` and `peer backup` wait forever for a
+    # writer; a link to /dev/zero read until memory ran out.
+    sign_some(tmp_path / "peer", 1)
+    (tmp_path / "peer" / name).unlink()
+    os.mkfifo(tmp_path / "peer" / name, 0o600)
+    expected = f"cannot read {what}: not a regular file"
+    with pytest.raises(StorageError, match=expected):
+        open_directory(tmp_path / "peer")
+    result = enerdatx("peer", "run", "--dir", str(tmp_path / "peer"), timeout=15)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and expected in result.stderr
+    (tmp_path / "peer" / name).unlink()
+    (tmp_path / "peer" / name).symlink_to("/dev/zero")
+    with pytest.raises(StorageError, match=expected):
+        open_directory(tmp_path / "peer")
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only files")
 def test_a_read_only_database_is_one_line(tmp_path: Path) -> None:
     sign_some(tmp_path, 1)
