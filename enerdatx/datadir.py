@@ -258,12 +258,16 @@ def load_identity(directory: Path) -> Identity:
     chain_path = directory / CHAIN_FILE
     owner = None
     if chain_path.is_file() and chain_path.stat().st_size:
-        with contextlib.suppress(StorageError):
+        try:
             probe = BlockStore(chain_path, fsync=False)
             try:
                 owner = probe.owner() or (b"?" if probe.count() else None)
             finally:
                 probe.close()
+        except StorageError:
+            # A database that cannot be read (corrupt, say) may well be this key's chain: a new
+            # key beside it was a silent fresh start, and a repaired database then another's.
+            owner = b"?"
     if owner is not None or (directory / HEAD_FILE).exists():
         whose = f" of {owner.hex()[:16]}…" if owner and owner != b"?" else ""
         raise ChainIdentityError(

@@ -149,6 +149,21 @@ def test_a_missing_key_beside_a_chain_refuses(tmp_path: Path) -> None:
         assert "identity.key is missing" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_missing_key_beside_an_unreadable_chain_refuses(tmp_path: Path) -> None:
+    # A database that could not be read counted as none: `peer id` made a new key beside it
+    # (exit 0), a silent fresh start; once the database was repaired it was another key's.
+    sign_some(tmp_path, 2)
+    for name in ("identity.key", "chain.head"):
+        (tmp_path / name).unlink()
+    with (tmp_path / "chain.sqlite").open("r+b") as database:
+        database.write(b"this is not SQLite" * 6)  # the header: no SQLite opens it
+    with pytest.raises(ChainIdentityError, match="identity.key is missing but the directory keeps the chain"):
+        load_identity(tmp_path)
+    result = enerdatx("peer", "id", "--dir", str(tmp_path))
+    assert result.returncode == 1 and "identity.key is missing" in result.stderr
+    assert not (tmp_path / "identity.key").exists()
+
+
 def test_a_key_another_process_saves_first_is_the_one_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # `peer id` beside a starting `peer run` on a new directory: both found no key and made one,
     # and the one saved last replaced the key the other had already signed with.
