@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from enerdatx.errors import (
     DataVerificationError,
@@ -179,6 +180,8 @@ class RestServer:
             return _error(exc.status, exc.code, exc.message)
         except web.HTTPException as exc:  # aiohttp's own: 404 route, 405 method, 413 too large
             return _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
+        except RequestPayloadError as exc:  # a Content-Encoding the body is not in (a 500)
+            return _error(400, "bad_request", f"the body cannot be read: {str(exc).strip()}")
         except Exception as exc:  # noqa: BLE001 - a failure is a JSON answer, never a bare 500
             error = typed_error(exc)
             if error is None:
@@ -357,9 +360,20 @@ def _within(readings: pd.DataFrame, body: dict[str, Any]) -> None:
             raise HTTPError(400, "bad_request", f"{name} lies outside the uploaded readings")
 
 
+async def request_text(request: web.Request) -> str:
+    """The body as text in the charset its Content-Type names (UTF-8 by default); a charset
+    Python does not know is a 400 (aiohttp's own ``text()`` raised LookupError: a 500)."""
+    data = await request.read()
+    charset = request.charset or "utf-8"
+    try:
+        return data.decode(charset)
+    except LookupError:
+        raise HTTPError(400, "bad_request", f"unknown charset {charset[:64]!r} in Content-Type") from None
+
+
 async def _json(request: web.Request) -> Any:
     try:
-        return await request.json()
+        return json.loads(await request_text(request))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise HTTPError(400, "bad_json", "the body is not JSON") from None
     except RecursionError:
