@@ -224,7 +224,7 @@ class RestServer:
 
     async def get_asks(self, request: web.Request) -> web.Response:
         """The order book, optionally filtered (?kind=&area=&start=&end=&resolution=&max_price=&status=all)."""
-        params = dict(request.query)
+        params = _query(request)
         status = params.pop("status", "live")
         if status not in ("live", "all"):  # "withdrawn" or "ALL" was taken for "live"
             raise HTTPError(400, "bad_request", f"status is live (the default) or all, not {status[:64]!r}")
@@ -284,7 +284,7 @@ class RestServer:
         from enerdatx.meter import read_csv
         from enerdatx.meter.schema import meter_choice
 
-        params = dict(request.query)
+        params = _query(request)
         meter = params.pop("meter", None)
         if params:
             raise HTTPError(400, "bad_request", f"unknown parameters: {', '.join(sorted(params))} (only meter)")
@@ -380,6 +380,16 @@ async def _json(request: web.Request) -> Any:
         raise HTTPError(400, "bad_json", "the body is nested too deeply") from None
     except ValueError:  # an integer beyond Python's int-string conversion limit (4,300 digits)
         raise HTTPError(400, "bad_json", "the body holds a number with too many digits") from None
+
+
+def _query(request: web.Request) -> dict[str, str]:
+    """The query string as one value per name; a name given twice is a 400 (``dict()`` kept the
+    first: ``?status=all&status=live`` answered all, ``?max_price=1&max_price=x`` took 1)."""
+    params = request.query
+    repeated = sorted({name for name in params if len(params.getall(name)) > 1})
+    if repeated:
+        raise HTTPError(400, "bad_request", f"parameters given more than once: {', '.join(repeated)[:200]}")
+    return dict(params)
 
 
 def _query_int(params: dict[str, str], name: str) -> None:

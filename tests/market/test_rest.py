@@ -286,3 +286,18 @@ async def test_a_body_in_an_unknown_charset_or_a_false_encoding_is_a_400(apis, h
         ) as r:
             assert r.status == 400, await r.text()
             assert (await r.json())["error"]["code"] in ("bad_request", "bad_readings")
+
+
+@pytest.mark.parametrize(("path", "query"), [
+    ("/market/asks", "status=all&status=live"),
+    ("/market/asks", "max_price=1&max_price=x"),
+    ("/data/readings", "meter=a&meter=b"),
+])
+async def test_a_query_parameter_given_twice_is_a_400(apis, path, query):
+    # The first value was taken and the second silently ignored.
+    http, (server, _) = apis
+    method = "POST" if path == "/data/readings" else "GET"
+    async with http.request(method, f"{server.url}{path}?{query}", data=_readings_csv() if method == "POST" else None,
+                            headers=_auth(server)) as r:
+        assert r.status == 400, await r.text()
+        assert "given more than once" in (await r.json())["error"]["message"]
