@@ -92,8 +92,14 @@ class DirectoryLock:
             holder = os.read(self._fd, 32).decode("ascii", "replace").strip()
             self.release(truncate=False)
             raise DirectoryLockedError(directory, int(holder) if holder.isdigit() else None) from None
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:
+            # peer.lock replaced by a FIFO or a device: "cannot use the file: Invalid argument",
+            # naming no file.
+            self.release(truncate=False)
+            raise storage_error(exc, "write the holder's pid into the lock file", self.path) from None
 
     def _lock_directory(self) -> None:
         assert self._directory_fd is not None
@@ -298,9 +304,12 @@ def open_directory(
         raise StorageError("not a directory", path=directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "ipfs").mkdir(exist_ok=True)
     except OSError as exc:
         raise storage_error(exc, "create the peer directory", directory) from None
+    try:  # an ipfs that is a file read "D: cannot create the peer directory: already exists"
+        (directory / "ipfs").mkdir(exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, "create the content store's directory", directory / "ipfs") from None
     lock = DirectoryLock(directory)
     try:
         identity = load_identity(directory)

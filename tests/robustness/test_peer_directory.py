@@ -237,6 +237,28 @@ def test_a_fifo_or_a_device_in_place_of_the_key_or_the_marker_is_refused_not_rea
         open_directory(tmp_path / "peer")
 
 
+@pytest.mark.parametrize(("name", "expected"), [
+    ("peer.lock", "peer.lock: cannot write the holder's pid into the lock file"),
+    ("ipfs", "ipfs: cannot create the content store's directory: already exists"),
+])
+def test_a_lock_file_or_a_content_store_of_the_wrong_kind_is_named(tmp_path: Path, name: str, expected: str) -> None:
+    # They read "cannot use the file: Invalid argument" (no file named) and "D: cannot create
+    # the peer directory: already exists" (of a directory that was there all along).
+    sign_some(tmp_path, 1)
+    path = tmp_path / name
+    if name == "ipfs":
+        path.rmdir()
+        path.write_text("x")
+    else:
+        path.unlink()
+        os.mkfifo(path)
+    with pytest.raises(StorageError, match=expected):
+        open_directory(tmp_path)
+    if name == "peer.lock":  # what was opened is closed again: the directory locks afresh
+        path.unlink()
+        open_directory(tmp_path)[2].release()
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only files")
 def test_a_read_only_database_is_one_line(tmp_path: Path) -> None:
     sign_some(tmp_path, 1)
