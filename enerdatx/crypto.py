@@ -26,6 +26,7 @@ import nacl.signing
 import nacl.utils
 
 from enerdatx.errors import DataVerificationError, KeyFileError
+from enerdatx.files import read_small_file
 
 __all__ = [
     "Identity",
@@ -47,6 +48,8 @@ SIGNATURE_SIZE = 64
 DATA_KEY_SIZE = nacl.secret.SecretBox.KEY_SIZE
 
 KEY_FILE_HEADER = "enerdatx-identity v1"
+# A key file is under 200 bytes; anything beyond this is no key file of ours.
+KEY_FILE_LIMIT = 1024
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ class Identity:
         path = Path(path)
         try:
             mode = path.stat().st_mode
-            raw = path.read_bytes()
+            raw = read_small_file(path, KEY_FILE_LIMIT, what="read the key file")
         except FileNotFoundError as exc:
             raise KeyFileError("no key file", path=path) from exc
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
@@ -132,7 +135,7 @@ class Identity:
                 f"key file is readable by others (mode {stat.S_IMODE(mode):04o}); chmod 600 it",
                 path=path,
             )
-        if len(raw) > 1024:
+        if len(raw) > KEY_FILE_LIMIT:
             raise KeyFileError("not an EnerDatX key file (too large)", path=path)
         try:
             lines = raw.decode("ascii").splitlines()

@@ -32,6 +32,7 @@ from typing import Any
 
 from enerdatx.crypto import Identity, verify_signature
 from enerdatx.errors import ChainIdentityError, DirectoryLockedError, KeyFileError, StorageError
+from enerdatx.files import read_small_file
 from enerdatx.trustchain.store import BlockStore
 
 __all__ = [
@@ -55,6 +56,7 @@ HEAD_FILE = "chain.head"
 LOCK_FILE = "peer.lock"
 
 HEAD_DOMAIN = b"enerdatx/chain-head/v1"
+HEAD_FILE_LIMIT = 4096  # a marker is about 340 bytes
 
 
 def storage_error(exc: OSError, what: str, path: Any) -> StorageError:
@@ -90,8 +92,14 @@ class DirectoryLock:
             holder = os.read(self._fd, 32).decode("ascii", "replace").strip()
             self.release(truncate=False)
             raise DirectoryLockedError(directory, int(holder) if holder.isdigit() else None) from None
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:
+            # peer.lock replaced by a FIFO or a device: "cannot use the file: Invalid argument",
+            # naming no file.
+            self.release(truncate=False)
+            raise storage_error(exc, "write the holder's pid into the lock file", self.path) from None
 
     def _lock_directory(self) -> None:
         assert self._directory_fd is not None
@@ -179,9 +187,14 @@ def read_head(directory: Path) -> ChainHead | None:
     """
     path = directory / HEAD_FILE
     try:
-        data = path.read_bytes()
+        # Bounded, and never a FIFO or a device: one in its place made `peer run` and `peer
+        # backup` wait forever (or read /dev/zero until memory ran out). A marker longer than
+        # any marker reads as torn.
+        data = read_small_file(path, HEAD_FILE_LIMIT, what="read the chain head marker")
     except FileNotFoundError:
         return None
+    except StorageError:
+        raise
     except OSError as exc:
         raise storage_error(exc, "read the chain head marker", path) from None
     try:
@@ -251,12 +264,16 @@ def load_identity(directory: Path) -> Identity:
     chain_path = directory / CHAIN_FILE
     owner = None
     if chain_path.is_file() and chain_path.stat().st_size:
-        with contextlib.suppress(StorageError):
+        try:
             probe = BlockStore(chain_path, fsync=False)
             try:
                 owner = probe.owner() or (b"?" if probe.count() else None)
             finally:
                 probe.close()
+        except StorageError:
+            # A database that cannot be read (corrupt, say) may well be this key's chain: a new
+            # key beside it was a silent fresh start, and a repaired database then another's.
+            owner = b"?"
     if owner is not None or (directory / HEAD_FILE).exists():
         whose = f" of {owner.hex()[:16]}…" if owner and owner != b"?" else ""
         raise ChainIdentityError(
@@ -287,9 +304,12 @@ def open_directory(
         raise StorageError("not a directory", path=directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "ipfs").mkdir(exist_ok=True)
     except OSError as exc:
         raise storage_error(exc, "create the peer directory", directory) from None
+    try:  # an ipfs that is a file read "D: cannot create the peer directory: already exists"
+        (directory / "ipfs").mkdir(exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, "create the content store's directory", directory / "ipfs") from None
     lock = DirectoryLock(directory)
     try:
         identity = load_identity(directory)

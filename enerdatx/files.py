@@ -7,7 +7,9 @@ file where the user's previous one was.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import BinaryIO
 
 from enerdatx.errors import ConfigurationError, EnerDatXError, StorageError
 
-__all__ = ["atomic_output", "atomic_path", "named_path"]
+__all__ = ["atomic_output", "atomic_path", "named_path", "read_small_file"]
 
 
 def named_path(path: str | os.PathLike[str], what: str = "a path") -> Path:
@@ -25,6 +27,31 @@ def named_path(path: str | os.PathLike[str], what: str = "a path") -> Path:
     if isinstance(path, str) and (not path.strip() or "\x00" in path):
         raise ConfigurationError(f"expected {what}, got {path!r}")
     return Path(path)
+
+
+def read_small_file(path: str | os.PathLike[str], limit: int, *, what: str = "read the file") -> bytes:
+    """At most ``limit + 1`` bytes of the regular file at ``path`` (one more than a caller takes,
+    so that it can tell a file too large to be its own).
+
+    A FIFO put where a small file belongs made its reader wait forever for a writer, and a link
+    to /dev/zero read until memory ran out: the file is opened without waiting and must be a
+    regular file. FileNotFoundError and IsADirectoryError are the OS's own; anything else that
+    is not a regular file is a StorageError "PATH: cannot WHAT: not a regular file".
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+        if not stat.S_ISREG(mode):
+            raise StorageError(f"cannot {what}: not a regular file (a FIFO, a socket or a device)", path=path)
+        chunks, left = [], limit + 1
+        while left and (chunk := os.read(fd, left)):
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

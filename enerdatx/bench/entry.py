@@ -175,6 +175,11 @@ USAGE_CASES: dict[str, list[str]] = {
     "ipfs: an --api that is neither a multiaddr nor a URL": ["ipfs", "--api", "localhost 5001", "add", "{d}/s.csv"],
     "ipfs: --repo and --api at once": ["ipfs", "--repo", "{d}/repo", "--api", "/ip4/127.0.0.1/tcp/9", "add", "{d}/s.csv"],
     "peer run: an empty --accept type": ["peer", "run", "--dir", "{d}/p", "--accept", ""],
+    # Bytes of argv that are not UTF-8 (lone surrogates): the socket's codec failed (exit 70), and
+    # an OEHU device id killed the meter thread with a traceback while the peer ran on.
+    "peer run: a --host that is not UTF-8": ["peer", "run", "--dir", "{d}/p", "--host", "\udcff"],
+    "peer run: an OEHU --device that is not UTF-8": [
+        "peer", "run", "--dir", "{d}/p", "--oehu", "http://127.0.0.1:9", "--device", "\udcff"],
     "bench trustchain: no transactions": ["bench", "trustchain", "--transactions", "0"],
     "bench network: no transactions": ["bench", "network", "--transactions", "0"],
     "bench meter: no baseline telegrams": ["bench", "meter", "--baseline", "0"],
@@ -197,6 +202,7 @@ USAGE_CASES: dict[str, list[str]] = {
 
 def write_scratch(directory: Path) -> None:
     """The files the cases name: a directory, bad and empty inputs, damaged peer directories."""
+    from enerdatx.crypto import Identity
     from enerdatx.datadir import mark_head, open_directory
     from enerdatx.meter import render_telegrams, synthetic_household, write_csv
     from enerdatx.trustchain import TrustChain
@@ -226,6 +232,8 @@ def write_scratch(directory: Path) -> None:
     (directory / "y9999-offer.json").write_text(json.dumps({**offer, "start": "9999-12-31"}))
     (directory / "corrupt").mkdir()
     (directory / "corrupt" / "chain.sqlite").write_bytes(b"not a database" * 500)
+    # With its key: without one, a database that cannot be read is refused as a lost key's chain.
+    Identity.generate().save(directory / "corrupt" / "identity.key")
     for name in ("emptied", "keyless", "p-backup"):
         identity, store, lock = open_directory(directory / name, durable=False)
         TrustChain(identity, store).record("bench.entry", {"n": 1})

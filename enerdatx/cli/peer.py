@@ -26,6 +26,7 @@ from ipv8.messaging.interfaces.udp.endpoint import UDPv4Address
 from enerdatx.datadir import backup_directory, load_identity
 from enerdatx.errors import ConfigurationError, PeerUnreachableError, StorageError
 from enerdatx.files import named_path
+from enerdatx.text import is_utf8
 from enerdatx.udp import UDPEndpoint
 
 __all__ = ["configure", "parse_address", "parse_contact", "parse_port", "check_bindable"]
@@ -34,7 +35,7 @@ __all__ = ["configure", "parse_address", "parse_contact", "parse_port", "check_b
 def parse_address(text: str) -> UDPv4Address:
     """``HOST:PORT`` -> an IPv4 UDP address (a host name is resolved); ArgumentTypeError otherwise."""
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+    if not sep or not host or not is_utf8(host) or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
     try:
         ip = str(ipaddress.IPv4Address(host))
@@ -43,13 +44,24 @@ def parse_address(text: str) -> UDPv4Address:
             ip = socket.gethostbyname(host)
         except OSError as exc:
             raise argparse.ArgumentTypeError(f"cannot resolve {host!r}: {exc}") from None
+        except UnicodeError:  # the idna codec's refusal ("a..b", a label over 63 characters)
+            raise argparse.ArgumentTypeError(f"cannot resolve {host!r}: not a host name") from None
     return UDPv4Address(ip, int(port))
 
 
 def parse_host(text: str) -> str:
-    """A ``--host`` to bind; an empty one would silently mean every interface (0.0.0.0)."""
-    if not text or text != text.strip() or "\x00" in text:
+    """A ``--host`` to bind; an empty one would silently mean every interface (0.0.0.0), and
+    one UTF-8 cannot encode (bytes of argv that are not UTF-8) failed in the socket's codec."""
+    if not text or text != text.strip() or "\x00" in text or not is_utf8(text):
         raise argparse.ArgumentTypeError(f"expected a host or IP address to bind, got {text!r}")
+    return text
+
+
+def parse_device(text: str) -> str:
+    """An OEHU ``--device`` id: sent in every poll's query string, so UTF-8 and not empty (one
+    that is not UTF-8 killed the meter thread with a traceback while the peer ran on)."""
+    if not text.strip() or not is_utf8(text):
+        raise argparse.ArgumentTypeError(f"expected an OEHU device id, got {text!r}")
     return text
 
 
@@ -181,7 +193,7 @@ def configure(peer: argparse.ArgumentParser, argv: Sequence[str] | None) -> None
     source.add_argument("--meter", metavar="SOURCE", type=parse_meter_source,
                         help="read P1 telegrams continuously: tcp://HOST:PORT, serial:/dev/ttyUSB0 or a FILE")
     source.add_argument("--oehu", metavar="URL", type=parse_http_url, help="poll an OEHU API for readings (with --device)")
-    live.add_argument("--device", help="the OEHU device id to poll")
+    live.add_argument("--device", type=parse_device, help="the OEHU device id to poll")
     live.add_argument("--offer", type=Path, action="append", default=[], metavar="FILE.json",
                       help="sell a subscription (descriptor, price, period_seconds, start, periods, terms); "
                            "an identical offer already on our chain is kept, not signed again")

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from enerdatx.errors import (
     DataVerificationError,
@@ -179,6 +180,8 @@ class RestServer:
             return _error(exc.status, exc.code, exc.message)
         except web.HTTPException as exc:  # aiohttp's own: 404 route, 405 method, 413 too large
             return _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
+        except RequestPayloadError as exc:  # a Content-Encoding the body is not in (a 500)
+            return _error(400, "bad_request", f"the body cannot be read: {str(exc).strip()}")
         except Exception as exc:  # noqa: BLE001 - a failure is a JSON answer, never a bare 500
             error = typed_error(exc)
             if error is None:
@@ -221,7 +224,7 @@ class RestServer:
 
     async def get_asks(self, request: web.Request) -> web.Response:
         """The order book, optionally filtered (?kind=&area=&start=&end=&resolution=&max_price=&status=all)."""
-        params = dict(request.query)
+        params = _query(request)
         status = params.pop("status", "live")
         if status not in ("live", "all"):  # "withdrawn" or "ALL" was taken for "live"
             raise HTTPError(400, "bad_request", f"status is live (the default) or all, not {status[:64]!r}")
@@ -281,7 +284,7 @@ class RestServer:
         from enerdatx.meter import read_csv
         from enerdatx.meter.schema import meter_choice
 
-        params = dict(request.query)
+        params = _query(request)
         meter = params.pop("meter", None)
         if params:
             raise HTTPError(400, "bad_request", f"unknown parameters: {', '.join(sorted(params))} (only meter)")
@@ -357,15 +360,36 @@ def _within(readings: pd.DataFrame, body: dict[str, Any]) -> None:
             raise HTTPError(400, "bad_request", f"{name} lies outside the uploaded readings")
 
 
+async def request_text(request: web.Request) -> str:
+    """The body as text in the charset its Content-Type names (UTF-8 by default); a charset
+    Python does not know is a 400 (aiohttp's own ``text()`` raised LookupError: a 500)."""
+    data = await request.read()
+    charset = request.charset or "utf-8"
+    try:
+        return data.decode(charset)
+    except LookupError:
+        raise HTTPError(400, "bad_request", f"unknown charset {charset[:64]!r} in Content-Type") from None
+
+
 async def _json(request: web.Request) -> Any:
     try:
-        return await request.json()
+        return json.loads(await request_text(request))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise HTTPError(400, "bad_json", "the body is not JSON") from None
     except RecursionError:
         raise HTTPError(400, "bad_json", "the body is nested too deeply") from None
     except ValueError:  # an integer beyond Python's int-string conversion limit (4,300 digits)
         raise HTTPError(400, "bad_json", "the body holds a number with too many digits") from None
+
+
+def _query(request: web.Request) -> dict[str, str]:
+    """The query string as one value per name; a name given twice is a 400 (``dict()`` kept the
+    first: ``?status=all&status=live`` answered all, ``?max_price=1&max_price=x`` took 1)."""
+    params = request.query
+    repeated = sorted({name for name in params if len(params.getall(name)) > 1})
+    if repeated:
+        raise HTTPError(400, "bad_request", f"parameters given more than once: {', '.join(repeated)[:200]}")
+    return dict(params)
 
 
 def _query_int(params: dict[str, str], name: str) -> None:

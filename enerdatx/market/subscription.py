@@ -349,6 +349,8 @@ class Subscriptions:
         if self.offer_status(offer_id) != "live":
             raise MarketError(f"offer {offer_id[:16]}… is revoked")
         transaction = subscription_transaction(offer.block_hash, offer.terms, first_period)
+        if first_period >= offer.periods:  # the seller refuses it (a 502 over REST): say so here, sending nothing
+            raise MarketError(f"first_period must be below the offer's {offer.periods} periods, not {first_period}")
         proposal, agreement_block = await self.market.propose(offer.seller, SUBSCRIPTION, transaction)
         self._learn(agreement_block)
         held = self.held[proposal.hash.hex()]

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from enerdatx.errors import MarketError
+from enerdatx.market.rest import request_text
 from enerdatx.market.subscription import Subscriptions
 from enerdatx.market.subscription_formats import Offer
 
@@ -35,7 +36,7 @@ async def _body(request: web.Request, allowed: dict[str, type]) -> dict[str, Any
     if not request.can_read_body:
         return {}
     try:
-        body = json.loads(await request.text())
+        body = json.loads(await request_text(request))
     except ValueError:
         raise MarketError("the body is not JSON") from None
     if not isinstance(body, dict) or set(body) - set(allowed):

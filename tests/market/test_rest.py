@@ -270,3 +270,34 @@ async def test_an_error_quotes_at_most_500_characters_of_what_was_sent(apis):
         assert r.status == 400, await r.text()
         message = (await r.json())["error"]["message"]
     assert len(message) == 500 and message.endswith("…") and "xxxx" in message
+
+
+@pytest.mark.parametrize("headers", [
+    {"Content-Type": "application/json; charset=bogus"},  # aiohttp's text(): LookupError
+    {"Content-Encoding": "gzip"},  # a body that is no gzip: aiohttp's RequestPayloadError
+])
+async def test_a_body_in_an_unknown_charset_or_a_false_encoding_is_a_400(apis, headers):
+    # Both were 500 internal_error, on every route with a body.
+    _, (server, _) = apis
+    for method, path, body in (("PUT", "/market/bids", b'{"max_price": 5}'), ("POST", "/data/readings", b"x")):
+        # A connection of its own each: the server closes one whose body it could not read.
+        async with aiohttp.ClientSession() as http, http.request(
+            method, f"{server.url}{path}", data=body, headers={**_auth(server), **headers}
+        ) as r:
+            assert r.status == 400, await r.text()
+            assert (await r.json())["error"]["code"] in ("bad_request", "bad_readings")
+
+
+@pytest.mark.parametrize(("path", "query"), [
+    ("/market/asks", "status=all&status=live"),
+    ("/market/asks", "max_price=1&max_price=x"),
+    ("/data/readings", "meter=a&meter=b"),
+])
+async def test_a_query_parameter_given_twice_is_a_400(apis, path, query):
+    # The first value was taken and the second silently ignored.
+    http, (server, _) = apis
+    method = "POST" if path == "/data/readings" else "GET"
+    async with http.request(method, f"{server.url}{path}?{query}", data=_readings_csv() if method == "POST" else None,
+                            headers=_auth(server)) as r:
+        assert r.status == 400, await r.text()
+        assert "given more than once" in (await r.json())["error"]["message"]

@@ -137,6 +137,18 @@ async def test_a_revoked_offer_lists_nothing_and_takes_no_one(world, day, readin
         await subs["a"].subscribe(offer.offer_id)
 
 
+async def test_a_first_period_past_the_offers_end_is_refused_before_anything_is_sent(world) -> None:
+    # The seller's policy refused it: a TransactionRejectedError (a 502 over REST) for what the
+    # buyer could tell from the offer it holds.
+    _town, _seller, buyers, subs, offer = world
+    head = buyers[0].ledger.head
+    for first in (48, 10**6):
+        with pytest.raises(MarketError, match="below the offer's 48 periods") as refused:
+            await subs["a"].subscribe(offer.offer_id, first_period=first)
+        assert not isinstance(refused.value, TransactionRejectedError)
+    assert buyers[0].ledger.head == head  # no proposal was signed
+
+
 async def test_terms_other_than_the_offers_are_refused(world) -> None:
     from enerdatx.market.subscription_formats import (
         SUBSCRIPTION,

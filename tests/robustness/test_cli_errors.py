@@ -6,6 +6,7 @@ its own; the processes start together (a module fixture), four at a time.
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from enerdatx.bench.entry import CLI_CASES as CASES
 from enerdatx.bench.entry import USAGE_CASES, run_cases, write_scratch
+from enerdatx.cli.peer import parse_address
 
 # The fast suite runs these (one of each kind of failure); the slow suite runs the whole table.
 FAST = {
@@ -21,6 +23,7 @@ FAST = {
     "meter read: nothing read (oehu)", "ipfs import-car: a directory", "peer run: a corrupt database",
     "peer run: an empty database for a key that signed", "peer run: a port out of range",
     "peer run: a meter address without a port", "meter synth: a --location that is not UTF-8",
+    "peer run: a --host that is not UTF-8", "peer run: an OEHU --device that is not UTF-8",
 }
 
 
@@ -69,3 +72,10 @@ def test_a_bad_live_option_is_refused_before_the_peer_is_made(tmp_path: Path, wo
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and result.stderr.startswith("enerdatx: error: ") and expected in result.stderr
     assert result.stderr.count("\n") == 1 and not (tmp_path / "peer").exists()
+
+
+@pytest.mark.parametrize("text", ["a..b:5", "\udcff:5", "x" * 300 + ":5"])
+def test_a_peer_address_no_host_can_have_is_named(text: str) -> None:
+    # The idna codec's UnicodeError came out as argparse's "invalid parse_address value".
+    with pytest.raises(argparse.ArgumentTypeError, match="expected HOST:PORT|not a host name"):
+        parse_address(text)

@@ -149,6 +149,21 @@ def test_a_missing_key_beside_a_chain_refuses(tmp_path: Path) -> None:
         assert "identity.key is missing" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_missing_key_beside_an_unreadable_chain_refuses(tmp_path: Path) -> None:
+    # A database that could not be read counted as none: `peer id` made a new key beside it
+    # (exit 0), a silent fresh start; once the database was repaired it was another key's.
+    sign_some(tmp_path, 2)
+    for name in ("identity.key", "chain.head"):
+        (tmp_path / name).unlink()
+    with (tmp_path / "chain.sqlite").open("r+b") as database:
+        database.write(b"this is not SQLite" * 6)  # the header: no SQLite opens it
+    with pytest.raises(ChainIdentityError, match="identity.key is missing but the directory keeps the chain"):
+        load_identity(tmp_path)
+    result = enerdatx("peer", "id", "--dir", str(tmp_path))
+    assert result.returncode == 1 and "identity.key is missing" in result.stderr
+    assert not (tmp_path / "identity.key").exists()
+
+
 def test_a_key_another_process_saves_first_is_the_one_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # `peer id` beside a starting `peer run` on a new directory: both found no key and made one,
     # and the one saved last replaced the key the other had already signed with.
@@ -199,6 +214,49 @@ def test_a_corrupt_database_or_a_file_as_directory_is_one_line(tmp_path: Path, c
         open_directory(tmp_path / "peer")
     result = enerdatx("peer", "run", "--dir", str(tmp_path / "peer"))
     assert result.returncode == 1 and result.stderr.count("\n") == 1 and expected in result.stderr
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(("name", "what"), [("identity.key", "the key file"), ("chain.head", "the chain head marker")])
+def test_a_fifo_or_a_device_in_place_of_the_key_or_the_marker_is_refused_not_read(
+    tmp_path: Path, name: str, what: str
+) -> None:
+    # A FIFO in their place made `peer id`, `peer run` and `peer backup` wait forever for a
+    # writer; a link to /dev/zero read until memory ran out.
+    sign_some(tmp_path / "peer", 1)
+    (tmp_path / "peer" / name).unlink()
+    os.mkfifo(tmp_path / "peer" / name, 0o600)
+    expected = f"cannot read {what}: not a regular file"
+    with pytest.raises(StorageError, match=expected):
+        open_directory(tmp_path / "peer")
+    result = enerdatx("peer", "run", "--dir", str(tmp_path / "peer"), timeout=15)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and expected in result.stderr
+    (tmp_path / "peer" / name).unlink()
+    (tmp_path / "peer" / name).symlink_to("/dev/zero")
+    with pytest.raises(StorageError, match=expected):
+        open_directory(tmp_path / "peer")
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("peer.lock", "peer.lock: cannot write the holder's pid into the lock file"),
+    ("ipfs", "ipfs: cannot create the content store's directory: already exists"),
+])
+def test_a_lock_file_or_a_content_store_of_the_wrong_kind_is_named(tmp_path: Path, name: str, expected: str) -> None:
+    # They read "cannot use the file: Invalid argument" (no file named) and "D: cannot create
+    # the peer directory: already exists" (of a directory that was there all along).
+    sign_some(tmp_path, 1)
+    path = tmp_path / name
+    if name == "ipfs":
+        path.rmdir()
+        path.write_text("x")
+    else:
+        path.unlink()
+        os.mkfifo(path)
+    with pytest.raises(StorageError, match=expected):
+        open_directory(tmp_path)
+    if name == "peer.lock":  # what was opened is closed again: the directory locks afresh
+        path.unlink()
+        open_directory(tmp_path)[2].release()
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only files")
