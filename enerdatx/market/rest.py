@@ -116,6 +116,10 @@ def _fields(body: Any, allowed: dict[str, type], required: tuple[str, ...] = ())
         if value is not None and (type(value) is not kind):
             expected = {int: "an integer", bool: "true or false"}.get(kind, "a string")
             raise HTTPError(400, "bad_request", f"{name} must be {expected}")
+        if type(value) is int and not -(2**63) <= value < 2**63:
+            # Every integer is signed into a block as 64 bits: 10**20 was refused as "integer
+            # 100000000000000000000 does not fit 64 bits", naming no field.
+            raise HTTPError(400, "bad_request", f"{name} must be an integer that fits 64 bits, not {value}")
     return {k: v for k, v in body.items() if v is not None}
 
 

@@ -117,6 +117,15 @@ async def test_bad_requests_get_clear_4xx_errors(apis, method, path, body, statu
         assert error["code"] == code and error["message"]
 
 
+@pytest.mark.parametrize("body", [{"max_price": 10**20}, {"max_price": 5, "expires_in": -(2**63) - 1}])
+async def test_an_integer_no_block_can_hold_is_refused_by_its_field(apis, body):
+    http, (_, buyer) = apis
+    async with http.put(f"{buyer.url}/market/bids", json=body, headers=_auth(buyer)) as r:
+        assert r.status == 400
+        name = list(body)[-1]
+        assert (await r.json())["error"]["message"].startswith(f"{name} must be an integer that fits 64 bits")
+
+
 async def test_the_api_needs_the_token_but_its_description_does_not(apis):
     http, (server, _) = apis
     async with http.get(f"{server.url}/wallets") as r:
