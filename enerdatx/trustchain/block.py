@@ -41,6 +41,9 @@ SHARED_DECODED_BLOCKS = 4096
 _decoded: OrderedDict[bytes, HalfBlock] = OrderedDict()
 _decoded_lock = threading.Lock()
 
+# The key in a block's __dict__ that says its signature verified (see HalfBlock.verify_signature).
+_VERIFIED = "_signature_verified"
+
 
 class _BlockHash:
     """``HalfBlock.hash``: computed on first use and kept in the block's ``__dict__``.
@@ -189,8 +192,25 @@ class HalfBlock:
 
         Checked through the process-wide :data:`~enerdatx.crypto.VERIFIED_SIGNATURES`: the peers
         of one process that receive the same block verify its signature once between them.
+        A block that verified remembers it: the check is over its canonical bytes, which are
+        fixed once encoded, so the answer cannot change. A shared block (:meth:`decode_shared`)
+        is checked that way by the crawl that fetched it and by every peer that stores it.
         """
-        return VERIFIED_SIGNATURES.verify(self.public_key, SIGNING_CONTEXT + self._unsigned_bytes(), self.signature)
+        if self.__dict__.get(_VERIFIED):
+            return True
+        encoded = self.encode()  # fixes the bytes that the answer is about
+        verified = VERIFIED_SIGNATURES.verify(
+            self.public_key, SIGNING_CONTEXT + encoded[: len(encoded) - len(self.signature)], self.signature
+        )
+        if verified:
+            self.__dict__[_VERIFIED] = True
+        return verified
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A block sent to another process (a Dask worker) is verified there afresh.
+        state = dict(self.__dict__)
+        state.pop(_VERIFIED, None)
+        return state
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, HalfBlock) and self.encode() == other.encode()

@@ -211,10 +211,13 @@ class TrustChain:
         A block that forks a held one yields an INVALID result with reason ``fork``, and a
         fraud proof that is stored and announced to ``on_fraud`` listeners.
         """
-        held = self.store.get(block.public_key, block.sequence_number)
+        # One question to the store for the block's place and both sides of it: whether we hold
+        # it already, and what validating it needs.
+        around = self.store.neighbours(block.public_key, block.sequence_number)
+        held = around[1]
         if held is not None and held.hash == block.hash:
-            return validate(block, self.store, signature_checked=True)[0]
-        result, forked = validate(block, self.store, now=self._clock())
+            return validate(block, self.store, signature_checked=True, neighbours=around)[0]
+        result, forked = validate(block, self.store, now=self._clock(), neighbours=around)
         if forked is not None:
             self.receive_fraud_proof(FraudProof.of(forked, block))
         if store and not result.is_invalid:

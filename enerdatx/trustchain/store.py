@@ -10,7 +10,7 @@ import os
 import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from enerdatx.errors import InvalidBlockError, StorageError
 from enerdatx.trustchain.block import HalfBlock
@@ -47,6 +47,11 @@ CREATE TABLE IF NOT EXISTS fraud_proofs (
 # Recently stored or read blocks, so that validating the next block of a chain finds its
 # predecessor without a query (the common case when a transaction follows another).
 RECENT_BLOCKS = 4096
+
+# What ``transaction()`` returns inside an open transaction, whose writes simply join it. A
+# received block opens two such nested blocks; a generator-based context manager made for
+# each cost more than the checks they guard (docs/performance.md, round 12).
+_JOIN_OPEN_TRANSACTION = nullcontext()
 
 
 class BlockStore:
@@ -118,8 +123,7 @@ class BlockStore:
 
     # --- writing -----------------------------------------------------------------------
 
-    @contextmanager
-    def transaction(self, *, durable: bool = True) -> Iterator[None]:
+    def transaction(self, *, durable: bool = True) -> AbstractContextManager[None]:
         """All writes inside commit together or not at all.
 
         ``durable`` waits for the disk (fsync) at commit. Blocks we signed ourselves must be
@@ -130,10 +134,14 @@ class BlockStore:
         Inside an open batch (:meth:`open_batch`) a non-durable transaction is a savepoint of
         the batch: its writes are undone alone if it fails, and commit with the batch. A
         durable one commits the batch first and then itself, so it is on disk when it returns.
+        Inside another ``with transaction()``, the writes join that one.
         """
         if self._depth:
-            yield
-            return
+            return _JOIN_OPEN_TRANSACTION
+        return self._transaction(durable)
+
+    @contextmanager
+    def _transaction(self, durable: bool) -> Iterator[None]:
         if self._batch is not None and durable:
             self.commit_batch()
         if self._batch is not None:

@@ -103,18 +103,24 @@ def check_invariants(block: HalfBlock, *, now: int | None = None) -> list[Rule]:
 
 
 def validate(
-    block: HalfBlock, store: BlockStore, *, now: int | None = None, signature_checked: bool = False
+    block: HalfBlock,
+    store: BlockStore,
+    *,
+    now: int | None = None,
+    signature_checked: bool = False,
+    neighbours: tuple[HalfBlock | None, HalfBlock | None, HalfBlock | None] | None = None,
 ) -> tuple[ValidationResult, HalfBlock | None]:
     """Validate ``block`` against ``store``; also return the held block it forks with, if any.
 
     ``signature_checked`` skips the invariant checks for a block we just signed ourselves.
+    ``neighbours`` is ``store.neighbours(block's place)`` when the caller has just asked it.
     """
     if not signature_checked:
         broken = check_invariants(block, now=now)
         if broken:
             return ValidationResult.invalid(*broken), None
 
-    previous, same, following = store.neighbours(block.public_key, block.sequence_number)
+    previous, same, following = neighbours or store.neighbours(block.public_key, block.sequence_number)
     if same is not None:
         if same.hash == block.hash:
             return _level(block, previous, following, store), None

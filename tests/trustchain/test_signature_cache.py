@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import pickle
 from pathlib import Path
 
 import pytest
@@ -94,8 +95,9 @@ def outcome(chain: TrustChain, held: list[HalfBlock], forged: HalfBlock) -> tupl
 
 
 def warm(blocks: list[HalfBlock]) -> None:
+    # Copies: a block object that verified before answers from itself, not from the cache.
     for block in blocks:
-        assert block.verify_signature()
+        assert HalfBlock.decode(block.encode()).verify_signature()
 
 
 @pytest.fixture
@@ -196,3 +198,17 @@ def test_blocks_use_the_process_wide_cache():
     assert Rule.BAD_SIGNATURE.value in TrustChain(Identity.generate(), BlockStore(fsync=False)).validate(
         dataclasses.replace(block, signature=flip(block.signature, 1))
     ).reasons
+
+
+def test_a_block_object_remembers_its_own_success_and_nothing_else(shared_cache):
+    block = HalfBlock.decode(sign(Identity.generate()).encode())
+    assert block.verify_signature() and block.verify_signature()
+    assert (shared_cache.misses, shared_cache.hits) == (1, 0)  # the second answer was the block's own
+    forged = dataclasses.replace(block, signature=flip(block.signature, 0))
+    assert not forged.verify_signature() and not forged.verify_signature()
+    assert shared_cache.misses == 3  # a refusal is never remembered
+    # Another process (a Dask worker) does not take the sender's word for it.
+    revived = pickle.loads(pickle.dumps(block))
+    assert "_signature_verified" not in revived.__dict__
+    assert revived.verify_signature()
+    assert shared_cache.hits == 1
