@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
+from enerdatx.bench.filesystem import file_create_us
 from enerdatx.bench.stats import percentile_ms as ms
 
 if TYPE_CHECKING:
@@ -164,6 +165,7 @@ async def _run(args: argparse.Namespace, sellers_n: int, buyers_n: int) -> dict[
                     trade_latencies.append(trade.seconds)
                     bar.update(1)
 
+            create_us = file_create_us(directory)  # outside the timed trades: see bench/filesystem.py
             start, cpu = time.perf_counter(), time.process_time()
             await asyncio.gather(*(shop(buyer, picks) for buyer, picks in zip(buyers, plan, strict=True)))
             trade_seconds, trade_cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -224,6 +226,7 @@ async def _run(args: argparse.Namespace, sellers_n: int, buyers_n: int) -> dict[
         "solo_baseline_bare_latency_p50_ms": ms(solo_bare, 0.50),
         "trade_cpu_ms_per_trade": round(1000 * trade_cpu / args.trades, 3),
         "baseline_cpu_ms_per_tx": round(1000 * bare_cpu / args.trades, 3),
+        "file_create_us": create_us,
     }
 
 

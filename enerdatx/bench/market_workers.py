@@ -15,6 +15,8 @@ import sys
 import tempfile
 from typing import Any
 
+from enerdatx.bench.filesystem import file_create_us
+
 PREFIXES = ("single_process", "workers")
 
 
@@ -29,8 +31,11 @@ def run(args: argparse.Namespace, settings: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {"peers": args.peers, "trades": trades, "concurrency": args.concurrency,
                               "transport": "udp", "workers": args.workers}
     with tempfile.TemporaryDirectory(prefix="enerdatx-bench-market-") as directory:
+        # The cost of a new file where the peers keep their data, before each run (bench/filesystem.py).
+        result["single_process_file_create_us"] = file_create_us(directory)
         with Lab(directory, "udp", durable=False, settings=settings, progress=False) as lab:
             single = scenarios.market(lab, **options).figures
+        result["workers_file_create_us"] = file_create_us(directory)
         with DaskLab(f"{directory}/dask", "udp", workers=args.workers, durable=False, settings=settings) as lab:
             # While the cluster is up: a link printed with the figures would lead nowhere.
             print(f"Dask dashboard, while the workers run: {lab.dashboard_link}", file=sys.stderr, flush=True)

@@ -19,6 +19,7 @@ def test_market_benchmark_settles_every_trade_once(capsys, transport):
     assert figures["solo_trades"] == 3 and 0 < figures["solo_trade_latency_p50_ms"] <= figures["solo_trade_latency_p99_ms"]
     # The buyers' chains hold 9 + 3 payments of the benchmark's price: each trade settled once, in full.
     assert figures["tokens_paid"] == (9 + 3) * PRICE
+    assert figures["file_create_us"] > 0
 
 
 def test_market_benchmark_refuses_more_trades_than_distinct_pairs(capsys):

@@ -19,6 +19,7 @@ def test_market_benchmark_on_workers_reports_the_single_process_figure_beside(ca
         assert figures[f"{prefix}_trades_per_s"] > 0
         assert 0 < figures[f"{prefix}_trade_latency_p50_ms"] <= figures[f"{prefix}_trade_latency_p99_ms"]
         assert figures[f"{prefix}_cpu_ms_per_trade"] > 0
+        assert figures[f"{prefix}_file_create_us"] > 0
     # The dashboard link is printed while the cluster is up; in the figures it led to a closed port.
     assert figures["workers"] == 2 and "dashboard" not in figures
     assert "Dask dashboard, while the workers run: http://127.0.0.1:" in err
