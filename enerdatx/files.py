@@ -6,6 +6,7 @@ file where the user's previous one was.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import errno
 import os
@@ -27,6 +28,14 @@ def named_path(path: str | os.PathLike[str], what: str = "a path") -> Path:
     if isinstance(path, str) and (not path.strip() or "\x00" in path):
         raise ConfigurationError(f"expected {what}, got {path!r}")
     return Path(path)
+
+
+def named_path_argument(text: str, what: str) -> Path:
+    """:func:`named_path` for a command-line option or argument: its refusal is argparse's usage error."""
+    try:
+        return named_path(text, what)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def read_small_file(path: str | os.PathLike[str], limit: int, *, what: str = "read the file") -> bytes:

@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from enerdatx.errors import ConfigurationError, MeterChoiceError, MeterDataError
-from enerdatx.files import atomic_output, named_path
+from enerdatx.errors import MeterChoiceError, MeterDataError
+from enerdatx.files import atomic_output, named_path_argument
 from enerdatx.meter import (
     HOUSEHOLD_TYPES,
     DSMRStats,
@@ -98,10 +98,7 @@ def _display_rounded(readings: pd.DataFrame) -> pd.DataFrame:
 
 def _out_path(text: str) -> Path:
     """``--out``: "" is the current directory to the OS ("cannot write the readings: is a directory")."""
-    try:
-        return named_path(text, "a file path")
-    except ConfigurationError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return named_path_argument(text, "a file path")
 
 
 def _source(text: str) -> str:

@@ -24,8 +24,8 @@ from typing import Any
 from ipv8.messaging.interfaces.udp.endpoint import UDPv4Address
 
 from enerdatx.datadir import backup_directory, load_identity
-from enerdatx.errors import ConfigurationError, PeerUnreachableError, StorageError
-from enerdatx.files import named_path
+from enerdatx.errors import PeerUnreachableError, StorageError
+from enerdatx.files import named_path_argument
 from enerdatx.text import is_utf8
 from enerdatx.udp import UDPEndpoint
 
@@ -67,10 +67,7 @@ def parse_device(text: str) -> str:
 
 def parse_directory(text: str) -> Path:
     """A directory argument; an empty one would silently mean the current directory."""
-    try:
-        return named_path(text, "a directory path")
-    except ConfigurationError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return named_path_argument(text, "a directory path")
 
 
 def parse_block_type(text: str) -> str:
