@@ -397,6 +397,7 @@ class Lab:
 
     async def restart(self, i: int) -> Peer:
         """Stop peer ``i`` and start it again from its directory, at the same address."""
+        self._check_peer_number(i)
         old = self.peers[i]
         address, directory = old.address, old.directory
         await self._stop_peer(old)
@@ -405,6 +406,14 @@ class Lab:
         self.introduce()
         heap.collect_stopped(self)  # its cycles were frozen with it; the new peer is frozen too
         return self.peers[i]
+
+    def _check_peer_number(self, i: object) -> None:
+        # A negative number would restart a peer counted from the end: in a lab of 100 peers,
+        # restart(-1) is more likely a mistake than a wish for peer 99.
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(self.peers):
+            if not self.peers:
+                raise ConfigurationError(f"the lab has no running peers: no peer {i!r} to restart")
+            raise ConfigurationError(f"i is the number of a running peer, 0 to {len(self.peers) - 1}, not {i!r}")
 
     async def stop(self) -> None:
         """Stop every peer (their directories stay, unless the lab made a temporary one)."""

@@ -94,6 +94,12 @@ def test_lab_refuses_bad_options(tmp_path: Path) -> None:
         with pytest.raises(ConfigurationError, match="no block can be of type 5"):
             lab.accept(5)  # type: ignore[arg-type]  # was kept, and never matched a block
         assert lab.accepted == set()
+        with pytest.raises(ConfigurationError, match="the lab has no running peers: no peer 0 to restart"):
+            lab.run_sync(lab.restart(0))  # was IndexError: list index out of range
+        lab.run_sync(lab.start(2))
+        for i in (-1, 2, "0", True):  # -1 restarted the last peer; "0" was a TypeError of list indices
+            with pytest.raises(ConfigurationError, match=rf"i is the number of a running peer, 0 to 1, not {i!r}"):
+                lab.run_sync(lab.restart(i))  # type: ignore[arg-type]
 
 
 # 2,200 full peers opened the 20,000 files a process may open here; the next one failed deep in
