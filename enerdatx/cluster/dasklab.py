@@ -15,6 +15,7 @@ that worker's host address; ``packet_loss`` drops that share of the datagrams ea
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ import pandas as pd
 from enerdatx.bench.limits import FULL_PEER_BYTES, LIGHT_PEER_BYTES, MAX_LOCAL_WORKERS
 from enerdatx.cluster.group import PeerGroup
 from enerdatx.cluster.groups import Groups
-from enerdatx.errors import ConfigurationError
+from enerdatx.errors import ConfigurationError, PeerProcessError
 from enerdatx.files import named_path
 from enerdatx.lab import check_block_type, check_lab_options, check_peer_count
 from enerdatx.peer import Peer, Service
@@ -33,6 +34,23 @@ from enerdatx.peer import Peer, Service
 __all__ = ["DaskLab"]
 
 LOOPBACK = "127.0.0.1"
+
+
+# Dask starts a LocalCluster's workers by spawning fresh interpreters, and each re-imports the
+# script that asked for them: a script whose Lab(workers=N) is not behind this guard starts a
+# cluster from every worker it starts, and Dask answers only "Nanny failed to start".
+MAIN_GUARD = (
+    'in a script, make the Lab(workers=N) under `if __name__ == "__main__":` '
+    "(Dask starts each worker as a new Python that imports the script again)"
+)
+
+
+def _importing_a_script_in_a_worker() -> bool:
+    """Whether this is a process spawned by multiprocessing, still importing its parent's script.
+
+    The flag multiprocessing itself checks before it refuses to start a process then.
+    """
+    return bool(getattr(multiprocessing.current_process(), "_inheriting", False))
 
 
 def _actor_call(actor: Any, method: str, args: tuple[Any, ...]) -> Any:
@@ -90,11 +108,16 @@ class DaskLab:
         from distributed import Client, LocalCluster
 
         if cluster is None:
-            self._own_cluster = LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, host=LOOPBACK,
-                dashboard_address=f"{LOOPBACK}:0", worker_dashboard_address=f"{LOOPBACK}:0",
-                silence_logs=logging.ERROR,
-            )
+            if _importing_a_script_in_a_worker():
+                raise ConfigurationError(f"a Dask worker was asked to start a cluster of its own: {MAIN_GUARD}")
+            try:
+                self._own_cluster = LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True, host=LOOPBACK,
+                    dashboard_address=f"{LOOPBACK}:0", worker_dashboard_address=f"{LOOPBACK}:0",
+                    silence_logs=logging.ERROR,
+                )
+            except RuntimeError as exc:  # what Dask raises when a worker process dies starting
+                raise PeerProcessError(f"the local Dask cluster did not start ({exc}); {MAIN_GUARD}") from exc
             self.client = Client(self._own_cluster)
         else:
             self.client = cluster

@@ -223,7 +223,9 @@ class PeerGroup(AttackSteps):
     async def balances(self, indices: list[int] | None = None) -> list[dict[str, Any]]:
         """Each market peer's (or these peers') balance of its own chain, as it computes it."""
         rows = []
-        for index in self.peers if indices is None else indices:
+        if indices is None:  # a peer that runs no market has no balance to show
+            indices = [index for index, peer in self.peers.items() if peer.has_market]
+        for index in indices:
             balance = self._market(index).market.balance()
             rows.append({"peer": index, "public_key": balance.public_key.hex(), "grant": balance.grant,
                          "earned": balance.earned, "spent": balance.spent, "available": balance.available,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import collections
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -83,11 +85,31 @@ def test_accept_and_map_refuse_what_no_group_can_do(lab: DaskLab) -> None:
 def test_a_closed_lab_says_so() -> None:
     with Lab(workers=1, durable=False) as closed:
         closed.start(1)
+        assert closed.balances().empty  # its one peer runs no market (was a MarketError from the worker)
     for use in (lambda: closed.start(1), closed.chains, closed.balances, lambda: closed.accept("ping")):
         with pytest.raises(ConfigurationError, match="this lab is closed"):  # AttributeError: 'NoneType'
             use()
     closed.close()  # again: nothing to do
     assert "0 peers" in repr(closed)  # the repr of a closed lab still works
+
+
+_SCRIPT_WITHOUT_MAIN_GUARD = """
+from enerdatx.lab import Lab
+Lab(workers=1, durable=False)
+"""
+
+
+def test_a_script_without_a_main_guard_is_told_what_to_do(tmp_path) -> None:
+    # Dask's spawned worker imports the script again and starts a cluster of its own; all the
+    # script heard was "RuntimeError: Nanny failed to start." under pages of tracebacks.
+    script = tmp_path / "no_guard.py"
+    script.write_text(_SCRIPT_WITHOUT_MAIN_GUARD)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode != 0
+    last_line = done.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("enerdatx.errors.PeerProcessError: the local Dask cluster did not start")
+    assert 'make the Lab(workers=N) under `if __name__ == "__main__":`' in last_line
+    assert "a Dask worker was asked to start a cluster of its own" in done.stderr  # what the worker said
 
 
 def _children() -> set[int]:
