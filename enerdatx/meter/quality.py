@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from enerdatx.errors import MeterDataError
 from enerdatx.meter.schema import REGISTER_COLUMNS, validate_readings
 
-__all__ = ["Gap", "RegisterIssue", "QualityReport", "clean_readings", "default_max_gap"]
+__all__ = ["Gap", "RegisterIssue", "QualityReport", "clean_readings", "default_max_gap", "parse_max_gap"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,19 @@ def default_max_gap(index: pd.DatetimeIndex) -> pd.Timedelta:
     return max(1.5 * step, pd.Timedelta(minutes=1))
 
 
+def parse_max_gap(max_gap: object) -> pd.Timedelta:
+    """``max_gap`` as a positive Timedelta, or MeterDataError (was pandas' "unit abbreviation w/o a number")."""
+    if isinstance(max_gap, (int, float)):  # pandas takes 5 as five nanoseconds: every spacing a gap
+        raise MeterDataError(f"max_gap is a duration with its unit, such as '30min', not {max_gap!r}")
+    try:
+        gap = pd.Timedelta(max_gap)  # type: ignore[arg-type]  # what is not a duration raises
+    except (ValueError, TypeError, OverflowError):
+        raise MeterDataError(f"max_gap is a duration such as '30min' or a pandas Timedelta, not {max_gap!r}") from None
+    if gap is pd.NaT or gap <= pd.Timedelta(0):
+        raise MeterDataError(f"max_gap must be a duration above zero, not {max_gap!r}")
+    return gap
+
+
 def clean_readings(
     frame: pd.DataFrame, *, max_gap: str | pd.Timedelta | None = None
 ) -> tuple[pd.DataFrame, QualityReport]:
@@ -103,7 +117,7 @@ def clean_readings(
     meter_break = _meter_changes(out, report)
     for column in REGISTER_COLUMNS:
         _blank_glitches(out, column, meter_break, report)
-    gap = pd.Timedelta(max_gap) if max_gap is not None else default_max_gap(out.index)
+    gap = parse_max_gap(max_gap) if max_gap is not None else default_max_gap(out.index)
     report.gaps = find_gaps(out.index, gap)
     return out, report
 

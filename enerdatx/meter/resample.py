@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from enerdatx.errors import MeterDataError
-from enerdatx.meter.quality import QualityReport, clean_readings, default_max_gap
+from enerdatx.meter.quality import QualityReport, clean_readings, default_max_gap, parse_max_gap
 from enerdatx.meter.schema import FIRST_DAY, LAST_DAY, POWER_COLUMNS, REGISTER_COLUMNS, make_readings
 
 __all__ = ["parse_resolution", "grid", "interval_consumption", "resample_readings", "Binned", "bin_register", "bin_readings",
@@ -195,7 +195,7 @@ def _allowed_gap(max_gap: str | pd.Timedelta | None, index: pd.DatetimeIndex,
                  step: pd.Timedelta) -> pd.Timedelta:
     """A span no longer than one bin crosses at most one edge, so it may always be spread."""
     if max_gap is not None:
-        return pd.Timedelta(max_gap)
+        return parse_max_gap(max_gap)
     return max(default_max_gap(index), step)
 
 

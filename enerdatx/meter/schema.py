@@ -132,6 +132,15 @@ def validate_readings(frame: pd.DataFrame) -> None:
     for name in FLOAT_COLUMNS:
         if not pd.api.types.is_float_dtype(frame[name].dtype):
             raise ReadingsFormatError(f"column {name} must be float64, not {frame[name].dtype}")
+        # What the readers refuse, a frame made by hand must not bring in either: an infinite
+        # register became the smallest int64 in a sold data set, a negative one a negative amount.
+        values = frame[name].to_numpy()
+        bad = np.flatnonzero(~(np.isnan(values) | (np.isfinite(values) & (values >= 0))))
+        if len(bad):
+            raise ReadingsFormatError(
+                f"column {name} holds {float(values[bad[0]])!r} at {index[bad[0]].isoformat()}: "
+                f"a reading is a finite number, 0 or more, or NaN for unknown ({len(bad)} such values)"
+            )
     gas_ts = frame["gas_timestamp"].dtype
     if not isinstance(gas_ts, pd.DatetimeTZDtype) or str(gas_ts.tz) != "UTC":
         raise ReadingsFormatError("column gas_timestamp must be tz-aware UTC datetimes")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +13,7 @@ from hypothesis import strategies as st
 from enerdatx.errors import MeterDataError, ReadingsFormatError
 from enerdatx.meter import (
     clean_readings,
+    cut_dataset,
     interval_consumption,
     make_readings,
     read_dsmr,
@@ -161,3 +164,31 @@ def test_schema_violations_are_typed_errors(month_15min: pd.DataFrame) -> None:
         make_readings([T0], {"kwh": [1.0]}, meter_id="m", source="s")
     with pytest.raises(MeterDataError, match="resolution"):
         interval_consumption(month_15min, "7min")
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf, -0.5])
+def test_a_frame_made_by_hand_holds_no_value_a_reader_refuses(month_15min: pd.DataFrame, value: float) -> None:
+    # An infinite register passed, and became the smallest int64 in a data set cut for sale.
+    frame = month_15min.copy()
+    frame.iloc[3, frame.columns.get_loc("gas_m3")] = value
+    with pytest.raises(ReadingsFormatError, match=re.escape(
+            f"column gas_m3 holds {value!r} at {frame.index[3].isoformat()}: "
+            "a reading is a finite number, 0 or more, or NaN for unknown (1 such values)")):
+        validate_readings(frame)
+    with pytest.raises(ReadingsFormatError, match="column gas_m3 holds"):
+        cut_dataset(frame)
+
+
+@pytest.mark.parametrize(("max_gap", "message"), [
+    ("x", "max_gap is a duration such as '30min' or a pandas Timedelta, not 'x'"),  # pandas' ValueError
+    ([1], r"max_gap is a duration such as '30min' or a pandas Timedelta, not \[1\]"),
+    (5, "max_gap is a duration with its unit, such as '30min', not 5"),  # five nanoseconds to pandas
+    ("0min", "max_gap must be a duration above zero, not '0min'"),
+    ("-1h", "max_gap must be a duration above zero, not '-1h'"),
+    ("NaT", "max_gap must be a duration above zero, not 'NaT'"),
+])
+def test_a_max_gap_that_is_no_duration_above_zero_is_refused(month_15min: pd.DataFrame, max_gap: object,
+                                                             message: str) -> None:
+    for use in (clean_readings, cut_dataset, lambda frame, **kw: interval_consumption(frame, "1h", **kw)):
+        with pytest.raises(MeterDataError, match=message):
+            use(month_15min, max_gap=max_gap)
