@@ -94,7 +94,7 @@ def parse_max_gap(max_gap: object) -> pd.Timedelta:
     if isinstance(max_gap, (int, float)):  # pandas takes 5 as five nanoseconds: every spacing a gap
         raise MeterDataError(f"max_gap is a duration with its unit, such as '30min', not {max_gap!r}")
     try:
-        gap = pd.Timedelta(max_gap)  # type: ignore[arg-type]  # what is not a duration raises
+        gap = pd.Timedelta(max_gap)  # what is not a duration raises
     except (ValueError, TypeError, OverflowError):
         raise MeterDataError(f"max_gap is a duration such as '30min' or a pandas Timedelta, not {max_gap!r}") from None
     if gap is pd.NaT or gap <= pd.Timedelta(0):
