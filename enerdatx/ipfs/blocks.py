@@ -54,6 +54,8 @@ def parse_cid(value: str | AnyCID) -> CID:
         return value
     if isinstance(value, (str, bytes)):
         return _parse_cid(value)
+    if not isinstance(value, (bytearray, memoryview)):  # multiformats' own refusal is a page of type checks
+        raise InvalidCIDError(f"not a CID: {value!r} (a CID is text such as Qm... or bafy..., or its bytes)")
     return _decode_cid(value)
 
 

@@ -15,13 +15,12 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from tqdm import tqdm
 
 from enerdatx.errors import BlockMissingError, CarFormatError, ContentStoreError, EnerDatXError, StorageError
-from enerdatx.files import atomic_output
+from enerdatx.files import atomic_output, named_path
 from enerdatx.ipfs.blocks import CID, Blockstore, cid_string, parse_cid
 from enerdatx.ipfs.car import read_car, write_car
 from enerdatx.ipfs.store import ContentStore, StrPath
@@ -47,7 +46,7 @@ class EmbeddedStore(ContentStore):
     """A kubo-compatible store in a directory: ``blocks/`` and ``pins.json``."""
 
     def __init__(self, directory: StrPath) -> None:
-        self.directory = Path(directory).expanduser()
+        self.directory = named_path(directory, "a content store directory").expanduser()  # "" was the current one
         try:
             self.blocks = Blockstore(self.directory)
         except OSError as exc:  # the repository path is a file, or not writable
@@ -74,6 +73,8 @@ class EmbeddedStore(ContentStore):
 
     def add_bytes(self, data: bytes, cid_version: int = 0) -> str:
         """Add ``data`` as a UnixFS file, pin it, and return its CID."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):  # None failed on len(), text in BytesIO
+            raise TypeError(f"add_bytes takes bytes, not {type(data).__name__} (text: encode it first)")
         return self._import(io.BytesIO(data), cid_version, only_hash=False, total=len(data), progress=False)
 
     def add_file(

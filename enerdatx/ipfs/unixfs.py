@@ -48,7 +48,7 @@ class FileImporter:
     """Feed chunks with ``add_chunk``; ``finish`` returns the root CID kubo would give."""
 
     def __init__(self, put: PutBlock, cid_version: int = 0) -> None:
-        if cid_version not in (0, 1):
+        if isinstance(cid_version, bool) or cid_version not in (0, 1):  # True == 1 made a CIDv1
             raise ValueError(f"cid_version is 0 or 1, not {cid_version!r}")
         self._put = put
         self._version = cid_version

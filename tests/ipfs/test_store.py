@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from enerdatx.errors import BlockMissingError, CarFormatError, ContentStoreError, CorruptBlockError, InvalidCIDError
+from enerdatx.errors import (
+    BlockMissingError,
+    CarFormatError,
+    ConfigurationError,
+    ContentStoreError,
+    CorruptBlockError,
+    InvalidCIDError,
+)
 from enerdatx.ipfs import EmbeddedStore, KuboStore, open_store
 from enerdatx.ipfs.blocks import cid_string, parse_cid
 from enerdatx.ipfs.car import read_car, write_car
@@ -112,6 +119,27 @@ def test_missing_blocks_and_bad_cids_raise_typed_errors(store: EmbeddedStore) ->
         with pytest.raises(InvalidCIDError):
             store.cat(bad)
     assert not store.has("QmRQ353oFNqt8zfZ9X1HgRUszwv9RkEEwmMZZkbkYEsybn")
+    for bad in [5, None, 1.5]:  # the message was a page of multiformats' runtime type checks
+        for use in (store.cat, store.has, store.stat):
+            with pytest.raises(InvalidCIDError, match=r"\(a CID is text such as Qm\.\.\. or bafy\.\.\., or its bytes\)$"):
+                use(bad)  # type: ignore[arg-type]
+
+
+def test_add_refuses_what_is_not_bytes_and_a_version_that_is_not_0_or_1(store: EmbeddedStore) -> None:
+    for data, name in (("text", "str"), (None, "NoneType"), (5, "int")):  # None failed on len()
+        with pytest.raises(TypeError, match=rf"add_bytes takes bytes, not {name} \(text: encode it first\)"):
+            store.add_bytes(data)  # type: ignore[arg-type]
+    assert store.add_bytes(memoryview(b"hello world\n")) == HELLO_V0
+    for version in (True, -1, 2, "1"):  # True made a CIDv1
+        with pytest.raises(ValueError, match=f"cid_version is 0 or 1, not {version!r}"):
+            store.add_bytes(b"x", cid_version=version)  # type: ignore[arg-type]
+    assert block_files(store) and store.pins() == {HELLO_V0}
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_store_is_never_made_in_the_current_directory_by_a_blank_path(blank: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"expected a content store directory, got {blank!r}"):
+        EmbeddedStore(blank)
 
 
 def test_stat_describes_the_file(store: EmbeddedStore) -> None:
