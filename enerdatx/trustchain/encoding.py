@@ -100,8 +100,10 @@ def encode_unsigned(
     transaction_bytes: bytes,
 ) -> bytes:
     """Encode every field but the signature: the bytes the signature covers, after the context."""
-    if len(public_key) != KEY_SIZE or len(link_public_key) != KEY_SIZE:
-        raise EncodingError(f"public keys are {KEY_SIZE} bytes")
+    for key in (public_key, link_public_key):
+        if not isinstance(key, bytes) or len(key) != KEY_SIZE:  # None failed on len(); a str of 32 in struct
+            shown = f"{len(key)} bytes" if isinstance(key, bytes) else type(key).__name__
+            raise EncodingError(f"public keys are {KEY_SIZE} bytes, not {shown}")
     if len(previous_hash) != HASH_SIZE:
         raise EncodingError(f"previous_hash is {HASH_SIZE} bytes")
     if not 0 <= sequence_number <= MAX_SEQUENCE_NUMBER or not 0 <= link_sequence_number <= MAX_SEQUENCE_NUMBER:

@@ -211,6 +211,8 @@ class TrustChain:
         A block that forks a held one yields an INVALID result with reason ``fork``, and a
         fraud proof that is stored and announced to ``on_fraud`` listeners.
         """
+        if not isinstance(block, HalfBlock):  # an AttributeError on .public_key otherwise
+            raise TypeError(f"receive takes a HalfBlock (HalfBlock.decode(data) for bytes), not {type(block).__name__}")
         # One question to the store for the block's place and both sides of it: whether we hold
         # it already, and what validating it needs.
         around = self.store.neighbours(block.public_key, block.sequence_number)

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
-from enerdatx.errors import InvalidBlockError, StorageError
+from enerdatx.errors import ConfigurationError, InvalidBlockError, StorageError
 from enerdatx.trustchain.block import HalfBlock
 from enerdatx.trustchain.fraud import FraudProof
 
@@ -59,6 +59,8 @@ class BlockStore:
 
     def __init__(self, path: str | os.PathLike[str] = ":memory:", *, fsync: bool = True) -> None:
         """Open (or create) the store; ``fsync=False`` never waits for the disk (benchmarks, tests)."""
+        if isinstance(path, str) and not path.strip():  # SQLite takes "" for a private temporary file
+            raise ConfigurationError(f"expected a block store path (':memory:' for one in memory), got {path!r}")
         self.path = str(path)
         self.fsync = fsync
         try:

@@ -2,6 +2,8 @@ import pytest
 
 from enerdatx.crypto import Identity
 from enerdatx.errors import (
+    ConfigurationError,
+    EncodingError,
     FraudDetectedError,
     InvalidBlockError,
     TransactionRejectedError,
@@ -191,3 +193,25 @@ def test_our_own_lost_block_returned_by_a_peer_becomes_our_head(alice, bob):
     assert not fresh.receive(bob.store.get(alice.public_key, 1)).is_invalid
     assert fresh.head == proposal
     assert fresh.record(PAY, {}).sequence_number == 2
+
+
+@pytest.mark.parametrize(("key", "shown"), [(None, "NoneType"), ("a" * 32, "str"), (b"k" * 31, "31 bytes")])
+def test_a_counterparty_that_is_no_public_key_is_an_encoding_error(alice, key, shown):
+    # None was a TypeError from len(); 32 characters of text got as far as struct.
+    with pytest.raises(EncodingError, match=f"public keys are 32 bytes, not {shown}$"):
+        alice.propose(key, PAY, {"amount": 1})
+    assert alice.store.chain(alice.public_key) == []
+
+
+@pytest.mark.parametrize("thing", [None, 5, b"bytes of a block"])
+def test_receive_takes_blocks_only(alice, thing):
+    with pytest.raises(TypeError, match=f"receive takes a HalfBlock .* not {type(thing).__name__}$"):
+        alice.receive(thing)  # an AttributeError on .public_key
+    with pytest.raises(TypeError, match="receive takes a HalfBlock"):
+        alice.receive_many([thing])
+
+
+@pytest.mark.parametrize("blank", ["", " "])
+def test_a_blank_store_path_is_refused_not_a_hidden_temporary_database(blank):
+    with pytest.raises(ConfigurationError, match=f"expected a block store path .*, got {blank!r}"):
+        BlockStore(blank)  # SQLite made a private temporary file of ""
