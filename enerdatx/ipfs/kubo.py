@@ -2,8 +2,9 @@
 
 Reached through ipfshttpclient 0.7.0, whose ``connect()`` refuses every daemon newer
 than go-ipfs 0.8; so the client is built directly and the version is checked here.
-Kubo (go-ipfs) and js-ipfs both serve this RPC. Every call has a timeout; a daemon that
-is down or does not answer becomes ``DaemonUnavailableError``.
+Kubo (go-ipfs) and js-ipfs both serve this RPC. Every read has a timeout and every answer
+a deadline and (but for file contents) a size cap; a daemon that is down, does not answer,
+answers forever or answers too much becomes ``DaemonUnavailableError``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import contextlib
 import io
 import os
 import re
+import time
+import urllib.parse
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -20,6 +23,7 @@ from typing import Any
 from enerdatx.errors import (
     BlockMissingError,
     CarFormatError,
+    ConfigurationError,
     ContentStoreError,
     DaemonUnavailableError,
     InvalidCIDError,
@@ -45,7 +49,7 @@ warnings.filterwarnings("ignore", message="The 'strict' parameter is no longer n
                         module="urllib3.poolmanager")
 
 
-__all__ = ["KuboStore", "MINIMUM_VERSIONS"]
+__all__ = ["KuboStore", "MINIMUM_VERSIONS", "DEFAULT_DEADLINE", "MAX_ANSWER_BYTES"]
 
 # Older daemons answer GET requests or lack `dag export`/`dag import`.
 MINIMUM_VERSIONS = {"kubo": (0, 5, 0), "js-ipfs": (0, 18, 0)}
@@ -83,6 +87,54 @@ _NOT_FOUND = re.compile(r"not found|could not find|no link named|timed out|deadl
 HAS_TIMEOUT = 2.0  # seconds a daemon may spend deciding it lacks a block locally
 
 
+DEFAULT_DEADLINE = 600.0  # seconds a daemon may spend sending one answer, file contents included
+# An RPC's JSON answer is held whole before it is decoded; kubo's longest, /repo/gc (one line
+# per removed block), is read line by line and counted here instead, up to this too.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+_UNCAPPED = frozenset({"/cat", "/dag/export"})  # file contents: streamed in pieces, any size
+_PIECE = 64 * 1024
+
+
+class _BoundedAnswer:
+    """A daemon's answer body (urllib3's response) read in pieces, against a deadline and a cap.
+
+    ipfshttpclient has requests read a body with ``chunk_size=None``, which urllib3 takes as "all
+    of it in one read" when the body is not chunked: a daemon sending forever grew the process
+    without bound, and one trickling a byte now and then never reached the per-read timeout, so
+    add and cat hung. Here each read takes what has arrived, at most 64 KiB (``read1``), and the
+    answer fails once it runs past its deadline or its cap. Whatever requests asks of the
+    response besides ``stream`` is the response's own.
+    """
+
+    def __init__(self, raw: Any, *, api: str, path: str, deadline: float | None, limit: int | None) -> None:
+        self._raw = raw
+        self._api, self._path, self._deadline, self._limit = api, path, deadline, limit
+        # From the answer's headers on: an upload (add, dag import) may take any time before.
+        self._until = None if deadline is None else time.monotonic() + deadline
+
+    def stream(self, amt: int | None = None, decode_content: bool | None = None) -> Iterator[bytes]:
+        received = 0
+        while True:
+            # A daemon that falls silent is given up by the per-read timeout, so the deadline is
+            # overrun by at most that.
+            if self._until is not None and time.monotonic() > self._until:
+                raise DaemonUnavailableError(
+                    f"{self._api} was still sending its answer to {self._path} after {self._deadline:g} s: "
+                    f"given up (KuboStore(deadline=...) allows longer)")
+            data = self._raw.read1(_PIECE, decode_content=decode_content)
+            if not data:
+                return
+            received += len(data)
+            if self._limit is not None and received > self._limit:
+                raise DaemonUnavailableError(
+                    f"{self._api} answered {self._path} with more than {self._limit:,} bytes, "
+                    f"which no daemon's answer to it holds")
+            yield data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
 def _normalise(cid: str) -> str:
     # js-ipfs prints CIDv1 in base58btc; kubo and this package print base32.
     return cid_string(parse_cid(cid))
@@ -98,16 +150,24 @@ def _parse_version(text: str) -> tuple[int, ...]:
 class KuboStore(ContentStore):
     """A content store backed by an IPFS daemon at a multiaddr such as ``/ip4/127.0.0.1/tcp/5001``."""
 
-    def __init__(self, api: str, *, timeout: float = 60.0) -> None:
+    def __init__(self, api: str, *, timeout: float = 60.0, deadline: float | None = DEFAULT_DEADLINE) -> None:
+        """``timeout``: seconds any one read may wait; ``deadline``: seconds the daemon may spend
+        sending one answer (None: no limit), file contents included."""
+        if deadline is not None and not deadline > 0:
+            raise ConfigurationError(f"deadline is a number of seconds above 0, or None, not {deadline!r}")
         self.api = api  # as given: what the messages name
         address = api.rstrip("/")
         if not address.endswith(("/http", "/https")):  # the client wants the protocol spelt out
             address += "/http"
         self.timeout = timeout
+        self.deadline = deadline
         try:
             self._client = ipfshttpclient.Client(address, timeout=timeout)
         except rpc_errors.AddressError as exc:
             raise DaemonUnavailableError(f"{api!r} is not a daemon address: {exc}") from exc
+        # Every answer is read through _BoundedAnswer. ipfshttpclient (pinned at 0.7.0) makes a
+        # requests.Session per call from these attributes; a response hook is requests' own way in.
+        self._client._client._session_props["hooks"] = {"response": [self._bound]}
         self.implementation, self.version = self._check_version()
 
     def __repr__(self) -> str:
@@ -116,6 +176,13 @@ class KuboStore(ContentStore):
     def close(self) -> None:
         """Close the HTTP session."""
         self._client.close()
+
+    def _bound(self, response: requests.Response, **_kwargs: Any) -> requests.Response:
+        """requests' response hook: the answer's body, read against this store's deadline and cap."""
+        path = urllib.parse.urlsplit(response.url).path.removeprefix("/api/v0")
+        limit = None if path in _UNCAPPED else MAX_ANSWER_BYTES
+        response.raw = _BoundedAnswer(response.raw, api=self.api, path=path, deadline=self.deadline, limit=limit)
+        return response
 
     def _check_version(self) -> tuple[str, tuple[int, ...]]:
         info = _json(self._call(self._client.version))
@@ -172,8 +239,8 @@ class KuboStore(ContentStore):
         except InvalidCIDError as exc:
             raise ContentStoreError(f"{self.api}: {path} answered a {'.'.join(keys)} that is {exc}") from exc
 
-    def _stream(self, stream: Any, path: str) -> Iterator[bytes]:
-        """The chunks of a streamed answer; a daemon that breaks off is a DaemonUnavailableError
+    def _stream(self, stream: Any, path: str) -> Iterator[Any]:
+        """The chunks (or JSON objects) of a streamed answer; a daemon that breaks off is a DaemonUnavailableError
         (it was "cannot write the file" of export-car's output: requests' errors are OSErrors)."""
         with contextlib.closing(stream):
             while True:
@@ -266,10 +333,13 @@ class KuboStore(ContentStore):
 
     def gc(self) -> int:
         """Run the daemon's ``repo gc``; return how many blocks it removed."""
-        removed = self._request("/repo/gc", decoder="json") or []
-        if not isinstance(removed, list) or not all(isinstance(item, Mapping) for item in removed):
-            raise ContentStoreError(f"{self.api}: /repo/gc answered {_shown(removed)}, not a list of objects")
-        return sum(1 for item in removed if item.get("Key") and not item.get("Error"))
+        # Read an object at a time: the daemon answers one per removed block.
+        removed = 0
+        for item in self._stream(self._request("/repo/gc", decoder="json", stream=True), "/repo/gc"):
+            if not isinstance(item, Mapping):
+                raise ContentStoreError(f"{self.api}: /repo/gc answered {_shown(item)}, not a list of objects")
+            removed += bool(item.get("Key") and not item.get("Error"))
+        return removed
 
     # --- CAR files ----------------------------------------------------------------
 

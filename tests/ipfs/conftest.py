@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -126,16 +127,20 @@ def kubo() -> Iterator[KuboLibraryNode]:
 VERSION_REPLY = b'{"Version": "0.20.0", "Commit": "", "Repo": "14", "System": "amd64/linux", "Golang": "go1.20"}'
 
 
+Answer = bytes | Callable[[BinaryIO], None]
+
+
 @pytest.fixture
-def fake_daemon() -> Iterator[Callable[[dict[str, bytes]], str]]:
-    """A stand-in daemon on 127.0.0.1 that answers each RPC path with the raw HTTP bytes given.
+def fake_daemon() -> Iterator[Callable[[dict[str, Answer]], str]]:
+    """A stand-in daemon on 127.0.0.1 that answers each RPC path with the raw HTTP bytes given,
+    or by calling the function given with the connection's output (to write forever, say).
 
     ``/api/v0/version`` answers as kubo 0.20 unless given; a path not given is answered by closing
     the connection. Returns the daemon's multiaddr.
     """
     servers: list[http.server.ThreadingHTTPServer] = []
 
-    def start(answers: dict[str, bytes]) -> str:
+    def start(answers: dict[str, Answer]) -> str:
         answers = {"/api/v0/version": http_answer(VERSION_REPLY), **answers}
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -147,7 +152,11 @@ def fake_daemon() -> Iterator[Callable[[dict[str, bytes]], str]]:
                     while (size := int(self.rfile.readline().strip() or b"0", 16)) > 0:
                         self.rfile.read(size + 2)
                     self.rfile.readline()
-                self.wfile.write(answers.get(self.path.split("?")[0], b""))
+                answer = answers.get(self.path.split("?")[0], b"")
+                try:
+                    answer(self.wfile) if callable(answer) else self.wfile.write(answer)
+                except OSError:  # the client gave up and hung up
+                    pass
                 self.close_connection = True
 
             def log_message(self, *args: object) -> None:
