@@ -10,6 +10,7 @@ bad requests and 502/504 when the counterparty refused or did not answer.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -19,6 +20,8 @@ from typing import Any
 
 import pandas as pd
 from aiohttp import web
+from aiohttp.http import HttpProcessingError
+from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestPayloadError
 
 from enerdatx.errors import (
@@ -123,6 +126,32 @@ def _fields(body: Any, allowed: dict[str, type], required: tuple[str, ...] = ())
     return {k: v for k, v in body.items() if v is not None}
 
 
+class _Connection(web.RequestHandler):
+    """aiohttp's handler of one connection, answering a request it cannot parse as the API answers.
+
+    A request line or a header over aiohttp's 8190 bytes, too many headers, or bytes that are no
+    HTTP never reach a middleware: aiohttp answers them from ``handle_error``, in plain text
+    (where every other error of the API is JSON), and logs each with a traceback. It has no
+    setting or hook for that answer (aio-libs/aiohttp#3287), so this subclass gives it.
+    aiohttp tells neither a long URL from a long header nor either from a long header name, so
+    all are 400 ``request_too_long``.
+    """
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if not isinstance(exc, HttpProcessingError) or request.writer.output_size > 0:
+            return super().handle_error(request, status, exc, message)  # a bug, or an answer cut short
+        self.logger.debug("unreadable request from %s: %s", request.remote, exc)  # a client's, no bug here
+        if isinstance(exc, LineTooLong):
+            response = _error(400, "request_too_long", f"the request line or a header is longer than "
+                                                       f"{max(self.max_line_size, self.max_field_size)} bytes")
+        else:
+            reason = str(exc.message).strip().splitlines()[0] if str(exc.message).strip() else "malformed"
+            response = _error(400, "bad_request", f"not an HTTP request this API reads: {reason}")
+        response.force_close()  # the rest of the connection cannot be parsed either
+        return response
+
+
 class RestServer:
     """Serves one MarketService's REST API on a loopback address."""
 
@@ -152,15 +181,28 @@ class RestServer:
             web.get("/data/purchases/{listing_id}", self.get_purchase),
         ])
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
 
     async def start(self) -> str:
         """Start serving; returns the base URL."""
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        server = self._runner.server
+        assert server is not None  # set up above
+        loop = asyncio.get_running_loop()
+        # Listened on here rather than through a web.TCPSite, which can only make aiohttp's own
+        # connection handler, not _Connection.
+        # access_log=None logs no access, as for the runner (aiohttp's annotation leaves None out).
+        self._listener = await loop.create_server(
+            lambda: _Connection(server, loop=loop, access_log=None),  # type: ignore[arg-type]
+            self.host, self.port)
+        self.port = self._listener.sockets[0].getsockname()[1]
         return self.url
+
+    @property
+    def addresses(self) -> list[Any]:
+        """The socket addresses served on, as ``getsockname()`` gives them (none when stopped)."""
+        return [sock.getsockname() for sock in self._listener.sockets] if self._listener is not None else []
 
     @property
     def url(self) -> str:
@@ -170,9 +212,14 @@ class RestServer:
 
     async def stop(self) -> None:
         """Stop serving."""
+        if self._listener is not None:
+            self._listener.close()  # no new connections; the runner's cleanup closes the open ones
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._listener is not None:
+            await self._listener.wait_closed()
+            self._listener = None
 
     # --- middlewares -----------------------------------------------------------------
 

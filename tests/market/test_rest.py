@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import aiohttp
 import pytest
@@ -310,3 +311,40 @@ async def test_a_query_parameter_given_twice_is_a_400(apis, path, query):
                             headers=_auth(server)) as r:
         assert r.status == 400, await r.text()
         assert "given more than once" in (await r.json())["error"]["message"]
+
+
+async def _raw(server: RestServer, request: bytes) -> tuple[bytes, bytes]:
+    """Send bytes no HTTP client would; the answer's status line and body."""
+    import asyncio
+
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(request)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)  # the server closes after an unreadable request
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head.split(b"\r\n")[0], body
+
+
+@pytest.mark.parametrize(("request_bytes", "code"), [
+    (b"GET /market/asks?area=" + b"2" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", "request_too_long"),
+    (b"GET /market/asks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + b"t" * 9000 + b"\r\n\r\n", "request_too_long"),
+    (b"GET /market/asks HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: a\r\n" % i for i in range(200)) + b"\r\n",
+     "bad_request"),
+    (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 hello\r\n\r\n", "bad_request"),  # TLS on the HTTP port
+], ids=["long URL", "long header", "too many headers", "TLS"])
+async def test_a_request_aiohttp_cannot_parse_gets_a_json_error(apis, request_bytes: bytes, code: str):
+    # Before: aiohttp's plain-text 400 ("Got more than 8190 bytes when reading: b'2222...'"), the
+    # one error of the API that was not JSON, and a traceback in the peer's log for each.
+    _, (server, _) = apis
+    status, body = await _raw(server, request_bytes)
+    assert status.startswith(b"HTTP/1.") and status.endswith(b" 400 Bad Request")
+    error = json.loads(body)["error"]
+    assert error["code"] == code
+    if code == "request_too_long":
+        assert error["message"] == "the request line or a header is longer than 8190 bytes"
+    else:
+        assert error["message"].startswith("not an HTTP request this API reads: ")
+    # The server still serves.
+    async with aiohttp.ClientSession() as http, http.get(f"{server.url}/openapi.json") as r:
+        assert r.status == 200

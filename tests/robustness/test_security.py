@@ -49,7 +49,7 @@ async def test_rest_api_needs_its_token_and_binds_loopback(tmp_path: Path) -> No
         url = await server.start()
         try:
             assert server.host == "127.0.0.1"
-            assert {address[0] for address in server._runner.addresses} == {"127.0.0.1"}
+            assert {address[0] for address in server.addresses} == {"127.0.0.1"}
             async with aiohttp.ClientSession() as session:
                 for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": server.token}):
                     async with session.get(f"{url}/wallets", headers=headers) as response:
