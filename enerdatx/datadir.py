@@ -20,6 +20,7 @@ directories").
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -346,6 +347,7 @@ def backup_directory(directory: str | os.PathLike[str], target: str | os.PathLik
         raise StorageError("not a peer directory", path=directory)
     if not (directory / KEY_FILE).is_file() or not (directory / CHAIN_FILE).is_file():
         raise StorageError(f"not a peer directory (no {KEY_FILE} or {CHAIN_FILE})", path=directory)
+    target = _through_link(target)
     if target.resolve() == directory.resolve() or directory.resolve() in target.resolve().parents:
         # The next backup would copy this one into itself; losing the directory loses its backup too.
         raise StorageError(f"the backup target is inside the peer directory {directory} it backs up", path=target)
@@ -374,6 +376,26 @@ def backup_directory(directory: str | os.PathLike[str], target: str | os.PathLik
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return {"public_key": identity.public_key.hex(), "blocks": blocks, "target": str(target)}
+
+
+def _through_link(target: Path) -> Path:
+    """The directory a backup target that is a symbolic link names (the backup goes there, as
+    ``atomic_path`` writes through a link to a file), or ``target`` itself if it is no link.
+
+    The backup is renamed into place at the end, and a rename onto a link fails: a dangling
+    link, or one to an empty directory, was "cannot write the backup: a path component is not
+    a directory" after the whole chain had been copied.
+    """
+    if not target.is_symlink():
+        return target
+    try:
+        target.stat()
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise StorageError(f"is a symbolic link to {os.readlink(target)}, which does not exist: give a new path, "
+                               "or an empty directory or a link to one", path=target) from None
+        raise storage_error(exc, "write the backup", target) from None  # a loop of links, say
+    return Path(os.path.realpath(target))
 
 
 def _write_backup(directory: Path, identity: Identity, into: Path, target: Path) -> int:

@@ -476,3 +476,26 @@ async def test_recovery_from_peers_that_lack_blocks_fails_and_says_which(tmp_pat
     assert "recovered 1 of 2 blocks; no peer asked holds blocks 1" in stderr.decode()
     with pytest.raises(ChainIdentityError):  # still refused: the chain is not whole
         open_directory(lost.directory)
+
+
+def test_a_backup_target_that_is_a_link_is_written_through_or_named_dangling(tmp_path: Path) -> None:
+    # Before: both were "cannot write the backup: a path component is not a directory", after the
+    # whole chain had been copied (the final rename onto the link failed).
+    key = sign_some(tmp_path / "peer", 2)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere" / "bak")
+    result = enerdatx("peer", "backup", "--dir", str(tmp_path / "peer"), "--out", str(tmp_path / "dangling"))
+    assert result.returncode == 1 and result.stderr == (
+        f"enerdatx: error: {tmp_path / 'dangling'}: is a symbolic link to {tmp_path / 'nowhere' / 'bak'}, which does "
+        "not exist: give a new path, or an empty directory or a link to one\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling", "peer"]  # no partial copy left behind
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "link").symlink_to("empty")
+    assert backup_directory(tmp_path / "peer", tmp_path / "link")["target"] == str(tmp_path / "empty")
+    assert (tmp_path / "link").is_symlink()
+    restored, store, lock = open_directory(tmp_path / "empty")
+    assert restored.public_key == key and store.latest_sequence_number(key) == 2
+    store.close()
+    lock.release()
+    (tmp_path / "loop").symlink_to("loop")
+    with pytest.raises(StorageError, match="cannot write the backup: Too many levels of symbolic links"):
+        backup_directory(tmp_path / "peer", tmp_path / "loop")
