@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 import errno
-import ipaddress
 import os
 import stat
 import sys
-import urllib.parse
 from collections.abc import Sequence
 
 from enerdatx.cli.peer import parse_directory
+from enerdatx.errors import ConfigurationError
 from enerdatx.ipfs import API_ENV, REPO_ENV, ContentStore, EmbeddedStore, open_store
+from enerdatx.ipfs.store import daemon_address
 
 
 def configure(ipfs: argparse.ArgumentParser, argv: Sequence[str] | None) -> None:
@@ -51,24 +51,11 @@ def configure(ipfs: argparse.ArgumentParser, argv: Sequence[str] | None) -> None
 
 
 def parse_api(text: str) -> str:
-    """A daemon's RPC address: a multiaddr as given, or an ``http(s)://HOST:PORT`` URL (what kubo
-    prints and most users type) turned into the multiaddr ipfshttpclient wants."""
-    if text.startswith("/"):
-        return text
-    url = urllib.parse.urlsplit(text)
+    """``--api``: :func:`enerdatx.ipfs.store.daemon_address`, its refusal argparse's usage error."""
     try:
-        port = url.port
-    except ValueError:
-        port = None
-    if url.scheme not in ("http", "https") or not url.hostname or port is None or url.path.strip("/"):
-        raise argparse.ArgumentTypeError(f"expected a multiaddr such as /ip4/127.0.0.1/tcp/5001 or "
-                                         f"http://127.0.0.1:5001, got {text!r}")
-    try:
-        host = ipaddress.ip_address(url.hostname)
-        protocol = "ip4" if host.version == 4 else "ip6"
-    except ValueError:
-        protocol = "dns"
-    return f"/{protocol}/{url.hostname}/tcp/{port}/{url.scheme}"
+        return daemon_address(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _store(args: argparse.Namespace) -> ContentStore:

@@ -164,7 +164,9 @@ class KuboStore(ContentStore):
         try:
             self._client = ipfshttpclient.Client(address, timeout=timeout)
         except rpc_errors.AddressError as exc:
-            raise DaemonUnavailableError(f"{api!r} is not a daemon address: {exc}") from exc
+            # Not the client's words: they quote the address with the /http added above.
+            raise DaemonUnavailableError(f"{api!r} is not a daemon address: expected a multiaddr such as "
+                                         "/ip4/127.0.0.1/tcp/5001") from exc
         # Every answer is read through _BoundedAnswer. ipfshttpclient (pinned at 0.7.0) makes a
         # requests.Session per call from these attributes; a response hook is requests' own way in.
         self._client._client._session_props["hooks"] = {"response": [self._bound]}

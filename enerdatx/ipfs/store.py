@@ -9,12 +9,16 @@ loads neither: ``open_store`` imports the one it returns, so the daemon client
 from __future__ import annotations
 
 import abc
+import ipaddress
 import os
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ContentStore", "StrPath", "open_store", "default_repo", "API_ENV", "REPO_ENV"]
+from enerdatx.errors import ConfigurationError
+
+__all__ = ["ContentStore", "StrPath", "open_store", "default_repo", "daemon_address", "API_ENV", "REPO_ENV"]
 
 API_ENV = "ENERDATX_IPFS_API"
 REPO_ENV = "ENERDATX_IPFS_REPO"
@@ -75,9 +79,45 @@ def default_repo() -> Path:
     return Path(os.environ.get(REPO_ENV) or Path.home() / ".enerdatx" / "ipfs")
 
 
+_ADDRESS_FORM = "a multiaddr such as /ip4/127.0.0.1/tcp/5001 or http://127.0.0.1:5001"
+
+
+def daemon_address(text: str) -> str:
+    """A daemon's RPC address: a multiaddr as given, or an ``http(s)://HOST:PORT`` URL (what kubo
+    prints and most users type) turned into the multiaddr ipfshttpclient wants.
+    ConfigurationError: "expected a multiaddr such as ..., got TEXT"."""
+    if text.startswith("/"):
+        return text
+    url = urllib.parse.urlsplit(text)
+    try:
+        port = url.port
+    except ValueError:
+        port = None
+    if url.scheme not in ("http", "https") or not url.hostname or port is None or url.path.strip("/"):
+        raise ConfigurationError(f"expected {_ADDRESS_FORM}, got {text!r}")
+    try:
+        host = ipaddress.ip_address(url.hostname)
+        protocol = "ip4" if host.version == 4 else "ip6"
+    except ValueError:
+        protocol = "dns"
+    return f"/{protocol}/{url.hostname}/tcp/{port}/{url.scheme}"
+
+
 def open_store(directory: StrPath | None = None, *, api: str | None = None) -> ContentStore:
-    """The configured store: a daemon when ``api`` or ``$ENERDATX_IPFS_API`` is set, else embedded."""
-    api = api or os.environ.get(API_ENV)
+    """The configured store: a daemon when ``api`` or ``$ENERDATX_IPFS_API`` is set, else embedded.
+
+    ``$ENERDATX_IPFS_API`` is read as ``enerdatx ipfs --api`` is; set but empty, it is unset, but
+    blank (" ") it is refused: KuboStore took it for the address " /http".
+    """
+    configured = os.environ.get(API_ENV, "")
+    if not api and configured:
+        if not configured.strip():
+            raise ConfigurationError(f"${API_ENV} is blank ({configured!r}): set it to {_ADDRESS_FORM}, "
+                                     "or unset it for the embedded store")
+        try:
+            api = daemon_address(configured)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"${API_ENV}: {exc}") from None
     if api:
         from enerdatx.ipfs.kubo import KuboStore  # noqa: PLC0415 - the daemon client, only with a daemon
 

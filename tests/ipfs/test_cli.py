@@ -205,3 +205,33 @@ def test_importing_a_pipe_is_refused_not_waited_on(tmp_path: Path, capsysbinary:
         timer.cancel()
     assert (code, out) == (1, b"")
     assert err == f"enerdatx: error: {fifo}: is not a regular file (a device, a pipe or a socket)\n".encode()
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (" ", "$ENERDATX_IPFS_API is blank (' '): set it to a multiaddr such as /ip4/127.0.0.1/tcp/5001 or "
+          "http://127.0.0.1:5001, or unset it for the embedded store"),
+    ("\t\n", "$ENERDATX_IPFS_API is blank ('\\t\\n')"),
+    ("garbage", "$ENERDATX_IPFS_API: expected a multiaddr such as /ip4/127.0.0.1/tcp/5001 or http://127.0.0.1:5001, "
+                "got 'garbage'"),
+    ("/ip4/127.0.0.1/garbage", "'/ip4/127.0.0.1/garbage' is not a daemon address: expected a multiaddr such as "
+                               "/ip4/127.0.0.1/tcp/5001"),
+    # As --api takes it (it was "Unsupported Multiaddr pattern: 'http://127.0.0.1:9/http'").
+    ("http://127.0.0.1:9", "no IPFS daemon answers at /ip4/127.0.0.1/tcp/9/http: Connection refused"),
+])
+def test_the_api_variable_is_read_as_the_option_is(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch, value: str,
+    expected: str,
+) -> None:
+    # Before: " " was "' ' is not a daemon address: Unsupported Multiaddr pattern: ' /http'".
+    monkeypatch.setenv("ENERDATX_IPFS_API", value)
+    code, out, err = run(capsysbinary, "ipfs", "cat", HELLO_V0)
+    assert (code, out) == (1, b"") and err.startswith(f"enerdatx: error: {expected}".encode()), err
+    assert err.count(b"\n") == 1
+
+
+def test_an_empty_api_variable_is_unset(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENERDATX_IPFS_API", "")
+    hello = tmp_path / "hello.txt"
+    hello.write_bytes(b"hello world\n")
+    assert run(capsysbinary, "ipfs", "add", "-q", str(hello)) == (0, HELLO_V0.encode() + b"\n", b"")
