@@ -86,7 +86,55 @@ def write_csv(readings: pd.DataFrame, target: str | Path | IO[str]) -> None:
         out.to_csv(target, index_label="timestamp", lineterminator="\n")
 
 
+# Longest first: UTF-32's little-endian mark begins with UTF-16's.
+_BYTE_ORDER_MARKS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
+                     (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
+_HEAD_BYTES = 4096  # looked at for the encoding
+
+
+def _head(source: str | Path | IO[Any] | bytes) -> bytes:
+    """The first bytes of a file, bytes or binary file object, to tell its encoding; b"" for a
+    stream (reading would take them from pandas), a compressed file or one that cannot be read
+    (pandas names why)."""
+    if isinstance(source, bytes):
+        return source[:_HEAD_BYTES]
+    if isinstance(source, (str, Path)):
+        if _is_stream(source) or Path(source).suffix.lower() in _COMPRESSED:
+            return b""
+        try:
+            with open(source, "rb") as handle:
+                return handle.read(_HEAD_BYTES)
+        except OSError:
+            return b""
+    if isinstance(source, (io.RawIOBase, io.BufferedIOBase)) and source.seekable():
+        where = source.tell()
+        head = source.read(_HEAD_BYTES) or b""
+        source.seek(where)
+        return head
+    return b""
+
+
+def _not_utf8(head: bytes) -> str | None:
+    """What the first bytes of a CSV say it is, if it is certainly no UTF-8 text; else None."""
+    for mark, encoding in _BYTE_ORDER_MARKS:
+        if head.startswith(mark):
+            return f"is {encoding} text (it begins with a {encoding} byte-order mark)"
+    if b"\x00" in head:  # UTF-16 of ASCII without a mark: pandas read it, and failed further on
+        return "holds NUL bytes, which UTF-8 text never does (UTF-16 without a byte-order mark?)"
+    return None
+
+
+def _encoding_error(source: str | Path | IO[Any] | bytes, why: str) -> ReadingsFormatError:
+    name = str(source) if isinstance(source, (str, Path)) else "the CSV"
+    return ReadingsFormatError(f"{name} {why}: a readings CSV is read as UTF-8; save it as UTF-8")
+
+
 def _load(source: str | Path | IO[Any] | bytes) -> pd.DataFrame:
+    # Before pandas, which gave "'utf-8' codec can't decode byte 0xff in position 0" for UTF-16
+    # and, for UTF-16 without a byte-order mark, "the file was cut short".
+    why = _not_utf8(_head(source))
+    if why is not None:
+        raise _encoding_error(source, why)
     try:
         if isinstance(source, bytes):
             table = pd.read_csv(io.BytesIO(source), dtype=str, keep_default_na=False)
@@ -97,7 +145,11 @@ def _load(source: str | Path | IO[Any] | bytes) -> pd.DataFrame:
                 table = pd.read_csv(_LineBound(stream), dtype=str, keep_default_na=False)
         else:
             table = pd.read_csv(source, dtype=str, keep_default_na=False)
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:  # Latin-1, say, or UTF-16 from a pipe or a compressed file
+        bad = exc.object[exc.start:exc.start + 1].hex()
+        why = _not_utf8(exc.object[:4]) or f"is not UTF-8 text (byte 0x{bad}: {exc.reason})"
+        raise _encoding_error(source, why) from None
+    except (ValueError, pd.errors.ParserError) as exc:
         raise ReadingsFormatError(f"unreadable CSV: {exc}") from exc
     except OSError as exc:  # a directory, no permission
         raise ReadingsFormatError(f"{source!s}: cannot read: {exc.strerror or exc}") from None

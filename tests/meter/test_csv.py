@@ -249,3 +249,45 @@ def test_readings_are_read_from_a_pipe(tmp_path: Path) -> None:
     writer.start()
     assert list(read_csv(fifo)["import_kwh"]) == [1.0, 1.5]
     writer.join(10)
+
+
+GENERIC = "timestamp,meter_id,import_kwh\n2026-01-01T00:00:00Z,m1,1.5\n2026-01-01T00:15:00Z,m1,1.75\n"
+
+
+@pytest.mark.parametrize(("encoding", "why"), [
+    ("utf-16", "is UTF-16 text (it begins with a UTF-16 byte-order mark)"),
+    ("utf-16-be", "holds NUL bytes, which UTF-8 text never does (UTF-16 without a byte-order mark?)"),
+    ("utf-32", "is UTF-32 text (it begins with a UTF-32 byte-order mark)"),
+    ("latin-1", "is not UTF-8 text (byte 0xe9: "),
+])
+def test_a_csv_not_in_utf8_is_refused_by_name(tmp_path: Path, encoding: str, why: str) -> None:
+    # Before: "unreadable CSV: 'utf-8' codec can't decode byte 0xff in position 0: invalid start
+    # byte", naming no file and no encoding; UTF-16 without a mark was "the file was cut short".
+    text = GENERIC.replace("m1", "café") if encoding == "latin-1" else GENERIC
+    path = tmp_path / "readings.csv"
+    path.write_bytes(text.encode(encoding))
+    for source, name in ((path, str(path)), (str(path), str(path)), (path.read_bytes(), "the CSV"),
+                         (io.BytesIO(path.read_bytes()), "the CSV")):
+        with pytest.raises(ReadingsFormatError) as error:
+            read_csv(source)
+        assert str(error.value).startswith(f"{name} {why}"), error.value
+        assert str(error.value).endswith(": a readings CSV is read as UTF-8; save it as UTF-8")
+    assert len(read_csv(GENERIC.encode("utf-8-sig"))) == 2  # UTF-8's own mark is UTF-8
+
+
+def test_a_utf16_csv_from_a_pipe_or_compressed_is_refused_by_name(tmp_path: Path) -> None:
+    import gzip
+
+    packed = tmp_path / "readings.csv.gz"
+    packed.write_bytes(gzip.compress(GENERIC.encode("utf-16")))
+    with pytest.raises(ReadingsFormatError, match=f"^{re.escape(str(packed))} is UTF-16 text"):
+        read_csv(packed)
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(GENERIC.encode("utf-16")))
+    writer.start()
+    try:
+        with pytest.raises(ReadingsFormatError, match=f"^{re.escape(str(fifo))} is UTF-16 text"):
+            read_csv(fifo)
+    finally:
+        writer.join(5)
