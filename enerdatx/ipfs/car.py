@@ -19,7 +19,7 @@ from enerdatx.ipfs.blocks import CID, cid_string, verify_block
 from enerdatx.ipfs.dagpb import decode_varint, encode_varint
 from enerdatx.ipfs.unixfs import child_cids
 
-__all__ = ["MAX_HEADER_SIZE", "MAX_SECTION_SIZE", "write_car", "read_car", "missing_blocks"]
+__all__ = ["MAX_HEADER_SIZE", "MAX_SECTION_SIZE", "write_car", "read_car", "missing_blocks", "require_roots"]
 
 MAX_HEADER_SIZE = 64 * 1024  # a header holds only the roots
 MAX_SECTION_SIZE = 4 * 1024 * 1024 + 1024  # kubo's largest block (4 MiB) plus its CID
@@ -114,6 +114,18 @@ def read_car(stream: BinaryIO) -> tuple[list[CID], Iterator[tuple[CID, bytes]]]:
             yield cid, block
 
     return roots, sections()
+
+
+def require_roots(roots: list[CID], path: object) -> None:
+    """Refuse to import a CAR whose header lists no roots, before any of its blocks is stored.
+
+    An import pins the roots: without one, every block would be stored unpinned, and the next
+    ``gc`` would delete them all. (CAR v1 readers disagree on whether no roots is valid at all:
+    go-car refuses it, js-car reads it.)
+    """
+    if not roots:
+        raise CarFormatError(f"{path}: the CAR header lists no roots, and an import pins its roots: its blocks "
+                             "would be kept by nothing (export the DAG under its root CID)")
 
 
 def missing_blocks(stream: BinaryIO) -> list[CID]:

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from enerdatx.errors import BlockMissingError, CarFormatError, ContentStoreError, EnerDatXError, StorageError
 from enerdatx.files import atomic_output, named_path
 from enerdatx.ipfs.blocks import CID, Blockstore, cid_string, parse_cid
-from enerdatx.ipfs.car import read_car, write_car
+from enerdatx.ipfs.car import read_car, require_roots, write_car
 from enerdatx.ipfs.store import ContentStore, StrPath
 from enerdatx.ipfs.unixfs import FileImporter, child_cids, describe, iter_file, read_chunks
 
@@ -270,6 +270,7 @@ class EmbeddedStore(ContentStore):
             try:
                 with open(in_path, "rb") as stream:
                     roots, blocks = read_car(stream)
+                    require_roots(roots, in_path)
                     for cid, block in blocks:
                         if self.blocks.put(cid, block):
                             written.append(cid)

@@ -85,3 +85,31 @@ def test_answers_within_the_bounds_still_read(fake_daemon, tmp_path: Path) -> No
 def test_a_deadline_is_a_positive_number_of_seconds(deadline: float) -> None:
     with pytest.raises(ConfigurationError, match="deadline is a number of seconds above 0"):
         KuboStore("/ip4/127.0.0.1/tcp/9", deadline=deadline)
+
+
+def test_a_car_without_roots_is_refused_before_the_daemon_sees_it(fake_daemon, tmp_path: Path) -> None:
+    # The daemon would store its blocks, pin nothing (it pins roots), and collect them at its next gc.
+    from enerdatx.errors import CarFormatError
+    from enerdatx.ipfs import EmbeddedStore
+    from enerdatx.ipfs.blocks import parse_cid
+    from enerdatx.ipfs.car import write_car
+
+    source = EmbeddedStore(tmp_path / "source")
+    blocks = list(source.walk(parse_cid(source.add_bytes(b"hello world\n"))))
+    car = tmp_path / "no-roots.car"
+    with open(car, "wb") as out:
+        write_car(out, [], blocks)
+    asked: list[str] = []
+
+    def import_(out: BinaryIO) -> None:
+        asked.append("/dag/import")
+        out.write(http_answer(b"{}"))
+
+    store = KuboStore(fake_daemon({"/api/v0/dag/import": import_}), timeout=2)
+    with pytest.raises(CarFormatError, match=f"^{car}: the CAR header lists no roots, and an import pins its roots"):
+        store.import_car(car)
+    assert asked == []
+    embedded = EmbeddedStore(tmp_path / "embedded")
+    with pytest.raises(CarFormatError, match=f"^{car}: the CAR header lists no roots"):
+        embedded.import_car(car)
+    assert not any(path.is_file() for path in embedded.blocks.root.rglob("*"))

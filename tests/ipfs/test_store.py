@@ -222,12 +222,14 @@ def bad_cars(store: EmbeddedStore) -> dict[str, bytes]:
         "version 1.0": bytes([good[0] + 8]) + good[1:].replace(b"version\x01", b"version\xfb\x3f\xf0" + bytes(6), 1),
         # An identity CID whose inline data is not the block: "unsupported hash function identity".
         "identity block": good + encode_varint(6) + b"\x01\x55\x00\x02hi" + b"x",
+        # Imported unpinned, every block went at the next gc.
+        "no roots": car_bytes([], blocks),
     }
 
 
 @pytest.mark.parametrize(
     "case", ["tampered block", "truncated", "root missing", "not CBOR", "version 2", "empty", "huge section",
-             "identity block", "version true", "version 1.0"]
+             "identity block", "version true", "version 1.0", "no roots"]
 )
 def test_bad_car_files_are_refused_and_leave_nothing(store: EmbeddedStore, tmp_path: Path, case: str) -> None:
     path = tmp_path / "bad.car"
