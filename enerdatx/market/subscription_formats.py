@@ -81,6 +81,21 @@ def _check_text(value: Any, name: str) -> str:
     return value
 
 
+def _check_purpose(value: Any) -> str:
+    """A purpose: text as ``_check_text`` wants it, neither blank nor with white space at either end.
+
+    Both sides sign the terms and the seller countersigns only terms equal to its offer's, byte
+    for byte: a purpose of spaces said nothing to consent to, and "research " was other terms
+    than "research" that looked the same in every view.
+    """
+    text = _check_text(value, "purpose")
+    if not text.strip():
+        raise EncodingError(f"purpose must say what the data is for, not be white space only: {text[:64]!r}")
+    if text != text.strip():
+        raise EncodingError(f"purpose must not begin or end with white space: {text[:64]!r}")
+    return text
+
+
 def _check_fields(tx: Any, kind: str, fields: set[str]) -> None:
     _require(isinstance(tx, dict), f"a {kind} transaction is a mapping")
     _require(type(tx.get("v")) is int and tx["v"] == FORMAT_VERSION, f"unsupported {kind} version {tx.get('v')!r}")
@@ -99,7 +114,7 @@ class Terms:
 def terms_dict(terms: Terms) -> dict[str, Any]:
     """The terms as they are signed."""
     _require(isinstance(terms.resale, bool), "resale is a bool")
-    return {"purpose": _check_text(terms.purpose, "purpose"),
+    return {"purpose": _check_purpose(terms.purpose),
             "retention_days": _check_int(terms.retention_days, "retention_days", 1, MAX_RETENTION_DAYS),
             "resale": terms.resale}
 

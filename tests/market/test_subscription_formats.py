@@ -7,6 +7,7 @@ Regenerate the vectors after a deliberate format change with
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import pytest
@@ -27,9 +28,11 @@ from enerdatx.market.subscription_formats import (
     parse_offer,
     parse_revocation,
     parse_subscription,
+    parse_terms,
     period_of,
     revocation_transaction,
     subscription_transaction,
+    terms_dict,
 )
 from enerdatx.trustchain import GENESIS_HASH, NO_COUNTERPARTY, BlockStore, HalfBlock
 from enerdatx.trustchain.encoding import encode_transaction
@@ -126,6 +129,11 @@ def test_the_vectors_tell_the_story() -> None:
 @pytest.mark.parametrize("change", [
     {"price": 0}, {"price": "7"}, {"period_ms": 10}, {"periods": 0}, {"start": -1},
     {"terms": {"purpose": "", "retention_days": 30, "resale": False}},
+    # Before: accepted, and signed (a purpose of spaces; terms that look like the offer's but are not).
+    {"terms": {"purpose": "   ", "retention_days": 30, "resale": False}},
+    {"terms": {"purpose": "\u00a0\u3000", "retention_days": 30, "resale": False}},
+    {"terms": {"purpose": " grid-research", "retention_days": 30, "resale": False}},
+    {"terms": {"purpose": "grid-research\n", "retention_days": 30, "resale": False}},
     {"terms": {"purpose": "x", "retention_days": 0, "resale": False}},
     {"terms": {"purpose": "x", "retention_days": 30, "resale": 1}},
     {"terms": {"purpose": "x", "retention_days": 30}},
@@ -168,3 +176,17 @@ if __name__ == "__main__":
         for name, block in build_vectors():
             writer.writerow(_row(name, block, _signer_seed(block)))
     print(f"wrote {VECTORS}")
+
+
+@pytest.mark.parametrize(("purpose", "message"), [
+    ("   ", "purpose must say what the data is for, not be white space only: '   '"),
+    ("\t\n", "purpose must say what the data is for, not be white space only: '\\t\\n'"),
+    (" grid-research", "purpose must not begin or end with white space: ' grid-research'"),
+    ("grid-research\u00a0", "purpose must not begin or end with white space: 'grid-research\\xa0'"),
+])
+def test_a_blank_purpose_or_one_padded_with_white_space_is_refused(purpose: str, message: str) -> None:
+    with pytest.raises(EncodingError, match=f"^{re.escape(message)}$"):
+        terms_dict(Terms(purpose, 30, False))
+    with pytest.raises(EncodingError, match=f"^{re.escape(message)}$"):
+        parse_terms({"purpose": purpose, "retention_days": 30, "resale": False})
+    assert terms_dict(Terms("grid research, 15-minute data", 30, False))["purpose"] == "grid research, 15-minute data"
