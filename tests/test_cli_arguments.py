@@ -118,6 +118,26 @@ def test_a_meter_source_is_a_file_a_pipe_or_an_address(tmp_path) -> None:
         parse_meter_source(str(tmp_path / "absent.txt"))
     with pytest.raises(argparse.ArgumentTypeError, match="is a directory"):
         parse_meter_source(str(tmp_path))
+    for blank in ("", "  "):  # was ": is a directory (a source is ...)", of the current directory
+        with pytest.raises(argparse.ArgumentTypeError,
+                           match=f"^expected tcp://HOST:PORT, serial:PORT or a FILE, got '{blank}'$"):
+            parse_meter_source(blank)
+
+
+@pytest.mark.parametrize("words", [
+    ["ipfs", "add", ""], ["ipfs", "add", " "], ["ipfs", "import-car", ""], ["ipfs", "export-car", "Qm", ""],
+    ["peer", "run", "--dir", "{d}/p", "--offer", ""], ["peer", "run", "--dir", "{d}/p", "--offer", " "],
+])
+def test_an_empty_file_argument_is_a_usage_error(tmp_path, capsys, words: list[str]) -> None:
+    # The OS takes "" for the current directory: ipfs add "" was ": no such file", export-car to ""
+    # ".: cannot write the file: is a directory", --offer "" ".: cannot read the offer file: Is a directory".
+    from enerdatx.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([word.replace("{d}", str(tmp_path)) for word in words])
+    assert exit_.value.code == 2
+    assert f"expected a file path, got '{words[-1]}'" in capsys.readouterr().err.splitlines()[-1]
+    assert list(tmp_path.iterdir()) == []
 
 
 # --- building only the command a command line names ------------------------------------

@@ -9,7 +9,7 @@ import stat
 import sys
 from collections.abc import Sequence
 
-from enerdatx.cli.peer import parse_directory
+from enerdatx.cli.peer import parse_directory, parse_file
 from enerdatx.errors import ConfigurationError
 from enerdatx.ipfs import API_ENV, REPO_ENV, ContentStore, EmbeddedStore, open_store
 from enerdatx.ipfs.store import daemon_address
@@ -30,7 +30,7 @@ def configure(ipfs: argparse.ArgumentParser, argv: Sequence[str] | None) -> None
     inner = ipfs.add_subparsers(dest="ipfs_command", metavar="COMMAND", required=True)
 
     add = inner.add_parser("add", help="add a file and print its CID")
-    add.add_argument("file")
+    add.add_argument("file", type=parse_file)
     add.add_argument("--only-hash", action="store_true", help="print the CID without storing anything")
     add.add_argument("--cid-version", type=int, choices=(0, 1), default=0, help="1: CIDv1 with raw leaves")
     add.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -42,11 +42,11 @@ def configure(ipfs: argparse.ArgumentParser, argv: Sequence[str] | None) -> None
 
     export = inner.add_parser("export-car", help="write a DAG to a CAR v1 file")
     export.add_argument("cid")
-    export.add_argument("out")
+    export.add_argument("out", type=parse_file)
     export.set_defaults(func=_export_car)
 
     import_ = inner.add_parser("import-car", help="import a CAR v1 file and print its roots")
-    import_.add_argument("car")
+    import_.add_argument("car", type=parse_file)
     import_.set_defaults(func=_import_car)
 
 
@@ -64,7 +64,7 @@ def _store(args: argparse.Namespace) -> ContentStore:
     return open_store(api=args.api)
 
 
-def _not_a_file(path: str, directory: str) -> str | None:
+def _not_a_file(path: str | os.PathLike[str], directory: str) -> str | None:
     """Why ``path`` is no regular file to read whole, or None; ``directory`` says what to do with one."""
     try:
         mode = os.stat(path).st_mode

@@ -70,6 +70,11 @@ def parse_directory(text: str) -> Path:
     return named_path_argument(text, "a directory path")
 
 
+def parse_file(text: str) -> Path:
+    """A file argument: an empty one was the current directory (".: is a directory") or ": no such file"."""
+    return named_path_argument(text, "a file path")
+
+
 def parse_block_type(text: str) -> str:
     """A TrustChain block type for ``--accept``, by the encoding's own rule (docs/trustchain.md)."""
     from enerdatx.errors import EncodingError
@@ -126,6 +131,8 @@ def parse_meter_source(text: str) -> str:
     elif text.startswith("serial:"):
         if not text[len("serial:"):]:
             raise argparse.ArgumentTypeError("expected serial:PORT, e.g. serial:/dev/ttyUSB0")
+    elif not text.strip():  # ": is a directory", of the current one
+        raise argparse.ArgumentTypeError(f"expected tcp://HOST:PORT, serial:PORT or a FILE, got {text!r}")
     elif (path := Path(text)).is_dir() or not path.exists():
         # A serial device may be plugged in later (it is retried); a file name (or a named pipe) is checked now.
         what = "is a directory" if path.is_dir() else "no such file"
@@ -191,7 +198,7 @@ def configure(peer: argparse.ArgumentParser, argv: Sequence[str] | None) -> None
                         help="read P1 telegrams continuously: tcp://HOST:PORT, serial:/dev/ttyUSB0 or a FILE")
     source.add_argument("--oehu", metavar="URL", type=parse_http_url, help="poll an OEHU API for readings (with --device)")
     live.add_argument("--device", type=parse_device, help="the OEHU device id to poll")
-    live.add_argument("--offer", type=Path, action="append", default=[], metavar="FILE.json",
+    live.add_argument("--offer", type=parse_file, action="append", default=[], metavar="FILE.json",
                       help="sell a subscription (descriptor, price, period_seconds, start, periods, terms); "
                            "an identical offer already on our chain is kept, not signed again")
     live.add_argument("--market", action="store_true",
