@@ -63,7 +63,8 @@ def test_the_api_address_is_a_multiaddr_or_a_url(text: str, multiaddr: str) -> N
 
 
 @pytest.mark.parametrize("text", ["localhost:5001", "http://127.0.0.1", "http://127.0.0.1:99999",
-                                  "ftp://127.0.0.1:21", "http://127.0.0.1:5001/api/v0", ""])
+                                  "ftp://127.0.0.1:21", "http://127.0.0.1:5001/api/v0", "",
+                                  "http://[::1", "http://[::1:5001"])  # urlsplit's ValueError: "invalid parse_api value"
 def test_other_api_addresses_are_refused(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="multiaddr"):
         parse_api(text)

@@ -88,11 +88,11 @@ def daemon_address(text: str) -> str:
     ConfigurationError: "expected a multiaddr such as ..., got TEXT"."""
     if text.startswith("/"):
         return text
-    url = urllib.parse.urlsplit(text)
     try:
+        url = urllib.parse.urlsplit(text)
         port = url.port
-    except ValueError:
-        port = None
+    except ValueError:  # "Invalid IPv6 URL" (http://[::1), or a port out of range
+        raise ConfigurationError(f"expected {_ADDRESS_FORM}, got {text!r}") from None
     if url.scheme not in ("http", "https") or not url.hostname or port is None or url.path.strip("/"):
         raise ConfigurationError(f"expected {_ADDRESS_FORM}, got {text!r}")
     try:
