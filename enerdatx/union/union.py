@@ -59,6 +59,8 @@ class UnionTerms:
                split: str = "equal", resolution: str = "15min", cap_wh: int = 2000,
                epsilon: str | None = None) -> UnionTerms:
         """Write and sign a union's terms."""
+        if not isinstance(operator, Identity):  # None was an AttributeError on .public_key
+            raise UnionError(f"a union's operator signs its terms: an Identity, not {type(operator).__name__}")
         seconds = int(parse_resolution(resolution).total_seconds())
         unsigned = cls(name, operator.public_key, threshold, aggregate, split, seconds, cap_wh, epsilon)
         unsigned._check()
@@ -67,6 +69,10 @@ class UnionTerms:
     def _check(self) -> None:
         if not isinstance(self.name, str) or not 0 < len(self.name.encode()) <= 64:
             raise UnionError("a union's name is 1..64 bytes of text")
+        # Members join by name as well as by hash: a blank name showed as nothing in every view,
+        # and "delft " was other terms than "delft" that looked the same.
+        if not self.name.strip() or self.name != self.name.strip():
+            raise UnionError(f"a union's name is not blank and neither begins nor ends with white space: {self.name!r}")
         if not is_public_key(self.operator):
             raise UnionError("a union's operator is a 32-byte public key")
         if type(self.threshold) is not int or self.threshold < MIN_THRESHOLD:

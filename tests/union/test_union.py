@@ -113,6 +113,11 @@ def test_terms_are_signed_and_tamper_evident():
             UnionTerms.create(operator, "x", epsilon=epsilon)  # type: ignore[arg-type]
     with pytest.raises(UnionError):
         DataUnion(terms, _ledger(1))
+    for name in ("  ", " delft", "delft\n"):  # accepted: a name that shows as nothing, or as another's
+        with pytest.raises(UnionError, match="not blank and neither begins nor ends with white space"):
+            UnionTerms.create(operator, name)
+    with pytest.raises(UnionError, match="an Identity, not NoneType"):
+        UnionTerms.create(None, "delft-zuid")  # type: ignore[arg-type]  # an AttributeError
 
 
 @pytest.mark.parametrize(("amount", "weights", "expected"), [
