@@ -263,7 +263,7 @@ class RestServer:
         """Cut a data set from uploaded readings and list it."""
         from enerdatx.meter import cut_dataset
 
-        body = _fields(await _json(request), _ASK_FIELDS, ("readings_id", "price"))
+        body = _fields(await read_json(request), _ASK_FIELDS, ("readings_id", "price"))
         readings = self.readings.get(body.pop("readings_id"))
         if readings is None:
             raise HTTPError(404, "readings_not_found", "no uploaded readings with that id")
@@ -292,7 +292,7 @@ class RestServer:
 
     async def put_bid(self, request: web.Request) -> web.Response:
         """Bid on a listing (``listing_id``, optional ``price``) or post a standing request."""
-        body = _fields(await _json(request), _BID_FIELDS)
+        body = _fields(await read_json(request), _BID_FIELDS)
         if "listing_id" in body:
             listing_id, price = body.pop("listing_id"), body.pop("price", None)
             if body:
@@ -368,7 +368,7 @@ class RestServer:
 
     async def post_buy(self, request: web.Request) -> web.Response:
         """Buy a listing at its price (or ``amount``), fetch, decrypt and verify it."""
-        body = _fields(await _json(request), _BUY_FIELDS, ("listing_id",))
+        body = _fields(await read_json(request), _BUY_FIELDS, ("listing_id",))
         # An HTTP client asks about listings it saw: an unknown one is a 404 now, not after a wait.
         trade = await self.service.buy(body["listing_id"], amount=body.get("amount"), again=body.get("again", False),
                                        timeout=0)
@@ -422,9 +422,32 @@ async def request_text(request: web.Request) -> str:
         raise HTTPError(400, "bad_request", f"unknown charset {charset[:64]!r} in Content-Type") from None
 
 
-async def _json(request: web.Request) -> Any:
+class _AmbiguousJSONError(ValueError):
+    """JSON that Python reads, but not as one meaning: a name given twice, NaN or Infinity."""
+
+
+def _one_value_per_name(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of {"listing_id": "a", "listing_id": "b"}; a proxy or another
+    # client may read the first (RFC 8259, 4). Query parameters given twice are refused likewise.
+    body = dict(pairs)
+    if len(body) < len(pairs):
+        names = [name for name, _ in pairs]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        raise _AmbiguousJSONError(f"names given more than once: {', '.join(twice)[:200]}")
+    return body
+
+
+def _no_constant(name: str) -> Any:
+    raise _AmbiguousJSONError(f"{name} is not a JSON number")  # Python's json reads it as a float
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's body as JSON, strictly (names once each, no NaN or Infinity); HTTPError 400 otherwise."""
     try:
-        return json.loads(await request_text(request))
+        return json.loads(await request_text(request), object_pairs_hook=_one_value_per_name,
+                          parse_constant=_no_constant)
+    except _AmbiguousJSONError as exc:
+        raise HTTPError(400, "bad_json", f"the body is ambiguous JSON: {exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise HTTPError(400, "bad_json", "the body is not JSON") from None
     except RecursionError:

@@ -12,13 +12,12 @@ starts; they share its bearer token and its JSON errors.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
 from enerdatx.errors import MarketError
-from enerdatx.market.rest import request_text
+from enerdatx.market.rest import read_json
 from enerdatx.market.subscription import Subscriptions
 from enerdatx.market.subscription_formats import Offer
 
@@ -35,10 +34,7 @@ def _offer_json(offer: Offer, status: str) -> dict[str, Any]:
 async def _body(request: web.Request, allowed: dict[str, type]) -> dict[str, Any]:
     if not request.can_read_body:
         return {}
-    try:
-        body = json.loads(await request_text(request))
-    except ValueError:
-        raise MarketError("the body is not JSON") from None
+    body = await read_json(request)  # a body nested too deeply was a RecursionError: a 500
     if not isinstance(body, dict) or set(body) - set(allowed):
         raise MarketError(f"the body is a JSON object with at most {sorted(allowed)}")
     for name, kind in allowed.items():

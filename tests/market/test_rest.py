@@ -92,6 +92,10 @@ async def test_upload_list_bid_buy_and_download_through_the_api(apis):
     ("method", "path", "body", "status", "code"),
     [
         ("put", "/market/asks", b"not json", 400, "bad_json"),
+        # Python's json kept the last of a name given twice, and read NaN and Infinity as floats.
+        ("put", "/market/bids", b'{"max_price": 5, "max_price": 500}', 400, "bad_json"),
+        ("post", "/data/buy", b'{"listing_id": NaN}', 400, "bad_json"),
+        ("put", "/market/bids", b'{"max_price": -Infinity}', 400, "bad_json"),
         ("put", "/market/asks", {"price": 1}, 400, "bad_request"),
         ("put", "/market/asks", {"readings_id": "nope", "price": 1}, 404, "readings_not_found"),
         ("put", "/market/bids", {"listing_id": "00" * 32}, 404, "listing_not_found"),

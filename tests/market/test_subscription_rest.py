@@ -41,6 +41,11 @@ async def test_subscribe_watch_consent_and_revoke_over_http(tmp_path) -> None:
                 async with http.post(f"{servers[1].url}/subscriptions/offers/{offer.offer_id}/subscribe",
                                      headers=auth[1], json={"first_period": "one"}) as answer:
                     assert answer.status == 400
+                for body in (b"[" * 100_000 + b"]" * 100_000, b'{"first_period": 0, "first_period": 1}'):
+                    async with http.post(f"{servers[1].url}/subscriptions/offers/{offer.offer_id}/subscribe",
+                                         headers={**auth[1], "Content-Type": "application/json"}, data=body) as answer:
+                        assert answer.status == 400  # nested too deeply: a RecursionError, a 500
+                        assert (await answer.json())["error"]["code"] == "bad_json"
                 async with http.post(f"{servers[1].url}/subscriptions/offers/{offer.offer_id}/subscribe",
                                      headers=auth[1], json={"first_period": 0}) as answer:
                     assert answer.status == 201
