@@ -91,7 +91,7 @@ def default_max_gap(index: pd.DatetimeIndex) -> pd.Timedelta:
 
 def parse_max_gap(max_gap: object) -> pd.Timedelta:
     """``max_gap`` as a positive Timedelta, or MeterDataError (was pandas' "unit abbreviation w/o a number")."""
-    if isinstance(max_gap, (int, float)):  # pandas takes 5 as five nanoseconds: every spacing a gap
+    if isinstance(max_gap, (int, float, np.integer, np.floating)):  # pandas takes 5 as 5 ns: every spacing a gap
         raise MeterDataError(f"max_gap is a duration with its unit, such as '30min', not {max_gap!r}")
     try:
         gap = pd.Timedelta(max_gap)  # what is not a duration raises

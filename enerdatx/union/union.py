@@ -69,7 +69,7 @@ class UnionTerms:
     def _check(self) -> None:
         if not isinstance(self.name, str) or not 0 < len(self.name.encode()) <= 64:
             raise UnionError("a union's name is 1..64 bytes of text")
-        # Members join by name as well as by hash: a blank name showed as nothing in every view,
+        # The name is what people see of the terms: a blank one showed as nothing in every view,
         # and "delft " was other terms than "delft" that looked the same.
         if not self.name.strip() or self.name != self.name.strip():
             raise UnionError(f"a union's name is not blank and neither begins nor ends with white space: {self.name!r}")

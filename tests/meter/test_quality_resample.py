@@ -183,6 +183,7 @@ def test_a_frame_made_by_hand_holds_no_value_a_reader_refuses(month_15min: pd.Da
     ("x", "max_gap is a duration such as '30min' or a pandas Timedelta, not 'x'"),  # pandas' ValueError
     ([1], r"max_gap is a duration such as '30min' or a pandas Timedelta, not \[1\]"),
     (5, "max_gap is a duration with its unit, such as '30min', not 5"),  # five nanoseconds to pandas
+    (np.int64(5), "max_gap is a duration with its unit, such as '30min', not "),
     ("0min", "max_gap must be a duration above zero, not '0min'"),
     ("-1h", "max_gap must be a duration above zero, not '-1h'"),
     ("NaT", "max_gap must be a duration above zero, not 'NaT'"),
