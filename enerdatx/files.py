@@ -38,6 +38,17 @@ def named_path_argument(text: str, what: str) -> Path:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def parse_file(text: str) -> Path:
+    """A file argument of a command: an empty one was the current directory (".: is a
+    directory") or ": no such file"."""
+    return named_path_argument(text, "a file path")
+
+
+def parse_directory(text: str) -> Path:
+    """A directory argument of a command; an empty one would silently mean the current directory."""
+    return named_path_argument(text, "a directory path")
+
+
 def read_small_file(path: str | os.PathLike[str], limit: int, *, what: str = "read the file") -> bytes:
     """At most ``limit + 1`` bytes of the regular file at ``path`` (one more than a caller takes,
     so that it can tell a file too large to be its own).

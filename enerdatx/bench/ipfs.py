@@ -27,6 +27,7 @@ from typing import Any
 
 from enerdatx.bench.limits import count
 from enerdatx.errors import ConfigurationError
+from enerdatx.files import parse_directory
 from enerdatx.ipfs import EmbeddedStore, kubo_library
 from enerdatx.ipfs.unixfs import CHUNK_SIZE
 
@@ -100,8 +101,6 @@ def _require_disk(size: int, directory: Path | None) -> None:
 
 
 def _directory(text: str) -> str:
-    from enerdatx.cli.peer import parse_directory
-
     return str(parse_directory(text))
 
 

@@ -24,7 +24,7 @@ from dsmr_parser.parsers import TelegramParser
 from tqdm.auto import tqdm
 
 from enerdatx.bench.limits import count
-from enerdatx.files import named_path_argument
+from enerdatx.files import parse_file
 from enerdatx.meter.dsmr import DSMRStats, TelegramFramer, read_dsmr_stream
 from enerdatx.meter.resample import bin_stream
 from enerdatx.meter.synthetic import synthetic_household
@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def telegram_file(text: str) -> Path:
     """``--file``: a path the telegrams can be written to, checked before the child process writes
     them (which failed with its traceback on a directory or in a missing directory)."""
-    path = named_path_argument(text, "a file path")
+    path = parse_file(text)
     parent = path.parent
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: is a directory")

@@ -21,11 +21,10 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from enerdatx.bench.limits import count
-from enerdatx.cli.peer import parse_directory
 from enerdatx.crypto import decrypt_data
 from enerdatx.datadir import storage_error
 from enerdatx.errors import DataVerificationError, MarketError
-from enerdatx.files import atomic_output, atomic_path
+from enerdatx.files import atomic_output, atomic_path, parse_directory
 from enerdatx.market import Query
 from enerdatx.market.market import Trade
 from enerdatx.market.service import MarketService

@@ -9,8 +9,8 @@ import stat
 import sys
 from collections.abc import Sequence
 
-from enerdatx.cli.peer import parse_directory, parse_file
 from enerdatx.errors import ConfigurationError
+from enerdatx.files import parse_directory, parse_file
 from enerdatx.ipfs import API_ENV, REPO_ENV, ContentStore, EmbeddedStore, open_store
 from enerdatx.ipfs.store import daemon_address
 

@@ -9,13 +9,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from enerdatx.errors import MeterChoiceError, MeterDataError
-from enerdatx.files import atomic_output, named_path_argument
+from enerdatx.files import atomic_output, parse_file
 from enerdatx.meter import (
     HOUSEHOLD_TYPES,
     DSMRStats,
@@ -44,7 +43,7 @@ def configure(meter: argparse.ArgumentParser, argv: Sequence[str] | None) -> Non
     read.add_argument("--format", required=True, choices=("dsmr", "oehu", "csv"))
     out = read.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON object per reading")
-    out.add_argument("--out", type=_out_path, help="write generic CSV here (exact values; stdout rounds them to "
+    out.add_argument("--out", type=parse_file, help="write generic CSV here (exact values; stdout rounds them to "
                                               "the meter's resolution)")
     read.add_argument("--device", help="the meter to read when the file holds several: OEHU deviceId, "
                                        "London LCLid, generic CSV meter_id")
@@ -70,7 +69,7 @@ def configure(meter: argparse.ArgumentParser, argv: Sequence[str] | None) -> Non
     synth.add_argument("--pv", action="store_true", help="the household has solar panels (it exports too)")
     synth.add_argument("--gas", action="store_true", help="the meter also reads a gas meter")
     synth.add_argument("--telegrams", choices=VARIANTS, help="write P1 telegrams of this variant instead of CSV")
-    synth.add_argument("--out", type=_out_path, required=True, help="the file to write (replaced only once complete)")
+    synth.add_argument("--out", type=parse_file, required=True, help="the file to write (replaced only once complete)")
     synth.set_defaults(func=_synth)
 
 
@@ -96,15 +95,10 @@ def _display_rounded(readings: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def _out_path(text: str) -> Path:
-    """``--out``: "" is the current directory to the OS ("cannot write the readings: is a directory")."""
-    return named_path_argument(text, "a file path")
-
-
 def _source(text: str) -> str:
     """``meter read FILE``, as given (a Path would fold tcp:// into tcp:/); "" read the current
     directory, "unreadable CSV: : no such file" or ".: is a directory"."""
-    _out_path(text)
+    parse_file(text)
     return text
 
 

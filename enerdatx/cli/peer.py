@@ -25,7 +25,7 @@ from ipv8.messaging.interfaces.udp.endpoint import UDPv4Address
 
 from enerdatx.datadir import backup_directory, load_identity
 from enerdatx.errors import PeerUnreachableError, StorageError
-from enerdatx.files import named_path_argument
+from enerdatx.files import parse_directory, parse_file
 from enerdatx.text import is_utf8
 from enerdatx.udp import UDPEndpoint
 
@@ -63,16 +63,6 @@ def parse_device(text: str) -> str:
     if not text.strip() or not is_utf8(text):
         raise argparse.ArgumentTypeError(f"expected an OEHU device id, got {text!r}")
     return text
-
-
-def parse_directory(text: str) -> Path:
-    """A directory argument; an empty one would silently mean the current directory."""
-    return named_path_argument(text, "a directory path")
-
-
-def parse_file(text: str) -> Path:
-    """A file argument: an empty one was the current directory (".: is a directory") or ": no such file"."""
-    return named_path_argument(text, "a file path")
 
 
 def parse_block_type(text: str) -> str:
