@@ -66,6 +66,8 @@ class Identity:
     @classmethod
     def from_seed(cls, seed: bytes) -> Identity:
         """Derive an identity from a 32-byte seed (for reproducible experiments)."""
+        if not isinstance(seed, bytes):  # PyNaCl's TypeError for a str says "must be created from a 32 byte seed"
+            raise TypeError(f"an Ed25519 seed is 32 bytes, not {type(seed).__name__}")
         if len(seed) != 32:
             raise ValueError(f"an Ed25519 seed is 32 bytes, not {len(seed)}")
         return cls(nacl.signing.SigningKey(seed))

@@ -14,6 +14,14 @@ from enerdatx.crypto import (
 from enerdatx.errors import DataVerificationError, KeyFileError
 
 
+@pytest.mark.parametrize(("seed", "error", "message"), [
+    (None, TypeError, "not NoneType"), ("s" * 32, TypeError, "not str"), (b"s" * 31, ValueError, "not 31"),
+])
+def test_a_seed_is_32_bytes_and_the_error_says_so(seed, error, message):
+    with pytest.raises(error, match=f"an Ed25519 seed is 32 bytes, {message}$"):
+        Identity.from_seed(seed)  # None failed in len(), a str in PyNaCl
+
+
 def test_key_file_round_trip_has_mode_0600(tmp_path):
     identity = Identity.generate()
     path = tmp_path / "identity.key"

@@ -118,6 +118,10 @@ class TrustChain:
         Countersigning the same proposal again returns the agreement already given, so a
         proposer may safely retry. ``group_commit`` as in :meth:`propose`.
         """
+        if not isinstance(proposal, HalfBlock):  # an AttributeError on .link_public_key otherwise
+            raise TypeError(
+                f"countersign takes a HalfBlock (HalfBlock.decode(data) for bytes), not {type(proposal).__name__}"
+            )
         if proposal.link_public_key != self.public_key or not proposal.is_proposal:
             raise InvalidBlockError("not_addressed_to_us", "only proposals to this peer can be countersigned")
         if self.store.is_fraudulent(proposal.public_key):

@@ -11,6 +11,7 @@ import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import NoReturn
 
 from enerdatx.errors import ConfigurationError, InvalidBlockError, StorageError
 from enerdatx.trustchain.block import HalfBlock
@@ -54,17 +55,39 @@ RECENT_BLOCKS = 4096
 _JOIN_OPEN_TRANSACTION = nullcontext()
 
 
+class _ClosedDatabase:
+    """What a closed store queries: every use is a StorageError that names the store (sqlite3's
+    own is a ProgrammingError, "Cannot operate on a closed database", from whichever read came first)."""
+
+    in_transaction = False
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+
+    def _closed(self, *args: object, **kwargs: object) -> NoReturn:
+        raise StorageError("the block store is closed", path=self._path)
+
+    execute = executescript = backup = _closed
+
+    def close(self) -> None:
+        """Closing a closed store again does nothing."""
+
+
 class BlockStore:
     """Blocks and fraud proofs of one peer, in one SQLite database."""
 
     def __init__(self, path: str | os.PathLike[str] = ":memory:", *, fsync: bool = True) -> None:
         """Open (or create) the store; ``fsync=False`` never waits for the disk (benchmarks, tests)."""
-        if isinstance(path, str) and not path.strip():  # SQLite takes "" for a private temporary file
+        named = os.fspath(path) if isinstance(path, os.PathLike) else path
+        # SQLite takes "" for a private temporary file, and str() made a file named "None" of None.
+        if not isinstance(named, str) or not named.strip():
             raise ConfigurationError(f"expected a block store path (':memory:' for one in memory), got {path!r}")
-        self.path = str(path)
+        self.path = named
         self.fsync = fsync
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db: sqlite3.Connection | _ClosedDatabase = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False
+            )
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the block store: {exc}", path=self.path) from None
         # A store in memory is always a new database: nothing in it to read back (light peers
@@ -611,6 +634,7 @@ class BlockStore:
                 self.commit_batch()
         finally:
             self._db.close()
+            self._db = _ClosedDatabase(self.path)
 
     def __enter__(self) -> BlockStore:
         return self

@@ -6,6 +6,7 @@ from enerdatx.errors import (
     EncodingError,
     FraudDetectedError,
     InvalidBlockError,
+    StorageError,
     TransactionRejectedError,
 )
 from enerdatx.trustchain import BlockStore, FraudProof, HalfBlock, TrustChain, ValidationLevel
@@ -209,6 +210,34 @@ def test_receive_takes_blocks_only(alice, thing):
         alice.receive(thing)  # an AttributeError on .public_key
     with pytest.raises(TypeError, match="receive takes a HalfBlock"):
         alice.receive_many([thing])
+
+
+@pytest.mark.parametrize("thing", [None, "proposal", b"bytes of a block"])
+def test_countersign_takes_blocks_only(bob, thing):
+    with pytest.raises(TypeError, match=f"countersign takes a HalfBlock .* not {type(thing).__name__}$"):
+        bob.countersign(thing)  # an AttributeError on .link_public_key
+    assert bob.store.count() == 0
+
+
+def test_a_closed_store_says_so_by_name(tmp_path, alice):
+    store = BlockStore(tmp_path / "chain.sqlite", fsync=False)
+    ledger = TrustChain(alice.identity, store)
+    ledger.record(PAY, {"amount": 1})
+    store.close()
+    for use in (lambda: ledger.record(PAY, {"amount": 2}), store.count, lambda: store.chain(alice.public_key)):
+        with pytest.raises(StorageError, match="the block store is closed"):  # was sqlite3.ProgrammingError
+            use()
+    store.close()  # a second close is harmless
+    with BlockStore(tmp_path / "chain.sqlite", fsync=False) as reopened:
+        assert [block.transaction for block in reopened.chain(alice.public_key)] == [{"amount": 1}]
+
+
+@pytest.mark.parametrize("path", [None, 5, b"chain.sqlite"])
+def test_a_store_path_that_is_no_path_is_refused_not_made_a_file_of(tmp_path, monkeypatch, path):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match=f"expected a block store path .*, got {path!r}$"):
+        BlockStore(path)  # str(None) made a database file named "None" in the working directory
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("blank", ["", " "])
