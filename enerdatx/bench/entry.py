@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import cbor2
+
 # name -> (arguments, where {d} is the scratch directory, the expected exit code, text the last line must hold)
 # The cases run four at a time: each that opens a peer directory has its own, or two would
 # meet its lock ("in use by process") instead of the error they are about.
@@ -145,6 +147,14 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     "meter read: a London time in US order": (["meter", "read", "{d}/us-time.csv", "--format", "csv"], 1,
                                               "unreadable timestamp '01/03/2012 00:00' at row 3"),
     "bench fraud: a network size twice": (["bench", "fraud", "--peers", "4", "4"], 1, "each size once"),
+    # Round 13: pandas read UTF-16 as UTF-8 and failed on a NUL; a CAR without roots stored its
+    # blocks and then had nothing to print; the copy went through the dangling link.
+    "meter read: a CSV in UTF-16": (["meter", "read", "{d}/utf16.csv", "--format", "csv"], 1,
+                                    "is UTF-16 text (it begins with a UTF-16 byte-order mark)"),
+    "ipfs import-car: a CAR without roots": (["ipfs", "--repo", "{d}/repo", "import-car", "{d}/noroots.car"], 1,
+                                             "lists no roots"),
+    "peer backup: --out a dangling symbolic link": (
+        ["peer", "backup", "--dir", "{d}/p-backup", "--out", "{d}/dangling"], 1, "which does not exist"),
     "bench fraud: fewer than 4 peers per worker": (
         ["bench", "fraud", "--peers", "4", "--workers", "2"], 1, "needs at least 8 peers (4 per worker)"),
 }
@@ -175,6 +185,10 @@ USAGE_CASES: dict[str, list[str]] = {
     "ipfs: an --api that is neither a multiaddr nor a URL": ["ipfs", "--api", "localhost 5001", "add", "{d}/s.csv"],
     "ipfs: --repo and --api at once": ["ipfs", "--repo", "{d}/repo", "--api", "/ip4/127.0.0.1/tcp/9", "add", "{d}/s.csv"],
     "peer run: an empty --accept type": ["peer", "run", "--dir", "{d}/p", "--accept", ""],
+    "peer run: an empty --offer file": ["peer", "run", "--dir", "{d}/p", "--offer", ""],
+    "ipfs add: an empty file argument": ["ipfs", "--repo", "{d}/repo", "add", ""],
+    "ipfs export-car: an empty output argument": ["ipfs", "--repo", "{d}/repo", "export-car", "bafkqaaa", ""],
+    "ipfs: an --api URL cut short": ["ipfs", "--api", "http://[::1", "add", "{d}/s.csv"],
     # Bytes of argv that are not UTF-8 (lone surrogates): the socket's codec failed (exit 70), and
     # an OEHU device id killed the meter thread with a traceback while the peer ran on.
     "peer run: a --host that is not UTF-8": ["peer", "run", "--dir", "{d}/p", "--host", "\udcff"],
@@ -221,6 +235,11 @@ def write_scratch(directory: Path) -> None:
     (directory / "twice.csv").write_text("LCLid,tstp,\x1eLCLid,energy(kWh/hh)\nA,2012-01-01 00:00,B,1\n")
     (directory / "us-time.csv").write_text("LCLid,tstp,energy(kWh/hh)\nA,2012-01-01 00:00,1\nA,01/03/2012 00:00,1\n")
     (directory / "garbage.json").write_bytes(b"garbage\xff not json")
+    (directory / "utf16.csv").write_bytes("timestamp,import_kwh\n2026-01-01T00:00:00Z,1\n".encode("utf-16"))
+    # A CAR v1 header (its length as a varint, then DAG-CBOR) that lists no roots, and no blocks.
+    header = cbor2.dumps({"version": 1, "roots": []}, canonical=True)
+    (directory / "noroots.car").write_bytes(bytes((len(header),)) + header)
+    (directory / "dangling").symlink_to(directory / "nowhere" / "backup")
     (directory / "empty.txt").write_text("")
     (directory / "empty.json").write_text("[]")
     offer = {"descriptor": {"kind": "electricity", "resolution_seconds": 900, "location": "2628",
