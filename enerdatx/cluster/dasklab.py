@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from enerdatx.lab import check_block_type, check_lab_options, check_peer_count
 from enerdatx.peer import Peer, Service
 
 __all__ = ["DaskLab"]
+
+logger = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
 
@@ -53,8 +56,25 @@ def _importing_a_script_in_a_worker() -> bool:
     return bool(getattr(multiprocessing.current_process(), "_inheriting", False))
 
 
-def _actor_call(actor: Any, method: str, args: tuple[Any, ...]) -> Any:
-    return getattr(actor, method)(*args)
+# How long the scheduler may take to mark a worker lost after its connection broke: Dask
+# reports the broken connection of a call in flight before the scheduler has noticed.
+WORKER_LOSS_SETTLES_S = 5.0
+_DASK_LOSS_WORDS = ("Unable to contact Actor's worker", "Worker holding Actor was lost")
+
+
+class _GroupFuture:
+    """A call to one group's actor; ``result`` tells a lost worker apart from an error of the call."""
+
+    def __init__(self, future: Any, on_error: Callable[[BaseException], None]) -> None:
+        self._future = future
+        self._on_error = on_error
+
+    def result(self, timeout: float | None = None) -> Any:
+        try:
+            return self._future.result(timeout)
+        except (OSError, RuntimeError) as exc:  # Dask: "Unable to contact Actor's worker"; or the group's own
+            self._on_error(exc)
+            raise
 
 
 class DaskLab:
@@ -134,8 +154,43 @@ class DaskLab:
             )
             for i, address in enumerate(addresses)
         ]
-        self._groups: Groups | None = Groups([future.result() for future in futures], _actor_call)
+        actors = [future.result() for future in futures]
+        self._group_of_actor = {id(actor): group for group, actor in enumerate(actors)}
+        self._groups: Groups | None = Groups(actors, self._call)
         self._group_futures = futures  # the actors live as long as these futures
+
+    def _call(self, actor: Any, method: str, args: tuple[Any, ...]) -> _GroupFuture:
+        """Call ``method`` on a group's actor; a PeerProcessError if the worker holding it is gone."""
+        group = self._group_of_actor[id(actor)]
+        try:
+            future = getattr(actor, method)(*args)
+        except RuntimeError as exc:  # Dask's Actor, once its worker is lost: "Worker holding Actor was lost"
+            self._raise_if_lost(group, exc)
+            raise
+        return _GroupFuture(future, lambda exc: self._raise_if_lost(group, exc))
+
+    def _raise_if_lost(self, group: int, exc: BaseException) -> None:
+        """Raise a PeerProcessError naming the worker if it was lost; return if it lives (the error is the call's)."""
+        address = self.workers[group]
+        # Only Dask's own words about a broken connection are worth waiting on for the scheduler.
+        deadline = time.monotonic() + (WORKER_LOSS_SETTLES_S if str(exc).startswith(_DASK_LOSS_WORDS) else 0.0)
+        while True:
+            try:
+                lost = self._group_futures[group].status in ("error", "lost", "cancelled") or (
+                    address not in self.client.scheduler_info()["workers"]
+                )
+            except OSError:  # the scheduler itself is out of reach
+                lost = True
+            if lost:
+                peers = 0 if self._groups is None else self._groups.sizes[group]
+                held = f", and with it {peers} of this lab's peers" if peers else ""
+                raise PeerProcessError(
+                    f"the Dask worker {address} was lost (its process ended or cannot be reached){held}: "
+                    "close this lab and make a new one"
+                ) from exc
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.1)
 
     @property
     def groups(self) -> Groups:
@@ -194,8 +249,24 @@ class DaskLab:
         """Stop the peers, then the cluster if the lab started it; safe to call twice."""
         if self._groups is None:
             return
+        groups = self._groups
         try:
-            self._groups.each("stop")
+            # Every group is asked to stop, even when one worker is lost: the others' peers
+            # would otherwise stay bound to their ports on a cluster that is not ours.
+            calls: list[tuple[int, Any]] = []
+            lost: list[str] = []
+            for group in range(len(groups)):
+                try:
+                    calls.append((group, groups.submit(group, "stop")))
+                except PeerProcessError:
+                    lost.append(self.workers[group])
+            for group, call in calls:
+                try:
+                    call.result()
+                except PeerProcessError:
+                    lost.append(self.workers[group])
+            if lost:
+                logger.warning("closed the lab; its peers on lost workers were gone already: %s", ", ".join(lost))
         finally:
             self._groups = None
             self._group_futures = []

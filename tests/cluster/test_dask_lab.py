@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -14,7 +15,7 @@ import psutil
 import pytest
 
 from enerdatx.cluster import DaskLab, scenarios
-from enerdatx.errors import ConfigurationError
+from enerdatx.errors import ConfigurationError, PeerProcessError
 from enerdatx.lab import Lab
 from tests.support.lab_options import BAD_LAB_OPTIONS
 
@@ -91,6 +92,32 @@ def test_a_closed_lab_says_so() -> None:
             use()
     closed.close()  # again: nothing to do
     assert "0 peers" in repr(closed)  # the repr of a closed lab still works
+
+
+@pytest.mark.slow
+def test_a_lost_worker_is_named_and_the_lab_still_closes() -> None:
+    # Dask said "Unable to contact Actor's worker" (an OSError) for a call in flight, then
+    # "Worker holding Actor was lost" (a RuntimeError) for every call, close() included.
+    lab = Lab(workers=2, durable=False, settings=SETTINGS)
+    try:
+        lab.start(4)
+        victim = lab.workers[1]
+        pid = lab.client.run(os.getpid, workers=[victim])[victim]
+        os.kill(pid, signal.SIGKILL)
+        psutil.wait_procs([psutil.Process(pid)], timeout=10)
+        # A call the scheduler relays before it has noticed waits out Dask's connect timeout (30 s).
+        deadline = time.monotonic() + 30
+        while victim in lab.client.scheduler_info()["workers"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for use in (lab.chains, lambda: lab.start(2)):
+            with pytest.raises(PeerProcessError, match=f"the Dask worker {victim} was lost .*, and with it 2 of"):
+                use()
+    finally:
+        started = time.monotonic()
+        lab.close()  # stops the peers on the worker that lives, then the cluster; no error
+        assert time.monotonic() - started < 30
+    with pytest.raises(ConfigurationError, match="this lab is closed"):
+        lab.chains()
 
 
 _SCRIPT_WITHOUT_MAIN_GUARD = """
