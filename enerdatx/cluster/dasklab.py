@@ -141,7 +141,16 @@ class DaskLab:
             self.client = Client(self._own_cluster)
         else:
             self.client = cluster
-        addresses = sorted(self.client.scheduler_info()["workers"])
+        # A closed client's scheduler_info() is {} (a KeyError below), or its IOLoop is closed.
+        try:
+            info = self.client.scheduler_info() if self.client.status == "running" else {}
+        except (RuntimeError, OSError):
+            info = {}
+        if "workers" not in info:
+            raise ConfigurationError(
+                f"the Dask client is {self.client.status} and reaches no scheduler: give a running distributed.Client"
+            )
+        addresses = sorted(info["workers"])
         if not addresses:
             raise ConfigurationError("the Dask cluster has no workers")
         self.workers = addresses

@@ -193,6 +193,8 @@ def test_the_same_fraud_scenario_runs_on_a_cluster_given_by_its_client() -> None
             run = scenarios.fraud(lab, peers=16, refusals=True)
             proofs = lab.fraud_proofs()
         assert client.status == "running"  # a cluster the lab did not start stays up
+    with pytest.raises(ConfigurationError, match="the Dask client is closed and reaches no scheduler"):
+        Lab(cluster=client)  # a KeyError: 'workers', from the empty scheduler_info() of a closed client
     assert run.figures["groups"] == 2 and run.figures["honest_with_proof"] == 15
     assert set(run.times["group"]) == {0, 1}  # peers on both workers learnt it
     assert sorted(proofs["peer"]) == sorted(run.times["peer"]) and proofs["forker"].nunique() == 1
