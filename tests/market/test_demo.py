@@ -25,6 +25,15 @@ def test_the_demo_trades_verifies_and_writes_a_summary_and_a_report(tmp_path, ca
     assert "all checks passed" in capsys.readouterr().out
 
 
+def test_a_larger_demo_passes_its_checks_too(tmp_path, capsys):
+    # From 12 households and 6 buyers on, some households held a buyer's newest block from gossip
+    # without the ones before it, and their (incomplete) view of its balance failed the check.
+    output = tmp_path / "out"
+    assert main(["demo", "--households", "12", "--buyers", "6", "--quiet", "--output", str(output)]) == 0
+    checks = json.loads((output / "summary.json").read_text())["checks"]
+    assert checks["balance_views_agree"] is True and checks["all_passed"] is True
+
+
 @pytest.mark.parametrize("args, message", [
     # Before: 0 and -3 got past the argument type and ended as "need at least one household",
     # and a file as --output as "cannot use the file: already exists".
