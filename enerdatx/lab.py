@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from enerdatx import heap
 from enerdatx.bench.limits import FULL_PEER_BYTES, FULL_PEER_FILES, require_files, require_memory
+from enerdatx.conditions import wait_within
 from enerdatx.errors import ConfigurationError, EncodingError, PeerProcessError
 from enerdatx.files import named_path
 from enerdatx.market.service import MarketService
@@ -511,7 +512,7 @@ class PeerProcess:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "enerdatx", *args, stdout=asyncio.subprocess.PIPE, env=env
         )
-        ready = await asyncio.wait_for(self._next_event(), timeout)
+        ready = await wait_within(self._next_event(), timeout)
         if ready.get("event") != "ready":
             raise PeerProcessError(f"peer process did not start: {ready}")
         self.ready = ready
@@ -527,7 +528,7 @@ class PeerProcess:
         """SIGTERM (or ``signum``), then wait for the clean exit; returns the exit code."""
         assert self.process is not None
         self.process.send_signal(signum)
-        return await asyncio.wait_for(self.process.wait(), timeout)
+        return await wait_within(self.process.wait(), timeout)
 
     async def kill(self) -> int:
         """SIGKILL: no chance to clean up."""

@@ -25,6 +25,7 @@ from ipv8.messaging.interfaces.lan_addresses.interfaces import get_providers
 from ipv8.messaging.payload_dataclass import convert_to_payload
 from ipv8.requestcache import NumberCache, RandomNumberCache, RequestCache
 
+from enerdatx.conditions import wait_within
 from enerdatx.errors import ConfigurationError, NetworkError
 
 if TYPE_CHECKING:
@@ -326,7 +327,7 @@ class Overlay(Community):
         entry = (reason, count, future)
         self._drop_waiters.append(entry)
         try:
-            await asyncio.wait_for(future, timeout)
+            await wait_within(future, timeout)
         finally:
             self._drop_waiters.remove(entry)
 
@@ -367,5 +368,5 @@ class Overlay(Community):
                 raise TimeoutError
             resend()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(future), min(interval, remaining))
+                await wait_within(asyncio.shield(future), min(interval, remaining))
             interval = min(interval * 2, self.settings.max_retry_interval)

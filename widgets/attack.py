@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 import pandas as pd
 
+from enerdatx.conditions import wait_within
 from enerdatx.errors import NetworkError
 
 from .panel import Panel
@@ -73,7 +74,7 @@ class ForkPanel(Panel):
                 blocks = await self.lab.fork(forker, first, second, FORK_TYPE)
                 advance()
                 try:
-                    await asyncio.wait_for(proven.wait(), PROOF_SECONDS)
+                    await wait_within(proven.wait(), PROOF_SECONDS)
                 except TimeoutError:
                     raise NetworkError(f"no peer proved the fork within {PROOF_SECONDS:.0f} s") from None
                 advance()

@@ -27,6 +27,7 @@ from enerdatx.bench.stats import percentile_ms as ms
 if TYPE_CHECKING:
     from enerdatx.lab import Transport
 from enerdatx.bench.limits import MAX_LOCAL_WORKERS, count, require_memory, workers
+from enerdatx.conditions import wait_within
 from enerdatx.errors import ConfigurationError, EnerDatXError
 
 BASELINE_TYPE = "edx.bench.bare"
@@ -238,7 +239,7 @@ async def _start_sellers(args: argparse.Namespace, sellers_n: int, per_buyer: in
                "--per-buyer", str(per_buyer), "--days", str(args.days), "--settings", json.dumps(_settings(args))]
     child = await asyncio.create_subprocess_exec(*command, stdin=asyncio.subprocess.PIPE,
                                                  stdout=asyncio.subprocess.PIPE)
-    line = await asyncio.wait_for(child.stdout.readline(), timeout=120)  # type: ignore[union-attr]
+    line = await wait_within(child.stdout.readline(), 120)  # type: ignore[union-attr]
     if not line:
         raise RuntimeError("the seller process ended before it was ready")
     ready = json.loads(line)

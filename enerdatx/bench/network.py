@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from enerdatx.bench.limits import count
 from enerdatx.bench.stats import percentile
+from enerdatx.conditions import wait_within
 from enerdatx.lab import Lab, PeerProcess
 from enerdatx.peer import Peer
 
@@ -108,7 +109,7 @@ async def _ipv8_round_trips(peer: Peer, address: Any, count: int, progress: bool
             answered = asyncio.get_running_loop().create_future()
             start = time.perf_counter()
             community.walk_to(address)
-            await asyncio.wait_for(answered, 5)
+            await wait_within(answered, 5)
             samples.append(time.perf_counter() - start)
     finally:
         community.introduction_response_callback = callback  # type: ignore[method-assign]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from enerdatx.bench.faults import FaultProfile, Faults
+from enerdatx.conditions import wait_within
 from enerdatx.errors import EnerDatXError
 from enerdatx.lab import Lab
 from enerdatx.market.formats import PAYMENT, parse_listing
@@ -183,7 +184,7 @@ async def fraud_detection_seconds(directory: str | os.PathLike[str], *, peers: i
             peer.ledger.on_fraud(found)
         started = time.perf_counter()
         fork = asyncio.ensure_future(lab.fork(forker, honest[0], honest[1], FORK_TYPE, timeout=timeout))
-        await asyncio.wait_for(done, timeout)
+        await wait_within(done, timeout)
         seconds = time.perf_counter() - started
         with contextlib.suppress(TimeoutError):  # the victims may learn of the fork before agreeing
             await fork
@@ -241,7 +242,7 @@ async def flood(directory: str | os.PathLike[str], *, packets: int = 20_000, see
             if i % 200 == 0:
                 await asyncio.sleep(0)  # the flooder yields as a UDP socket would
         try:
-            completed = bool(await asyncio.wait_for(trade, 30))
+            completed = bool(await wait_within(trade, 30))
         except (EnerDatXError, TimeoutError):
             completed = False
         for _ in range(50):

@@ -14,6 +14,7 @@ import random
 import time
 from typing import Any
 
+from enerdatx.conditions import wait_within
 from enerdatx.crypto import decrypt_data, seal_to
 from enerdatx.errors import DataVerificationError, EncodingError, LedgerError, MarketError, NetworkError
 from enerdatx.market.formats import COMPLAINT, SALT_SIZE, make_opening, split_opening
@@ -136,7 +137,7 @@ class AttackSteps:
         """Until every honest peer here holds a complaint or ``timeout`` passes (reported, not raised)."""
         if self._complaint_all is not None:
             with contextlib.suppress(TimeoutError):  # reported: fewer peers in the figures
-                await asyncio.wait_for(asyncio.shield(self._complaint_all), max(timeout, 0.001))
+                await wait_within(asyncio.shield(self._complaint_all), max(timeout, 0.001))
         return [{"peer": i, "learned_at": t} for i, t in sorted(self._complaint_at.items())]
 
     # --- the free rider --------------------------------------------------------------------

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from enerdatx.cluster.attack_steps import AttackSteps
 from enerdatx.cluster.light import AddressBook, LightPeer
+from enerdatx.conditions import wait_within
 from enerdatx.errors import EnerDatXError, LedgerError, NetworkError
 from enerdatx.lab import Lab, LossyUDPEndpoint, MemoryEndpoint, Transport, _accept_all, _free_memory_address
 from enerdatx.peer import Peer, Service
@@ -286,7 +287,7 @@ class PeerGroup(AttackSteps):
     async def wait_fraud(self, timeout: float = 120.0) -> list[dict[str, Any]]:
         """Wait until every honest peer here holds the proof; one row per peer, with the time it learned."""
         if self._fraud_all is not None:
-            await asyncio.wait_for(asyncio.shield(self._fraud_all), timeout)
+            await wait_within(asyncio.shield(self._fraud_all), timeout)
         return [{"peer": i, "learned_at": t} for i, t in sorted(self._fraud_at.items())]
 
     async def fraud_cpu_seconds(self) -> float:

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
+from enerdatx.conditions import wait_within
 from enerdatx.crypto import Identity
 from enerdatx.errors import EncodingError, MarketError, NegotiationError
 from enerdatx.market.formats import Listing
@@ -81,7 +82,7 @@ class NegotiationDesk:
         self._waiting[negotiation.negotiation] = future
         self._send(negotiation, listing.seller, negotiation.step("propose", offer))
         try:
-            return await asyncio.wait_for(future, timeout)
+            return await wait_within(future, timeout)
         except TimeoutError:
             raise NegotiationError(f"the seller did not settle the negotiation in {timeout} s") from None
         finally:

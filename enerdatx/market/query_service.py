@@ -18,6 +18,7 @@ import pandas as pd
 from ipv8.lazy_community import lazy_wrapper
 from ipv8.messaging.payload_dataclass import DataClassPayload, type_from_format
 
+from enerdatx.conditions import wait_within
 from enerdatx.errors import EncodingError, MarketError, PeerUnreachableError
 from enerdatx.market.orderbook import LIVE
 from enerdatx.market.query import AggregateQuery, answer_descriptor, answer_query, load_answer
@@ -195,7 +196,7 @@ class QueryService:
         waiting = self.community.open_request(PendingAnswer(self.community, seller, self.timeout + 1.0))
         try:
             self.community.send_to(seller, QueryMessage(waiting.number, query.encode(), max_price))
-            await asyncio.wait_for(asyncio.shield(waiting.done), self.timeout)
+            await wait_within(asyncio.shield(waiting.done), self.timeout)
         except TimeoutError:
             raise MarketError(f"no answer from {seller.hex()[:16]} in {self.timeout} s") from None
         finally:

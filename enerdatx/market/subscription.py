@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 
-from enerdatx.conditions import Conditions
+from enerdatx.conditions import Conditions, wait_within
 from enerdatx.errors import (
     EncodingError,
     EnerDatXError,
@@ -522,7 +522,7 @@ class Subscriptions:
     async def settled(self, timeout: float = 30.0) -> None:
         """Wait until every payment this peer started has finished."""
         if self._tasks:
-            await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), timeout)
+            await wait_within(asyncio.gather(*self._tasks, return_exceptions=True), timeout)
 
     def _wake(self) -> None:
         self._conditions.notify()

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from enerdatx.conditions import wait_within
 from enerdatx.meter.telegrams import render_telegrams
 
 __all__ = ["MeterSimulator"]
@@ -72,7 +73,7 @@ class MeterSimulator:
 
     async def wait_connected(self, timeout: float = 30.0) -> None:
         """Wait until a reader is connected."""
-        await asyncio.wait_for(self._connected.wait(), timeout)
+        await wait_within(self._connected.wait(), timeout)
 
     async def send(self, n: int = 1, *, timeout: float = 30.0) -> int:
         """Send the next ``n`` telegrams (fewer at the end); waits for a reader. Returns how many were sent."""

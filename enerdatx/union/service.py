@@ -19,7 +19,7 @@ import pandas as pd
 from ipv8.lazy_community import lazy_wrapper
 from ipv8.messaging.payload_dataclass import DataClassPayload, type_from_format
 
-from enerdatx.conditions import Conditions
+from enerdatx.conditions import Conditions, wait_within
 from enerdatx.errors import (
     EncodingError,
     EnerDatXError,
@@ -198,7 +198,7 @@ class UnionService:
         try:
             for member in round_.roster:
                 self.community.send_to(member, message)
-            await asyncio.wait_for(asyncio.shield(future), self.timeout)
+            await wait_within(asyncio.shield(future), self.timeout)
         except TimeoutError:
             missing = len(round_.roster) - len(contributions)
             raise UnionError(f"{missing} of {len(round_.roster)} members did not contribute in {self.timeout} s; "
