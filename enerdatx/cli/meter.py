@@ -29,9 +29,8 @@ from enerdatx.meter import (
 from enerdatx.meter.dsmr import NO_TIMESTAMP
 from enerdatx.meter.resample import utc_timestamp
 from enerdatx.meter.schema import FIRST_DAY, LAST_DAY, POWER_COLUMNS, REGISTER_COLUMNS, meter_choice
-from enerdatx.meter.synthetic import MAX_DAYS
+from enerdatx.meter.synthetic import MAX_DAYS, check_location
 from enerdatx.meter.telegrams import VARIANTS
-from enerdatx.text import is_utf8
 
 
 def configure(meter: argparse.ArgumentParser, argv: Sequence[str] | None) -> None:
@@ -64,7 +63,7 @@ def configure(meter: argparse.ArgumentParser, argv: Sequence[str] | None) -> Non
                                                              "1s, 10s, 15min, 1h... (default 15min)")
     synth.add_argument("--household-type", default="family", choices=sorted(HOUSEHOLD_TYPES),
                        help="the household's consumption profile (default family)")
-    synth.add_argument("--location", default="0000", type=_utf8_label, help="a label such as a postcode; households at other "
+    synth.add_argument("--location", default="0000", type=_location, help="a label such as a postcode; households at other "
                                                           "locations get other data (default 0000)")
     synth.add_argument("--pv", action="store_true", help="the household has solar panels (it exports too)")
     synth.add_argument("--gas", action="store_true", help="the meter also reads a gas meter")
@@ -102,9 +101,12 @@ def _source(text: str) -> str:
     return text
 
 
-def _utf8_label(text: str) -> str:
-    if not is_utf8(text):  # bytes of argv that are not UTF-8: no label can be hashed from them
-        raise argparse.ArgumentTypeError(f"expected UTF-8 text, got {text!r}")
+def _location(text: str) -> str:
+    """``--location``: :func:`enerdatx.meter.synthetic.check_location`, its refusal argparse's usage error."""
+    try:
+        check_location(text)
+    except MeterDataError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
 

@@ -24,7 +24,7 @@ from enerdatx.meter.resample import parse_resolution, utc_timestamp
 from enerdatx.meter.schema import FIRST_DAY, LAST_DAY, make_readings, pseudonymize_meter_id
 from enerdatx.text import is_utf8
 
-__all__ = ["HOUSEHOLD_TYPES", "MAX_DAYS", "synthetic_household"]
+__all__ = ["HOUSEHOLD_TYPES", "MAX_DAYS", "check_location", "synthetic_household"]
 
 MAX_DAYS = 3660  # ten years of readings
 
@@ -72,8 +72,7 @@ def synthetic_household(
         raise MeterDataError(f"household_type must be one of {sorted(HOUSEHOLD_TYPES)}")
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:  # True: a TypeError
         raise MeterDataError(f"days must be a whole number between 1 and {MAX_DAYS}, not {days!r}")
-    if not isinstance(location, str) or not is_utf8(location):  # a lone surrogate: bytes from a non-UTF-8 argv
-        raise MeterDataError(f"location must be text that UTF-8 can encode, not {location!r}")
+    check_location(location)
     step = parse_resolution(resolution)
     profile = HOUSEHOLD_TYPES[household_type]
     # Every argument that changes the data feeds the generator, so households differ.
@@ -135,6 +134,18 @@ def synthetic_household(
         columns["gas_timestamp"] = gas_stamps
     meter = pseudonymize_meter_id(f"synthetic:{seed}:{household_type}:{location}")
     return make_readings(stamps, columns, meter_id=meter, source="synthetic")
+
+
+def check_location(location: object) -> None:
+    """Refuse a ``location`` no household can be told apart by: MeterDataError naming it."""
+    if not isinstance(location, str) or not is_utf8(location):  # a lone surrogate: bytes from a non-UTF-8 argv
+        raise MeterDataError(f"location must be text that UTF-8 can encode, not {location!r}")
+    # The location seeds the data and names the meter: "" made a household of no place, and
+    # "2628 " one other than "2628" that looks the same.
+    if not location.strip():
+        raise MeterDataError(f"location must not be blank, not {location!r}")
+    if location != location.strip():
+        raise MeterDataError(f"location must neither begin nor end with white space, not {location!r}")
 
 
 def _base_load(p: _Profile, hour: np.ndarray, weekend: np.ndarray, winter: np.ndarray,

@@ -74,6 +74,9 @@ def test_tariffs_follow_the_dutch_clock() -> None:
     ({"start": "2262-04-10", "days": 5}, "past the last date"),
     ({"location": "\udcff"}, "location must be text"),  # was a UnicodeEncodeError
     ({"location": 5}, "location must be text"),
+    ({"location": ""}, "location must not be blank, not ''"),  # was a household of no place
+    ({"location": " \t"}, "location must not be blank"),
+    ({"location": "2628 "}, "location must neither begin nor end with white space, not '2628 '"),
 ])
 def test_bad_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises(MeterDataError, match=message):

@@ -1,0 +1,23 @@
+"""``enerdatx meter synth`` given bad options: a usage error naming the option, and no file written."""
+
+from __future__ import annotations
+
+import pytest
+
+from enerdatx.cli import main
+
+
+@pytest.mark.parametrize(("location", "why"), [
+    ("", "must not be blank, not ''"),
+    ("   ", "must not be blank, not '   '"),
+    (" 2628", "must neither begin nor end with white space, not ' 2628'"),
+    ("2628\n", "must neither begin nor end with white space, not '2628\\n'"),
+])
+def test_a_blank_or_padded_location_is_a_usage_error(tmp_path, capsys, location: str, why: str) -> None:
+    # "" and " " were taken: a household of no place, and "2628 " other data than "2628".
+    out = tmp_path / "h.csv"
+    with pytest.raises(SystemExit) as exit_:
+        main(["meter", "synth", "--days", "1", "--location", location, "--out", str(out)])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"enerdatx meter synth: error: argument --location: location {why}"
+    assert not out.exists()
