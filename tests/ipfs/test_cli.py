@@ -57,6 +57,8 @@ def test_errors_are_one_line_and_exit_1(tmp_path: Path, capsysbinary: pytest.Cap
     repo = str(tmp_path / "repo")
     code, out, err = run(capsysbinary, "ipfs", "--repo", repo, "cat", "not-a-cid")
     assert code == 1 and out == b"" and err.startswith(b"enerdatx: error: not a CID")
+    code, out, err = run(capsysbinary, "ipfs", "--repo", repo, "cat", " ")  # it read "not a CID: ''"
+    assert (code, out) == (1, b"") and err == b"enerdatx: error: not a CID: ' ' (a CID is text such as Qm... or bafy...)\n"
     code, _, err = run(capsysbinary, "ipfs", "--repo", repo, "cat", HELLO_V0)
     assert code == 1 and b"is not in the store" in err
     code, _, err = run(capsysbinary, "ipfs", "--repo", repo, "add", str(tmp_path / "missing"))

@@ -344,3 +344,15 @@ def test_a_cid_text_longer_than_any_cid_is_refused_at_once() -> None:
     # The longest ordinary spelling, base2, still reads.
     base2 = parse_cid(HELLO_V0).set(version=1).encode("base2")
     assert cid_string(parse_cid(base2)) == cid_string(parse_cid(HELLO_V0).set(version=1))
+
+
+@pytest.mark.parametrize(("given", "message"), [
+    (" ", "not a CID: ' ' (a CID is text such as Qm... or bafy...)"),  # was "not a CID: ''"
+    ("\t/ipfs/ ", "not a CID: '\\t/ipfs/ ' (a CID is text such as Qm... or bafy...)"),
+    (" bogus ", "not a CID: ' bogus ' ("),  # was 'bogus', not what was given
+    (memoryview(b"\x00"), "not a CID: b'\\x00' ("),  # was "<memory at 0x7f...>"
+])
+def test_a_refused_cid_is_named_as_given(given: str | memoryview, message: str) -> None:
+    with pytest.raises(InvalidCIDError) as refused:
+        parse_cid(given)
+    assert str(refused.value).startswith(message)
