@@ -104,7 +104,7 @@ def atomic_path(
     written = target
     if replace:
         try:
-            fd, name = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=f".{target.name}")
+            fd, name = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=_temporary_suffix(target))
         except OSError as exc:
             raise StorageError.from_os_error(exc, what, target) from None
         os.close(fd)
@@ -119,6 +119,27 @@ def atomic_path(
         if isinstance(exc, OSError) and not isinstance(exc, EnerDatXError):  # disk full, say
             raise StorageError.from_os_error(exc, what, target) from None
         raise
+
+
+# mkstemp's names are the prefix, these many random characters, then the suffix.
+_RANDOM_CHARACTERS = 8
+
+
+def _temporary_suffix(target: Path) -> str:
+    """"." and as much of the end of ``target``'s name as a temporary's name has room for.
+
+    The whole name made a name near the longest a file may have (255 bytes) too long for its
+    temporary: such a file could not be written at all ("File name too long"). The end kept
+    holds the suffixes.
+    """
+    try:
+        longest = os.pathconf(target.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):  # a missing directory: mkstemp says so
+        longest = 255
+    tail, room = target.name, longest - len(".") - _RANDOM_CHARACTERS - len(".")
+    while len(os.fsencode(tail)) > room:
+        tail = tail[1:]
+    return f".{tail}"
 
 
 def _an_open_file(path: Path) -> bool:
