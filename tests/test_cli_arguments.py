@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import subprocess
 import sys
 
@@ -67,6 +68,22 @@ def test_the_api_address_is_a_multiaddr_or_a_url(text: str, multiaddr: str) -> N
                                   "http://[::1", "http://[::1:5001"])  # urlsplit's ValueError: "invalid parse_api value"
 def test_other_api_addresses_are_refused(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="multiaddr"):
+        parse_api(text)
+
+
+@pytest.mark.parametrize("text", ["/ip4/999.0.0.1/tcp/5001", "/ip4/127.0.0.1/garbage", "/ip4/127.0.0.1/udp/5001",
+                                  "/ip4/127.0.0.1/tcp/99999", "/dns/localhost/tcp/5001/ws"])
+def test_a_multiaddr_the_client_cannot_use_is_refused_as_the_option_is_read(text: str) -> None:
+    # They got past --api and failed once the command ran: "is not a daemon address" (exit 1).
+    with pytest.raises(argparse.ArgumentTypeError, match=f"expected a multiaddr .*, got '{re.escape(text)}'$"):
+        parse_api(text)
+
+
+@pytest.mark.parametrize("text", ["http://user:secret@127.0.0.1:5001", "http://user@127.0.0.1:5001",
+                                  "http://127.0.0.1:5001?offline=true", "http://127.0.0.1:5001#api"])
+def test_an_api_url_with_more_than_the_multiaddr_holds_is_refused(text: str) -> None:
+    # The user, the password and the query were dropped without a word: the daemon never got them.
+    with pytest.raises(argparse.ArgumentTypeError, match="without a user, a password, a query or a fragment"):
         parse_api(text)
 
 

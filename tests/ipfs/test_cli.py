@@ -215,8 +215,8 @@ def test_importing_a_pipe_is_refused_not_waited_on(tmp_path: Path, capsysbinary:
     ("\t\n", "$ENERDATX_IPFS_API is blank ('\\t\\n')"),
     ("garbage", "$ENERDATX_IPFS_API: expected a multiaddr such as /ip4/127.0.0.1/tcp/5001 or http://127.0.0.1:5001, "
                 "got 'garbage'"),
-    ("/ip4/127.0.0.1/garbage", "'/ip4/127.0.0.1/garbage' is not a daemon address: expected a multiaddr such as "
-                               "/ip4/127.0.0.1/tcp/5001"),
+    ("/ip4/127.0.0.1/garbage", "$ENERDATX_IPFS_API: expected a multiaddr such as /ip4/127.0.0.1/tcp/5001 or "
+                               "http://127.0.0.1:5001, got '/ip4/127.0.0.1/garbage'"),
     # As --api takes it (it was "Unsupported Multiaddr pattern: 'http://127.0.0.1:9/http'").
     ("http://127.0.0.1:9", "no IPFS daemon answers at /ip4/127.0.0.1/tcp/9/http: Connection refused"),
 ])
