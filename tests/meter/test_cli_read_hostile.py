@@ -132,3 +132,18 @@ def test_an_empty_path_is_a_usage_error(tmp_path, capsys, words: list[str], opti
         main(["meter", *[word.replace("{d}", str(tmp_path)) for word in words]])
     assert exit_.value.code == 2
     assert f"argument {option}: expected a file path, got '" in capsys.readouterr().err.splitlines()[-1]
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    # Refused only once the command ran (exit 1); "²" passed str.isdigit and int() failed on it.
+    ("tcp://:", "expected tcp://HOST:PORT with a port from 1 to 65535, got 'tcp://:'"),
+    ("tcp://127.0.0.1:99999", "expected tcp://HOST:PORT with a port from 1 to 65535, got 'tcp://127.0.0.1:99999'"),
+    ("tcp://meter:²", "expected tcp://HOST:PORT with a port from 1 to 65535, got 'tcp://meter:²'"),
+    ("serial:", "expected serial:PORT, e.g. serial:/dev/ttyUSB0, got 'serial:'"),
+    ("serial: ", "expected serial:PORT, e.g. serial:/dev/ttyUSB0, got 'serial: '"),
+])
+def test_a_meter_address_that_names_no_meter_is_a_usage_error(capsys, source: str, message: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["meter", "read", source, "--format", "dsmr"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"enerdatx meter read: error: argument file: {message}"
