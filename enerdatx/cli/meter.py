@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from enerdatx.bench.limits import count
 from enerdatx.errors import MeterChoiceError, MeterDataError
 from enerdatx.files import atomic_output, parse_file
 from enerdatx.meter import (
@@ -58,7 +59,7 @@ def configure(meter: argparse.ArgumentParser, argv: Sequence[str] | None) -> Non
     synth = inner.add_parser("synth", help="write a synthetic household as CSV or P1 telegrams")
     synth.add_argument("--seed", type=int, default=1, help="the same seed and options give the same data (default 1)")
     synth.add_argument("--start", default="2026-01-01", help="date of the first reading (default 2026-01-01)")
-    synth.add_argument("--days", type=int, default=31, help=f"days of readings, 1 to {MAX_DAYS} (default 31)")
+    synth.add_argument("--days", type=count(1, MAX_DAYS), default=31, help=f"days of readings, 1 to {MAX_DAYS} (default 31)")
     synth.add_argument("--resolution", default="15min", help="time between readings, dividing a day: "
                                                              "1s, 10s, 15min, 1h... (default 15min)")
     synth.add_argument("--household-type", default="family", choices=sorted(HOUSEHOLD_TYPES),

@@ -21,3 +21,15 @@ def test_a_blank_or_padded_location_is_a_usage_error(tmp_path, capsys, location:
     assert exit_.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == f"enerdatx meter synth: error: argument --location: location {why}"
     assert not out.exists()
+
+
+@pytest.mark.parametrize("days", ["0", "-1", "3661", "9" * 30, "1.5"])
+def test_days_out_of_range_is_a_usage_error(tmp_path, capsys, days: str) -> None:
+    # Was "enerdatx: error: days must be a whole number between 1 and 3660" (exit 1), naming no option.
+    out = tmp_path / "h.csv"
+    with pytest.raises(SystemExit) as exit_:
+        main(["meter", "synth", "--days", days, "--out", str(out)])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"enerdatx meter synth: error: argument --days: expected a whole number from 1 to 3,660, got '{days}'")
+    assert not out.exists()
