@@ -31,7 +31,7 @@ from enerdatx.errors import (
 )
 from enerdatx.files import atomic_output
 from enerdatx.ipfs.blocks import cid_string, parse_cid
-from enerdatx.ipfs.car import missing_blocks, read_car, require_roots
+from enerdatx.ipfs.car import car_file, missing_blocks, read_car, require_roots
 from enerdatx.ipfs.store import ContentStore, StrPath
 
 # ipfshttpclient 0.7.0 on urllib3 2 makes urllib3 warn at users, about no code of theirs: at the
@@ -376,9 +376,9 @@ class KuboStore(ContentStore):
         arrive, so a CAR it rejected half-way would leave its first blocks behind.
         """
         try:
-            with open(in_path, "rb") as stream:
+            with car_file(in_path) as stream:
                 listed, blocks = read_car(stream)
-                require_roots(listed, in_path)
+                require_roots(listed)
                 for _block in blocks:
                     pass
         except OSError as exc:

@@ -130,7 +130,7 @@ def test_a_device_and_an_empty_car_say_what_they_are(tmp_path: Path, capsysbinar
     empty = tmp_path / "empty.car"
     empty.write_bytes(b"")
     code, _, err = run(capsysbinary, "ipfs", "--repo", repo, "import-car", str(empty))
-    assert code == 1 and err == b"enerdatx: error: the file is empty: not a CAR file\n"
+    assert code == 1 and err == f"enerdatx: error: {empty}: the file is empty: not a CAR file\n".encode()
 
 
 @pytest.mark.parametrize("option", [["--size-mib", "0"], ["--dir", ""]])

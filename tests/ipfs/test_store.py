@@ -234,8 +234,9 @@ def bad_cars(store: EmbeddedStore) -> dict[str, bytes]:
 def test_bad_car_files_are_refused_and_leave_nothing(store: EmbeddedStore, tmp_path: Path, case: str) -> None:
     path = tmp_path / "bad.car"
     path.write_bytes(bad_cars(EmbeddedStore(tmp_path / "source"))[case])
-    with pytest.raises(CarFormatError):
+    with pytest.raises(CarFormatError) as refused:
         store.import_car(path)
+    assert str(refused.value).startswith(f"{path}: ")  # it named no file: "CAR ends inside a block section"
     assert block_files(store) == [] and store.pins() == set()
 
 
