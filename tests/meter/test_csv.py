@@ -66,7 +66,7 @@ def test_generic_csv_round_trip(tmp_path, month_15min: pd.DataFrame) -> None:
     assert back.index.tz is not None
 
 
-@pytest.mark.parametrize(("text", "message"), [
+MALFORMED = [
     ("timestamp,import_kwh\n2026-01-01 00:00:00,1.0\n", "no UTC offset"),
     ("time,import_kwh\n2026-01-01T00:00:00Z,1.0\n", "needs a 'timestamp' column"),
     ("timestamp,kwh\n2026-01-01T00:00:00Z,1.0\n", "unknown columns"),
@@ -97,10 +97,30 @@ def test_generic_csv_round_trip(tmp_path, month_15min: pd.DataFrame) -> None:
     # Taken for UTC: a Dutch meter's local 01:00 became 01:00Z, an hour off.
     ("timestamp,gas_m3,gas_timestamp\n2026-01-01T00:00:00Z,1,2026-01-01T01:00:00\n",
      "^gas_timestamp '2026-01-01T01:00:00' has no UTC offset$"),
-])
+]
+
+
+@pytest.mark.parametrize(("text", "message"), MALFORMED)
 def test_malformed_csv_is_a_format_error(text: str, message: str) -> None:
     with pytest.raises(ReadingsFormatError, match=message):
         read_csv(io.BytesIO(text.encode()))
+
+
+@pytest.mark.parametrize("text", [text for text, _ in MALFORMED] + ["", "LCLid,tstp,energy(kWh/hh)\n"])
+def test_a_malformed_csv_file_is_named_in_its_refusal(tmp_path, text: str) -> None:
+    # Most refusals named no file: "generic CSV needs a 'timestamp' column", "unreadable CSV:
+    # No columns to parse from file", "unknown columns ['kwh']".
+    path = tmp_path / "readings.csv"
+    path.write_text(text)
+    with pytest.raises(ReadingsFormatError) as refused:
+        read_csv(path)
+    assert str(refused.value).startswith(f"{path}: ")
+
+
+def test_a_missing_csv_file_is_named_once(tmp_path) -> None:
+    path = tmp_path / "missing.csv"  # it was "unreadable CSV: PATH: no such file"
+    with pytest.raises(ReadingsFormatError, match=f"^{re.escape(str(path))}: no such file$"):
+        read_csv(path)
 
 
 @pytest.mark.parametrize("kind", ["path", "bytes", "file"])
