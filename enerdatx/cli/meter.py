@@ -27,6 +27,7 @@ from enerdatx.meter import (
     synthetic_household,
     write_csv,
 )
+from enerdatx.meter.csvfiles import utc_text
 from enerdatx.meter.dsmr import NO_TIMESTAMP, parse_tcp_source
 from enerdatx.meter.resample import utc_timestamp
 from enerdatx.meter.schema import FIRST_DAY, LAST_DAY, POWER_COLUMNS, REGISTER_COLUMNS, meter_choice
@@ -216,18 +217,18 @@ def _read(args: argparse.Namespace) -> int:
 
 def _print_json(readings: pd.DataFrame) -> None:
     out = sys.stdout
-    names = list(readings.columns)
-    for stamp, row in zip(readings.index, readings.itertuples(index=False), strict=True):
-        record: dict[str, Any] = {"timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    # The times as write_csv gives them: a fraction of a second is kept (strftime dropped it).
+    shown = readings.assign(gas_timestamp=utc_text(readings["gas_timestamp"]))
+    names = list(shown.columns)
+    for stamp, row in zip(utc_text(readings.index), shown.itertuples(index=False), strict=True):
+        record: dict[str, Any] = {"timestamp": stamp}
         for name, value in zip(names, row, strict=True):
             record[name] = _json_value(value)
         out.write(json.dumps(record) + "\n")
 
 
 def _json_value(value: Any) -> Any:
-    if isinstance(value, pd.Timestamp):
-        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-    if value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+    if isinstance(value, float) and math.isnan(value):
         return None
     return value
 

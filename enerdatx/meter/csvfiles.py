@@ -29,7 +29,7 @@ from enerdatx.errors import MeterChoiceError, MeterDataError, ReadingsFormatErro
 from enerdatx.files import atomic_path
 from enerdatx.meter.schema import COLUMNS, make_readings, meter_list, pseudonymize_meter_id, validate_readings
 
-__all__ = ["read_csv", "write_csv", "london_meter_ids"]
+__all__ = ["read_csv", "write_csv", "london_meter_ids", "utc_text"]
 
 _LONDON_TIME = ("tstp", "DateTime")
 _LONDON_ENERGY = ("energy(kWh/hh)", "KWH/hh (per half hour)")
@@ -79,12 +79,23 @@ def london_meter_ids(source: str | Path | IO[Any] | bytes) -> list[str]:
     return sorted(table["LCLid"].astype(str).str.strip().unique())
 
 
+def utc_text(times: pd.DatetimeIndex | pd.Series) -> np.ndarray:
+    """ISO 8601 UTC text of ``times``: whole seconds as meters give them, and a fraction where a
+    time has one (strftime's %S dropped it: two readings 0.5 s apart were written as one time
+    twice). NaT stays NaN, an empty cell in CSV."""
+    times = pd.DatetimeIndex(times).tz_convert("UTC")
+    text = np.asarray(times.strftime("%Y-%m-%dT%H:%M:%SZ"), dtype=object)
+    fractional = np.asarray(times.notna() & (times != times.floor("s")))
+    text[fractional] = [stamp.isoformat().replace("+00:00", "Z") for stamp in times[fractional]]
+    return text
+
+
 def write_csv(readings: pd.DataFrame, target: str | Path | IO[str]) -> None:
-    """Write canonical readings as generic CSV (timestamps in ISO 8601 UTC)."""
+    """Write canonical readings as generic CSV (timestamps in ISO 8601 UTC, see :func:`utc_text`)."""
     validate_readings(readings)
     out = readings.copy()
-    out.index = out.index.strftime("%Y-%m-%dT%H:%M:%SZ")
-    out["gas_timestamp"] = out["gas_timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out.index = pd.Index(utc_text(out.index), name=out.index.name)
+    out["gas_timestamp"] = utc_text(out["gas_timestamp"])
     if isinstance(target, (str, Path)):
         # A full disk or a Ctrl-C midway must not leave half a file where the user's was.
         with atomic_path(target, what="write the readings", devices=True) as temporary:

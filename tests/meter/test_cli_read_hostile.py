@@ -147,3 +147,12 @@ def test_a_meter_address_that_names_no_meter_is_a_usage_error(capsys, source: st
         main(["meter", "read", source, "--format", "dsmr"])
     assert exit_.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == f"enerdatx meter read: error: argument file: {message}"
+
+
+def test_json_keeps_a_fraction_of_a_second(tmp_path, capsys) -> None:
+    # Both readings were printed at 00:00:00Z.
+    path = tmp_path / "fractions.csv"
+    path.write_text("timestamp,import_kwh\n2026-01-01T00:00:00.25Z,1\n2026-01-01T00:00:00.75Z,2\n")
+    assert main(["meter", "read", str(path), "--format", "csv", "--json"]) == 0
+    stamps = [json.loads(line)["timestamp"] for line in capsys.readouterr().out.splitlines()]
+    assert stamps == ["2026-01-01T00:00:00.250000Z", "2026-01-01T00:00:00.750000Z"]

@@ -311,3 +311,19 @@ def test_a_utf16_csv_from_a_pipe_or_compressed_is_refused_by_name(tmp_path: Path
             read_csv(fifo)
     finally:
         writer.join(5)
+
+
+def test_a_fraction_of_a_second_is_written_and_read_back(tmp_path) -> None:
+    # strftime's %S dropped it: readings 0.5 s apart were written as one time twice, read back
+    # as conflicting duplicates.
+    source = tmp_path / "fractions.csv"
+    source.write_text("timestamp,import_kwh,gas_m3,gas_timestamp\n2026-01-01T00:00:00.25Z,1,5,2026-01-01T00:00:00.25Z\n"
+                      "2026-01-01T00:00:00.75Z,2,,\n2026-01-01T00:15:00Z,3,6,2026-01-01T00:15:00Z\n")
+    readings = read_csv(source)
+    written = tmp_path / "written.csv"
+    write_csv(readings, written)
+    lines = written.read_text().splitlines()
+    assert [line.split(",")[0] for line in lines[1:]] == [
+        "2026-01-01T00:00:00.250000Z", "2026-01-01T00:00:00.750000Z", "2026-01-01T00:15:00Z"]
+    assert lines[1].endswith(",2026-01-01T00:00:00.250000Z") and lines[2].endswith(",")
+    pd.testing.assert_frame_equal(read_csv(written), readings, check_index_type=False)
