@@ -56,6 +56,10 @@ _LOCAL = "Europe/Amsterdam"
 MAX_FINE_STEPS = 10_000_000
 
 
+# What pandas reads as the time of the call ("today" too, to the microsecond).
+_CLOCK_WORDS = ("now", "today")
+
+
 def synthetic_household(
     seed: int = 0,
     start: str | pd.Timestamp = "2026-01-01",
@@ -78,6 +82,9 @@ def synthetic_household(
     # Every argument that changes the data feeds the generator, so households differ.
     key = f"{seed}|{household_type}|{location}|{pv}|{gas}".encode()
     rng = np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
+    if isinstance(start, str) and start.strip().lower() in _CLOCK_WORDS:
+        raise MeterDataError(f"start {start!r} is the clock's time, not a date: the same arguments would give "
+                             "other readings at every call; give a date such as 2026-01-01")
     try:
         first = utc_timestamp(start)
     except MeterDataError:

@@ -71,6 +71,8 @@ def test_tariffs_follow_the_dutch_clock() -> None:
     ({"resolution": "7min"}, "resolution"),
     ({"start": "0499-01-01"}, "not a date from 1677-09-22 to 2262-04-11"),
     ({"start": "NaT"}, "not a date"),
+    ({"start": "now"}, "start 'now' is the clock's time, not a date"),  # other readings at every call
+    ({"start": "today"}, "start 'today' is the clock's time, not a date"),
     ({"start": "2262-04-10", "days": 5}, "past the last date"),
     ({"location": "\udcff"}, "location must be text"),  # was a UnicodeEncodeError
     ({"location": 5}, "location must be text"),
