@@ -40,8 +40,12 @@ def named_path_argument(text: str, what: str) -> Path:
 
 def parse_file(text: str) -> Path:
     """A file argument of a command: an empty one was the current directory (".: is a
-    directory") or ": no such file"."""
-    return named_path_argument(text, "a file path")
+    directory") or ": no such file". One that ends in a directory's name ("out/", "out/.") is
+    refused too: Path drops the "/", and "--out out/" wrote a file named "out"."""
+    path = named_path_argument(text, "a file path")
+    if os.path.basename(text) in ("", ".", ".."):
+        raise argparse.ArgumentTypeError(f"expected a file path, got {text!r}, which names a directory")
+    return path
 
 
 def parse_directory(text: str) -> Path:

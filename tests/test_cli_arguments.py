@@ -158,6 +158,24 @@ def test_an_empty_file_argument_is_a_usage_error(tmp_path, capsys, words: list[s
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("words", [
+    ["meter", "synth", "--days", "1", "--out", "{d}/new/"], ["meter", "synth", "--days", "1", "--out", "{d}/new/."],
+    ["meter", "read", "{d}/s.csv", "--format", "csv", "--out", "{d}/new/"], ["meter", "read", "{d}/s.csv/", "--format", "csv"],
+    ["ipfs", "--repo", "{d}/repo", "export-car", "bafkqaaa", "{d}/new/"], ["ipfs", "--repo", "{d}/repo", "add", "{d}/s.csv/"],
+])
+def test_a_file_argument_that_names_a_directory_is_a_usage_error(tmp_path, capsys, words: list[str]) -> None:
+    # Path drops a trailing "/": --out new/ wrote a file named "new", and s.csv/ read s.csv.
+    from enerdatx.cli import main
+
+    (tmp_path / "s.csv").write_text("timestamp,import_kwh\n2026-01-01T00:00:00Z,1\n")
+    with pytest.raises(SystemExit) as exit_:
+        main([word.replace("{d}", str(tmp_path)) for word in words])
+    assert exit_.value.code == 2
+    given = next(word for word in words if word.endswith(("/", "/."))).replace("{d}", str(tmp_path))
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"expected a file path, got '{given}', which names a directory")
+    assert [path.name for path in tmp_path.iterdir()] == ["s.csv"]
+
+
 # --- building only the command a command line names ------------------------------------
 
 def _help(parser: argparse.ArgumentParser, words: list[str], capsys: pytest.CaptureFixture[str]) -> str:
