@@ -94,8 +94,9 @@ def atomic_path(
     "PATH: cannot WHAT: REASON".
     """
     target = Path(path)
-    if target.is_dir():
-        raise StorageError(f"cannot {what}: is a directory", path=target)
+    # Path drops a trailing "/": write_csv(frame, "out/") wrote a file named "out".
+    if target.is_dir() or os.path.basename(os.fspath(path)) in ("", ".", ".."):
+        raise StorageError(f"cannot {what}: is a directory", path=path)
     open_file = _an_open_file(target)
     if target.is_symlink() and target.is_file() and not open_file:
         # Replaced, the link itself became a file and what it names kept its old content.

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 
 import pytest
 
+from enerdatx.errors import StorageError
 from enerdatx.files import atomic_output
 from enerdatx.meter import read_csv, synthetic_household, write_csv
 
@@ -28,3 +30,12 @@ def test_a_long_name_keeps_the_suffix_that_picks_the_compression(tmp_path) -> No
     write_csv(readings, path)
     assert gzip.decompress(path.read_bytes()).startswith(b"timestamp,")
     assert len(read_csv(path)) == len(readings)
+
+
+@pytest.mark.parametrize("name", ["new/", "new/."])
+def test_a_path_ending_in_a_directory_name_is_not_written_as_a_file(tmp_path, name: str) -> None:
+    # Path drops the "/": write_csv(frame, "new/") wrote a file named "new".
+    with pytest.raises(StorageError, match=f"^{re.escape(str(tmp_path))}/{re.escape(name)}: cannot write the readings: "
+                                           "is a directory$"):
+        write_csv(synthetic_household(days=1), f"{tmp_path}/{name}")
+    assert list(tmp_path.iterdir()) == []
