@@ -72,8 +72,17 @@ def synthetic_household(
     household_type: str = "family",
 ) -> pd.DataFrame:
     """Canonical readings of one made-up household; the same arguments give the same frame."""
-    if household_type not in HOUSEHOLD_TYPES:
-        raise MeterDataError(f"household_type must be one of {sorted(HOUSEHOLD_TYPES)}")
+    # The arguments seed the data as text: seed="1" was seed=1, gas=0 other data than gas=False,
+    # pv="no" a household with solar panels, and start=5 five nanoseconds past 1970.
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise MeterDataError(f"seed must be a whole number, not {seed!r}")
+    for name, flag in (("pv", pv), ("gas", gas)):
+        if not isinstance(flag, bool):
+            raise MeterDataError(f"{name} must be True or False, not {flag!r}")
+    if isinstance(start, (bool, int, float)):
+        raise MeterDataError(f"start must be a date such as 2026-01-01 (text or a Timestamp), not {start!r}")
+    if not isinstance(household_type, str) or household_type not in HOUSEHOLD_TYPES:  # a list: unhashable
+        raise MeterDataError(f"household_type must be one of {sorted(HOUSEHOLD_TYPES)}, not {household_type!r}")
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:  # True: a TypeError
         raise MeterDataError(f"days must be a whole number between 1 and {MAX_DAYS}, not {days!r}")
     check_location(location)
