@@ -58,6 +58,8 @@ def render_telegram(reading: Mapping[str, Any], variant: str = "v5", *,
 
 def render_telegrams(frame: pd.DataFrame, variant: str = "v5", **ids: str) -> Iterator[str]:
     """Telegrams for every row of a canonical readings frame."""
+    if not isinstance(frame, pd.DataFrame):  # None failed with an AttributeError on .index
+        raise MeterDataError(f"render_telegrams renders readings (a DataFrame), not {type(frame).__name__}")
     for ts, row in zip(frame.index, frame.itertuples(index=False), strict=True):
         yield render_telegram({"timestamp": ts, **row._asdict()}, variant, **ids)
 

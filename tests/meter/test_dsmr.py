@@ -344,3 +344,10 @@ def test_a_tcp_port_is_ascii_digits(url: str) -> None:
     # "²" passed str.isdigit and int() failed: "invalid literal for int() with base 10".
     with pytest.raises(MeterDataError, match="^expected tcp://HOST:PORT with a port from 1 to 65535"):
         parse_tcp_source(url)
+
+
+@pytest.mark.parametrize("frame", [None, [READING]])
+def test_rendering_what_is_no_readings_frame_is_refused(frame) -> None:
+    # None was an AttributeError ("'NoneType' object has no attribute 'index'").
+    with pytest.raises(MeterDataError, match="^render_telegrams renders readings \\(a DataFrame\\), not "):
+        next(render_telegrams(frame))
