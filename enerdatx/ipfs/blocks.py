@@ -189,8 +189,13 @@ class Blockstore:
     """
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
-        self.root = Path(directory) / "blocks"
+        self.root = self.root_in(directory)
         self.root.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def root_in(directory: str | os.PathLike[str]) -> Path:
+        """Where the blocks of a store in ``directory`` are (whether or not there is one)."""
+        return Path(directory) / "blocks"
 
     def path_for(self, cid: AnyCID) -> Path:
         """Where the block of ``cid`` lives (whether or not it is stored)."""

@@ -57,6 +57,11 @@ class EmbeddedStore(ContentStore):
     def __repr__(self) -> str:
         return f"EmbeddedStore({str(self.directory)!r})"
 
+    @staticmethod
+    def exists(directory: StrPath) -> bool:
+        """Whether ``directory`` holds a store (opening one makes it there)."""
+        return Blockstore.root_in(named_path(directory, "a content store directory").expanduser()).is_dir()
+
     @contextlib.contextmanager
     def _lock(self, name: str, *, exclusive: bool) -> Iterator[None]:
         """An advisory lock on ``<repo>/<name>.lock``, between threads and processes alike.
