@@ -52,8 +52,17 @@ def output_problem(output: Path) -> str | None:
     Found when the demo had run: a summary.json that is a directory failed after all the work,
     and left the report without its summary.
     """
+    try:
+        return _output_problem(output)
+    except OSError as exc:  # a name too long to look up: a traceback from argparse, which lets OSError through
+        return str(StorageError.from_os_error(exc, "use the output directory", output))
+
+
+def _output_problem(output: Path) -> str | None:
     if output.exists() and not output.is_dir():
         return f"{output}: exists and is not a directory"
+    if output.is_symlink() and not output.exists():  # mkdir said "already exists", once the options were read
+        return f"{output}: is a symbolic link to nothing (or a loop of them)"
     for name in (SUMMARY, REPORT):
         path = output / name
         if path.is_dir():

@@ -55,6 +55,10 @@ def _no_market(*args, **kwargs):
      "out/summary.json: is not a regular file"),
     (lambda d: (d / "file").write_text(""), "file/out", "file/out: {d}/file is not a directory"),
     (lambda d: None, "/proc/1/enerdatx-demo", "/proc/1/enerdatx-demo: cannot write into /proc/1"),
+    # Refused by mkdir once the options were read: "cannot make the output directory: already exists".
+    (lambda d: (d / "out").symlink_to(d / "nothing"), "out", "out: is a symbolic link to nothing (or a loop of them)"),
+    # An OSError from Path.exists, which argparse let through as a traceback.
+    (lambda d: None, "q" * 300, "cannot use the output directory: the name is too long"),
 ])
 def test_an_output_the_demo_cannot_write_into_is_refused_before_any_peer_starts(
     tmp_path, capsys, monkeypatch, make, output: str, message: str
