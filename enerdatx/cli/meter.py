@@ -150,10 +150,17 @@ def _telegram_interval(text: str) -> float:
     return seconds
 
 
-def untimed_clock(start: pd.Timestamp, interval: float) -> Callable[[int], datetime]:
-    """Time telegram ``index`` of a file at ``start + index * interval`` (its place in the file)."""
+def untimed_clock(start: pd.Timestamp, interval: float, timed: list[int]) -> Callable[[int], datetime]:
+    """Time telegram ``index`` of a file at ``start + index * interval`` (its place in the file);
+    ``timed`` gets the index of the first telegram it timed (one only: a file may hold millions)."""
     step = pd.Timedelta(seconds=interval)
-    return lambda index: (start + index * step).to_pydatetime()
+
+    def clock(index: int) -> datetime:
+        if not timed:
+            timed.append(index)
+        return (start + index * step).to_pydatetime()
+
+    return clock
 
 
 def _read(args: argparse.Namespace) -> int:
@@ -170,8 +177,13 @@ def _read(args: argparse.Namespace) -> int:
         return 2
     stats = DSMRStats()
     if args.format == "dsmr":
-        clock = None if args.start is None else untimed_clock(args.start, args.interval)
+        timed_by_clock: list[int] = []  # whether --start/--interval timed any telegram
+        clock = None if args.start is None else untimed_clock(args.start, args.interval, timed_by_clock)
         readings = read_dsmr(args.file, errors="skip", stats=stats, progress=args.progress or None, clock=clock)
+        if clock is not None and not timed_by_clock and stats.parsed:
+            # Silently ignored, they hid the mistake of a user who meant to shift the times.
+            print(f"note: {args.file}: every telegram carries its own timestamp; --start and --interval "
+                  "time only telegrams without one, and timed none", file=sys.stderr)
         untimed = [e for e in stats.errors if NO_TIMESTAMP in str(e)]
         if untimed and clock is None:
             print(f"enerdatx: error: {args.file}: {stats.skipped} telegram(s) carry no timestamp "
