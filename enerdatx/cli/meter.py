@@ -32,7 +32,7 @@ from enerdatx.meter.dsmr import NO_TIMESTAMP, parse_tcp_source
 from enerdatx.meter.resample import utc_timestamp
 from enerdatx.meter.schema import FIRST_DAY, LAST_DAY, POWER_COLUMNS, REGISTER_COLUMNS, meter_choice
 from enerdatx.meter.synthetic import MAX_DAYS, check_location
-from enerdatx.meter.telegrams import VARIANTS
+from enerdatx.meter.telegrams import VARIANTS, WITHOUT_GAS
 
 
 def configure(meter: argparse.ArgumentParser, argv: Sequence[str] | None) -> None:
@@ -246,6 +246,10 @@ def _json_value(value: Any) -> Any:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    if args.gas and args.telegrams in WITHOUT_GAS:  # the gas was made, then left out without a word
+        print(f"enerdatx: error: --gas: {args.telegrams} telegrams carry no gas register "
+              f"(those of {', '.join(v for v in VARIANTS if v not in WITHOUT_GAS)} do)", file=sys.stderr)
+        return 2
     frame = synthetic_household(seed=args.seed, start=args.start, days=args.days, resolution=args.resolution,
                                 pv=args.pv, gas=args.gas, location=args.location,
                                 household_type=args.household_type)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from enerdatx.cli import main
+from enerdatx.cli.meter import untimed_clock
+from enerdatx.meter import read_dsmr, render_telegrams, synthetic_household
+from enerdatx.meter.telegrams import VARIANTS, WITHOUT_GAS
 
 
 @pytest.mark.parametrize(("location", "why"), [
@@ -33,3 +36,21 @@ def test_days_out_of_range_is_a_usage_error(tmp_path, capsys, days: str) -> None
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"enerdatx meter synth: error: argument --days: expected a whole number from 1 to 3,660, got '{days}'")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("variant", WITHOUT_GAS)
+def test_gas_for_telegrams_without_a_gas_register_is_refused(tmp_path, capsys, variant: str) -> None:
+    # The gas was made, then left out of every telegram without a word.
+    out = tmp_path / "p1.txt"
+    assert main(["meter", "synth", "--days", "1", "--gas", "--telegrams", variant, "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (f"enerdatx: error: --gas: {variant} telegrams carry no gas register "
+                                       "(those of v2.2, v3, v4, v5, fluvius, smarty do)\n")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_variants_without_gas_are_those_whose_telegrams_drop_it(variant: str) -> None:
+    readings = synthetic_household(days=1, resolution="1h", gas=True).iloc[:3]
+    clock = untimed_clock(readings.index[0], 3600, [])
+    read = read_dsmr("".join(render_telegrams(readings, variant)), clock=clock)
+    assert read["gas_m3"].isna().all() == (variant in WITHOUT_GAS)
