@@ -253,6 +253,11 @@ def _synth(args: argparse.Namespace) -> int:
     frame = synthetic_household(seed=args.seed, start=args.start, days=args.days, resolution=args.resolution,
                                 pv=args.pv, gas=args.gas, location=args.location,
                                 household_type=args.household_type)
+    if args.telegrams and frame.index[0] != frame.index[0].floor("s"):
+        # A telegram's time is in whole seconds: every reading was written that much earlier.
+        print(f"enerdatx: error: --start: P1 telegrams carry times in whole seconds, not {args.start!r}",
+              file=sys.stderr)
+        return 2
     if args.telegrams:
         with atomic_output(args.out, what="write the telegrams", devices=True) as out:
             out.writelines(telegram.encode("ascii") for telegram in render_telegrams(frame, args.telegrams))

@@ -54,3 +54,13 @@ def test_the_variants_without_gas_are_those_whose_telegrams_drop_it(variant: str
     clock = untimed_clock(readings.index[0], 3600, [])
     read = read_dsmr("".join(render_telegrams(readings, variant)), clock=clock)
     assert read["gas_m3"].isna().all() == (variant in WITHOUT_GAS)
+
+
+def test_telegrams_from_a_start_within_a_second_are_refused(tmp_path, capsys) -> None:
+    # A telegram's time is in whole seconds: every reading was written half a second early.
+    out = tmp_path / "p1.txt"
+    assert main(["meter", "synth", "--days", "1", "--start", "2026-01-01 00:00:00.5", "--telegrams", "v5",
+                 "--out", str(out)]) == 2
+    assert capsys.readouterr().err == ("enerdatx: error: --start: P1 telegrams carry times in whole seconds, "
+                                       "not '2026-01-01 00:00:00.5'\n")
+    assert not out.exists()
