@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from enerdatx.bench.limits import count
 from enerdatx.crypto import decrypt_data
 from enerdatx.datadir import storage_error
-from enerdatx.errors import DataVerificationError, MarketError, StorageError
+from enerdatx.errors import ConfigurationError, DataVerificationError, MarketError, StorageError
 from enerdatx.files import atomic_output, atomic_path, parse_directory
 from enerdatx.market import Query
 from enerdatx.market.market import Trade
@@ -115,6 +115,13 @@ async def run_demo(
 
     An output directory the files could not be written into is a StorageError before any peer starts.
     """
+    # As the options are: 0 households was "max() arg is an empty sequence", -1 an IndexError,
+    # "2" a TypeError, all once the peers had started.
+    for name, peers in (("households", households), ("buyers", buyers)):
+        if isinstance(peers, bool) or not isinstance(peers, int) or not 1 <= peers <= MAX_DEMO_PEERS:
+            raise ConfigurationError(f"{name} must be a whole number from 1 to {MAX_DEMO_PEERS}, not {peers!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigurationError(f"seed must be a whole number, not {seed!r}")
     output = Path(output)
     problem = output_problem(output)
     if problem is not None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from enerdatx.cli import main
 from enerdatx.cli.demo import run_demo
-from enerdatx.errors import StorageError
+from enerdatx.errors import ConfigurationError, StorageError
 
 
 def test_the_demo_trades_verifies_and_writes_a_summary_and_a_report(tmp_path, capsys):
@@ -90,3 +91,19 @@ async def test_a_demo_that_fails_at_its_summary_leaves_no_report_and_no_director
     with pytest.raises(StorageError, match="the disk is full"):
         await run_demo(tmp_path / "new" / "out", households=1, buyers=1, progress=False)
     assert list(tmp_path.iterdir()) == []  # the report was left, in the directories the demo made
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    # Each failed once the peers had started: "max() arg is an empty sequence", an IndexError,
+    # "can only concatenate str (not "int") to str".
+    ({"households": 0}, "households must be a whole number from 1 to 250, not 0"),
+    ({"households": -1}, "households must be a whole number from 1 to 250, not -1"),
+    ({"buyers": "2"}, "buyers must be a whole number from 1 to 250, not '2'"),
+    ({"buyers": 0}, "buyers must be a whole number from 1 to 250, not 0"),  # ran, and failed its checks
+    ({"seed": "x"}, "seed must be a whole number, not 'x'"),
+])
+async def test_run_demo_refuses_counts_and_seeds_of_the_wrong_kind(tmp_path, monkeypatch, options, message):
+    monkeypatch.setattr("enerdatx.lab.Lab", _no_market)
+    with pytest.raises(ConfigurationError, match=f"^{re.escape(message)}$"):
+        await run_demo(tmp_path / "out", progress=False, **{"households": 1, "buyers": 1, **options})
+    assert list(tmp_path.iterdir()) == []
