@@ -170,6 +170,9 @@ def _read(args: argparse.Namespace) -> int:
     if args.start is not None and args.format != "dsmr":
         print("enerdatx: error: --start/--interval time DSMR telegrams only", file=sys.stderr)
         return 2
+    if args.progress and args.format != "dsmr":  # it was ignored, as --start once was
+        print("enerdatx: error: --progress shows a bar for DSMR telegrams only", file=sys.stderr)
+        return 2
     if args.device is not None and args.format == "dsmr":
         # A P1 port is one meter's: there is nothing to choose, and ignoring it would hide a mistake.
         print("enerdatx: error: --device chooses a meter in an OEHU or CSV file; DSMR telegrams are one "

@@ -156,3 +156,12 @@ def test_json_keeps_a_fraction_of_a_second(tmp_path, capsys) -> None:
     assert main(["meter", "read", str(path), "--format", "csv", "--json"]) == 0
     stamps = [json.loads(line)["timestamp"] for line in capsys.readouterr().out.splitlines()]
     assert stamps == ["2026-01-01T00:00:00.250000Z", "2026-01-01T00:00:00.750000Z"]
+
+
+@pytest.mark.parametrize("format_", ["csv", "oehu"])
+def test_progress_for_a_format_without_a_bar_is_refused(tmp_path, capsys, format_: str) -> None:
+    # It was ignored without a word, where --start and --device for the wrong format are refused.
+    path = tmp_path / "s.csv"
+    path.write_text("timestamp,import_kwh\n2026-01-01T00:00:00Z,1\n")
+    assert main(["meter", "read", str(path), "--format", format_, "--progress"]) == 2
+    assert capsys.readouterr().err == "enerdatx: error: --progress shows a bar for DSMR telegrams only\n"
