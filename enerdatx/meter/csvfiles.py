@@ -173,6 +173,11 @@ def _load(source: str | Path | IO[Any] | bytes, where: str) -> pd.DataFrame:
         raise ReadingsFormatError(f"{where}unreadable CSV: {exc}") from exc
     except OSError as exc:  # a directory, no permission
         raise ReadingsFormatError(f"{where}cannot read: {exc.strerror or exc}") from None
+    if len(table.columns) == 1 and any(mark in str(table.columns[0]) for mark in ";\t"):
+        # A spreadsheet's export in a Dutch or German locale: it was "needs a 'timestamp' column".
+        mark = ";" if ";" in str(table.columns[0]) else "\t"
+        raise ReadingsFormatError(f"{where}unreadable CSV: its fields are separated by {mark!r}; a readings CSV "
+                                  "separates them by commas")
     if _ends_inside_a_row(source, len(table.columns)):
         raise ReadingsFormatError(f"{where}unreadable CSV: the last row has fewer fields than the header's "
                                   f"{len(table.columns)} and no line end: the file was cut short")

@@ -70,6 +70,10 @@ MALFORMED = [
     ("timestamp,import_kwh\n2026-01-01 00:00:00,1.0\n", "no UTC offset"),
     ("time,import_kwh\n2026-01-01T00:00:00Z,1.0\n", "needs a 'timestamp' column"),
     ("timestamp,kwh\n2026-01-01T00:00:00Z,1.0\n", "unknown columns"),
+    # A spreadsheet's export in a Dutch locale: it was "generic CSV needs a 'timestamp' column".
+    ("timestamp;import_kwh\n2026-01-01T00:00:00Z;1,0\n", "^unreadable CSV: its fields are separated by ';'; a readings "
+                                                          "CSV separates them by commas$"),
+    ("timestamp\timport_kwh\n2026-01-01T00:00:00Z\t1.0\n", "its fields are separated by '\\\\t'"),
     ("timestamp,import_kwh\n2026-01-01T00:00:00Z,lots\n", "bad value"),
     ("LCLid,when,energy(kWh/hh)\nA,2012-01-01 00:00,1\n", "no a time column|without a time column"),
     ("LCLid,tstp,energy(kWh/hh)\nA,2012-01-01 00:00,abc\n", "non-numeric energy"),
