@@ -101,6 +101,7 @@ _OS_REASONS = {
     errno.EISDIR: "is a directory",
     errno.ENOTDIR: "a path component is not a directory",
     errno.EEXIST: "already exists",
+    errno.ENAMETOOLONG: "the name is too long",
 }
 
 

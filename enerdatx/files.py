@@ -40,8 +40,12 @@ def named_path_argument(text: str, what: str) -> Path:
 
 def parse_file(text: str) -> Path:
     """A file argument of a command: an empty one was the current directory (".: is a
-    directory") or ": no such file"."""
-    return named_path_argument(text, "a file path")
+    directory") or ": no such file". One that ends in a directory's name ("out/", "out/.") is
+    refused too: Path drops the "/", and "--out out/" wrote a file named "out"."""
+    path = named_path_argument(text, "a file path")
+    if os.path.basename(text) in ("", ".", ".."):
+        raise argparse.ArgumentTypeError(f"expected a file path, got {text!r}, which names a directory")
+    return path
 
 
 def parse_directory(text: str) -> Path:
@@ -90,8 +94,9 @@ def atomic_path(
     "PATH: cannot WHAT: REASON".
     """
     target = Path(path)
-    if target.is_dir():
-        raise StorageError(f"cannot {what}: is a directory", path=target)
+    # Path drops a trailing "/": write_csv(frame, "out/") wrote a file named "out".
+    if target.is_dir() or os.path.basename(os.fspath(path)) in ("", ".", ".."):
+        raise StorageError(f"cannot {what}: is a directory", path=path)
     open_file = _an_open_file(target)
     if target.is_symlink() and target.is_file() and not open_file:
         # Replaced, the link itself became a file and what it names kept its old content.
@@ -104,7 +109,7 @@ def atomic_path(
     written = target
     if replace:
         try:
-            fd, name = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=f".{target.name}")
+            fd, name = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=_temporary_suffix(target))
         except OSError as exc:
             raise StorageError.from_os_error(exc, what, target) from None
         os.close(fd)
@@ -119,6 +124,27 @@ def atomic_path(
         if isinstance(exc, OSError) and not isinstance(exc, EnerDatXError):  # disk full, say
             raise StorageError.from_os_error(exc, what, target) from None
         raise
+
+
+# mkstemp's names are the prefix, these many random characters, then the suffix.
+_RANDOM_CHARACTERS = 8
+
+
+def _temporary_suffix(target: Path) -> str:
+    """"." and as much of the end of ``target``'s name as a temporary's name has room for.
+
+    The whole name made a name near the longest a file may have (255 bytes) too long for its
+    temporary: such a file could not be written at all ("File name too long"). The end kept
+    holds the suffixes.
+    """
+    try:
+        longest = os.pathconf(target.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):  # a missing directory: mkstemp says so
+        longest = 255
+    tail, room = target.name, longest - len(".") - _RANDOM_CHARACTERS - len(".")
+    while len(os.fsencode(tail)) > room:
+        tail = tail[1:]
+    return f".{tail}"
 
 
 def _an_open_file(path: Path) -> bool:

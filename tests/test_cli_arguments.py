@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import subprocess
 import sys
 
@@ -67,6 +68,22 @@ def test_the_api_address_is_a_multiaddr_or_a_url(text: str, multiaddr: str) -> N
                                   "http://[::1", "http://[::1:5001"])  # urlsplit's ValueError: "invalid parse_api value"
 def test_other_api_addresses_are_refused(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="multiaddr"):
+        parse_api(text)
+
+
+@pytest.mark.parametrize("text", ["/ip4/999.0.0.1/tcp/5001", "/ip4/127.0.0.1/garbage", "/ip4/127.0.0.1/udp/5001",
+                                  "/ip4/127.0.0.1/tcp/99999", "/dns/localhost/tcp/5001/ws"])
+def test_a_multiaddr_the_client_cannot_use_is_refused_as_the_option_is_read(text: str) -> None:
+    # They got past --api and failed once the command ran: "is not a daemon address" (exit 1).
+    with pytest.raises(argparse.ArgumentTypeError, match=f"expected a multiaddr .*, got '{re.escape(text)}'$"):
+        parse_api(text)
+
+
+@pytest.mark.parametrize("text", ["http://user:secret@127.0.0.1:5001", "http://user@127.0.0.1:5001",
+                                  "http://127.0.0.1:5001?offline=true", "http://127.0.0.1:5001#api"])
+def test_an_api_url_with_more_than_the_multiaddr_holds_is_refused(text: str) -> None:
+    # The user, the password and the query were dropped without a word: the daemon never got them.
+    with pytest.raises(argparse.ArgumentTypeError, match="without a user, a password, a query or a fragment"):
         parse_api(text)
 
 
@@ -139,6 +156,24 @@ def test_an_empty_file_argument_is_a_usage_error(tmp_path, capsys, words: list[s
     assert exit_.value.code == 2
     assert f"expected a file path, got '{words[-1]}'" in capsys.readouterr().err.splitlines()[-1]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("words", [
+    ["meter", "synth", "--days", "1", "--out", "{d}/new/"], ["meter", "synth", "--days", "1", "--out", "{d}/new/."],
+    ["meter", "read", "{d}/s.csv", "--format", "csv", "--out", "{d}/new/"], ["meter", "read", "{d}/s.csv/", "--format", "csv"],
+    ["ipfs", "--repo", "{d}/repo", "export-car", "bafkqaaa", "{d}/new/"], ["ipfs", "--repo", "{d}/repo", "add", "{d}/s.csv/"],
+])
+def test_a_file_argument_that_names_a_directory_is_a_usage_error(tmp_path, capsys, words: list[str]) -> None:
+    # Path drops a trailing "/": --out new/ wrote a file named "new", and s.csv/ read s.csv.
+    from enerdatx.cli import main
+
+    (tmp_path / "s.csv").write_text("timestamp,import_kwh\n2026-01-01T00:00:00Z,1\n")
+    with pytest.raises(SystemExit) as exit_:
+        main([word.replace("{d}", str(tmp_path)) for word in words])
+    assert exit_.value.code == 2
+    given = next(word for word in words if word.endswith(("/", "/."))).replace("{d}", str(tmp_path))
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"expected a file path, got '{given}', which names a directory")
+    assert [path.name for path in tmp_path.iterdir()] == ["s.csv"]
 
 
 # --- building only the command a command line names ------------------------------------

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import tempfile
 import time
 from collections.abc import Sequence
@@ -23,13 +25,13 @@ from tqdm.auto import tqdm
 from enerdatx.bench.limits import count
 from enerdatx.crypto import decrypt_data
 from enerdatx.datadir import storage_error
-from enerdatx.errors import DataVerificationError, MarketError
+from enerdatx.errors import ConfigurationError, DataVerificationError, MarketError, StorageError
 from enerdatx.files import atomic_output, atomic_path, parse_directory
 from enerdatx.market import Query
 from enerdatx.market.market import Trade
 from enerdatx.market.service import MarketService
 
-__all__ = ["configure", "run_demo"]
+__all__ = ["configure", "output_problem", "run_demo"]
 
 LOCATIONS = ("2628", "2611", "2613", "1011", "3011", "2629")
 HOUSEHOLD_TYPES = ("family", "couple", "single", "retired")
@@ -40,11 +42,49 @@ MONTH = ("2026-01-01", "2026-02-01")
 MAX_DEMO_PEERS = 250
 
 
+# What the demo writes into its output directory, both at the end, of a run that took minutes.
+SUMMARY, REPORT = "summary.json", "report.html"
+
+
+def output_problem(output: Path) -> str | None:
+    """Why the demo could not write its files into ``output`` (made if new), or None.
+
+    Found when the demo had run: a summary.json that is a directory failed after all the work,
+    and left the report without its summary.
+    """
+    try:
+        return _output_problem(output)
+    except OSError as exc:  # a name too long to look up: a traceback from argparse, which lets OSError through
+        return str(StorageError.from_os_error(exc, "use the output directory", output))
+
+
+def _output_problem(output: Path) -> str | None:
+    if output.exists() and not output.is_dir():
+        return f"{output}: exists and is not a directory"
+    if output.is_symlink() and not output.exists():  # mkdir said "already exists", once the options were read
+        return f"{output}: is a symbolic link to nothing (or a loop of them)"
+    for name in (SUMMARY, REPORT):
+        path = output / name
+        if path.is_dir():
+            return f"{path}: is a directory"
+        if path.exists() and not path.is_file():  # /dev/null, a FIFO: atomic_path will not replace it
+            return f"{path}: is not a regular file"
+    existing = next((directory for directory in (output, *output.parents) if directory.exists()), None)
+    if existing is None:  # the current directory was removed
+        return f"{output}: no directory to make it in"
+    if not existing.is_dir():
+        return f"{output}: {existing} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):  # a read-only file system, or not the user's
+        return f"{output}: cannot write into {existing}"
+    return None
+
+
 def _output_directory(text: str) -> Path:
-    """``--output``: a directory, made if new; an existing file there is refused before any peer starts."""
+    """``--output``: a directory, made if new; one the demo could not write into is refused before any peer starts."""
     path = parse_directory(text)
-    if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text}: exists and is not a directory")
+    problem = output_problem(path)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return path
 
 
@@ -71,15 +111,61 @@ def _main(args: argparse.Namespace) -> int:
 async def run_demo(
     output: Path, *, households: int = 6, buyers: int = 3, seed: int = 1, progress: bool | None = None
 ) -> dict[str, Any]:
-    """Run the demo market; write summary.json and report.html into ``output``; return the summary."""
+    """Run the demo market; write summary.json and report.html into ``output``; return the summary.
+
+    An output directory the files could not be written into is a StorageError before any peer starts.
+    """
+    # As the options are: 0 households was "max() arg is an empty sequence", -1 an IndexError,
+    # "2" a TypeError, all once the peers had started.
+    for name, peers in (("households", households), ("buyers", buyers)):
+        if isinstance(peers, bool) or not isinstance(peers, int) or not 1 <= peers <= MAX_DEMO_PEERS:
+            raise ConfigurationError(f"{name} must be a whole number from 1 to {MAX_DEMO_PEERS}, not {peers!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigurationError(f"seed must be a whole number, not {seed!r}")
+    output = Path(output)
+    problem = output_problem(output)
+    if problem is not None:
+        raise StorageError(problem)
+    made = _make_output_directory(output)
+    try:
+        return await _run_demo(output, households, buyers, seed, progress)
+    except BaseException:
+        _remove_empty(made)  # a failed demo leaves no directory behind that it made
+        raise
+
+
+def _make_output_directory(output: Path) -> list[Path]:
+    """Make ``output`` and its missing parents, and see that a file can be written there; the
+    directories made, innermost first."""
+    made = []
+    for directory in (output, *output.parents):
+        if directory.exists():
+            break
+        made.append(directory)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=output):  # root passes os.access, and then /proc refuses a file
+            pass
+    except OSError as exc:
+        _remove_empty(made)
+        what = "write into the output directory" if output.is_dir() else "make the output directory"
+        raise storage_error(exc, what, output) from None
+    return made
+
+
+def _remove_empty(directories: list[Path]) -> None:
+    """Remove ``directories``, innermost first, up to the first that is not empty."""
+    for directory in directories:
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+
+
+async def _run_demo(output: Path, households: int, buyers: int, seed: int, progress: bool | None) -> dict[str, Any]:
     from enerdatx.lab import Lab
     from enerdatx.meter import cut_dataset, synthetic_household
 
-    output = Path(output)
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise storage_error(exc, "make the output directory", output) from None
     steps = ["start peers", "ingest and list", "spread listings", "match and settle", "negotiate",
              "verify", "report"]
     # None: a bar on a terminal only (tqdm's own test); True/False force it on or off.
@@ -149,14 +235,17 @@ async def run_demo(
 
             summary = _summary(services, sellers, shoppers, trades, datasets, negotiations, checks)
             summary["timings_s"] = timings
-            _report(output / "report.html", summary, sellers[0], trades)
-            timings["report"] = round(time.perf_counter() - t, 3)
-            bar.update(1)
-    bar.close()
-    summary["timings_s"]["total"] = round(time.perf_counter() - started, 3)
-    summary["report"] = str(output / "report.html")
-    with atomic_output(output / "summary.json", what="write the summary") as out:  # never half a summary
-        out.write((json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
+            # Both files or neither: a summary that failed to be written left the report alone.
+            with contextlib.ExitStack() as both:
+                report = both.enter_context(atomic_path(output / REPORT, what="write the report"))
+                _report(report, summary, sellers[0], trades)
+                timings["report"] = round(time.perf_counter() - t, 3)
+                bar.update(1)
+                bar.close()
+                summary["timings_s"]["total"] = round(time.perf_counter() - started, 3)
+                summary["report"] = str(output / REPORT)
+                out = both.enter_context(atomic_output(output / SUMMARY, what="write the summary"))
+                out.write((json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
     return summary
 
 
@@ -267,8 +356,7 @@ def _report(path: Path, summary: dict[str, Any], seller: MarketService, trades: 
                          name="paid"), row=2, col=2)
     fig.update_layout(title=f"EnerDatX demo: {summary['households']} households, {summary['buyers']} buyers, "
                             f"{len(summary['trades'])} trades", height=900)
-    with atomic_path(path, what="write the report") as temporary:
-        fig.write_html(temporary, include_plotlyjs=True, full_html=True)
+    fig.write_html(path, include_plotlyjs=True, full_html=True)
 
 
 def _text(summary: dict[str, Any]) -> str:

@@ -9,9 +9,10 @@ import stat
 import sys
 from collections.abc import Sequence
 
-from enerdatx.errors import ConfigurationError
+from enerdatx.errors import ConfigurationError, StorageError
 from enerdatx.files import parse_directory, parse_file
-from enerdatx.ipfs import API_ENV, REPO_ENV, ContentStore, EmbeddedStore, open_store
+from enerdatx.ipfs import API_ENV, REPO_ENV, ContentStore, EmbeddedStore, default_repo, open_store
+from enerdatx.ipfs.blocks import parse_cid
 from enerdatx.ipfs.store import daemon_address
 
 
@@ -58,10 +59,22 @@ def parse_api(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _store(args: argparse.Namespace) -> ContentStore:
+def _store(args: argparse.Namespace, *, to_read: bool = False) -> ContentStore:
+    """The store the options name; ``to_read``: an embedded one must exist already.
+
+    cat made an empty store where --repo had a typo, then said the block was not in it; it
+    only reads, and a new store holds nothing to read.
+    """
     if args.repo is not None:  # asked for by name: not overridden by $ENERDATX_IPFS_API
-        return EmbeddedStore(args.repo)
-    return open_store(api=args.api)
+        directory = args.repo
+    elif args.api or os.environ.get(API_ENV):  # open_store's choice: a daemon
+        return open_store(api=args.api)
+    else:
+        directory = default_repo()
+    if to_read and not EmbeddedStore.exists(directory):
+        raise StorageError("no content store there to read from (ipfs add or import-car makes one)",
+                           path=directory)
+    return EmbeddedStore(directory)
 
 
 def _not_a_file(path: str | os.PathLike[str], directory: str) -> str | None:
@@ -93,7 +106,8 @@ def _add(args: argparse.Namespace) -> int:
 
 def _cat(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
-    for piece in _store(args).cat_stream(args.cid):
+    parse_cid(args.cid)  # a CID that is none is the first thing to say, store or no store
+    for piece in _store(args, to_read=True).cat_stream(args.cid):
         out.write(piece)
     out.flush()
     return 0

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from enerdatx.bench.limits import count
 from enerdatx.errors import MeterChoiceError, MeterDataError
 from enerdatx.files import atomic_output, parse_file
 from enerdatx.meter import (
@@ -26,12 +27,12 @@ from enerdatx.meter import (
     synthetic_household,
     write_csv,
 )
-from enerdatx.meter.dsmr import NO_TIMESTAMP
+from enerdatx.meter.csvfiles import utc_text
+from enerdatx.meter.dsmr import NO_TIMESTAMP, parse_tcp_source
 from enerdatx.meter.resample import utc_timestamp
 from enerdatx.meter.schema import FIRST_DAY, LAST_DAY, POWER_COLUMNS, REGISTER_COLUMNS, meter_choice
-from enerdatx.meter.synthetic import MAX_DAYS
-from enerdatx.meter.telegrams import VARIANTS
-from enerdatx.text import is_utf8
+from enerdatx.meter.synthetic import MAX_DAYS, check_location
+from enerdatx.meter.telegrams import VARIANTS, WITHOUT_GAS
 
 
 def configure(meter: argparse.ArgumentParser, argv: Sequence[str] | None) -> None:
@@ -59,12 +60,12 @@ def configure(meter: argparse.ArgumentParser, argv: Sequence[str] | None) -> Non
     synth = inner.add_parser("synth", help="write a synthetic household as CSV or P1 telegrams")
     synth.add_argument("--seed", type=int, default=1, help="the same seed and options give the same data (default 1)")
     synth.add_argument("--start", default="2026-01-01", help="date of the first reading (default 2026-01-01)")
-    synth.add_argument("--days", type=int, default=31, help=f"days of readings, 1 to {MAX_DAYS} (default 31)")
+    synth.add_argument("--days", type=count(1, MAX_DAYS), default=31, help=f"days of readings, 1 to {MAX_DAYS} (default 31)")
     synth.add_argument("--resolution", default="15min", help="time between readings, dividing a day: "
                                                              "1s, 10s, 15min, 1h... (default 15min)")
     synth.add_argument("--household-type", default="family", choices=sorted(HOUSEHOLD_TYPES),
                        help="the household's consumption profile (default family)")
-    synth.add_argument("--location", default="0000", type=_utf8_label, help="a label such as a postcode; households at other "
+    synth.add_argument("--location", default="0000", type=_location, help="a label such as a postcode; households at other "
                                                           "locations get other data (default 0000)")
     synth.add_argument("--pv", action="store_true", help="the household has solar panels (it exports too)")
     synth.add_argument("--gas", action="store_true", help="the meter also reads a gas meter")
@@ -97,14 +98,27 @@ def _display_rounded(readings: pd.DataFrame) -> pd.DataFrame:
 
 def _source(text: str) -> str:
     """``meter read FILE``, as given (a Path would fold tcp:// into tcp:/); "" read the current
-    directory, "unreadable CSV: : no such file" or ".: is a directory"."""
-    parse_file(text)
+    directory, "unreadable CSV: : no such file" or ".: is a directory". An address is checked
+    here too: "tcp://:" and "serial:" were refused only once the command ran."""
+    if text.startswith("tcp://"):
+        try:
+            parse_tcp_source(text)
+        except MeterDataError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    elif text.startswith("serial:"):
+        if not text[len("serial:") :].strip():  # pyserial's "could not open port : ... No such file: ''"
+            raise argparse.ArgumentTypeError(f"expected serial:PORT, e.g. serial:/dev/ttyUSB0, got {text!r}")
+    else:
+        parse_file(text)
     return text
 
 
-def _utf8_label(text: str) -> str:
-    if not is_utf8(text):  # bytes of argv that are not UTF-8: no label can be hashed from them
-        raise argparse.ArgumentTypeError(f"expected UTF-8 text, got {text!r}")
+def _location(text: str) -> str:
+    """``--location``: :func:`enerdatx.meter.synthetic.check_location`, its refusal argparse's usage error."""
+    try:
+        check_location(text)
+    except MeterDataError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
 
@@ -136,10 +150,17 @@ def _telegram_interval(text: str) -> float:
     return seconds
 
 
-def untimed_clock(start: pd.Timestamp, interval: float) -> Callable[[int], datetime]:
-    """Time telegram ``index`` of a file at ``start + index * interval`` (its place in the file)."""
+def untimed_clock(start: pd.Timestamp, interval: float, timed: list[int]) -> Callable[[int], datetime]:
+    """Time telegram ``index`` of a file at ``start + index * interval`` (its place in the file);
+    ``timed`` gets the index of the first telegram it timed (one only: a file may hold millions)."""
     step = pd.Timedelta(seconds=interval)
-    return lambda index: (start + index * step).to_pydatetime()
+
+    def clock(index: int) -> datetime:
+        if not timed:
+            timed.append(index)
+        return (start + index * step).to_pydatetime()
+
+    return clock
 
 
 def _read(args: argparse.Namespace) -> int:
@@ -149,6 +170,9 @@ def _read(args: argparse.Namespace) -> int:
     if args.start is not None and args.format != "dsmr":
         print("enerdatx: error: --start/--interval time DSMR telegrams only", file=sys.stderr)
         return 2
+    if args.progress and args.format != "dsmr":  # it was ignored, as --start once was
+        print("enerdatx: error: --progress shows a bar for DSMR telegrams only", file=sys.stderr)
+        return 2
     if args.device is not None and args.format == "dsmr":
         # A P1 port is one meter's: there is nothing to choose, and ignoring it would hide a mistake.
         print("enerdatx: error: --device chooses a meter in an OEHU or CSV file; DSMR telegrams are one "
@@ -156,8 +180,13 @@ def _read(args: argparse.Namespace) -> int:
         return 2
     stats = DSMRStats()
     if args.format == "dsmr":
-        clock = None if args.start is None else untimed_clock(args.start, args.interval)
+        timed_by_clock: list[int] = []  # whether --start/--interval timed any telegram
+        clock = None if args.start is None else untimed_clock(args.start, args.interval, timed_by_clock)
         readings = read_dsmr(args.file, errors="skip", stats=stats, progress=args.progress or None, clock=clock)
+        if clock is not None and not timed_by_clock and stats.parsed:
+            # Silently ignored, they hid the mistake of a user who meant to shift the times.
+            print(f"note: {args.file}: every telegram carries its own timestamp; --start and --interval "
+                  "time only telegrams without one, and timed none", file=sys.stderr)
         untimed = [e for e in stats.errors if NO_TIMESTAMP in str(e)]
         if untimed and clock is None:
             print(f"enerdatx: error: {args.file}: {stats.skipped} telegram(s) carry no timestamp "
@@ -203,26 +232,35 @@ def _read(args: argparse.Namespace) -> int:
 
 def _print_json(readings: pd.DataFrame) -> None:
     out = sys.stdout
-    names = list(readings.columns)
-    for stamp, row in zip(readings.index, readings.itertuples(index=False), strict=True):
-        record: dict[str, Any] = {"timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    # The times as write_csv gives them: a fraction of a second is kept (strftime dropped it).
+    shown = readings.assign(gas_timestamp=utc_text(readings["gas_timestamp"]))
+    names = list(shown.columns)
+    for stamp, row in zip(utc_text(readings.index), shown.itertuples(index=False), strict=True):
+        record: dict[str, Any] = {"timestamp": stamp}
         for name, value in zip(names, row, strict=True):
             record[name] = _json_value(value)
         out.write(json.dumps(record) + "\n")
 
 
 def _json_value(value: Any) -> Any:
-    if isinstance(value, pd.Timestamp):
-        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-    if value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+    if isinstance(value, float) and math.isnan(value):
         return None
     return value
 
 
 def _synth(args: argparse.Namespace) -> int:
+    if args.gas and args.telegrams in WITHOUT_GAS:  # the gas was made, then left out without a word
+        print(f"enerdatx: error: --gas: {args.telegrams} telegrams carry no gas register "
+              f"(those of {', '.join(v for v in VARIANTS if v not in WITHOUT_GAS)} do)", file=sys.stderr)
+        return 2
     frame = synthetic_household(seed=args.seed, start=args.start, days=args.days, resolution=args.resolution,
                                 pv=args.pv, gas=args.gas, location=args.location,
                                 household_type=args.household_type)
+    if args.telegrams and frame.index[0] != frame.index[0].floor("s"):
+        # A telegram's time is in whole seconds: every reading was written that much earlier.
+        print(f"enerdatx: error: --start: P1 telegrams carry times in whole seconds, not {args.start!r}",
+              file=sys.stderr)
+        return 2
     if args.telegrams:
         with atomic_output(args.out, what="write the telegrams", devices=True) as out:
             out.writelines(telegram.encode("ascii") for telegram in render_telegrams(frame, args.telegrams))

@@ -76,14 +76,20 @@ def _decode_cid(value: str | bytes | bytearray | memoryview) -> CID:
     if isinstance(value, (str, bytes, bytearray, memoryview)) and len(value) > MAX_CID_TEXT:
         raise InvalidCIDError(f"not a CID: {len(value):,} characters or bytes, more than any CID has "
                               f"({MAX_CID_TEXT:,})")
+    # Named in the refusal as given: stripped, " " read "not a CID: ''"; a memoryview, "<memory at 0x...>".
+    given = bytes(value) if isinstance(value, (bytearray, memoryview)) else value
     try:
         if isinstance(value, str):
             value = value.strip()
             if value.startswith("/ipfs/"):
                 value = value[len("/ipfs/") :]
+            if not value:
+                raise InvalidCIDError(f"not a CID: {given!r} (a CID is text such as Qm... or bafy...)")
         return CID.decode(bytes(value) if isinstance(value, (bytes, bytearray, memoryview)) else value)
     except (ValueError, KeyError, TypeError, ImportError) as exc:  # ImportError: keccak without pycryptodome
-        raise InvalidCIDError(f"not a CID: {value!r} ({exc})") from exc
+        if isinstance(exc, InvalidCIDError):
+            raise
+        raise InvalidCIDError(f"not a CID: {given!r} ({exc})") from exc
 
 
 def cid_string(cid: AnyCID) -> str:
@@ -183,8 +189,13 @@ class Blockstore:
     """
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
-        self.root = Path(directory) / "blocks"
+        self.root = self.root_in(directory)
         self.root.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def root_in(directory: str | os.PathLike[str]) -> Path:
+        """Where the blocks of a store in ``directory`` are (whether or not there is one)."""
+        return Path(directory) / "blocks"
 
     def path_for(self, cid: AnyCID) -> Path:
         """Where the block of ``cid`` lives (whether or not it is stored)."""

@@ -8,6 +8,8 @@ by the ``dag-cbor`` library; the sections are plain length-prefixed bytes.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
@@ -19,7 +21,7 @@ from enerdatx.ipfs.blocks import CID, cid_string, verify_block
 from enerdatx.ipfs.dagpb import decode_varint, encode_varint
 from enerdatx.ipfs.unixfs import child_cids
 
-__all__ = ["MAX_HEADER_SIZE", "MAX_SECTION_SIZE", "write_car", "read_car", "missing_blocks", "require_roots"]
+__all__ = ["MAX_HEADER_SIZE", "MAX_SECTION_SIZE", "car_file", "write_car", "read_car", "missing_blocks", "require_roots"]
 
 MAX_HEADER_SIZE = 64 * 1024  # a header holds only the roots
 MAX_SECTION_SIZE = 4 * 1024 * 1024 + 1024  # kubo's largest block (4 MiB) plus its CID
@@ -116,7 +118,18 @@ def read_car(stream: BinaryIO) -> tuple[list[CID], Iterator[tuple[CID, bytes]]]:
     return roots, sections()
 
 
-def require_roots(roots: list[CID], path: object) -> None:
+@contextlib.contextmanager
+def car_file(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """``path`` open for reading a CAR; a CarFormatError within names the file ("PATH: CAR ends
+    inside ..."): an import's refusal named no file."""
+    with open(path, "rb") as stream:
+        try:
+            yield stream
+        except CarFormatError as exc:
+            raise CarFormatError(f"{os.fspath(path)}: {exc}") from None
+
+
+def require_roots(roots: list[CID]) -> None:
     """Refuse to import a CAR whose header lists no roots, before any of its blocks is stored.
 
     An import pins the roots: without one, every block would be stored unpinned, and the next
@@ -124,7 +137,7 @@ def require_roots(roots: list[CID], path: object) -> None:
     go-car refuses it, js-car reads it.)
     """
     if not roots:
-        raise CarFormatError(f"{path}: the CAR header lists no roots, and an import pins its roots: its blocks "
+        raise CarFormatError("the CAR header lists no roots, and an import pins its roots: its blocks "
                              "would be kept by nothing (export the DAG under its root CID)")
 
 

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from enerdatx.errors import BlockMissingError, CarFormatError, ContentStoreError, EnerDatXError, StorageError
 from enerdatx.files import atomic_output, named_path
 from enerdatx.ipfs.blocks import CID, Blockstore, cid_string, parse_cid
-from enerdatx.ipfs.car import read_car, require_roots, write_car
+from enerdatx.ipfs.car import car_file, read_car, require_roots, write_car
 from enerdatx.ipfs.store import ContentStore, StrPath
 from enerdatx.ipfs.unixfs import FileImporter, child_cids, describe, iter_file, read_chunks
 
@@ -56,6 +56,11 @@ class EmbeddedStore(ContentStore):
 
     def __repr__(self) -> str:
         return f"EmbeddedStore({str(self.directory)!r})"
+
+    @staticmethod
+    def exists(directory: StrPath) -> bool:
+        """Whether ``directory`` holds a store (opening one makes it there)."""
+        return Blockstore.root_in(named_path(directory, "a content store directory").expanduser()).is_dir()
 
     @contextlib.contextmanager
     def _lock(self, name: str, *, exclusive: bool) -> Iterator[None]:
@@ -268,15 +273,15 @@ class EmbeddedStore(ContentStore):
         written: list[CID] = []
         with self._lock("gc", exclusive=False):
             try:
-                with open(in_path, "rb") as stream:
+                with car_file(in_path) as stream:
                     roots, blocks = read_car(stream)
-                    require_roots(roots, in_path)
+                    require_roots(roots)
                     for cid, block in blocks:
                         if self.blocks.put(cid, block):
                             written.append(cid)
-                for root in roots:
-                    if not self.blocks.has(root):
-                        raise CarFormatError(f"CAR root {cid_string(root)} is neither in the file nor in the store")
+                    for root in roots:
+                        if not self.blocks.has(root):
+                            raise CarFormatError(f"CAR root {cid_string(root)} is neither in the file nor in the store")
             except BaseException as exc:
                 for cid in written:
                     self.blocks.delete(cid)

@@ -31,7 +31,7 @@ from enerdatx.errors import (
 )
 from enerdatx.files import atomic_output
 from enerdatx.ipfs.blocks import cid_string, parse_cid
-from enerdatx.ipfs.car import missing_blocks, read_car, require_roots
+from enerdatx.ipfs.car import car_file, missing_blocks, read_car, require_roots
 from enerdatx.ipfs.store import ContentStore, StrPath
 
 # ipfshttpclient 0.7.0 on urllib3 2 makes urllib3 warn at users, about no code of theirs: at the
@@ -43,13 +43,14 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="urllib3 v2 only supports OpenSSL", module="urllib3")
     import ipfshttpclient
     import ipfshttpclient.exceptions as rpc_errors
+    import ipfshttpclient.http_common as http_common
     import requests
     from ipfshttpclient import multipart
 warnings.filterwarnings("ignore", message="The 'strict' parameter is no longer needed", category=FutureWarning,
                         module="urllib3.poolmanager")
 
 
-__all__ = ["KuboStore", "MINIMUM_VERSIONS", "DEFAULT_DEADLINE", "MAX_ANSWER_BYTES"]
+__all__ = ["KuboStore", "MINIMUM_VERSIONS", "DEFAULT_DEADLINE", "MAX_ANSWER_BYTES", "client_address"]
 
 # Older daemons answer GET requests or lack `dag export`/`dag import`.
 MINIMUM_VERSIONS = {"kubo": (0, 5, 0), "js-ipfs": (0, 18, 0)}
@@ -147,6 +148,21 @@ def _parse_version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in match.groups())
 
 
+def client_address(api: str) -> str:
+    """The multiaddr ``api`` as ipfshttpclient takes it, its protocol spelt out; ConfigurationError
+    "'API' is not a daemon address: ..." for one the client refuses."""
+    address = api.rstrip("/")
+    if not address.endswith(("/http", "/https")):  # the client wants the protocol spelt out
+        address += "/http"
+    try:
+        http_common.multiaddr_to_url_data(address, "/api/v0")  # the client's own check, without a client
+    except rpc_errors.AddressError:
+        # Not the client's words: they quote the address with the /http added above.
+        raise ConfigurationError(f"{api!r} is not a daemon address: expected a multiaddr such as "
+                                 "/ip4/127.0.0.1/tcp/5001") from None
+    return address
+
+
 class KuboStore(ContentStore):
     """A content store backed by an IPFS daemon at a multiaddr such as ``/ip4/127.0.0.1/tcp/5001``."""
 
@@ -156,17 +172,13 @@ class KuboStore(ContentStore):
         if deadline is not None and not deadline > 0:
             raise ConfigurationError(f"deadline is a number of seconds above 0, or None, not {deadline!r}")
         self.api = api  # as given: what the messages name
-        address = api.rstrip("/")
-        if not address.endswith(("/http", "/https")):  # the client wants the protocol spelt out
-            address += "/http"
+        try:
+            address = client_address(api)
+        except ConfigurationError as exc:
+            raise DaemonUnavailableError(str(exc)) from None
         self.timeout = timeout
         self.deadline = deadline
-        try:
-            self._client = ipfshttpclient.Client(address, timeout=timeout)
-        except rpc_errors.AddressError as exc:
-            # Not the client's words: they quote the address with the /http added above.
-            raise DaemonUnavailableError(f"{api!r} is not a daemon address: expected a multiaddr such as "
-                                         "/ip4/127.0.0.1/tcp/5001") from exc
+        self._client = ipfshttpclient.Client(address, timeout=timeout)
         # Every answer is read through _BoundedAnswer. ipfshttpclient (pinned at 0.7.0) makes a
         # requests.Session per call from these attributes; a response hook is requests' own way in.
         self._client._client._session_props["hooks"] = {"response": [self._bound]}
@@ -364,9 +376,9 @@ class KuboStore(ContentStore):
         arrive, so a CAR it rejected half-way would leave its first blocks behind.
         """
         try:
-            with open(in_path, "rb") as stream:
+            with car_file(in_path) as stream:
                 listed, blocks = read_car(stream)
-                require_roots(listed, in_path)
+                require_roots(listed)
                 for _block in blocks:
                     pass
         except OSError as exc:

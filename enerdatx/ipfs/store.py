@@ -87,6 +87,13 @@ def daemon_address(text: str) -> str:
     prints and most users type) turned into the multiaddr ipfshttpclient wants.
     ConfigurationError: "expected a multiaddr such as ..., got TEXT"."""
     if text.startswith("/"):
+        # Checked here, not once the command ran: /ip4/999.0.0.1/tcp/5001 got past the option.
+        from enerdatx.ipfs.kubo import client_address  # noqa: PLC0415 - the daemon client, only with a daemon
+
+        try:
+            client_address(text)
+        except ConfigurationError:
+            raise ConfigurationError(f"expected {_ADDRESS_FORM}, got {text!r}") from None
         return text
     try:
         url = urllib.parse.urlsplit(text)
@@ -95,6 +102,9 @@ def daemon_address(text: str) -> str:
         raise ConfigurationError(f"expected {_ADDRESS_FORM}, got {text!r}") from None
     if url.scheme not in ("http", "https") or not url.hostname or port is None or url.path.strip("/"):
         raise ConfigurationError(f"expected {_ADDRESS_FORM}, got {text!r}")
+    if url.username is not None or url.query or url.fragment:  # the multiaddr has no room for them: they were dropped
+        raise ConfigurationError(f"expected {_ADDRESS_FORM} without a user, a password, a query or a fragment "
+                                 f"(they are not sent to the daemon), got {text!r}")
     try:
         host = ipaddress.ip_address(url.hostname)
         protocol = "ip4" if host.version == 4 else "ip6"

@@ -29,7 +29,7 @@ from enerdatx.errors import MeterChoiceError, MeterDataError, ReadingsFormatErro
 from enerdatx.files import atomic_path
 from enerdatx.meter.schema import COLUMNS, make_readings, meter_list, pseudonymize_meter_id, validate_readings
 
-__all__ = ["read_csv", "write_csv", "london_meter_ids"]
+__all__ = ["read_csv", "write_csv", "london_meter_ids", "utc_text"]
 
 _LONDON_TIME = ("tstp", "DateTime")
 _LONDON_ENERGY = ("energy(kWh/hh)", "KWH/hh (per half hour)")
@@ -53,10 +53,10 @@ def read_csv(source: str | Path | IO[Any] | bytes, *, format: str = "auto", mete
         zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
         raise MeterDataError(f"tz must name a time zone such as Europe/London, not {tz!r}") from None
-    table = _load(source)
+    where = _where(source)
+    table = _load(source, where)
     if format == "auto":
         format = "london" if "LCLid" in table.columns else "generic"
-    where = f"{source}: " if isinstance(source, (str, Path)) else ""
     if format == "london":
         return _london(table, meter, tz, where)
     if format == "generic":
@@ -64,20 +64,38 @@ def read_csv(source: str | Path | IO[Any] | bytes, *, format: str = "auto", mete
     raise ReadingsFormatError(f"unknown CSV format {format!r}: use 'london', 'generic' or 'auto'")
 
 
+def _where(source: str | Path | IO[Any] | bytes) -> str:
+    """What begins a refusal of ``source``: "PATH: " for a file, nothing for bytes or a stream.
+    Many refusals named no file ("generic CSV needs a 'timestamp' column")."""
+    return f"{source}: " if isinstance(source, (str, Path)) else ""
+
+
 def london_meter_ids(source: str | Path | IO[Any] | bytes) -> list[str]:
     """The household ids (LCLid) in a London Smart Meters file."""
-    table = _load(source)
+    where = _where(source)
+    table = _load(source, where)
     if "LCLid" not in table.columns:
-        raise ReadingsFormatError("not a London Smart Meters file: no LCLid column")
+        raise ReadingsFormatError(f"{where}not a London Smart Meters file: no LCLid column")
     return sorted(table["LCLid"].astype(str).str.strip().unique())
 
 
+def utc_text(times: pd.DatetimeIndex | pd.Series) -> np.ndarray:
+    """ISO 8601 UTC text of ``times``: whole seconds as meters give them, and a fraction where a
+    time has one (strftime's %S dropped it: two readings 0.5 s apart were written as one time
+    twice). NaT stays NaN, an empty cell in CSV."""
+    times = pd.DatetimeIndex(times).tz_convert("UTC")
+    text = np.asarray(times.strftime("%Y-%m-%dT%H:%M:%SZ"), dtype=object)
+    fractional = np.asarray(times.notna() & (times != times.floor("s")))
+    text[fractional] = [stamp.isoformat().replace("+00:00", "Z") for stamp in times[fractional]]
+    return text
+
+
 def write_csv(readings: pd.DataFrame, target: str | Path | IO[str]) -> None:
-    """Write canonical readings as generic CSV (timestamps in ISO 8601 UTC)."""
+    """Write canonical readings as generic CSV (timestamps in ISO 8601 UTC, see :func:`utc_text`)."""
     validate_readings(readings)
     out = readings.copy()
-    out.index = out.index.strftime("%Y-%m-%dT%H:%M:%SZ")
-    out["gas_timestamp"] = out["gas_timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out.index = pd.Index(utc_text(out.index), name=out.index.name)
+    out["gas_timestamp"] = utc_text(out["gas_timestamp"])
     if isinstance(target, (str, Path)):
         # A full disk or a Ctrl-C midway must not leave half a file where the user's was.
         with atomic_path(target, what="write the readings", devices=True) as temporary:
@@ -129,7 +147,7 @@ def _encoding_error(source: str | Path | IO[Any] | bytes, why: str) -> ReadingsF
     return ReadingsFormatError(f"{name} {why}: a readings CSV is read as UTF-8; save it as UTF-8")
 
 
-def _load(source: str | Path | IO[Any] | bytes) -> pd.DataFrame:
+def _load(source: str | Path | IO[Any] | bytes, where: str) -> pd.DataFrame:
     # Before pandas, which gave "'utf-8' codec can't decode byte 0xff in position 0" for UTF-16
     # and, for UTF-16 without a byte-order mark, "the file was cut short".
     why = _not_utf8(_head(source))
@@ -139,34 +157,41 @@ def _load(source: str | Path | IO[Any] | bytes) -> pd.DataFrame:
         if isinstance(source, bytes):
             table = pd.read_csv(io.BytesIO(source), dtype=str, keep_default_na=False)
         elif isinstance(source, (str, Path)) and not os.path.lexists(source):  # a symlink loop: its own error
-            raise ReadingsFormatError(f"{source}: no such file")
+            raise ReadingsFormatError(f"{where}no such file")
         elif isinstance(source, (str, Path)) and _is_stream(source):
             with open(source, "rb") as stream:
-                table = pd.read_csv(_LineBound(stream), dtype=str, keep_default_na=False)
+                table = pd.read_csv(_LineBound(stream, where), dtype=str, keep_default_na=False)
         else:
             table = pd.read_csv(source, dtype=str, keep_default_na=False)
     except UnicodeDecodeError as exc:  # Latin-1, say, or UTF-16 from a pipe or a compressed file
         bad = exc.object[exc.start:exc.start + 1].hex()
         why = _not_utf8(exc.object[:4]) or f"is not UTF-8 text (byte 0x{bad}: {exc.reason})"
         raise _encoding_error(source, why) from None
+    except ReadingsFormatError:  # ours, a ValueError too: it was "unreadable CSV: D/x.csv: no such file"
+        raise
     except (ValueError, pd.errors.ParserError) as exc:
-        raise ReadingsFormatError(f"unreadable CSV: {exc}") from exc
+        raise ReadingsFormatError(f"{where}unreadable CSV: {exc}") from exc
     except OSError as exc:  # a directory, no permission
-        raise ReadingsFormatError(f"{source!s}: cannot read: {exc.strerror or exc}") from None
+        raise ReadingsFormatError(f"{where}cannot read: {exc.strerror or exc}") from None
+    if len(table.columns) == 1 and any(mark in str(table.columns[0]) for mark in ";\t"):
+        # A spreadsheet's export in a Dutch or German locale: it was "needs a 'timestamp' column".
+        mark = ";" if ";" in str(table.columns[0]) else "\t"
+        raise ReadingsFormatError(f"{where}unreadable CSV: its fields are separated by {mark!r}; a readings CSV "
+                                  "separates them by commas")
     if _ends_inside_a_row(source, len(table.columns)):
-        raise ReadingsFormatError(f"unreadable CSV: the last row has fewer fields than the header's "
+        raise ReadingsFormatError(f"{where}unreadable CSV: the last row has fewer fields than the header's "
                                   f"{len(table.columns)} and no line end: the file was cut short")
     if not isinstance(table.index, pd.RangeIndex):
         # pandas reads a first row longer than the header as index columns and shifts every
         # value one column left: the errors then named the wrong columns, and rows by the
         # index's values. (A longer row further down is a ParserError, above.)
-        raise ReadingsFormatError(f"unreadable CSV: row 2 has more fields than the header's {len(table.columns)}")
+        raise ReadingsFormatError(f"{where}unreadable CSV: row 2 has more fields than the header's {len(table.columns)}")
     # Names are read without the spaces around them; two that are then the same would make a
     # column a table of columns (pandas renames only exact duplicates, to "name.1").
     names = [str(name).strip() for name in table.columns]
     twice = sorted(name for name, seen in Counter(names).items() if seen > 1)  # names.count: quadratic
     if twice:
-        raise ReadingsFormatError(f"unreadable CSV: the header names {', '.join(map(repr, twice))} twice")
+        raise ReadingsFormatError(f"{where}unreadable CSV: the header names {', '.join(map(repr, twice))} twice")
     table.columns = names
     return table
 
@@ -216,8 +241,9 @@ class _LineBound:
     2 GB. No line of a readings file comes near a mebibyte.
     """
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    def __init__(self, raw: IO[bytes], where: str) -> None:
         self._raw = raw
+        self._where = where
         self._line = 0  # bytes since the last newline
 
     def read(self, size: int = -1) -> bytes:
@@ -225,7 +251,7 @@ class _LineBound:
         newline = data.rfind(b"\n")
         self._line = self._line + len(data) if newline < 0 else len(data) - newline - 1
         if self._line > MAX_LINE_BYTES:
-            raise ReadingsFormatError(f"a line runs past {MAX_LINE_BYTES:,} bytes: not a CSV file of readings")
+            raise ReadingsFormatError(f"{self._where}a line runs past {MAX_LINE_BYTES:,} bytes: not a CSV file of readings")
         return data
 
     def __iter__(self) -> Iterator[bytes]:  # pandas takes only what has both read and __iter__ for a file
@@ -244,20 +270,20 @@ def _first_unreadable_time(text: pd.Series, exc: Exception, what: str = "timesta
     return f"unreadable {what}s ({str(exc).splitlines()[0]})"
 
 
-def _pick(table: pd.DataFrame, names: tuple[str, ...], what: str) -> str:
+def _pick(table: pd.DataFrame, names: tuple[str, ...], what: str, where: str) -> str:
     for name in names:
         if name in table.columns:
             return name
-    raise ReadingsFormatError(f"London CSV without a {what} column (one of {list(names)})")
+    raise ReadingsFormatError(f"{where}London CSV without a {what} column (one of {list(names)})")
 
 
 def _london(table: pd.DataFrame, meter: str | None, tz: str, where: str) -> pd.DataFrame:
-    time_col = _pick(table, _LONDON_TIME, "time")
-    energy_col = _pick(table, _LONDON_ENERGY, "energy")
+    time_col = _pick(table, _LONDON_TIME, "time", where)
+    energy_col = _pick(table, _LONDON_ENERGY, "energy", where)
     ids = table["LCLid"].astype(str).str.strip()
     households = sorted(ids.unique())
     if not households:
-        raise ReadingsFormatError("a London Smart Meters file without a reading")
+        raise ReadingsFormatError(f"{where}a London Smart Meters file without a reading")
     if meter is None and len(households) > 1:
         raise MeterChoiceError(f"{len(households)} households in the file ({meter_list(households)}); "
                                "choose one with meter=", meters=households)
@@ -290,7 +316,7 @@ def _london(table: pd.DataFrame, meter: str | None, tz: str, where: str) -> pd.D
         raise ReadingsFormatError(f"{where}{_first_unreadable_time(text, exc)} in London CSV "
                                   "(ISO 8601 local time expected, e.g. 2013-01-01 00:30:00)") from None
     if not pd.api.types.is_datetime64_dtype(local) or getattr(local.dt, "tz", None) is not None:
-        raise ReadingsFormatError("London timestamps are local times without a UTC offset")
+        raise ReadingsFormatError(f"{where}London timestamps are local times without a UTC offset")
     # Localise in file order: the repeated autumn hour is only told apart by its position.
     try:
         starts = local.dt.tz_localize(tz, ambiguous="infer", nonexistent="NaT")
@@ -302,9 +328,9 @@ def _london(table: pd.DataFrame, meter: str | None, tz: str, where: str) -> pd.D
     order = np.argsort(starts.asi8, kind="stable")
     starts, amounts = starts[order], amounts[order]
     if (amounts < 0).any():
-        raise ReadingsFormatError("negative half-hourly energy")
+        raise ReadingsFormatError(f"{where}negative half-hourly energy")
     if len(starts) == 0:
-        raise ReadingsFormatError("no half-hourly readings")
+        raise ReadingsFormatError(f"{where}no half-hourly readings")
     # Readings at the start (register 0) and at the end of every half hour on the grid; the
     # end of a missing half hour is an all-empty row, which resampling treats as a hole.
     grid = pd.date_range(starts.min(), starts.max(), freq=_HALF_HOUR)
@@ -313,9 +339,17 @@ def _london(table: pd.DataFrame, meter: str | None, tz: str, where: str) -> pd.D
     register = np.cumsum(np.where(known, per_slot.to_numpy(), 0.0))
     times = (grid + _HALF_HOUR).insert(0, grid[0])
     values = np.concatenate(([0.0], np.where(known, register, np.nan)))
-    frame = make_readings(times, {"import_kwh": values},
-                          meter_id=pseudonymize_meter_id("london:" + household), source="csv-london")
+    frame = _readings(where, times, {"import_kwh": values},
+                      meter_id=pseudonymize_meter_id("london:" + household), source="csv-london")
     return frame
+
+
+def _readings(where: str, times: Any, columns: dict[str, Any], **labels: Any) -> pd.DataFrame:
+    """:func:`make_readings`, its refusal naming the file ("timestamps must lie between ...")."""
+    try:
+        return make_readings(times, columns, **labels)
+    except ReadingsFormatError as exc:
+        raise ReadingsFormatError(f"{where}{exc}") from None
 
 
 # How a generic CSV's times end: Z or an offset (ISO 8601). A local time alone is ambiguous.
@@ -324,15 +358,15 @@ _UTC_OFFSET = r"(?:Z|[+-]\d\d:?\d\d)$"
 
 def _generic(table: pd.DataFrame, meter: str | None, sort: bool, where: str) -> pd.DataFrame:
     if "timestamp" not in table.columns:
-        raise ReadingsFormatError("generic CSV needs a 'timestamp' column (ISO 8601 with offset)")
+        raise ReadingsFormatError(f"{where}generic CSV needs a 'timestamp' column (ISO 8601 with offset)")
     unknown = set(table.columns) - set(COLUMNS) - {"timestamp"}
     if unknown:
-        raise ReadingsFormatError(f"unknown columns {sorted(unknown)} (see docs/readings.md)")
+        raise ReadingsFormatError(f"{where}unknown columns {sorted(unknown)} (see docs/readings.md)")
     table = _one_meter(table, meter)
     text = table["timestamp"].str.strip()
     naive = ~text.str.contains(_UTC_OFFSET, regex=True)
     if naive.any():
-        raise ReadingsFormatError(f"timestamp {text[naive].iloc[0]!r} has no UTC offset")
+        raise ReadingsFormatError(f"{where}timestamp {text[naive].iloc[0]!r} has no UTC offset")
     try:
         times = pd.to_datetime(text, utc=True, format="ISO8601")
         columns: dict[str, Any] = {}
@@ -354,10 +388,10 @@ def _generic(table: pd.DataFrame, meter: str | None, sort: bool, where: str) -> 
     except (ValueError, TypeError) as exc:
         if isinstance(exc, ReadingsFormatError):
             raise
-        raise ReadingsFormatError(f"bad value in generic CSV: {exc}") from exc
+        raise ReadingsFormatError(f"{where}bad value in generic CSV: {exc}") from exc
     meter_id = table["meter_id"].tolist() if "meter_id" in table.columns else pseudonymize_meter_id("csv")
     source = table["source"].tolist() if "source" in table.columns else "csv"
-    frame = make_readings(times, columns, meter_id=meter_id, source=source)
+    frame = _readings(where, times, columns, meter_id=meter_id, source=source)
     return frame.sort_index(kind="stable") if sort else frame
 
 

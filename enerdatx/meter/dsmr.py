@@ -331,7 +331,8 @@ def parse_tcp_source(url: str) -> tuple[str, int]:
     """``tcp://HOST:PORT`` -> (host, port); MeterDataError for anything else."""
     host, _, port = url[len("tcp://"):].rpartition(":") if url.startswith("tcp://") else ("", "", "")
     host = host.strip("[]")
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+    # isdigit alone took "²" (int() failed: "invalid literal for int()") and Arabic-Indic digits.
+    if not host or not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
         raise MeterDataError(f"expected tcp://HOST:PORT with a port from 1 to 65535, got {url!r}")
     return host, int(port)
 

@@ -66,17 +66,20 @@ _SHAPE = "OEHU data must be a list of readings or {\"transactions\": [...]}"
 
 
 def _read_stream(stream: IO[bytes], device_id: str | None, sort: bool, where: str) -> pd.DataFrame:
-    """``where`` ("FILE: " or "") begins the messages of a document that is no JSON."""
+    """``where`` ("FILE: " or "") begins the messages of a document that is not OEHU data; a
+    file's malformed reading named no file ("OEHU reading #0 is not an object")."""
     _skip_bom(stream)
     try:
         parsed = [_parse_item(item, i) for i, item in enumerate(_stream_items(stream))]
-    except ReadingsFormatError:
+        return _frame(parsed, device_id, sort)
+    except MeterChoiceError:  # the command line names the file and its option (--device)
         raise
+    except ReadingsFormatError as exc:
+        raise ReadingsFormatError(f"{where}{exc}") from None
     except ijson.JSONError as exc:
         raise ReadingsFormatError(f"{where}OEHU data is not JSON: {_json_error_text(exc)}") from None
     except ValueError as exc:  # an integer beyond Python's int-string conversion limit, say
         raise ReadingsFormatError(f"{where}OEHU data has an unreadable value: {str(exc)[:100]}") from None
-    return _frame(parsed, device_id, sort)
 
 
 def _skip_bom(stream: IO[bytes]) -> None:
@@ -216,8 +219,11 @@ def _parse_item(item: Any, index: int) -> tuple[Any, ...]:
     if not isinstance(item, dict):
         raise ReadingsFormatError(f"OEHU reading #{index} is not an object")
     try:
-        device = item["deviceId"]
-        stamp = item["metadata"]["lastUpdate"]
+        metadata = item.get("metadata")
+        if "deviceId" not in item or not isinstance(metadata, dict) or "lastUpdate" not in metadata:
+            # The KeyError's own words were a bare name: "OEHU reading #0 is malformed: 'metadata'".
+            raise TypeError("a reading has a deviceId and a metadata.lastUpdate")
+        device, stamp = item["deviceId"], metadata["lastUpdate"]
         if not isinstance(device, str) or not device:
             raise TypeError("deviceId must be a non-empty string")
         if isinstance(stamp, bool) or not isinstance(stamp, (int, float)) or not 0 < stamp < 1e14:

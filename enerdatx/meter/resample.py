@@ -12,6 +12,7 @@ across it is unknown too. quality.py reports those spans.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -30,6 +31,9 @@ AMOUNT_COLUMNS = (*REGISTER_COLUMNS, "gas_m3")
 
 def parse_resolution(resolution: str | pd.Timedelta) -> pd.Timedelta:
     """A positive resolution that divides a day evenly, e.g. "10s", "15min", "1h"."""
+    if isinstance(resolution, (str, int, float)) and _is_number(resolution):
+        # pandas reads a bare number as nanoseconds: "900" was "must be whole seconds dividing a day".
+        raise MeterDataError(f"resolution {resolution!r} has no unit: say 900s, 15min or 1h")
     try:
         step = pd.Timedelta(resolution)
     except (ValueError, TypeError) as exc:
@@ -39,6 +43,16 @@ def parse_resolution(resolution: str | pd.Timedelta) -> pd.Timedelta:
     if step < second or step % second != pd.Timedelta(0) or day % step != pd.Timedelta(0):
         raise MeterDataError(f"resolution {resolution!r} must be whole seconds dividing a day")
     return step
+
+
+def _is_number(value: str | int | float) -> bool:
+    """A finite number, as text or not (True, "nan" and "inf" are left to pandas' own refusal)."""
+    if isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except (ValueError, OverflowError):  # float() of a 400-digit int overflows
+        return False
 
 
 def grid(start: pd.Timestamp, end: pd.Timestamp, step: pd.Timedelta) -> pd.DatetimeIndex:

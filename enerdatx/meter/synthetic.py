@@ -24,7 +24,7 @@ from enerdatx.meter.resample import parse_resolution, utc_timestamp
 from enerdatx.meter.schema import FIRST_DAY, LAST_DAY, make_readings, pseudonymize_meter_id
 from enerdatx.text import is_utf8
 
-__all__ = ["HOUSEHOLD_TYPES", "MAX_DAYS", "synthetic_household"]
+__all__ = ["HOUSEHOLD_TYPES", "MAX_DAYS", "check_location", "synthetic_household"]
 
 MAX_DAYS = 3660  # ten years of readings
 
@@ -56,6 +56,10 @@ _LOCAL = "Europe/Amsterdam"
 MAX_FINE_STEPS = 10_000_000
 
 
+# What pandas reads as the time of the call ("today" too, to the microsecond).
+_CLOCK_WORDS = ("now", "today")
+
+
 def synthetic_household(
     seed: int = 0,
     start: str | pd.Timestamp = "2026-01-01",
@@ -68,17 +72,28 @@ def synthetic_household(
     household_type: str = "family",
 ) -> pd.DataFrame:
     """Canonical readings of one made-up household; the same arguments give the same frame."""
-    if household_type not in HOUSEHOLD_TYPES:
-        raise MeterDataError(f"household_type must be one of {sorted(HOUSEHOLD_TYPES)}")
+    # The arguments seed the data as text: seed="1" was seed=1, gas=0 other data than gas=False,
+    # pv="no" a household with solar panels, and start=5 five nanoseconds past 1970.
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise MeterDataError(f"seed must be a whole number, not {seed!r}")
+    for name, flag in (("pv", pv), ("gas", gas)):
+        if not isinstance(flag, bool):
+            raise MeterDataError(f"{name} must be True or False, not {flag!r}")
+    if isinstance(start, (bool, int, float)):
+        raise MeterDataError(f"start must be a date such as 2026-01-01 (text or a Timestamp), not {start!r}")
+    if not isinstance(household_type, str) or household_type not in HOUSEHOLD_TYPES:  # a list: unhashable
+        raise MeterDataError(f"household_type must be one of {sorted(HOUSEHOLD_TYPES)}, not {household_type!r}")
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:  # True: a TypeError
         raise MeterDataError(f"days must be a whole number between 1 and {MAX_DAYS}, not {days!r}")
-    if not isinstance(location, str) or not is_utf8(location):  # a lone surrogate: bytes from a non-UTF-8 argv
-        raise MeterDataError(f"location must be text that UTF-8 can encode, not {location!r}")
+    check_location(location)
     step = parse_resolution(resolution)
     profile = HOUSEHOLD_TYPES[household_type]
     # Every argument that changes the data feeds the generator, so households differ.
     key = f"{seed}|{household_type}|{location}|{pv}|{gas}".encode()
     rng = np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
+    if isinstance(start, str) and start.strip().lower() in _CLOCK_WORDS:
+        raise MeterDataError(f"start {start!r} is the clock's time, not a date: the same arguments would give "
+                             "other readings at every call; give a date such as 2026-01-01")
     try:
         first = utc_timestamp(start)
     except MeterDataError:
@@ -135,6 +150,18 @@ def synthetic_household(
         columns["gas_timestamp"] = gas_stamps
     meter = pseudonymize_meter_id(f"synthetic:{seed}:{household_type}:{location}")
     return make_readings(stamps, columns, meter_id=meter, source="synthetic")
+
+
+def check_location(location: object) -> None:
+    """Refuse a ``location`` no household can be told apart by: MeterDataError naming it."""
+    if not isinstance(location, str) or not is_utf8(location):  # a lone surrogate: bytes from a non-UTF-8 argv
+        raise MeterDataError(f"location must be text that UTF-8 can encode, not {location!r}")
+    # The location seeds the data and names the meter: "" made a household of no place, and
+    # "2628 " one other than "2628" that looks the same.
+    if not location.strip():
+        raise MeterDataError(f"location must not be blank, not {location!r}")
+    if location != location.strip():
+        raise MeterDataError(f"location must neither begin nor end with white space, not {location!r}")
 
 
 def _base_load(p: _Profile, hour: np.ndarray, weekend: np.ndarray, winter: np.ndarray,

@@ -18,10 +18,12 @@ from fastcrc import crc16
 
 from enerdatx.errors import MeterDataError
 
-__all__ = ["VARIANTS", "crc16_arc", "dsmr_timestamp", "render_telegram", "render_telegrams"]
+__all__ = ["VARIANTS", "WITHOUT_GAS", "crc16_arc", "dsmr_timestamp", "render_telegram", "render_telegrams"]
 
 # The variants a meter can print, by the name dsmr.py detects them under.
 VARIANTS = ("v2.2", "v3", "v4", "v5", "fluvius", "smarty", "sweden", "q3d", "iskra_ie", "eon_hungary")
+# The variants whose telegrams carry no gas register (docs/readings.md): a reading's gas is left out.
+WITHOUT_GAS = ("sweden", "q3d", "iskra_ie", "eon_hungary")
 _CHECKSUMMED = {"v4", "v5", "fluvius", "smarty", "sweden", "eon_hungary"}
 _AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 _DUBLIN = ZoneInfo("Europe/Dublin")
@@ -58,6 +60,8 @@ def render_telegram(reading: Mapping[str, Any], variant: str = "v5", *,
 
 def render_telegrams(frame: pd.DataFrame, variant: str = "v5", **ids: str) -> Iterator[str]:
     """Telegrams for every row of a canonical readings frame."""
+    if not isinstance(frame, pd.DataFrame):  # None failed with an AttributeError on .index
+        raise MeterDataError(f"render_telegrams renders readings (a DataFrame), not {type(frame).__name__}")
     for ts, row in zip(frame.index, frame.itertuples(index=False), strict=True):
         yield render_telegram({"timestamp": ts, **row._asdict()}, variant, **ids)
 

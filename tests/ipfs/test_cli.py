@@ -57,6 +57,9 @@ def test_errors_are_one_line_and_exit_1(tmp_path: Path, capsysbinary: pytest.Cap
     repo = str(tmp_path / "repo")
     code, out, err = run(capsysbinary, "ipfs", "--repo", repo, "cat", "not-a-cid")
     assert code == 1 and out == b"" and err.startswith(b"enerdatx: error: not a CID")
+    code, out, err = run(capsysbinary, "ipfs", "--repo", repo, "cat", " ")  # it read "not a CID: ''"
+    assert (code, out) == (1, b"") and err == b"enerdatx: error: not a CID: ' ' (a CID is text such as Qm... or bafy...)\n"
+    EmbeddedStore(repo)  # an empty store
     code, _, err = run(capsysbinary, "ipfs", "--repo", repo, "cat", HELLO_V0)
     assert code == 1 and b"is not in the store" in err
     code, _, err = run(capsysbinary, "ipfs", "--repo", repo, "add", str(tmp_path / "missing"))
@@ -113,6 +116,7 @@ def test_no_daemon_is_one_line_naming_the_address_as_given(tmp_path: Path) -> No
 def test_cat_of_an_identity_cid_is_its_inline_data(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     # Before: "block bafkqaaa is not in the store"; an identity CID carries its data, nothing to store.
     repo = str(tmp_path / "repo")
+    EmbeddedStore(repo)  # an empty store
     assert run(capsysbinary, "ipfs", "--repo", repo, "cat", "bafkqaaa") == (0, b"", b"")  # the empty raw block
     assert run(capsysbinary, "ipfs", "--repo", repo, "cat", "bafkqac3imvwgy3zao5xxe3de") == (0, b"hello world", b"")
     from enerdatx.ipfs.blocks import parse_cid
@@ -128,7 +132,7 @@ def test_a_device_and_an_empty_car_say_what_they_are(tmp_path: Path, capsysbinar
     empty = tmp_path / "empty.car"
     empty.write_bytes(b"")
     code, _, err = run(capsysbinary, "ipfs", "--repo", repo, "import-car", str(empty))
-    assert code == 1 and err == b"enerdatx: error: the file is empty: not a CAR file\n"
+    assert code == 1 and err == f"enerdatx: error: {empty}: the file is empty: not a CAR file\n".encode()
 
 
 @pytest.mark.parametrize("option", [["--size-mib", "0"], ["--dir", ""]])
@@ -213,8 +217,8 @@ def test_importing_a_pipe_is_refused_not_waited_on(tmp_path: Path, capsysbinary:
     ("\t\n", "$ENERDATX_IPFS_API is blank ('\\t\\n')"),
     ("garbage", "$ENERDATX_IPFS_API: expected a multiaddr such as /ip4/127.0.0.1/tcp/5001 or http://127.0.0.1:5001, "
                 "got 'garbage'"),
-    ("/ip4/127.0.0.1/garbage", "'/ip4/127.0.0.1/garbage' is not a daemon address: expected a multiaddr such as "
-                               "/ip4/127.0.0.1/tcp/5001"),
+    ("/ip4/127.0.0.1/garbage", "$ENERDATX_IPFS_API: expected a multiaddr such as /ip4/127.0.0.1/tcp/5001 or "
+                               "http://127.0.0.1:5001, got '/ip4/127.0.0.1/garbage'"),
     # As --api takes it (it was "Unsupported Multiaddr pattern: 'http://127.0.0.1:9/http'").
     ("http://127.0.0.1:9", "no IPFS daemon answers at /ip4/127.0.0.1/tcp/9/http: Connection refused"),
 ])
@@ -235,3 +239,17 @@ def test_an_empty_api_variable_is_unset(tmp_path: Path, capsysbinary: pytest.Cap
     hello = tmp_path / "hello.txt"
     hello.write_bytes(b"hello world\n")
     assert run(capsysbinary, "ipfs", "add", "-q", str(hello)) == (0, HELLO_V0.encode() + b"\n", b"")
+
+
+@pytest.mark.parametrize("where", ["--repo", "$ENERDATX_IPFS_REPO"])
+def test_cat_from_a_store_that_is_not_there_makes_none(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch, where: str,
+) -> None:
+    # A --repo with a typo became a new, empty store, and the answer "block ... is not in the store".
+    typo = tmp_path / "reop"
+    options = ["--repo", str(typo)] if where == "--repo" else []
+    monkeypatch.setenv("ENERDATX_IPFS_REPO", str(typo))
+    code, out, err = run(capsysbinary, "ipfs", *options, "cat", HELLO_V0)
+    assert (code, out) == (1, b"")
+    assert err == f"enerdatx: error: {typo}: no content store there to read from (ipfs add or import-car makes one)\n".encode()
+    assert list(tmp_path.iterdir()) == []

@@ -234,8 +234,9 @@ def bad_cars(store: EmbeddedStore) -> dict[str, bytes]:
 def test_bad_car_files_are_refused_and_leave_nothing(store: EmbeddedStore, tmp_path: Path, case: str) -> None:
     path = tmp_path / "bad.car"
     path.write_bytes(bad_cars(EmbeddedStore(tmp_path / "source"))[case])
-    with pytest.raises(CarFormatError):
+    with pytest.raises(CarFormatError) as refused:
         store.import_car(path)
+    assert str(refused.value).startswith(f"{path}: ")  # it named no file: "CAR ends inside a block section"
     assert block_files(store) == [] and store.pins() == set()
 
 
@@ -344,3 +345,15 @@ def test_a_cid_text_longer_than_any_cid_is_refused_at_once() -> None:
     # The longest ordinary spelling, base2, still reads.
     base2 = parse_cid(HELLO_V0).set(version=1).encode("base2")
     assert cid_string(parse_cid(base2)) == cid_string(parse_cid(HELLO_V0).set(version=1))
+
+
+@pytest.mark.parametrize(("given", "message"), [
+    (" ", "not a CID: ' ' (a CID is text such as Qm... or bafy...)"),  # was "not a CID: ''"
+    ("\t/ipfs/ ", "not a CID: '\\t/ipfs/ ' (a CID is text such as Qm... or bafy...)"),
+    (" bogus ", "not a CID: ' bogus ' ("),  # was 'bogus', not what was given
+    (memoryview(b"\x00"), "not a CID: b'\\x00' ("),  # was "<memory at 0x7f...>"
+])
+def test_a_refused_cid_is_named_as_given(given: str | memoryview, message: str) -> None:
+    with pytest.raises(InvalidCIDError) as refused:
+        parse_cid(given)
+    assert str(refused.value).startswith(message)

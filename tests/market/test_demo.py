@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from enerdatx.cli import main
+from enerdatx.cli.demo import run_demo
+from enerdatx.errors import ConfigurationError, StorageError
 
 
 def test_the_demo_trades_verifies_and_writes_a_summary_and_a_report(tmp_path, capsys):
@@ -47,3 +50,69 @@ def test_bad_demo_arguments_are_refused_before_any_peer_starts(tmp_path, capsys,
     with pytest.raises(SystemExit) as exit_:
         main(["demo", *(a.format(file=tmp_path / "file") for a in args)])
     assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def _no_market(*args, **kwargs):
+    raise AssertionError("the demo started its peers")
+
+
+@pytest.mark.parametrize(("make", "output", "message"), [
+    # Each was found only once the demo had run, and a summary.json that was a directory left
+    # the report without its summary.
+    (lambda d: (d / "out" / "summary.json").mkdir(parents=True), "out", "out/summary.json: is a directory"),
+    (lambda d: (d / "out" / "report.html").mkdir(parents=True), "out", "out/report.html: is a directory"),
+    (lambda d: (d / "out").mkdir() or (d / "out" / "summary.json").symlink_to("/dev/null"), "out",
+     "out/summary.json: is not a regular file"),
+    (lambda d: (d / "file").write_text(""), "file/out", "file/out: {d}/file is not a directory"),
+    (lambda d: None, "/proc/1/enerdatx-demo", "/proc/1/enerdatx-demo: cannot write into /proc/1"),
+    # Refused by mkdir once the options were read: "cannot make the output directory: already exists".
+    (lambda d: (d / "out").symlink_to(d / "nothing"), "out", "out: is a symbolic link to nothing (or a loop of them)"),
+    # An OSError from Path.exists, which argparse let through as a traceback.
+    (lambda d: None, "q" * 300, "cannot use the output directory: the name is too long"),
+])
+def test_an_output_the_demo_cannot_write_into_is_refused_before_any_peer_starts(
+    tmp_path, capsys, monkeypatch, make, output: str, message: str
+):
+    monkeypatch.setattr("enerdatx.lab.Lab", _no_market)
+    make(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    output = output if output.startswith("/") else str(tmp_path / output)
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", "--households", "1", "--buyers", "1", "--output", output])
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert exit_.value.code == 2
+    assert err.startswith("enerdatx demo: error: argument --output: ") and err.endswith(message.format(d=tmp_path))
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+async def test_run_demo_refuses_such_an_output_too(tmp_path, monkeypatch):
+    monkeypatch.setattr("enerdatx.lab.Lab", _no_market)
+    (tmp_path / "summary.json").mkdir()
+    with pytest.raises(StorageError, match="summary.json: is a directory"):
+        await run_demo(tmp_path, households=1, buyers=1, progress=False)
+
+
+async def test_a_demo_that_fails_at_its_summary_leaves_no_report_and_no_directory(tmp_path, monkeypatch):
+    def full_disk(path, **kwargs):
+        raise StorageError("cannot write the summary: the disk is full", path=path)
+
+    monkeypatch.setattr("enerdatx.cli.demo.atomic_output", full_disk)
+    with pytest.raises(StorageError, match="the disk is full"):
+        await run_demo(tmp_path / "new" / "out", households=1, buyers=1, progress=False)
+    assert list(tmp_path.iterdir()) == []  # the report was left, in the directories the demo made
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    # Each failed once the peers had started: "max() arg is an empty sequence", an IndexError,
+    # "can only concatenate str (not "int") to str".
+    ({"households": 0}, "households must be a whole number from 1 to 250, not 0"),
+    ({"households": -1}, "households must be a whole number from 1 to 250, not -1"),
+    ({"buyers": "2"}, "buyers must be a whole number from 1 to 250, not '2'"),
+    ({"buyers": 0}, "buyers must be a whole number from 1 to 250, not 0"),  # ran, and failed its checks
+    ({"seed": "x"}, "seed must be a whole number, not 'x'"),
+])
+async def test_run_demo_refuses_counts_and_seeds_of_the_wrong_kind(tmp_path, monkeypatch, options, message):
+    monkeypatch.setattr("enerdatx.lab.Lab", _no_market)
+    with pytest.raises(ConfigurationError, match=f"^{re.escape(message)}$"):
+        await run_demo(tmp_path / "out", progress=False, **{"households": 1, "buyers": 1, **options})
+    assert list(tmp_path.iterdir()) == []

@@ -132,3 +132,36 @@ def test_an_empty_path_is_a_usage_error(tmp_path, capsys, words: list[str], opti
         main(["meter", *[word.replace("{d}", str(tmp_path)) for word in words]])
     assert exit_.value.code == 2
     assert f"argument {option}: expected a file path, got '" in capsys.readouterr().err.splitlines()[-1]
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    # Refused only once the command ran (exit 1); "²" passed str.isdigit and int() failed on it.
+    ("tcp://:", "expected tcp://HOST:PORT with a port from 1 to 65535, got 'tcp://:'"),
+    ("tcp://127.0.0.1:99999", "expected tcp://HOST:PORT with a port from 1 to 65535, got 'tcp://127.0.0.1:99999'"),
+    ("tcp://meter:²", "expected tcp://HOST:PORT with a port from 1 to 65535, got 'tcp://meter:²'"),
+    ("serial:", "expected serial:PORT, e.g. serial:/dev/ttyUSB0, got 'serial:'"),
+    ("serial: ", "expected serial:PORT, e.g. serial:/dev/ttyUSB0, got 'serial: '"),
+])
+def test_a_meter_address_that_names_no_meter_is_a_usage_error(capsys, source: str, message: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["meter", "read", source, "--format", "dsmr"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"enerdatx meter read: error: argument file: {message}"
+
+
+def test_json_keeps_a_fraction_of_a_second(tmp_path, capsys) -> None:
+    # Both readings were printed at 00:00:00Z.
+    path = tmp_path / "fractions.csv"
+    path.write_text("timestamp,import_kwh\n2026-01-01T00:00:00.25Z,1\n2026-01-01T00:00:00.75Z,2\n")
+    assert main(["meter", "read", str(path), "--format", "csv", "--json"]) == 0
+    stamps = [json.loads(line)["timestamp"] for line in capsys.readouterr().out.splitlines()]
+    assert stamps == ["2026-01-01T00:00:00.250000Z", "2026-01-01T00:00:00.750000Z"]
+
+
+@pytest.mark.parametrize("format_", ["csv", "oehu"])
+def test_progress_for_a_format_without_a_bar_is_refused(tmp_path, capsys, format_: str) -> None:
+    # It was ignored without a word, where --start and --device for the wrong format are refused.
+    path = tmp_path / "s.csv"
+    path.write_text("timestamp,import_kwh\n2026-01-01T00:00:00Z,1\n")
+    assert main(["meter", "read", str(path), "--format", format_, "--progress"]) == 2
+    assert capsys.readouterr().err == "enerdatx: error: --progress shows a bar for DSMR telegrams only\n"

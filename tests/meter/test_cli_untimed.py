@@ -101,3 +101,16 @@ def test_a_start_no_reading_can_have_is_a_usage_error(start, telegram_files, cap
     assert exit_.value.code == 2
     assert f"argument --start: expected an ISO-8601 time from 1677-09-22 to 2262-04-11, got '{start}'" \
         in capsys.readouterr().err
+
+
+def test_start_and_interval_for_timed_telegrams_say_they_timed_none(telegram_files, capsys) -> None:
+    # Ignored without a word: a user who meant to shift the times got the meter's own.
+    path = telegram_files["v5"]
+    assert main(["meter", "read", str(path), "--format", "dsmr", "--start", "2030-01-01", "--interval", "10"]) == 0
+    out, err = capsys.readouterr()
+    assert f"note: {path}: every telegram carries its own timestamp; --start and --interval time only telegrams " \
+           "without one, and timed none" in err.splitlines()
+    assert "2030-" not in out
+    assert main(["meter", "read", str(telegram_files["v3"]), "--format", "dsmr", "--start", "2030-01-01",
+                 "--interval", "10"]) == 0
+    assert "note:" not in capsys.readouterr().err

@@ -66,10 +66,14 @@ def test_generic_csv_round_trip(tmp_path, month_15min: pd.DataFrame) -> None:
     assert back.index.tz is not None
 
 
-@pytest.mark.parametrize(("text", "message"), [
+MALFORMED = [
     ("timestamp,import_kwh\n2026-01-01 00:00:00,1.0\n", "no UTC offset"),
     ("time,import_kwh\n2026-01-01T00:00:00Z,1.0\n", "needs a 'timestamp' column"),
     ("timestamp,kwh\n2026-01-01T00:00:00Z,1.0\n", "unknown columns"),
+    # A spreadsheet's export in a Dutch locale: it was "generic CSV needs a 'timestamp' column".
+    ("timestamp;import_kwh\n2026-01-01T00:00:00Z;1,0\n", "^unreadable CSV: its fields are separated by ';'; a readings "
+                                                          "CSV separates them by commas$"),
+    ("timestamp\timport_kwh\n2026-01-01T00:00:00Z\t1.0\n", "its fields are separated by '\\\\t'"),
     ("timestamp,import_kwh\n2026-01-01T00:00:00Z,lots\n", "bad value"),
     ("LCLid,when,energy(kWh/hh)\nA,2012-01-01 00:00,1\n", "no a time column|without a time column"),
     ("LCLid,tstp,energy(kWh/hh)\nA,2012-01-01 00:00,abc\n", "non-numeric energy"),
@@ -97,10 +101,30 @@ def test_generic_csv_round_trip(tmp_path, month_15min: pd.DataFrame) -> None:
     # Taken for UTC: a Dutch meter's local 01:00 became 01:00Z, an hour off.
     ("timestamp,gas_m3,gas_timestamp\n2026-01-01T00:00:00Z,1,2026-01-01T01:00:00\n",
      "^gas_timestamp '2026-01-01T01:00:00' has no UTC offset$"),
-])
+]
+
+
+@pytest.mark.parametrize(("text", "message"), MALFORMED)
 def test_malformed_csv_is_a_format_error(text: str, message: str) -> None:
     with pytest.raises(ReadingsFormatError, match=message):
         read_csv(io.BytesIO(text.encode()))
+
+
+@pytest.mark.parametrize("text", [text for text, _ in MALFORMED] + ["", "LCLid,tstp,energy(kWh/hh)\n"])
+def test_a_malformed_csv_file_is_named_in_its_refusal(tmp_path, text: str) -> None:
+    # Most refusals named no file: "generic CSV needs a 'timestamp' column", "unreadable CSV:
+    # No columns to parse from file", "unknown columns ['kwh']".
+    path = tmp_path / "readings.csv"
+    path.write_text(text)
+    with pytest.raises(ReadingsFormatError) as refused:
+        read_csv(path)
+    assert str(refused.value).startswith(f"{path}: ")
+
+
+def test_a_missing_csv_file_is_named_once(tmp_path) -> None:
+    path = tmp_path / "missing.csv"  # it was "unreadable CSV: PATH: no such file"
+    with pytest.raises(ReadingsFormatError, match=f"^{re.escape(str(path))}: no such file$"):
+        read_csv(path)
 
 
 @pytest.mark.parametrize("kind", ["path", "bytes", "file"])
@@ -291,3 +315,19 @@ def test_a_utf16_csv_from_a_pipe_or_compressed_is_refused_by_name(tmp_path: Path
             read_csv(fifo)
     finally:
         writer.join(5)
+
+
+def test_a_fraction_of_a_second_is_written_and_read_back(tmp_path) -> None:
+    # strftime's %S dropped it: readings 0.5 s apart were written as one time twice, read back
+    # as conflicting duplicates.
+    source = tmp_path / "fractions.csv"
+    source.write_text("timestamp,import_kwh,gas_m3,gas_timestamp\n2026-01-01T00:00:00.25Z,1,5,2026-01-01T00:00:00.25Z\n"
+                      "2026-01-01T00:00:00.75Z,2,,\n2026-01-01T00:15:00Z,3,6,2026-01-01T00:15:00Z\n")
+    readings = read_csv(source)
+    written = tmp_path / "written.csv"
+    write_csv(readings, written)
+    lines = written.read_text().splitlines()
+    assert [line.split(",")[0] for line in lines[1:]] == [
+        "2026-01-01T00:00:00.250000Z", "2026-01-01T00:00:00.750000Z", "2026-01-01T00:15:00Z"]
+    assert lines[1].endswith(",2026-01-01T00:00:00.250000Z") and lines[2].endswith(",")
+    pd.testing.assert_frame_equal(read_csv(written), readings, check_index_type=False)

@@ -23,6 +23,7 @@ from enerdatx.meter import (
     read_dsmr_stream,
     synthetic_household,
 )
+from enerdatx.meter.dsmr import parse_tcp_source
 from enerdatx.meter.telegrams import VARIANTS, crc16_arc, render_telegram, render_telegrams
 
 from .conftest import recrc
@@ -336,3 +337,17 @@ def test_serial_port_through_a_pty_pair() -> None:
     assert len(first) == 20 and positions[0] >= 0
     assert (np.diff(positions) == 1).all()
     np.testing.assert_allclose(first["import_kwh"], household["import_kwh"].iloc[positions])
+
+
+@pytest.mark.parametrize("url", ["tcp://meter:²", "tcp://meter:٥٠٠١", "tcp://meter:"])
+def test_a_tcp_port_is_ascii_digits(url: str) -> None:
+    # "²" passed str.isdigit and int() failed: "invalid literal for int() with base 10".
+    with pytest.raises(MeterDataError, match="^expected tcp://HOST:PORT with a port from 1 to 65535"):
+        parse_tcp_source(url)
+
+
+@pytest.mark.parametrize("frame", [None, [READING]])
+def test_rendering_what_is_no_readings_frame_is_refused(frame) -> None:
+    # None was an AttributeError ("'NoneType' object has no attribute 'index'").
+    with pytest.raises(MeterDataError, match="^render_telegrams renders readings \\(a DataFrame\\), not "):
+        next(render_telegrams(frame))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -101,15 +102,38 @@ def test_json_file_to_canonical_readings(tmp_path) -> None:
     assert set(frame["source"]) == {"oehu"} and "pi-7" not in frame["meter_id"].iloc[0]
 
 
-@pytest.mark.parametrize(("document", "message"), [
+MALFORMED = [
     ("{not json", "not JSON"),
     ('{"readings": []}', "must be a list"),
     ('[{"deviceId": "x"}]', "#0 is malformed"),
     ('[{"deviceId": "x", "metadata": {"lastUpdate": "yesterday"}}]', "epoch milliseconds"),
     ('[{"deviceId": "x", "metadata": {"lastUpdate": 1546300800000}, "gasReceived": -1}]', "non-negative"),
-])
+    ("[1]", "#0 is not an object"),
+    ('[{"deviceId": "x", "metadata": {"lastUpdate": 1e13}}]', "timestamps must lie between"),
+]
+
+
+@pytest.mark.parametrize(("document", "message"), MALFORMED)
 def test_malformed_json_is_a_format_error(document: str, message: str) -> None:
     with pytest.raises(ReadingsFormatError, match=message):
+        read_oehu(document)
+
+
+@pytest.mark.parametrize(("document", "message"), MALFORMED)
+def test_a_malformed_oehu_file_is_named_in_its_refusal(tmp_path, document: str, message: str) -> None:
+    # Only a document that was no JSON named its file: "OEHU reading #0 is not an object" named none.
+    path = tmp_path / "oehu.json"
+    path.write_text(document)
+    with pytest.raises(ReadingsFormatError, match=f"^{re.escape(str(path))}: .*{message}"):
+        read_oehu(path)
+
+
+@pytest.mark.parametrize("document", ['[{"deviceId": "x"}]', '[{"metadata": {"lastUpdate": 1546300800000}}]',
+                                      '[{"deviceId": "x", "metadata": []}]'])
+def test_a_reading_without_its_fields_says_which_it_needs(document: str) -> None:
+    # The KeyError's bare name was the whole reason: "OEHU reading #0 is malformed: 'metadata'".
+    with pytest.raises(ReadingsFormatError, match=r"^OEHU reading #0 is malformed: a reading has a deviceId and a "
+                                                  r"metadata\.lastUpdate$"):
         read_oehu(document)
 
 

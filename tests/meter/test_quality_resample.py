@@ -21,7 +21,7 @@ from enerdatx.meter import (
     resample_readings,
     validate_readings,
 )
-from enerdatx.meter.resample import bin_stream
+from enerdatx.meter.resample import bin_stream, parse_resolution
 
 T0 = pd.Timestamp("2026-03-01T00:00:00Z")
 
@@ -193,3 +193,10 @@ def test_a_max_gap_that_is_no_duration_above_zero_is_refused(month_15min: pd.Dat
     for use in (clean_readings, cut_dataset, lambda frame, **kw: interval_consumption(frame, "1h", **kw)):
         with pytest.raises(MeterDataError, match=message):
             use(month_15min, max_gap=max_gap)
+
+
+@pytest.mark.parametrize("resolution", ["900", " 60 ", "1e3", 900, 1.5])
+def test_a_resolution_without_a_unit_says_so(resolution: str | float) -> None:
+    # pandas reads a bare number as nanoseconds: "900" was "must be whole seconds dividing a day".
+    with pytest.raises(MeterDataError, match=f"^resolution {re.escape(repr(resolution))} has no unit: say 900s"):
+        parse_resolution(resolution)

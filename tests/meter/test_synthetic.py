@@ -71,9 +71,23 @@ def test_tariffs_follow_the_dutch_clock() -> None:
     ({"resolution": "7min"}, "resolution"),
     ({"start": "0499-01-01"}, "not a date from 1677-09-22 to 2262-04-11"),
     ({"start": "NaT"}, "not a date"),
+    ({"start": "now"}, "start 'now' is the clock's time, not a date"),  # other readings at every call
+    ({"start": "today"}, "start 'today' is the clock's time, not a date"),
     ({"start": "2262-04-10", "days": 5}, "past the last date"),
+    ({"household_type": []}, "household_type must be one of"),  # was a TypeError: unhashable
+    # Taken as text: seed="1" was seed=1, gas=0 other data than gas=False, pv="no" solar panels,
+    # start=5 five nanoseconds past 1970.
+    ({"seed": "1"}, "seed must be a whole number, not '1'"),
+    ({"seed": 1.5}, "seed must be a whole number"),
+    ({"seed": True}, "seed must be a whole number"),
+    ({"pv": "no"}, "pv must be True or False, not 'no'"),
+    ({"gas": 0}, "gas must be True or False, not 0"),
+    ({"start": 5}, "start must be a date such as 2026-01-01"),
     ({"location": "\udcff"}, "location must be text"),  # was a UnicodeEncodeError
     ({"location": 5}, "location must be text"),
+    ({"location": ""}, "location must not be blank, not ''"),  # was a household of no place
+    ({"location": " \t"}, "location must not be blank"),
+    ({"location": "2628 "}, "location must neither begin nor end with white space, not '2628 '"),
 ])
 def test_bad_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises(MeterDataError, match=message):
