@@ -40,8 +40,8 @@ def test_a_larger_demo_passes_its_checks_too(tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     # Before: 0 and -3 got past the argument type and ended as "need at least one household",
     # and a file as --output as "cannot use the file: already exists".
-    (["--households", "0"], "--households: expected a whole number from 1 to 250, got '0'"),
-    (["--buyers", "-3"], "--buyers: expected a whole number from 1 to 250, got '-3'"),
+    (["--households", "0"], "--households: expected a whole number from 1 to 200, got '0'"),
+    (["--buyers", "-3"], "--buyers: expected a whole number from 1 to 200, got '-3'"),
     (["--output", "{file}"], "exists and is not a directory"),
     (["--output", ""], "expected a directory path"),
 ])
@@ -105,14 +105,41 @@ async def test_a_demo_that_fails_at_its_summary_leaves_no_report_and_no_director
 @pytest.mark.parametrize(("options", "message"), [
     # Each failed once the peers had started: "max() arg is an empty sequence", an IndexError,
     # "can only concatenate str (not "int") to str".
-    ({"households": 0}, "households must be a whole number from 1 to 250, not 0"),
-    ({"households": -1}, "households must be a whole number from 1 to 250, not -1"),
-    ({"buyers": "2"}, "buyers must be a whole number from 1 to 250, not '2'"),
-    ({"buyers": 0}, "buyers must be a whole number from 1 to 250, not 0"),  # ran, and failed its checks
+    ({"households": 0}, "households must be a whole number from 1 to 200, not 0"),
+    ({"households": -1}, "households must be a whole number from 1 to 200, not -1"),
+    ({"buyers": "2"}, "buyers must be a whole number from 1 to 200, not '2'"),
+    ({"buyers": 0}, "buyers must be a whole number from 1 to 200, not 0"),  # ran, and failed its checks
     ({"seed": "x"}, "seed must be a whole number, not 'x'"),
+    # 250 and 250 ran four minutes, until a trade waited past its payment's deadline.
+    ({"households": 150, "buyers": 60}, "the demo runs at most 200 peers in one process, not 150 households and 60 "
+                                        "buyers; `enerdatx bench market --peers N --workers 2` runs larger markets"),
 ])
 async def test_run_demo_refuses_counts_and_seeds_of_the_wrong_kind(tmp_path, monkeypatch, options, message):
     monkeypatch.setattr("enerdatx.lab.Lab", _no_market)
     with pytest.raises(ConfigurationError, match=f"^{re.escape(message)}$"):
         await run_demo(tmp_path / "out", progress=False, **{"households": 1, "buyers": 1, **options})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_refused_trade_fails_a_check_and_the_demo_still_reports(tmp_path, monkeypatch, capsys):
+    # A refused trade (a payment's deadline passed on a loaded machine) ended the demo with one
+    # line, "enerdatx: error: 6d2b6fcdd419054d: deadline_passed", and no summary.
+    from enerdatx.errors import TransactionRejectedError
+    from enerdatx.market.service import MarketService
+
+    real = MarketService.fill_requests
+    calls = []
+
+    async def refused_once(self):
+        calls.append(self)
+        if len(calls) == 1:
+            raise TransactionRejectedError("deadline_passed")
+        return await real(self)
+
+    monkeypatch.setattr(MarketService, "fill_requests", refused_once)
+    output = tmp_path / "out"
+    assert main(["demo", "--households", "3", "--buyers", "2", "--output", str(output)]) == 1
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["checks"]["no_trade_refused"] is False and summary["checks"]["all_passed"] is False
+    assert summary["refused_trades"] == [{"buyer": calls[0].public_key.hex()[:16], "error": "deadline_passed"}]
+    assert "FAIL no_trade_refused" in capsys.readouterr().out
