@@ -155,6 +155,17 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
                                              "lists no roots"),
     "peer backup: --out a dangling symbolic link": (
         ["peer", "backup", "--dir", "{d}/p-backup", "--out", "{d}/dangling"], 1, "which does not exist"),
+    # Round 14. The clock's time made every run other readings; a mistyped --repo was made an
+    # empty store "without the block"; the CSV "needed a 'timestamp' column"; 250 and 250 ran
+    # four minutes until a trade missed its payment's deadline.
+    "meter synth: a start of 'now'": (["meter", "synth", "--start", "now", "--days", "1", "--out", "{d}/x.csv"], 1,
+                                      "start 'now' is the clock's time, not a date"),
+    "ipfs cat: a --repo that is no store": (["ipfs", "--repo", "{d}/norepo", "cat", "bafkqaaa"], 1,
+                                            "no content store there to read from"),
+    "meter read: a CSV separated by ';'": (["meter", "read", "{d}/semicolon.csv", "--format", "csv"], 1,
+                                           "its fields are separated by ';'"),
+    "demo: more peers than one process runs": (["demo", "--households", "150", "--buyers", "60", "--quiet",
+                                                "--output", "{d}/demo"], 1, "the demo runs at most 200 peers"),
     "bench fraud: fewer than 4 peers per worker": (
         ["bench", "fraud", "--peers", "4", "--workers", "2"], 1, "needs at least 8 peers (4 per worker)"),
 }
@@ -189,6 +200,15 @@ USAGE_CASES: dict[str, list[str]] = {
     "ipfs add: an empty file argument": ["ipfs", "--repo", "{d}/repo", "add", ""],
     "ipfs export-car: an empty output argument": ["ipfs", "--repo", "{d}/repo", "export-car", "bafkqaaa", ""],
     "ipfs: an --api URL cut short": ["ipfs", "--api", "http://[::1", "add", "{d}/s.csv"],
+    # Round 14: each was found only once the command ran, or not at all (--out new/ wrote "new",
+    # the user and password were dropped, a summary.json that is a directory failed after the demo).
+    "ipfs: an --api multiaddr with no such address": ["ipfs", "--api", "/ip4/999.0.0.1/tcp/5001", "add", "{d}/s.csv"],
+    "ipfs: an --api URL with a user and password": ["ipfs", "--api", "http://u:p@127.0.0.1:1", "add", "{d}/s.csv"],
+    "meter synth: a blank --location": ["meter", "synth", "--location", " ", "--out", "{d}/x.csv"],
+    "meter synth: --out naming a directory": ["meter", "synth", "--days", "1", "--out", "{d}/new/"],
+    "meter synth: no days": ["meter", "synth", "--days", "0", "--out", "{d}/x.csv"],
+    "meter read: a meter address without host or port": ["meter", "read", "tcp://:", "--format", "dsmr"],
+    "demo: --output holding a directory named summary.json": ["demo", "--quiet", "--output", "{d}/demo-sum"],
     # Bytes of argv that are not UTF-8 (lone surrogates): the socket's codec failed (exit 70), and
     # an OEHU device id killed the meter thread with a traceback while the peer ran on.
     "peer run: a --host that is not UTF-8": ["peer", "run", "--dir", "{d}/p", "--host", "\udcff"],
@@ -240,6 +260,8 @@ def write_scratch(directory: Path) -> None:
     header = cbor2.dumps({"version": 1, "roots": []}, canonical=True)
     (directory / "noroots.car").write_bytes(bytes((len(header),)) + header)
     (directory / "dangling").symlink_to(directory / "nowhere" / "backup")
+    (directory / "semicolon.csv").write_text("timestamp;import_kwh\n2026-01-01T00:00:00Z;1\n")
+    (directory / "demo-sum" / "summary.json").mkdir(parents=True)
     (directory / "empty.txt").write_text("")
     (directory / "empty.json").write_text("[]")
     offer = {"descriptor": {"kind": "electricity", "resolution_seconds": 900, "location": "2628",
