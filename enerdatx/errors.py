@@ -355,7 +355,7 @@ def typed_error(exc: BaseException) -> EnerDatXError | None:
         return EncodingError("the input is nested too deeply")
     if isinstance(exc, MemoryError):
         return EncodingError("the input is too large to hold in memory")
-    # OSErrors by inheritance, but no file's: asyncio.wait_for's bare TimeoutError read
+    # OSErrors by inheritance, but no file's: a bounded wait's bare TimeoutError read
     # "cannot use the file: " (a 507 storage_failed from the REST API).
     if isinstance(exc, TimeoutError):
         return NetworkError(str(exc) or "no answer in time")

@@ -245,3 +245,15 @@ def test_the_meter_benchmark_never_overwrites_a_file(tmp_path, capsys: pytest.Ca
     assert "p1.txt: exists; --file names a new file for the generated telegrams" in capsys.readouterr().err
     assert recording.read_text() == "/ISK5 my own recording\n"
     assert build_parser().parse_args(["bench", "meter", "--file", str(tmp_path / "new.txt")]).file == tmp_path / "new.txt"
+
+
+def test_an_argument_the_disk_cannot_look_up_is_one_line_not_a_traceback(tmp_path, capsys) -> None:
+    # --meter NAME asks the disk whether NAME is a directory; a name over 255 bytes was an
+    # OSError that argparse let through: a traceback.
+    from enerdatx.cli import main
+
+    too_long = "m" * 300
+    assert main(["peer", "run", "--dir", str(tmp_path / "p"), "--meter", too_long]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"enerdatx: error: {too_long}: cannot use the file: the name is too long"]
+    assert not (tmp_path / "p").exists()  # refused before the peer was made
