@@ -372,6 +372,8 @@ class Lab:
         The proposals are sent again until each victim holds its own or already knows of the fork
         (lost packets aside, a cheater wants the agreements); the rest is for the network to find.
         """
+        # A NaN timeout never expired: with victims that refuse the block type, fork sent forever.
+        check_seconds("timeout", timeout)
         twin = TrustChain(forker.identity, BlockStore(":memory:"))
         twin.receive_many(forker.store.chain(forker.public_key))  # so the twin signs the same number next
         blocks = (

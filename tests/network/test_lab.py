@@ -331,3 +331,13 @@ async def test_quiet_refuses_durations_it_could_never_meet(tmp_path: Path, optio
     async with Lab(tmp_path, transport="memory", progress=False, durable=False) as lab:
         with pytest.raises(ConfigurationError, match=f"{name} must be a positive number of seconds"):
             await lab.quiet(**options)
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), 0, -1, "10", True])
+async def test_fork_refuses_a_timeout_it_could_never_meet(tmp_path: Path, timeout: Any) -> None:
+    # A NaN timeout never expired: victims that do not countersign the type were sent proposals forever.
+    async with Lab(tmp_path, transport="memory", progress=False, durable=False) as lab:
+        forker, first, second = await lab.start(3)
+        with pytest.raises(ConfigurationError, match="timeout must be a positive number of seconds"):
+            await asyncio.wait_for(lab.fork(forker, first, second, PING, timeout=timeout), 10)
+        assert forker.store.latest_sequence_number(forker.public_key) == 0  # refused before signing anything
