@@ -16,6 +16,7 @@ keep working between cells, and each peer's ``.market`` sells and buys. In a scr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -471,8 +472,27 @@ class Lab:
         self.close_sync()
 
 
+def _check_port(name: str, port: object, low: int = 0) -> None:
+    if isinstance(port, bool) or not isinstance(port, int) or not low <= port <= 65535:
+        raise ConfigurationError(f"{name} is a UDP port from {low} to 65535, not {port!r}")
+
+
+def _check_addresses(peers: list[Any]) -> None:
+    """``(host, port)`` pairs to walk to; a bad one made the child exit with a usage error, seen
+    here only as "did not start"."""
+    for address in peers:
+        if not (isinstance(address, tuple) and len(address) == 2 and isinstance(address[0], str)
+                and address[0].strip()):
+            raise ConfigurationError(f"peers are (host, port) pairs such as ('127.0.0.1', 8090), not {address!r}")
+        _check_port("a peer's port", address[1], low=1)
+
+
 class PeerProcess:
-    """A peer in an OS process of its own (``enerdatx peer run``) on UDP 127.0.0.1."""
+    """A peer in an OS process of its own (``enerdatx peer run``) on UDP 127.0.0.1.
+
+    Its options are checked here (the child would refuse them with a usage error, seen here only
+    as "did not start"); one process at a time: :meth:`start` again while it runs is refused.
+    """
 
     def __init__(
         self,
@@ -483,11 +503,17 @@ class PeerProcess:
         peers: Iterable[tuple[str, int]] = (),
         durable: bool = True,
     ) -> None:
-        self.directory = Path(directory)
+        self.directory = named_path(directory, "a peer directory")
+        _check_port("port", port)
+        if isinstance(accept, str):  # "edx.note" accepted the types "e", "d", "x", ...
+            raise ConfigurationError(f"accept is a list of block types, not the one string {accept!r}")
         self.durable = durable
         self.port = port
         self.accept = list(accept)
+        for block_type in self.accept:
+            check_block_type(block_type)
         self.peers = list(peers)
+        _check_addresses(self.peers)
         self.public_key = b""
         self.process: asyncio.subprocess.Process | None = None
         self.ready: dict[str, Any] = {}
@@ -499,7 +525,15 @@ class PeerProcess:
         return UDPv4Address("127.0.0.1", self.port)
 
     async def start(self, timeout: float = 30.0) -> None:
-        """Spawn the process and wait for it to say it is ready; the same port on every restart."""
+        """Spawn the process and wait for it to say it is ready; the same port on every restart.
+
+        PeerProcessError if it exits first or says nothing in ``timeout`` seconds (it is killed then).
+        """
+        check_seconds("timeout", timeout)
+        if self.running:
+            # The second child could not bind the first one's port, and the first one's handle was lost.
+            assert self.process is not None
+            raise PeerProcessError(f"the peer process {self.process.pid} runs already: stop it first")
         args = ["peer", "run", "--dir", str(self.directory), "--port", str(self.port)]
         for block_type in self.accept:
             args += ["--accept", block_type]
@@ -513,9 +547,16 @@ class PeerProcess:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "enerdatx", *args, stdout=asyncio.subprocess.PIPE, env=env
         )
-        ready = await asyncio.wait_for(self._next_event(), timeout)
+        try:
+            ready = await asyncio.wait_for(self._next_event(), timeout)
+        except BaseException as exc:  # it ran on, unstoppable, after a timeout or a cancellation
+            await self.kill()
+            if isinstance(exc, TimeoutError):
+                raise PeerProcessError(f"peer process did not say it was ready in {timeout} s (killed)") from None
+            raise
         if ready.get("event") != "ready":
-            raise PeerProcessError(f"peer process did not start: {ready}")
+            status = await self.process.wait()
+            raise PeerProcessError(f"peer process did not start (exit status {status}): {ready}")
         self.ready = ready
         self.public_key = bytes.fromhex(ready["public_key"])
         self.port = int(ready["address"].rpartition(":")[2])
@@ -525,15 +566,32 @@ class PeerProcess:
         line = await self.process.stdout.readline()
         return json.loads(line) if line else {"event": "exited"}
 
+    @property
+    def running(self) -> bool:
+        """True from :meth:`start` until the process has exited."""
+        return self.process is not None and self.process.returncode is None
+
+    def _started(self) -> asyncio.subprocess.Process:
+        if self.process is None:  # an AssertionError
+            raise PeerProcessError("the peer process was never started: start() it first")
+        return self.process
+
     async def stop(self, timeout: float = 30.0, signum: int = signal.SIGTERM) -> int:
-        """SIGTERM (or ``signum``), then wait for the clean exit; returns the exit code."""
-        assert self.process is not None
-        self.process.send_signal(signum)
-        return await asyncio.wait_for(self.process.wait(), timeout)
+        """SIGTERM (or ``signum``), then wait for the clean exit; returns the exit code.
+
+        Once it has exited, the exit code again (a second signal was a ProcessLookupError).
+        """
+        process = self._started()
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):  # it exited just now
+                process.send_signal(signum)
+        return await asyncio.wait_for(process.wait(), timeout)
 
     async def kill(self) -> int:
-        """SIGKILL: no chance to clean up."""
-        assert self.process is not None
-        self.process.kill()
-        return await self.process.wait()
+        """SIGKILL: no chance to clean up (the exit code only, once it has exited)."""
+        process = self._started()
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+        return await process.wait()
 
