@@ -183,13 +183,22 @@ def check_block_type(block_type: object) -> None:
         raise ConfigurationError(f"no block can be of type {block_type!r}: {error}") from None
 
 
-def check_lab_options(packet_loss: object, settings: object, seed: object) -> dict[str, Any]:
+def check_lab_options(packet_loss: object, settings: object, seed: object, *, durable: object = True,
+                      progress: object = None, services: object = None) -> dict[str, Any]:
     """Refuse a lab's options before anything starts; returns the settings as a dict of their own.
 
     Both labs share this, so a bad option fails alike in one process and before a Dask cluster is
     started: packet_loss "0.1" failed with a TypeError, a seed "x" made random.Random("x") here
-    and a TypeError (seed + i) on workers, settings "abc" a ValueError from dict().
+    and a TypeError (seed + i) on workers, settings "abc" a ValueError from dict(), durable "no"
+    ran durable peers (any string is true), services 5 failed with "'int' object is not callable"
+    at every peer's start.
     """
+    if not isinstance(durable, bool):
+        raise ConfigurationError(f"durable must be True or False, not {durable!r}")
+    if progress is not None and not isinstance(progress, bool):
+        raise ConfigurationError(f"progress must be True, False or None (bars on a terminal only), not {progress!r}")
+    if services is not None and not callable(services):
+        raise ConfigurationError(f"services is None or a function of a peer returning its services, not {services!r}")
     if isinstance(packet_loss, bool) or not isinstance(packet_loss, int | float) or not 0.0 <= packet_loss < 1.0:
         raise ConfigurationError(f"packet_loss must be in [0, 1), not {packet_loss!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
@@ -236,7 +245,7 @@ class Lab:
     ) -> None:
         if transport not in ("memory", "udp"):
             raise ConfigurationError(f"transport must be 'memory' or 'udp', not {transport!r}")
-        settings = check_lab_options(packet_loss, settings, seed)
+        settings = check_lab_options(packet_loss, settings, seed, durable=durable, progress=progress, services=services)
         if transport == "udp":
             _check_host(host)
         self._temporary = directory is None
