@@ -297,6 +297,8 @@ class RestServer:
             listing_id, price = body.pop("listing_id"), body.pop("price", None)
             if body:
                 raise HTTPError(400, "bad_request", "a bid on a listing has only listing_id and price")
+            if price is not None and price < 1:  # a 409 negotiation_failed, as if the seller had been asked
+                raise HTTPError(400, "bad_request", f"price must be a positive integer, not {price}")
             listing = self.service.market.book.get(listing_id)
             if price is None or price >= listing.price:
                 trade = await self.service.buy(listing_id)

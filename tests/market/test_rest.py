@@ -266,6 +266,21 @@ async def test_a_bid_below_the_price_on_our_own_listing_is_a_400_not_a_504(apis)
         assert (await r.json())["error"] == {"code": "bad_request", "message": "a peer cannot buy its own listing"}
 
 
+@pytest.mark.parametrize("price", [0, -1, -(2**63)])
+async def test_a_bid_of_no_positive_price_is_a_400_not_a_failed_negotiation(apis, price):
+    # It was a 409 negotiation_failed ("the offer must be positive and at most max_price"), as if
+    # the seller had been asked.
+    http, (seller, _) = apis
+    from tests.support.market import DESCRIPTOR, readings_bytes
+
+    listing = seller.service.market.sell(readings_bytes(41), DESCRIPTOR, 50)
+    async with http.put(f"{seller.url}/market/bids", json={"listing_id": listing.listing_id, "price": price},
+                        headers=_auth(seller)) as r:
+        assert r.status == 400, await r.text()
+        assert (await r.json())["error"] == {"code": "bad_request",
+                                             "message": f"price must be a positive integer, not {price}"}
+
+
 @pytest.mark.parametrize("field", ["kind", "area", "household_type"])
 async def test_a_standing_request_with_text_utf8_cannot_encode_is_a_400(apis, field):
     # JSON's "\udcff" is a lone surrogate: the request's CBOR failed and the API answered 500.
