@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from enerdatx.errors import ConfigurationError, InvalidBlockError, StorageError
+from enerdatx.files import closed_database
 from enerdatx.trustchain.block import HalfBlock
 from enerdatx.trustchain.fraud import FraudProof
 
@@ -611,6 +612,7 @@ class BlockStore:
                 self.commit_batch()
         finally:
             self._db.close()
+            self._db = closed_database("block store", self.path)
 
     def __enter__(self) -> BlockStore:
         return self

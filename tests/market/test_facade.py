@@ -151,3 +151,22 @@ def test_the_market_called_from_another_thread_runs_the_call_on_its_event_loop(t
             seller.market.withdraw("ab" * 32)
     with pytest.raises(MarketError, match=r"peer\.market\.balance\(\) was called from another thread.*not running"):
         buyer.market.balance()  # the lab is closed: no loop to take the call
+
+
+async def test_a_stopped_peer_says_its_stores_are_closed(tmp_path):
+    # Each was sqlite3.ProgrammingError "Cannot operate on a closed database.", naming no store.
+    from enerdatx.errors import StorageError
+
+    async with Lab(tmp_path, market=True, progress=False, durable=False) as lab:
+        seller, buyer = await lab.start(2)
+        await seller.stop()
+        calls = [
+            ("market.sqlite: cannot use the key ring", lambda: seller.market.sell(DataSet(readings_bytes(7), DESCRIPTOR), 5)),
+            ("chain.sqlite: cannot use the block store", seller.market.balance),
+            ("chain.sqlite: cannot use the block store", lambda: seller.ledger.record("edx.note", {})),
+        ]
+        for message, call in calls:
+            with pytest.raises(StorageError, match=f"{message}: it is closed"):
+                call()
+        await seller.stop()  # and stopping again changes nothing
+        assert buyer.market.balance().available == 1000
