@@ -14,6 +14,7 @@ from enerdatx.errors import (
     ConfigurationError,
     EncodingError,
     FraudDetectedError,
+    NetworkError,
     StorageError,
     TransactionRejectedError,
     TransactionTimeoutError,
@@ -341,3 +342,48 @@ async def test_fork_refuses_a_timeout_it_could_never_meet(tmp_path: Path, timeou
         with pytest.raises(ConfigurationError, match="timeout must be a positive number of seconds"):
             await asyncio.wait_for(lab.fork(forker, first, second, PING, timeout=timeout), 10)
         assert forker.store.latest_sequence_number(forker.public_key) == 0  # refused before signing anything
+
+
+@pytest.mark.parametrize(("contact", "message"), [
+    ((b"\xff" * 32, ("127.0.0.1", 8090)), "bad contact key: not an Ed25519 public key: ffffffffffffffff"),
+    (("ab" * 32, ("127.0.0.1", 8090)), "bad contact key: a public key is 32 bytes, not str"),  # a TypeError
+    ((b"x", ("127.0.0.1", 8090)), "bad contact key: not an Ed25519 public key"),
+    (("key", "127.0.0.1:8090", "extra"), "a contact is \\(public key, \\(host, port\\)\\)"),
+    ((None, ("localhost", 8090)), "bad contact key"),
+    ((0, "127.0.0.1:8090"), "bad contact key"),
+])
+async def test_a_contact_that_is_no_key_and_address_is_refused_and_breaks_nothing(
+    tmp_path: Path, contact: Any, message: str
+) -> None:
+    # It was taken, and every later proposal of the peer, to anyone, failed on it ("not an
+    # Ed25519 public key: ffff...", or "TypeError: cannot convert 'str' object to bytes").
+    async with Lab(tmp_path, transport="memory", progress=False, durable=False) as lab:
+        lab.accept(PING)
+        a, b = await lab.start(2)
+        with pytest.raises(ConfigurationError, match=message):
+            a.add_contacts([contact])
+        await a.community.propose(b.public_key, PING, {"n": 1})
+
+
+@pytest.mark.parametrize("address", [("localhost", 8090), ("127.0.0.1", 0), ("127.0.0.1", 65536), ("127.0.0.1", True),
+                                     "127.0.0.1:8090", (2130706433, 8090)])
+async def test_a_contact_address_ipv8_cannot_send_to_is_refused(tmp_path: Path, address: Any) -> None:
+    async with Lab(tmp_path, transport="memory", progress=False, durable=False) as lab:
+        a, b = await lab.start(2)
+        with pytest.raises(ConfigurationError, match="a contact's address is \\(IPv4 address, port 1-65535\\)"):
+            a.add_contacts([(b.public_key, address)])
+        assert a.community.contacts[b.public_key] == b.address  # the one the lab gave stays
+
+
+async def test_a_stopped_peer_does_not_start_again(tmp_path: Path) -> None:
+    # It started: a peer without its database and without the lock on its directory, beside
+    # which a second process could open the same chain.
+    async with Lab(tmp_path, transport="memory", progress=False, durable=False) as lab:
+        (peer,) = await lab.start(1)
+        await peer.stop()
+        with pytest.raises(NetworkError, match="was stopped and does not start again"):
+            await peer.start()
+        assert not peer.running
+        again = await Peer.open(peer.directory, MemoryEndpoint(UDPv4Address("10.9.9.9", 7759)))
+        assert again.public_key == peer.public_key  # the directory itself opens anew
+        await again.stop()
