@@ -15,7 +15,7 @@ import inspect
 import ipaddress
 import logging
 from base64 import b64encode
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -118,28 +118,38 @@ class Peer:
         _opened: Opened | tuple[Identity, BlockStore] | None = None,
     ) -> None:
         self.directory = named_path(directory, "a peer directory")
+        if settings is not None and not isinstance(settings, Mapping):  # a TypeError from ** deep in IPv8's settings
+            raise ConfigurationError(f"settings must be a dict of TrustChainSettings fields, not {type(settings).__name__}")
         opened = _opened or _open_directory(self.directory, durable)
         self.identity, self.store = opened[0], opened[1]
         # No lock: an identity and store given without a directory (light peers, in memory).
         self._lock: DirectoryLock | None = opened[2] if len(opened) > 2 else None
-        self.ledger = TrustChain(self.identity, self.store)
-        if self.ledger.head is None and self._lock is not None:  # the first block is marked at once
-            self.ledger.subscribe(self._mark_first_block)
-        key = b64encode(ipv8_private_key(self.identity).key_to_bin()).decode()
-        config = (
-            ConfigBuilder()
-            .clear_keys()
-            .clear_overlays()
-            .set_log_level("WARNING")
-            .add_key_from_bin("edx", key)
-            .finalize()
-        )
-        self.ipv8 = _quiet_ipv8(config, endpoint)
-        community_settings = TrustChainSettings(
-            my_peer=self.ipv8.keys["edx"], endpoint=self.ipv8.endpoint, network=self.ipv8.network, ledger=self.ledger
-        ).update(**(settings or {}))
-        self.community = self.community_class(community_settings)
-        self.add_overlay(self.community, walk_target=WALK_TARGET if walk else None)
+        try:
+            self.ledger = TrustChain(self.identity, self.store)
+            if self.ledger.head is None and self._lock is not None:  # the first block is marked at once
+                self.ledger.subscribe(self._mark_first_block)
+            key = b64encode(ipv8_private_key(self.identity).key_to_bin()).decode()
+            config = (
+                ConfigBuilder()
+                .clear_keys()
+                .clear_overlays()
+                .set_log_level("WARNING")
+                .add_key_from_bin("edx", key)
+                .finalize()
+            )
+            self.ipv8 = _quiet_ipv8(config, endpoint)
+            community_settings = TrustChainSettings(
+                my_peer=self.ipv8.keys["edx"], endpoint=self.ipv8.endpoint, network=self.ipv8.network, ledger=self.ledger
+            ).update(**(settings or {}))
+            self.community = self.community_class(community_settings)
+            self.add_overlay(self.community, walk_target=WALK_TARGET if walk else None)
+        except BaseException:
+            # The directory stayed locked by a peer nobody holds: making it again, the settings
+            # corrected, was "in use by process <this one>" until the interpreter exited.
+            if self._lock is not None:
+                self.store.close()
+                self._lock.release()
+            raise
         self.services: list[Service] = []
         self._market: MarketService | None = None
         self.running = False
@@ -182,6 +192,10 @@ class Peer:
 
     def add_service(self, service: Service) -> None:
         """Attach a service; it is closed when the peer stops."""
+        if isinstance(service, type):  # MarketService, not MarketService(): a TypeError from attach
+            raise ConfigurationError(f"a service is an instance: {service.__name__}(), not the class {service.__name__}")
+        if not callable(getattr(service, "attach", None)):  # None: an AttributeError
+            raise ConfigurationError(f"a service has an attach(peer) method; {type(service).__name__} has none")
         service.attach(self)
         self.services.append(service)
         if isinstance(service, MarketService) and self._market is None:

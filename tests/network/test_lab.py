@@ -387,3 +387,29 @@ async def test_a_stopped_peer_does_not_start_again(tmp_path: Path) -> None:
         again = await Peer.open(peer.directory, MemoryEndpoint(UDPv4Address("10.9.9.9", 7759)))
         assert again.public_key == peer.public_key  # the directory itself opens anew
         await again.stop()
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"nope": 1}, "unknown TrustChainSettings field 'nope'"),
+    ("abc", "settings must be a dict of TrustChainSettings fields, not str"),  # a TypeError from **
+])
+async def test_a_peer_refused_its_settings_leaves_its_directory_free(tmp_path: Path, settings: Any, message: str) -> None:
+    # The directory stayed locked by the peer that was never made: made again with the settings
+    # corrected, it was "in use by process <this one>" until the interpreter exited.
+    endpoint = MemoryEndpoint(UDPv4Address("10.9.9.8", 7759))
+    with pytest.raises(ConfigurationError, match=message):
+        Peer(tmp_path / "p", endpoint, settings=settings)
+    peer = await Peer.open(tmp_path / "p", endpoint)
+    await peer.stop()
+
+
+async def test_a_service_without_attach_is_refused(tmp_path: Path) -> None:
+    # None failed with "'NoneType' object has no attribute 'attach'".
+    async with Lab(tmp_path, transport="memory", progress=False, durable=False) as lab:
+        (peer,) = await lab.start(1)
+        for service in (None, "market"):
+            with pytest.raises(ConfigurationError, match="a service has an attach\\(peer\\) method"):
+                peer.add_service(service)  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="a service is an instance: MarketService\\(\\), not the class"):
+            peer.add_service(MarketService)  # type: ignore[arg-type]  # a TypeError from attach
+        assert peer.services == [] and not peer.has_market
