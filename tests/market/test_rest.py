@@ -8,6 +8,7 @@ import json
 import aiohttp
 import pytest
 
+from enerdatx.errors import ConfigurationError, NetworkError
 from enerdatx.lab import Lab
 from enerdatx.market import rest
 from enerdatx.market.rest import RestServer
@@ -366,4 +367,33 @@ async def test_a_request_aiohttp_cannot_parse_gets_a_json_error(apis, request_by
         assert error["message"].startswith("not an HTTP request this API reads: ")
     # The server still serves.
     async with aiohttp.ClientSession() as http, http.get(f"{server.url}/openapi.json") as r:
+        assert r.status == 200
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"port": "80"}, "port is a TCP port from 0 \\(any free one\\) to 65535, not '80'"),  # bound port 80
+    ({"port": True}, "port is a TCP port"),  # bound port 1
+    ({"port": -1}, "port is a TCP port"),  # an OverflowError from bind()
+    ({"token": " " * 20}, "token is None \\(a random one\\) or at least 16 printable ASCII characters"),
+    ({"token": "é" * 20}, "without white space, not 20 characters"),  # no client could send it
+    ({"token": "short"}, "at least 16"),
+    ({"token": 5}, "not int"),
+])
+async def test_a_server_option_of_the_wrong_kind_is_refused(tmp_path, options, message):
+    async with Lab(tmp_path, "memory", market=True, progress=False, durable=False) as lab:
+        (peer,) = await lab.start(1)
+        with pytest.raises(ConfigurationError, match=message) as refused:
+            RestServer(peer.market, **options)
+        assert "éééé" not in str(refused.value)  # a token is a secret: never in a message
+    with pytest.raises(ConfigurationError, match="serves a MarketService \\(peer.market\\), not NoneType"):
+        RestServer(None)  # type: ignore[arg-type]  # every request was a 500
+
+
+async def test_a_server_started_twice_is_refused_and_stops_once(apis):
+    # The second start replaced the first runner, which then served on after stop().
+    http, (server, _) = apis
+    url = server.url
+    with pytest.raises(NetworkError, match=f"the REST API is served already at {url}"):
+        await server.start()
+    async with http.get(f"{url}/openapi.json") as r:
         assert r.status == 200
