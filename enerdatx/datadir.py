@@ -33,7 +33,7 @@ from typing import Any
 
 from enerdatx.crypto import Identity, verify_signature
 from enerdatx.errors import ChainIdentityError, DirectoryLockedError, KeyFileError, StorageError
-from enerdatx.files import read_small_file
+from enerdatx.files import named_path, read_small_file
 from enerdatx.trustchain.store import BlockStore
 
 __all__ = [
@@ -257,8 +257,9 @@ def _check_chain(directory: Path, identity: Identity, store: BlockStore, *, reco
             )
 
 
-def load_identity(directory: Path) -> Identity:
+def load_identity(directory: str | os.PathLike[str]) -> Identity:
     """The directory's key; a new one if the directory keeps no chain yet, else ChainIdentityError."""
+    directory = named_path(directory, "a peer directory")
     key_path = directory / KEY_FILE
     if key_path.exists():
         return Identity.load(key_path)
@@ -300,7 +301,8 @@ def open_directory(
 
     ``recovering`` skips the marker check (``enerdatx peer recover`` fills the chain first).
     """
-    directory = Path(directory)
+    # "" is the current directory to the OS: a key and a chain were made there, unasked.
+    directory = named_path(directory, "a peer directory")
     if directory.exists() and not directory.is_dir():
         raise StorageError("not a directory", path=directory)
     try:
@@ -342,7 +344,7 @@ def backup_directory(directory: str | os.PathLike[str], target: str | os.PathLik
     Works while the peer runs (SQLite's online backup reads one consistent state of the WAL
     database); the content store is not copied: data sets can be fetched again by CID.
     """
-    directory, target = Path(directory), Path(target)
+    directory, target = named_path(directory, "a peer directory"), named_path(target, "a backup directory")
     if not directory.is_dir():
         raise StorageError("not a peer directory", path=directory)
     if not (directory / KEY_FILE).is_file() or not (directory / CHAIN_FILE).is_file():
