@@ -43,6 +43,7 @@ from enerdatx.market.formats import (
     parse_payment,
 )
 from enerdatx.market.market import Market, Trade
+from enerdatx.market.service import _check_seconds
 from enerdatx.market.subscription_formats import (
     MISSED_PERIOD,
     OFFER,
@@ -546,11 +547,17 @@ class Subscriptions:
     # --- waiting ------------------------------------------------------------------
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        """Wait until ``predicate()`` holds (checked whenever a subscription block or payment lands)."""
-        await self._conditions.wait_for(predicate, timeout)
+        """Wait until ``predicate()`` holds (checked whenever a subscription block or payment lands);
+        TimeoutError after ``timeout`` seconds."""
+        _check_seconds("timeout", timeout)  # a NaN or negative one was a bare TimeoutError at once
+        try:
+            await self._conditions.wait_for(predicate, timeout)
+        except TimeoutError:
+            raise TimeoutError(f"the condition did not hold within {timeout} s") from None
 
     async def settled(self, timeout: float = 30.0) -> None:
         """Wait until every payment this peer started has finished."""
+        _check_seconds("timeout", timeout)
         if self._tasks:
             await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), timeout)
 

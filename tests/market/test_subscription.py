@@ -347,3 +347,16 @@ def test_revoking_an_unknown_offer_says_it_is_unknown(world) -> None:
     for unknown in ("nope", None, "00" * 32):
         with pytest.raises(SubscriptionNotFoundError, match="no offer .* is known"):
             subs["seller"].revoke_offer(unknown)
+
+
+async def test_waiting_refuses_a_timeout_it_could_never_meet_and_says_what_timed_out(world) -> None:
+    # A NaN or negative timeout was a bare TimeoutError at once (settled(nan) returned at once
+    # when nothing was under way, and would never have given up otherwise).
+    _town, _seller, _buyers, subs, _offer = world
+    for timeout in (float("nan"), -1, 0, "5", True):
+        with pytest.raises(MarketError, match="timeout is a finite number of seconds above 0"):
+            await subs["a"].wait_for(lambda: False, timeout=timeout)
+        with pytest.raises(MarketError, match="timeout is a finite number of seconds above 0"):
+            await subs["a"].settled(timeout=timeout)
+    with pytest.raises(TimeoutError, match="the condition did not hold within 0.05 s"):
+        await subs["a"].wait_for(lambda: False, timeout=0.05)
