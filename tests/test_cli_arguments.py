@@ -128,6 +128,7 @@ def test_a_meter_source_is_a_file_a_pipe_or_an_address(tmp_path) -> None:
 @pytest.mark.parametrize("words", [
     ["ipfs", "add", ""], ["ipfs", "add", " "], ["ipfs", "import-car", ""], ["ipfs", "export-car", "Qm", ""],
     ["peer", "run", "--dir", "{d}/p", "--offer", ""], ["peer", "run", "--dir", "{d}/p", "--offer", " "],
+    ["bench", "robustness", "--only", "fraud", "--markdown", ""],  # "--markdown .: is a directory", exit 1
 ])
 def test_an_empty_file_argument_is_a_usage_error(tmp_path, capsys, words: list[str]) -> None:
     # The OS takes "" for the current directory: ipfs add "" was ": no such file", export-car to ""
