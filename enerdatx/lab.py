@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import math
 import os
@@ -450,7 +451,20 @@ class Lab:
     # --- scripts: the lab's own event loop in a thread ---------------------------------
 
     def run_sync(self, awaitable: Awaitable[T], timeout: float | None = None) -> T:
-        """Run ``awaitable`` on the lab's event loop (started on first use) and return its result."""
+        """Run ``awaitable`` on the lab's event loop (started on first use) and return its result.
+
+        After ``timeout`` seconds it is cancelled and TimeoutError raised: it ran on unseen (a
+        ``start(100)`` given up on still started its peers).
+        """
+        if not inspect.isawaitable(awaitable):  # a TypeError from inside the loop's thread
+            raise ConfigurationError(f"run_sync runs a coroutine, such as lab.start(2), not {awaitable!r}")
+        if timeout is not None:
+            try:
+                check_seconds("timeout", timeout)
+            except ConfigurationError:
+                if inspect.iscoroutine(awaitable):
+                    awaitable.close()  # never awaited otherwise: a RuntimeWarning
+                raise
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
             self._thread = threading.Thread(target=self._loop.run_forever, name="enerdatx-lab", daemon=True)
@@ -459,7 +473,14 @@ class Lab:
         async def wrapped() -> T:
             return await awaitable
 
-        return asyncio.run_coroutine_threadsafe(wrapped(), self._loop).result(timeout)
+        future = asyncio.run_coroutine_threadsafe(wrapped(), self._loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            if future.done():  # the coroutine's own TimeoutError (quiet's, say), not the wait's
+                raise
+            future.cancel()
+            raise TimeoutError(f"run_sync gave up after {timeout} s and cancelled the coroutine") from None
 
     def close_sync(self) -> None:
         """Stop the peers and the lab's event loop."""

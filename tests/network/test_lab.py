@@ -413,3 +413,31 @@ async def test_a_service_without_attach_is_refused(tmp_path: Path) -> None:
         with pytest.raises(ConfigurationError, match="a service is an instance: MarketService\\(\\), not the class"):
             peer.add_service(MarketService)  # type: ignore[arg-type]  # a TypeError from attach
         assert peer.services == [] and not peer.has_market
+
+
+def test_run_sync_cancels_what_it_gives_up_on_and_refuses_what_it_cannot_run(tmp_path: Path) -> None:
+    # A timeout left the coroutine running unseen (start(3) given up on still started its peers),
+    # and said nothing; 5 was a TypeError from the loop's thread, a NaN timeout waited forever.
+    with Lab(tmp_path, transport="memory", progress=False, durable=False) as lab:
+        finished = []
+
+        async def slow() -> None:
+            await asyncio.sleep(0.5)
+            finished.append(True)
+
+        with pytest.raises(TimeoutError, match="run_sync gave up after 0.05 s and cancelled the coroutine"):
+            lab.run_sync(slow(), timeout=0.05)
+        lab.run_sync(asyncio.sleep(0.7))
+        assert finished == []
+
+        async def own_timeout() -> None:
+            raise TimeoutError("the coroutine's own")
+
+        with pytest.raises(TimeoutError, match="the coroutine's own"):
+            lab.run_sync(own_timeout(), timeout=5)
+        with pytest.raises(ConfigurationError, match="run_sync runs a coroutine, such as lab.start\\(2\\), not 5"):
+            lab.run_sync(5)  # type: ignore[arg-type]
+        for timeout in (float("nan"), -1, "1"):
+            with pytest.raises(ConfigurationError, match="timeout must be a positive number of seconds"):
+                lab.run_sync(slow(), timeout=timeout)  # type: ignore[arg-type]
+        assert lab.run_sync(lab.start(1)) and lab.peers
