@@ -38,7 +38,8 @@ from tqdm.auto import tqdm
 
 from enerdatx import heap
 from enerdatx.bench.limits import FULL_PEER_BYTES, FULL_PEER_FILES, require_files, require_memory
-from enerdatx.errors import ConfigurationError, EncodingError, PeerProcessError
+from enerdatx.datadir import KEY_FILE
+from enerdatx.errors import ChainIdentityError, ConfigurationError, EncodingError, PeerProcessError
 from enerdatx.files import named_path
 from enerdatx.market.service import MarketService
 from enerdatx.peer import Peer, Service
@@ -409,13 +410,26 @@ class Lab:
         return blocks
 
     async def restart(self, i: int) -> Peer:
-        """Stop peer ``i`` and start it again from its directory, at the same address."""
+        """Stop peer ``i`` and start it again from its directory, at the same address.
+
+        ChainIdentityError if the directory no longer holds the peer's own key (deleted, or another
+        peer's copied in): that restart started another identity in its place, silently.
+        """
         self._check_peer_number(i)
         old = self.peers[i]
-        address, directory = old.address, old.directory
+        address, directory, public_key = old.address, old.directory, old.public_key
+        if not (directory / KEY_FILE).is_file():  # checked while the peer still runs: it keeps running
+            raise ChainIdentityError(f"{KEY_FILE} is gone: restarting peer {i} would start a new identity in its "
+                                     "place; restore the directory from a backup (enerdatx peer backup)", path=directory)
         await self._stop_peer(old)
         del old  # and once replaced below, nothing refers to the stopped peer
-        self.peers[i] = await self._start_peer(directory, address)
+        restarted = await self._start_peer(directory, address)
+        if restarted.public_key != public_key:
+            await self._stop_peer(restarted)
+            raise ChainIdentityError(f"holds the key of {restarted.public_key.hex()[:16]}…, not peer {i}'s "
+                                     f"({public_key.hex()[:16]}…): another peer's directory was put in its place",
+                                     path=directory)
+        self.peers[i] = restarted
         self.introduce()
         heap.collect_stopped(self)  # its cycles were frozen with it; the new peer is frozen too
         return self.peers[i]

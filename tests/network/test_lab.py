@@ -11,6 +11,7 @@ import pytest
 from ipv8.messaging.interfaces.udp.endpoint import UDPv4Address
 
 from enerdatx.errors import (
+    ChainIdentityError,
     ConfigurationError,
     EncodingError,
     FraudDetectedError,
@@ -441,3 +442,26 @@ def test_run_sync_cancels_what_it_gives_up_on_and_refuses_what_it_cannot_run(tmp
             with pytest.raises(ConfigurationError, match="timeout must be a positive number of seconds"):
                 lab.run_sync(slow(), timeout=timeout)  # type: ignore[arg-type]
         assert lab.run_sync(lab.start(1)) and lab.peers
+
+
+async def test_a_restart_never_starts_another_identity_in_a_peers_place(tmp_path: Path) -> None:
+    # A directory deleted under a running peer restarted as a new key, silently; so did one with
+    # another peer's key and chain copied in. Either is a peer of the lab that is not peer i.
+    import shutil
+
+    async with Lab(tmp_path / "other", transport="memory", progress=False, durable=False) as other_lab:
+        (stranger,) = await other_lab.start(1)
+        stranger_directory = stranger.directory
+    async with Lab(tmp_path / "lab", transport="memory", progress=False, durable=False) as lab:
+        first, _second = await lab.start(2)
+        directory = first.directory
+        shutil.rmtree(directory)
+        with pytest.raises(ChainIdentityError, match="identity.key is gone: restarting peer 0 would start a new identity"):
+            await lab.restart(0)
+        assert lab.peers[0] is first and first.running and not directory.exists()  # left as it was
+        directory.mkdir()
+        for name in ("identity.key", "chain.sqlite"):
+            shutil.copy2(stranger_directory / name, directory / name)
+        with pytest.raises(ChainIdentityError, match=f"holds the key of {stranger.public_key.hex()[:16]}…, not peer 0's"):
+            await lab.restart(0)
+        assert lab.peers[0].public_key == first.public_key
