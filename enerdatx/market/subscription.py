@@ -598,6 +598,20 @@ class SubscriptionService:
     def __init__(self, *, readings: ReadingStore | None = None, meter: Any = None,
                  oehu: tuple[Any, str] | None = None, autopay: bool = True, meter_timeout: float = 15.0,
                  oehu_interval: float = 10.0, on_event: Callable[..., None] | None = None) -> None:
+        # Refused here, not in the reader thread once the peer runs: oehu_interval 0 (or NaN, or
+        # -1) polled the OEHU API without pause, and a NaN meter_timeout killed the reader with a
+        # traceback while the peer ran on, reading nothing.
+        _check_seconds("meter_timeout", meter_timeout)
+        _check_seconds("oehu_interval", oehu_interval)
+        if meter is not None and oehu is not None:
+            raise MarketError("subscriptions read one meter: give meter or oehu, not both")
+        if oehu is not None and not (isinstance(oehu, tuple) and len(oehu) == 2 and isinstance(oehu[1], str)
+                                     and oehu[1].strip()):
+            raise MarketError(f"oehu is an (OEHUClient, device id) pair, not {oehu!r}")
+        if not isinstance(autopay, bool):
+            raise MarketError(f"autopay is True or False, not {autopay!r}")
+        if on_event is not None and not callable(on_event):
+            raise MarketError(f"on_event is None or a function of (event, **fields), not {on_event!r}")
         self._readings = readings
         self.meter = meter
         self.oehu = oehu

@@ -360,3 +360,21 @@ async def test_waiting_refuses_a_timeout_it_could_never_meet_and_says_what_timed
             await subs["a"].settled(timeout=timeout)
     with pytest.raises(TimeoutError, match="the condition did not hold within 0.05 s"):
         await subs["a"].wait_for(lambda: False, timeout=0.05)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"oehu_interval": 0}, "oehu_interval is a finite number of seconds above 0, not 0"),  # polled without pause
+    ({"oehu_interval": float("nan")}, "oehu_interval is a finite number of seconds above 0"),
+    ({"meter_timeout": float("nan")}, "meter_timeout is a finite number of seconds above 0"),  # killed the reader
+    ({"meter_timeout": "2"}, "meter_timeout is a finite number"),
+    ({"meter": "tcp://127.0.0.1:1", "oehu": (object(), "dev")}, "give meter or oehu, not both"),
+    ({"oehu": "http://127.0.0.1:8080"}, "oehu is an \\(OEHUClient, device id\\) pair"),
+    ({"oehu": (object(), " ")}, "oehu is an \\(OEHUClient, device id\\) pair"),
+    ({"autopay": "no"}, "autopay is True or False, not 'no'"),  # any string is true: it paid
+    ({"on_event": "print"}, "on_event is None or a function"),
+])
+def test_a_subscription_service_refuses_options_its_reader_would_fail_on(options, message) -> None:
+    from enerdatx.market.subscription import SubscriptionService
+
+    with pytest.raises(MarketError, match=message):
+        SubscriptionService(**options)
