@@ -191,7 +191,9 @@ class Peer:
             self.ipv8.add_strategy(overlay, RandomWalk(overlay), walk_target)
 
     def add_service(self, service: Service) -> None:
-        """Attach a service; it is closed when the peer stops."""
+        """Attach a service; it is closed when the peer stops. NetworkError once stopped (a market
+        opened its database in a directory whose lock the peer had let go)."""
+        self.check_not_stopped()
         if isinstance(service, type):  # MarketService, not MarketService(): a TypeError from attach
             raise ConfigurationError(f"a service is an instance: {service.__name__}(), not the class {service.__name__}")
         if not callable(getattr(service, "attach", None)):  # None: an AttributeError

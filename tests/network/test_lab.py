@@ -384,7 +384,9 @@ async def test_a_stopped_peer_does_not_start_again(tmp_path: Path) -> None:
         await peer.stop()
         with pytest.raises(NetworkError, match="was stopped and does not start again"):
             await peer.start()
-        assert not peer.running
+        with pytest.raises(NetworkError, match="was stopped"):  # it opened market.sqlite without the lock
+            peer.add_market()
+        assert not peer.running and not (peer.directory / "market.sqlite").exists()
         again = await Peer.open(peer.directory, MemoryEndpoint(UDPv4Address("10.9.9.9", 7759)))
         assert again.public_key == peer.public_key  # the directory itself opens anew
         await again.stop()
