@@ -288,7 +288,7 @@ def _offer_from_file(service: Any, path: Path) -> Any:
 def _read_offer(path: Path) -> dict[str, Any]:
     """The fields of the offer described in ``path``; MarketError if it is not an offer file."""
     from enerdatx.errors import MarketError
-    from enerdatx.market.subscription_formats import Terms
+    from enerdatx.market.subscription_formats import Terms, offer_transaction
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -302,9 +302,12 @@ def _read_offer(path: Path) -> dict[str, Any]:
         terms = Terms(**spec["terms"])
         fields = dict(descriptor=spec["descriptor"], price=spec["price"], period_ms=_period_ms(spec["period_seconds"]),
                       start=_start_ms(spec["start"]), periods=spec["periods"], terms=terms)
+        # Checked whole before the peer is made: a price of -1 was refused only once the peer had
+        # started, its directory and key made, in words that named no file.
+        offer_transaction(**fields)
     except KeyError as exc:
         raise MarketError(f"{path}: not an offer file: no {exc} field") from exc
-    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # EncodingError is a ValueError
         raise MarketError(f"{path}: not an offer file: {exc}") from exc
     return fields
 
