@@ -45,6 +45,7 @@ __all__ = [
     "DirectoryLock",
     "backup_directory",
     "load_identity",
+    "make_peer_directory",
     "mark_head",
     "open_directory",
     "read_head",
@@ -303,12 +304,7 @@ def open_directory(
     """
     # "" is the current directory to the OS: a key and a chain were made there, unasked.
     directory = named_path(directory, "a peer directory")
-    if directory.exists() and not directory.is_dir():
-        raise StorageError("not a directory", path=directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise storage_error(exc, "create the peer directory", directory) from None
+    make_peer_directory(directory)
     try:  # an ipfs that is a file read "D: cannot create the peer directory: already exists"
         (directory / "ipfs").mkdir(exist_ok=True)
     except OSError as exc:
@@ -326,6 +322,22 @@ def open_directory(
         lock.release()
         raise
     return identity, store, lock
+
+
+def make_peer_directory(directory: Path) -> None:
+    """Create ``directory`` (and its parents) if new; StorageError if it is no directory.
+
+    A link to nothing, or a loop of links, was "cannot create the peer directory: already exists".
+    """
+    if directory.is_symlink() and not directory.exists():
+        raise StorageError(f"is a symbolic link to {os.readlink(directory)}, which does not exist (or a loop of "
+                           "links): give a new path, or a directory or a link to one", path=directory)
+    if directory.exists() and not directory.is_dir():
+        raise StorageError("not a directory", path=directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, "create the peer directory", directory) from None
 
 
 def mark_head(directory: Path, identity: Identity, store: BlockStore) -> None:

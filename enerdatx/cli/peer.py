@@ -23,7 +23,7 @@ from typing import Any
 
 from ipv8.messaging.interfaces.udp.endpoint import UDPv4Address
 
-from enerdatx.datadir import backup_directory, load_identity
+from enerdatx.datadir import backup_directory, load_identity, make_peer_directory
 from enerdatx.errors import PeerUnreachableError, StorageError
 from enerdatx.files import parse_directory, parse_file
 from enerdatx.text import is_utf8
@@ -218,12 +218,7 @@ def configure(peer: argparse.ArgumentParser, argv: Sequence[str] | None) -> None
 
 
 def _show_id(args: argparse.Namespace) -> int:
-    if args.dir.exists() and not args.dir.is_dir():
-        raise StorageError("not a directory", path=args.dir)
-    try:
-        args.dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StorageError(f"cannot create the directory: {exc.strerror}", path=args.dir) from None
+    make_peer_directory(args.dir)
     print(load_identity(args.dir).public_key.hex())
     return 0
 

@@ -513,3 +513,24 @@ def test_a_directory_that_names_none_is_refused_not_taken_for_the_current_one(tm
         with pytest.raises(ConfigurationError, match="expected a (peer|backup) directory, got"):
             call()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_peer_directory_that_is_a_link_to_nothing_is_named(tmp_path, capsys) -> None:
+    # It was "cannot create the peer directory: already exists" (peer id: "File exists").
+    from enerdatx.cli import main
+
+    dangling, loop = tmp_path / "dangling", tmp_path / "loop"
+    dangling.symlink_to(tmp_path / "gone")
+    loop.symlink_to(loop)
+    for link, target in ((dangling, tmp_path / "gone"), (loop, loop)):
+        with pytest.raises(StorageError, match=f"is a symbolic link to {target}, which does not exist"):
+            open_directory(link)
+        assert main(["peer", "id", "--dir", str(link)]) == 1
+        assert f"{link}: is a symbolic link to {target}" in capsys.readouterr().err
+    linked = tmp_path / "linked"
+    linked.symlink_to(tmp_path / "real")
+    (tmp_path / "real").mkdir()
+    identity, store, lock = open_directory(linked)  # a link to a directory is that directory
+    store.close()
+    lock.release()
+    assert (tmp_path / "real" / "identity.key").is_file()
