@@ -327,11 +327,13 @@ def open_directory(
 def make_peer_directory(directory: Path) -> None:
     """Create ``directory`` (and its parents) if new; StorageError if it is no directory.
 
-    A link to nothing, or a loop of links, was "cannot create the peer directory: already exists".
+    A link to nothing, or a loop of links, was "cannot create the peer directory: already exists";
+    so was one among its parents (a lab's directory), naming the peer's.
     """
-    if directory.is_symlink() and not directory.exists():
-        raise StorageError(f"is a symbolic link to {os.readlink(directory)}, which does not exist (or a loop of "
-                           "links): give a new path, or a directory or a link to one", path=directory)
+    for link in (directory, *directory.parents):
+        if link.is_symlink() and not link.exists():
+            raise StorageError(f"is a symbolic link to {os.readlink(link)}, which does not exist (or a loop of "
+                               "links): give a new path, or a directory or a link to one", path=link)
     if directory.exists() and not directory.is_dir():
         raise StorageError("not a directory", path=directory)
     try:
