@@ -33,7 +33,7 @@ from typing import Any
 
 from enerdatx.crypto import Identity, verify_signature
 from enerdatx.errors import ChainIdentityError, DirectoryLockedError, KeyFileError, StorageError
-from enerdatx.files import read_small_file
+from enerdatx.files import named_path, read_small_file
 from enerdatx.trustchain.store import BlockStore
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "DirectoryLock",
     "backup_directory",
     "load_identity",
+    "make_peer_directory",
     "mark_head",
     "open_directory",
     "read_head",
@@ -257,8 +258,9 @@ def _check_chain(directory: Path, identity: Identity, store: BlockStore, *, reco
             )
 
 
-def load_identity(directory: Path) -> Identity:
+def load_identity(directory: str | os.PathLike[str]) -> Identity:
     """The directory's key; a new one if the directory keeps no chain yet, else ChainIdentityError."""
+    directory = named_path(directory, "a peer directory")
     key_path = directory / KEY_FILE
     if key_path.exists():
         return Identity.load(key_path)
@@ -300,13 +302,9 @@ def open_directory(
 
     ``recovering`` skips the marker check (``enerdatx peer recover`` fills the chain first).
     """
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise StorageError("not a directory", path=directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise storage_error(exc, "create the peer directory", directory) from None
+    # "" is the current directory to the OS: a key and a chain were made there, unasked.
+    directory = named_path(directory, "a peer directory")
+    make_peer_directory(directory)
     try:  # an ipfs that is a file read "D: cannot create the peer directory: already exists"
         (directory / "ipfs").mkdir(exist_ok=True)
     except OSError as exc:
@@ -326,6 +324,24 @@ def open_directory(
     return identity, store, lock
 
 
+def make_peer_directory(directory: Path) -> None:
+    """Create ``directory`` (and its parents) if new; StorageError if it is no directory.
+
+    A link to nothing, or a loop of links, was "cannot create the peer directory: already exists";
+    so was one among its parents (a lab's directory), naming the peer's.
+    """
+    for link in (directory, *directory.parents):
+        if link.is_symlink() and not link.exists():
+            raise StorageError(f"is a symbolic link to {os.readlink(link)}, which does not exist (or a loop of "
+                               "links): give a new path, or a directory or a link to one", path=link)
+    if directory.exists() and not directory.is_dir():
+        raise StorageError("not a directory", path=directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, "create the peer directory", directory) from None
+
+
 def mark_head(directory: Path, identity: Identity, store: BlockStore) -> None:
     """Write ``chain.head`` for the latest block of our chain in ``store``; never lower an existing marker."""
     block = store.head(identity.public_key)
@@ -342,7 +358,7 @@ def backup_directory(directory: str | os.PathLike[str], target: str | os.PathLik
     Works while the peer runs (SQLite's online backup reads one consistent state of the WAL
     database); the content store is not copied: data sets can be fetched again by CID.
     """
-    directory, target = Path(directory), Path(target)
+    directory, target = named_path(directory, "a peer directory"), named_path(target, "a backup directory")
     if not directory.is_dir():
         raise StorageError("not a peer directory", path=directory)
     if not (directory / KEY_FILE).is_file() or not (directory / CHAIN_FILE).is_file():

@@ -10,15 +10,16 @@ import argparse
 import contextlib
 import errno
 import os
+import sqlite3
 import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 from enerdatx.errors import ConfigurationError, EnerDatXError, StorageError
 
-__all__ = ["atomic_output", "atomic_path", "named_path", "read_small_file"]
+__all__ = ["atomic_output", "atomic_path", "closed_database", "named_path", "read_small_file"]
 
 
 def named_path(path: str | os.PathLike[str], what: str = "a path") -> Path:
@@ -169,3 +170,31 @@ def atomic_output(
     """As :func:`atomic_path`, the file open for writing bytes."""
     with atomic_path(path, what=what, devices=devices) as temporary, temporary.open("wb") as handle:
         yield handle
+
+
+class _ClosedDatabase:
+    """What a store's SQLite connection becomes once the store is closed."""
+
+    def __init__(self, what: str, path: Any) -> None:
+        self._closed = (what, path)
+
+    def close(self) -> None:
+        """Closing again changes nothing, as with sqlite3's own connection."""
+
+    def __getattr__(self, name: str) -> Any:
+        what, path = self._closed
+        raise StorageError(f"cannot use the {what}: it is closed (was its peer stopped?)", path=path)
+
+    # `with connection:` (a transaction) looks these up on the class, never through __getattr__.
+    def __enter__(self) -> Any:
+        return self.__getattr__("__enter__")
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+def closed_database(what: str, path: Any) -> sqlite3.Connection:
+    """A stand-in for a closed store's connection: every use is a StorageError "PATH: cannot use
+    the WHAT: it is closed", where sqlite3's was "Cannot operate on a closed database." (naming
+    neither the store nor why), e.g. ``peer.market.sell(...)`` after ``peer.stop()``."""
+    return cast(sqlite3.Connection, _ClosedDatabase(what, path))

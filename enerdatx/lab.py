@@ -16,6 +16,8 @@ keep working between cells, and each peer's ``.market`` sells and buys. In a scr
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import json
 import math
 import os
@@ -37,7 +39,8 @@ from tqdm.auto import tqdm
 from enerdatx import heap
 from enerdatx.bench.limits import FULL_PEER_BYTES, FULL_PEER_FILES, require_files, require_memory
 from enerdatx.conditions import wait_within
-from enerdatx.errors import ConfigurationError, EncodingError, PeerProcessError
+from enerdatx.datadir import KEY_FILE
+from enerdatx.errors import ChainIdentityError, ConfigurationError, EncodingError, PeerProcessError
 from enerdatx.files import named_path
 from enerdatx.market.service import MarketService
 from enerdatx.peer import Peer, Service
@@ -183,13 +186,22 @@ def check_block_type(block_type: object) -> None:
         raise ConfigurationError(f"no block can be of type {block_type!r}: {error}") from None
 
 
-def check_lab_options(packet_loss: object, settings: object, seed: object) -> dict[str, Any]:
+def check_lab_options(packet_loss: object, settings: object, seed: object, *, durable: object = True,
+                      progress: object = None, services: object = None) -> dict[str, Any]:
     """Refuse a lab's options before anything starts; returns the settings as a dict of their own.
 
     Both labs share this, so a bad option fails alike in one process and before a Dask cluster is
     started: packet_loss "0.1" failed with a TypeError, a seed "x" made random.Random("x") here
-    and a TypeError (seed + i) on workers, settings "abc" a ValueError from dict().
+    and a TypeError (seed + i) on workers, settings "abc" a ValueError from dict(), durable "no"
+    ran durable peers (any string is true), services 5 failed with "'int' object is not callable"
+    at every peer's start.
     """
+    if not isinstance(durable, bool):
+        raise ConfigurationError(f"durable must be True or False, not {durable!r}")
+    if progress is not None and not isinstance(progress, bool):
+        raise ConfigurationError(f"progress must be True, False or None (bars on a terminal only), not {progress!r}")
+    if services is not None and not callable(services):
+        raise ConfigurationError(f"services is None or a function of a peer returning its services, not {services!r}")
     if isinstance(packet_loss, bool) or not isinstance(packet_loss, int | float) or not 0.0 <= packet_loss < 1.0:
         raise ConfigurationError(f"packet_loss must be in [0, 1), not {packet_loss!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
@@ -236,7 +248,7 @@ class Lab:
     ) -> None:
         if transport not in ("memory", "udp"):
             raise ConfigurationError(f"transport must be 'memory' or 'udp', not {transport!r}")
-        settings = check_lab_options(packet_loss, settings, seed)
+        settings = check_lab_options(packet_loss, settings, seed, durable=durable, progress=progress, services=services)
         if transport == "udp":
             _check_host(host)
         self._temporary = directory is None
@@ -356,7 +368,7 @@ class Lab:
         """Give every peer the key and address of every other peer."""
         contacts = [(peer.public_key, peer.address) for peer in self.peers]
         for peer in self.peers:
-            peer.add_contacts(contacts)
+            peer.learn_contacts(contacts)  # the peers' own keys and addresses: nothing to check
 
     def accept(self, block_type: str) -> None:
         """Every peer, now and after restarts, countersigns any proposal of ``block_type``."""
@@ -373,6 +385,8 @@ class Lab:
         The proposals are sent again until each victim holds its own or already knows of the fork
         (lost packets aside, a cheater wants the agreements); the rest is for the network to find.
         """
+        # A NaN timeout never expired: with victims that refuse the block type, fork sent forever.
+        check_seconds("timeout", timeout)
         twin = TrustChain(forker.identity, BlockStore(":memory:"))
         twin.receive_many(forker.store.chain(forker.public_key))  # so the twin signs the same number next
         blocks = (
@@ -397,13 +411,26 @@ class Lab:
         return blocks
 
     async def restart(self, i: int) -> Peer:
-        """Stop peer ``i`` and start it again from its directory, at the same address."""
+        """Stop peer ``i`` and start it again from its directory, at the same address.
+
+        ChainIdentityError if the directory no longer holds the peer's own key (deleted, or another
+        peer's copied in): that restart started another identity in its place, silently.
+        """
         self._check_peer_number(i)
         old = self.peers[i]
-        address, directory = old.address, old.directory
+        address, directory, public_key = old.address, old.directory, old.public_key
+        if not (directory / KEY_FILE).is_file():  # checked while the peer still runs: it keeps running
+            raise ChainIdentityError(f"{KEY_FILE} is gone: restarting peer {i} would start a new identity in its "
+                                     "place; restore the directory from a backup (enerdatx peer backup)", path=directory)
         await self._stop_peer(old)
         del old  # and once replaced below, nothing refers to the stopped peer
-        self.peers[i] = await self._start_peer(directory, address)
+        restarted = await self._start_peer(directory, address)
+        if restarted.public_key != public_key:
+            await self._stop_peer(restarted)
+            raise ChainIdentityError(f"holds the key of {restarted.public_key.hex()[:16]}…, not peer {i}'s "
+                                     f"({public_key.hex()[:16]}…): another peer's directory was put in its place",
+                                     path=directory)
+        self.peers[i] = restarted
         self.introduce()
         heap.collect_stopped(self)  # its cycles were frozen with it; the new peer is frozen too
         return self.peers[i]
@@ -439,7 +466,20 @@ class Lab:
     # --- scripts: the lab's own event loop in a thread ---------------------------------
 
     def run_sync(self, awaitable: Awaitable[T], timeout: float | None = None) -> T:
-        """Run ``awaitable`` on the lab's event loop (started on first use) and return its result."""
+        """Run ``awaitable`` on the lab's event loop (started on first use) and return its result.
+
+        After ``timeout`` seconds it is cancelled and TimeoutError raised: it ran on unseen (a
+        ``start(100)`` given up on still started its peers).
+        """
+        if not inspect.isawaitable(awaitable):  # a TypeError from inside the loop's thread
+            raise ConfigurationError(f"run_sync runs a coroutine, such as lab.start(2), not {awaitable!r}")
+        if timeout is not None:
+            try:
+                check_seconds("timeout", timeout)
+            except ConfigurationError:
+                if inspect.iscoroutine(awaitable):
+                    awaitable.close()  # never awaited otherwise: a RuntimeWarning
+                raise
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
             self._thread = threading.Thread(target=self._loop.run_forever, name="enerdatx-lab", daemon=True)
@@ -448,7 +488,14 @@ class Lab:
         async def wrapped() -> T:
             return await awaitable
 
-        return asyncio.run_coroutine_threadsafe(wrapped(), self._loop).result(timeout)
+        future = asyncio.run_coroutine_threadsafe(wrapped(), self._loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            if future.done():  # the coroutine's own TimeoutError (quiet's, say), not the wait's
+                raise
+            future.cancel()
+            raise TimeoutError(f"run_sync gave up after {timeout} s and cancelled the coroutine") from None
 
     def close_sync(self) -> None:
         """Stop the peers and the lab's event loop."""
@@ -470,8 +517,27 @@ class Lab:
         self.close_sync()
 
 
+def _check_port(name: str, port: object, low: int = 0) -> None:
+    if isinstance(port, bool) or not isinstance(port, int) or not low <= port <= 65535:
+        raise ConfigurationError(f"{name} is a UDP port from {low} to 65535, not {port!r}")
+
+
+def _check_addresses(peers: list[Any]) -> None:
+    """``(host, port)`` pairs to walk to; a bad one made the child exit with a usage error, seen
+    here only as "did not start"."""
+    for address in peers:
+        if not (isinstance(address, tuple) and len(address) == 2 and isinstance(address[0], str)
+                and address[0].strip()):
+            raise ConfigurationError(f"peers are (host, port) pairs such as ('127.0.0.1', 8090), not {address!r}")
+        _check_port("a peer's port", address[1], low=1)
+
+
 class PeerProcess:
-    """A peer in an OS process of its own (``enerdatx peer run``) on UDP 127.0.0.1."""
+    """A peer in an OS process of its own (``enerdatx peer run``) on UDP 127.0.0.1.
+
+    Its options are checked here (the child would refuse them with a usage error, seen here only
+    as "did not start"); one process at a time: :meth:`start` again while it runs is refused.
+    """
 
     def __init__(
         self,
@@ -482,11 +548,17 @@ class PeerProcess:
         peers: Iterable[tuple[str, int]] = (),
         durable: bool = True,
     ) -> None:
-        self.directory = Path(directory)
+        self.directory = named_path(directory, "a peer directory")
+        _check_port("port", port)
+        if isinstance(accept, str):  # "edx.note" accepted the types "e", "d", "x", ...
+            raise ConfigurationError(f"accept is a list of block types, not the one string {accept!r}")
         self.durable = durable
         self.port = port
         self.accept = list(accept)
+        for block_type in self.accept:
+            check_block_type(block_type)
         self.peers = list(peers)
+        _check_addresses(self.peers)
         self.public_key = b""
         self.process: asyncio.subprocess.Process | None = None
         self.ready: dict[str, Any] = {}
@@ -498,7 +570,15 @@ class PeerProcess:
         return UDPv4Address("127.0.0.1", self.port)
 
     async def start(self, timeout: float = 30.0) -> None:
-        """Spawn the process and wait for it to say it is ready; the same port on every restart."""
+        """Spawn the process and wait for it to say it is ready; the same port on every restart.
+
+        PeerProcessError if it exits first or says nothing in ``timeout`` seconds (it is killed then).
+        """
+        check_seconds("timeout", timeout)
+        if self.running:
+            # The second child could not bind the first one's port, and the first one's handle was lost.
+            assert self.process is not None
+            raise PeerProcessError(f"the peer process {self.process.pid} runs already: stop it first")
         args = ["peer", "run", "--dir", str(self.directory), "--port", str(self.port)]
         for block_type in self.accept:
             args += ["--accept", block_type]
@@ -512,9 +592,16 @@ class PeerProcess:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "enerdatx", *args, stdout=asyncio.subprocess.PIPE, env=env
         )
-        ready = await wait_within(self._next_event(), timeout)
+        try:
+            ready = await wait_within(self._next_event(), timeout)
+        except BaseException as exc:  # it ran on, unstoppable, after a timeout or a cancellation
+            await self.kill()
+            if isinstance(exc, TimeoutError):
+                raise PeerProcessError(f"peer process did not say it was ready in {timeout} s (killed)") from None
+            raise
         if ready.get("event") != "ready":
-            raise PeerProcessError(f"peer process did not start: {ready}")
+            status = await self.process.wait()
+            raise PeerProcessError(f"peer process did not start (exit status {status}): {ready}")
         self.ready = ready
         self.public_key = bytes.fromhex(ready["public_key"])
         self.port = int(ready["address"].rpartition(":")[2])
@@ -524,15 +611,32 @@ class PeerProcess:
         line = await self.process.stdout.readline()
         return json.loads(line) if line else {"event": "exited"}
 
+    @property
+    def running(self) -> bool:
+        """True from :meth:`start` until the process has exited."""
+        return self.process is not None and self.process.returncode is None
+
+    def _started(self) -> asyncio.subprocess.Process:
+        if self.process is None:  # an AssertionError
+            raise PeerProcessError("the peer process was never started: start() it first")
+        return self.process
+
     async def stop(self, timeout: float = 30.0, signum: int = signal.SIGTERM) -> int:
-        """SIGTERM (or ``signum``), then wait for the clean exit; returns the exit code."""
-        assert self.process is not None
-        self.process.send_signal(signum)
-        return await wait_within(self.process.wait(), timeout)
+        """SIGTERM (or ``signum``), then wait for the clean exit; returns the exit code.
+
+        Once it has exited, the exit code again (a second signal was a ProcessLookupError).
+        """
+        process = self._started()
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):  # it exited just now
+                process.send_signal(signum)
+        return await wait_within(process.wait(), timeout)
 
     async def kill(self) -> int:
-        """SIGKILL: no chance to clean up."""
-        assert self.process is not None
-        self.process.kill()
-        return await self.process.wait()
+        """SIGKILL: no chance to clean up (the exit code only, once it has exited)."""
+        process = self._started()
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+        return await process.wait()
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import ipaddress
 import logging
 from base64 import b64encode
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -24,13 +25,13 @@ from ipv8_service import IPv8
 
 from enerdatx.crypto import Identity
 from enerdatx.datadir import DirectoryLock, mark_head, open_directory
-from enerdatx.errors import MarketError
+from enerdatx.errors import ConfigurationError, EncodingError, MarketError, NetworkError
 from enerdatx.files import named_path
 from enerdatx.ipfs import ContentStore, open_store
 from enerdatx.market.service import MarketService
 from enerdatx.trustchain import BlockStore, TrustChain
 from enerdatx.trustchain.community import TrustChainCommunity
-from enerdatx.trustchain.keys import ipv8_private_key
+from enerdatx.trustchain.keys import ipv8_private_key, ipv8_public_key_bin
 from enerdatx.trustchain.settings import TrustChainSettings
 
 if TYPE_CHECKING:
@@ -48,6 +49,39 @@ WALK_TARGET = 20
 
 def _open_directory(directory: Path, durable: bool) -> Opened:
     return open_directory(directory, durable=durable)
+
+
+def check_contact(contact: object) -> None:
+    """A contact to add is (Ed25519 public key, (IPv4 address, port)); ConfigurationError otherwise.
+
+    A key that is no Ed25519 key (32 bytes off the curve, or hex text) was taken, and every later
+    proposal of the peer, to anyone, failed on it ("not an Ed25519 public key", or a TypeError).
+    """
+    if not (isinstance(contact, tuple) and len(contact) == 2):
+        raise ConfigurationError(f"a contact is (public key, (host, port)), not {contact!r}")
+    public_key, address = contact
+    try:
+        if not isinstance(public_key, bytes):
+            raise EncodingError(f"a public key is 32 bytes, not {type(public_key).__name__}")
+        ipv8_public_key_bin(public_key)
+    except EncodingError as exc:
+        raise ConfigurationError(f"bad contact key: {exc}") from None
+    # IPv8 packs addresses as four bytes: a host name failed when the address was first sent on.
+    if not (isinstance(address, tuple) and len(address) == 2 and _is_ipv4(address[0])
+            and not isinstance(address[1], bool) and isinstance(address[1], int) and 0 < address[1] < 65536):
+        raise ConfigurationError(f"a contact's address is (IPv4 address, port 1-65535), such as ('127.0.0.1', 8090), "
+                                 f"not {address!r}")
+
+
+def _is_ipv4(host: object) -> bool:
+    """A dotted IPv4 address (ipaddress would also take an int)."""
+    if not isinstance(host, str):
+        return False
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _quiet_ipv8(config: dict[str, Any], endpoint: Endpoint) -> IPv8:
@@ -84,28 +118,38 @@ class Peer:
         _opened: Opened | tuple[Identity, BlockStore] | None = None,
     ) -> None:
         self.directory = named_path(directory, "a peer directory")
+        if settings is not None and not isinstance(settings, Mapping):  # a TypeError from ** deep in IPv8's settings
+            raise ConfigurationError(f"settings must be a dict of TrustChainSettings fields, not {type(settings).__name__}")
         opened = _opened or _open_directory(self.directory, durable)
         self.identity, self.store = opened[0], opened[1]
         # No lock: an identity and store given without a directory (light peers, in memory).
         self._lock: DirectoryLock | None = opened[2] if len(opened) > 2 else None
-        self.ledger = TrustChain(self.identity, self.store)
-        if self.ledger.head is None and self._lock is not None:  # the first block is marked at once
-            self.ledger.subscribe(self._mark_first_block)
-        key = b64encode(ipv8_private_key(self.identity).key_to_bin()).decode()
-        config = (
-            ConfigBuilder()
-            .clear_keys()
-            .clear_overlays()
-            .set_log_level("WARNING")
-            .add_key_from_bin("edx", key)
-            .finalize()
-        )
-        self.ipv8 = _quiet_ipv8(config, endpoint)
-        community_settings = TrustChainSettings(
-            my_peer=self.ipv8.keys["edx"], endpoint=self.ipv8.endpoint, network=self.ipv8.network, ledger=self.ledger
-        ).update(**(settings or {}))
-        self.community = self.community_class(community_settings)
-        self.add_overlay(self.community, walk_target=WALK_TARGET if walk else None)
+        try:
+            self.ledger = TrustChain(self.identity, self.store)
+            if self.ledger.head is None and self._lock is not None:  # the first block is marked at once
+                self.ledger.subscribe(self._mark_first_block)
+            key = b64encode(ipv8_private_key(self.identity).key_to_bin()).decode()
+            config = (
+                ConfigBuilder()
+                .clear_keys()
+                .clear_overlays()
+                .set_log_level("WARNING")
+                .add_key_from_bin("edx", key)
+                .finalize()
+            )
+            self.ipv8 = _quiet_ipv8(config, endpoint)
+            community_settings = TrustChainSettings(
+                my_peer=self.ipv8.keys["edx"], endpoint=self.ipv8.endpoint, network=self.ipv8.network, ledger=self.ledger
+            ).update(**(settings or {}))
+            self.community = self.community_class(community_settings)
+            self.add_overlay(self.community, walk_target=WALK_TARGET if walk else None)
+        except BaseException:
+            # The directory stayed locked by a peer nobody holds: making it again, the settings
+            # corrected, was "in use by process <this one>" until the interpreter exited.
+            if self._lock is not None:
+                self.store.close()
+                self._lock.release()
+            raise
         self.services: list[Service] = []
         self._market: MarketService | None = None
         self.running = False
@@ -147,7 +191,13 @@ class Peer:
             self.ipv8.add_strategy(overlay, RandomWalk(overlay), walk_target)
 
     def add_service(self, service: Service) -> None:
-        """Attach a service; it is closed when the peer stops."""
+        """Attach a service; it is closed when the peer stops. NetworkError once stopped (a market
+        opened its database in a directory whose lock the peer had let go)."""
+        self.check_not_stopped()
+        if isinstance(service, type):  # MarketService, not MarketService(): a TypeError from attach
+            raise ConfigurationError(f"a service is an instance: {service.__name__}(), not the class {service.__name__}")
+        if not callable(getattr(service, "attach", None)):  # None: an AttributeError
+            raise ConfigurationError(f"a service has an attach(peer) method; {type(service).__name__} has none")
         service.attach(self)
         self.services.append(service)
         if isinstance(service, MarketService) and self._market is None:
@@ -174,14 +224,31 @@ class Peer:
         return self._market is not None
 
     def add_contacts(self, contacts: Iterable[tuple[bytes, Address]]) -> None:
-        """Tell the peer where other peers (by TrustChain key) listen."""
+        """Tell the peer where other peers (by TrustChain key) listen; ConfigurationError for a
+        contact that is no (Ed25519 public key, (IPv4 address, port)), before any is added."""
+        contacts = list(contacts)
+        for contact in contacts:
+            check_contact(contact)
+        self.learn_contacts(contacts)
+
+    def learn_contacts(self, contacts: Iterable[tuple[bytes, Address]]) -> None:
+        """:meth:`add_contacts` without the checks, for contacts that are peers' own (a lab
+        introducing its peers to each other: n² contacts, a third of the time spent checking)."""
         for public_key, address in contacts:
             self.community.add_contact(public_key, address)
 
     async def start(self) -> None:
-        """Open the endpoint and start IPv8's tasks."""
+        """Open the endpoint and start IPv8's tasks; NetworkError once stopped."""
+        self.check_not_stopped()
         await self.ipv8.start()
         self.running = True
+
+    def check_not_stopped(self) -> None:
+        """NetworkError if this peer was stopped: it ran on without its database or the lock on its
+        directory, so a second process could open the same chain beside it."""
+        if self.closed:
+            raise NetworkError(f"{self!r} was stopped and does not start again: make a new Peer of its "
+                               "directory (Lab.restart(i) in a lab)")
 
     async def stop(self) -> None:
         """Close services, overlays and endpoint, then the database; safe to call twice."""

@@ -145,6 +145,7 @@ def test_a_meter_source_is_a_file_a_pipe_or_an_address(tmp_path) -> None:
 @pytest.mark.parametrize("words", [
     ["ipfs", "add", ""], ["ipfs", "add", " "], ["ipfs", "import-car", ""], ["ipfs", "export-car", "Qm", ""],
     ["peer", "run", "--dir", "{d}/p", "--offer", ""], ["peer", "run", "--dir", "{d}/p", "--offer", " "],
+    ["bench", "robustness", "--only", "fraud", "--markdown", ""],  # "--markdown .: is a directory", exit 1
 ])
 def test_an_empty_file_argument_is_a_usage_error(tmp_path, capsys, words: list[str]) -> None:
     # The OS takes "" for the current directory: ipfs add "" was ": no such file", export-car to ""
@@ -233,6 +234,29 @@ def test_an_offer_start_outside_what_an_offer_holds_is_named(tmp_path, start: st
     path.write_text(json.dumps(offer))
     with pytest.raises(MarketError, match=f"start must be an ISO time .* from 1970-01-01 to 2262-04-11, not '{start}'"):
         _offer_from_file(None, path)  # refused before the service is asked
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("price", -1, "price must be an integer in 1..9007199254740991"),
+    ("periods", 0, "periods must be an integer in 1..1000000"),
+    ("descriptor", {"kind": "electricity", "n": float("inf")}, "not an offer file"),
+])
+def test_an_offer_the_market_would_refuse_is_refused_before_the_peer_is_made(tmp_path, capsys, field, value,
+                                                                            message) -> None:
+    # A price of -1 was refused only once the peer had started (its directory, key and market made),
+    # in words that named no file.
+    import json
+
+    from enerdatx.cli import main
+
+    offer = {"descriptor": {"kind": "electricity"}, "price": 5, "period_seconds": 3600, "start": "2026-01-01T00:00:00Z",
+             "periods": 3, "terms": {"purpose": "x", "retention_days": 1, "resale": False}, field: value}
+    path = tmp_path / "offer.json"
+    path.write_text(json.dumps(offer))
+    assert main(["peer", "run", "--dir", str(tmp_path / "peer"), "--offer", str(path)]) == 1
+    error = capsys.readouterr().err
+    assert f"{path}: not an offer file" in error and message in error
+    assert not (tmp_path / "peer").exists()
 
 
 def test_the_meter_benchmark_never_overwrites_a_file(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:

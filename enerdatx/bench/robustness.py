@@ -24,6 +24,7 @@ from enerdatx.bench.crash import kill_loop
 from enerdatx.bench.faults import PROFILES
 from enerdatx.bench.limits import count
 from enerdatx.bench.scenarios import faulty_trades, flood, fraud_detection_seconds
+from enerdatx.files import parse_file
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PARTS = ("fuzz", "crash", "faults", "fraud", "flood", "entry")
@@ -37,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--traders", type=count(1, 50), default=3, help="sellers and buyers per fault profile (n x n trades)")
     parser.add_argument("--fraud-runs", type=count(1, 1_000), default=5, help="forks timed under 20%% loss")
     parser.add_argument("--flood-packets", type=count(1, 10_000_000), default=20_000, help="hostile packets in the flood")
-    parser.add_argument("--markdown", type=Path, help="also write the tables of docs/robustness.md here")
+    parser.add_argument("--markdown", type=parse_file, help="also write the tables of docs/robustness.md here")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from ipv8.messaging.interfaces.udp.endpoint import UDPv4Address
 
-from enerdatx.datadir import backup_directory, load_identity
+from enerdatx.datadir import backup_directory, load_identity, make_peer_directory
 from enerdatx.errors import PeerUnreachableError, StorageError
 from enerdatx.files import parse_directory, parse_file
 from enerdatx.text import is_utf8
@@ -218,12 +218,7 @@ def configure(peer: argparse.ArgumentParser, argv: Sequence[str] | None) -> None
 
 
 def _show_id(args: argparse.Namespace) -> int:
-    if args.dir.exists() and not args.dir.is_dir():
-        raise StorageError("not a directory", path=args.dir)
-    try:
-        args.dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StorageError(f"cannot create the directory: {exc.strerror}", path=args.dir) from None
+    make_peer_directory(args.dir)
     print(load_identity(args.dir).public_key.hex())
     return 0
 
@@ -288,7 +283,7 @@ def _offer_from_file(service: Any, path: Path) -> Any:
 def _read_offer(path: Path) -> dict[str, Any]:
     """The fields of the offer described in ``path``; MarketError if it is not an offer file."""
     from enerdatx.errors import MarketError
-    from enerdatx.market.subscription_formats import Terms
+    from enerdatx.market.subscription_formats import Terms, offer_transaction
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -302,9 +297,12 @@ def _read_offer(path: Path) -> dict[str, Any]:
         terms = Terms(**spec["terms"])
         fields = dict(descriptor=spec["descriptor"], price=spec["price"], period_ms=_period_ms(spec["period_seconds"]),
                       start=_start_ms(spec["start"]), periods=spec["periods"], terms=terms)
+        # Checked whole before the peer is made: a price of -1 was refused only once the peer had
+        # started, its directory and key made, in words that named no file.
+        offer_transaction(**fields)
     except KeyError as exc:
         raise MarketError(f"{path}: not an offer file: no {exc} field") from exc
-    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # EncodingError is a ValueError
         raise MarketError(f"{path}: not an offer file: {exc}") from exc
     return fields
 

@@ -99,7 +99,9 @@ class DaskLab:
 
         if transport != "udp":
             raise ConfigurationError("peers on Dask workers talk over UDP: transport must be 'udp'")
-        settings = check_lab_options(packet_loss, settings, seed)
+        settings = check_lab_options(packet_loss, settings, seed, durable=durable, progress=progress, services=services)
+        if not isinstance(light, bool):
+            raise ConfigurationError(f"light must be True or False, not {light!r}")
         if (workers is None) == (cluster is None):
             raise ConfigurationError("give either workers=N (a local cluster) or cluster=<distributed.Client>")
         if cluster is not None and not isinstance(cluster, Client):

@@ -129,7 +129,7 @@ class PeerGroup(AttackSteps):
                 self.book.add(key, address)
             return
         for peer in self.peers.values():
-            peer.add_contacts(pairs)
+            peer.learn_contacts(pairs)  # the lab's own peers, on every worker: nothing to check, n² times
 
     async def accept(self, block_type: str) -> None:
         """Every peer here countersigns any proposal of ``block_type``."""

@@ -188,6 +188,7 @@ class LightPeer(Peer):
         A light peer walks nowhere (its contacts are in the book), and the walker loop wakes
         twice a second per peer to find that out: with 10,000 peers, 20,000 idle wake-ups a second.
         """
+        self.check_not_stopped()
         await self.ipv8.endpoint.open()
         for func, args in self.ipv8.on_start:
             result = func(*args)

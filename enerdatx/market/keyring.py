@@ -11,6 +11,8 @@ import os
 import sqlite3
 from dataclasses import dataclass
 
+from enerdatx.files import closed_database
+
 __all__ = ["Keyring", "Purchase"]
 
 _SCHEMA = """
@@ -47,8 +49,9 @@ class Keyring:
     """Listing secrets and purchases of one peer, in SQLite (``":memory:"`` for tests)."""
 
     def __init__(self, path: str | os.PathLike[str] = ":memory:", *, fsync: bool = True) -> None:
-        self._db = sqlite3.connect(os.fspath(path), isolation_level=None)
-        if os.fspath(path) != ":memory:":
+        self.path = os.fspath(path)
+        self._db = sqlite3.connect(self.path, isolation_level=None)
+        if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
             # A listing's key must be on disk before the listing is signed; tests may skip the wait.
             self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
@@ -86,6 +89,7 @@ class Keyring:
     def close(self) -> None:
         """Close the database."""
         self._db.close()
+        self._db = closed_database("key ring", self.path)
 
 
 def _purchase(row: tuple[str, bytes, bytes, str, int, bytes, int]) -> Purchase:

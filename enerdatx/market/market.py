@@ -123,6 +123,16 @@ class Trade:
         return load_dataset_bytes(self.plaintext)
 
 
+def check_purchase(amount: object, again: object) -> None:
+    """Refuse a purchase's ``amount`` and ``again`` of the wrong kind before anything is asked:
+    again="no" bought the listing a second time (any string is true), and an amount "5" failed
+    with a TypeError from comparing it with the balance."""
+    if not isinstance(again, bool):
+        raise MarketError(f"again is True (buy a listing bought already once more) or False, not {again!r}")
+    if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int)):
+        raise MarketError(f"amount is None (the listing's price) or a whole number of tokens, not {amount!r}")
+
+
 class Market:
     """Listings, the order book, the wallet and settlement of one peer."""
 
@@ -308,6 +318,7 @@ class Market:
         with a key or data that fail the checks gets a signed complaint on our chain, and
         DataVerificationError is raised (``.complaint`` is that block).
         """
+        check_purchase(amount, again)
         if self._propose is None or self._fetch is None:
             raise MarketError("this market is not connected to a network")
         while (under_way := self._buying.get(listing_id)) is not None:

@@ -25,6 +25,7 @@ from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestPayloadError
 
 from enerdatx.errors import (
+    ConfigurationError,
     DataVerificationError,
     EncodingError,
     FraudDetectedError,
@@ -55,6 +56,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 logger = logging.getLogger(__name__)
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+MIN_TOKEN_CHARS = 16  # a bearer token shorter than this is guessed; the default one has 32
 MAX_UPLOAD = 64 * 1024 * 1024
 # Uploaded readings stay in memory until deleted: a client that kept uploading grew the peer
 # without bound. Four million rows are about four full-size uploads (a 64 MiB CSV holds about
@@ -159,6 +161,18 @@ class RestServer:
                  port: int = 0) -> None:
         if host not in LOOPBACK:
             raise ValueError(f"the REST API binds to loopback only ({', '.join(LOOPBACK)}), not {host!r}")
+        # Each was taken: port "80" or True bound port 80 or 1, -1 failed in bind() with an
+        # OverflowError; a token " " guarded the API with a blank, and one no HTTP header can
+        # carry ("é") locked every client out; None served every request a 500.
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ConfigurationError(f"port is a TCP port from 0 (any free one) to 65535, not {port!r}")
+        if token is not None and not (isinstance(token, str) and len(token) >= MIN_TOKEN_CHARS
+                                      and token.isascii() and token.isprintable() and not any(c.isspace() for c in token)):
+            shown = f"{len(token)} characters" if isinstance(token, str) else type(token).__name__  # no secret in a message
+            raise ConfigurationError(f"token is None (a random one) or at least {MIN_TOKEN_CHARS} printable ASCII "
+                                     f"characters without white space, not {shown}")
+        if not isinstance(service, MarketService):
+            raise ConfigurationError(f"the REST API serves a MarketService (peer.market), not {type(service).__name__}")
         self.service = service
         self.token = token or secrets.token_urlsafe(24)
         self.host, self.port = host, port
@@ -184,7 +198,9 @@ class RestServer:
         self._listener: asyncio.Server | None = None
 
     async def start(self) -> str:
-        """Start serving; returns the base URL."""
+        """Start serving; returns the base URL. NetworkError while it serves already."""
+        if self._runner is not None:  # a second runner replaced the first, which served on unstoppable
+            raise NetworkError(f"the REST API is served already at {self.url}: stop() it first")
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         server = self._runner.server
@@ -297,6 +313,8 @@ class RestServer:
             listing_id, price = body.pop("listing_id"), body.pop("price", None)
             if body:
                 raise HTTPError(400, "bad_request", "a bid on a listing has only listing_id and price")
+            if price is not None and price < 1:  # a 409 negotiation_failed, as if the seller had been asked
+                raise HTTPError(400, "bad_request", f"price must be a positive integer, not {price}")
             listing = self.service.market.book.get(listing_id)
             if price is None or price >= listing.price:
                 trade = await self.service.buy(listing_id)

@@ -27,7 +27,7 @@ from enerdatx.market.community import RECORD_TYPES, MarketCommunity, MarketSetti
 from enerdatx.market.desk import NegotiationDesk, RequestBoard
 from enerdatx.market.formats import Listing
 from enerdatx.market.keyring import Keyring, Purchase
-from enerdatx.market.market import ContentSource, Market, Trade
+from enerdatx.market.market import ContentSource, Market, Trade, check_purchase
 from enerdatx.market.negotiation import Negotiation, SellerStrategy, StandingRequest
 from enerdatx.market.orderbook import LIVE, OrderBook, Query
 from enerdatx.market.wallet import DEFAULT_GRANT, Balance
@@ -212,6 +212,7 @@ class MarketService:
         timeout: float = LISTING_TIMEOUT,
     ) -> Trade:
         """Wait for the listing (up to ``timeout`` s), pay for it and get its verified data (see Market.buy)."""
+        check_purchase(amount, again)  # before the wait
         await self.wait_for_listing(listing_id, timeout)
         return await self.market.buy(listing_id, amount=amount, negotiation=negotiation, again=again)
 

@@ -43,6 +43,7 @@ from enerdatx.market.formats import (
     parse_payment,
 )
 from enerdatx.market.market import Market, Trade
+from enerdatx.market.service import _check_seconds
 from enerdatx.market.subscription_formats import (
     MISSED_PERIOD,
     OFFER,
@@ -87,6 +88,13 @@ def _known(table: dict[str, T], identifier: object, missing: str) -> T:
     if found is None:
         raise SubscriptionNotFoundError(missing.format(_short(identifier)))
     return found
+
+
+def _check_period(offer: Offer, period: object) -> None:
+    """Refuse a period that is not one of ``offer``'s: a whole number from 0 to its periods - 1."""
+    if isinstance(period, bool) or not isinstance(period, int) or not 0 <= period < offer.periods:
+        raise MarketError(f"a period of offer {_short(offer.offer_id)} is a whole number from 0 to "
+                          f"{offer.periods - 1}, not {period!r}")
 
 
 @dataclass
@@ -288,7 +296,18 @@ class Subscriptions:
         """List one period of an offer: its readings cut, encrypted with a fresh key, added and signed."""
         from enerdatx.meter import cut_dataset
 
-        assert self.readings is not None
+        # publish_due asks only this; called directly, a period past the offer's end was cut and
+        # sold, another seller's offer was listed under our key, and a period listed already
+        # was signed again (the first listing kept): each is refused here.
+        if self.readings is None:  # an AssertionError
+            raise MarketError("no readings to publish: give Subscriptions(readings=...) (a ReadingStore)")
+        if not isinstance(offer, Offer) or offer.seller != self.public_key:
+            raise MarketError("only the seller publishes the periods of its offer")
+        if self.offer_status(offer.offer_id) != "live":
+            raise SubscriptionEndedError(f"offer {_short(offer.offer_id)} is revoked: no period of it is listed")
+        _check_period(offer, period)
+        if (offer.offer_id, period) in self.periods:
+            raise MarketError(f"period {period} of offer {_short(offer.offer_id)} is listed already")
         lo, hi = (pd.Timestamp(ms, unit="ms", tz="UTC") for ms in offer.period_bounds(period))
         step = pd.Timedelta(seconds=int(offer.descriptor.get("resolution_seconds", 900)))
         readings = self.readings.readings(lo - step, hi + step)
@@ -303,8 +322,8 @@ class Subscriptions:
 
     def revoke_offer(self, offer_id: str, reason: str = "offer_ended") -> Any:
         """End one of our offers: no period of it is listed or sold after this block."""
-        offer = self.offers.get(offer_id)
-        if offer is None or offer.seller != self.public_key:
+        offer = self._offer(offer_id)  # an unknown id read "only the seller can revoke an offer"
+        if offer.seller != self.public_key:
             raise MarketError("only the seller can revoke an offer")
         if self.offer_status(offer_id) != "live":  # each call signed one more revocation block
             raise SubscriptionEndedError(f"offer {_short(offer_id)} is revoked already")
@@ -348,6 +367,12 @@ class Subscriptions:
             raise MarketError("a peer cannot subscribe to its own offer")
         if self.offer_status(offer_id) != "live":
             raise MarketError(f"offer {offer_id[:16]}… is revoked")
+        for subscription_id, held in self.held.items():
+            # A second agreement (a notebook cell run again) bought nothing more: each period is
+            # paid once, and the other agreement's payments failed as bought already.
+            if held.agreement.offer.hex() == offer_id and self.subscription_status(subscription_id) == "active":
+                raise MarketError(f"we hold subscription {_short(subscription_id)} to offer {_short(offer_id)} "
+                                  "already: revoke it first to subscribe anew")
         transaction = subscription_transaction(offer.block_hash, offer.terms, first_period)
         if first_period >= offer.periods:  # the seller refuses it (a 502 over REST): say so here, sending nothing
             raise MarketError(f"first_period must be below the offer's {offer.periods} periods, not {first_period}")
@@ -407,7 +432,13 @@ class Subscriptions:
             return held.trades[period]
         if self.subscription_status(subscription_id) != "active":
             return None  # after a revocation, ours or theirs, we pay for nothing more
-        listing = self.periods[(held.agreement.offer.hex(), period)]
+        offer_id = held.agreement.offer.hex()
+        if offer_id in self.offers:
+            _check_period(self.offers[offer_id], period)
+        listing = self.periods.get((offer_id, period))
+        if listing is None:  # a KeyError of the (offer, period) pair
+            raise MarketError(f"period {period!r} of subscription {_short(subscription_id)} is not listed "
+                              "(yet): there is nothing to pay for")
         held.trades[period] = None  # type: ignore[assignment]  # claimed: one payment per period
         try:
             await self.market.book.wait_for_listing(listing.listing_id)
@@ -516,11 +547,17 @@ class Subscriptions:
     # --- waiting ------------------------------------------------------------------
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        """Wait until ``predicate()`` holds (checked whenever a subscription block or payment lands)."""
-        await self._conditions.wait_for(predicate, timeout)
+        """Wait until ``predicate()`` holds (checked whenever a subscription block or payment lands);
+        TimeoutError after ``timeout`` seconds."""
+        _check_seconds("timeout", timeout)  # a NaN or negative one was a bare TimeoutError at once
+        try:
+            await self._conditions.wait_for(predicate, timeout)
+        except TimeoutError:
+            raise TimeoutError(f"the condition did not hold within {timeout} s") from None
 
     async def settled(self, timeout: float = 30.0) -> None:
         """Wait until every payment this peer started has finished."""
+        _check_seconds("timeout", timeout)
         if self._tasks:
             await wait_within(asyncio.gather(*self._tasks, return_exceptions=True), timeout)
 
@@ -561,6 +598,20 @@ class SubscriptionService:
     def __init__(self, *, readings: ReadingStore | None = None, meter: Any = None,
                  oehu: tuple[Any, str] | None = None, autopay: bool = True, meter_timeout: float = 15.0,
                  oehu_interval: float = 10.0, on_event: Callable[..., None] | None = None) -> None:
+        # Refused here, not in the reader thread once the peer runs: oehu_interval 0 (or NaN, or
+        # -1) polled the OEHU API without pause, and a NaN meter_timeout killed the reader with a
+        # traceback while the peer ran on, reading nothing.
+        _check_seconds("meter_timeout", meter_timeout)
+        _check_seconds("oehu_interval", oehu_interval)
+        if meter is not None and oehu is not None:
+            raise MarketError("subscriptions read one meter: give meter or oehu, not both")
+        if oehu is not None and not (isinstance(oehu, tuple) and len(oehu) == 2 and isinstance(oehu[1], str)
+                                     and oehu[1].strip()):
+            raise MarketError(f"oehu is an (OEHUClient, device id) pair, not {oehu!r}")
+        if not isinstance(autopay, bool):
+            raise MarketError(f"autopay is True or False, not {autopay!r}")
+        if on_event is not None and not callable(on_event):
+            raise MarketError(f"on_event is None or a function of (event, **fields), not {on_event!r}")
         self._readings = readings
         self.meter = meter
         self.oehu = oehu

@@ -38,8 +38,8 @@ async def _body(request: web.Request, allowed: dict[str, type]) -> dict[str, Any
     if not isinstance(body, dict) or set(body) - set(allowed):
         raise MarketError(f"the body is a JSON object with at most {sorted(allowed)}")
     for name, kind in allowed.items():
-        if name in body and type(body[name]) is not kind:
-            raise MarketError(f"{name} must be a {kind.__name__}")
+        if name in body and type(body[name]) is not kind:  # "first_period must be a int"
+            raise MarketError(f"{name} must be {'an integer' if kind is int else 'a string'}")
     return body
 
 

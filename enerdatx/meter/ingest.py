@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from enerdatx.errors import MeterDataError
+from enerdatx.files import closed_database
 from enerdatx.meter.dsmr import DSMRStats, read_dsmr_stream
 from enerdatx.meter.quality import QualityReport, clean_readings
 from enerdatx.meter.schema import (
@@ -93,6 +94,7 @@ class ReadingStore:
         """Close the database."""
         with self._lock:
             self._db.close()
+            self._db = closed_database("readings store", self.path)
 
     def on_batch(self, callback: Callable[[int], object]) -> None:
         """Call ``callback(rows stored)`` after every committed batch (from the writer's thread)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from enerdatx.errors import PrivacyError
+from enerdatx.errors import MeterDataError, PrivacyError
 from enerdatx.meter import HOUSEHOLD_TYPES, interval_consumption, read_csv, synthetic_household
 from enerdatx.meter.csvfiles import london_meter_ids
 
@@ -80,10 +80,23 @@ def _heterogeneity(wh: np.ndarray, seed: int) -> np.ndarray:
     return shifted * rng.lognormal(0.0, _LEVEL_SIGMA)
 
 
+def _first_day(start: object) -> pd.Timestamp:
+    """``start`` as a UTC timestamp; PrivacyError if it is none (pandas' own words were "Unknown
+    datetime string format, unable to parse: x")."""
+    from enerdatx.meter.resample import utc_timestamp
+
+    try:
+        return utc_timestamp(start)
+    except MeterDataError:
+        raise PrivacyError(f"start is a date such as '2026-03-02', not {start!r}") from None
+
+
 def london_households(start: str = "2026-03-02", days: int = 28) -> list[tuple[str, np.ndarray]]:
     """The London sample's households as 15-minute Wh (each half hour split evenly in two)."""
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 28:  # 0 gave empty households
+        raise PrivacyError(f"days is a whole number from 1 to 28 (the London sample's four weeks), not {days!r}")
     out = []
-    lo = pd.Timestamp(start, tz="UTC")
+    lo = _first_day(start)
     for meter in london_meter_ids(LONDON_SAMPLE):
         readings = read_csv(LONDON_SAMPLE, meter=meter)
         half_hours = interval_consumption(readings, "30min", start=lo, end=lo + pd.Timedelta(days=days))
@@ -96,7 +109,10 @@ def london_households(start: str = "2026-03-02", days: int = 28) -> list[tuple[s
 def reference_population(households: int = 120, days: int = 14, *, seed: int = 0,
                          start: str = "2026-03-02", london: bool = True) -> Population:
     """The reference population: ``households`` in all (London sample first), ``days`` from a Monday."""
-    first = pd.Timestamp(start, tz="UTC")
+    for name, value in (("households", households), ("days", days), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, int):  # "120" was a TypeError from households - n
+            raise PrivacyError(f"{name} is a whole number, not {value!r}")
+    first = _first_day(start)
     if first.day_of_week != 0:
         raise PrivacyError("the population starts on a Monday so that weeks line up")
     if days < 14 or days % 7:

@@ -14,13 +14,15 @@ docs/privacy.md states the method and its limits.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from enerdatx.errors import PrivacyError, PrivacyRiskError
+from enerdatx.errors import MeterDataError, PrivacyError, PrivacyRiskError
+from enerdatx.meter.resample import utc_timestamp
 from enerdatx.privacy.attack import LinkageResult, aggregate_linkage, coarsen, distances, linkage_attack, ranks
 from enerdatx.privacy.population import SLOT, SLOTS_PER_DAY, Population, reference_population, to_slots
 
@@ -94,12 +96,17 @@ def anonymity_set(location_digits: int, household_type: str | None) -> int:
 
 def descriptor_reveals(descriptor: dict[str, Any]) -> dict[str, Any]:
     """What a public descriptor gives away: location digits, household type, period, resolution."""
+    if not isinstance(descriptor, Mapping):  # an AttributeError from .get
+        raise PrivacyError(f"a descriptor is a mapping (a DataSet's .descriptor), not {type(descriptor).__name__}")
     location = str(descriptor.get("location", "unknown"))
     leading = re.match(r"^[0-9]*", location)  # always matches, perhaps the empty string
     digits = 0 if location == "unknown" or leading is None else len(leading.group(0))
     household_type = descriptor.get("household_type", "unknown")
     start, end = descriptor.get("start"), descriptor.get("end")
-    days = (pd.Timestamp(end) - pd.Timestamp(start)) / pd.Timedelta(days=1) if start and end else None
+    try:  # pandas' own "Unknown datetime string format" otherwise
+        days = (utc_timestamp(end) - utc_timestamp(start)) / pd.Timedelta(days=1) if start and end else None
+    except MeterDataError as exc:
+        raise PrivacyError(f"the descriptor's start and end are times: {exc}") from None
     return {
         "location_digits": digits,
         "household_type": household_type,

@@ -11,9 +11,9 @@ import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import NoReturn
 
 from enerdatx.errors import ConfigurationError, InvalidBlockError, StorageError
+from enerdatx.files import closed_database
 from enerdatx.trustchain.block import HalfBlock
 from enerdatx.trustchain.fraud import FraudProof
 
@@ -55,24 +55,6 @@ RECENT_BLOCKS = 4096
 _JOIN_OPEN_TRANSACTION = nullcontext()
 
 
-class _ClosedDatabase:
-    """What a closed store queries: every use is a StorageError that names the store (sqlite3's
-    own is a ProgrammingError, "Cannot operate on a closed database", from whichever read came first)."""
-
-    in_transaction = False
-
-    def __init__(self, path: str) -> None:
-        self._path = path
-
-    def _closed(self, *args: object, **kwargs: object) -> NoReturn:
-        raise StorageError("the block store is closed", path=self._path)
-
-    execute = executescript = backup = _closed
-
-    def close(self) -> None:
-        """Closing a closed store again does nothing."""
-
-
 class BlockStore:
     """Blocks and fraud proofs of one peer, in one SQLite database."""
 
@@ -85,9 +67,7 @@ class BlockStore:
         self.path = named
         self.fsync = fsync
         try:
-            self._db: sqlite3.Connection | _ClosedDatabase = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False
-            )
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the block store: {exc}", path=self.path) from None
         # A store in memory is always a new database: nothing in it to read back (light peers
@@ -634,7 +614,7 @@ class BlockStore:
                 self.commit_batch()
         finally:
             self._db.close()
-            self._db = _ClosedDatabase(self.path)
+            self._db = closed_database("block store", self.path)
 
     def __enter__(self) -> BlockStore:
         return self

@@ -151,3 +151,39 @@ def test_the_market_called_from_another_thread_runs_the_call_on_its_event_loop(t
             seller.market.withdraw("ab" * 32)
     with pytest.raises(MarketError, match=r"peer\.market\.balance\(\) was called from another thread.*not running"):
         buyer.market.balance()  # the lab is closed: no loop to take the call
+
+
+async def test_a_stopped_peer_says_its_stores_are_closed(tmp_path):
+    # Each was sqlite3.ProgrammingError "Cannot operate on a closed database.", naming no store.
+    from enerdatx.errors import StorageError
+
+    async with Lab(tmp_path, market=True, progress=False, durable=False) as lab:
+        seller, buyer = await lab.start(2)
+        await seller.stop()
+        calls = [
+            ("market.sqlite: cannot use the key ring", lambda: seller.market.sell(DataSet(readings_bytes(7), DESCRIPTOR), 5)),
+            ("chain.sqlite: cannot use the block store", seller.market.balance),
+            ("chain.sqlite: cannot use the block store", lambda: seller.ledger.record("edx.note", {})),
+        ]
+        for message, call in calls:
+            with pytest.raises(StorageError, match=f"{message}: it is closed"):
+                call()
+        await seller.stop()  # and stopping again changes nothing
+        assert buyer.market.balance().available == 1000
+
+
+async def test_a_purchase_option_of_the_wrong_kind_is_refused_before_paying(tmp_path):
+    # again="no" bought the listing a second time (any string is true); an amount "5" failed with
+    # a TypeError from comparing it with the balance.
+    async with Lab(tmp_path, market=True, progress=False, durable=False) as lab:
+        seller, buyer = await lab.start(2)
+        listing = seller.market.sell(DataSet(readings_bytes(8), DESCRIPTOR), price=5)
+        await buyer.market.buy(listing.listing_id)
+        for options, message in (({"again": "no"}, "again is True .* or False, not 'no'"),
+                                 ({"again": 1}, "again is True"),
+                                 ({"amount": "5", "again": True}, "amount is None .* or a whole number of tokens, not '5'"),
+                                 ({"amount": 5.0, "again": True}, "not 5.0")):
+            for market in (buyer.market, buyer.market.market):  # the facade, and the Market it wraps
+                with pytest.raises(MarketError, match=message):
+                    await market.buy(listing.listing_id, **options)
+        assert buyer.market.balance().available == 995 and len(buyer.market.purchases()) == 1

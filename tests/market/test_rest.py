@@ -8,6 +8,7 @@ import json
 import aiohttp
 import pytest
 
+from enerdatx.errors import ConfigurationError, NetworkError
 from enerdatx.lab import Lab
 from enerdatx.market import rest
 from enerdatx.market.rest import RestServer
@@ -266,6 +267,21 @@ async def test_a_bid_below_the_price_on_our_own_listing_is_a_400_not_a_504(apis)
         assert (await r.json())["error"] == {"code": "bad_request", "message": "a peer cannot buy its own listing"}
 
 
+@pytest.mark.parametrize("price", [0, -1, -(2**63)])
+async def test_a_bid_of_no_positive_price_is_a_400_not_a_failed_negotiation(apis, price):
+    # It was a 409 negotiation_failed ("the offer must be positive and at most max_price"), as if
+    # the seller had been asked.
+    http, (seller, _) = apis
+    from tests.support.market import DESCRIPTOR, readings_bytes
+
+    listing = seller.service.market.sell(readings_bytes(41), DESCRIPTOR, 50)
+    async with http.put(f"{seller.url}/market/bids", json={"listing_id": listing.listing_id, "price": price},
+                        headers=_auth(seller)) as r:
+        assert r.status == 400, await r.text()
+        assert (await r.json())["error"] == {"code": "bad_request",
+                                             "message": f"price must be a positive integer, not {price}"}
+
+
 @pytest.mark.parametrize("field", ["kind", "area", "household_type"])
 async def test_a_standing_request_with_text_utf8_cannot_encode_is_a_400(apis, field):
     # JSON's "\udcff" is a lone surrogate: the request's CBOR failed and the API answered 500.
@@ -351,4 +367,33 @@ async def test_a_request_aiohttp_cannot_parse_gets_a_json_error(apis, request_by
         assert error["message"].startswith("not an HTTP request this API reads: ")
     # The server still serves.
     async with aiohttp.ClientSession() as http, http.get(f"{server.url}/openapi.json") as r:
+        assert r.status == 200
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"port": "80"}, "port is a TCP port from 0 \\(any free one\\) to 65535, not '80'"),  # bound port 80
+    ({"port": True}, "port is a TCP port"),  # bound port 1
+    ({"port": -1}, "port is a TCP port"),  # an OverflowError from bind()
+    ({"token": " " * 20}, "token is None \\(a random one\\) or at least 16 printable ASCII characters"),
+    ({"token": "é" * 20}, "without white space, not 20 characters"),  # no client could send it
+    ({"token": "short"}, "at least 16"),
+    ({"token": 5}, "not int"),
+])
+async def test_a_server_option_of_the_wrong_kind_is_refused(tmp_path, options, message):
+    async with Lab(tmp_path, "memory", market=True, progress=False, durable=False) as lab:
+        (peer,) = await lab.start(1)
+        with pytest.raises(ConfigurationError, match=message) as refused:
+            RestServer(peer.market, **options)
+        assert "éééé" not in str(refused.value)  # a token is a secret: never in a message
+    with pytest.raises(ConfigurationError, match="serves a MarketService \\(peer.market\\), not NoneType"):
+        RestServer(None)  # type: ignore[arg-type]  # every request was a 500
+
+
+async def test_a_server_started_twice_is_refused_and_stops_once(apis):
+    # The second start replaced the first runner, which then served on after stop().
+    http, (server, _) = apis
+    url = server.url
+    with pytest.raises(NetworkError, match=f"the REST API is served already at {url}"):
+        await server.start()
+    async with http.get(f"{url}/openapi.json") as r:
         assert r.status == 200

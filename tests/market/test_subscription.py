@@ -291,3 +291,90 @@ async def test_unknown_ids_and_bad_arguments_are_market_errors(world) -> None:
     with pytest.raises(MarketError, match="terms must be Terms, not NoneType"):
         seller.offer(DESCRIPTOR, 7, period_ms=HOUR_MS, start=0, periods=2, terms=None)
     assert issubclass(SubscriptionNotFoundError, KeyError)  # what callers caught before
+
+
+async def test_subscribing_again_to_an_offer_held_is_refused_until_revoked(world, day, readings) -> None:
+    # A second agreement (a notebook cell run again) was signed: each period was paid once, and
+    # every payment of the other agreement failed as bought already.
+    _town, _seller, buyers, subs, offer = world
+    first = await subs["a"].subscribe(offer.offer_id)
+    head = buyers[0].ledger.head
+    with pytest.raises(MarketError, match=f"we hold subscription {first.subscription_id[:16]}… to offer .* already"):
+        await subs["a"].subscribe(offer.offer_id)
+    assert buyers[0].ledger.head == head and list(subs["a"].held) == [first.subscription_id]
+    subs["a"].revoke(first.subscription_id)
+    again = await subs["a"].subscribe(offer.offer_id, first_period=2)
+    assert subs["a"].subscription_status(again.subscription_id) == "active"
+
+
+async def test_paying_a_period_not_listed_is_a_market_error(world) -> None:
+    # It was a KeyError of the (offer id, period) pair.
+    _town, _seller, _buyers, subs, offer = world
+    agreement = await subs["a"].subscribe(offer.offer_id)
+    with pytest.raises(MarketError, match="period 3 of subscription .* is not listed"):
+        await subs["a"].pay_period(agreement.subscription_id, 3)
+    for period in (-1, 48, "0", True):
+        with pytest.raises(MarketError, match=r"a period of offer .* is a whole number from 0 to 47, not"):
+            await subs["a"].pay_period(agreement.subscription_id, period)
+
+
+async def test_publishing_a_period_outside_a_live_offer_of_ours_is_refused(world, day, readings) -> None:
+    # Each was cut, signed and listed: a period past the offer's end, one listed already (a
+    # second listing of it), a revoked offer's; another seller's offer under our key; and
+    # without readings an AssertionError.
+    _town, seller, buyers, subs, offer = world
+    feed(readings, day, 47)
+    subs["seller"].publish_period(offer, 0)
+    chain_length = len(seller.ledger.store.chain(seller.public_key))
+    for period, message in ((48, "a whole number from 0 to 47, not 48"), (-1, "not -1"), ("1", "not '1'"),
+                            (0, "period 0 of offer .* is listed already")):
+        with pytest.raises(MarketError, match=message):
+            subs["seller"].publish_period(offer, period)
+    buyer_offers = Subscriptions(buyers[0], readings=readings)
+    with pytest.raises(MarketError, match="only the seller publishes"):
+        buyer_offers.publish_period(buyer_offers.offers[offer.offer_id], 1)
+    with pytest.raises(MarketError, match="no readings to publish"):
+        Subscriptions(seller).publish_period(offer, 1)
+    subs["seller"].revoke_offer(offer.offer_id)
+    with pytest.raises(SubscriptionEndedError, match="is revoked: no period of it is listed"):
+        subs["seller"].publish_period(offer, 1)
+    assert len(seller.ledger.store.chain(seller.public_key)) == chain_length + 1  # the revocation alone
+
+
+def test_revoking_an_unknown_offer_says_it_is_unknown(world) -> None:
+    # It said "only the seller can revoke an offer", to the seller.
+    _town, _seller, _buyers, subs, _offer = world
+    for unknown in ("nope", None, "00" * 32):
+        with pytest.raises(SubscriptionNotFoundError, match="no offer .* is known"):
+            subs["seller"].revoke_offer(unknown)
+
+
+async def test_waiting_refuses_a_timeout_it_could_never_meet_and_says_what_timed_out(world) -> None:
+    # A NaN or negative timeout was a bare TimeoutError at once (settled(nan) returned at once
+    # when nothing was under way, and would never have given up otherwise).
+    _town, _seller, _buyers, subs, _offer = world
+    for timeout in (float("nan"), -1, 0, "5", True):
+        with pytest.raises(MarketError, match="timeout is a finite number of seconds above 0"):
+            await subs["a"].wait_for(lambda: False, timeout=timeout)
+        with pytest.raises(MarketError, match="timeout is a finite number of seconds above 0"):
+            await subs["a"].settled(timeout=timeout)
+    with pytest.raises(TimeoutError, match="the condition did not hold within 0.05 s"):
+        await subs["a"].wait_for(lambda: False, timeout=0.05)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"oehu_interval": 0}, "oehu_interval is a finite number of seconds above 0, not 0"),  # polled without pause
+    ({"oehu_interval": float("nan")}, "oehu_interval is a finite number of seconds above 0"),
+    ({"meter_timeout": float("nan")}, "meter_timeout is a finite number of seconds above 0"),  # killed the reader
+    ({"meter_timeout": "2"}, "meter_timeout is a finite number"),
+    ({"meter": "tcp://127.0.0.1:1", "oehu": (object(), "dev")}, "give meter or oehu, not both"),
+    ({"oehu": "http://127.0.0.1:8080"}, "oehu is an \\(OEHUClient, device id\\) pair"),
+    ({"oehu": (object(), " ")}, "oehu is an \\(OEHUClient, device id\\) pair"),
+    ({"autopay": "no"}, "autopay is True or False, not 'no'"),  # any string is true: it paid
+    ({"on_event": "print"}, "on_event is None or a function"),
+])
+def test_a_subscription_service_refuses_options_its_reader_would_fail_on(options, message) -> None:
+    from enerdatx.market.subscription import SubscriptionService
+
+    with pytest.raises(MarketError, match=message):
+        SubscriptionService(**options)

@@ -41,6 +41,7 @@ async def test_subscribe_watch_consent_and_revoke_over_http(tmp_path) -> None:
                 async with http.post(f"{servers[1].url}/subscriptions/offers/{offer.offer_id}/subscribe",
                                      headers=auth[1], json={"first_period": "one"}) as answer:
                     assert answer.status == 400
+                    assert (await answer.json())["error"]["message"] == "first_period must be an integer"  # "a int"
                 for body in (b"[" * 100_000 + b"]" * 100_000, b'{"first_period": 0, "first_period": 1}'):
                     async with http.post(f"{servers[1].url}/subscriptions/offers/{offer.offer_id}/subscribe",
                                          headers={**auth[1], "Content-Type": "application/json"}, data=body) as answer:
@@ -50,6 +51,10 @@ async def test_subscribe_watch_consent_and_revoke_over_http(tmp_path) -> None:
                                      headers=auth[1], json={"first_period": 0}) as answer:
                     assert answer.status == 201
                     subscription_id = (await answer.json())["subscription_id"]
+                async with http.post(f"{servers[1].url}/subscriptions/offers/{offer.offer_id}/subscribe",
+                                     headers=auth[1], json={"first_period": 0}) as answer:
+                    assert answer.status == 400  # a second agreement, signed: see Subscriptions.subscribe
+                    assert "already: revoke it first" in (await answer.json())["error"]["message"]
                 readings.add(frame.iloc[:9], source="test")
                 shop.publish_due()
                 held = mine.held[subscription_id]

@@ -216,3 +216,15 @@ def test_a_source_that_keeps_failing_is_retried_less_and_less_often(tmp_path) ->
     finally:
         store.close()
     assert stop.waits == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+
+
+def test_a_closed_reading_store_says_it_is_closed(tmp_path) -> None:
+    # It was sqlite3.ProgrammingError "Cannot operate on a closed database.", naming no store.
+    from enerdatx.errors import StorageError
+
+    store = ReadingStore(tmp_path / "readings.sqlite", fsync=False)
+    store.close()
+    for call in (store.latest, store.readings):
+        with pytest.raises(StorageError, match="readings.sqlite: cannot use the readings store: it is closed"):
+            call()
+    store.close()  # closing again changes nothing

@@ -11,9 +11,11 @@ import pytest
 from ipv8.messaging.interfaces.udp.endpoint import UDPv4Address
 
 from enerdatx.errors import (
+    ChainIdentityError,
     ConfigurationError,
     EncodingError,
     FraudDetectedError,
+    NetworkError,
     StorageError,
     TransactionRejectedError,
     TransactionTimeoutError,
@@ -331,3 +333,137 @@ async def test_quiet_refuses_durations_it_could_never_meet(tmp_path: Path, optio
     async with Lab(tmp_path, transport="memory", progress=False, durable=False) as lab:
         with pytest.raises(ConfigurationError, match=f"{name} must be a positive number of seconds"):
             await lab.quiet(**options)
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), 0, -1, "10", True])
+async def test_fork_refuses_a_timeout_it_could_never_meet(tmp_path: Path, timeout: Any) -> None:
+    # A NaN timeout never expired: victims that do not countersign the type were sent proposals forever.
+    async with Lab(tmp_path, transport="memory", progress=False, durable=False) as lab:
+        forker, first, second = await lab.start(3)
+        with pytest.raises(ConfigurationError, match="timeout must be a positive number of seconds"):
+            await asyncio.wait_for(lab.fork(forker, first, second, PING, timeout=timeout), 10)
+        assert forker.store.latest_sequence_number(forker.public_key) == 0  # refused before signing anything
+
+
+@pytest.mark.parametrize(("contact", "message"), [
+    ((b"\xff" * 32, ("127.0.0.1", 8090)), "bad contact key: not an Ed25519 public key: ffffffffffffffff"),
+    (("ab" * 32, ("127.0.0.1", 8090)), "bad contact key: a public key is 32 bytes, not str"),  # a TypeError
+    ((b"x", ("127.0.0.1", 8090)), "bad contact key: not an Ed25519 public key"),
+    (("key", "127.0.0.1:8090", "extra"), "a contact is \\(public key, \\(host, port\\)\\)"),
+    ((None, ("localhost", 8090)), "bad contact key"),
+    ((0, "127.0.0.1:8090"), "bad contact key"),
+])
+async def test_a_contact_that_is_no_key_and_address_is_refused_and_breaks_nothing(
+    tmp_path: Path, contact: Any, message: str
+) -> None:
+    # It was taken, and every later proposal of the peer, to anyone, failed on it ("not an
+    # Ed25519 public key: ffff...", or "TypeError: cannot convert 'str' object to bytes").
+    async with Lab(tmp_path, transport="memory", progress=False, durable=False) as lab:
+        lab.accept(PING)
+        a, b = await lab.start(2)
+        with pytest.raises(ConfigurationError, match=message):
+            a.add_contacts([contact])
+        await a.community.propose(b.public_key, PING, {"n": 1})
+
+
+@pytest.mark.parametrize("address", [("localhost", 8090), ("127.0.0.1", 0), ("127.0.0.1", 65536), ("127.0.0.1", True),
+                                     "127.0.0.1:8090", (2130706433, 8090)])
+async def test_a_contact_address_ipv8_cannot_send_to_is_refused(tmp_path: Path, address: Any) -> None:
+    async with Lab(tmp_path, transport="memory", progress=False, durable=False) as lab:
+        a, b = await lab.start(2)
+        with pytest.raises(ConfigurationError, match="a contact's address is \\(IPv4 address, port 1-65535\\)"):
+            a.add_contacts([(b.public_key, address)])
+        assert a.community.contacts[b.public_key] == b.address  # the one the lab gave stays
+
+
+async def test_a_stopped_peer_does_not_start_again(tmp_path: Path) -> None:
+    # It started: a peer without its database and without the lock on its directory, beside
+    # which a second process could open the same chain.
+    async with Lab(tmp_path, transport="memory", progress=False, durable=False) as lab:
+        (peer,) = await lab.start(1)
+        await peer.stop()
+        with pytest.raises(NetworkError, match="was stopped and does not start again"):
+            await peer.start()
+        with pytest.raises(NetworkError, match="was stopped"):  # it opened market.sqlite without the lock
+            peer.add_market()
+        assert not peer.running and not (peer.directory / "market.sqlite").exists()
+        again = await Peer.open(peer.directory, MemoryEndpoint(UDPv4Address("10.9.9.9", 7759)))
+        assert again.public_key == peer.public_key  # the directory itself opens anew
+        await again.stop()
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"nope": 1}, "unknown TrustChainSettings field 'nope'"),
+    ("abc", "settings must be a dict of TrustChainSettings fields, not str"),  # a TypeError from **
+])
+async def test_a_peer_refused_its_settings_leaves_its_directory_free(tmp_path: Path, settings: Any, message: str) -> None:
+    # The directory stayed locked by the peer that was never made: made again with the settings
+    # corrected, it was "in use by process <this one>" until the interpreter exited.
+    endpoint = MemoryEndpoint(UDPv4Address("10.9.9.8", 7759))
+    with pytest.raises(ConfigurationError, match=message):
+        Peer(tmp_path / "p", endpoint, settings=settings)
+    peer = await Peer.open(tmp_path / "p", endpoint)
+    await peer.stop()
+
+
+async def test_a_service_without_attach_is_refused(tmp_path: Path) -> None:
+    # None failed with "'NoneType' object has no attribute 'attach'".
+    async with Lab(tmp_path, transport="memory", progress=False, durable=False) as lab:
+        (peer,) = await lab.start(1)
+        for service in (None, "market"):
+            with pytest.raises(ConfigurationError, match="a service has an attach\\(peer\\) method"):
+                peer.add_service(service)  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="a service is an instance: MarketService\\(\\), not the class"):
+            peer.add_service(MarketService)  # type: ignore[arg-type]  # a TypeError from attach
+        assert peer.services == [] and not peer.has_market
+
+
+def test_run_sync_cancels_what_it_gives_up_on_and_refuses_what_it_cannot_run(tmp_path: Path) -> None:
+    # A timeout left the coroutine running unseen (start(3) given up on still started its peers),
+    # and said nothing; 5 was a TypeError from the loop's thread, a NaN timeout waited forever.
+    with Lab(tmp_path, transport="memory", progress=False, durable=False) as lab:
+        finished = []
+
+        async def slow() -> None:
+            await asyncio.sleep(0.5)
+            finished.append(True)
+
+        with pytest.raises(TimeoutError, match="run_sync gave up after 0.05 s and cancelled the coroutine"):
+            lab.run_sync(slow(), timeout=0.05)
+        lab.run_sync(asyncio.sleep(0.7))
+        assert finished == []
+
+        async def own_timeout() -> None:
+            raise TimeoutError("the coroutine's own")
+
+        with pytest.raises(TimeoutError, match="the coroutine's own"):
+            lab.run_sync(own_timeout(), timeout=5)
+        with pytest.raises(ConfigurationError, match="run_sync runs a coroutine, such as lab.start\\(2\\), not 5"):
+            lab.run_sync(5)  # type: ignore[arg-type]
+        for timeout in (float("nan"), -1, "1"):
+            with pytest.raises(ConfigurationError, match="timeout must be a positive number of seconds"):
+                lab.run_sync(slow(), timeout=timeout)  # type: ignore[arg-type]
+        assert lab.run_sync(lab.start(1)) and lab.peers
+
+
+async def test_a_restart_never_starts_another_identity_in_a_peers_place(tmp_path: Path) -> None:
+    # A directory deleted under a running peer restarted as a new key, silently; so did one with
+    # another peer's key and chain copied in. Either is a peer of the lab that is not peer i.
+    import shutil
+
+    async with Lab(tmp_path / "other", transport="memory", progress=False, durable=False) as other_lab:
+        (stranger,) = await other_lab.start(1)
+        stranger_directory = stranger.directory
+    async with Lab(tmp_path / "lab", transport="memory", progress=False, durable=False) as lab:
+        first, _second = await lab.start(2)
+        directory = first.directory
+        shutil.rmtree(directory)
+        with pytest.raises(ChainIdentityError, match="identity.key is gone: restarting peer 0 would start a new identity"):
+            await lab.restart(0)
+        assert lab.peers[0] is first and first.running and not directory.exists()  # left as it was
+        directory.mkdir()
+        for name in ("identity.key", "chain.sqlite"):
+            shutil.copy2(stranger_directory / name, directory / name)
+        with pytest.raises(ChainIdentityError, match=f"holds the key of {stranger.public_key.hex()[:16]}…, not peer 0's"):
+            await lab.restart(0)
+        assert lab.peers[0].public_key == first.public_key

@@ -7,7 +7,9 @@ import json
 import signal
 from pathlib import Path
 
-from enerdatx.errors import TransactionTimeoutError
+import pytest
+
+from enerdatx.errors import ConfigurationError, PeerProcessError, TransactionTimeoutError
 from enerdatx.lab import Lab, PeerProcess
 from enerdatx.trustchain import BlockStore, HalfBlock
 from tests.network.chains import PING, assert_own_chain_valid
@@ -109,3 +111,52 @@ async def test_sigkill_mid_transaction_then_restart(tmp_path: Path) -> None:
             assert held is None or held == block
         completed = [o for o in outcomes if isinstance(o, tuple)]
         assert all(agreement in victim_chain for _, agreement in completed)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"port": -1}, "port is a UDP port from 0 to 65535, not -1"),
+    ({"port": 70000}, "port is a UDP port from 0 to 65535"),
+    ({"port": True}, "port is a UDP port"),
+    ({"accept": "edx.note"}, "accept is a list of block types, not the one string"),  # took "e", "d", "x", ...
+    ({"accept": [""]}, "no block can be of type ''"),
+    ({"peers": [("127.0.0.1", 0)]}, "a peer's port is a UDP port from 1 to 65535, not 0"),
+    ({"peers": ["127.0.0.1:8090"]}, "peers are \\(host, port\\) pairs"),
+    ({"peers": [("", 8090)]}, "peers are \\(host, port\\) pairs"),
+])
+def test_a_peer_process_refuses_bad_options_before_spawning(tmp_path: Path, options: dict, message: str) -> None:
+    # The child refused each with a usage error; here that was only "did not start: {'event': 'exited'}".
+    with pytest.raises(ConfigurationError, match=message):
+        PeerProcess(tmp_path / "p", **options)
+    with pytest.raises(ConfigurationError, match="expected a peer directory"):
+        PeerProcess("")
+
+
+async def test_a_peer_process_is_one_process_stopped_as_often_as_asked(tmp_path: Path) -> None:
+    # start() again spawned a second child (which could not bind the first one's port) and lost
+    # the first one's handle: it ran on, unstoppable. stop() or kill() before start() was an
+    # AssertionError, and after the exit a ProcessLookupError.
+    peer = PeerProcess(tmp_path / "p")
+    for call in (peer.stop, peer.kill):
+        with pytest.raises(PeerProcessError, match="never started"):
+            await call()
+    await peer.start()
+    first = peer.process
+    assert first is not None
+    try:
+        with pytest.raises(PeerProcessError, match=f"the peer process {first.pid} runs already"):
+            await peer.start()
+        assert peer.process is first and peer.running
+    finally:
+        assert await peer.stop() == 0
+    assert await peer.stop() == 0 and await peer.kill() == 0 and not peer.running
+
+
+async def test_a_peer_process_not_ready_in_time_is_killed(tmp_path: Path) -> None:
+    # A TimeoutError, and the child ran on with the directory locked.
+    peer = PeerProcess(tmp_path / "p")
+    with pytest.raises(PeerProcessError, match="did not say it was ready in 0.01 s"):
+        await peer.start(timeout=0.01)
+    assert peer.process is not None and peer.process.returncode is not None
+    for timeout in (float("nan"), 0, "30"):
+        with pytest.raises(ConfigurationError, match="timeout must be a positive number of seconds"):
+            await peer.start(timeout=timeout)

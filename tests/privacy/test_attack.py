@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from enerdatx.errors import PrivacyError
-from enerdatx.privacy import aggregate_linkage, linkage_attack, reference_population
+from enerdatx.privacy import aggregate_linkage, linkage_attack, london_households, reference_population
 from enerdatx.privacy.attack import chance_bound, coarsen
 
 ALPHA = 0.001  # one-sided: the chance of a guesser reaching the bound
@@ -90,3 +90,17 @@ def test_the_attacks_refuse_what_is_not_a_population_or_a_count(population, call
 def test_a_list_of_rows_is_a_population_too(population):
     week = population.week(0)
     assert linkage_attack(week.tolist(), week.tolist()) == linkage_attack(week, week)
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    # pandas' own "Unknown datetime string format, unable to parse: x"
+    (lambda: reference_population(start="x"), "start is a date such as '2026-03-02', not 'x'"),
+    (lambda: reference_population("120"), "households is a whole number, not '120'"),  # a TypeError
+    (lambda: reference_population(days=14.0), "days is a whole number, not 14.0"),
+    (lambda: london_households(start="x"), "start is a date"),
+    (lambda: london_households(days=0), "days is a whole number from 1 to 28"),  # households with no readings
+    (lambda: london_households(days=29), "days is a whole number from 1 to 28"),
+])
+def test_a_population_asked_of_no_date_or_count_is_refused(call, message):
+    with pytest.raises(PrivacyError, match=message):
+        call()

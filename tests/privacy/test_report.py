@@ -152,3 +152,12 @@ async def test_a_policy_lists_through_the_market_or_lists_nothing(tmp_path, data
         assert listing.descriptor["privacy_score"] == report.score
         assert listing.descriptor["privacy_method"] == "edx-privacy/1"
         assert seller.store.get_by_hash(listing.block_hash).transaction["descriptor"]["privacy_score"] == report.score
+
+
+def test_descriptor_reveals_refuses_what_is_no_descriptor():
+    # An AttributeError from .get, and pandas' own words for a start that is no time.
+    with pytest.raises(PrivacyError, match="a descriptor is a mapping .*, not int"):
+        descriptor_reveals(5)  # type: ignore[arg-type]
+    with pytest.raises(PrivacyError, match="the descriptor's start and end are times"):
+        descriptor_reveals({"start": "soon", "end": "2026-01-02T00:00:00Z"})
+    assert descriptor_reveals({"start": "2026-01-01T00:00:00Z", "end": "2026-01-08T00:00:00Z"})["period_days"] == 7.0

@@ -499,3 +499,39 @@ def test_a_backup_target_that_is_a_link_is_written_through_or_named_dangling(tmp
     (tmp_path / "loop").symlink_to("loop")
     with pytest.raises(StorageError, match="cannot write the backup: Too many levels of symbolic links"):
         backup_directory(tmp_path / "peer", tmp_path / "loop")
+
+
+@pytest.mark.parametrize("blank", ["", "  ", "dir\x00"])
+def test_a_directory_that_names_none_is_refused_not_taken_for_the_current_one(tmp_path, monkeypatch, blank) -> None:
+    # "" is the current directory to the OS: open_directory made a key, a chain and ipfs/ there,
+    # unasked, and backup_directory backed it up (or wrote a backup there).
+    from enerdatx.errors import ConfigurationError
+
+    monkeypatch.chdir(tmp_path)
+    for call in (lambda: open_directory(blank), lambda: load_identity(blank),
+                 lambda: backup_directory(blank, tmp_path / "backup"), lambda: backup_directory(tmp_path, blank)):
+        with pytest.raises(ConfigurationError, match="expected a (peer|backup) directory, got"):
+            call()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_peer_directory_that_is_a_link_to_nothing_is_named(tmp_path, capsys) -> None:
+    # It was "cannot create the peer directory: already exists" (peer id: "File exists").
+    from enerdatx.cli import main
+
+    dangling, loop = tmp_path / "dangling", tmp_path / "loop"
+    dangling.symlink_to(tmp_path / "gone")
+    loop.symlink_to(loop)
+    for link, target in ((dangling, tmp_path / "gone"), (loop, loop)):
+        for directory in (link, link / "peer-000"):  # a lab's directory, say
+            with pytest.raises(StorageError, match=f"^{link}: is a symbolic link to {target}, which does not exist"):
+                open_directory(directory)
+        assert main(["peer", "id", "--dir", str(link)]) == 1
+        assert f"{link}: is a symbolic link to {target}" in capsys.readouterr().err
+    linked = tmp_path / "linked"
+    linked.symlink_to(tmp_path / "real")
+    (tmp_path / "real").mkdir()
+    identity, store, lock = open_directory(linked)  # a link to a directory is that directory
+    store.close()
+    lock.release()
+    assert (tmp_path / "real" / "identity.key").is_file()

@@ -19,4 +19,8 @@ BAD_LAB_OPTIONS: list[tuple[dict[str, Any], str]] = [
     ({"settings": {"crawl_page_size": 0}}, "crawl_page_size must be a whole number, 1 or more"),  # no crawl ended
     ({"settings": {"received_commit_blocks": 0}}, "received_commit_blocks must be a whole number, 1 or more"),
     ({"settings": {"received_commit_delay": 61}}, "received_commit_delay must be 0 to 60 seconds"),
+    ({"durable": "no"}, "durable must be True or False, not 'no'"),  # any string is true: durable peers
+    ({"durable": None}, "durable must be True or False"),
+    ({"progress": 5}, "progress must be True, False or None"),  # taken silently
+    ({"services": 5}, "services is None or a function of a peer"),  # "'int' object is not callable" at each start
 ]

@@ -225,7 +225,7 @@ def test_a_closed_store_says_so_by_name(tmp_path, alice):
     ledger.record(PAY, {"amount": 1})
     store.close()
     for use in (lambda: ledger.record(PAY, {"amount": 2}), store.count, lambda: store.chain(alice.public_key)):
-        with pytest.raises(StorageError, match="the block store is closed"):  # was sqlite3.ProgrammingError
+        with pytest.raises(StorageError, match="cannot use the block store: it is closed"):  # was sqlite3.ProgrammingError
             use()
     store.close()  # a second close is harmless
     with BlockStore(tmp_path / "chain.sqlite", fsync=False) as reopened:
