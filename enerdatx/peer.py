@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ipv8.configuration import ConfigBuilder
+from ipv8.messaging.interfaces.endpoint import Endpoint
 from ipv8.peerdiscovery.discovery import RandomWalk
 from ipv8_service import IPv8
 
@@ -35,11 +36,12 @@ from enerdatx.trustchain.keys import ipv8_private_key, ipv8_public_key_bin
 from enerdatx.trustchain.settings import TrustChainSettings
 
 if TYPE_CHECKING:
-    from ipv8.messaging.interfaces.endpoint import Endpoint
     from ipv8.messaging.interfaces.udp.endpoint import Address
     from ipv8.overlay import Overlay
 
 __all__ = ["Peer", "Service", "WALK_TARGET"]
+
+LOOPBACK = "127.0.0.1"
 
 Opened = tuple[Identity, BlockStore, DirectoryLock]
 
@@ -118,6 +120,12 @@ class Peer:
         _opened: Opened | tuple[Identity, BlockStore] | None = None,
     ) -> None:
         self.directory = named_path(directory, "a peer directory")
+        if not isinstance(endpoint, Endpoint):
+            # IPv8 makes an endpoint of its own for None: UDP on 0.0.0.0:8090, every interface.
+            raise ConfigurationError(
+                f"a peer needs an IPv8 endpoint (enerdatx.udp.UDPEndpoint on 127.0.0.1, or an in-memory one), "
+                f"not {endpoint!r}"
+            )
         if settings is not None and not isinstance(settings, Mapping):  # a TypeError from ** deep in IPv8's settings
             raise ConfigurationError(f"settings must be a dict of TrustChainSettings fields, not {type(settings).__name__}")
         opened = _opened or _open_directory(self.directory, durable)
@@ -135,6 +143,7 @@ class Peer:
                 .clear_overlays()
                 .set_log_level("WARNING")
                 .add_key_from_bin("edx", key)
+                .set_address(LOOPBACK)  # the endpoint is given, so IPv8 binds nothing of its own; if it did, here
                 .finalize()
             )
             self.ipv8 = _quiet_ipv8(config, endpoint)

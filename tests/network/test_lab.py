@@ -406,6 +406,14 @@ async def test_a_peer_refused_its_settings_leaves_its_directory_free(tmp_path: P
     await peer.stop()
 
 
+@pytest.mark.parametrize("endpoint", [None, "127.0.0.1:8090"])
+def test_a_peer_without_an_endpoint_is_refused_not_bound_to_every_interface(tmp_path: Path, endpoint: Any) -> None:
+    # IPv8 made its own endpoint for None: UDP on 0.0.0.0:8090 once started.
+    with pytest.raises(ConfigurationError, match="a peer needs an IPv8 endpoint"):
+        Peer(tmp_path / "p", endpoint)
+    assert not (tmp_path / "p").exists()  # refused before its directory is made or locked
+
+
 async def test_a_service_without_attach_is_refused(tmp_path: Path) -> None:
     # None failed with "'NoneType' object has no attribute 'attach'".
     async with Lab(tmp_path, transport="memory", progress=False, durable=False) as lab:
