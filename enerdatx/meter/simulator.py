@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from enerdatx.conditions import wait_within
+from enerdatx.errors import ConfigurationError
 from enerdatx.meter.telegrams import render_telegrams
 
 __all__ = ["MeterSimulator"]
@@ -26,6 +27,9 @@ class MeterSimulator:
 
     def __init__(self, readings: pd.DataFrame, *, variant: str = "v5", host: str = "127.0.0.1", port: int = 0,
                  **ids: str) -> None:
+        # asyncio's server takes "" and None for every interface: a meter's readings on the LAN.
+        if not isinstance(host, str) or not host.strip():
+            raise ConfigurationError(f"host is the address to listen on, such as 127.0.0.1, not {host!r}")
         self.telegrams = list(render_telegrams(readings, variant, **ids))
         self.host = host
         self.port = port

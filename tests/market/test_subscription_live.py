@@ -13,6 +13,7 @@ import json
 import pandas as pd
 import pytest
 
+from enerdatx.errors import ConfigurationError
 from enerdatx.lab import Lab
 from enerdatx.market.subscription import SubscriptionService
 from enerdatx.market.subscription_formats import Terms
@@ -249,3 +250,11 @@ class SellerProcess:
             await asyncio.wait_for(self.process.wait(), 30)
         if self._reader is not None:
             await self._reader
+
+
+@pytest.mark.parametrize("host", ["", " ", None])
+def test_a_meter_simulator_never_listens_on_every_interface(host) -> None:
+    # asyncio.start_server took "" and None for every interface.
+    frame = synthetic_household(seed=1, days=1)
+    with pytest.raises(ConfigurationError, match="host is the address to listen on, such as 127.0.0.1"):
+        MeterSimulator(frame, host=host)
