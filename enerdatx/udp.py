@@ -11,7 +11,7 @@ is longer than 65,535 bytes (IPv4's payload is at most 65,507, IPv6's without ju
 from __future__ import annotations
 
 import asyncio
-from typing import cast
+from typing import Any, cast
 
 from ipv8.messaging.interfaces.udp.endpoint import UDPEndpoint as IPv8UDPEndpoint
 
@@ -23,6 +23,10 @@ MAX_DATAGRAM_BYTES = 65536
 
 class UDPEndpoint(IPv8UDPEndpoint):
     """IPv8's endpoint; its transport reads into a buffer of ``MAX_DATAGRAM_BYTES``."""
+
+    def __init__(self, port: int = 0, ip: str = "127.0.0.1", sockopts: list[Any] | None = None) -> None:
+        """IPv8's own default ``ip`` is 0.0.0.0, every interface: here it is loopback unless given."""
+        super().__init__(port, ip, sockopts)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Shrink the transport's receive buffer (an attribute of asyncio's datagram transports)."""

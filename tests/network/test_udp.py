@@ -41,3 +41,13 @@ async def test_the_receive_buffer_is_one_datagram_and_the_longest_datagram_arriv
             assert await _received(endpoint, datagrams) == datagrams
         finally:
             endpoint.close()
+
+
+async def test_an_endpoint_made_without_an_address_listens_on_loopback_only() -> None:
+    # IPv8's UDPEndpoint() binds 0.0.0.0, every interface.
+    for endpoint in (UDPEndpoint(), LossyUDPEndpoint()):
+        await endpoint.open()
+        try:
+            assert endpoint.get_address()[0] == "127.0.0.1"
+        finally:
+            endpoint.close()
