@@ -190,7 +190,7 @@ class DaskLab:
                 lost = self._group_futures[group].status in ("error", "lost", "cancelled") or (
                     address not in self.client.scheduler_info()["workers"]
                 )
-            except OSError:  # the scheduler itself is out of reach
+            except (OSError, RuntimeError):  # the scheduler out of reach, or the client closed ("IOLoop is closed")
                 lost = True
             if lost:
                 peers = 0 if self._groups is None else self._groups.sizes[group]
