@@ -121,6 +121,7 @@ class Subscriptions:
         self.revocations: dict[str, list[Revocation]] = {}
         self.periods: dict[tuple[str, int], Listing] = {}  # (offer id, period) -> its listing
         self.held: dict[str, Held] = {}  # our own subscriptions as a buyer
+        self._subscribing: set[str] = set()  # offers whose agreement we are asking for now
         self.paused: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._conditions = Conditions()
@@ -373,10 +374,18 @@ class Subscriptions:
             if held.agreement.offer.hex() == offer_id and self.subscription_status(subscription_id) == "active":
                 raise MarketError(f"we hold subscription {_short(subscription_id)} to offer {_short(offer_id)} "
                                   "already: revoke it first to subscribe anew")
+        # Two calls at once (two clicks, two REST requests) both passed the check above before
+        # either agreement was signed, and signed two.
+        if offer_id in self._subscribing:
+            raise MarketError(f"a subscription to offer {_short(offer_id)} is being agreed already")
         transaction = subscription_transaction(offer.block_hash, offer.terms, first_period)
         if first_period >= offer.periods:  # the seller refuses it (a 502 over REST): say so here, sending nothing
             raise MarketError(f"first_period must be below the offer's {offer.periods} periods, not {first_period}")
-        proposal, agreement_block = await self.market.propose(offer.seller, SUBSCRIPTION, transaction)
+        self._subscribing.add(offer_id)
+        try:
+            proposal, agreement_block = await self.market.propose(offer.seller, SUBSCRIPTION, transaction)
+        finally:
+            self._subscribing.discard(offer_id)
         self._learn(agreement_block)
         held = self.held[proposal.hash.hex()]
         for (named_offer, period), listing in sorted(self.periods.items(), key=lambda item: item[0][1]):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pandas as pd
 import pytest
 
@@ -305,6 +307,25 @@ async def test_subscribing_again_to_an_offer_held_is_refused_until_revoked(world
     subs["a"].revoke(first.subscription_id)
     again = await subs["a"].subscribe(offer.offer_id, first_period=2)
     assert subs["a"].subscription_status(again.subscription_id) == "active"
+
+
+async def test_two_subscribes_at_once_sign_one_agreement(world, monkeypatch) -> None:
+    # Both passed the check for a held subscription before either agreement was signed.
+    _town, _seller, buyers, subs, offer = world
+    propose = subs["a"].market.propose
+
+    async def over_a_network(*args, **kwargs):
+        await asyncio.sleep(0.01)  # the proposal on its way: the other call runs meanwhile
+        return await propose(*args, **kwargs)
+
+    monkeypatch.setattr(subs["a"].market, "propose", over_a_network)
+    results = await asyncio.gather(subs["a"].subscribe(offer.offer_id), subs["a"].subscribe(offer.offer_id),
+                                   return_exceptions=True)
+    agreements = [result for result in results if not isinstance(result, BaseException)]
+    refusals = [result for result in results if isinstance(result, BaseException)]
+    assert len(agreements) == 1 and list(subs["a"].held) == [agreements[0].subscription_id]
+    assert len(refusals) == 1 and isinstance(refusals[0], MarketError)
+    assert "is being agreed already" in str(refusals[0])
 
 
 async def test_paying_a_period_not_listed_is_a_market_error(world) -> None:
