@@ -28,7 +28,7 @@ from enerdatx.meter import (
     write_csv,
 )
 from enerdatx.meter.csvfiles import utc_text
-from enerdatx.meter.dsmr import NO_TIMESTAMP, parse_tcp_source
+from enerdatx.meter.dsmr import NO_TIMESTAMP, check_address_source
 from enerdatx.meter.resample import utc_timestamp
 from enerdatx.meter.schema import FIRST_DAY, LAST_DAY, POWER_COLUMNS, REGISTER_COLUMNS, meter_choice
 from enerdatx.meter.synthetic import MAX_DAYS, check_location
@@ -100,15 +100,11 @@ def _source(text: str) -> str:
     """``meter read FILE``, as given (a Path would fold tcp:// into tcp:/); "" read the current
     directory, "unreadable CSV: : no such file" or ".: is a directory". An address is checked
     here too: "tcp://:" and "serial:" were refused only once the command ran."""
-    if text.startswith("tcp://"):
-        try:
-            parse_tcp_source(text)
-        except MeterDataError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-    elif text.startswith("serial:"):
-        if not text[len("serial:") :].strip():  # pyserial's "could not open port : ... No such file: ''"
-            raise argparse.ArgumentTypeError(f"expected serial:PORT, e.g. serial:/dev/ttyUSB0, got {text!r}")
-    else:
+    try:
+        is_address = check_address_source(text)
+    except MeterDataError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not is_address:
         parse_file(text)
     return text
 

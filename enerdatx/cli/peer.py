@@ -111,19 +111,16 @@ def check_bindable(host: str, port: int) -> None:
 def parse_meter_source(text: str) -> str:
     """A P1 source for ``--meter``: tcp://HOST:PORT, serial:PORT or an existing file; ArgumentTypeError otherwise."""
     from enerdatx.errors import MeterDataError
-    from enerdatx.meter.dsmr import parse_tcp_source
+    from enerdatx.meter.dsmr import check_address_source
 
-    if text.startswith("tcp://"):
-        try:
-            parse_tcp_source(text)
-        except MeterDataError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-    elif text.startswith("serial:"):
-        if not text[len("serial:"):]:
-            raise argparse.ArgumentTypeError("expected serial:PORT, e.g. serial:/dev/ttyUSB0")
-    elif not text.strip():  # ": is a directory", of the current one
+    try:
+        if check_address_source(text):
+            return text
+    except MeterDataError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not text.strip():  # ": is a directory", of the current one
         raise argparse.ArgumentTypeError(f"expected tcp://HOST:PORT, serial:PORT or a FILE, got {text!r}")
-    elif (path := Path(text)).is_dir() or not path.exists():
+    if (path := Path(text)).is_dir() or not path.exists():
         # A serial device may be plugged in later (it is retried); a file name (or a named pipe) is checked now.
         what = "is a directory" if path.is_dir() else "no such file"
         raise argparse.ArgumentTypeError(f"{text}: {what} (a source is tcp://HOST:PORT, serial:PORT or a FILE)")

@@ -36,7 +36,7 @@ from enerdatx.errors import MeterDataError, TelegramError
 from enerdatx.meter.schema import empty_readings, make_readings, pseudonymize_meter_id
 from enerdatx.meter.telegrams import crc16_arc
 
-__all__ = ["DSMRStats", "TelegramFramer", "detect_variant", "parse_telegram", "read_dsmr",
+__all__ = ["DSMRStats", "TelegramFramer", "check_address_source", "detect_variant", "parse_telegram", "read_dsmr",
            "read_dsmr_stream", "iter_source"]
 
 # dsmr-parser logs every line it cannot parse; we raise instead, so keep its log quiet.
@@ -335,6 +335,20 @@ def parse_tcp_source(url: str) -> tuple[str, int]:
     if not host or not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
         raise MeterDataError(f"expected tcp://HOST:PORT with a port from 1 to 65535, got {url!r}")
     return host, int(port)
+
+
+def check_address_source(text: str) -> bool:
+    """Whether a source names a meter by address (``tcp://HOST:PORT``, ``serial:PORT``) rather
+    than a file; MeterDataError for a malformed address ("tcp://:", "serial:"), which was refused
+    only once the command ran."""
+    if text.startswith("tcp://"):
+        parse_tcp_source(text)
+        return True
+    if text.startswith("serial:"):
+        if not text[len("serial:"):].strip():  # pyserial's "could not open port : ... No such file: ''"
+            raise MeterDataError(f"expected serial:PORT, e.g. serial:/dev/ttyUSB0, got {text!r}")
+        return True
+    return False
 
 
 def _tcp_chunks(url: str, timeout: float) -> Iterator[str]:
