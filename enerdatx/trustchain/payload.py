@@ -30,6 +30,7 @@ __all__ = [
     "SIGNED_OVERHEAD",
     "UNSIGNED_OVERHEAD",
     "pack_blocks",
+    "MAX_LISTED_BLOCKS",
 ]
 
 # Bytes around a payload: 22-byte community prefix and 1-byte message id; a signed message
@@ -132,12 +133,18 @@ MESSAGES = (
 UNSIGNED = (AgreementMessage, CrawlResponseMessage, BlockBroadcastMessage, FraudProofMessage)
 
 
+# A ``block_list`` counts its items in one byte.
+MAX_LISTED_BLOCKS = 255
+
+
 def pack_blocks(blocks: list[bytes], budget: int) -> list[list[bytes]]:
-    """Encoded blocks in as few ``block_list`` payloads of at most ``budget`` bytes as fit (at least one)."""
+    """Encoded blocks in as few ``block_list`` payloads of at most ``budget`` bytes (and
+    MAX_LISTED_BLOCKS blocks) as fit (at least one)."""
     batches: list[list[bytes]] = [[]]
     for data in blocks:
         batch = batches[-1]
-        if batch and sum(map(len, batch)) + 2 * len(batch) + len(data) + 2 > budget:  # 2: a length prefix
+        too_big = sum(map(len, batch)) + 2 * len(batch) + len(data) + 2 > budget  # 2: a length prefix
+        if batch and (too_big or len(batch) == MAX_LISTED_BLOCKS):
             batches.append(batch := [])
         batch.append(data)
     return batches

@@ -134,6 +134,12 @@ class TestCrawl(TrustChainTestBase):
         self.assertEqual(await self.overlay(1).crawl(self.key(0)), records)
         self.assertEqual(await self.overlay(1).crawl(self.key(0), 3, 6), records[2:6])
 
+    async def test_a_page_of_more_blocks_than_a_list_holds_comes_in_several_packets(self) -> None:
+        # A block list counts its items in one byte: 300 small blocks fit one packet's bytes, not its count.
+        self.overlay(0).settings.crawl_page_size = self.overlay(1).settings.crawl_page_size = 300
+        records = [self.ledger(0).record("test.note", {}) for _ in range(300)]
+        self.assertEqual(await self.overlay(1).crawl(self.key(0)), records)
+
     async def test_crawl_keeps_only_blocks_that_match_and_validate(self) -> None:
         good = self.ledger(0).record("test.note", {"n": 1})
         stranger = TrustChain(Identity.generate(), BlockStore(fsync=False)).record("test.note", {})
