@@ -401,7 +401,7 @@ class Lab:
                 for victim, block in victims:
                     peer = forker.community.peer_for(victim.public_key)
                     if peer is not None:
-                        forker.community.send(peer, ProposalMessage(block.encode()))
+                        forker.community.send(peer, ProposalMessage(block.encode(), []))
                 await asyncio.sleep(interval)  # a simulated attacker polls its victims' stores
                 victims = [
                     (v, b)

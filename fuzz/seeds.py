@@ -188,7 +188,7 @@ def _trustchain_messages() -> list[bytes]:
     blocks, proof = _blocks(), _proofs()[0]
     market = list(_market_blocks().values())
     samples = [
-        *(ProposalMessage(b) for b in (blocks[0], market[2])), AgreementMessage(blocks[1]),
+        *(ProposalMessage(b, []) for b in (blocks[0], market[2])), AgreementMessage(blocks[1]),
         RejectionMessage(1, "price_too_low"), CrawlRequestMessage(7, bytes(32), 1, 0),
         CrawlResponseMessage(7, 2, blocks[:2]), BlockBroadcastMessage(2, blocks[2]),
         BlockBroadcastMessage(1, market[0]), FraudProofMessage(proof),

@@ -57,7 +57,7 @@ async def _resume(seller: Any, buyer: Any, *, wait: float) -> dict[str, int]:
         peer = buyer.community.peer_for(seller.public_key)
         deadline = time.monotonic() + wait
         while buyer.store.linked(proposal) is None and time.monotonic() < deadline:
-            buyer.community.send(peer, ProposalMessage(proposal.encode()))
+            buyer.community.send(peer, ProposalMessage(proposal.encode(), []))
             await asyncio.sleep(0.05)  # the seller answers with an agreement or a rejection
         if buyer.store.linked(proposal) is None:
             counts["refused"] += 1

@@ -202,7 +202,7 @@ def _hostile_packets(victim: Peer, hostile: Peer, rng: random.Random, count: int
 
     kinds = [
         lambda: pack(tc, CrawlRequestMessage(rng.getrandbits(32), victim.public_key, 1, 0)),
-        lambda: pack(tc, ProposalMessage(rng.choice(old))),
+        lambda: pack(tc, ProposalMessage(rng.choice(old), [])),
         lambda: pack(tc, BlockBroadcastMessage(3, rng.choice(old)), sig=False),
         lambda: pack(market, FetchRequestMessage(rng.getrandbits(32), cid, 0)),
         lambda: pack(market, ListingsRequestMessage(1)),

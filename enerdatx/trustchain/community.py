@@ -36,6 +36,7 @@ from enerdatx.trustchain.fraud import FraudProof
 from enerdatx.trustchain.gossip import FraudRumours, witnesses
 from enerdatx.trustchain.keys import ipv8_public_key_bin, trustchain_key
 from enerdatx.trustchain.payload import (
+    MAX_LISTED_BLOCKS,
     UNSIGNED,
     AgreementMessage,
     BlockBroadcastMessage,
@@ -84,6 +85,9 @@ class TrustChainCommunity(Overlay):
         self.seeds: list[Address] = []
         self._peers: dict[bytes, IPv8Peer] = {}
         self._countersigning: set[bytes] = set()
+        # Per counterparty, the highest sequence number of our chain it countersigned a
+        # proposal at: it held our chain up to there (it crawls what it lacks first).
+        self._held_by: dict[bytes, int] = {}
         self.rumours = FraudRumours(settings, self._push_proof)
         self.commits = GroupCommit(self.ledger)
 
@@ -192,7 +196,7 @@ class TrustChainCommunity(Overlay):
         proposal = self.ledger.propose(counterparty, block_type, transaction, group_commit=True)
         # Waiting from now: a fraud proof that arrives during the commit fails the request.
         waiting = self.open_request(PendingProposal(self, proposal, timeout + 1.0))
-        message = ProposalMessage(proposal.encode())
+        message = ProposalMessage(proposal.encode(), self._history_for(counterparty, proposal))
 
         def resend() -> None:
             self.send(self.peer_for(counterparty) or peer, message)
@@ -210,7 +214,27 @@ class TrustChainCommunity(Overlay):
         agreement = waiting.agreement
         assert agreement is not None  # done without an error: on_agreement set it
         self._publish(agreement)  # the counterparty published our proposal
+        if self._held_by.get(counterparty, 0) < proposal.sequence_number:
+            self._held_by[counterparty] = proposal.sequence_number
         return proposal, agreement
+
+    def _history_for(self, counterparty: bytes, proposal: HalfBlock) -> list[bytes]:
+        """Our blocks below ``proposal`` that ``counterparty`` may lack: the newest that fit."""
+        end = proposal.sequence_number - 1
+        most = min(self.settings.crawl_page_size, MAX_LISTED_BLOCKS)
+        start = max(self._held_by.get(counterparty, 0) + 1, end - most + 1)
+        if start > end:
+            return []
+        blocks = self.ledger.store.chain_encoded(self.public_key, start, end)
+        budget = self.settings.max_packet_size - 512 - len(proposal.encode())
+        kept: list[bytes] = []
+        for data in reversed(blocks):
+            budget -= len(data) + 2
+            if budget < 0:
+                break
+            kept.append(data)
+        kept.reverse()
+        return kept
 
     @lazy_wrapper(ProposalMessage)
     async def on_proposal(self, peer: IPv8Peer, payload: ProposalMessage) -> None:
@@ -232,17 +256,33 @@ class TrustChainCommunity(Overlay):
             return
         self._countersigning.add(proposal.hash)
         try:
-            await self._countersign(peer, proposal)
+            await self._countersign(peer, proposal, payload.history)
         finally:
             self._countersigning.discard(proposal.hash)
 
-    async def _countersign(self, peer: IPv8Peer, proposal: HalfBlock) -> None:
+    def _receive_history(self, proposal: HalfBlock, history: list[bytes]) -> None:
+        """Store the blocks of the proposer's chain that came with its proposal, as a crawl would."""
+        blocks: dict[int, HalfBlock] = {}
+        for data in history[: min(self.settings.crawl_page_size, MAX_LISTED_BLOCKS)]:
+            block = self._decode_block(data)
+            if (
+                block is not None
+                and block.public_key == proposal.public_key
+                and block.sequence_number < proposal.sequence_number
+                and block.verify_signature()
+            ):
+                blocks[block.sequence_number] = block
+        if blocks:
+            self.ledger.receive_many([blocks[n] for n in sorted(blocks)])
+
+    async def _countersign(self, peer: IPv8Peer, proposal: HalfBlock, history: list[bytes]) -> None:
         def reject(reason: str) -> None:
             self.send(peer, RejectionMessage(proposal.sequence_number, reason))
 
         if self.ledger.store.is_fraudulent(proposal.public_key):
             reject(FRAUD_REASON)
             return
+        self._receive_history(proposal, history)
         missing = self.ledger.missing_before(proposal)
         if missing:
             with contextlib.suppress(PeerUnreachableError):  # the ledger decides on a partial view

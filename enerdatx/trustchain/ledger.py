@@ -273,13 +273,16 @@ class TrustChain:
         return self.store.is_fraudulent(public_key)
 
     def missing_before(self, block: HalfBlock) -> range:
-        """The sequence numbers of ``block``'s chain below it, from the first we lack (crawl these)."""
+        """The sequence numbers of ``block``'s chain below it from the first we lack to the last
+        (crawl these); empty when we hold all of them."""
         below = block.sequence_number - 1
         held = self.store.held_sequence_numbers(block.public_key, 1, below)
         if len(held) == below:
             return range(0)
         first_missing = next((i for i, seq in enumerate(held, start=1) if seq != i), len(held) + 1)
-        return range(first_missing, block.sequence_number)
+        # The blocks held at the top (a proposal brings the newest of its chain) need no crawl.
+        top = next((n for n, seq in enumerate(reversed(held)) if seq != below - n), len(held))
+        return range(first_missing, below - top + 1)
 
     def chain_level(self, public_key: bytes) -> ValidationLevel:
         """VALID when we hold that chain complete from 1 to its latest known block."""

@@ -57,10 +57,15 @@ else:
 
 @dataclass
 class ProposalMessage(DataClassPayload):
-    """A proposal half-block addressed to the receiver, asking for its agreement."""
+    """A proposal half-block addressed to the receiver, asking for its agreement.
+
+    ``history``: blocks of the proposer's chain just below the proposal, oldest first, that
+    the receiver may lack; it would otherwise crawl them before countersigning.
+    """
 
     msg_id: ClassVar[int] = 1
     block: bytes
+    history: block_list
 
 
 @dataclass

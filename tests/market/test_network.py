@@ -160,7 +160,7 @@ async def test_a_double_spend_over_the_network_is_proven_and_the_forker_shut_out
     twin.receive_many(forker.peer.store.chain(forker.public_key))
     second = twin.propose(seller_b.public_key, PAYMENT, payment_transaction(b.block_hash, 900))
     first_trade = asyncio.ensure_future(forker.buy(a.listing_id))
-    forker.peer.community.send(forker.peer.community.peer_for(seller_b.public_key), ProposalMessage(second.encode()))
+    forker.peer.community.send(forker.peer.community.peer_for(seller_b.public_key), ProposalMessage(second.encode(), []))
     with contextlib.suppress(EnerDatXError):  # the first seller may hear of the fork in time, or not
         await first_trade
 
@@ -196,5 +196,5 @@ async def test_a_late_double_spend_is_proven_by_the_seller_it_is_sent_to(market_
     seller_b.peer.ledger.on_fraud(lambda proof: proven.done() or proven.set_result(proof))
 
     second = twin.propose(seller_b.public_key, PAYMENT, payment_transaction(b.block_hash, 900))
-    forker.peer.community.send(forker.peer.community.peer_for(seller_b.public_key), ProposalMessage(second.encode()))
+    forker.peer.community.send(forker.peer.community.peer_for(seller_b.public_key), ProposalMessage(second.encode(), []))
     await asyncio.wait_for(proven, 3)

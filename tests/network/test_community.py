@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 from typing import Any
 
+from ipv8.messaging.serialization import default_serializer
 from ipv8.peer import Peer as IPv8Peer
 from ipv8.test.base import TestBase
 from ipv8.test.mocking.ipv8 import MockIPv8
@@ -16,6 +17,7 @@ from enerdatx.trustchain import BlockStore, FraudProof, HalfBlock, TrustChain
 from enerdatx.trustchain.community import PendingCrawl, PendingProposal, TrustChainCommunity
 from enerdatx.trustchain.keys import ipv8_private_key
 from enerdatx.trustchain.payload import (
+    SIGNED_OVERHEAD,
     AgreementMessage,
     CrawlRequestMessage,
     CrawlResponseMessage,
@@ -121,6 +123,79 @@ class TestSigning(TrustChainTestBase):
         self.assertEqual([b.sequence_number for b in self.ledger(1).store.chain(self.key(0))], [1, 2, 3, 4])
 
 
+class TestProposalHistory(TrustChainTestBase):
+    """A proposal brings the blocks of its chain below it that the counterparty may lack."""
+
+    def count_sent(self, i: int, message: type) -> list[bytes]:
+        """The packets of ``message`` that node ``i`` sends from now on (they still go out)."""
+        endpoint = self.endpoint(i)
+        send = endpoint.send
+        sent: list[bytes] = []
+
+        def counting(address: Any, packet: bytes) -> None:
+            if packet[22] == message.msg_id:
+                sent.append(packet)
+            send(address, packet)
+
+        endpoint.send = counting
+        return sent
+
+    async def test_the_chain_below_comes_with_the_proposal_and_nothing_is_crawled(self) -> None:
+        for n in range(3):
+            self.ledger(0).record("test.note", {"n": n})
+        crawls = self.count_sent(1, CrawlRequestMessage)
+        await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
+        self.assertEqual([b.sequence_number for b in self.ledger(1).store.chain(self.key(0))], [1, 2, 3, 4])
+        self.assertEqual(crawls, [])
+
+    async def test_a_chain_longer_than_a_page_brings_its_newest_page_and_the_rest_is_crawled(self) -> None:
+        self.overlay(0).settings.crawl_page_size = self.overlay(1).settings.crawl_page_size = 4
+        for n in range(10):
+            self.ledger(0).record("test.note", {"n": n})
+        crawled: list[tuple[int, int | None]] = []
+        crawl = self.overlay(1).crawl
+
+        async def recording(public_key: bytes, start: int = 1, end: int | None = None, **kwargs: Any) -> Any:
+            crawled.append((start, end))
+            return await crawl(public_key, start, end, **kwargs)
+
+        self.overlay(1).crawl = recording  # type: ignore[method-assign]
+        await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
+        self.assertEqual(crawled, [(1, 6)])  # 7 to 10 came with the proposal
+        self.assertEqual(len(self.ledger(1).store.chain(self.key(0))), 11)
+
+    async def test_a_counterparty_that_countersigned_is_not_sent_that_history_again(self) -> None:
+        for n in range(3):
+            self.ledger(0).record("test.note", {"n": n})
+        sent = self.count_sent(0, ProposalMessage)
+        await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
+        second, _ = await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
+        alone = SIGNED_OVERHEAD + len(default_serializer.pack_serializable(ProposalMessage(second.encode(), [])))
+        self.assertEqual(len(sent[-1]), alone)
+        self.assertGreater(len(sent[0]), alone + 3 * 100)  # the first carried blocks 1 to 3
+
+    async def test_history_blocks_that_are_not_the_proposers_chain_below_are_dropped(self) -> None:
+        good = self.ledger(0).record("test.note", {"n": 1})
+        stranger = TrustChain(Identity.generate(), BlockStore(fsync=False)).record("test.note", {})
+        forged = dataclasses.replace(self.ledger(0).record("test.note", {"n": 2}), signature=bytes(64))
+        history = [stranger.encode(), forged.encode(), b"not a block"]
+        self.overlay(0)._history_for = lambda *_: history  # type: ignore[method-assign]
+        crawls = self.count_sent(1, CrawlRequestMessage)
+        await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
+        self.assertIsNone(self.ledger(1).store.get_by_hash(stranger.hash))
+        self.assertEqual(self.ledger(1).store.chain(self.key(0))[0], good)  # crawled instead
+        self.assertEqual(len(crawls), 1)
+
+    async def test_a_history_block_that_forks_a_held_one_proves_fraud(self) -> None:
+        twin = TrustChain(self.ledger(0).identity, BlockStore(fsync=False))
+        self.ledger(1).receive(twin.record("test.note", {"version": 2}))  # node 0's other chain
+        self.ledger(0).record("test.note", {"version": 1})
+        with self.assertRaises(TransactionRejectedError) as caught:
+            await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
+        self.assertEqual(caught.exception.reason, "fraud")
+        self.assertTrue(self.ledger(1).store.is_fraudulent(self.key(0)))
+
+
 class TestCrawl(TrustChainTestBase):
     async def test_crawl_returns_and_stores_the_chain(self) -> None:
         records = [self.ledger(0).record("test.note", {"n": n}) for n in range(5)]
@@ -177,7 +252,7 @@ class TestLimits(TrustChainTestBase):
         super().setUp()
 
     async def test_oversized_packets_are_dropped_unread(self) -> None:
-        big = self.overlay(0).ezr_pack(ProposalMessage.msg_id, ProposalMessage(bytes(4096)))
+        big = self.overlay(0).ezr_pack(ProposalMessage.msg_id, ProposalMessage(bytes(4096), []))
         self.endpoint(0).send(self.address(1), big)
         await self.deliver_messages()
         self.assertEqual(self.overlay(1).packets_dropped, 1)
@@ -224,8 +299,8 @@ class TestGossipAndFraud(TrustChainTestBase):
         first = self.ledger(0).propose(self.key(1), PING, {"to": 1})
         second = twin.propose(self.key(2), PING, {"to": 2})
         self.assertEqual(first.sequence_number, second.sequence_number)
-        self.overlay(0).send(self.peer(1), ProposalMessage(first.encode()))
-        self.overlay(0).send(self.peer(2), ProposalMessage(second.encode()))
+        self.overlay(0).send(self.peer(1), ProposalMessage(first.encode(), []))
+        self.overlay(0).send(self.peer(2), ProposalMessage(second.encode(), []))
         await asyncio.wait_for(asyncio.gather(*found), 3)
         for i in range(1, 4):
             self.assertTrue(self.ledger(i).store.is_fraudulent(self.key(0)))

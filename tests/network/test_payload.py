@@ -26,7 +26,7 @@ from enerdatx.trustchain.payload import (
 )
 
 EXAMPLES = {
-    "ProposalMessage": {"block": b"p" * 202},
+    "ProposalMessage": {"block": b"p" * 202, "history": [b"h" * 202, b"i" * 180]},
     "AgreementMessage": {"block": b"a" * 202},
     "RejectionMessage": {"sequence_number": 7, "reason": "fraud"},
     "CrawlRequestMessage": {"identifier": 2**32 - 1, "public_key": bytes(range(32)), "start": 1, "end": 0},

@@ -34,7 +34,7 @@ async def test_replayed_proposal_is_answered_never_signed_again(tmp_path: Path) 
         peer = buyer.community.peer_for(seller.public_key)
         replays_before = seller.community.drops["replay"]
         for _ in range(50):
-            buyer.community.send(peer, ProposalMessage(trade.proposal.encode()))
+            buyer.community.send(peer, ProposalMessage(trade.proposal.encode(), []))
         await seller.community.wait_for_drops(replays_before + 50, "replay")  # each answered from the store
         assert seller.store.chain(seller.public_key) == chain
         assert seller.market.balance() == balance
