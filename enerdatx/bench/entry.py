@@ -231,6 +231,9 @@ USAGE_CASES: dict[str, list[str]] = {
     "bench market: a thousand-digit peer count": ["bench", "market", "--peers", "9" * 1000],
     "bench market: more workers than 4 per CPU": ["bench", "market", "--workers", "9999"],
     "bench fraud: more workers than 4 per CPU": ["bench", "fraud", "--workers", "9999"],
+    "bench fraud: fewer than 4 peers": ["bench", "fraud", "--peers", "3"],
+    "bench fraud: a packet loss of nan": ["bench", "fraud", "--packet-loss", "nan"],
+    "bench fraud: a packet loss of 1 (every packet)": ["bench", "fraud", "--packet-loss", "1"],
 }
 
 

@@ -27,17 +27,26 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from enerdatx.bench.limits import FULL_PEER_BYTES, LIGHT_PEER_BYTES, MAX_LOCAL_WORKERS, require_memory, workers
-from enerdatx.errors import ConfigurationError
+from enerdatx.bench.limits import (
+    FULL_PEER_BYTES,
+    LIGHT_PEER_BYTES,
+    MAX_LOCAL_WORKERS,
+    count,
+    require_memory,
+    share,
+    workers,
+)
 
 TARGET_SECONDS = 5.0
 LIGHT_FROM = 1000
+MIN_PEERS = 4  # a forker, two victims and a witness
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``enerdatx bench fraud``."""
-    parser.add_argument("--peers", type=int, nargs="+", default=[200], help="network sizes (several: growth)")
-    parser.add_argument("--packet-loss", type=float, default=0.0, help="share of packets dropped, e.g. 0.2")
+    parser.add_argument("--peers", type=count(MIN_PEERS, 1_000_000_000), nargs="+", default=[200],
+                        help=f"network sizes (several: growth), at least {MIN_PEERS}: a forker, two victims and a witness")
+    parser.add_argument("--packet-loss", type=share, default=0.0, help="share of packets dropped, e.g. 0.2")
     parser.add_argument("--peer", choices=("auto", "full", "light"), default="auto",
                         help=f"full peers, light peers, or light from {LIGHT_FROM} peers up (default)")
     parser.add_argument("--workers", type=workers, default=0,
@@ -52,17 +61,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if len(set(args.peers)) != len(args.peers):  # each size's figures are keyed by it: a repeat would overwrite
         repeated = sorted({n for n in args.peers if args.peers.count(n) > 1})
         raise ValueError(f"--peers: each size once (refused, not dropped: {', '.join(map(str, repeated))} repeated)")
-    args.packet_loss += 0.0  # -0.0 is no loss: report 0.0
-    if min(args.peers) < 4:
-        raise ValueError("--peers needs at least 4 peers: a forker, two victims and a witness")
     if args.workers and min(args.peers) < 4 * args.workers:
         raise ValueError(f"--peers {min(args.peers)}: with --workers {args.workers} the fraud scenario needs at least "
                          f"{4 * args.workers} peers (4 per worker)")
     for n in args.peers:
         light = args.peer == "light" or (args.peer == "auto" and n >= LIGHT_FROM)
         require_memory(n, LIGHT_PEER_BYTES if light else FULL_PEER_BYTES, "light peers" if light else "peers")
-    if not 0.0 <= args.packet_loss < 1.0:
-        raise ConfigurationError(f"--packet-loss must be in [0, 1), not {args.packet_loss}")
     runs = []
     for n in args.peers:
         light = args.peer == "light" or (args.peer == "auto" and n >= LIGHT_FROM)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import resource
 from collections.abc import Callable
@@ -39,6 +40,17 @@ def count(low: int, high: int) -> Callable[[str], int]:
         return int(text)
 
     return parse
+
+
+def share(text: str) -> float:
+    """An argparse ``type`` for a share of packets, from 0 up to but not including 1 (``nan`` is none)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share from 0 up to 1 (not 1 itself), e.g. 0.2, got {text!r}")
+    return value + 0.0  # -0.0 is no loss: report 0.0
 
 
 def workers(text: str) -> int:

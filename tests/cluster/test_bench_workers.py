@@ -44,5 +44,7 @@ def test_fraud_benchmark_with_packet_loss_on_workers(capsys: pytest.CaptureFixtu
 
 
 def test_fraud_benchmark_refuses_a_loss_rate_out_of_range(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "fraud", "--json", "--peers", "8", "--workers", "2", "--packet-loss", "1.5"]) != 0
-    assert "--packet-loss must be in [0, 1), not 1.5" in capsys.readouterr().err  # before any cluster starts
+    with pytest.raises(SystemExit) as exited:  # argparse's: before any cluster starts
+        main(["bench", "fraud", "--json", "--peers", "8", "--workers", "2", "--packet-loss", "1.5"])
+    assert exited.value.code == 2
+    assert "--packet-loss: expected a share from 0 up to 1 (not 1 itself), e.g. 0.2, got '1.5'" in capsys.readouterr().err

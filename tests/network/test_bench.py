@@ -34,8 +34,10 @@ def test_fraud_benchmark_reports_every_size(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_fraud_benchmark_needs_enough_peers(capsys) -> None:
-    assert main(["bench", "fraud", "--peers", "3"]) == 1
-    assert "error: --peers needs at least 4" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:  # a usage error, as argparse's own are
+        main(["bench", "fraud", "--peers", "3"])
+    assert exited.value.code == 2
+    assert "argument --peers: expected a whole number from 4 to 1,000,000,000, got '3'" in capsys.readouterr().err
 
 
 def test_fraud_benchmark_refuses_a_size_twice(capsys: pytest.CaptureFixture[str]) -> None:
