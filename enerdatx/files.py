@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, cast
 
 from enerdatx.errors import ConfigurationError, EnerDatXError, StorageError
 
-__all__ = ["atomic_output", "atomic_path", "closed_database", "named_path", "read_small_file"]
+__all__ = ["atomic_output", "atomic_path", "closed_database", "named_path", "open_regular_file", "read_small_file"]
 
 
 def named_path(path: str | os.PathLike[str], what: str = "a path") -> Path:
@@ -63,6 +63,17 @@ def read_small_file(path: str | os.PathLike[str], limit: int, *, what: str = "re
     regular file. FileNotFoundError and IsADirectoryError are the OS's own; anything else that
     is not a regular file is a StorageError "PATH: cannot WHAT: not a regular file".
     """
+    with open_regular_file(path, what=what) as stream:
+        return stream.read(limit + 1)
+
+
+def open_regular_file(path: str | os.PathLike[str], *, what: str = "read the file") -> BinaryIO:
+    """The regular file at ``path``, open for reading, refused at once if it is anything else.
+
+    Opened without waiting, so that a FIFO is refused rather than waited on. FileNotFoundError
+    and IsADirectoryError are the OS's own; anything else that is not a regular file is a
+    StorageError "PATH: cannot WHAT: not a regular file".
+    """
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         mode = os.fstat(fd).st_mode
@@ -70,13 +81,11 @@ def read_small_file(path: str | os.PathLike[str], limit: int, *, what: str = "re
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
         if not stat.S_ISREG(mode):
             raise StorageError(f"cannot {what}: not a regular file (a FIFO, a socket or a device)", path=path)
-        chunks, left = [], limit + 1
-        while left and (chunk := os.read(fd, left)):
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
-    finally:
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
         os.close(fd)
+        raise
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 from tqdm import tqdm
 
 from enerdatx.errors import BlockMissingError, CarFormatError, ContentStoreError, EnerDatXError, StorageError
-from enerdatx.files import atomic_output, named_path
+from enerdatx.files import atomic_output, named_path, open_regular_file
 from enerdatx.ipfs.blocks import CID, Blockstore, cid_string, parse_cid
 from enerdatx.ipfs.car import car_file, read_car, require_roots, write_car
 from enerdatx.ipfs.store import ContentStore, StrPath
@@ -85,8 +85,11 @@ class EmbeddedStore(ContentStore):
     def add_file(
         self, path: StrPath, cid_version: int = 0, only_hash: bool = False, *, progress: bool | None = None
     ) -> str:
-        """Add a file in bounded memory and pin it (or only compute its CID); return the CID."""
-        with open(path, "rb") as stream:
+        """Add a file in bounded memory and pin it (or only compute its CID); return the CID.
+
+        A FIFO, socket or device is refused (StorageError) rather than read without end.
+        """
+        with open_regular_file(path, what="add the file") as stream:
             total = os.fstat(stream.fileno()).st_size
             return self._import(stream, cid_version, only_hash=only_hash, total=total, progress=progress)
 

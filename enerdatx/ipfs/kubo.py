@@ -17,7 +17,6 @@ import time
 import urllib.parse
 import warnings
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 from enerdatx.errors import (
@@ -29,7 +28,7 @@ from enerdatx.errors import (
     InvalidCIDError,
     StorageError,
 )
-from enerdatx.files import atomic_output
+from enerdatx.files import atomic_output, open_regular_file
 from enerdatx.ipfs.blocks import cid_string, parse_cid
 from enerdatx.ipfs.car import car_file, missing_blocks, read_car, require_roots
 from enerdatx.ipfs.store import ContentStore, StrPath
@@ -291,8 +290,7 @@ class KuboStore(ContentStore):
 
     def add_file(self, path: StrPath, cid_version: int = 0, only_hash: bool = False) -> str:
         """Stream a file to the daemon (bounded memory) and return its CID."""
-        if not Path(path).is_file():
-            raise FileNotFoundError(path)
+        open_regular_file(path, what="add the file").close()  # the client would read a FIFO without end
         return self._add(os.fspath(path), cid_version, only_hash=only_hash)
 
     # --- reading ------------------------------------------------------------------

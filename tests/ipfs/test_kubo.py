@@ -113,3 +113,25 @@ def test_a_car_without_roots_is_refused_before_the_daemon_sees_it(fake_daemon, t
     with pytest.raises(CarFormatError, match=f"^{car}: the CAR header lists no roots"):
         embedded.import_car(car)
     assert not any(path.is_file() for path in embedded.blocks.root.rglob("*"))
+
+
+def test_a_fifo_is_refused_before_the_daemon_is_asked(fake_daemon, tmp_path: Path) -> None:
+    # ipfshttpclient would read the FIFO until a writer came and closed it: for ever, here.
+    import os
+
+    from enerdatx.errors import StorageError
+
+    asked: list[str] = []
+
+    def add(out: BinaryIO) -> None:
+        asked.append("/add")
+        out.write(http_answer(b"{}"))
+
+    store = KuboStore(fake_daemon({"/api/v0/add": add}), timeout=2)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(StorageError, match="cannot add the file: not a regular file"):
+        store.add_file(fifo)
+    with pytest.raises(FileNotFoundError, match="No such file"):
+        store.add_file(tmp_path / "missing")
+    assert asked == []

@@ -17,6 +17,7 @@ from enerdatx.errors import (
     ContentStoreError,
     CorruptBlockError,
     InvalidCIDError,
+    StorageError,
 )
 from enerdatx.ipfs import EmbeddedStore, KuboStore, open_store
 from enerdatx.ipfs.blocks import cid_string, parse_cid
@@ -64,6 +65,31 @@ def test_add_file_memory_does_not_grow_with_file_size(store: EmbeddedStore, tmp_
     finally:
         tracemalloc.stop()
     assert peak < 4 * 2**20, peak
+
+
+def test_add_file_refuses_a_fifo_or_a_device_instead_of_reading_it_without_end(
+    store: EmbeddedStore, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    refused: list[BaseException] = []
+
+    def add(path: Path) -> None:
+        try:
+            store.add_file(path)
+        except StorageError as exc:
+            refused.append(exc)
+
+    for path in (fifo, Path("/dev/zero")):
+        adding = threading.Thread(target=add, args=(path,), daemon=True)  # before: blocked on open for ever
+        adding.start()
+        adding.join(10)
+        assert not adding.is_alive(), f"add_file({path}) did not return"
+    assert [str(exc) for exc in refused] == [
+        f"{path}: cannot add the file: not a regular file (a FIFO, a socket or a device)" for path in (fifo, "/dev/zero")
+    ]
+    with pytest.raises(IsADirectoryError):
+        store.add_file(tmp_path)
 
 
 def test_only_hash_stores_nothing(store: EmbeddedStore, tmp_path: Path) -> None:
