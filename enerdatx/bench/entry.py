@@ -162,6 +162,9 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
                                       "start 'now' is the clock's time, not a date"),
     "ipfs cat: a --repo that is no store": (["ipfs", "--repo", "{d}/norepo", "cat", "bafkqaaa"], 1,
                                             "no content store there to read from"),
+    # Round 15: export-car, too, made an empty store where --repo had a typo.
+    "ipfs export-car: a --repo that is no store": (
+        ["ipfs", "--repo", "{d}/norepo", "export-car", "bafkqaaa", "{d}/x.car"], 1, "no content store there to read from"),
     "meter read: a CSV separated by ';'": (["meter", "read", "{d}/semicolon.csv", "--format", "csv"], 1,
                                            "its fields are separated by ';'"),
     "demo: more peers than one process runs": (["demo", "--households", "150", "--buyers", "60", "--quiet",
@@ -241,10 +244,12 @@ def write_scratch(directory: Path) -> None:
     """The files the cases name: a directory, bad and empty inputs, damaged peer directories."""
     from enerdatx.crypto import Identity
     from enerdatx.datadir import mark_head, open_directory
+    from enerdatx.ipfs import EmbeddedStore
     from enerdatx.meter import render_telegrams, synthetic_household, write_csv
     from enerdatx.trustchain import TrustChain
 
     (directory / "dir").mkdir()
+    EmbeddedStore(directory / "repo")  # the store the ipfs cases read from
     frame = synthetic_household(seed=1, days=1)
     write_csv(frame, directory / "s.csv")
     telegrams = "".join(render_telegrams(frame.iloc[:20], "v5")).encode()

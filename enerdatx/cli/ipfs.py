@@ -62,8 +62,8 @@ def parse_api(text: str) -> str:
 def _store(args: argparse.Namespace, *, to_read: bool = False) -> ContentStore:
     """The store the options name; ``to_read``: an embedded one must exist already.
 
-    cat made an empty store where --repo had a typo, then said the block was not in it; it
-    only reads, and a new store holds nothing to read.
+    cat and export-car made an empty store where --repo had a typo, then said the block was
+    not in it; they only read, and a new store holds nothing to read.
     """
     if args.repo is not None:  # asked for by name: not overridden by $ENERDATX_IPFS_API
         directory = args.repo
@@ -114,7 +114,7 @@ def _cat(args: argparse.Namespace) -> int:
 
 
 def _export_car(args: argparse.Namespace) -> int:
-    _store(args).export_car(args.cid, args.out)
+    _store(args, to_read=True).export_car(args.cid, args.out)
     return 0
 
 
