@@ -38,6 +38,10 @@ TERMS_VERSION = 1
 SPLITS = ("equal", "readings")
 AGGREGATES = ("sum", "mean")
 MIN_THRESHOLD = 2
+DAY_SECONDS = 86_400
+# A round's roster, the members' 32-byte keys, goes out in one message field of at most
+# 65,535 bytes: no round has more members, so terms asking for more could never aggregate.
+MAX_THRESHOLD = 65_535 // 32
 
 
 @dataclass(frozen=True)
@@ -75,12 +79,17 @@ class UnionTerms:
             raise UnionError(f"a union's name is not blank and neither begins nor ends with white space: {self.name!r}")
         if not is_public_key(self.operator):
             raise UnionError("a union's operator is a 32-byte public key")
-        if type(self.threshold) is not int or self.threshold < MIN_THRESHOLD:
-            raise UnionError(f"a union's threshold is an integer >= {MIN_THRESHOLD}")
+        if type(self.threshold) is not int or not MIN_THRESHOLD <= self.threshold <= MAX_THRESHOLD:
+            raise UnionError(f"a union's threshold is an integer from {MIN_THRESHOLD} to {MAX_THRESHOLD:,}"
+                             " (the most members a round's roster carries)")
         if self.aggregate not in AGGREGATES or self.split not in SPLITS:
             raise UnionError(f"aggregate is one of {AGGREGATES}, split one of {SPLITS}")
-        if type(self.cap_wh) is not int or self.cap_wh <= 0 or type(self.resolution_seconds) is not int:
-            raise UnionError("cap_wh and resolution_seconds are positive integers")
+        if type(self.cap_wh) is not int or self.cap_wh <= 0:
+            raise UnionError("cap_wh is a positive integer")
+        # Signed terms from the wire have no resolution text: 0 or -900 seconds passed before.
+        if type(self.resolution_seconds) is not int or not 0 < self.resolution_seconds <= DAY_SECONDS \
+                or DAY_SECONDS % self.resolution_seconds:
+            raise UnionError(f"resolution_seconds is whole seconds dividing a day, not {self.resolution_seconds!r}")
         # The same grammar as the descriptor's dp_epsilon, which is copied from here.
         if self.epsilon is not None and not (
                 isinstance(self.epsilon, str) and DP_EPSILON.match(self.epsilon) and float(self.epsilon) > 0):

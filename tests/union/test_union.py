@@ -14,6 +14,7 @@ from enerdatx.market.formats import SHARE, parse_share, share_transaction, valid
 from enerdatx.meter import interval_consumption, synthetic_household
 from enerdatx.trustchain import BlockStore, TrustChain
 from enerdatx.union import DataUnion, UnionMember, UnionTerms, laplace_scale, split_revenue
+from enerdatx.union.union import TERMS_DOMAIN
 
 START, END = "2026-03-02", "2026-03-03"
 
@@ -118,6 +119,17 @@ def test_terms_are_signed_and_tamper_evident():
             UnionTerms.create(operator, name)
     with pytest.raises(UnionError, match="an Identity, not NoneType"):
         UnionTerms.create(None, "delft-zuid")  # type: ignore[arg-type]  # an AttributeError
+    # A threshold above the most members a round carries (2,047) could never be met.
+    assert UnionTerms.create(operator, "x", threshold=2047).threshold == 2047
+    for threshold in (2048, 10**9):
+        with pytest.raises(UnionError, match="threshold is an integer from 2 to 2,047"):
+            UnionTerms.create(operator, "x", threshold=threshold)
+    # Terms from the wire name seconds, not a resolution's text: 0, -900 or 7 (no divisor of a day).
+    for seconds in (0, -900, 7, 2 * 86_400):
+        unsigned = dataclasses.replace(terms, resolution_seconds=seconds, signature=b"")
+        signed = dataclasses.replace(unsigned, signature=operator.sign(TERMS_DOMAIN + unsigned.body()))
+        with pytest.raises(UnionError, match="resolution_seconds is whole seconds dividing a day"):
+            UnionTerms.decode(signed.encode())
 
 
 @pytest.mark.parametrize(("amount", "weights", "expected"), [
