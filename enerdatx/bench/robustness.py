@@ -24,7 +24,7 @@ from enerdatx.bench.crash import kill_loop
 from enerdatx.bench.faults import PROFILES
 from enerdatx.bench.limits import count
 from enerdatx.bench.scenarios import faulty_trades, flood, fraud_detection_seconds
-from enerdatx.files import parse_file
+from enerdatx.files import atomic_output, parse_file
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PARTS = ("fuzz", "crash", "faults", "fraud", "flood", "entry")
@@ -68,8 +68,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             from enerdatx.bench.entry import entry_figures
 
             result["entry"] = entry_figures(base / "entry")
-    if args.markdown:
-        args.markdown.write_text(markdown(result))
+    if args.markdown:  # whole or not at all: a disk that fills midway keeps the file that was there
+        with atomic_output(args.markdown, what="write the tables") as out:
+            out.write(markdown(result).encode())
     return result
 
 

@@ -47,3 +47,17 @@ def test_the_markdown_path_is_checked_before_the_run(tmp_path: Path, monkeypatch
     argv = ["bench", "robustness", "--only", "fraud", "--fraud-runs", "1", "--markdown", str(tmp_path)]
     assert main(argv) == 1
     assert "--markdown" in capsys.readouterr().err
+
+
+def test_tables_that_fail_to_be_written_leave_the_old_file_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Before: the file was opened (and emptied) first, then the write failed: the old tables were gone.
+    async def figures(*_args: object) -> dict:
+        return {"runs": 1}
+
+    monkeypatch.setattr(robustness, "_fraud_figures", figures)
+    monkeypatch.setattr(robustness, "markdown", lambda result: "| tables |\n\udcff")  # cannot be written as UTF-8
+    (tmp_path / "r.md").write_text("the old tables")
+    argv = ["bench", "robustness", "--only", "fraud", "--fraud-runs", "1", "--markdown", str(tmp_path / "r.md")]
+    assert main(argv) == 1
+    assert (tmp_path / "r.md").read_text() == "the old tables"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.md"]  # and no temporary file left
