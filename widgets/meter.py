@@ -11,6 +11,7 @@ import pandas as pd
 
 from enerdatx.errors import MeterDataError
 from enerdatx.meter import HOUSEHOLD_TYPES, DataSet, cut_dataset, read_csv, read_dsmr, read_oehu, synthetic_household
+from enerdatx.meter.dsmr import parse_tcp_source
 from enerdatx.meter.plots import consumption_figure
 
 from .panel import Panel, show_figure
@@ -74,7 +75,12 @@ class MeterPanel(Panel):
         if not where:
             raise MeterDataError(f"give a {'host:port' if source == 'dsmr-tcp' else 'file path'} to read from")
         if source == "dsmr-tcp":
-            return read_dsmr(where if where.startswith("tcp://") else f"tcp://{where}")
+            url = where if where.startswith("tcp://") else f"tcp://{where}"
+            try:
+                parse_tcp_source(url)
+            except MeterDataError:  # its message showed a tcp:// the person never typed
+                raise MeterDataError(f"expected HOST:PORT with a port from 1 to 65535, got {where!r}") from None
+            return read_dsmr(url)
         if not Path(where).exists():
             raise MeterDataError(f"{where}: no such file")
         readers: dict[str, Callable[[Path], pd.DataFrame]] = {"dsmr": read_dsmr, "oehu": read_oehu, "csv": read_csv}

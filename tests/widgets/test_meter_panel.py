@@ -78,7 +78,10 @@ async def test_a_dsmr_socket_is_read(tmp_path):
     [("csv", "", "give a file path to read from"), ("oehu", "/nonexistent/x.json", "/nonexistent/x.json: no such file"),
      # the idna codec's errors were shown bare: "encoding with 'idna' codec failed (UnicodeError: ...)"
      ("dsmr-tcp", "\udcff:2000", "cannot connect to 'tcp://\\udcff:2000': '\\udcff' is not a host name"),
-     ("dsmr-tcp", "a..b:2000", "cannot connect to 'tcp://a..b:2000': 'a..b' is not a host name")],
+     ("dsmr-tcp", "a..b:2000", "cannot connect to 'tcp://a..b:2000': 'a..b' is not a host name"),
+     # the address as typed: it said "expected tcp://HOST:PORT ..., got 'tcp://localhost'"
+     ("dsmr-tcp", "localhost", "expected HOST:PORT with a port from 1 to 65535, got 'localhost'"),
+     ("dsmr-tcp", "meter:99999", "expected HOST:PORT with a port from 1 to 65535, got 'meter:99999'")],
 )
 async def test_bad_input_is_a_message(source, path, message):
     panel = MeterPanel()
