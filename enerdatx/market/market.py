@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import nacl.utils
 
@@ -99,6 +99,12 @@ class ContentSource(Protocol):
 
 def _no_negotiations(_negotiation: str, _buyer: bytes, _listing_id: str) -> int | None:
     return None
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a task's exception as seen (it is handled, or no longer wanted)."""
+    if not task.cancelled():
+        task.exception()
 
 
 @dataclass(frozen=True)
@@ -346,15 +352,36 @@ class Market:
             raise InsufficientFundsError(available, amount)
         deadline = self.clock() + PAYMENT_LIFETIME
         transaction = payment_transaction(listing.block_hash, amount, negotiation, deadline=deadline)
-        proposal, agreement = await self.propose(listing.seller, PAYMENT, transaction)
-        if agreement.timestamp > deadline:
-            # Signed after our deadline: we may release this payment, so we do not take the trade.
-            raise TransactionRejectedError("late_agreement: countersigned after the payment's deadline")
-        plaintext = await self.open_agreement(listing, agreement)
+        # The ciphertext is public (anyone may fetch it by its CID; only the key in the
+        # agreement opens it). Fetched while the payment is agreed, a trade waits for the
+        # slower of the two round trips, not for one after the other. Nothing is stored
+        # before the agreement: a refused trade leaves no ciphertext behind.
+        fetching = asyncio.ensure_future(self._fetch_unless_held(listing))
+        fetching.add_done_callback(_retrieve)  # a failed fetch of a refused trade is no "never retrieved" error
+        try:
+            proposal, agreement = await self.propose(listing.seller, PAYMENT, transaction)
+            if agreement.timestamp > deadline:
+                # Signed after our deadline: we may release this payment, so we do not take the trade.
+                raise TransactionRejectedError("late_agreement: countersigned after the payment's deadline")
+            plaintext = await self.open_agreement(listing, agreement, fetching)
+        finally:
+            fetching.cancel()  # a refused trade's fetch, or one a failed opening never awaited
         return Trade(listing, proposal, agreement, plaintext, time.perf_counter() - started)
 
-    async def open_agreement(self, listing: Listing, agreement: HalfBlock) -> bytes:
-        """Fetch, decrypt and verify a bought data set; a failure is recorded as a complaint."""
+    async def _fetch_unless_held(self, listing: Listing) -> bytes | None:
+        """The ciphertext's bytes as its seller serves them (unchecked), or None if our store has it."""
+        if self.content.has(listing.cid):
+            return None
+        return await self._fetch(listing)  # type: ignore[misc]
+
+    async def open_agreement(
+        self, listing: Listing, agreement: HalfBlock, fetching: asyncio.Future[bytes | None] | None = None
+    ) -> bytes:
+        """Fetch, decrypt and verify a bought data set; a failure is recorded as a complaint.
+
+        ``fetching``: a fetch of the ciphertext begun before the agreement came; if it failed,
+        the ciphertext is asked for once more.
+        """
         sealed = agreement.transaction.get("sealed_key")
         try:
             opening = self.ledger.identity.unseal(sealed if isinstance(sealed, bytes) else b"")
@@ -365,7 +392,7 @@ class Market:
         except EncodingError:
             raise self._complain(listing, agreement, "bad_opening", opening) from None
         try:
-            ciphertext = await self._ciphertext(listing)
+            ciphertext = await self._ciphertext(listing, fetching)
         except (ContentStoreError, MarketError, NetworkError) as exc:
             logger.warning("ciphertext of %s unavailable: %s", listing.cid, exc)
             raise self._complain(listing, agreement, "ciphertext_unavailable", None) from exc
@@ -391,12 +418,19 @@ class Market:
                     return await self.open_agreement(listing, agreement)
         raise MarketError(f"we hold no settled payment for listing {listing_id[:16]}…")
 
-    async def _ciphertext(self, listing: Listing) -> bytes:
-        try:
-            return self.content.cat(listing.cid)
-        except ContentStoreError:
-            pass  # not (wholly) here: ask the seller
-        data = await self._fetch(listing)  # type: ignore[misc]
+    async def _ciphertext(self, listing: Listing, fetching: asyncio.Future[bytes | None] | None = None) -> bytes:
+        data = None
+        if fetching is not None:
+            try:
+                data = await fetching
+            except (ContentStoreError, MarketError, NetworkError) as exc:
+                logger.info("ciphertext of %s: the fetch begun with the payment failed (%s); asking again", listing.cid, exc)
+        if data is None:
+            try:
+                return self.content.cat(listing.cid)
+            except ContentStoreError:
+                pass  # not (wholly) here: ask the seller
+            data = await self._fetch(listing)  # type: ignore[misc]
         # Adding the bytes recomputes their CID: what a peer served is checked, not trusted.
         if self.content.add_bytes(data) != listing.cid:
             raise MarketError(f"the bytes served for {listing.cid} do not hash to it")

@@ -298,3 +298,64 @@ async def test_a_paid_data_set_that_could_not_be_fetched_can_be_fetched_again(to
     assert [p.listing_id for p in buyer.purchases()] == [listing.listing_id]
     with pytest.raises(MarketError, match="no settled payment"):
         await seller.retry_purchase(listing.listing_id)
+
+
+def _gated(buyer, *, until: str):
+    """Hold the buyer's proposal back until its fetch of the ciphertext has begun (or ended)."""
+    propose, fetch = buyer._propose, buyer._fetch
+    began, ended = asyncio.Event(), asyncio.Event()
+
+    async def gated_propose(*args):
+        await asyncio.wait_for((began if until == "began" else ended).wait(), 2)  # before: never, a timeout
+        return await propose(*args)
+
+    async def watched_fetch(listing):
+        began.set()
+        try:
+            return await fetch(listing)
+        finally:
+            ended.set()
+
+    buyer._propose, buyer._fetch = gated_propose, watched_fetch
+
+
+async def test_the_ciphertext_is_fetched_while_the_payment_is_agreed(town):
+    seller, buyer = town.add(), town.add()
+    plaintext = readings_bytes(43)
+    listing = seller.sell(plaintext, DESCRIPTOR, 10)
+    _gated(buyer, until="began")
+    trade = await buyer.buy(listing.listing_id)
+    assert trade.plaintext == plaintext and buyer.purchased_data(listing.listing_id) == plaintext
+
+
+async def test_a_refused_payment_keeps_no_ciphertext_it_fetched(town):
+    seller, buyer = town.add(), town.add()
+    listing = seller.sell(readings_bytes(44), DESCRIPTOR, 10)
+
+    def refuse(_buyer, _listing):
+        raise TransactionRejectedError("not_you")
+
+    seller.payment_checks.append(refuse)
+    _gated(buyer, until="ended")  # the ciphertext is in the buyer's hands when the refusal comes
+    with pytest.raises(TransactionRejectedError, match="not_you"):
+        await buyer.buy(listing.listing_id)
+    assert not buyer.content.has(listing.cid) and buyer.purchases() == []
+
+
+async def test_a_fetch_that_failed_before_the_agreement_is_made_again_after_it(town):
+    from enerdatx.errors import PeerUnreachableError
+
+    seller, buyer = town.add(), town.add()
+    plaintext = readings_bytes(45)
+    listing = seller.sell(plaintext, DESCRIPTOR, 10)
+    fetch, calls = buyer._fetch, []
+
+    async def lost_once(listing_):
+        calls.append(listing_.cid)
+        if len(calls) == 1:
+            raise PeerUnreachableError("the first answer was lost")
+        return await fetch(listing_)
+
+    buyer._fetch = lost_once
+    assert (await buyer.buy(listing.listing_id)).plaintext == plaintext
+    assert calls == [listing.cid, listing.cid]
