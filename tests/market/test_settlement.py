@@ -298,3 +298,21 @@ async def test_a_paid_data_set_that_could_not_be_fetched_can_be_fetched_again(to
     assert [p.listing_id for p in buyer.purchases()] == [listing.listing_id]
     with pytest.raises(MarketError, match="no settled payment"):
         await seller.retry_purchase(listing.listing_id)
+
+
+@pytest.mark.parametrize("listing_id", [None, [], 10**30, "\udcff", "ab" * 31])
+async def test_a_market_asked_about_no_listing_id_says_so_before_the_keyring_or_the_purchase_table(town, listing_id):
+    buyer = town.add()
+    with pytest.raises(ListingNotFoundError, match="not a listing id"):
+        buyer.purchased_data(listing_id)
+    with pytest.raises(ListingNotFoundError, match="not a listing id"):
+        await buyer.buy(listing_id)
+    assert buyer.balance().available == 1000 and buyer.ledger.store.chain(buyer.public_key) == []
+
+
+@pytest.mark.parametrize("plaintext", [None, "readings", 5])
+def test_selling_plaintext_that_is_not_bytes_is_refused_before_anything_is_stored(town, plaintext):
+    seller = town.add()
+    with pytest.raises(MarketError, match=f"plaintext is bytes, not {type(plaintext).__name__}"):
+        seller.sell(plaintext, DESCRIPTOR, 10)
+    assert seller.content.blocks == {} and seller.ledger.store.chain(seller.public_key) == []
