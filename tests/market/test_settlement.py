@@ -10,6 +10,7 @@ import pytest
 from enerdatx.crypto import decrypt_data, seal_to
 from enerdatx.errors import (
     DataVerificationError,
+    EncodingError,
     InsufficientFundsError,
     ListingNotFoundError,
     ListingUnavailableError,
@@ -316,3 +317,11 @@ def test_selling_plaintext_that_is_not_bytes_is_refused_before_anything_is_store
     with pytest.raises(MarketError, match=f"plaintext is bytes, not {type(plaintext).__name__}"):
         seller.sell(plaintext, DESCRIPTOR, 10)
     assert seller.content.blocks == {} and seller.ledger.store.chain(seller.public_key) == []
+
+
+async def test_a_negotiation_id_utf8_cannot_encode_is_refused_before_anything_is_signed(town):
+    seller, buyer = town.add(), town.add()
+    listing = seller.sell(readings_bytes(4), DESCRIPTOR, 10)
+    with pytest.raises(EncodingError, match="bad negotiation id"):
+        await buyer.buy(listing.listing_id, negotiation="\udcff")
+    assert buyer.balance().available == 1000 and buyer.ledger.store.chain(buyer.public_key) == []
