@@ -154,6 +154,10 @@ class RequestBoard:
         if not isinstance(query, Query):  # a str failed with an AttributeError
             raise NegotiationError(f"a standing request is made of a Query, not {type(query).__name__}")
         now = self.clock()
+        # As a listing's: "5" or [] failed with a TypeError from now + expires_in, and True was 1 ms.
+        if expires_in is not None and (type(expires_in) is not int or not 0 < expires_in < 2**63 - now):
+            raise MarketError(f"expires_in is a positive number of milliseconds, below 2**63 - now "
+                              f"({2**63 - now:,}), not {expires_in!r}")
         request = StandingRequest.create(
             self.identity, query, created=now, expires=None if expires_in is None else now + expires_in
         )
@@ -177,5 +181,7 @@ class RequestBoard:
 
     def matches(self, listings: list[Listing], *, own_only: bool = False) -> list[tuple[StandingRequest, Listing]]:
         """Live requests paired with the ``listings`` they accept, by price, then time."""
+        if not isinstance(own_only, bool):  # own_only="no" is true: every other buyer's requests were dropped
+            raise MarketError(f"own_only is True (only our requests) or False, not {own_only!r}")
         requests = [r for r in self.live() if not own_only or r.buyer == self.identity.public_key]
         return match_requests(requests, listings, self.clock())

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from enerdatx.crypto import Identity
 from enerdatx.errors import EncodingError, MarketError, NegotiationError
+from enerdatx.market.desk import RequestBoard
 from enerdatx.market.formats import (
     commitment,
     complaint_transaction,
@@ -269,3 +270,20 @@ def test_any_valid_listing_survives_signing_encoding_and_decoding(descriptor, pr
     listing = parse_listing(HalfBlock.decode(block.encode()))
     assert (listing.descriptor, listing.price, listing.expires) == (descriptor, price, expires)
     assert listing.listing_id == block.hash.hex()
+
+
+@pytest.mark.parametrize("expires_in", ["5", b"5", [], True, 0, -1, 1.5, 2**63])
+def test_a_standing_request_that_expires_in_no_milliseconds_is_refused_and_not_posted(expires_in):
+    published = []
+    board = RequestBoard(Identity.generate(), clock=lambda: 1_780_000_000_000, publish=published.append)
+    with pytest.raises(MarketError, match="expires_in is a positive number of milliseconds"):
+        board.post(Query(max_price=5), expires_in=expires_in)
+    assert board.requests == {} and published == []
+    assert board.post(Query(max_price=5), expires_in=60_000).expires == 1_780_000_060_000
+
+
+@pytest.mark.parametrize("own_only", ["no", 1, None])
+def test_matches_own_only_is_a_bool(own_only):
+    board = RequestBoard(Identity.generate(), clock=lambda: 1, publish=lambda _data: None)
+    with pytest.raises(MarketError, match="own_only is True"):
+        board.matches([], own_only=own_only)
