@@ -344,6 +344,11 @@ class Market:
         if not again and self.keyring.purchase(listing_id) is not None:
             raise PurchaseConflictError(f"listing {listing_id[:16]}… is bought already (again=True buys it twice)")
         amount = listing.price if amount is None else amount
+        if negotiation is None and amount < listing.price:
+            # The seller's policy refuses it (price_too_low), but only after the proposal was signed:
+            # it reserved the amount until released, 70 s later, for a trade that could never happen.
+            raise MarketError(f"amount {amount} is below the listing's price {listing.price} "
+                              f"(negotiate a lower price first)")
         available = self.balance().available
         if available < amount:
             raise InsufficientFundsError(available, amount)

@@ -325,3 +325,12 @@ async def test_a_negotiation_id_utf8_cannot_encode_is_refused_before_anything_is
     with pytest.raises(EncodingError, match="bad negotiation id"):
         await buyer.buy(listing.listing_id, negotiation="\udcff")
     assert buyer.balance().available == 1000 and buyer.ledger.store.chain(buyer.public_key) == []
+
+
+async def test_an_amount_below_the_price_without_a_negotiation_is_refused_before_it_reserves_tokens(town):
+    seller, buyer = town.add(), town.add()
+    listing = seller.sell(readings_bytes(5), DESCRIPTOR, 10)
+    with pytest.raises(MarketError, match="amount 5 is below the listing's price 10"):
+        await buyer.buy(listing.listing_id, amount=5)
+    assert buyer.balance().available == 1000 and buyer.ledger.store.chain(buyer.public_key) == []
+    assert (await buyer.buy(listing.listing_id, amount=12)).amount == 12  # paying more is the buyer's to choose
