@@ -16,7 +16,7 @@ from typing import Protocol
 from enerdatx.conditions import wait_within
 from enerdatx.crypto import Identity
 from enerdatx.errors import EncodingError, MarketError, NegotiationError
-from enerdatx.market.formats import Listing
+from enerdatx.market.formats import MAX_PRICE, Listing
 from enerdatx.market.negotiation import (
     BuyerStrategy,
     Negotiation,
@@ -73,6 +73,8 @@ class NegotiationDesk:
             raise NegotiationError(f"the offer and max_price are whole numbers of tokens, not {offer!r} and {max_price!r}")
         if not 0 < offer <= max_price:
             raise NegotiationError("the offer must be positive and at most max_price")
+        if offer > MAX_PRICE:  # failed in the step's encoding, leaving a negotiation that never ends
+            raise NegotiationError(f"the offer is at most 2**53-1 tokens, not {offer!r}")
         if listing.seller == self.public_key:  # the proposal went to ourselves: "no address known for peer"
             raise MarketError("a peer cannot buy its own listing")
         negotiation = Negotiation.new(listing, self.public_key)

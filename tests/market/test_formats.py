@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from enerdatx.crypto import Identity
 from enerdatx.errors import EncodingError, MarketError, NegotiationError
-from enerdatx.market.desk import RequestBoard
+from enerdatx.market.desk import NegotiationDesk, RequestBoard
 from enerdatx.market.formats import (
     commitment,
     complaint_transaction,
@@ -287,3 +287,13 @@ def test_matches_own_only_is_a_bool(own_only):
     board = RequestBoard(Identity.generate(), clock=lambda: 1, publish=lambda _data: None)
     with pytest.raises(MarketError, match="own_only is True"):
         board.matches([], own_only=own_only)
+
+
+async def test_an_offer_no_payment_can_carry_is_refused_before_a_negotiation_is_opened(town):
+    seller, buyer = town.add(), town.add()
+    listing = seller.sell(readings_bytes(1), DESCRIPTOR, 10)
+    sent = []
+    desk = NegotiationDesk(buyer.public_key, buyer.book, send=lambda to, step: sent.append(step))
+    with pytest.raises(NegotiationError, match="at most 2\\*\\*53-1 tokens"):
+        await desk.negotiate(listing.listing_id, 2**53, 2**60, timeout=0.1)
+    assert desk.negotiations == {} and desk._waiting == {} and sent == []
