@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -30,7 +32,7 @@ from enerdatx.market.negotiation import (
     encode_step,
     match_requests,
 )
-from enerdatx.market.orderbook import Query
+from enerdatx.market.orderbook import OrderBook, Query
 from tests.support.market import DESCRIPTOR, readings_bytes
 
 
@@ -297,3 +299,13 @@ async def test_an_offer_no_payment_can_carry_is_refused_before_a_negotiation_is_
     with pytest.raises(NegotiationError, match="at most 2\\*\\*53-1 tokens"):
         await desk.negotiate(listing.listing_id, 2**53, 2**60, timeout=0.1)
     assert desk.negotiations == {} and desk._waiting == {} and sent == []
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), -1, "5", True, float("inf")])
+async def test_waiting_on_the_order_book_takes_a_finite_timeout(timeout):
+    # NaN hung for ever on a listing that never came, and "5" was a TypeError from the loop's clock.
+    book = OrderBook(clock=lambda: 1)
+    with pytest.raises(MarketError, match="timeout is a finite number of seconds, 0 or more"):
+        await asyncio.wait_for(book.wait_for_listing("ab" * 32, timeout), 2)
+    with pytest.raises(TimeoutError):
+        await book.wait_for_listing("ab" * 32, 0)
