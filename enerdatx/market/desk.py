@@ -16,7 +16,7 @@ from typing import Protocol
 from enerdatx.conditions import wait_within
 from enerdatx.crypto import Identity
 from enerdatx.errors import EncodingError, MarketError, NegotiationError
-from enerdatx.market.formats import Listing
+from enerdatx.market.formats import MAX_PRICE, Listing
 from enerdatx.market.negotiation import (
     BuyerStrategy,
     Negotiation,
@@ -73,6 +73,8 @@ class NegotiationDesk:
             raise NegotiationError(f"the offer and max_price are whole numbers of tokens, not {offer!r} and {max_price!r}")
         if not 0 < offer <= max_price:
             raise NegotiationError("the offer must be positive and at most max_price")
+        if offer > MAX_PRICE:  # failed in the step's encoding, leaving a negotiation that never ends
+            raise NegotiationError(f"the offer is at most 2**53-1 tokens, not {offer!r}")
         if listing.seller == self.public_key:  # the proposal went to ourselves: "no address known for peer"
             raise MarketError("a peer cannot buy its own listing")
         negotiation = Negotiation.new(listing, self.public_key)
@@ -154,6 +156,10 @@ class RequestBoard:
         if not isinstance(query, Query):  # a str failed with an AttributeError
             raise NegotiationError(f"a standing request is made of a Query, not {type(query).__name__}")
         now = self.clock()
+        # As a listing's: "5" or [] failed with a TypeError from now + expires_in, and True was 1 ms.
+        if expires_in is not None and (type(expires_in) is not int or not 0 < expires_in < 2**63 - now):
+            raise MarketError(f"expires_in is a positive number of milliseconds, below 2**63 - now "
+                              f"({2**63 - now:,}), not {expires_in!r}")
         request = StandingRequest.create(
             self.identity, query, created=now, expires=None if expires_in is None else now + expires_in
         )
@@ -177,5 +183,7 @@ class RequestBoard:
 
     def matches(self, listings: list[Listing], *, own_only: bool = False) -> list[tuple[StandingRequest, Listing]]:
         """Live requests paired with the ``listings`` they accept, by price, then time."""
+        if not isinstance(own_only, bool):  # own_only="no" is true: every other buyer's requests were dropped
+            raise MarketError(f"own_only is True (only our requests) or False, not {own_only!r}")
         requests = [r for r in self.live() if not own_only or r.buyer == self.identity.public_key]
         return match_requests(requests, listings, self.clock())

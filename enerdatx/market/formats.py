@@ -293,7 +293,9 @@ def parse_payment(tx: Any) -> Payment:
     _check_version(tx, "payment")
     negotiation = tx.get("negotiation")
     _require(
-        negotiation is None or isinstance(negotiation, str) and 0 < len(negotiation) <= MAX_NEGOTIATION_ID,
+        # UTF-8-encodable: buy(negotiation="\udcff") got past this to fail the block's CBOR encoding
+        negotiation is None or isinstance(negotiation, str) and 0 < len(negotiation) <= MAX_NEGOTIATION_ID
+        and is_utf8(negotiation),
         "bad negotiation id",
     )
     deadline = tx.get("deadline")

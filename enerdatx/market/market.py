@@ -51,7 +51,7 @@ from enerdatx.market.formats import (
     withdrawal_transaction,
 )
 from enerdatx.market.keyring import Keyring, Purchase
-from enerdatx.market.orderbook import LIVE, OrderBook
+from enerdatx.market.orderbook import LIVE, OrderBook, check_listing_id
 from enerdatx.market.wallet import DEFAULT_GRANT, Balance, Wallet
 from enerdatx.trustchain import (
     HalfBlock,
@@ -191,6 +191,8 @@ class Market:
 
         ``expires_in`` is in milliseconds; None lists it until withdrawn.
         """
+        if not isinstance(plaintext, bytes):  # a str failed in the cipher with "can't concat str to bytes"
+            raise MarketError(f"a data set's plaintext is bytes, not {type(plaintext).__name__}")
         now = self.clock()
         if expires_in is not None and (type(expires_in) is not int or not 0 < expires_in <= MAX_TIMESTAMP - now):
             raise MarketError(f"expires_in is a positive number of milliseconds, at most 2**63-1 - now "
@@ -325,6 +327,7 @@ class Market:
         DataVerificationError is raised (``.complaint`` is that block).
         """
         check_purchase(amount, again)
+        check_listing_id(listing_id)  # [] was a TypeError (unhashable) in the table of purchases under way
         if self._propose is None or self._fetch is None:
             raise MarketError("this market is not connected to a network")
         while (under_way := self._buying.get(listing_id)) is not None:
@@ -347,6 +350,11 @@ class Market:
         if not again and self.keyring.purchase(listing_id) is not None:
             raise PurchaseConflictError(f"listing {listing_id[:16]}… is bought already (again=True buys it twice)")
         amount = listing.price if amount is None else amount
+        if negotiation is None and amount < listing.price:
+            # The seller's policy refuses it (price_too_low), but only after the proposal was signed:
+            # it reserved the amount until released, 70 s later, for a trade that could never happen.
+            raise MarketError(f"amount {amount} is below the listing's price {listing.price} "
+                              f"(negotiate a lower price first)")
         available = self.balance().available
         if available < amount:
             raise InsufficientFundsError(available, amount)
@@ -446,7 +454,8 @@ class Market:
 
     def purchased_data(self, listing_id: str) -> bytes:
         """The decrypted bytes of a data set we bought earlier (re-read from the content store)."""
-        purchase = self.keyring.purchase(listing_id)
+        # None failed on [:16], 10**30 and [] in sqlite3, "\udcff" in UTF-8: the keyring is asked only ids
+        purchase = self.keyring.purchase(check_listing_id(listing_id))
         if purchase is None:
             raise MarketError(f"we have not bought listing {listing_id[:16]}…")
         key, _salt = split_opening(purchase.opening)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -254,6 +255,11 @@ class OrderBook:
 
     async def wait_for(self, predicate: Callable[[OrderBook], bool], timeout: float = 10.0) -> None:
         """Wait until ``predicate(book)`` holds (checked whenever the book learns something)."""
+        # A NaN timeout never ran out (the wait hung for ever), a negative one gave up at once, and
+        # "5" was a TypeError from the loop's clock; MarketService checks its own the same way.
+        if (isinstance(timeout, bool) or not isinstance(timeout, int | float) or not math.isfinite(timeout)
+                or timeout < 0):
+            raise MarketError(f"timeout is a finite number of seconds, 0 or more, not {timeout!r}")
         await self._conditions.wait_for(lambda: predicate(self), timeout)
 
     async def wait_for_listing(self, listing_id: str, timeout: float = 10.0) -> Listing:

@@ -265,7 +265,9 @@ class RestServer:
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path != "/openapi.json":
             given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+            # aiohttp reads a header's bytes that are no UTF-8 as lone surrogates: a plain encode()
+            # failed, and any client without the token was answered a 500 (with a traceback logged).
+            if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), f"Bearer {self.token}".encode()):
                 raise HTTPError(401, "unauthorized", "send 'Authorization: Bearer <token>'")
         return await handler(request)
 

@@ -437,13 +437,15 @@ class Subscriptions:
     async def pay_period(self, subscription_id: str, period: int) -> Trade | None:
         """Pay for one listed period of one of our subscriptions and open it; None if refused or failed."""
         held = self._held(subscription_id)
+        offer_id = held.agreement.offer.hex()
+        if offer_id in self.offers:  # checked first: a period [] was a TypeError (unhashable) below
+            _check_period(self.offers[offer_id], period)
+        if isinstance(period, bool) or not isinstance(period, int):
+            raise MarketError(f"a period is a whole number, not {period!r}")
         if period in held.trades:
             return held.trades[period]
         if self.subscription_status(subscription_id) != "active":
             return None  # after a revocation, ours or theirs, we pay for nothing more
-        offer_id = held.agreement.offer.hex()
-        if offer_id in self.offers:
-            _check_period(self.offers[offer_id], period)
         listing = self.periods.get((offer_id, period))
         if listing is None:  # a KeyError of the (offer, period) pair
             raise MarketError(f"period {period!r} of subscription {_short(subscription_id)} is not listed "

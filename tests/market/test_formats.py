@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from enerdatx.crypto import Identity
 from enerdatx.errors import EncodingError, MarketError, NegotiationError
+from enerdatx.market.desk import NegotiationDesk, RequestBoard
 from enerdatx.market.formats import (
     commitment,
     complaint_transaction,
@@ -29,7 +32,7 @@ from enerdatx.market.negotiation import (
     encode_step,
     match_requests,
 )
-from enerdatx.market.orderbook import Query
+from enerdatx.market.orderbook import OrderBook, Query
 from tests.support.market import DESCRIPTOR, readings_bytes
 
 
@@ -269,3 +272,40 @@ def test_any_valid_listing_survives_signing_encoding_and_decoding(descriptor, pr
     listing = parse_listing(HalfBlock.decode(block.encode()))
     assert (listing.descriptor, listing.price, listing.expires) == (descriptor, price, expires)
     assert listing.listing_id == block.hash.hex()
+
+
+@pytest.mark.parametrize("expires_in", ["5", b"5", [], True, 0, -1, 1.5, 2**63])
+def test_a_standing_request_that_expires_in_no_milliseconds_is_refused_and_not_posted(expires_in):
+    published = []
+    board = RequestBoard(Identity.generate(), clock=lambda: 1_780_000_000_000, publish=published.append)
+    with pytest.raises(MarketError, match="expires_in is a positive number of milliseconds"):
+        board.post(Query(max_price=5), expires_in=expires_in)
+    assert board.requests == {} and published == []
+    assert board.post(Query(max_price=5), expires_in=60_000).expires == 1_780_000_060_000
+
+
+@pytest.mark.parametrize("own_only", ["no", 1, None])
+def test_matches_own_only_is_a_bool(own_only):
+    board = RequestBoard(Identity.generate(), clock=lambda: 1, publish=lambda _data: None)
+    with pytest.raises(MarketError, match="own_only is True"):
+        board.matches([], own_only=own_only)
+
+
+async def test_an_offer_no_payment_can_carry_is_refused_before_a_negotiation_is_opened(town):
+    seller, buyer = town.add(), town.add()
+    listing = seller.sell(readings_bytes(1), DESCRIPTOR, 10)
+    sent = []
+    desk = NegotiationDesk(buyer.public_key, buyer.book, send=lambda to, step: sent.append(step))
+    with pytest.raises(NegotiationError, match="at most 2\\*\\*53-1 tokens"):
+        await desk.negotiate(listing.listing_id, 2**53, 2**60, timeout=0.1)
+    assert desk.negotiations == {} and desk._waiting == {} and sent == []
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), -1, "5", True, float("inf")])
+async def test_waiting_on_the_order_book_takes_a_finite_timeout(timeout):
+    # NaN hung for ever on a listing that never came, and "5" was a TypeError from the loop's clock.
+    book = OrderBook(clock=lambda: 1)
+    with pytest.raises(MarketError, match="timeout is a finite number of seconds, 0 or more"):
+        await asyncio.wait_for(book.wait_for_listing("ab" * 32, timeout), 2)
+    with pytest.raises(TimeoutError):
+        await book.wait_for_listing("ab" * 32, 0)

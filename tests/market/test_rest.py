@@ -138,6 +138,10 @@ async def test_the_api_needs_the_token_but_its_description_does_not(apis):
         assert r.status == 401
     async with http.get(f"{server.url}/wallets", headers={"Authorization": "Bearer wrong"}) as r:
         assert r.status == 401
+    # Bytes that are no UTF-8 (aiohttp reads them as lone surrogates) were a 500 internal_error.
+    status, body = await _raw(server, b"GET /wallets HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n"
+                                      b"Connection: close\r\n\r\n")
+    assert status.endswith(b" 401 Unauthorized") and json.loads(body)["error"]["code"] == "unauthorized"
     async with http.get(f"{server.url}/openapi.json") as r:
         spec = await r.json()
     assert spec["openapi"].startswith("3.") and {"/market/asks", "/market/bids", "/wallets"} <= set(spec["paths"])

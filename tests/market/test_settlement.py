@@ -10,6 +10,7 @@ import pytest
 from enerdatx.crypto import decrypt_data, seal_to
 from enerdatx.errors import (
     DataVerificationError,
+    EncodingError,
     InsufficientFundsError,
     ListingNotFoundError,
     ListingUnavailableError,
@@ -359,3 +360,38 @@ async def test_a_fetch_that_failed_before_the_agreement_is_made_again_after_it(t
     buyer._fetch = lost_once
     assert (await buyer.buy(listing.listing_id)).plaintext == plaintext
     assert calls == [listing.cid, listing.cid]
+
+
+@pytest.mark.parametrize("listing_id", [None, [], 10**30, "\udcff", "ab" * 31])
+async def test_a_market_asked_about_no_listing_id_says_so_before_the_keyring_or_the_purchase_table(town, listing_id):
+    buyer = town.add()
+    with pytest.raises(ListingNotFoundError, match="not a listing id"):
+        buyer.purchased_data(listing_id)
+    with pytest.raises(ListingNotFoundError, match="not a listing id"):
+        await buyer.buy(listing_id)
+    assert buyer.balance().available == 1000 and buyer.ledger.store.chain(buyer.public_key) == []
+
+
+@pytest.mark.parametrize("plaintext", [None, "readings", 5])
+def test_selling_plaintext_that_is_not_bytes_is_refused_before_anything_is_stored(town, plaintext):
+    seller = town.add()
+    with pytest.raises(MarketError, match=f"plaintext is bytes, not {type(plaintext).__name__}"):
+        seller.sell(plaintext, DESCRIPTOR, 10)
+    assert seller.content.blocks == {} and seller.ledger.store.chain(seller.public_key) == []
+
+
+async def test_a_negotiation_id_utf8_cannot_encode_is_refused_before_anything_is_signed(town):
+    seller, buyer = town.add(), town.add()
+    listing = seller.sell(readings_bytes(4), DESCRIPTOR, 10)
+    with pytest.raises(EncodingError, match="bad negotiation id"):
+        await buyer.buy(listing.listing_id, negotiation="\udcff")
+    assert buyer.balance().available == 1000 and buyer.ledger.store.chain(buyer.public_key) == []
+
+
+async def test_an_amount_below_the_price_without_a_negotiation_is_refused_before_it_reserves_tokens(town):
+    seller, buyer = town.add(), town.add()
+    listing = seller.sell(readings_bytes(5), DESCRIPTOR, 10)
+    with pytest.raises(MarketError, match="amount 5 is below the listing's price 10"):
+        await buyer.buy(listing.listing_id, amount=5)
+    assert buyer.balance().available == 1000 and buyer.ledger.store.chain(buyer.public_key) == []
+    assert (await buyer.buy(listing.listing_id, amount=12)).amount == 12  # paying more is the buyer's to choose

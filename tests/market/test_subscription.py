@@ -334,9 +334,12 @@ async def test_paying_a_period_not_listed_is_a_market_error(world) -> None:
     agreement = await subs["a"].subscribe(offer.offer_id)
     with pytest.raises(MarketError, match="period 3 of subscription .* is not listed"):
         await subs["a"].pay_period(agreement.subscription_id, 3)
-    for period in (-1, 48, "0", True):
+    for period in (-1, 48, "0", True, [], {}):  # [] and {} were TypeErrors (unhashable)
         with pytest.raises(MarketError, match=r"a period of offer .* is a whole number from 0 to 47, not"):
             await subs["a"].pay_period(agreement.subscription_id, period)
+    del subs["a"].offers[offer.offer_id]  # an offer this peer has not heard of (yet)
+    with pytest.raises(MarketError, match=r"a period is a whole number, not \[\]"):
+        await subs["a"].pay_period(agreement.subscription_id, [])
 
 
 async def test_publishing_a_period_outside_a_live_offer_of_ours_is_refused(world, day, readings) -> None:
