@@ -195,6 +195,17 @@ class TestProposalHistory(TrustChainTestBase):
         self.assertEqual(caught.exception.reason, "fraud")
         self.assertTrue(self.ledger(1).store.is_fraudulent(self.key(0)))
 
+    async def test_two_history_blocks_at_one_place_prove_fraud(self) -> None:
+        # Keyed by sequence number, the second silently replaced the first: the fork was lost.
+        twin = TrustChain(self.ledger(0).identity, BlockStore(fsync=False))
+        other = twin.record("test.note", {"version": 2})
+        real = self.ledger(0).record("test.note", {"version": 1})
+        self.overlay(0)._history_for = lambda *_: [other.encode(), real.encode()]  # type: ignore[method-assign]
+        with self.assertRaises(TransactionRejectedError) as caught:
+            await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
+        self.assertEqual(caught.exception.reason, "fraud")
+        self.assertTrue(self.ledger(1).store.is_fraudulent(self.key(0)))
+
 
 class TestCrawl(TrustChainTestBase):
     async def test_crawl_returns_and_stores_the_chain(self) -> None:
