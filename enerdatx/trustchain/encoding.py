@@ -43,7 +43,12 @@ def encode_transaction(transaction: Any) -> bytes:
     if not isinstance(transaction, dict):
         raise EncodingError(f"a transaction is a dict, not {type(transaction).__name__}")
     _check_value(transaction, 0)
-    data = cbor2.dumps(transaction, canonical=True)
+    try:
+        data = cbor2.dumps(transaction, canonical=True)
+    except UnicodeEncodeError as exc:  # a lone surrogate: CBOR text is UTF-8
+        raise EncodingError(
+            f"transaction strings are UTF-8 text, not {exc.object[exc.start : exc.end]!r} (a lone surrogate)"
+        ) from None
     if len(data) > MAX_TRANSACTION_SIZE:
         raise EncodingError(f"transaction is {len(data)} bytes, more than {MAX_TRANSACTION_SIZE}")
     return data

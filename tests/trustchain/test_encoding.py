@@ -117,6 +117,10 @@ def test_key_order_is_length_first_and_unique():
         ({"x": {1, 2}}, "cannot be encoded"),
         ([1, 2], "a dict"),
         ({"x": "y" * MAX_TRANSACTION_SIZE}, "more than"),
+        # Round 15: a lone surrogate raised cbor2's UnicodeEncodeError.
+        ({"x": "\ud800"}, "UTF-8"),
+        ({"\udcff": 1}, "UTF-8"),
+        ({"x": ["ok", {"y": "a\ud83d"}]}, "UTF-8"),
     ],
 )
 def test_unencodable_transactions_are_refused(transaction, message):
