@@ -109,8 +109,17 @@ def encode_unsigned(
         if not isinstance(key, bytes) or len(key) != KEY_SIZE:  # None failed on len(); a str of 32 in struct
             shown = f"{len(key)} bytes" if isinstance(key, bytes) else type(key).__name__
             raise EncodingError(f"public keys are {KEY_SIZE} bytes, not {shown}")
-    if len(previous_hash) != HASH_SIZE:
-        raise EncodingError(f"previous_hash is {HASH_SIZE} bytes")
+    if not isinstance(previous_hash, bytes) or len(previous_hash) != HASH_SIZE:  # None failed on len()
+        shown = f"{len(previous_hash)} bytes" if isinstance(previous_hash, bytes) else type(previous_hash).__name__
+        raise EncodingError(f"previous_hash is {HASH_SIZE} bytes, not {shown}")
+    for name, number in (
+        ("sequence_number", sequence_number),
+        ("link_sequence_number", link_sequence_number),
+        ("timestamp", timestamp),
+    ):
+        # A float or a str failed inside struct.pack or a comparison, naming no field.
+        if not isinstance(number, int) or isinstance(number, bool):
+            raise EncodingError(f"{name} is an integer, not {type(number).__name__} {number!r}")
     if not 0 <= sequence_number <= MAX_SEQUENCE_NUMBER or not 0 <= link_sequence_number <= MAX_SEQUENCE_NUMBER:
         raise EncodingError("sequence numbers are unsigned 32-bit integers")
     if not 0 <= timestamp <= MAX_TIMESTAMP:

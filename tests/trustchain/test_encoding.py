@@ -173,6 +173,25 @@ def test_bad_block_types_are_refused(block_type):
         sign(Identity.generate(), block_type=block_type)
 
 
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        # Round 15: these raised struct.error or TypeError, naming no field.
+        ({"sequence_number": 1.0}, "sequence_number is an integer, not float"),
+        ({"sequence_number": "1"}, "sequence_number is an integer, not str"),
+        ({"link_sequence_number": None}, "link_sequence_number is an integer, not NoneType"),
+        ({"timestamp": 1.5}, "timestamp is an integer, not float"),
+        ({"sequence_number": True}, "sequence_number is an integer, not bool"),
+        ({"previous_hash": None}, "previous_hash is 32 bytes, not NoneType"),
+        ({"previous_hash": "x" * 32}, "previous_hash is 32 bytes, not str"),
+        ({"previous_hash": b"x"}, "previous_hash is 32 bytes, not 1 bytes"),
+    ],
+)
+def test_header_fields_of_the_wrong_type_are_refused(fields, message):
+    with pytest.raises(EncodingError, match=message):
+        sign(Identity.generate(), **fields)
+
+
 def test_changing_any_field_breaks_the_signature():
     block = sign(Identity.generate(), sequence_number=3, previous_hash=b"\x01" * 32)
     for change in (
