@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from enerdatx.errors import ConfigurationError, InvalidBlockError, StorageError
 from enerdatx.files import closed_database
 from enerdatx.trustchain.block import HalfBlock
+from enerdatx.trustchain.encoding import MAX_SEQUENCE_NUMBER
 from enerdatx.trustchain.fraud import FraudProof
 
 __all__ = ["BlockStore"]
@@ -53,6 +54,13 @@ RECENT_BLOCKS = 4096
 # received block opens two such nested blocks; a generator-based context manager made for
 # each cost more than the checks they guard (docs/performance.md, round 12).
 _JOIN_OPEN_TRANSACTION = nullcontext()
+
+
+def _clamp(start: int, end: int | None) -> tuple[int, int]:
+    """[start, end] cut to the sequence numbers a block can have: SQLite's integers are 64-bit,
+    and a bound past them (2**64 from a caller) raised OverflowError instead of finding nothing."""
+    last = MAX_SEQUENCE_NUMBER if end is None else max(min(end, MAX_SEQUENCE_NUMBER), -1)
+    return min(max(start, 0), MAX_SEQUENCE_NUMBER + 1), last
 
 
 class BlockStore:
@@ -496,6 +504,7 @@ class BlockStore:
         """The sequence numbers held of that chain in [start, end], ascending."""
         if end < start:  # an empty range (what lies below a first block), asked for often
             return []
+        start, end = _clamp(start, end)
         return [
             row[0]
             for row in self._db.execute(
@@ -510,7 +519,7 @@ class BlockStore:
     ) -> list[HalfBlock]:
         """The held blocks of that chain with start <= sequence number <= end, ascending
         (only those of ``block_type`` if given: SQLite skips the others undecoded)."""
-        end = 2**63 - 1 if end is None else end
+        start, end = _clamp(start, end)
         if block_type is None:
             rows = self._db.execute(
                 "SELECT encoded FROM blocks WHERE public_key = ? AND sequence_number BETWEEN ? AND ?"
@@ -528,7 +537,7 @@ class BlockStore:
     def chain_encoded(self, public_key: bytes, start: int = 1, end: int | None = None) -> list[bytes]:
         """As :meth:`chain`, the blocks' bytes as stored (what ``encode()`` gives): a crawl answer
         sends them without decoding and re-encoding each."""
-        end = 2**63 - 1 if end is None else end
+        start, end = _clamp(start, end)
         return [
             bytes(row[0])
             for row in self._db.execute(

@@ -73,6 +73,20 @@ def test_queries(alice, bob, carol):
     assert store.held_sequence_numbers(bob.public_key, 1, 10) == [1, 2, 3]
 
 
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [(1, 2**64, [1]), (2**70, None, []), (-(2**70), 2**64, [1]), (2**64, 2**70, []), (1, -(2**70), [])],
+)
+def test_ranges_past_any_sequence_number_find_what_is_held_in_them(alice, start, end, expected):
+    # Round 15: a bound past SQLite's 64-bit integers raised OverflowError.
+    alice.record(PAY, {})
+    assert [b.sequence_number for b in alice.store.chain(alice.public_key, start, end)] == expected
+    assert len(alice.store.chain(alice.public_key, start, end, block_type=PAY)) == len(expected)
+    assert len(alice.store.chain_encoded(alice.public_key, start, end)) == len(expected)
+    if end is not None:
+        assert alice.store.held_sequence_numbers(alice.public_key, start, end) == expected
+
+
 def test_the_store_never_holds_a_block_the_ledger_refused(alice):
     owner = Identity.generate()
     bad = sign(owner, sequence_number=0)
