@@ -6,6 +6,7 @@ only writer and validates first, so reads never re-validate.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections import OrderedDict
@@ -404,12 +405,24 @@ class BlockStore:
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('owner', ?)", (public_key,))
 
     def backup(self, target: str | os.PathLike[str]) -> None:
-        """Write a consistent snapshot of the database to ``target`` (SQLite's online backup)."""
-        destination = sqlite3.connect(str(target))
+        """Write a consistent snapshot of the database to ``target`` (SQLite's online backup).
+
+        StorageError naming ``target`` when it cannot be written (a directory, a missing
+        parent, a device, the disk full) or is this store's own file.
+        """
+        ours = False
+        with contextlib.suppress(OSError):  # a target that does not exist yet cannot be our file
+            ours = self.path != ":memory:" and os.path.samefile(self.path, target)
+        if ours:
+            raise StorageError("cannot back up a block store onto its own file", path=target)
         try:
-            self._db.backup(destination)
-        finally:
-            destination.close()
+            destination = sqlite3.connect(str(target))
+            try:
+                self._db.backup(destination)
+            finally:
+                destination.close()
+        except sqlite3.Error as exc:  # was raw: "unable to open database file", naming no file
+            raise StorageError(f"cannot write a block store backup: {exc}", path=target) from exc
 
     def remove_blocks(self, blocks: Iterable[HalfBlock]) -> None:
         """Remove blocks shown to be invalid after they were stored (see TrustChain.receive)."""
