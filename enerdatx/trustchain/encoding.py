@@ -56,6 +56,8 @@ def encode_transaction(transaction: Any) -> bytes:
 
 def decode_transaction(data: bytes) -> dict[str, Any]:
     """Decode canonical transaction bytes; anything else raises EncodingError."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):  # None failed on len()
+        raise EncodingError(f"a transaction is CBOR bytes, not {type(data).__name__}")
     if len(data) > MAX_TRANSACTION_SIZE:
         raise EncodingError(f"transaction is {len(data)} bytes, more than {MAX_TRANSACTION_SIZE}")
     try:
@@ -157,7 +159,7 @@ def encode_type(block_type: str) -> bytes:
 def split_block(data: bytes) -> tuple[Header, str, bytes, bytes, bytes]:
     """Parse block bytes into (header fields, type, transaction bytes, unsigned bytes, signature)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise EncodingError("a block is bytes")
+        raise EncodingError(f"a block is bytes, not {type(data).__name__}")
     data = bytes(data)
     if len(data) < MIN_BLOCK_SIZE:
         raise EncodingError(f"block is {len(data)} bytes, shorter than the minimum {MIN_BLOCK_SIZE}")

@@ -153,6 +153,20 @@ def test_tagged_values_are_refused():
         decode_transaction(tagged)
 
 
+@pytest.mark.parametrize("thing", [None, "a block", 10**7, 5])
+def test_decoders_take_bytes_only(thing):
+    # Round 15: TypeErrors from len() or bytes(None); decode_shared(10**9) would make a gigabyte of zeros
+    # first, and FraudProof.decode("x...") complained of an "unknown fraud proof version x".
+    name = type(thing).__name__
+    for decode in (HalfBlock.decode, HalfBlock.decode_shared):
+        with pytest.raises(EncodingError, match=f"a block is bytes, not {name}$"):
+            decode(thing)
+    with pytest.raises(EncodingError, match=f"a fraud proof is bytes, not {name}$"):
+        FraudProof.decode(thing)
+    with pytest.raises(EncodingError, match=f"a transaction is CBOR bytes, not {name}$"):
+        decode_transaction(thing)
+
+
 def test_truncated_extended_and_versioned_blocks_are_refused():
     block = sign(Identity.generate())
     data = block.encode()
