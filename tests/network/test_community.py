@@ -19,9 +19,11 @@ from enerdatx.trustchain.keys import ipv8_private_key
 from enerdatx.trustchain.payload import (
     SIGNED_OVERHEAD,
     AgreementMessage,
+    BlockBroadcastMessage,
     CrawlRequestMessage,
     CrawlResponseMessage,
     ProposalMessage,
+    RejectionMessage,
 )
 from enerdatx.trustchain.settings import TrustChainSettings
 from tests.support.blocks import sign
@@ -276,6 +278,34 @@ class TestLimits(TrustChainTestBase):
         await self.deliver_messages()
         self.assertEqual(self.overlay(0).packets_dropped, 15)
         self.assertEqual(self.overlay(0).packets_sent, 5)
+
+
+class TestMalformedPackets(TrustChainTestBase):
+    """Packets of a hostile peer that do not unpack: dropped and counted, no traceback logged."""
+
+    def setUp(self) -> None:
+        self.production_overlay_classes = [TrustChainCommunity]  # pyipv8's on_packet, which logged them
+        super().setUp()
+
+    async def test_packets_that_do_not_unpack_are_dropped_as_malformed(self) -> None:
+        sender = self.overlay(0)
+        prefix = sender.get_prefix()
+        block = self.ledger(0).record("test.note", {}).encode()
+        proposal = sender.ezr_pack(ProposalMessage.msg_id, ProposalMessage(block, []))
+        packets = [
+            proposal[:-70],  # cut inside the signature
+            proposal[:-1] + bytes([proposal[-1] ^ 1]),  # a bad signature
+            sender.ezr_pack(RejectionMessage.msg_id, RejectionMessage(1, "x"))[:-70],
+            prefix,  # no message id: an IndexError in pyipv8's on_packet
+            prefix + bytes([CrawlResponseMessage.msg_id, 0]),
+            prefix + bytes([AgreementMessage.msg_id]) + b"\xff",
+            prefix + bytes([BlockBroadcastMessage.msg_id]),
+        ]
+        with self.assertNoLogs(level="WARNING"):
+            for packet in packets:
+                self.endpoint(0).send(self.address(1), packet)
+            await self.overlay(1).wait_for_drops(len(packets), "malformed", timeout=2)
+            await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)  # an honest one still goes through
 
 
 class TestGossipAndFraud(TrustChainTestBase):
