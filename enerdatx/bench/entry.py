@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 import tracemalloc
@@ -171,6 +172,17 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
                                                 "--output", "{d}/demo"], 1, "the demo runs at most 200 peers"),
     "bench fraud: fewer than 4 peers per worker": (
         ["bench", "fraud", "--peers", "4", "--workers", "2"], 1, "needs at least 8 peers (4 per worker)"),
+    # Round 15: an offer file that is a FIFO made the peer wait for ever before it started, and
+    # /dev/zero (or a file of gigabytes) was read whole into memory.
+    "peer run: an offer file that is a FIFO": (
+        ["peer", "run", "--dir", "{d}/p-offer-fifo", "--offer", "{d}/fifo"], 1,
+        "fifo: cannot read the offer file: not a regular file"),
+    "peer run: an offer file that is /dev/zero": (
+        ["peer", "run", "--dir", "{d}/p-offer-zero", "--offer", "/dev/zero"], 1,
+        "/dev/zero: cannot read the offer file: not a regular file"),
+    "peer run: an offer file larger than 1 MiB": (
+        ["peer", "run", "--dir", "{d}/p-offer-big", "--offer", "{d}/big-offer.json"], 1,
+        "big-offer.json: not an offer file: it is larger than 1,048,576 bytes"),
 }
 # argparse errors (exit 2) print the usage, then one error line.
 USAGE_CASES: dict[str, list[str]] = {
@@ -271,6 +283,8 @@ def write_scratch(directory: Path) -> None:
     (directory / "semicolon.csv").write_text("timestamp;import_kwh\n2026-01-01T00:00:00Z;1\n")
     (directory / "demo-sum" / "summary.json").mkdir(parents=True)
     (directory / "empty.txt").write_text("")
+    os.mkfifo(directory / "fifo")
+    (directory / "big-offer.json").write_text(" " * (1 << 20) + "{}")
     (directory / "empty.json").write_text("[]")
     offer = {"descriptor": {"kind": "electricity", "resolution_seconds": 900, "location": "2628",
                             "household_type": "family"}, "price": 5, "period_seconds": 3600,

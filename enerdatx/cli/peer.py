@@ -277,13 +277,24 @@ def _offer_from_file(service: Any, path: Path) -> Any:
     return _sign_offer(service, _read_offer(path))
 
 
+# An offer is one signed transaction (at most 32,000 bytes encoded): its JSON is far smaller than this.
+_MAX_OFFER_FILE = 1 << 20
+
+
 def _read_offer(path: Path) -> dict[str, Any]:
     """The fields of the offer described in ``path``; MarketError if it is not an offer file."""
-    from enerdatx.errors import MarketError
+    from enerdatx.errors import MarketError, StorageError
+    from enerdatx.files import read_small_file
     from enerdatx.market.subscription_formats import Terms, offer_transaction
 
+    # A FIFO made the peer wait for ever before it started, and /dev/zero read until memory ran out.
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_small_file(path, _MAX_OFFER_FILE, what="read the offer file")
+        if len(data) > _MAX_OFFER_FILE:
+            raise MarketError(f"{path}: not an offer file: it is larger than {_MAX_OFFER_FILE:,} bytes")
+        text = data.decode("utf-8")
+    except StorageError as exc:  # not a regular file: its message names the path already
+        raise MarketError(str(exc)) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise MarketError(f"{path}: cannot read the offer file: {getattr(exc, 'strerror', None) or exc}") from exc
     try:
