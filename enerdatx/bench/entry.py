@@ -183,6 +183,10 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     "peer run: an offer file larger than 1 MiB": (
         ["peer", "run", "--dir", "{d}/p-offer-big", "--offer", "{d}/big-offer.json"], 1,
         "big-offer.json: not an offer file: it is larger than 1,048,576 bytes"),
+    # Round 15: the peer ran and never printed a reading, there being no meter to read.
+    "peer run: --report-readings without a meter": (
+        ["peer", "run", "--dir", "{d}/p-report", "--report-readings"], 1,
+        "--report-readings prints the readings of --meter or --oehu"),
 }
 # argparse errors (exit 2) print the usage, then one error line.
 USAGE_CASES: dict[str, list[str]] = {

@@ -401,6 +401,10 @@ def _run(args: argparse.Namespace) -> int:
         raise SystemExit("enerdatx: error: --device names the OEHU device to poll: it goes with --oehu URL")
     if args.oehu and not args.device:  # before the peer starts: it made the directory and a key first
         raise SystemExit("enerdatx: error: --oehu needs --device ID")
+    if args.report_readings and not (args.meter or args.oehu):
+        # Readings come only from a meter: the peer ran and printed none, and the user would not know why.
+        raise SystemExit("enerdatx: error: --report-readings prints the readings of --meter or --oehu: "
+                         "it goes with one of them")
     asyncio.run(_serve(args))
     sys.stdout.flush()
     return 0
