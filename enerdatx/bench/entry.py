@@ -187,6 +187,10 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     "peer run: --report-readings without a meter": (
         ["peer", "run", "--dir", "{d}/p-report", "--report-readings"], 1,
         "--report-readings prints the readings of --meter or --oehu"),
+    # Round 15: with no peer to wait for, the timeout was ignored without a word.
+    "peer run: --catch-up-timeout without a peer": (
+        ["peer", "run", "--dir", "{d}/p-catch-up", "--catch-up-timeout", "30"], 1,
+        "--catch-up-timeout is how long to wait for --peer or --contact at start"),
 }
 # argparse errors (exit 2) print the usage, then one error line.
 USAGE_CASES: dict[str, list[str]] = {
