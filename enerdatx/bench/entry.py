@@ -191,6 +191,18 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     "peer run: --catch-up-timeout without a peer": (
         ["peer", "run", "--dir", "{d}/p-catch-up", "--catch-up-timeout", "30"], 1,
         "--catch-up-timeout is how long to wait for --peer or --contact at start"),
+    # Round 15: options that do not go together were refused with exit 2, argparse's code for one
+    # bad argument, where every other command's refusal of a combination exits 1.
+    "meter read: --start without --interval": (
+        ["meter", "read", "{d}/empty.txt", "--format", "dsmr", "--start", "2026-01-01"], 1,
+        "--start and --interval go together"),
+    "meter read: --progress for a CSV": (
+        ["meter", "read", "{d}/s.csv", "--format", "csv", "--progress"], 1, "--progress shows a bar for DSMR"),
+    "meter read: --device for DSMR telegrams": (
+        ["meter", "read", "{d}/empty.txt", "--format", "dsmr", "--device", "a"], 1, "--device chooses a meter"),
+    "meter synth: --gas for telegrams without gas": (
+        ["meter", "synth", "--days", "1", "--gas", "--telegrams", "sweden", "--out", "{d}/x.txt"], 1,
+        "sweden telegrams carry no gas register"),
 }
 # argparse errors (exit 2) print the usage, then one error line.
 USAGE_CASES: dict[str, list[str]] = {
