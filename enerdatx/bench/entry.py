@@ -269,6 +269,9 @@ USAGE_CASES: dict[str, list[str]] = {
     "bench fraud: fewer than 4 peers": ["bench", "fraud", "--peers", "3"],
     "bench fraud: a packet loss of nan": ["bench", "fraud", "--packet-loss", "nan"],
     "bench fraud: a packet loss of 1 (every packet)": ["bench", "fraud", "--packet-loss", "1"],
+    # Round 15: port 0 got past --api, and the command failed later with "Connection refused".
+    "ipfs: an --api multiaddr on port 0": ["ipfs", "--api", "/ip4/127.0.0.1/tcp/0", "cat", "bafkqaaa"],
+    "ipfs: an --api URL on port 0": ["ipfs", "--api", "http://127.0.0.1:0", "cat", "bafkqaaa"],
 }
 
 
