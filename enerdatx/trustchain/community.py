@@ -116,6 +116,13 @@ class TrustChainCommunity(Overlay):
         if public_key == self.public_key:
             return
         if self.contacts.get(public_key) != address:
+            # One address is one peer: the key it used before is forgotten. A sender that signed
+            # each packet with a new key grew the contacts without bound, and every made-up key
+            # was a candidate for gossip and for a block's witnesses.
+            previous = self._keys_by_address.get(address)
+            if previous is not None and previous != public_key and self.contacts.get(previous) == address:
+                del self.contacts[previous]
+                self._peers.pop(previous, None)
             self.contacts[public_key] = address
             self._keys_by_address[address] = public_key
             self._peers.pop(public_key, None)

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 from typing import Any
 
+from ipv8.keyvault.crypto import default_eccrypto
 from ipv8.messaging.serialization import default_serializer
 from ipv8.peer import Peer as IPv8Peer
 from ipv8.test.base import TestBase
@@ -278,6 +279,25 @@ class TestLimits(TrustChainTestBase):
         await self.deliver_messages()
         self.assertEqual(self.overlay(0).packets_dropped, 15)
         self.assertEqual(self.overlay(0).packets_sent, 5)
+
+
+class TestContacts(TrustChainTestBase):
+    async def test_a_sender_with_a_new_key_per_packet_is_one_contact(self) -> None:
+        # Each made-up key was kept: contacts without bound, and gossip and witnesses chosen among them.
+        sender = self.overlay(0)
+        real_peer, real_secret = sender.my_peer, sender._ed25519_secret
+        sender._ed25519_secret = None  # pyipv8's own signing, with the key of my_peer
+        try:
+            for _ in range(50):
+                sender.my_peer = IPv8Peer(default_eccrypto.generate_key("curve25519"))
+                self.endpoint(0).send(self.address(1), sender.ezr_pack(
+                    CrawlRequestMessage.msg_id, CrawlRequestMessage(1, self.key(1), 1, 0)))
+        finally:
+            sender.my_peer, sender._ed25519_secret = real_peer, real_secret
+        await self.deliver_messages()
+        self.assertEqual(len(self.overlay(1).contacts), 1)
+        await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
+        self.assertEqual(self.overlay(1).contacts, {self.key(0): self.address(0)})
 
 
 class TestMalformedPackets(TrustChainTestBase):
