@@ -431,9 +431,11 @@ def _write_backup(directory: Path, identity: Identity, into: Path, target: Path)
             raise KeyFileError(f"{CHAIN_FILE} belongs to another key", path=directory)
         try:
             source.backup(into / CHAIN_FILE)
+        except StorageError as exc:  # SQLite's error: disk full, read-only target
+            raise StorageError(f"cannot write the backup: {exc.__cause__ or exc}", path=target) from None
         except OSError as exc:
             raise storage_error(exc, "write the backup", target) from None
-        except sqlite3.Error as exc:  # disk full, read-only target
+        except sqlite3.Error as exc:
             raise StorageError(f"cannot write the backup: {exc}", path=target) from None
     finally:
         source.close()

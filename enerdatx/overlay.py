@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import nacl.bindings
 import nacl.exceptions
 from ipv8.community import Community, CommunitySettings
+from ipv8.lazy_community import PacketDecodingError
 from ipv8.messaging.interfaces.lan_addresses.interfaces import get_providers
 from ipv8.messaging.payload_dataclass import convert_to_payload
+from ipv8.messaging.serialization import PackError
 from ipv8.requestcache import NumberCache, RandomNumberCache, RequestCache
 
 from enerdatx.conditions import wait_within
@@ -199,6 +201,10 @@ class Pending(NumberCache):
         """Nothing beyond failing ``done``: the waiting coroutine reports the timeout."""
 
 
+# A packet is a 22-byte community prefix, a message id, then the message.
+_MESSAGE_ID_OFFSET = 22
+
+
 class Overlay(Community):
     """An IPv8 community with per-sender limits, counted sends, a drop counter and a retry loop."""
 
@@ -305,7 +311,23 @@ class Overlay(Community):
         if not self._limits.admit(address, data):
             self.count_drop("limit")
             return
+        if len(data) <= _MESSAGE_ID_OFFSET:  # our prefix and no message id: pyipv8 raised IndexError
+            self.count_drop("malformed")
+            return
         super().on_packet(packet, warn_unknown)
+
+    def add_message_handler(self, msg_num: Any, callback: Any) -> None:
+        """As pyipv8's, but a packet that does not unpack, or whose signature is bad, is dropped
+        as "malformed": pyipv8 logged a traceback for each such packet from the wire."""
+
+        def guarded(source_address: Address, data: bytes) -> Any:
+            try:
+                return callback(source_address, data)
+            except (PackError, PacketDecodingError):  # raised by the lazy_wrapper while unpacking
+                self.count_drop("malformed")
+                return None
+
+        super().add_message_handler(msg_num, guarded)
 
     def count_drop(self, reason: str) -> None:
         """Count one packet dropped on purpose, and wake whoever awaits that count."""

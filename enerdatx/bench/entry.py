@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 import tracemalloc
@@ -171,6 +172,37 @@ CLI_CASES: dict[str, tuple[list[str], int, str]] = {
                                                 "--output", "{d}/demo"], 1, "the demo runs at most 200 peers"),
     "bench fraud: fewer than 4 peers per worker": (
         ["bench", "fraud", "--peers", "4", "--workers", "2"], 1, "needs at least 8 peers (4 per worker)"),
+    # Round 15: an offer file that is a FIFO made the peer wait for ever before it started, and
+    # /dev/zero (or a file of gigabytes) was read whole into memory.
+    "peer run: an offer file that is a FIFO": (
+        ["peer", "run", "--dir", "{d}/p-offer-fifo", "--offer", "{d}/fifo"], 1,
+        "fifo: cannot read the offer file: not a regular file"),
+    "peer run: an offer file that is /dev/zero": (
+        ["peer", "run", "--dir", "{d}/p-offer-zero", "--offer", "/dev/zero"], 1,
+        "/dev/zero: cannot read the offer file: not a regular file"),
+    "peer run: an offer file larger than 1 MiB": (
+        ["peer", "run", "--dir", "{d}/p-offer-big", "--offer", "{d}/big-offer.json"], 1,
+        "big-offer.json: not an offer file: it is larger than 1,048,576 bytes"),
+    # Round 15: the peer ran and never printed a reading, there being no meter to read.
+    "peer run: --report-readings without a meter": (
+        ["peer", "run", "--dir", "{d}/p-report", "--report-readings"], 1,
+        "--report-readings prints the readings of --meter or --oehu"),
+    # Round 15: with no peer to wait for, the timeout was ignored without a word.
+    "peer run: --catch-up-timeout without a peer": (
+        ["peer", "run", "--dir", "{d}/p-catch-up", "--catch-up-timeout", "30"], 1,
+        "--catch-up-timeout is how long to wait for --peer or --contact at start"),
+    # Round 15: options that do not go together were refused with exit 2, argparse's code for one
+    # bad argument, where every other command's refusal of a combination exits 1.
+    "meter read: --start without --interval": (
+        ["meter", "read", "{d}/empty.txt", "--format", "dsmr", "--start", "2026-01-01"], 1,
+        "--start and --interval go together"),
+    "meter read: --progress for a CSV": (
+        ["meter", "read", "{d}/s.csv", "--format", "csv", "--progress"], 1, "--progress shows a bar for DSMR"),
+    "meter read: --device for DSMR telegrams": (
+        ["meter", "read", "{d}/empty.txt", "--format", "dsmr", "--device", "a"], 1, "--device chooses a meter"),
+    "meter synth: --gas for telegrams without gas": (
+        ["meter", "synth", "--days", "1", "--gas", "--telegrams", "sweden", "--out", "{d}/x.txt"], 1,
+        "sweden telegrams carry no gas register"),
 }
 # argparse errors (exit 2) print the usage, then one error line.
 USAGE_CASES: dict[str, list[str]] = {
@@ -237,6 +269,9 @@ USAGE_CASES: dict[str, list[str]] = {
     "bench fraud: fewer than 4 peers": ["bench", "fraud", "--peers", "3"],
     "bench fraud: a packet loss of nan": ["bench", "fraud", "--packet-loss", "nan"],
     "bench fraud: a packet loss of 1 (every packet)": ["bench", "fraud", "--packet-loss", "1"],
+    # Round 15: port 0 got past --api, and the command failed later with "Connection refused".
+    "ipfs: an --api multiaddr on port 0": ["ipfs", "--api", "/ip4/127.0.0.1/tcp/0", "cat", "bafkqaaa"],
+    "ipfs: an --api URL on port 0": ["ipfs", "--api", "http://127.0.0.1:0", "cat", "bafkqaaa"],
 }
 
 
@@ -271,6 +306,8 @@ def write_scratch(directory: Path) -> None:
     (directory / "semicolon.csv").write_text("timestamp;import_kwh\n2026-01-01T00:00:00Z;1\n")
     (directory / "demo-sum" / "summary.json").mkdir(parents=True)
     (directory / "empty.txt").write_text("")
+    os.mkfifo(directory / "fifo")
+    (directory / "big-offer.json").write_text(" " * (1 << 20) + "{}")
     (directory / "empty.json").write_text("[]")
     offer = {"descriptor": {"kind": "electricity", "resolution_seconds": 900, "location": "2628",
                             "household_type": "family"}, "price": 5, "period_seconds": 3600,

@@ -160,20 +160,22 @@ def untimed_clock(start: pd.Timestamp, interval: float, timed: list[int]) -> Cal
 
 
 def _read(args: argparse.Namespace) -> int:
+    # Options that do not go together are found after parsing: exit 1 with one line, as every
+    # other refusal of a combination is (argparse's exit 2 is for one bad argument).
     if (args.start is None) != (args.interval is None):
         print("enerdatx: error: --start and --interval go together", file=sys.stderr)
-        return 2
+        return 1
     if args.start is not None and args.format != "dsmr":
         print("enerdatx: error: --start/--interval time DSMR telegrams only", file=sys.stderr)
-        return 2
+        return 1
     if args.progress and args.format != "dsmr":  # it was ignored, as --start once was
         print("enerdatx: error: --progress shows a bar for DSMR telegrams only", file=sys.stderr)
-        return 2
+        return 1
     if args.device is not None and args.format == "dsmr":
         # A P1 port is one meter's: there is nothing to choose, and ignoring it would hide a mistake.
         print("enerdatx: error: --device chooses a meter in an OEHU or CSV file; DSMR telegrams are one "
               "meter's", file=sys.stderr)
-        return 2
+        return 1
     stats = DSMRStats()
     if args.format == "dsmr":
         timed_by_clock: list[int] = []  # whether --start/--interval timed any telegram
@@ -248,7 +250,7 @@ def _synth(args: argparse.Namespace) -> int:
     if args.gas and args.telegrams in WITHOUT_GAS:  # the gas was made, then left out without a word
         print(f"enerdatx: error: --gas: {args.telegrams} telegrams carry no gas register "
               f"(those of {', '.join(v for v in VARIANTS if v not in WITHOUT_GAS)} do)", file=sys.stderr)
-        return 2
+        return 1
     frame = synthetic_household(seed=args.seed, start=args.start, days=args.days, resolution=args.resolution,
                                 pv=args.pv, gas=args.gas, location=args.location,
                                 household_type=args.household_type)
@@ -256,7 +258,7 @@ def _synth(args: argparse.Namespace) -> int:
         # A telegram's time is in whole seconds: every reading was written that much earlier.
         print(f"enerdatx: error: --start: P1 telegrams carry times in whole seconds, not {args.start!r}",
               file=sys.stderr)
-        return 2
+        return 1
     if args.telegrams:
         with atomic_output(args.out, what="write the telegrams", devices=True) as out:
             out.writelines(telegram.encode("ascii") for telegram in render_telegrams(frame, args.telegrams))

@@ -176,7 +176,7 @@ def configure(peer: argparse.ArgumentParser, argv: Sequence[str] | None) -> None
                      help="countersign every proposal of this block type (experiments, benchmarks)")
     run.add_argument("--no-fsync", action="store_true",
                      help="never wait for the disk (benchmarks; a power cut may then cost signed blocks)")
-    run.add_argument("--catch-up-timeout", type=parse_seconds, default=5.0, metavar="SECONDS",
+    run.add_argument("--catch-up-timeout", type=parse_seconds, default=None, metavar="SECONDS",
                      help="with --peer/--contact: seconds to wait for them at start, before signing anything, "
                           "for blocks of this chain its database lacks (default 5)")
     live = run.add_argument_group("live meter data and subscriptions")
@@ -277,13 +277,24 @@ def _offer_from_file(service: Any, path: Path) -> Any:
     return _sign_offer(service, _read_offer(path))
 
 
+# An offer is one signed transaction (at most 32,000 bytes encoded): its JSON is far smaller than this.
+_MAX_OFFER_FILE = 1 << 20
+
+
 def _read_offer(path: Path) -> dict[str, Any]:
     """The fields of the offer described in ``path``; MarketError if it is not an offer file."""
-    from enerdatx.errors import MarketError
+    from enerdatx.errors import MarketError, StorageError
+    from enerdatx.files import read_small_file
     from enerdatx.market.subscription_formats import Terms, offer_transaction
 
+    # A FIFO made the peer wait for ever before it started, and /dev/zero read until memory ran out.
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_small_file(path, _MAX_OFFER_FILE, what="read the offer file")
+        if len(data) > _MAX_OFFER_FILE:
+            raise MarketError(f"{path}: not an offer file: it is larger than {_MAX_OFFER_FILE:,} bytes")
+        text = data.decode("utf-8")
+    except StorageError as exc:  # not a regular file: its message names the path already
+        raise MarketError(str(exc)) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise MarketError(f"{path}: cannot read the offer file: {getattr(exc, 'strerror', None) or exc}") from exc
     try:
@@ -384,12 +395,25 @@ async def _serve(args: argparse.Namespace) -> None:
     _emit("stopped", public_key=peer.public_key.hex())
 
 
+# Seconds a peer started with --peer or --contact waits for them for blocks of its chain (--catch-up-timeout).
+_CATCH_UP_TIMEOUT = 5.0
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.device and not args.oehu:
         # A P1 meter (--meter) is one meter: a device would be ignored, and the user would not know.
         raise SystemExit("enerdatx: error: --device names the OEHU device to poll: it goes with --oehu URL")
     if args.oehu and not args.device:  # before the peer starts: it made the directory and a key first
         raise SystemExit("enerdatx: error: --oehu needs --device ID")
+    if args.catch_up_timeout is None:
+        args.catch_up_timeout = _CATCH_UP_TIMEOUT
+    elif not (args.peer or args.contact):  # there is no one to wait for: the option was ignored
+        raise SystemExit("enerdatx: error: --catch-up-timeout is how long to wait for --peer or --contact "
+                         "at start: it goes with one of them")
+    if args.report_readings and not (args.meter or args.oehu):
+        # Readings come only from a meter: the peer ran and printed none, and the user would not know why.
+        raise SystemExit("enerdatx: error: --report-readings prints the readings of --meter or --oehu: "
+                         "it goes with one of them")
     asyncio.run(_serve(args))
     sys.stdout.flush()
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import ipaddress
 import os
+import re
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,13 +95,15 @@ def daemon_address(text: str) -> str:
             client_address(text)
         except ConfigurationError:
             raise ConfigurationError(f"expected {_ADDRESS_FORM}, got {text!r}") from None
+        if re.search(r"/tcp/0+(/|$)", text):  # no daemon listens on port 0: it was "Connection refused" later
+            raise ConfigurationError(f"expected {_ADDRESS_FORM} (a port from 1 to 65535), got {text!r}")
         return text
     try:
         url = urllib.parse.urlsplit(text)
         port = url.port
     except ValueError:  # "Invalid IPv6 URL" (http://[::1), or a port out of range
         raise ConfigurationError(f"expected {_ADDRESS_FORM}, got {text!r}") from None
-    if url.scheme not in ("http", "https") or not url.hostname or port is None or url.path.strip("/"):
+    if url.scheme not in ("http", "https") or not url.hostname or not port or url.path.strip("/"):  # port 0 too
         raise ConfigurationError(f"expected {_ADDRESS_FORM}, got {text!r}")
     if url.username is not None or url.query or url.fragment:  # the multiaddr has no room for them: they were dropped
         raise ConfigurationError(f"expected {_ADDRESS_FORM} without a user, a password, a query or a fragment "

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, overload
 import cbor2
 
 from enerdatx.crypto import VERIFIED_SIGNATURES, Identity
+from enerdatx.errors import EncodingError
 from enerdatx.trustchain.encoding import (
     HASH_SIZE,
     KEY_SIZE,
@@ -125,6 +126,8 @@ class HalfBlock:
         The peers of one process that receive one gossiped block decode it once between them.
         Only successful decodes are kept, so bad bytes raise EncodingError every time.
         """
+        if not isinstance(data, (bytes, bytearray, memoryview)):  # bytes(10**9) made a gigabyte of zeros
+            raise EncodingError(f"a block is bytes, not {type(data).__name__}")
         key = bytes(data)
         with _decoded_lock:
             block = _decoded.get(key)

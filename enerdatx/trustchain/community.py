@@ -116,6 +116,13 @@ class TrustChainCommunity(Overlay):
         if public_key == self.public_key:
             return
         if self.contacts.get(public_key) != address:
+            # One address is one peer: the key it used before is forgotten. A sender that signed
+            # each packet with a new key grew the contacts without bound, and every made-up key
+            # was a candidate for gossip and for a block's witnesses.
+            previous = self._keys_by_address.get(address)
+            if previous is not None and previous != public_key and self.contacts.get(previous) == address:
+                del self.contacts[previous]
+                self._peers.pop(previous, None)
             self.contacts[public_key] = address
             self._keys_by_address[address] = public_key
             self._peers.pop(public_key, None)
@@ -262,18 +269,21 @@ class TrustChainCommunity(Overlay):
 
     def _receive_history(self, proposal: HalfBlock, history: list[bytes]) -> None:
         """Store the blocks of the proposer's chain that came with its proposal, as a crawl would."""
-        blocks: dict[int, HalfBlock] = {}
+        # Keyed by hash, not sequence number: two blocks at one place are a fork the ledger
+        # must see both halves of (a fraud proof), not one that silently replaces the other.
+        blocks: dict[bytes, HalfBlock] = {}
         for data in history[: min(self.settings.crawl_page_size, MAX_LISTED_BLOCKS)]:
             block = self._decode_block(data)
             if (
                 block is not None
                 and block.public_key == proposal.public_key
                 and block.sequence_number < proposal.sequence_number
+                and block.hash not in blocks
                 and block.verify_signature()
             ):
-                blocks[block.sequence_number] = block
+                blocks[block.hash] = block
         if blocks:
-            self.ledger.receive_many([blocks[n] for n in sorted(blocks)])
+            self.ledger.receive_many(sorted(blocks.values(), key=lambda b: b.sequence_number))
 
     async def _countersign(self, peer: IPv8Peer, proposal: HalfBlock, history: list[bytes]) -> None:
         def reject(reason: str) -> None:

@@ -43,7 +43,12 @@ def encode_transaction(transaction: Any) -> bytes:
     if not isinstance(transaction, dict):
         raise EncodingError(f"a transaction is a dict, not {type(transaction).__name__}")
     _check_value(transaction, 0)
-    data = cbor2.dumps(transaction, canonical=True)
+    try:
+        data = cbor2.dumps(transaction, canonical=True)
+    except UnicodeEncodeError as exc:  # a lone surrogate: CBOR text is UTF-8
+        raise EncodingError(
+            f"transaction strings are UTF-8 text, not {exc.object[exc.start : exc.end]!r} (a lone surrogate)"
+        ) from None
     if len(data) > MAX_TRANSACTION_SIZE:
         raise EncodingError(f"transaction is {len(data)} bytes, more than {MAX_TRANSACTION_SIZE}")
     return data
@@ -51,6 +56,8 @@ def encode_transaction(transaction: Any) -> bytes:
 
 def decode_transaction(data: bytes) -> dict[str, Any]:
     """Decode canonical transaction bytes; anything else raises EncodingError."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):  # None failed on len()
+        raise EncodingError(f"a transaction is CBOR bytes, not {type(data).__name__}")
     if len(data) > MAX_TRANSACTION_SIZE:
         raise EncodingError(f"transaction is {len(data)} bytes, more than {MAX_TRANSACTION_SIZE}")
     try:
@@ -104,8 +111,17 @@ def encode_unsigned(
         if not isinstance(key, bytes) or len(key) != KEY_SIZE:  # None failed on len(); a str of 32 in struct
             shown = f"{len(key)} bytes" if isinstance(key, bytes) else type(key).__name__
             raise EncodingError(f"public keys are {KEY_SIZE} bytes, not {shown}")
-    if len(previous_hash) != HASH_SIZE:
-        raise EncodingError(f"previous_hash is {HASH_SIZE} bytes")
+    if not isinstance(previous_hash, bytes) or len(previous_hash) != HASH_SIZE:  # None failed on len()
+        shown = f"{len(previous_hash)} bytes" if isinstance(previous_hash, bytes) else type(previous_hash).__name__
+        raise EncodingError(f"previous_hash is {HASH_SIZE} bytes, not {shown}")
+    for name, number in (
+        ("sequence_number", sequence_number),
+        ("link_sequence_number", link_sequence_number),
+        ("timestamp", timestamp),
+    ):
+        # A float or a str failed inside struct.pack or a comparison, naming no field.
+        if not isinstance(number, int) or isinstance(number, bool):
+            raise EncodingError(f"{name} is an integer, not {type(number).__name__} {number!r}")
     if not 0 <= sequence_number <= MAX_SEQUENCE_NUMBER or not 0 <= link_sequence_number <= MAX_SEQUENCE_NUMBER:
         raise EncodingError("sequence numbers are unsigned 32-bit integers")
     if not 0 <= timestamp <= MAX_TIMESTAMP:
@@ -143,7 +159,7 @@ def encode_type(block_type: str) -> bytes:
 def split_block(data: bytes) -> tuple[Header, str, bytes, bytes, bytes]:
     """Parse block bytes into (header fields, type, transaction bytes, unsigned bytes, signature)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise EncodingError("a block is bytes")
+        raise EncodingError(f"a block is bytes, not {type(data).__name__}")
     data = bytes(data)
     if len(data) < MIN_BLOCK_SIZE:
         raise EncodingError(f"block is {len(data)} bytes, shorter than the minimum {MIN_BLOCK_SIZE}")

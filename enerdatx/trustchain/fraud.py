@@ -58,6 +58,9 @@ class FraudProof:
     @classmethod
     def decode(cls, data: bytes) -> FraudProof:
         """Parse proof bytes (EncodingError if malformed); call :meth:`verify` before trusting it."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):  # None failed on len(); a str read as bytes
+            raise EncodingError(f"a fraud proof is bytes, not {type(data).__name__}")
+        data = bytes(data)
         if not 1 + 2 * _LENGTH.size <= len(data) <= MAX_PROOF_SIZE:
             raise EncodingError(f"a fraud proof is not {len(data)} bytes long")
         if data[0] != PROOF_VERSION:

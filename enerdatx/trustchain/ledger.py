@@ -35,6 +35,11 @@ class TrustChain:
     def __init__(
         self, identity: Identity, store: BlockStore, *, clock: Callable[[], int] | None = None
     ) -> None:
+        # Each was an AttributeError on .public_key or .head, naming neither argument.
+        if not isinstance(identity, Identity):
+            raise TypeError(f"a TrustChain's identity is an Identity (Identity.load(path)), not {type(identity).__name__}")
+        if not isinstance(store, BlockStore):
+            raise TypeError(f"a TrustChain's store is a BlockStore (BlockStore(path)), not {type(store).__name__}")
         self.identity = identity
         self.store = store
         self.public_key = identity.public_key
@@ -50,9 +55,12 @@ class TrustChain:
     def register_policy(self, block_type: str, policy: Policy) -> None:
         """Countersign proposals of ``block_type`` as ``policy`` decides (one policy per type).
 
-        EncodingError for a type no block can have ("", 5): its policy would silently never apply.
+        EncodingError for a type no block can have ("", 5): its policy would silently never apply;
+        TypeError for a policy that is not callable.
         """
         encode_type(block_type)
+        if not callable(policy):  # it was kept, and the first proposal of that type raised from the network handler
+            raise TypeError(f"a policy is a function (ledger, proposal) -> transaction or None, not {type(policy).__name__}")
         self._policies[block_type] = policy
 
     def subscribe(self, callback: Callable[[HalfBlock], object]) -> None:

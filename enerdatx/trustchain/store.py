@@ -6,6 +6,7 @@ only writer and validates first, so reads never re-validate.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections import OrderedDict
@@ -15,6 +16,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from enerdatx.errors import ConfigurationError, InvalidBlockError, StorageError
 from enerdatx.files import closed_database
 from enerdatx.trustchain.block import HalfBlock
+from enerdatx.trustchain.encoding import MAX_SEQUENCE_NUMBER
 from enerdatx.trustchain.fraud import FraudProof
 
 __all__ = ["BlockStore"]
@@ -53,6 +55,13 @@ RECENT_BLOCKS = 4096
 # received block opens two such nested blocks; a generator-based context manager made for
 # each cost more than the checks they guard (docs/performance.md, round 12).
 _JOIN_OPEN_TRANSACTION = nullcontext()
+
+
+def _clamp(start: int, end: int | None) -> tuple[int, int]:
+    """[start, end] cut to the sequence numbers a block can have: SQLite's integers are 64-bit,
+    and a bound past them (2**64 from a caller) raised OverflowError instead of finding nothing."""
+    last = MAX_SEQUENCE_NUMBER if end is None else max(min(end, MAX_SEQUENCE_NUMBER), -1)
+    return min(max(start, 0), MAX_SEQUENCE_NUMBER + 1), last
 
 
 class BlockStore:
@@ -396,12 +405,24 @@ class BlockStore:
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('owner', ?)", (public_key,))
 
     def backup(self, target: str | os.PathLike[str]) -> None:
-        """Write a consistent snapshot of the database to ``target`` (SQLite's online backup)."""
-        destination = sqlite3.connect(str(target))
+        """Write a consistent snapshot of the database to ``target`` (SQLite's online backup).
+
+        StorageError naming ``target`` when it cannot be written (a directory, a missing
+        parent, a device, the disk full) or is this store's own file.
+        """
+        ours = False
+        with contextlib.suppress(OSError):  # a target that does not exist yet cannot be our file
+            ours = self.path != ":memory:" and os.path.samefile(self.path, target)
+        if ours:
+            raise StorageError("cannot back up a block store onto its own file", path=target)
         try:
-            self._db.backup(destination)
-        finally:
-            destination.close()
+            destination = sqlite3.connect(str(target))
+            try:
+                self._db.backup(destination)
+            finally:
+                destination.close()
+        except sqlite3.Error as exc:  # was raw: "unable to open database file", naming no file
+            raise StorageError(f"cannot write a block store backup: {exc}", path=target) from exc
 
     def remove_blocks(self, blocks: Iterable[HalfBlock]) -> None:
         """Remove blocks shown to be invalid after they were stored (see TrustChain.receive)."""
@@ -496,6 +517,7 @@ class BlockStore:
         """The sequence numbers held of that chain in [start, end], ascending."""
         if end < start:  # an empty range (what lies below a first block), asked for often
             return []
+        start, end = _clamp(start, end)
         return [
             row[0]
             for row in self._db.execute(
@@ -510,7 +532,7 @@ class BlockStore:
     ) -> list[HalfBlock]:
         """The held blocks of that chain with start <= sequence number <= end, ascending
         (only those of ``block_type`` if given: SQLite skips the others undecoded)."""
-        end = 2**63 - 1 if end is None else end
+        start, end = _clamp(start, end)
         if block_type is None:
             rows = self._db.execute(
                 "SELECT encoded FROM blocks WHERE public_key = ? AND sequence_number BETWEEN ? AND ?"
@@ -528,7 +550,7 @@ class BlockStore:
     def chain_encoded(self, public_key: bytes, start: int = 1, end: int | None = None) -> list[bytes]:
         """As :meth:`chain`, the blocks' bytes as stored (what ``encode()`` gives): a crawl answer
         sends them without decoding and re-encoding each."""
-        end = 2**63 - 1 if end is None else end
+        start, end = _clamp(start, end)
         return [
             bytes(row[0])
             for row in self._db.execute(

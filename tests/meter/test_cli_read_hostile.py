@@ -90,7 +90,7 @@ def test_stdout_rounds_to_the_meter_resolution_and_json_and_out_stay_exact(tmp_p
 def test_a_device_for_dsmr_telegrams_is_refused_not_ignored(tmp_path, day_10s: pd.DataFrame, capsys) -> None:
     path = tmp_path / "p1.txt"
     path.write_text("".join(render_telegrams(day_10s.iloc[:3])), newline="")
-    assert main(["meter", "read", str(path), "--format", "dsmr", "--device", "pi-2"]) == 2
+    assert main(["meter", "read", str(path), "--format", "dsmr", "--device", "pi-2"]) == 1
     captured = capsys.readouterr()
     assert "--device chooses a meter in an OEHU or CSV file" in captured.err and captured.out == ""
     assert main(["meter", "read", str(path), "--format", "dsmr"]) == 0
@@ -163,5 +163,5 @@ def test_progress_for_a_format_without_a_bar_is_refused(tmp_path, capsys, format
     # It was ignored without a word, where --start and --device for the wrong format are refused.
     path = tmp_path / "s.csv"
     path.write_text("timestamp,import_kwh\n2026-01-01T00:00:00Z,1\n")
-    assert main(["meter", "read", str(path), "--format", format_, "--progress"]) == 2
+    assert main(["meter", "read", str(path), "--format", format_, "--progress"]) == 1
     assert capsys.readouterr().err == "enerdatx: error: --progress shows a bar for DSMR telegrams only\n"

@@ -54,8 +54,8 @@ def test_start_is_read_in_its_own_zone(telegram_files, tmp_path) -> None:
     assert readings.index[1] == pd.Timestamp("2026-01-01T00:00:10Z")
 
 
-def test_start_without_interval_is_a_usage_error(telegram_files, capsys) -> None:
-    assert main(["meter", "read", str(telegram_files["v3"]), "--format", "dsmr", "--start", "2026-01-01"]) == 2
+def test_start_without_interval_is_refused_with_exit_1(telegram_files, capsys) -> None:
+    assert main(["meter", "read", str(telegram_files["v3"]), "--format", "dsmr", "--start", "2026-01-01"]) == 1
     assert "go together" in capsys.readouterr().err
 
 

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 from typing import Any
 
+from ipv8.keyvault.crypto import default_eccrypto
 from ipv8.messaging.serialization import default_serializer
 from ipv8.peer import Peer as IPv8Peer
 from ipv8.test.base import TestBase
@@ -19,9 +20,11 @@ from enerdatx.trustchain.keys import ipv8_private_key
 from enerdatx.trustchain.payload import (
     SIGNED_OVERHEAD,
     AgreementMessage,
+    BlockBroadcastMessage,
     CrawlRequestMessage,
     CrawlResponseMessage,
     ProposalMessage,
+    RejectionMessage,
 )
 from enerdatx.trustchain.settings import TrustChainSettings
 from tests.support.blocks import sign
@@ -195,6 +198,17 @@ class TestProposalHistory(TrustChainTestBase):
         self.assertEqual(caught.exception.reason, "fraud")
         self.assertTrue(self.ledger(1).store.is_fraudulent(self.key(0)))
 
+    async def test_two_history_blocks_at_one_place_prove_fraud(self) -> None:
+        # Keyed by sequence number, the second silently replaced the first: the fork was lost.
+        twin = TrustChain(self.ledger(0).identity, BlockStore(fsync=False))
+        other = twin.record("test.note", {"version": 2})
+        real = self.ledger(0).record("test.note", {"version": 1})
+        self.overlay(0)._history_for = lambda *_: [other.encode(), real.encode()]  # type: ignore[method-assign]
+        with self.assertRaises(TransactionRejectedError) as caught:
+            await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
+        self.assertEqual(caught.exception.reason, "fraud")
+        self.assertTrue(self.ledger(1).store.is_fraudulent(self.key(0)))
+
 
 class TestCrawl(TrustChainTestBase):
     async def test_crawl_returns_and_stores_the_chain(self) -> None:
@@ -265,6 +279,53 @@ class TestLimits(TrustChainTestBase):
         await self.deliver_messages()
         self.assertEqual(self.overlay(0).packets_dropped, 15)
         self.assertEqual(self.overlay(0).packets_sent, 5)
+
+
+class TestContacts(TrustChainTestBase):
+    async def test_a_sender_with_a_new_key_per_packet_is_one_contact(self) -> None:
+        # Each made-up key was kept: contacts without bound, and gossip and witnesses chosen among them.
+        sender = self.overlay(0)
+        real_peer, real_secret = sender.my_peer, sender._ed25519_secret
+        sender._ed25519_secret = None  # pyipv8's own signing, with the key of my_peer
+        try:
+            for _ in range(50):
+                sender.my_peer = IPv8Peer(default_eccrypto.generate_key("curve25519"))
+                self.endpoint(0).send(self.address(1), sender.ezr_pack(
+                    CrawlRequestMessage.msg_id, CrawlRequestMessage(1, self.key(1), 1, 0)))
+        finally:
+            sender.my_peer, sender._ed25519_secret = real_peer, real_secret
+        await self.deliver_messages()
+        self.assertEqual(len(self.overlay(1).contacts), 1)
+        await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
+        self.assertEqual(self.overlay(1).contacts, {self.key(0): self.address(0)})
+
+
+class TestMalformedPackets(TrustChainTestBase):
+    """Packets of a hostile peer that do not unpack: dropped and counted, no traceback logged."""
+
+    def setUp(self) -> None:
+        self.production_overlay_classes = [TrustChainCommunity]  # pyipv8's on_packet, which logged them
+        super().setUp()
+
+    async def test_packets_that_do_not_unpack_are_dropped_as_malformed(self) -> None:
+        sender = self.overlay(0)
+        prefix = sender.get_prefix()
+        block = self.ledger(0).record("test.note", {}).encode()
+        proposal = sender.ezr_pack(ProposalMessage.msg_id, ProposalMessage(block, []))
+        packets = [
+            proposal[:-70],  # cut inside the signature
+            proposal[:-1] + bytes([proposal[-1] ^ 1]),  # a bad signature
+            sender.ezr_pack(RejectionMessage.msg_id, RejectionMessage(1, "x"))[:-70],
+            prefix,  # no message id: an IndexError in pyipv8's on_packet
+            prefix + bytes([CrawlResponseMessage.msg_id, 0]),
+            prefix + bytes([AgreementMessage.msg_id]) + b"\xff",
+            prefix + bytes([BlockBroadcastMessage.msg_id]),
+        ]
+        with self.assertNoLogs(level="WARNING"):
+            for packet in packets:
+                self.endpoint(0).send(self.address(1), packet)
+            await self.overlay(1).wait_for_drops(len(packets), "malformed", timeout=2)
+            await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)  # an honest one still goes through
 
 
 class TestGossipAndFraud(TrustChainTestBase):

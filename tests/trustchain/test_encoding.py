@@ -117,6 +117,10 @@ def test_key_order_is_length_first_and_unique():
         ({"x": {1, 2}}, "cannot be encoded"),
         ([1, 2], "a dict"),
         ({"x": "y" * MAX_TRANSACTION_SIZE}, "more than"),
+        # Round 15: a lone surrogate raised cbor2's UnicodeEncodeError.
+        ({"x": "\ud800"}, "UTF-8"),
+        ({"\udcff": 1}, "UTF-8"),
+        ({"x": ["ok", {"y": "a\ud83d"}]}, "UTF-8"),
     ],
 )
 def test_unencodable_transactions_are_refused(transaction, message):
@@ -149,6 +153,20 @@ def test_tagged_values_are_refused():
         decode_transaction(tagged)
 
 
+@pytest.mark.parametrize("thing", [None, "a block", 10**7, 5])
+def test_decoders_take_bytes_only(thing):
+    # Round 15: TypeErrors from len() or bytes(None); decode_shared(10**9) would make a gigabyte of zeros
+    # first, and FraudProof.decode("x...") complained of an "unknown fraud proof version x".
+    name = type(thing).__name__
+    for decode in (HalfBlock.decode, HalfBlock.decode_shared):
+        with pytest.raises(EncodingError, match=f"a block is bytes, not {name}$"):
+            decode(thing)
+    with pytest.raises(EncodingError, match=f"a fraud proof is bytes, not {name}$"):
+        FraudProof.decode(thing)
+    with pytest.raises(EncodingError, match=f"a transaction is CBOR bytes, not {name}$"):
+        decode_transaction(thing)
+
+
 def test_truncated_extended_and_versioned_blocks_are_refused():
     block = sign(Identity.generate())
     data = block.encode()
@@ -167,6 +185,25 @@ def test_truncated_extended_and_versioned_blocks_are_refused():
 def test_bad_block_types_are_refused(block_type):
     with pytest.raises(EncodingError, match="block type"):
         sign(Identity.generate(), block_type=block_type)
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        # Round 15: these raised struct.error or TypeError, naming no field.
+        ({"sequence_number": 1.0}, "sequence_number is an integer, not float"),
+        ({"sequence_number": "1"}, "sequence_number is an integer, not str"),
+        ({"link_sequence_number": None}, "link_sequence_number is an integer, not NoneType"),
+        ({"timestamp": 1.5}, "timestamp is an integer, not float"),
+        ({"sequence_number": True}, "sequence_number is an integer, not bool"),
+        ({"previous_hash": None}, "previous_hash is 32 bytes, not NoneType"),
+        ({"previous_hash": "x" * 32}, "previous_hash is 32 bytes, not str"),
+        ({"previous_hash": b"x"}, "previous_hash is 32 bytes, not 1 bytes"),
+    ],
+)
+def test_header_fields_of_the_wrong_type_are_refused(fields, message):
+    with pytest.raises(EncodingError, match=message):
+        sign(Identity.generate(), **fields)
 
 
 def test_changing_any_field_breaks_the_signature():

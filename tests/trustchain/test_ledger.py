@@ -204,6 +204,22 @@ def test_a_counterparty_that_is_no_public_key_is_an_encoding_error(alice, key, s
     assert alice.store.chain(alice.public_key) == []
 
 
+@pytest.mark.parametrize("policy", [None, "accept", {"amount": 1}])
+def test_a_policy_that_is_no_function_is_refused_when_registered(alice, policy):
+    # Round 15: it was kept, and the first proposal of that type raised TypeError in the countersigner.
+    with pytest.raises(TypeError, match=f"a policy is a function .* not {type(policy).__name__}$"):
+        alice.register_policy(PAY, policy)
+
+
+@pytest.mark.parametrize("thing", [None, "identity", b"k" * 32])
+def test_a_ledger_needs_an_identity_and_a_block_store(thing):
+    # Round 15: each was an AttributeError ('NoneType' object has no attribute 'public_key').
+    with pytest.raises(TypeError, match=f"identity is an Identity .* not {type(thing).__name__}$"):
+        TrustChain(thing, BlockStore(fsync=False))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=f"store is a BlockStore .* not {type(thing).__name__}$"):
+        TrustChain(Identity.generate(), thing)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("thing", [None, 5, b"bytes of a block"])
 def test_receive_takes_blocks_only(alice, thing):
     with pytest.raises(TypeError, match=f"receive takes a HalfBlock .* not {type(thing).__name__}$"):

@@ -73,6 +73,36 @@ def test_queries(alice, bob, carol):
     assert store.held_sequence_numbers(bob.public_key, 1, 10) == [1, 2, 3]
 
 
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [(1, 2**64, [1]), (2**70, None, []), (-(2**70), 2**64, [1]), (2**64, 2**70, []), (1, -(2**70), [])],
+)
+def test_ranges_past_any_sequence_number_find_what_is_held_in_them(alice, start, end, expected):
+    # Round 15: a bound past SQLite's 64-bit integers raised OverflowError.
+    alice.record(PAY, {})
+    assert [b.sequence_number for b in alice.store.chain(alice.public_key, start, end)] == expected
+    assert len(alice.store.chain(alice.public_key, start, end, block_type=PAY)) == len(expected)
+    assert len(alice.store.chain_encoded(alice.public_key, start, end)) == len(expected)
+    if end is not None:
+        assert alice.store.held_sequence_numbers(alice.public_key, start, end) == expected
+
+
+def test_a_backup_that_cannot_be_written_is_a_storage_error_naming_the_target(tmp_path):
+    # Round 15: sqlite3.OperationalError "unable to open database file" / "disk I/O error", naming nothing.
+    store = BlockStore(tmp_path / "s.sqlite", fsync=False)
+    TrustChain(Identity.generate(), store).record(PAY, {})
+    os.mkfifo(tmp_path / "fifo")
+    for target in (tmp_path, tmp_path / "missing" / "b.sqlite", tmp_path / "fifo"):
+        with pytest.raises(StorageError, match=f"^{target}: cannot write a block store backup: "):
+            store.backup(target)
+    # It returned as if done, and no copy of the chain was made anywhere.
+    with pytest.raises(StorageError, match="onto its own file"):
+        store.backup(tmp_path / "." / "s.sqlite")
+    store.backup(tmp_path / "b.sqlite")
+    assert BlockStore(tmp_path / "b.sqlite").count() == 1
+    store.close()
+
+
 def test_the_store_never_holds_a_block_the_ledger_refused(alice):
     owner = Identity.generate()
     bad = sign(owner, sequence_number=0)
