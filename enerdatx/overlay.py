@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -327,6 +328,9 @@ class Overlay(Community):
                 self.count_drop("malformed")
                 return None
 
+        # What pyipv8's lazy_wrapper wraps stays reachable (the fuzz harness calls it directly).
+        functools.update_wrapper(guarded, callback)
+        guarded.__wrapped__ = getattr(callback, "__wrapped__", callback)  # type: ignore[attr-defined]
         super().add_message_handler(msg_num, guarded)
 
     def count_drop(self, reason: str) -> None:
