@@ -272,6 +272,9 @@ USAGE_CASES: dict[str, list[str]] = {
     # Round 15: port 0 got past --api, and the command failed later with "Connection refused".
     "ipfs: an --api multiaddr on port 0": ["ipfs", "--api", "/ip4/127.0.0.1/tcp/0", "cat", "bafkqaaa"],
     "ipfs: an --api URL on port 0": ["ipfs", "--api", "http://127.0.0.1:0", "cat", "bafkqaaa"],
+    # Round 15: found inside the run, naming a temporary directory the user never gave ("s.csv/enerdatx-bench-ipfs-...").
+    "bench ipfs: --dir a file": ["bench", "ipfs", "--dir", "{d}/s.csv", "--no-kubo", "--size-mib", "1"],
+    "bench ipfs: --dir missing": ["bench", "ipfs", "--dir", "{d}/nowhere", "--no-kubo", "--size-mib", "1"],
 }
 
 

@@ -101,7 +101,13 @@ def _require_disk(size: int, directory: Path | None) -> None:
 
 
 def _directory(text: str) -> str:
-    return str(parse_directory(text))
+    # The run makes its temporary directory inside: a file or a missing path failed there, in
+    # words about "the file" and a temporary name the user never gave.
+    path = parse_directory(text)
+    if not path.is_dir():
+        reason = "not a directory" if path.exists() else "no such directory"
+        raise argparse.ArgumentTypeError(f"expected an existing directory, got {text!r} ({reason})")
+    return str(path)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
