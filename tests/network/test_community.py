@@ -59,21 +59,26 @@ class TrustChainTestBase(TestBase[TrustChainCommunity]):
     def key(self, i: int) -> bytes:
         return self.ledger(i).public_key
 
-    def drop_first(self, i: int, message: type) -> list[bytes]:
-        """Make node ``i`` lose the first packet it sends of ``message``; returns what it sent."""
+    def watch_sent(self, i: int, message: type, *, lose_first: bool = False) -> list[bytes]:
+        """The packets of ``message`` that node ``i`` sends from now on; all go out unless
+        ``lose_first``, when the first one is lost."""
         endpoint = self.endpoint(i)
         send = endpoint.send
         sent: list[bytes] = []
 
-        def lossy(address: Any, packet: bytes) -> None:
+        def watched(address: Any, packet: bytes) -> None:
             if packet[22] == message.msg_id:
                 sent.append(packet)
-                if len(sent) == 1:
+                if lose_first and len(sent) == 1:
                     return
             send(address, packet)
 
-        endpoint.send = lossy
+        endpoint.send = watched
         return sent
+
+    def drop_first(self, i: int, message: type) -> list[bytes]:
+        """Make node ``i`` lose the first packet it sends of ``message``; returns what it sent."""
+        return self.watch_sent(i, message, lose_first=True)
 
 
 class TestKeys(TrustChainTestBase):
@@ -129,24 +134,10 @@ class TestSigning(TrustChainTestBase):
 class TestProposalHistory(TrustChainTestBase):
     """A proposal brings the blocks of its chain below it that the counterparty may lack."""
 
-    def count_sent(self, i: int, message: type) -> list[bytes]:
-        """The packets of ``message`` that node ``i`` sends from now on (they still go out)."""
-        endpoint = self.endpoint(i)
-        send = endpoint.send
-        sent: list[bytes] = []
-
-        def counting(address: Any, packet: bytes) -> None:
-            if packet[22] == message.msg_id:
-                sent.append(packet)
-            send(address, packet)
-
-        endpoint.send = counting
-        return sent
-
     async def test_the_chain_below_comes_with_the_proposal_and_nothing_is_crawled(self) -> None:
         for n in range(3):
             self.ledger(0).record("test.note", {"n": n})
-        crawls = self.count_sent(1, CrawlRequestMessage)
+        crawls = self.watch_sent(1, CrawlRequestMessage)
         await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
         self.assertEqual([b.sequence_number for b in self.ledger(1).store.chain(self.key(0))], [1, 2, 3, 4])
         self.assertEqual(crawls, [])
@@ -170,7 +161,7 @@ class TestProposalHistory(TrustChainTestBase):
     async def test_a_counterparty_that_countersigned_is_not_sent_that_history_again(self) -> None:
         for n in range(3):
             self.ledger(0).record("test.note", {"n": n})
-        sent = self.count_sent(0, ProposalMessage)
+        sent = self.watch_sent(0, ProposalMessage)
         await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
         second, _ = await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
         alone = SIGNED_OVERHEAD + len(default_serializer.pack_serializable(ProposalMessage(second.encode(), [])))
@@ -183,7 +174,7 @@ class TestProposalHistory(TrustChainTestBase):
         forged = dataclasses.replace(self.ledger(0).record("test.note", {"n": 2}), signature=bytes(64))
         history = [stranger.encode(), forged.encode(), b"not a block"]
         self.overlay(0)._history_for = lambda *_: history  # type: ignore[method-assign]
-        crawls = self.count_sent(1, CrawlRequestMessage)
+        crawls = self.watch_sent(1, CrawlRequestMessage)
         await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
         self.assertIsNone(self.ledger(1).store.get_by_hash(stranger.hash))
         self.assertEqual(self.ledger(1).store.chain(self.key(0))[0], good)  # crawled instead
