@@ -22,7 +22,8 @@ from enerdatx.errors import MeterDataError, PrivacyError
 from enerdatx.meter import HOUSEHOLD_TYPES, interval_consumption, read_csv, synthetic_household
 from enerdatx.meter.csvfiles import london_meter_ids
 
-__all__ = ["SLOT", "SLOTS_PER_DAY", "Population", "reference_population", "london_households", "to_slots"]
+__all__ = ["SLOT", "SLOTS_PER_DAY", "Population", "reference_population", "london_households", "to_slots",
+           "wh_series"]
 
 SLOT = pd.Timedelta(minutes=15)
 SLOTS_PER_DAY = 96
@@ -60,10 +61,51 @@ class Population:
         return self.wh.reshape(n * days, SLOTS_PER_DAY), np.repeat(np.arange(n), days)
 
 
+def wh_series(frame: object, column: str = "import_wh") -> pd.Series:
+    """``frame[column]`` as float Wh on a UTC index in strictly increasing order; PrivacyError else.
+
+    A tz-naive index is refused, as the meter's readings refuse it (docs/readings.md): which
+    zone it meant cannot be told, and a guess would shift every day the attack compares.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise PrivacyError(f"a profile is made of a DataFrame of readings, not {type(frame).__name__}")
+    if column not in frame.columns:
+        raise PrivacyError(f"the frame has no column {column!r} (it has {list(map(str, frame.columns))})")
+    index = frame.index
+    if not isinstance(index, pd.DatetimeIndex):
+        raise PrivacyError(f"the frame's index must be timestamps (a DatetimeIndex), not {type(index).__name__}")
+    if len(index) == 0:  # was an IndexError
+        raise PrivacyError("the frame has no readings")
+    if index.tz is None:  # was a TypeError deep in pandas, subtracting the population's UTC start
+        raise PrivacyError("the frame's timestamps have no time zone: readings need a tz-aware (UTC) index")
+    if index.hasnans:
+        raise PrivacyError("the frame has a reading without a timestamp (NaT)")
+    steps = index[1:] - index[:-1]
+    # Duplicates were summed silently by resample (a zero first step divided by zero), and an
+    # unsorted index too: refuse both rather than guess which reading is meant.
+    for wrong, kind in ((steps == pd.Timedelta(0), "a duplicate"), (steps < pd.Timedelta(0), "out of order")):
+        if wrong.any():
+            at = index[1:][wrong][0].isoformat()
+            raise PrivacyError(f"the frame's timestamps must be unique and in increasing order: {kind} at {at}")
+    try:
+        series = frame[column].astype("float64")
+    except (TypeError, ValueError) as error:
+        raise PrivacyError(f"column {column} must hold numbers (Wh): {error}") from None
+    values = series.to_numpy()
+    bad = ~(np.isnan(values) | (np.isfinite(values) & (values >= 0)))
+    if bad.any():  # what the sold format refuses: -5 Wh or inf scored as a household like any other
+        at = index[np.flatnonzero(bad)[0]]
+        raise PrivacyError(f"column {column} holds {float(values[bad][0])!r} at {at.isoformat()}: an amount is a "
+                           "finite number of Wh, 0 or more, or NaN for unknown")
+    if np.isnan(values).all():  # scored 100 from nothing known
+        raise PrivacyError(f"column {column} has no known amount (all NaN)")
+    return series.tz_convert("UTC")
+
+
 def to_slots(frame: pd.DataFrame, column: str = "import_wh") -> tuple[pd.Timestamp, np.ndarray]:
-    """A data set's frame (or Wh series at 15 min or finer) as whole UTC days of 15-minute Wh."""
-    series = frame[column].astype("float64")
-    step = series.index[1] - series.index[0] if len(series) > 1 else SLOT
+    """A data set's frame (Wh at 15 min or finer) as whole UTC days of 15-minute Wh."""
+    series = wh_series(frame, column)
+    step = (series.index[1:] - series.index[:-1]).min() if len(series) > 1 else SLOT
     if step > SLOT or SLOT % step:
         raise PrivacyError(f"a profile needs 15-minute data or finer that divides it, not {step}")
     slots = series.resample(SLOT).sum(min_count=1)
