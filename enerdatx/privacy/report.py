@@ -24,7 +24,7 @@ import pandas as pd
 from enerdatx.errors import MeterDataError, PrivacyError, PrivacyRiskError
 from enerdatx.meter.resample import utc_timestamp
 from enerdatx.privacy.attack import LinkageResult, aggregate_linkage, coarsen, distances, linkage_attack, ranks
-from enerdatx.privacy.population import SLOT, SLOTS_PER_DAY, Population, reference_population, to_slots
+from enerdatx.privacy.population import SLOT, SLOTS_PER_DAY, Population, reference_population, to_slots, wh_series
 
 __all__ = ["METHOD", "RESOLUTIONS", "CoarseningRow", "PrivacyReport", "PrivacyPolicy", "privacy_report",
            "descriptor_reveals", "anonymity_set", "with_privacy_summary", "SUMMARY_KEYS"]
@@ -150,11 +150,17 @@ def privacy_report(dataset: Any, *, population: Population | None = None) -> Pri
     slots = max(1, seconds // int(SLOT.total_seconds()))
     if seconds > int(SLOT.total_seconds()) and (seconds % int(SLOT.total_seconds()) or SLOTS_PER_DAY % slots):
         raise PrivacyError(f"resolution of {seconds} s does not divide a day into 15-minute slots")
-    frame = dataset.frame
+    series = wh_series(dataset.frame)
+    step = pd.Timedelta(seconds=seconds)
+    off = np.flatnonzero((series.index[1:] - series.index[:-1]) != step)
+    if len(off):  # 15-minute data said to be hourly was counted as four times the days it covers
+        raise PrivacyError(f"the descriptor's resolution_seconds ({seconds}) disagrees with the frame: a step of "
+                           f"{series.index[off[0] + 1] - series.index[off[0]]} at {series.index[off[0]].isoformat()} "
+                           "(a data set's intervals are consecutive at its resolution)")
     if seconds > int(SLOT.total_seconds()):  # spread coarse amounts evenly, so days line up with the grid
-        frame = frame.astype("float64").div(slots).reindex(
-            pd.date_range(frame.index[0], periods=len(frame) * slots, freq=SLOT), method="ffill")
-    first, wh = to_slots(frame)
+        series = series.div(slots).reindex(
+            pd.date_range(series.index[0], periods=len(series) * slots, freq=SLOT), method="ffill")
+    first, wh = to_slots(series.to_frame("import_wh"))
     population = population if population is not None else _season_population(first, len(wh) // SLOTS_PER_DAY)
     # The household's days in the population's window, so both sides have as many days each
     # and the same season: a year of data would otherwise find its own summer days nearest.

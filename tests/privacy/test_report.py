@@ -214,3 +214,19 @@ def test_a_frame_in_another_time_zone_is_read_in_utc():
     utc = _frame(_days())
     first, wh = to_slots(utc.tz_convert("Europe/Amsterdam"))
     assert first == utc.index[0] and wh.tolist() == to_slots(utc)[1].tolist()
+
+
+@pytest.mark.parametrize(("frame", "seconds"), [
+    (_frame(_days()), 3600),  # 15-minute data said to be hourly: 56 days of a 14-day frame
+    (_frame(_days()), 450),
+    (_frame(_days()).iloc[::4], 900),  # hourly data said to be 15-minute
+    (_frame(_days()).drop(_days()[10:20]), 900),  # intervals missing: a data set's are consecutive
+])
+def test_a_descriptor_whose_resolution_is_not_the_frames_is_refused(frame, seconds):
+    with pytest.raises(PrivacyError, match=rf"resolution_seconds \({seconds}\) disagrees with the frame: a step of"):
+        privacy_report(_DataSet(frame, seconds), population=reference_population())
+
+
+def test_an_empty_frame_at_a_coarse_resolution_is_refused():
+    with pytest.raises(PrivacyError, match="the frame has no readings"):  # an IndexError spreading hours
+        privacy_report(_DataSet(_frame(_days()[:0]), 3600), population=reference_population())
