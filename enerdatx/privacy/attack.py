@@ -51,8 +51,23 @@ class LinkageResult:
         return chance_bound(self.trials, self.chance, alpha)
 
 
+def _probability(name: str, value: object, *, open_interval: bool = False) -> float:
+    # scipy answered nan for a chance of 2 or an alpha of 2, and a TypeError for "0.5".
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise PrivacyError(f"{name} must be a number, not {value!r}")
+    number = float(value)
+    inside = 0 < number < 1 if open_interval else 0 <= number <= 1
+    if not inside:  # nan is inside neither
+        raise PrivacyError(f"{name} must be {'between 0 and 1 (exclusive)' if open_interval else 'from 0 to 1'}, "
+                           f"not {value!r}")
+    return number
+
+
 def chance_bound(trials: int, chance: float, alpha: float = 0.001) -> float:
     """Smallest accuracy a guesser reaches with probability at most ``alpha`` over ``trials``."""
+    if _count("trials", trials) < 1:  # 0 divided by zero; -3 and 1.5 gave nan
+        raise PrivacyError(f"trials must be 1 or more, not {trials}")
+    chance, alpha = _probability("chance", chance), _probability("alpha", alpha, open_interval=True)
     return float(binom.isf(alpha, trials, chance) + 1) / trials
 
 

@@ -104,3 +104,26 @@ def test_a_list_of_rows_is_a_population_too(population):
 def test_a_population_asked_of_no_date_or_count_is_refused(call, message):
     with pytest.raises(PrivacyError, match=message):
         call()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ((0, 0.5), "trials must be 1 or more, not 0"),  # ZeroDivisionError
+    ((-3, 0.5), "trials must be 1 or more"),  # nan
+    ((1.5, 0.5), "trials must be a whole number, not 1.5"),  # nan
+    ((True, 0.5), "trials must be a whole number, not True"),  # a bound for one trial
+    ((10, 2.0), "chance must be from 0 to 1, not 2.0"),  # nan
+    ((10, -0.1), "chance must be from 0 to 1"),
+    ((10, float("nan")), "chance must be from 0 to 1, not nan"),
+    ((10, "0.5"), "chance must be a number, not '0.5'"),  # numpy's UFuncTypeError
+    ((10, 0.5, 0.0), r"alpha must be between 0 and 1 \(exclusive\), not 0.0"),  # 1.1, an accuracy above 1
+    ((10, 0.5, 1.0), "alpha must be between 0 and 1"),
+    ((10, 0.5, 2), "alpha must be between 0 and 1"),  # nan
+])
+def test_a_chance_bound_of_no_trials_or_no_probability_is_refused(args, message):
+    with pytest.raises(PrivacyError, match=message):
+        chance_bound(*args)
+
+
+def test_a_chance_bound_takes_numpy_numbers_and_the_ends_of_chance():
+    assert chance_bound(np.int64(120), np.float64(1 / 120)) == chance_bound(120, 1 / 120)
+    assert chance_bound(10, 0) == pytest.approx(0.1) and chance_bound(10, 1) > 1  # never / always by guessing
