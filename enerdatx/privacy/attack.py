@@ -16,6 +16,7 @@ from fractions import Fraction
 from math import comb
 
 import numpy as np
+import numpy.typing as npt
 from scipy.spatial.distance import cdist
 from scipy.stats import binom
 
@@ -71,9 +72,18 @@ def chance_bound(trials: int, chance: float, alpha: float = 0.001) -> float:
     return float(binom.isf(alpha, trials, chance) + 1) / trials
 
 
-def coarsen(rows: np.ndarray, slots: int) -> np.ndarray:
+def coarsen(rows: npt.ArrayLike, slots: int) -> np.ndarray:
     """Sum every ``slots`` consecutive 15-minute values (a coarser resolution); NaN stays NaN."""
-    if slots < 1 or rows.shape[-1] % slots:
+    # A list or text failed with an AttributeError, "2" or True slots with numpy's TypeErrors.
+    if _count("slots", slots) < 1:
+        raise PrivacyError(f"slots must be 1 or more, not {slots}")
+    try:
+        rows = np.asarray(rows, dtype="float64")
+    except (TypeError, ValueError) as error:
+        raise PrivacyError(f"rows must be an array of numbers: {error}") from None
+    if rows.ndim == 0:
+        raise PrivacyError("rows must be an array of numbers (a row per household), not a single number")
+    if rows.shape[-1] % slots:
         raise PrivacyError(f"{slots} slots do not divide a row of {rows.shape[-1]}")
     shaped = rows.reshape(*rows.shape[:-1], rows.shape[-1] // slots, slots)
     total = np.nansum(shaped, axis=-1)

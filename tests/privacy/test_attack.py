@@ -127,3 +127,22 @@ def test_a_chance_bound_of_no_trials_or_no_probability_is_refused(args, message)
 def test_a_chance_bound_takes_numpy_numbers_and_the_ends_of_chance():
     assert chance_bound(np.int64(120), np.float64(1 / 120)) == chance_bound(120, 1 / 120)
     assert chance_bound(10, 0) == pytest.approx(0.1) and chance_bound(10, 1) > 1  # never / always by guessing
+
+
+@pytest.mark.parametrize(("rows", "slots", "message"), [
+    (np.ones((2, 8)), "2", "slots must be a whole number, not '2'"),  # '<' not supported for str and int
+    (np.ones((2, 8)), True, "slots must be a whole number, not True"),  # numpy's "an integer is required"
+    (np.ones((2, 8)), 1.5, "slots must be a whole number, not 1.5"),
+    (np.ones((2, 8)), 0, "slots must be 1 or more, not 0"),
+    ("abc", 1, "rows must be an array of numbers"),  # an AttributeError: no .shape
+    (np.array([["a", "b"]]), 1, "rows must be an array of numbers"),  # numpy's TypeError from add.reduce
+    (np.float64(3), 1, "not a single number"),  # an IndexError
+    ([[1, 2], [3]], 1, "rows must be an array of numbers"),  # ragged
+])
+def test_coarsening_refuses_what_is_no_rows_or_no_count(rows, slots, message):
+    with pytest.raises(PrivacyError, match=message):
+        coarsen(rows, slots)
+
+
+def test_coarsening_takes_a_list_of_rows():
+    assert coarsen([[1, 2, 3, 4]], 2).tolist() == [[3.0, 7.0]]  # an AttributeError: no .shape
