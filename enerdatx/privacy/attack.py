@@ -153,7 +153,8 @@ def aggregate_linkage(train: np.ndarray, test: np.ndarray, group_size: int, *, k
     group_size, k, slots = _count("group_size", group_size), _count("k", k), _count("slots", slots)
     if _count("repetitions", repetitions) < 1:  # 0 gave a result of no trials, whose accuracy is 0 / 0
         raise PrivacyError(f"repetitions must be 1 or more, not {repetitions}")
-    _count("seed", seed)
+    if _count("seed", seed) < 0:  # numpy's "expected non-negative integer"
+        raise PrivacyError(f"seed must be 0 or more, not {seed}")
     n = len(train)
     if train.shape != test.shape or not 1 <= group_size <= n // 2:
         raise PrivacyError("aggregates need the same households and at least two groups")

@@ -23,7 +23,7 @@ from enerdatx.meter import HOUSEHOLD_TYPES, interval_consumption, read_csv, synt
 from enerdatx.meter.csvfiles import london_meter_ids
 
 __all__ = ["SLOT", "SLOTS_PER_DAY", "Population", "reference_population", "london_households", "to_slots",
-           "wh_series"]
+           "wh_series", "clear_population_cache"]
 
 SLOT = pd.Timedelta(minutes=15)
 SLOTS_PER_DAY = 96
@@ -51,6 +51,8 @@ class Population:
 
     def week(self, i: int) -> np.ndarray:
         """Week ``i`` (0-based) of every household: (households, 7 * 96)."""
+        if isinstance(i, bool) or not isinstance(i, int | np.integer):  # 1.0 and "0" were TypeErrors, True week 1
+            raise PrivacyError(f"a week is a whole number, not {i!r}")
         if not 0 <= i < self.days // 7:
             raise PrivacyError(f"the population has {self.days // 7} whole weeks, not week {i}")
         return self.wh[:, i * 7 * SLOTS_PER_DAY : (i + 1) * 7 * SLOTS_PER_DAY]
@@ -143,20 +145,33 @@ def london_households(start: str = "2026-03-02", days: int = 28) -> list[tuple[s
         readings = read_csv(LONDON_SAMPLE, meter=meter)
         half_hours = interval_consumption(readings, "30min", start=lo, end=lo + pd.Timedelta(days=days))
         wh = np.repeat(half_hours["import_kwh"].to_numpy() * 1000 / 2, 2)
+        if np.isnan(wh).all():  # a household of no readings joined the population as if it used nothing
+            raise PrivacyError(f"the London sample has no readings of {meter} from {lo.date()} for {days} days "
+                               "(it covers four weeks from 2026-03-02)")
         out.append((meter, wh))
     return out
 
 
-@functools.lru_cache(maxsize=8)
 def reference_population(households: int = 120, days: int = 14, *, seed: int = 0,
                          start: str = "2026-03-02", london: bool = True) -> Population:
     """The reference population: ``households`` in all (London sample first), ``days`` from a Monday."""
     for name, value in (("households", households), ("days", days), ("seed", seed)):
         if isinstance(value, bool) or not isinstance(value, int):  # "120" was a TypeError from households - n
             raise PrivacyError(f"{name} is a whole number, not {value!r}")
-    first = _first_day(start)
-    if first.day_of_week != 0:
-        raise PrivacyError("the population starts on a Monday so that weeks line up")
+    if seed < 0:  # numpy's "expected non-negative integer"
+        raise PrivacyError(f"seed is a whole number, 0 or more, not {seed}")
+    if not isinstance(london, bool):  # "no" is true: the London sample joined
+        raise PrivacyError(f"london is True or False, not {london!r}")
+    # Checked before the cache, which failed with "unhashable type" on a start of [1].
+    first = _first_day(start if isinstance(start, str | pd.Timestamp) else repr(start))
+    if first.day_of_week != 0 or first != first.normalize():  # 13:00 made days that are no UTC days
+        raise PrivacyError(f"the population starts at midnight (UTC) on a Monday so that weeks line up, not "
+                           f"{first.isoformat()}")
+    return _population(households, days, seed, first, london)
+
+
+@functools.lru_cache(maxsize=8)
+def _population(households: int, days: int, seed: int, first: pd.Timestamp, london: bool) -> Population:
     if days < 14 or days % 7:
         raise PrivacyError("the population needs whole weeks, at least two")
     names: list[str] = []
@@ -165,7 +180,7 @@ def reference_population(households: int = 120, days: int = 14, *, seed: int = 0
     if london:
         if days > 28:
             raise PrivacyError("the London sample covers four weeks of March 2026")
-        for meter, wh in london_households(start, days):
+        for meter, wh in london_households(first.strftime("%Y-%m-%d"), days):
             names.append(f"london:{meter}")
             types.append("unknown")
             rows.append(wh)
@@ -184,3 +199,8 @@ def reference_population(households: int = 120, days: int = 14, *, seed: int = 0
     if len(rows) < 10:
         raise PrivacyError("a reference population needs at least 10 households")
     return Population(tuple(names), tuple(types), first, np.vstack(rows))
+
+
+def clear_population_cache() -> None:
+    """Forget the populations built so far (a benchmark times a season's first report)."""
+    _population.cache_clear()  # the cache is the inner function's: the arguments are checked first

@@ -146,3 +146,31 @@ def test_coarsening_refuses_what_is_no_rows_or_no_count(rows, slots, message):
 
 def test_coarsening_takes_a_list_of_rows():
     assert coarsen([[1, 2, 3, 4]], 2).tolist() == [[3.0, 7.0]]  # an AttributeError: no .shape
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: aggregate_linkage(np.ones((20, 8)), np.ones((20, 8)), 2, seed=-1), "seed must be 0 or more"),  # numpy's
+    (lambda: reference_population(seed=-1), "seed is a whole number, 0 or more, not -1"),  # numpy's ValueError
+    (lambda: reference_population(start=[1]), "start is a date"),  # "unhashable type: 'list'" from the cache
+    (lambda: reference_population(london="no"), "london is True or False, not 'no'"),  # joined the London sample
+    # A start at 13:00 made a population whose days are no UTC days; a start in another zone a Sunday.
+    (lambda: reference_population(start="2026-03-02T13:00"), "starts at midnight .* not 2026-03-02T13:00:00"),
+    (lambda: reference_population(start="2026-03-02T00:00+05:00"), "starts at midnight .* on a Monday"),
+    # Two households of no readings joined the population, as if they used nothing.
+    (lambda: reference_population(start="2030-03-04"), "the London sample has no readings of MAC900001"),
+    (lambda: london_households(start="2030-03-04"), "the London sample has no readings"),
+])
+def test_a_population_of_no_seed_start_or_sample_is_refused(call, message):
+    with pytest.raises(PrivacyError, match=message):
+        call()
+
+
+def test_a_population_outside_the_london_weeks_is_synthetic_only():
+    population = reference_population(start="2030-03-04", london=False)
+    assert not np.isnan(population.wh).any() and not any(name.startswith("london:") for name in population.names)
+
+
+@pytest.mark.parametrize("week", [1.0, "0", True, None])
+def test_a_week_is_a_whole_number(population, week):
+    with pytest.raises(PrivacyError, match="a week is a whole number"):  # TypeErrors; True was week 1
+        population.week(week)
