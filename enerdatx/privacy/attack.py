@@ -37,6 +37,15 @@ class LinkageResult:
     chance: float  # probability of a hit by guessing
     resolution_slots: int  # 15-minute slots per value the attack saw
 
+    def __post_init__(self) -> None:
+        # One made by hand with 0 trials failed at .accuracy with a ZeroDivisionError.
+        if _count("trials", self.trials) < 1 or not 0 <= _count("hits", self.hits) <= self.trials:
+            raise PrivacyError(f"a linkage result needs 1 or more trials and 0 to trials hits, not {self.hits} "
+                               f"of {self.trials}")
+        if _count("k", self.k) < 1 or _count("resolution_slots", self.resolution_slots) < 1:
+            raise PrivacyError("k and resolution_slots must be 1 or more")
+        _probability("chance", self.chance)
+
     @property
     def accuracy(self) -> float:
         """Share of trials with a hit."""

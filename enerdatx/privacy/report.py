@@ -103,10 +103,15 @@ def descriptor_reveals(descriptor: dict[str, Any]) -> dict[str, Any]:
     digits = 0 if location == "unknown" or leading is None else len(leading.group(0))
     household_type = descriptor.get("household_type", "unknown")
     start, end = descriptor.get("start"), descriptor.get("end")
+    for moment in (start, end):
+        if isinstance(moment, bool | int | float):  # 5 was read as 5 ns after 1970
+            raise PrivacyError(f"the descriptor's start and end are times such as '2026-03-02T00:00:00Z', not {moment!r}")
     try:  # pandas' own "Unknown datetime string format" otherwise
         days = (utc_timestamp(end) - utc_timestamp(start)) / pd.Timedelta(days=1) if start and end else None
     except MeterDataError as exc:
         raise PrivacyError(f"the descriptor's start and end are times: {exc}") from None
+    if days is not None and days <= 0:  # a period of -1.0 days was revealed as such
+        raise PrivacyError(f"the descriptor's end ({end}) must be after its start ({start})")
     return {
         "location_digits": digits,
         "household_type": household_type,
@@ -205,6 +210,10 @@ def privacy_report(dataset: Any, *, population: Population | None = None) -> Pri
 
 def with_privacy_summary(dataset: Any, report: PrivacyReport) -> Any:
     """The same data set with the report's summary added to its descriptor (signed when listed)."""
+    if not isinstance(report, PrivacyReport):  # AttributeErrors otherwise
+        raise PrivacyError(f"a privacy summary comes from a PrivacyReport, not {type(report).__name__}")
+    if not (hasattr(dataset, "plaintext") and isinstance(getattr(dataset, "descriptor", None), dict)):
+        raise PrivacyError(f"a privacy summary goes into a DataSet (.plaintext, .descriptor), not {type(dataset).__name__}")
     return type(dataset)(dataset.plaintext, {**dataset.descriptor, **report.summary()})
 
 
@@ -225,6 +234,8 @@ class PrivacyPolicy:
 
     def check(self, report: PrivacyReport) -> None:
         """Raise PrivacyRiskError when the report breaks this policy; return quietly otherwise."""
+        if not isinstance(report, PrivacyReport):  # an AttributeError from .score
+            raise PrivacyError(f"a policy checks a PrivacyReport, not {type(report).__name__}")
         if report.score > self.max_score:
             raise PrivacyRiskError(f"privacy score {report.score} is above the policy's {self.max_score}: "
                                    "coarsen the data set or sell it through a data union", report=report)

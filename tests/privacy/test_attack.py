@@ -174,3 +174,18 @@ def test_a_population_outside_the_london_weeks_is_synthetic_only():
 def test_a_week_is_a_whole_number(population, week):
     with pytest.raises(PrivacyError, match="a week is a whole number"):  # TypeErrors; True was week 1
         population.week(week)
+
+
+@pytest.mark.parametrize("fields", [
+    (0, 0, 1, 0.5, 1),  # .accuracy was a ZeroDivisionError
+    (5, 3, 1, 0.5, 1),  # more hits than trials: an accuracy above 1
+    (1, 3, 0, 0.5, 1),
+    (1, 3, 1, 1.5, 1),  # a p_value of nan
+    (1, 3, 1, 0.5, 0),
+    (1.5, 3, 1, 0.5, 1),
+])
+def test_a_linkage_result_of_no_trials_or_no_chance_is_refused(fields):
+    from enerdatx.privacy import LinkageResult
+
+    with pytest.raises(PrivacyError):
+        LinkageResult(*fields)

@@ -230,3 +230,24 @@ def test_a_descriptor_whose_resolution_is_not_the_frames_is_refused(frame, secon
 def test_an_empty_frame_at_a_coarse_resolution_is_refused():
     with pytest.raises(PrivacyError, match="the frame has no readings"):  # an IndexError spreading hours
         privacy_report(_DataSet(_frame(_days()[:0]), 3600), population=reference_population())
+
+
+@pytest.mark.parametrize(("descriptor", "message"), [
+    ({"start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, "end .* must be after its start"),  # -1.0 days
+    ({"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, "must be after its start"),
+    ({"start": 5, "end": 6}, "start and end are times such as .*, not 5"),  # 1e-14 days: 5 ns after 1970
+])
+def test_a_descriptor_of_no_period_reveals_nothing(descriptor, message):
+    with pytest.raises(PrivacyError, match=message):
+        descriptor_reveals(descriptor)
+
+
+def test_a_policy_and_a_summary_refuse_what_is_no_report_or_data_set(dataset, report):
+    from enerdatx.privacy import with_privacy_summary
+
+    with pytest.raises(PrivacyError, match="a policy checks a PrivacyReport, not NoneType"):  # AttributeError
+        PrivacyPolicy().check(None)
+    with pytest.raises(PrivacyError, match="comes from a PrivacyReport, not dict"):
+        with_privacy_summary(dataset, {"privacy_score": 0})
+    with pytest.raises(PrivacyError, match="goes into a DataSet .*, not NoneType"):
+        with_privacy_summary(None, report)
