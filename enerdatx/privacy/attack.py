@@ -128,6 +128,8 @@ def _profiles(name: str, rows: object) -> np.ndarray:
         raise PrivacyError(f"{name} must be a matrix of numbers (a household per row): {error}") from None
     if matrix.ndim != 2:
         raise PrivacyError(f"{name} must be a matrix of numbers (a household per row), not {matrix.ndim}-dimensional")
+    if np.isinf(matrix).any():  # every distance to an infinite row is inf: that household lost, silently
+        raise PrivacyError(f"{name} holds an infinite amount (NaN marks an unknown one)")
     return matrix
 
 

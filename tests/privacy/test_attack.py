@@ -189,3 +189,12 @@ def test_a_linkage_result_of_no_trials_or_no_chance_is_refused(fields):
 
     with pytest.raises(PrivacyError):
         LinkageResult(*fields)
+
+
+def test_an_infinite_amount_is_refused_by_the_attacks(population):
+    week = population.week(0).copy()
+    week[3, 5] = np.inf  # household 3 was counted as never found, silently
+    with pytest.raises(PrivacyError, match="train holds an infinite amount"):
+        linkage_attack(week, population.week(1))
+    with pytest.raises(PrivacyError, match="test holds an infinite amount"):
+        aggregate_linkage(population.week(0), week, 2)
