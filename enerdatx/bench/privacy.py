@@ -20,7 +20,8 @@ from enerdatx.bench.limits import count
 from enerdatx.bench.stats import percentile
 from enerdatx.crypto import Identity
 from enerdatx.meter import cut_dataset, synthetic_household
-from enerdatx.privacy import privacy_report, reference_population
+from enerdatx.privacy import privacy_report
+from enerdatx.privacy.population import clear_population_cache
 from enerdatx.union.secagg import Round, mask_values, unmask_sum
 
 # Each member masks against every other: the round's time grows with the square of the members
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     readings = synthetic_household(seed=11, start="2026-01-01", days=args.days, pv=True)
     cut_s, dataset = _seconds(lambda: cut_dataset(readings, resolution="15min", location="2628",
                                                   household_type="family"))
-    reference_population.cache_clear()
+    clear_population_cache()
     cold_s, cold_cpu_s, report = _cpu_seconds(lambda: privacy_report(dataset))
     warm_runs = [_cpu_seconds(lambda: privacy_report(dataset)) for _ in range(args.repeats)]
     warm, warm_cpu = [run[0] for run in warm_runs], [run[1] for run in warm_runs]

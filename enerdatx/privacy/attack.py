@@ -16,6 +16,7 @@ from fractions import Fraction
 from math import comb
 
 import numpy as np
+import numpy.typing as npt
 from scipy.spatial.distance import cdist
 from scipy.stats import binom
 
@@ -36,6 +37,15 @@ class LinkageResult:
     chance: float  # probability of a hit by guessing
     resolution_slots: int  # 15-minute slots per value the attack saw
 
+    def __post_init__(self) -> None:
+        # One made by hand with 0 trials failed at .accuracy with a ZeroDivisionError.
+        if _count("trials", self.trials) < 1 or not 0 <= _count("hits", self.hits) <= self.trials:
+            raise PrivacyError(f"a linkage result needs 1 or more trials and 0 to trials hits, not {self.hits} "
+                               f"of {self.trials}")
+        if _count("k", self.k) < 1 or _count("resolution_slots", self.resolution_slots) < 1:
+            raise PrivacyError("k and resolution_slots must be 1 or more")
+        _probability("chance", self.chance)
+
     @property
     def accuracy(self) -> float:
         """Share of trials with a hit."""
@@ -51,14 +61,38 @@ class LinkageResult:
         return chance_bound(self.trials, self.chance, alpha)
 
 
+def _probability(name: str, value: object, *, open_interval: bool = False) -> float:
+    # scipy answered nan for a chance of 2 or an alpha of 2, and a TypeError for "0.5".
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise PrivacyError(f"{name} must be a number, not {value!r}")
+    number = float(value)
+    inside = 0 < number < 1 if open_interval else 0 <= number <= 1
+    if not inside:  # nan is inside neither
+        raise PrivacyError(f"{name} must be {'between 0 and 1 (exclusive)' if open_interval else 'from 0 to 1'}, "
+                           f"not {value!r}")
+    return number
+
+
 def chance_bound(trials: int, chance: float, alpha: float = 0.001) -> float:
     """Smallest accuracy a guesser reaches with probability at most ``alpha`` over ``trials``."""
+    if _count("trials", trials) < 1:  # 0 divided by zero; -3 and 1.5 gave nan
+        raise PrivacyError(f"trials must be 1 or more, not {trials}")
+    chance, alpha = _probability("chance", chance), _probability("alpha", alpha, open_interval=True)
     return float(binom.isf(alpha, trials, chance) + 1) / trials
 
 
-def coarsen(rows: np.ndarray, slots: int) -> np.ndarray:
+def coarsen(rows: npt.ArrayLike, slots: int) -> np.ndarray:
     """Sum every ``slots`` consecutive 15-minute values (a coarser resolution); NaN stays NaN."""
-    if slots < 1 or rows.shape[-1] % slots:
+    # A list or text failed with an AttributeError, "2" or True slots with numpy's TypeErrors.
+    if _count("slots", slots) < 1:
+        raise PrivacyError(f"slots must be 1 or more, not {slots}")
+    try:
+        rows = np.asarray(rows, dtype="float64")
+    except (TypeError, ValueError) as error:
+        raise PrivacyError(f"rows must be an array of numbers: {error}") from None
+    if rows.ndim == 0:
+        raise PrivacyError("rows must be an array of numbers (a row per household), not a single number")
+    if rows.shape[-1] % slots:
         raise PrivacyError(f"{slots} slots do not divide a row of {rows.shape[-1]}")
     shaped = rows.reshape(*rows.shape[:-1], rows.shape[-1] // slots, slots)
     total = np.nansum(shaped, axis=-1)
@@ -94,6 +128,8 @@ def _profiles(name: str, rows: object) -> np.ndarray:
         raise PrivacyError(f"{name} must be a matrix of numbers (a household per row): {error}") from None
     if matrix.ndim != 2:
         raise PrivacyError(f"{name} must be a matrix of numbers (a household per row), not {matrix.ndim}-dimensional")
+    if np.isinf(matrix).any():  # every distance to an infinite row is inf: that household lost, silently
+        raise PrivacyError(f"{name} holds an infinite amount (NaN marks an unknown one)")
     return matrix
 
 
@@ -128,7 +164,8 @@ def aggregate_linkage(train: np.ndarray, test: np.ndarray, group_size: int, *, k
     group_size, k, slots = _count("group_size", group_size), _count("k", k), _count("slots", slots)
     if _count("repetitions", repetitions) < 1:  # 0 gave a result of no trials, whose accuracy is 0 / 0
         raise PrivacyError(f"repetitions must be 1 or more, not {repetitions}")
-    _count("seed", seed)
+    if _count("seed", seed) < 0:  # numpy's "expected non-negative integer"
+        raise PrivacyError(f"seed must be 0 or more, not {seed}")
     n = len(train)
     if train.shape != test.shape or not 1 <= group_size <= n // 2:
         raise PrivacyError("aggregates need the same households and at least two groups")

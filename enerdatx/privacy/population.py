@@ -22,7 +22,8 @@ from enerdatx.errors import MeterDataError, PrivacyError
 from enerdatx.meter import HOUSEHOLD_TYPES, interval_consumption, read_csv, synthetic_household
 from enerdatx.meter.csvfiles import london_meter_ids
 
-__all__ = ["SLOT", "SLOTS_PER_DAY", "Population", "reference_population", "london_households", "to_slots"]
+__all__ = ["SLOT", "SLOTS_PER_DAY", "Population", "reference_population", "london_households", "to_slots",
+           "wh_series", "clear_population_cache"]
 
 SLOT = pd.Timedelta(minutes=15)
 SLOTS_PER_DAY = 96
@@ -50,6 +51,8 @@ class Population:
 
     def week(self, i: int) -> np.ndarray:
         """Week ``i`` (0-based) of every household: (households, 7 * 96)."""
+        if isinstance(i, bool) or not isinstance(i, int | np.integer):  # 1.0 and "0" were TypeErrors, True week 1
+            raise PrivacyError(f"a week is a whole number, not {i!r}")
         if not 0 <= i < self.days // 7:
             raise PrivacyError(f"the population has {self.days // 7} whole weeks, not week {i}")
         return self.wh[:, i * 7 * SLOTS_PER_DAY : (i + 1) * 7 * SLOTS_PER_DAY]
@@ -60,10 +63,51 @@ class Population:
         return self.wh.reshape(n * days, SLOTS_PER_DAY), np.repeat(np.arange(n), days)
 
 
+def wh_series(frame: object, column: str = "import_wh") -> pd.Series:
+    """``frame[column]`` as float Wh on a UTC index in strictly increasing order; PrivacyError else.
+
+    A tz-naive index is refused, as the meter's readings refuse it (docs/readings.md): which
+    zone it meant cannot be told, and a guess would shift every day the attack compares.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise PrivacyError(f"a profile is made of a DataFrame of readings, not {type(frame).__name__}")
+    if column not in frame.columns:
+        raise PrivacyError(f"the frame has no column {column!r} (it has {list(map(str, frame.columns))})")
+    index = frame.index
+    if not isinstance(index, pd.DatetimeIndex):
+        raise PrivacyError(f"the frame's index must be timestamps (a DatetimeIndex), not {type(index).__name__}")
+    if len(index) == 0:  # was an IndexError
+        raise PrivacyError("the frame has no readings")
+    if index.tz is None:  # was a TypeError deep in pandas, subtracting the population's UTC start
+        raise PrivacyError("the frame's timestamps have no time zone: readings need a tz-aware (UTC) index")
+    if index.hasnans:
+        raise PrivacyError("the frame has a reading without a timestamp (NaT)")
+    steps = index[1:] - index[:-1]
+    # Duplicates were summed silently by resample (a zero first step divided by zero), and an
+    # unsorted index too: refuse both rather than guess which reading is meant.
+    for wrong, kind in ((steps == pd.Timedelta(0), "a duplicate"), (steps < pd.Timedelta(0), "out of order")):
+        if wrong.any():
+            at = index[1:][wrong][0].isoformat()
+            raise PrivacyError(f"the frame's timestamps must be unique and in increasing order: {kind} at {at}")
+    try:
+        series = frame[column].astype("float64")
+    except (TypeError, ValueError) as error:
+        raise PrivacyError(f"column {column} must hold numbers (Wh): {error}") from None
+    values = series.to_numpy()
+    bad = ~(np.isnan(values) | (np.isfinite(values) & (values >= 0)))
+    if bad.any():  # what the sold format refuses: -5 Wh or inf scored as a household like any other
+        at = index[np.flatnonzero(bad)[0]]
+        raise PrivacyError(f"column {column} holds {float(values[bad][0])!r} at {at.isoformat()}: an amount is a "
+                           "finite number of Wh, 0 or more, or NaN for unknown")
+    if np.isnan(values).all():  # scored 100 from nothing known
+        raise PrivacyError(f"column {column} has no known amount (all NaN)")
+    return series.tz_convert("UTC")
+
+
 def to_slots(frame: pd.DataFrame, column: str = "import_wh") -> tuple[pd.Timestamp, np.ndarray]:
-    """A data set's frame (or Wh series at 15 min or finer) as whole UTC days of 15-minute Wh."""
-    series = frame[column].astype("float64")
-    step = series.index[1] - series.index[0] if len(series) > 1 else SLOT
+    """A data set's frame (Wh at 15 min or finer) as whole UTC days of 15-minute Wh."""
+    series = wh_series(frame, column)
+    step = (series.index[1:] - series.index[:-1]).min() if len(series) > 1 else SLOT
     if step > SLOT or SLOT % step:
         raise PrivacyError(f"a profile needs 15-minute data or finer that divides it, not {step}")
     slots = series.resample(SLOT).sum(min_count=1)
@@ -101,20 +145,33 @@ def london_households(start: str = "2026-03-02", days: int = 28) -> list[tuple[s
         readings = read_csv(LONDON_SAMPLE, meter=meter)
         half_hours = interval_consumption(readings, "30min", start=lo, end=lo + pd.Timedelta(days=days))
         wh = np.repeat(half_hours["import_kwh"].to_numpy() * 1000 / 2, 2)
+        if np.isnan(wh).all():  # a household of no readings joined the population as if it used nothing
+            raise PrivacyError(f"the London sample has no readings of {meter} from {lo.date()} for {days} days "
+                               "(it covers four weeks from 2026-03-02)")
         out.append((meter, wh))
     return out
 
 
-@functools.lru_cache(maxsize=8)
 def reference_population(households: int = 120, days: int = 14, *, seed: int = 0,
                          start: str = "2026-03-02", london: bool = True) -> Population:
     """The reference population: ``households`` in all (London sample first), ``days`` from a Monday."""
     for name, value in (("households", households), ("days", days), ("seed", seed)):
         if isinstance(value, bool) or not isinstance(value, int):  # "120" was a TypeError from households - n
             raise PrivacyError(f"{name} is a whole number, not {value!r}")
-    first = _first_day(start)
-    if first.day_of_week != 0:
-        raise PrivacyError("the population starts on a Monday so that weeks line up")
+    if seed < 0:  # numpy's "expected non-negative integer"
+        raise PrivacyError(f"seed is a whole number, 0 or more, not {seed}")
+    if not isinstance(london, bool):  # "no" is true: the London sample joined
+        raise PrivacyError(f"london is True or False, not {london!r}")
+    # Checked before the cache, which failed with "unhashable type" on a start of [1].
+    first = _first_day(start if isinstance(start, str | pd.Timestamp) else repr(start))
+    if first.day_of_week != 0 or first != first.normalize():  # 13:00 made days that are no UTC days
+        raise PrivacyError(f"the population starts at midnight (UTC) on a Monday so that weeks line up, not "
+                           f"{first.isoformat()}")
+    return _population(households, days, seed, first, london)
+
+
+@functools.lru_cache(maxsize=8)
+def _population(households: int, days: int, seed: int, first: pd.Timestamp, london: bool) -> Population:
     if days < 14 or days % 7:
         raise PrivacyError("the population needs whole weeks, at least two")
     names: list[str] = []
@@ -123,7 +180,7 @@ def reference_population(households: int = 120, days: int = 14, *, seed: int = 0
     if london:
         if days > 28:
             raise PrivacyError("the London sample covers four weeks of March 2026")
-        for meter, wh in london_households(start, days):
+        for meter, wh in london_households(first.strftime("%Y-%m-%d"), days):
             names.append(f"london:{meter}")
             types.append("unknown")
             rows.append(wh)
@@ -142,3 +199,8 @@ def reference_population(households: int = 120, days: int = 14, *, seed: int = 0
     if len(rows) < 10:
         raise PrivacyError("a reference population needs at least 10 households")
     return Population(tuple(names), tuple(types), first, np.vstack(rows))
+
+
+def clear_population_cache() -> None:
+    """Forget the populations built so far (a benchmark times a season's first report)."""
+    _population.cache_clear()  # the cache is the inner function's: the arguments are checked first

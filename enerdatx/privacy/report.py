@@ -24,7 +24,7 @@ import pandas as pd
 from enerdatx.errors import MeterDataError, PrivacyError, PrivacyRiskError
 from enerdatx.meter.resample import utc_timestamp
 from enerdatx.privacy.attack import LinkageResult, aggregate_linkage, coarsen, distances, linkage_attack, ranks
-from enerdatx.privacy.population import SLOT, SLOTS_PER_DAY, Population, reference_population, to_slots
+from enerdatx.privacy.population import SLOT, SLOTS_PER_DAY, Population, reference_population, to_slots, wh_series
 
 __all__ = ["METHOD", "RESOLUTIONS", "CoarseningRow", "PrivacyReport", "PrivacyPolicy", "privacy_report",
            "descriptor_reveals", "anonymity_set", "with_privacy_summary", "SUMMARY_KEYS"]
@@ -103,10 +103,15 @@ def descriptor_reveals(descriptor: dict[str, Any]) -> dict[str, Any]:
     digits = 0 if location == "unknown" or leading is None else len(leading.group(0))
     household_type = descriptor.get("household_type", "unknown")
     start, end = descriptor.get("start"), descriptor.get("end")
+    for moment in (start, end):
+        if isinstance(moment, bool | int | float):  # 5 was read as 5 ns after 1970
+            raise PrivacyError(f"the descriptor's start and end are times such as '2026-03-02T00:00:00Z', not {moment!r}")
     try:  # pandas' own "Unknown datetime string format" otherwise
         days = (utc_timestamp(end) - utc_timestamp(start)) / pd.Timedelta(days=1) if start and end else None
     except MeterDataError as exc:
         raise PrivacyError(f"the descriptor's start and end are times: {exc}") from None
+    if days is not None and days <= 0:  # a period of -1.0 days was revealed as such
+        raise PrivacyError(f"the descriptor's end ({end}) must be after its start ({start})")
     return {
         "location_digits": digits,
         "household_type": household_type,
@@ -150,11 +155,17 @@ def privacy_report(dataset: Any, *, population: Population | None = None) -> Pri
     slots = max(1, seconds // int(SLOT.total_seconds()))
     if seconds > int(SLOT.total_seconds()) and (seconds % int(SLOT.total_seconds()) or SLOTS_PER_DAY % slots):
         raise PrivacyError(f"resolution of {seconds} s does not divide a day into 15-minute slots")
-    frame = dataset.frame
+    series = wh_series(dataset.frame)
+    step = pd.Timedelta(seconds=seconds)
+    off = np.flatnonzero((series.index[1:] - series.index[:-1]) != step)
+    if len(off):  # 15-minute data said to be hourly was counted as four times the days it covers
+        raise PrivacyError(f"the descriptor's resolution_seconds ({seconds}) disagrees with the frame: a step of "
+                           f"{series.index[off[0] + 1] - series.index[off[0]]} at {series.index[off[0]].isoformat()} "
+                           "(a data set's intervals are consecutive at its resolution)")
     if seconds > int(SLOT.total_seconds()):  # spread coarse amounts evenly, so days line up with the grid
-        frame = frame.astype("float64").div(slots).reindex(
-            pd.date_range(frame.index[0], periods=len(frame) * slots, freq=SLOT), method="ffill")
-    first, wh = to_slots(frame)
+        series = series.div(slots).reindex(
+            pd.date_range(series.index[0], periods=len(series) * slots, freq=SLOT), method="ffill")
+    first, wh = to_slots(series.to_frame("import_wh"))
     population = population if population is not None else _season_population(first, len(wh) // SLOTS_PER_DAY)
     # The household's days in the population's window, so both sides have as many days each
     # and the same season: a year of data would otherwise find its own summer days nearest.
@@ -199,6 +210,10 @@ def privacy_report(dataset: Any, *, population: Population | None = None) -> Pri
 
 def with_privacy_summary(dataset: Any, report: PrivacyReport) -> Any:
     """The same data set with the report's summary added to its descriptor (signed when listed)."""
+    if not isinstance(report, PrivacyReport):  # AttributeErrors otherwise
+        raise PrivacyError(f"a privacy summary comes from a PrivacyReport, not {type(report).__name__}")
+    if not (hasattr(dataset, "plaintext") and isinstance(getattr(dataset, "descriptor", None), dict)):
+        raise PrivacyError(f"a privacy summary goes into a DataSet (.plaintext, .descriptor), not {type(dataset).__name__}")
     return type(dataset)(dataset.plaintext, {**dataset.descriptor, **report.summary()})
 
 
@@ -219,6 +234,8 @@ class PrivacyPolicy:
 
     def check(self, report: PrivacyReport) -> None:
         """Raise PrivacyRiskError when the report breaks this policy; return quietly otherwise."""
+        if not isinstance(report, PrivacyReport):  # an AttributeError from .score
+            raise PrivacyError(f"a policy checks a PrivacyReport, not {type(report).__name__}")
         if report.score > self.max_score:
             raise PrivacyRiskError(f"privacy score {report.score} is above the policy's {self.max_score}: "
                                    "coarsen the data set or sell it through a data union", report=report)

@@ -104,3 +104,97 @@ def test_a_list_of_rows_is_a_population_too(population):
 def test_a_population_asked_of_no_date_or_count_is_refused(call, message):
     with pytest.raises(PrivacyError, match=message):
         call()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ((0, 0.5), "trials must be 1 or more, not 0"),  # ZeroDivisionError
+    ((-3, 0.5), "trials must be 1 or more"),  # nan
+    ((1.5, 0.5), "trials must be a whole number, not 1.5"),  # nan
+    ((True, 0.5), "trials must be a whole number, not True"),  # a bound for one trial
+    ((10, 2.0), "chance must be from 0 to 1, not 2.0"),  # nan
+    ((10, -0.1), "chance must be from 0 to 1"),
+    ((10, float("nan")), "chance must be from 0 to 1, not nan"),
+    ((10, "0.5"), "chance must be a number, not '0.5'"),  # numpy's UFuncTypeError
+    ((10, 0.5, 0.0), r"alpha must be between 0 and 1 \(exclusive\), not 0.0"),  # 1.1, an accuracy above 1
+    ((10, 0.5, 1.0), "alpha must be between 0 and 1"),
+    ((10, 0.5, 2), "alpha must be between 0 and 1"),  # nan
+])
+def test_a_chance_bound_of_no_trials_or_no_probability_is_refused(args, message):
+    with pytest.raises(PrivacyError, match=message):
+        chance_bound(*args)
+
+
+def test_a_chance_bound_takes_numpy_numbers_and_the_ends_of_chance():
+    assert chance_bound(np.int64(120), np.float64(1 / 120)) == chance_bound(120, 1 / 120)
+    assert chance_bound(10, 0) == pytest.approx(0.1) and chance_bound(10, 1) > 1  # never / always by guessing
+
+
+@pytest.mark.parametrize(("rows", "slots", "message"), [
+    (np.ones((2, 8)), "2", "slots must be a whole number, not '2'"),  # '<' not supported for str and int
+    (np.ones((2, 8)), True, "slots must be a whole number, not True"),  # numpy's "an integer is required"
+    (np.ones((2, 8)), 1.5, "slots must be a whole number, not 1.5"),
+    (np.ones((2, 8)), 0, "slots must be 1 or more, not 0"),
+    ("abc", 1, "rows must be an array of numbers"),  # an AttributeError: no .shape
+    (np.array([["a", "b"]]), 1, "rows must be an array of numbers"),  # numpy's TypeError from add.reduce
+    (np.float64(3), 1, "not a single number"),  # an IndexError
+    ([[1, 2], [3]], 1, "rows must be an array of numbers"),  # ragged
+])
+def test_coarsening_refuses_what_is_no_rows_or_no_count(rows, slots, message):
+    with pytest.raises(PrivacyError, match=message):
+        coarsen(rows, slots)
+
+
+def test_coarsening_takes_a_list_of_rows():
+    assert coarsen([[1, 2, 3, 4]], 2).tolist() == [[3.0, 7.0]]  # an AttributeError: no .shape
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: aggregate_linkage(np.ones((20, 8)), np.ones((20, 8)), 2, seed=-1), "seed must be 0 or more"),  # numpy's
+    (lambda: reference_population(seed=-1), "seed is a whole number, 0 or more, not -1"),  # numpy's ValueError
+    (lambda: reference_population(start=[1]), "start is a date"),  # "unhashable type: 'list'" from the cache
+    (lambda: reference_population(london="no"), "london is True or False, not 'no'"),  # joined the London sample
+    # A start at 13:00 made a population whose days are no UTC days; a start in another zone a Sunday.
+    (lambda: reference_population(start="2026-03-02T13:00"), "starts at midnight .* not 2026-03-02T13:00:00"),
+    (lambda: reference_population(start="2026-03-02T00:00+05:00"), "starts at midnight .* on a Monday"),
+    # Two households of no readings joined the population, as if they used nothing.
+    (lambda: reference_population(start="2030-03-04"), "the London sample has no readings of MAC900001"),
+    (lambda: london_households(start="2030-03-04"), "the London sample has no readings"),
+])
+def test_a_population_of_no_seed_start_or_sample_is_refused(call, message):
+    with pytest.raises(PrivacyError, match=message):
+        call()
+
+
+def test_a_population_outside_the_london_weeks_is_synthetic_only():
+    population = reference_population(start="2030-03-04", london=False)
+    assert not np.isnan(population.wh).any() and not any(name.startswith("london:") for name in population.names)
+
+
+@pytest.mark.parametrize("week", [1.0, "0", True, None])
+def test_a_week_is_a_whole_number(population, week):
+    with pytest.raises(PrivacyError, match="a week is a whole number"):  # TypeErrors; True was week 1
+        population.week(week)
+
+
+@pytest.mark.parametrize("fields", [
+    (0, 0, 1, 0.5, 1),  # .accuracy was a ZeroDivisionError
+    (5, 3, 1, 0.5, 1),  # more hits than trials: an accuracy above 1
+    (1, 3, 0, 0.5, 1),
+    (1, 3, 1, 1.5, 1),  # a p_value of nan
+    (1, 3, 1, 0.5, 0),
+    (1.5, 3, 1, 0.5, 1),
+])
+def test_a_linkage_result_of_no_trials_or_no_chance_is_refused(fields):
+    from enerdatx.privacy import LinkageResult
+
+    with pytest.raises(PrivacyError):
+        LinkageResult(*fields)
+
+
+def test_an_infinite_amount_is_refused_by_the_attacks(population):
+    week = population.week(0).copy()
+    week[3, 5] = np.inf  # household 3 was counted as never found, silently
+    with pytest.raises(PrivacyError, match="train holds an infinite amount"):
+        linkage_attack(week, population.week(1))
+    with pytest.raises(PrivacyError, match="test holds an infinite amount"):
+        aggregate_linkage(population.week(0), week, 2)

@@ -161,3 +161,93 @@ def test_descriptor_reveals_refuses_what_is_no_descriptor():
     with pytest.raises(PrivacyError, match="the descriptor's start and end are times"):
         descriptor_reveals({"start": "soon", "end": "2026-01-02T00:00:00Z"})
     assert descriptor_reveals({"start": "2026-01-01T00:00:00Z", "end": "2026-01-08T00:00:00Z"})["period_days"] == 7.0
+
+
+def _frame(index, values=None):
+    import numpy as np
+    import pandas as pd
+
+    values = np.arange(len(index), dtype="float64") if values is None else values
+    return pd.DataFrame({"import_wh": values}, index=index)
+
+
+def _days(days=14, tz="UTC"):
+    import pandas as pd
+
+    return pd.date_range("2026-03-02", periods=96 * days, freq="15min", tz=tz)
+
+
+class _DataSet:
+    """What privacy_report reads of a data set: a frame and a descriptor, made by hand."""
+
+    def __init__(self, frame, seconds=900):
+        self.frame, self.descriptor = frame, {"resolution_seconds": seconds, "resolution": "PT15M"}
+
+
+@pytest.mark.parametrize(("frame", "message"), [
+    (_frame(_days()[:0]), "the frame has no readings"),  # an IndexError
+    # Every timestamp twice: a step of 0 (ZeroDivisionError); unsorted with duplicates was summed silently.
+    (_frame(_days().repeat(2)), "unique and in increasing order: a duplicate at 2026-03-02T00:00:00"),
+    (_frame(_days()[::-1].append(_days()[5:6])), "unique and in increasing order: out of order at"),
+    (_frame(_days()[[0, 2, 1, 3]]), "out of order at 2026-03-02T00:15:00"),
+    (_frame(_days(tz=None)), "no time zone: readings need a tz-aware"),  # a TypeError deep in pandas
+    (_frame(range(5)), "index must be timestamps"),  # '>' not supported between 'int' and 'Timedelta'
+    (_frame(_days()).rename(columns={"import_wh": "wh"}), "no column 'import_wh'"),  # a KeyError
+    (_frame(_days(), ["x"] * 96 * 14), "column import_wh must hold numbers"),
+    (_frame(_days(), [float("nan")] * 96 * 14), "no known amount"),  # scored 100 from nothing
+    (_frame(_days(), [-5.0] * 96 * 14), "holds -5.0 at 2026-03-02T00:00:00"),  # scored like any household
+    (_frame(_days(), [float("inf")] * 96 * 14), "holds inf at"),
+    ([1, 2, 3], "a DataFrame of readings, not list"),  # a TypeError
+])
+def test_a_frame_that_is_no_profile_is_refused(frame, message):
+    from enerdatx.privacy.population import to_slots
+
+    with pytest.raises(PrivacyError, match=message):
+        to_slots(frame)
+    with pytest.raises(PrivacyError, match=message):
+        privacy_report(_DataSet(frame), population=reference_population())
+
+
+def test_a_frame_in_another_time_zone_is_read_in_utc():
+    from enerdatx.privacy.population import to_slots
+
+    utc = _frame(_days())
+    first, wh = to_slots(utc.tz_convert("Europe/Amsterdam"))
+    assert first == utc.index[0] and wh.tolist() == to_slots(utc)[1].tolist()
+
+
+@pytest.mark.parametrize(("frame", "seconds"), [
+    (_frame(_days()), 3600),  # 15-minute data said to be hourly: 56 days of a 14-day frame
+    (_frame(_days()), 450),
+    (_frame(_days()).iloc[::4], 900),  # hourly data said to be 15-minute
+    (_frame(_days()).drop(_days()[10:20]), 900),  # intervals missing: a data set's are consecutive
+])
+def test_a_descriptor_whose_resolution_is_not_the_frames_is_refused(frame, seconds):
+    with pytest.raises(PrivacyError, match=rf"resolution_seconds \({seconds}\) disagrees with the frame: a step of"):
+        privacy_report(_DataSet(frame, seconds), population=reference_population())
+
+
+def test_an_empty_frame_at_a_coarse_resolution_is_refused():
+    with pytest.raises(PrivacyError, match="the frame has no readings"):  # an IndexError spreading hours
+        privacy_report(_DataSet(_frame(_days()[:0]), 3600), population=reference_population())
+
+
+@pytest.mark.parametrize(("descriptor", "message"), [
+    ({"start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, "end .* must be after its start"),  # -1.0 days
+    ({"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, "must be after its start"),
+    ({"start": 5, "end": 6}, "start and end are times such as .*, not 5"),  # 1e-14 days: 5 ns after 1970
+])
+def test_a_descriptor_of_no_period_reveals_nothing(descriptor, message):
+    with pytest.raises(PrivacyError, match=message):
+        descriptor_reveals(descriptor)
+
+
+def test_a_policy_and_a_summary_refuse_what_is_no_report_or_data_set(dataset, report):
+    from enerdatx.privacy import with_privacy_summary
+
+    with pytest.raises(PrivacyError, match="a policy checks a PrivacyReport, not NoneType"):  # AttributeError
+        PrivacyPolicy().check(None)
+    with pytest.raises(PrivacyError, match="comes from a PrivacyReport, not dict"):
+        with_privacy_summary(dataset, {"privacy_score": 0})
+    with pytest.raises(PrivacyError, match="goes into a DataSet .*, not NoneType"):
+        with_privacy_summary(None, report)
