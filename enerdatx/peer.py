@@ -244,7 +244,7 @@ class Peer:
         """:meth:`add_contacts` without the checks, for contacts that are peers' own (a lab
         introducing its peers to each other: n² contacts, a third of the time spent checking)."""
         for public_key, address in contacts:
-            self.community.add_contact(public_key, address)
+            self.community.add_contact(public_key, address, given=True)
 
     async def start(self) -> None:
         """Open the endpoint and start IPv8's tasks; NetworkError once stopped."""

@@ -142,8 +142,9 @@ class SharedBookCommunity(TrustChainCommunity):
         self.rumours.round()
         return self.rumours.spreading
 
-    def add_contact(self, public_key: bytes, address: Address) -> None:
-        """Remember where the peer with TrustChain key ``public_key`` listens (for every peer here)."""
+    def add_contact(self, public_key: bytes, address: Address, *, given: bool = False) -> None:
+        """Remember where the peer with TrustChain key ``public_key`` listens (for every peer here;
+        given or learnt alike: the book is the experiment's own, filled by the lab)."""
         if self.contacts.get(public_key) != address:
             self.book.add(public_key, address)
             self._peers.pop(public_key, None)

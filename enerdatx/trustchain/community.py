@@ -80,7 +80,8 @@ class TrustChainCommunity(Overlay):
         self.ledger: TrustChain = settings.ledger
         self.public_key: bytes = self.ledger.public_key
         self.contacts: dict[bytes, Address] = {}
-        self._keys_by_address: dict[Address, bytes] = {}
+        self._keys_by_address: dict[Address, bytes] = {}  # the key learnt last at each address
+        self._given_contacts: set[bytes] = set()
         self._key_bins: dict[bytes, bytes] = {}
         self.seeds: list[Address] = []
         self._peers: dict[bytes, IPv8Peer] = {}
@@ -111,20 +112,29 @@ class TrustChainCommunity(Overlay):
 
     # --- peers ---------------------------------------------------------------------
 
-    def add_contact(self, public_key: bytes, address: Address) -> None:
-        """Remember where the peer with TrustChain key ``public_key`` listens."""
+    def add_contact(self, public_key: bytes, address: Address, *, given: bool = False) -> None:
+        """Remember where the peer with TrustChain key ``public_key`` listens.
+
+        ``given``: the contact was given to us (``Peer.add_contacts``), not learnt from a packet.
+        """
         if public_key == self.public_key:
             return
+        if given:
+            self._given_contacts.add(public_key)
         if self.contacts.get(public_key) != address:
-            # One address is one peer: the key it used before is forgotten. A sender that signed
-            # each packet with a new key grew the contacts without bound, and every made-up key
-            # was a candidate for gossip and for a block's witnesses.
+            # One address is one learnt peer: the key learnt there before is forgotten. A sender
+            # that signed each packet with a new key grew the contacts without bound, and every
+            # made-up key was a candidate for gossip and for a block's witnesses. A given contact
+            # stays: a packet's source address can be forged, and a made-up key signing "from"
+            # a known peer's address made that peer unreachable.
             previous = self._keys_by_address.get(address)
-            if previous is not None and previous != public_key and self.contacts.get(previous) == address:
+            if (previous is not None and previous != public_key and previous not in self._given_contacts
+                    and self.contacts.get(previous) == address):
                 del self.contacts[previous]
                 self._peers.pop(previous, None)
             self.contacts[public_key] = address
-            self._keys_by_address[address] = public_key
+            if public_key not in self._given_contacts:
+                self._keys_by_address[address] = public_key
             self._peers.pop(public_key, None)
 
     def add_seeds(self, addresses: Iterable[Address]) -> None:

@@ -291,6 +291,26 @@ class TestContacts(TrustChainTestBase):
         self.assertEqual(self.overlay(1).contacts, {self.key(0): self.address(0)})
 
 
+    async def test_made_up_keys_from_a_given_contacts_address_leave_it_in_place(self) -> None:
+        # A packet's source address can be forged: a made-up key "from" the address of a peer we
+        # were given evicted it, and every later send to it failed with PeerUnreachableError.
+        receiver = self.overlay(1)
+        receiver.add_contact(self.key(0), self.address(0), given=True)
+        sender = self.overlay(0)
+        real_peer, real_secret = sender.my_peer, sender._ed25519_secret
+        sender._ed25519_secret = None  # pyipv8's own signing, with the key of my_peer
+        try:
+            for _ in range(5):
+                sender.my_peer = IPv8Peer(default_eccrypto.generate_key("curve25519"))
+                self.endpoint(0).send(self.address(1), sender.ezr_pack(
+                    CrawlRequestMessage.msg_id, CrawlRequestMessage(1, self.key(1), 1, 0)))
+        finally:
+            sender.my_peer, sender._ed25519_secret = real_peer, real_secret
+        await self.deliver_messages()
+        self.assertEqual(receiver.contacts[self.key(0)], self.address(0))
+        self.assertEqual(len(receiver.contacts), 2)  # the given peer and the last made-up key: still bounded
+
+
 class TestMalformedPackets(TrustChainTestBase):
     """Packets of a hostile peer that do not unpack: dropped and counted, no traceback logged."""
 
