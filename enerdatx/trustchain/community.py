@@ -367,7 +367,7 @@ class TrustChainCommunity(Overlay):
                     raise
                 break  # keep the pages that came
             fetched.extend(blocks)
-            if len(blocks) < page_end - start + 1:
+            if len({block.sequence_number for block in blocks}) < page_end - start + 1:  # a fork counts once
                 break
             start = page_end + 1
         fetched.sort(key=lambda b: b.sequence_number)
@@ -420,7 +420,7 @@ class TrustChainCommunity(Overlay):
                 and crawl.start <= block.sequence_number <= crawl.end
                 and block.verify_signature()
             ):
-                crawl.blocks[block.sequence_number] = block
+                crawl.blocks[block.hash] = block  # both halves of a fork, each copy once
         crawl.total = payload.total
         if len(crawl.blocks) >= payload.total:
             crawl.done.set_result(None)

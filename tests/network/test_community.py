@@ -243,6 +243,19 @@ class TestCrawl(TrustChainTestBase):
         self.assertEqual(await self.overlay(1).crawl(self.key(0)), [])
         self.assertTrue(self.ledger(1).store.is_fraudulent(self.key(0)))
 
+    async def test_two_crawled_blocks_at_one_place_prove_fraud(self) -> None:
+        # Keyed by sequence number, the second replaced the first: the fork was never proven.
+        twin = TrustChain(self.ledger(0).identity, BlockStore(fsync=False))
+        other = twin.record("test.note", {"version": 2})
+        real = self.ledger(0).record("test.note", {"version": 1})
+        self.overlay(0).decode_map[CrawlRequestMessage.msg_id] = lambda *_: None  # node 0 answers by hand
+        crawl = asyncio.ensure_future(self.overlay(1).crawl(self.key(0), 1, 1))
+        await asyncio.sleep(0)
+        (pending,) = self.overlay(1).pending(PendingCrawl)
+        self.overlay(0).send(self.peer(1), CrawlResponseMessage(pending.number, 2, [other.encode(), real.encode()]))
+        await crawl
+        self.assertTrue(self.ledger(1).store.is_fraudulent(self.key(0)))
+
     async def test_crawl_of_a_silent_peer_raises_unreachable(self) -> None:
         self.endpoint(0).close()
         with self.assertRaises(PeerUnreachableError):
