@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from ipv8.messaging.serialization import Payload
     from ipv8.peer import Peer as IPv8Peer
 
-__all__ = ["Overlay", "OverlaySettings", "Pending", "SenderLimits", "TokenBucket", "compile_payloads"]
+__all__ = ["AnswerBudget", "Overlay", "OverlaySettings", "Pending", "SenderLimits", "TokenBucket", "compile_payloads"]
 
 logger = logging.getLogger(__name__)
 
@@ -128,13 +128,20 @@ class TokenBucket:
 
     def take(self) -> bool:
         """Spend one token; False (and nothing spent) when the bucket is empty."""
-        now = time.monotonic()
+        now = time.monotonic()  # refill() inlined: this runs for every packet received
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         if self.tokens < 1:
             return False
         self.tokens -= 1
         return True
+
+    def refill(self) -> float:
+        """Add the tokens earned since the last call (up to ``burst``); the tokens now."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        return self.tokens
 
 
 class SenderLimits:
@@ -155,6 +162,35 @@ class SenderLimits:
                 self._buckets.clear()
             bucket = self._buckets[address] = TokenBucket(self.rate, self.burst)
         return bucket.take()
+
+
+class AnswerBudget:
+    """Bytes answered to each address: a token bucket of ``rate`` bytes a second, ``burst`` at once.
+
+    A UDP request's source address can be forged, so a small request must not buy a big answer
+    for someone else's address (reflection). A request is answered while its address's bucket
+    is not empty, and the answer's bytes are then spent even beyond what is left: an answer
+    bigger than the burst still goes, and that address waits until the debt is paid back.
+    """
+
+    def __init__(self, rate: float, burst: int, max_addresses: int = 10_000) -> None:
+        self.rate, self.burst, self.max_addresses = rate, burst, max_addresses
+        self._buckets: dict[object, TokenBucket] = {}
+
+    def allows(self, address: object) -> bool:
+        """True when a request from ``address`` may be answered now."""
+        bucket = self._buckets.get(address)
+        return bucket is None or bucket.refill() > 0
+
+    def spend(self, address: object, size: int) -> None:
+        """Charge ``size`` bytes sent to ``address``."""
+        bucket = self._buckets.get(address)
+        if bucket is None:
+            if len(self._buckets) >= self.max_addresses:  # forget them rather than grow without bound
+                self._buckets.clear()
+            bucket = self._buckets[address] = TokenBucket(self.rate, self.burst)
+        bucket.refill()
+        bucket.tokens -= size
 
 
 def _new_without_recompiling(cls: type, *args: Any, **kwargs: Any) -> Any:

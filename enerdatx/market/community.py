@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ipv8.lazy_community import lazy_wrapper
 
-from enerdatx.errors import EncodingError, MarketError, PeerUnreachableError
+from enerdatx.errors import ConfigurationError, EncodingError, MarketError, PeerUnreachableError
 from enerdatx.market.formats import COMPLAINT, LISTING, WITHDRAWAL
 from enerdatx.market.payload import (
     FetchRequestMessage,
@@ -23,7 +23,7 @@ from enerdatx.market.payload import (
     RequestMessage,
 )
 from enerdatx.market.subscription_formats import SUBSCRIPTION_RECORD_TYPES
-from enerdatx.overlay import Overlay, OverlaySettings, Pending
+from enerdatx.overlay import AnswerBudget, Overlay, OverlaySettings, Pending
 from enerdatx.trustchain import HalfBlock
 from enerdatx.trustchain.keys import trustchain_key
 
@@ -58,6 +58,29 @@ class MarketSettings(OverlaySettings):
     """Token bucket per sender address, as in the TrustChain community: a flooder (each fetch
     request makes us send up to a whole ciphertext) is dropped before anything is decoded."""
 
+    fetch_answer_rate: float = 2_097_152.0
+    fetch_answer_burst: int = 8_388_608
+    """Bytes of ciphertext chunks sent to one address per second, and at once. A fetch request's
+    address can be forged, and a ~100-byte request for chunk 0 bought every chunk of a listed
+    ciphertext (CIDs are public; up to 64 MiB) for any address, 200 times a second. A request
+    beyond it is dropped ("fetch_budget") before the ciphertext is read, and an answer of every
+    chunk stops where the budget runs out (the buyer asks for the rest, as for lost chunks).
+    A ciphertext up to 8 MiB comes at once, the rest of a bigger one at most 2 MiB a second."""
+
+    listings_answer_rate: float = 262_144.0
+    listings_answer_burst: int = 1_048_576
+    """Bytes of market records sent to one address, per second and at once, in answer to
+    listings requests: a forged one bought all our records for any address. A request beyond
+    it is dropped ("listings_budget") before the records are read. A peer asks each
+    neighbour once, so a first sync never comes near it; 1 MiB is some 1,500 listings."""
+
+    def check(self, name: str, value: Any) -> None:
+        """As for every overlay, and an answer burst of at least one byte (a burst of 0 answered
+        each address once, then never again)."""
+        super().check(name, value)
+        if name in ("fetch_answer_burst", "listings_answer_burst") and value < 1:
+            raise ConfigurationError(f"MarketSettings {name} must be a whole number, 1 or more, not {value!r}")
+
 
 class PendingFetch(Pending):
     """A ciphertext on its way, chunk by chunk; ``total`` is known from the first answer."""
@@ -79,10 +102,14 @@ class MarketCommunity(Overlay):
     def __init__(self, settings: MarketSettings) -> None:
         if settings.handler is None:
             raise TypeError("MarketCommunity needs settings.handler")
+        for name in ("fetch_answer_burst", "listings_answer_burst"):
+            settings.check(name, getattr(settings, name))  # fields may be set without update()
         super().__init__(settings)
         self.settings = settings
         self.handler: MarketHandler = settings.handler
         self._synced: set[bytes] = set()
+        self.fetch_answers = AnswerBudget(settings.fetch_answer_rate, settings.fetch_answer_burst)
+        self.listings_answers = AnswerBudget(settings.listings_answer_rate, settings.listings_answer_burst)
         self.add_message_handler(RecordMessage, self.on_record)
         self.add_message_handler(ListingsRequestMessage, self.on_listings_request)
         self.add_message_handler(FetchRequestMessage, self.on_fetch_request)
@@ -141,12 +168,16 @@ class MarketCommunity(Overlay):
 
     @lazy_wrapper(ListingsRequestMessage)
     def on_listings_request(self, peer: IPv8Peer, payload: ListingsRequestMessage) -> None:
-        """Send our market records to a peer that asks (a newcomer)."""
+        """Send our market records to a peer that asks (a newcomer), unless the request's address
+        has had its share of answers (listings_answer_rate)."""
+        if not self.listings_answers.allows(peer.address):  # before the records are read
+            self.count_drop("listings_budget")
+            return
         sender = trustchain_key(peer)
         if sender is None:
             return
         for block in self.handler.own_records(payload.since):
-            self.ez_send(peer, RecordMessage(block.encode()))
+            self._answer(self.listings_answers, peer, RecordMessage(block.encode()))
         if sender not in self._synced:  # a newcomer to us, or we to them: ask back at once
             self._synced.add(sender)
             self.ez_send(peer, ListingsRequestMessage(self.handler.first_gap(sender)))
@@ -174,16 +205,30 @@ class MarketCommunity(Overlay):
 
     @lazy_wrapper(FetchRequestMessage)
     def on_fetch_request(self, peer: IPv8Peer, payload: FetchRequestMessage) -> None:
-        """Serve one chunk (the first request gets every chunk) of a ciphertext we listed."""
+        """Serve one chunk (the first request gets every chunk) of a ciphertext we listed, while the
+        request's address has budget left (fetch_answer_rate): the buyer asks again for the rest."""
+        budget = self.fetch_answers
+        if not budget.allows(peer.address):  # before the ciphertext is read
+            self.count_drop("fetch_budget")
+            return
         data = self.handler.ciphertext(payload.cid)
         if data is None:
-            self.ez_send(peer, FetchResponseMessage(payload.identifier, 0, 0, b""))
+            self._answer(budget, peer, FetchResponseMessage(payload.identifier, 0, 0, b""))
             return
         count = max(1, -(-len(data) // CHUNK_SIZE))
         wanted = range(count) if payload.chunk == 0 else [payload.chunk] if payload.chunk < count else []
         for index in wanted:
+            if not budget.allows(peer.address):  # the answer stops here: the buyer asks for the rest
+                self.count_drop("fetch_budget")
+                break
             piece = data[index * CHUNK_SIZE:(index + 1) * CHUNK_SIZE]
-            self.ez_send(peer, FetchResponseMessage(payload.identifier, index, count, piece))
+            self._answer(budget, peer, FetchResponseMessage(payload.identifier, index, count, piece))
+
+    def _answer(self, budget: AnswerBudget, peer: IPv8Peer, payload: Any) -> None:
+        """Send one signed answer to ``peer`` and charge its bytes to its address in ``budget``."""
+        sent = self.bytes_sent
+        self.send_packet(peer, payload)
+        budget.spend(peer.address, self.bytes_sent - sent)
 
     @lazy_wrapper(FetchResponseMessage)
     def on_fetch_response(self, peer: IPv8Peer, payload: FetchResponseMessage) -> None:

@@ -22,7 +22,14 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from enerdatx.errors import ConfigurationError, ListingNotFoundError, LoopThreadError, MarketError, NegotiationError
+from enerdatx.errors import (
+    ConfigurationError,
+    ListingNotFoundError,
+    LoopThreadError,
+    MarketError,
+    NegotiationError,
+    StorageError,
+)
 from enerdatx.market.community import RECORD_TYPES, MarketCommunity, MarketSettings
 from enerdatx.market.desk import NegotiationDesk, RequestBoard
 from enerdatx.market.formats import Listing
@@ -102,6 +109,7 @@ class MarketService:
         self._settings = dict(settings or {})
         self._loop_thread: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
         MarketSettings().update(**self._settings)  # refused now, not when a peer starts the market
         self.peer: Peer
         self.market: Market
@@ -137,12 +145,21 @@ class MarketService:
 
     async def close(self) -> None:
         """Stop the community and close the keyring."""
+        self._closed = True
         if self.community in self.peer.ipv8.overlays:
             self.peer.ipv8.overlays.remove(self.community)
             await self.community.unload()
         self.market.keyring.close()
 
     # --- the handle ------------------------------------------------------------------
+
+    def check_open(self) -> None:
+        """StorageError once closed (its peer stopped), as its stores say, before anything is signed
+        or sent: post_request signed and spread a request, sell wrote its ciphertext into the
+        directory the peer had let go, negotiate sent offers and waited for its whole timeout.
+        Subscriptions on this market ask it too (SubscriptionService)."""
+        if self._closed:
+            raise StorageError("cannot use the market: it is closed (was its peer stopped?)", path=self.peer.directory)
 
     def _call_on_loop(self, name: str, call: Callable[[], T]) -> T:
         """Run ``call`` on the peer's event loop thread and wait for its result (see ``_on_loop``)."""
@@ -177,6 +194,7 @@ class MarketService:
     @_on_loop
     def sell(self, dataset: DataSet, price: int, *, expires_in: int | None = None) -> Listing:
         """List a data set (a meter DataSet, or anything with ``.plaintext`` and ``.descriptor``)."""
+        self.check_open()
         plaintext, descriptor = getattr(dataset, "plaintext", None), getattr(dataset, "descriptor", None)
         if not (isinstance(plaintext, bytes) and isinstance(descriptor, Mapping)):
             hint = " (cut readings into one first: cut_dataset(readings, resolution=..., location=..., household_type=...))"
@@ -186,6 +204,7 @@ class MarketService:
     @_on_loop
     def withdraw(self, listing_id: str) -> None:
         """Take one of our listings off sale."""
+        self.check_open()
         self.market.withdraw(listing_id)
 
     @_on_loop
@@ -212,6 +231,7 @@ class MarketService:
         timeout: float = LISTING_TIMEOUT,
     ) -> Trade:
         """Wait for the listing (up to ``timeout`` s), pay for it and get its verified data (see Market.buy)."""
+        self.check_open()
         check_purchase(amount, again)  # before the wait
         await self.wait_for_listing(listing_id, timeout)
         return await self.market.buy(listing_id, amount=amount, negotiation=negotiation, again=again)
@@ -249,12 +269,14 @@ class MarketService:
 
     async def negotiate(self, listing_id: str, offer: int, max_price: int, *, timeout: float = 10.0) -> Negotiation:
         """Propose ``offer`` for a listing and haggle up to ``max_price``; the accepted or declined negotiation."""
+        self.check_open()
         _check_seconds("timeout", timeout)  # 0 gave up before the seller could answer
         await self.wait_for_listing(listing_id, timeout)
         return await self.desk.negotiate(listing_id, offer, max_price, timeout=timeout)
 
     async def negotiate_and_buy(self, listing_id: str, offer: int, max_price: int) -> Trade:
         """Negotiate a price, then buy at it; NegotiationError if the seller declines."""
+        self.check_open()
         negotiation = await self.negotiate(listing_id, offer, max_price)
         if negotiation.state != "accepted":
             raise NegotiationError(f"the seller declined: {negotiation.reason}")
@@ -268,6 +290,7 @@ class MarketService:
     @_on_loop
     def post_request(self, query: Query, *, expires_in: int | None = None) -> StandingRequest:
         """Post a standing request (signed) and spread it, so sellers and matchmakers see the demand."""
+        self.check_open()
         return self.board.post(query, expires_in=expires_in)
 
     @_on_loop
@@ -282,6 +305,7 @@ class MarketService:
 
     async def fill_requests(self) -> list[Trade]:
         """Buy, for each of our standing requests, the best matching listing not bought yet."""
+        self.check_open()
         bought = {p.listing_id for p in self.market.purchases()}
         served: set[str] = set()
         trades = []

@@ -109,8 +109,13 @@ class Held:
 class Subscriptions:
     """One peer's subscriptions, as seller and as buyer, over its Market."""
 
-    def __init__(self, market: Market, *, readings: ReadingStore | None = None, autopay: bool = True) -> None:
+    def __init__(self, market: Market, *, readings: ReadingStore | None = None, autopay: bool = True,
+                 check_open: Callable[[], None] | None = None) -> None:
         self.market = market
+        # Raises once the market is closed (its peer stopped); asked before anything is signed,
+        # sent or stored: publish_period wrote a period's ciphertext into the directory the
+        # stopped peer had let go before its closed key ring refused the listing.
+        self.check_open = check_open or (lambda: None)
         self.ledger = market.ledger
         self.readings = readings
         self.autopay = autopay
@@ -225,6 +230,7 @@ class Subscriptions:
     def offer(self, descriptor: dict[str, Any], price: int, *, period_ms: int, start: int, periods: int,
               terms: Terms) -> Offer:
         """Sign a subscription offer onto our chain; ``start`` and ``period_ms`` are in ms (meter time)."""
+        self.check_open()
         if not isinstance(terms, Terms):  # None failed with an AttributeError while encoding
             raise MarketError(f"cannot offer this subscription: terms must be Terms, not {type(terms).__name__}")
         try:
@@ -281,6 +287,7 @@ class Subscriptions:
 
     def publish_due(self) -> list[Listing]:
         """Cut, encrypt, store and list every period that is due, for every live offer of ours."""
+        self.check_open()
         published = []
         for offer in self.live_offers():
             if offer.seller != self.public_key:
@@ -295,6 +302,7 @@ class Subscriptions:
 
     def publish_period(self, offer: Offer, period: int) -> Listing:
         """List one period of an offer: its readings cut, encrypted with a fresh key, added and signed."""
+        self.check_open()
         from enerdatx.meter import cut_dataset
 
         # publish_due asks only this; called directly, a period past the offer's end was cut and
@@ -323,6 +331,7 @@ class Subscriptions:
 
     def revoke_offer(self, offer_id: str, reason: str = "offer_ended") -> Any:
         """End one of our offers: no period of it is listed or sold after this block."""
+        self.check_open()
         offer = self._offer(offer_id)  # an unknown id read "only the seller can revoke an offer"
         if offer.seller != self.public_key:
             raise MarketError("only the seller can revoke an offer")
@@ -363,6 +372,7 @@ class Subscriptions:
 
     async def subscribe(self, offer_id: str, *, first_period: int = 0) -> Agreement:
         """Agree to an offer's terms (the seller countersigns them); its periods are then paid as listed."""
+        self.check_open()
         offer = self._offer(offer_id)
         if offer.seller == self.public_key:
             raise MarketError("a peer cannot subscribe to its own offer")
@@ -395,6 +405,7 @@ class Subscriptions:
 
     def revoke(self, subscription_id: str, reason: str = "consent_withdrawn") -> Any:
         """End a subscription we are a party to, as buyer or seller: no key of it is released after this."""
+        self.check_open()
         agreement = self._agreement(subscription_id)
         if self.public_key not in (agreement.buyer, agreement.seller):
             raise MarketError(f"we are no party to subscription {_short(subscription_id)}")
@@ -444,6 +455,7 @@ class Subscriptions:
             raise MarketError(f"a period is a whole number, not {period!r}")
         if period in held.trades:
             return held.trades[period]
+        self.check_open()  # what follows pays: signs and sends
         if self.subscription_status(subscription_id) != "active":
             return None  # after a revocation, ours or theirs, we pay for nothing more
         listing = self.periods.get((offer_id, period))
@@ -507,6 +519,7 @@ class Subscriptions:
 
     def complain_missed(self, subscription_id: str, period: int) -> Any:
         """Record that the seller never listed ``period``; MarketError if it did or it is not yet due."""
+        self.check_open()
         held = self._held(subscription_id)
         if isinstance(period, bool) or not isinstance(period, int):
             raise MarketError(f"a period is a whole number, not {period!r}")
@@ -526,6 +539,7 @@ class Subscriptions:
     def check_deliveries(self, now_ms: int, *, grace_ms: int = 0) -> list[Any]:
         """Complain about every period of our active subscriptions that ended ``grace_ms`` before
         ``now_ms`` (meter time) and was never listed; each period once. Returns the new complaints."""
+        self.check_open()
         for name, value in (("now_ms", now_ms), ("grace_ms", grace_ms)):  # "x" found nothing due, silently
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise MarketError(f"{name} is a whole number of milliseconds, 0 or more, not {value!r}")
@@ -647,7 +661,8 @@ class SubscriptionService:
         if self.readings is None and (self.meter is not None or self.oehu is not None):
             self.readings = ReadingStore(peer.directory / "readings.sqlite", fsync=getattr(peer.store, "fsync", True))
             self._own_readings = True
-        self.subscriptions = Subscriptions(market, readings=self.readings, autopay=self.autopay)
+        self.subscriptions = Subscriptions(market, readings=self.readings, autopay=self.autopay,
+                                           check_open=peer.market.check_open)
         readings = self.readings
         if readings is None:
             return

@@ -28,7 +28,7 @@ from enerdatx.errors import (
     TransactionRejectedError,
     TransactionTimeoutError,
 )
-from enerdatx.overlay import Overlay
+from enerdatx.overlay import AnswerBudget, Overlay
 from enerdatx.trustchain.block import HalfBlock
 from enerdatx.trustchain.commits import GroupCommit
 from enerdatx.trustchain.encoding import MAX_SEQUENCE_NUMBER
@@ -73,7 +73,7 @@ class TrustChainCommunity(Overlay):
     def __init__(self, settings: TrustChainSettings) -> None:
         if settings.ledger is None:
             raise ValueError("TrustChainCommunity needs settings.ledger")
-        for name in ("received_commit_delay", "received_commit_blocks", "crawl_page_size"):
+        for name in ("received_commit_delay", "received_commit_blocks", "crawl_page_size", "crawl_answer_burst"):
             settings.check(name, getattr(settings, name))  # fields may be set without update()
         super().__init__(settings)
         self.settings = settings
@@ -91,6 +91,7 @@ class TrustChainCommunity(Overlay):
         self._held_by: dict[bytes, int] = {}
         self.rumours = FraudRumours(settings, self._push_proof)
         self.commits = GroupCommit(self.ledger)
+        self.crawl_answers = AnswerBudget(settings.crawl_answer_rate, settings.crawl_answer_burst)
 
         self.add_message_handler(ProposalMessage, self.on_proposal)
         self.add_message_handler(AgreementMessage, self.on_agreement)
@@ -377,7 +378,7 @@ class TrustChainCommunity(Overlay):
                     raise
                 break  # keep the pages that came
             fetched.extend(blocks)
-            if len(blocks) < page_end - start + 1:
+            if len({block.sequence_number for block in blocks}) < page_end - start + 1:  # a fork counts once
                 break
             start = page_end + 1
         fetched.sort(key=lambda b: b.sequence_number)
@@ -403,7 +404,11 @@ class TrustChainCommunity(Overlay):
 
     @lazy_wrapper(CrawlRequestMessage)
     def on_crawl_request(self, peer: IPv8Peer, payload: CrawlRequestMessage) -> None:
-        """Answer with the blocks we hold in the range (at most a page), in as few packets as fit."""
+        """Answer with the blocks we hold in the range (at most a page), in as few packets as fit,
+        unless the request's address has had its share of answers (crawl_answer_rate)."""
+        if not self.crawl_answers.allows(peer.address):  # before the store is read
+            self.count_drop("crawl_budget")
+            return
         sender = self._sender(peer)
         if sender is None or self.ledger.store.is_fraudulent(sender) or not 1 <= payload.start <= MAX_SEQUENCE_NUMBER:
             return
@@ -413,8 +418,10 @@ class TrustChainCommunity(Overlay):
         page = self.settings.crawl_page_size
         end = payload.start + page - 1 if end is None else min(end, payload.start + page - 1)
         blocks = self.ledger.store.chain_encoded(payload.public_key, payload.start, end)
+        sent = self.bytes_sent
         for batch in pack_blocks(blocks, self.settings.max_packet_size - 512):  # room for headers
             self.send(peer, CrawlResponseMessage(payload.identifier, len(blocks), batch))
+        self.crawl_answers.spend(peer.address, self.bytes_sent - sent)
 
     @lazy_wrapper_unsigned(CrawlResponseMessage)
     def on_crawl_response(self, source_address: Address, payload: CrawlResponseMessage) -> None:
@@ -430,7 +437,7 @@ class TrustChainCommunity(Overlay):
                 and crawl.start <= block.sequence_number <= crawl.end
                 and block.verify_signature()
             ):
-                crawl.blocks[block.sequence_number] = block
+                crawl.blocks[block.hash] = block  # both halves of a fork, each copy once
         crawl.total = payload.total
         if len(crawl.blocks) >= payload.total:
             crawl.done.set_result(None)

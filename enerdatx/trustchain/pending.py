@@ -36,5 +36,7 @@ class PendingCrawl(Pending):
     def __init__(self, overlay: Overlay, public_key: bytes, start: int, end: int, timeout: float) -> None:
         super().__init__(overlay, timeout)
         self.public_key, self.start, self.end = public_key, start, end
-        self.blocks: dict[int, HalfBlock] = {}
+        # Keyed by hash: a peer answering with two blocks at one sequence number shows a fork,
+        # and the ledger needs both halves for the fraud proof.
+        self.blocks: dict[bytes, HalfBlock] = {}
         self.total: int | None = None

@@ -26,6 +26,13 @@ class TrustChainSettings(OverlaySettings):
     crawl_page_size: int = 64
     """Most blocks one crawl answer carries; longer ranges are fetched page by page."""
 
+    crawl_answer_rate: float = 262_144.0
+    crawl_answer_burst: int = 1_048_576
+    """Bytes of crawl answers sent to one address per second, and at once: its requests beyond
+    that are dropped ("crawl_budget") until the debt is paid. A UDP request's address can be
+    forged, and a 215-byte request bought a page of blocks (~20 KB) for any address, 1,000
+    times a second. A crawl of one page never comes near it; 1 MiB is some 3,000 blocks."""
+
     gossip_fanout: int = 4
     """Random peers a new half-block is pushed to."""
 
@@ -59,13 +66,15 @@ class TrustChainSettings(OverlaySettings):
     """Seconds between walks to seed addresses that have not answered yet."""
 
     def check(self, name: str, value: Any) -> None:
-        """As for every overlay, and a page or a commit of at least one block, a delay of at most 60 s.
+        """As for every overlay, and a page or a commit of at least one block, a crawl answer burst of at
+        least one byte, a delay of at most 60 s.
 
         A crawl_page_size of 0 asked for empty pages until the crawl timed out: no seller could
-        countersign. received_commit_blocks 0 committed before any block was written.
+        countersign. received_commit_blocks 0 committed before any block was written, and a
+        crawl_answer_burst of 0 would answer each address once, then never again.
         """
         super().check(name, value)
-        if name in ("crawl_page_size", "received_commit_blocks") and value < 1:
+        if name in ("crawl_page_size", "received_commit_blocks", "crawl_answer_burst") and value < 1:
             raise ConfigurationError(f"TrustChainSettings {name} must be a whole number, 1 or more, not {value!r}")
         if name == "received_commit_delay" and value > 60:
             raise ConfigurationError(f"TrustChainSettings received_commit_delay must be 0 to 60 seconds, not {value!r}")

@@ -161,7 +161,7 @@ async def test_a_stopped_peer_says_its_stores_are_closed(tmp_path):
         seller, buyer = await lab.start(2)
         await seller.stop()
         calls = [
-            ("market.sqlite: cannot use the key ring", lambda: seller.market.sell(DataSet(readings_bytes(7), DESCRIPTOR), 5)),
+            ("peer-000: cannot use the market", lambda: seller.market.sell(DataSet(readings_bytes(7), DESCRIPTOR), 5)),
             ("chain.sqlite: cannot use the block store", seller.market.balance),
             ("chain.sqlite: cannot use the block store", lambda: seller.ledger.record("edx.note", {})),
         ]
@@ -170,6 +170,38 @@ async def test_a_stopped_peer_says_its_stores_are_closed(tmp_path):
                 call()
         await seller.stop()  # and stopping again changes nothing
         assert buyer.market.balance().available == 1000
+
+
+async def test_a_stopped_peers_market_signs_and_sends_nothing(tmp_path):
+    # post_request signed a request and spread it; sell wrote its ciphertext into the directory
+    # the peer had let go; negotiate sent offers and waited its whole timeout for "not settled".
+    from enerdatx.errors import StorageError
+
+    async with Lab(tmp_path, market=True, progress=False, durable=False) as lab:
+        seller, buyer = await lab.start(2)
+        listing = buyer.market.sell(DataSet(readings_bytes(9), DESCRIPTOR), 5)
+        await seller.market.wait_for_listing(listing.listing_id)
+        market = seller.market
+        await seller.stop()
+        stored = sorted((seller.directory / "ipfs").rglob("*"))
+        sent = seller.community.packets_sent + market.community.packets_sent
+        calls = {
+            "post_request": lambda: market.post_request(Query(max_price=30)),
+            "sell": lambda: market.sell(DataSet(readings_bytes(10), DESCRIPTOR), 5),
+            "withdraw": lambda: market.withdraw(listing.listing_id),
+            "buy": lambda: market.buy(listing.listing_id),
+            "negotiate": lambda: market.negotiate(listing.listing_id, 3, 5, timeout=5),
+            "negotiate_and_buy": lambda: market.negotiate_and_buy(listing.listing_id, 3, 5),
+            "fill_requests": market.fill_requests,
+        }
+        for name, call in calls.items():
+            with pytest.raises(StorageError, match="cannot use the market: it is closed \\(was its peer stopped\\?\\)"):
+                result = call()
+                if name in ("buy", "negotiate", "negotiate_and_buy", "fill_requests"):
+                    await result
+        assert market.live_requests() == [] and market.negotiations == {}
+        assert sorted((seller.directory / "ipfs").rglob("*")) == stored
+        assert seller.community.packets_sent + market.community.packets_sent == sent
 
 
 async def test_a_purchase_option_of_the_wrong_kind_is_refused_before_paying(tmp_path):

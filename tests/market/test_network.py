@@ -198,3 +198,74 @@ async def test_a_late_double_spend_is_proven_by_the_seller_it_is_sent_to(market_
     second = twin.propose(seller_b.public_key, PAYMENT, payment_transaction(b.block_hash, 900))
     forker.peer.community.send(forker.peer.community.peer_for(seller_b.public_key), ProposalMessage(second.encode(), []))
     await asyncio.wait_for(proven, 3)
+
+
+def sent_to(service, address, message_id: int) -> list[bytes]:
+    """Every market packet of ``message_id`` that ``service``'s peer sends to ``address`` from now on."""
+    endpoint = service.peer.ipv8.endpoint
+    prefix, send, packets = service.community._prefix, endpoint.send, []
+
+    def watched(to, packet):
+        if to == address and packet[:22] == prefix and packet[22] == message_id:
+            packets.append(packet)
+        return send(to, packet)
+
+    endpoint.send = watched
+    return packets
+
+
+class TestAnswerBudgets:
+    """A fetch or listings request's address can be forged: what one address gets back is bounded."""
+
+    async def test_many_fetch_requests_from_one_address_get_bounded_bytes_back(self, market_peers):
+        # Each ~100-byte request for chunk 0 bought every chunk of the ciphertext (14, ~220 KB here)
+        # for its address, however many came: 50 of them sent 11 MB to whoever the address named.
+        from enerdatx.market.payload import FetchRequestMessage, FetchResponseMessage
+        from enerdatx.overlay import AnswerBudget
+
+        seller, buyer, *_ = market_peers
+        seller.community.fetch_answers = AnswerBudget(rate=0.0, burst=40_000)
+        listing = seller.sell(DataSet(readings_bytes(33) * 60, DESCRIPTOR), 20)
+        answers = sent_to(seller, buyer.peer.address, FetchResponseMessage.msg_id)
+        peer = buyer.peer_for(seller.public_key)
+        for identifier in range(50):
+            buyer.community.send_packet(peer, FetchRequestMessage(identifier, listing.cid, 0))
+        await seller.community.wait_for_drops(50, "fetch_budget")  # 49 requests, and the answer cut short
+        chunk = max(map(len, answers))
+        assert chunk > 16 * 1024 and 1 < len(answers) < 4
+        assert sum(map(len, answers)) <= 40_000 + chunk  # the burst, and the chunk that spent it
+
+    async def test_a_ciphertext_beyond_the_burst_is_fetched_as_the_budget_refills(self, market_peers):
+        from enerdatx.overlay import AnswerBudget
+
+        seller, buyer, *_ = market_peers
+        seller.community.fetch_answers = AnswerBudget(rate=200_000.0, burst=20_000)  # about one chunk
+        listing = seller.sell(DataSet(readings_bytes(34) * 15, DESCRIPTOR), 20)  # four chunks
+        ciphertext = await buyer.community.fetch(seller.public_key, listing.cid)
+        assert ciphertext == seller.market.content.cat(listing.cid)
+        assert seller.community.drops["fetch_budget"] > 0  # the first answer stopped; the buyer asked again
+
+    async def test_many_listings_requests_from_one_address_get_bounded_bytes_back(self, market_peers):
+        # Each listings request bought all our market records for its address, however many came.
+        from enerdatx.market.payload import ListingsRequestMessage, RecordMessage
+        from enerdatx.overlay import AnswerBudget
+
+        seller, buyer, *_ = market_peers
+        listings = [seller.sell(DataSet(readings_bytes(40 + n), DESCRIPTOR), 10) for n in range(5)]
+        await buyer.market.book.wait_for(lambda book: len(book) == 5)
+        seller.community.listings_answers = AnswerBudget(rate=0.0, burst=1_000)
+        records = sent_to(seller, buyer.peer.address, RecordMessage.msg_id)
+        peer = buyer.peer_for(seller.public_key)
+        for _ in range(20):
+            buyer.community.send_packet(peer, ListingsRequestMessage(1))
+        await seller.community.wait_for_drops(19, "listings_budget")
+        assert len(records) == len(listings)  # one answer, all of it; then nothing
+        assert seller.community.drops["listings_budget"] == 19
+
+    def test_an_answer_burst_of_no_bytes_is_refused(self):
+        from enerdatx.errors import ConfigurationError
+        from enerdatx.market.community import MarketSettings
+
+        for name in ("fetch_answer_burst", "listings_answer_burst"):
+            with pytest.raises(ConfigurationError, match=f"{name} must be a whole number, 1 or more"):
+                MarketSettings().update(**{name: 0})

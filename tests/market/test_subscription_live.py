@@ -258,3 +258,57 @@ def test_a_meter_simulator_never_listens_on_every_interface(host) -> None:
     frame = synthetic_household(seed=1, days=1)
     with pytest.raises(ConfigurationError, match="host is the address to listen on, such as 127.0.0.1"):
         MeterSimulator(frame, host=host)
+
+
+async def test_a_stopped_peers_subscriptions_sign_send_and_store_nothing(tmp_path) -> None:
+    # publish_period (and publish_due) wrote a period's ciphertext into the directory the stopped
+    # peer had let go, and only then did its closed key ring refuse the listing.
+    from enerdatx.errors import StorageError
+
+    frame = household(10)
+    readings = ReadingStore(tmp_path / "readings.sqlite")
+    readings.add(frame.iloc[: 6 * PER_PERIOD + 1], source="test")
+    try:
+        async with Lab(tmp_path / "lab", "memory", market=True, progress=False, durable=False) as lab:
+            seller, buyer = await lab.start(2)
+            seller_service = SubscriptionService(readings=readings)
+            seller.add_service(seller_service)
+            buyer.add_service(SubscriptionService())
+            subs, theirs = subs_of(seller), subs_of(buyer)
+            start = START.value // 1_000_000
+            offer = subs.offer(DESCRIPTOR, PRICE, period_ms=HOUR_MS, start=start, periods=24, terms=TERMS)
+            other = subs.offer(DESCRIPTOR, PRICE, period_ms=HOUR_MS, start=start, periods=24, terms=TERMS)
+            await theirs.wait_for(lambda: other.offer_id in theirs.offers)
+            agreement = await theirs.subscribe(offer.offer_id)
+            seller_service.publish_due()  # periods 0 to 5
+            await theirs.wait_for(lambda: 0 in theirs.held[agreement.subscription_id].trades)
+            await theirs.settled()
+            readings.add(frame.iloc[6 * PER_PERIOD + 1:], source="test")  # periods 6 to 9 are due now
+            await seller.stop()
+            await buyer.stop()
+            stored = sorted((seller.directory / "ipfs").rglob("*"))
+            sent = [p.community.packets_sent + p.market.community.packets_sent for p in (seller, buyer)]
+            sid = agreement.subscription_id
+            calls = {
+                "publish_due": seller_service.publish_due,
+                "publish_period": lambda: subs.publish_period(offer, 7),
+                "offer": lambda: subs.offer(DESCRIPTOR, PRICE, period_ms=HOUR_MS, start=start, periods=2, terms=TERMS),
+                "revoke_offer": lambda: subs.revoke_offer(offer.offer_id),
+                "revoke": lambda: subs.revoke(sid),
+                "subscribe": lambda: theirs.subscribe(other.offer_id),
+                "pay_period": lambda: theirs.pay_period(sid, 7),
+                "complain_missed": lambda: theirs.complain_missed(sid, 20),
+                "check_deliveries": lambda: theirs.check_deliveries(start + 30 * HOUR_MS),
+            }
+            for name, call in calls.items():
+                with pytest.raises(StorageError) as raised:  # noqa: PT012
+                    result = call()
+                    if name in ("subscribe", "pay_period"):
+                        await result
+                assert sorted((seller.directory / "ipfs").rglob("*")) == stored, f"{name} stored a ciphertext"
+                assert "cannot use the market: it is closed (was its peer stopped?)" in str(raised.value), name
+            assert [p.community.packets_sent + p.market.community.packets_sent for p in (seller, buyer)] == sent
+            assert theirs.held[sid].trades[0] is not None  # what it holds stays readable
+            assert await theirs.pay_period(sid, 0) is theirs.held[sid].trades[0]
+    finally:
+        readings.close()

@@ -13,7 +13,14 @@ from ipv8.test.base import TestBase
 from ipv8.test.mocking.ipv8 import MockIPv8
 
 from enerdatx.crypto import Identity
-from enerdatx.errors import FraudDetectedError, PeerUnreachableError, TransactionRejectedError, TransactionTimeoutError
+from enerdatx.errors import (
+    ConfigurationError,
+    FraudDetectedError,
+    PeerUnreachableError,
+    TransactionRejectedError,
+    TransactionTimeoutError,
+)
+from enerdatx.overlay import AnswerBudget
 from enerdatx.trustchain import BlockStore, FraudProof, HalfBlock, TrustChain
 from enerdatx.trustchain.community import PendingCrawl, PendingProposal, TrustChainCommunity
 from enerdatx.trustchain.keys import ipv8_private_key
@@ -243,6 +250,19 @@ class TestCrawl(TrustChainTestBase):
         self.assertEqual(await self.overlay(1).crawl(self.key(0)), [])
         self.assertTrue(self.ledger(1).store.is_fraudulent(self.key(0)))
 
+    async def test_two_crawled_blocks_at_one_place_prove_fraud(self) -> None:
+        # Keyed by sequence number, the second replaced the first: the fork was never proven.
+        twin = TrustChain(self.ledger(0).identity, BlockStore(fsync=False))
+        other = twin.record("test.note", {"version": 2})
+        real = self.ledger(0).record("test.note", {"version": 1})
+        self.overlay(0).decode_map[CrawlRequestMessage.msg_id] = lambda *_: None  # node 0 answers by hand
+        crawl = asyncio.ensure_future(self.overlay(1).crawl(self.key(0), 1, 1))
+        await asyncio.sleep(0)
+        (pending,) = self.overlay(1).pending(PendingCrawl)
+        self.overlay(0).send(self.peer(1), CrawlResponseMessage(pending.number, 2, [other.encode(), real.encode()]))
+        await crawl
+        self.assertTrue(self.ledger(1).store.is_fraudulent(self.key(0)))
+
     async def test_crawl_of_a_silent_peer_raises_unreachable(self) -> None:
         self.endpoint(0).close()
         with self.assertRaises(PeerUnreachableError):
@@ -270,6 +290,36 @@ class TestLimits(TrustChainTestBase):
         await self.deliver_messages()
         self.assertEqual(self.overlay(0).packets_dropped, 15)
         self.assertEqual(self.overlay(0).packets_sent, 5)
+
+
+class TestCrawlAnswerBudget(TrustChainTestBase):
+    """A crawl request's address can be forged: what one address gets back is bounded."""
+
+    SETTINGS = {**TrustChainTestBase.SETTINGS, "crawl_answer_rate": 0.0, "crawl_answer_burst": 20_000}
+
+    async def test_many_crawl_requests_from_one_address_get_bounded_bytes_back(self) -> None:
+        # Each 215-byte request bought a page of 64 blocks (~12 KB here) for its address, however many came.
+        for n in range(64):
+            self.ledger(0).record("test.note", {"n": n})
+        answers = self.watch_sent(0, CrawlResponseMessage)
+        for identifier in range(50):
+            self.overlay(1).send(self.peer(0), CrawlRequestMessage(identifier, self.key(0), 1, 0))
+        await self.deliver_messages()
+        answer = max(map(len, answers))
+        self.assertGreater(answer, 10_000)
+        self.assertLessEqual(sum(map(len, answers)), 20_000 + answer)  # the burst, and the answer that spent it
+        self.assertEqual(self.overlay(0).drops["crawl_budget"], 50 - len(answers))
+
+    async def test_a_crawl_beyond_the_burst_is_answered_as_the_budget_refills(self) -> None:
+        self.overlay(0).crawl_answers = AnswerBudget(rate=100_000.0, burst=2_000)  # less than a page
+        self.overlay(0).settings.crawl_page_size = self.overlay(1).settings.crawl_page_size = 8
+        records = [self.ledger(0).record("test.note", {"n": n}) for n in range(40)]
+        self.assertEqual(await self.overlay(1).crawl(self.key(0)), records)
+        self.assertGreater(self.overlay(0).drops["crawl_budget"], 0)  # some pages were asked for again
+
+    def test_a_burst_of_no_bytes_is_refused(self) -> None:
+        with self.assertRaises(ConfigurationError):
+            TrustChainSettings().update(crawl_answer_burst=0)
 
 
 class TestContacts(TrustChainTestBase):

@@ -13,7 +13,7 @@ from ipv8.messaging.serialization import default_serializer
 from enerdatx.cli.peer import parse_address, parse_contact
 from enerdatx.crypto import Identity, verify_signature
 from enerdatx.lab import Lab
-from enerdatx.overlay import TokenBucket
+from enerdatx.overlay import AnswerBudget, TokenBucket
 from enerdatx.trustchain.keys import ipv8_private_key, ipv8_public_key_bin
 from enerdatx.trustchain.payload import (
     MESSAGES,
@@ -91,6 +91,14 @@ def test_token_bucket_allows_a_burst_then_refuses() -> None:
     assert [bucket.take() for _ in range(5)] == [True, True, True, False, False]
     fast = TokenBucket(rate=1e9, burst=1)
     assert all(fast.take() for _ in range(100))
+
+
+def test_answer_budget_lets_one_answer_into_debt_then_refuses_the_address() -> None:
+    budget = AnswerBudget(rate=0.0, burst=100)
+    assert budget.allows("a")
+    budget.spend("a", 250)  # more than the burst: it still went, and the address owes for it
+    assert not budget.allows("a")
+    assert budget.allows("b")  # another address has its own budget
 
 
 @pytest.mark.parametrize("text", ["nohost", ":80", "host:", "host:0", "host:70000", "host:x"])
