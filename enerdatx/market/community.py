@@ -7,6 +7,7 @@ including where peers are: they are addressed by TrustChain key.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -139,6 +140,14 @@ class MarketCommunity(Overlay):
     def unsynced(self) -> int:
         """Known peers we have not asked for their records yet."""
         return sum(key not in self._synced for key in self.handler.known_public_keys())
+
+    def resync(self) -> None:
+        """Ask every peer we know again for the market records we may lack (from the first gap
+        in its chain): for a record lost on the way, which nobody sends again by itself."""
+        for key in self.handler.known_public_keys():
+            self._synced.add(key)
+            with contextlib.suppress(PeerUnreachableError):  # its address forgotten since: it asks us
+                self.send_to(key, ListingsRequestMessage(self.handler.first_gap(key)))
 
     def _sync_new_neighbours(self) -> None:
         for key in self.handler.known_public_keys():

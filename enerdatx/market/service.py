@@ -49,6 +49,10 @@ if TYPE_CHECKING:
 __all__ = ["LISTING_TIMEOUT", "MarketService"]
 
 LISTING_TIMEOUT = 10.0
+# A listing not heard of after this long is asked for again from every peer we know, then after
+# twice as long, and so on: the broadcast and the first sync are each sent once, so a record
+# lost on the way (or sent while its seller restarted) never came otherwise.
+LISTING_RESYNC_SECONDS = 1.0
 """Seconds ``buy`` waits for a listing it has not heard of yet."""
 
 
@@ -216,10 +220,17 @@ class MarketService:
         """The listing, once this peer has heard of it; ListingNotFoundError after ``timeout`` seconds
         (0: only a listing heard of already)."""
         _check_seconds("timeout", timeout, zero=True)
-        try:
-            return await self.market.book.wait_for_listing(listing_id, timeout)
-        except TimeoutError:
-            raise ListingNotFoundError(f"listing {listing_id[:16]}… did not reach this peer in {timeout} s") from None
+        loop = asyncio.get_running_loop()
+        deadline, pause = loop.time() + timeout, LISTING_RESYNC_SECONDS
+        while True:
+            try:
+                return await self.market.book.wait_for_listing(listing_id, max(0.0, min(pause, deadline - loop.time())))
+            except TimeoutError:
+                if loop.time() >= deadline:
+                    raise ListingNotFoundError(
+                        f"listing {listing_id[:16]}… did not reach this peer in {timeout} s") from None
+            self.community.resync()
+            pause *= 2
 
     async def buy(
         self,

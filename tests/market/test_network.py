@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from enerdatx.errors import NegotiationError
@@ -269,3 +271,31 @@ class TestAnswerBudgets:
         for name in ("fetch_answer_burst", "listings_answer_burst"):
             with pytest.raises(ConfigurationError, match=f"{name} must be a whole number, 1 or more"):
                 MarketSettings().update(**{name: 0})
+
+
+async def test_a_listing_lost_on_the_way_is_asked_for_again_by_a_buyer_waiting_for_it(tmp_path):
+    # The broadcast and the first sync are each sent once: a listing whose records were all lost
+    # (here: a partition while it was listed) never reached the buyer, and buy() waited in vain.
+    from enerdatx.bench.faults import PROFILES, Faults
+
+    lab = Lab(tmp_path, "memory", market=True, progress=False, durable=False)
+    async with lab:
+        seller_peer, buyer_peer = await lab.start(2)
+
+        async def first_sync_over() -> None:  # else it would bring the listing after the heal
+            while seller_peer.market.community.unsynced or buyer_peer.market.community.unsynced:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)  # its answers delivered
+
+        await asyncio.wait_for(first_sync_over(), 10)
+        faults = Faults(PROFILES["none"])
+        faults.attach(seller_peer)
+        faults.partition([seller_peer], [buyer_peer])
+        listing = seller_peer.market.sell(DataSet(readings_bytes(24), DESCRIPTOR), 10)
+        await asyncio.sleep(0.3)  # the broadcast is gone
+        assert listing.listing_id not in {found.listing_id for found in buyer_peer.market.search()}
+        faults.heal()
+
+        trade = await buyer_peer.market.buy(listing.listing_id, timeout=5)
+
+        assert trade.plaintext == readings_bytes(24)
