@@ -83,6 +83,9 @@ class MarketSettings(OverlaySettings):
             raise ConfigurationError(f"MarketSettings {name} must be a whole number, 1 or more, not {value!r}")
 
 
+MAX_SYNCED_KEYS = 10_000  # peers remembered as asked for their records (see _mark_synced)
+
+
 class PendingFetch(Pending):
     """A ciphertext on its way, chunk by chunk; ``total`` is known from the first answer."""
 
@@ -145,14 +148,21 @@ class MarketCommunity(Overlay):
         """Ask every peer we know again for the market records we may lack (from the first gap
         in its chain): for a record lost on the way, which nobody sends again by itself."""
         for key in self.handler.known_public_keys():
-            self._synced.add(key)
+            self._mark_synced(key)
             with contextlib.suppress(PeerUnreachableError):  # its address forgotten since: it asks us
                 self.send_to(key, ListingsRequestMessage(self.handler.first_gap(key)))
+
+    def _mark_synced(self, key: bytes) -> None:
+        # Any sender's key is marked, and a sender may sign each request with a new key: forget
+        # them all rather than grow without bound (the peers we know are then asked once more).
+        if len(self._synced) >= MAX_SYNCED_KEYS:
+            self._synced.clear()
+        self._synced.add(key)
 
     def _sync_new_neighbours(self) -> None:
         for key in self.handler.known_public_keys():
             if key not in self._synced:
-                self._synced.add(key)
+                self._mark_synced(key)
                 self.send_to(key, ListingsRequestMessage(self.handler.first_gap(key)))
 
     # --- records ---------------------------------------------------------------------
@@ -188,7 +198,7 @@ class MarketCommunity(Overlay):
         for block in self.handler.own_records(payload.since):
             self._answer(self.listings_answers, peer, RecordMessage(block.encode()))
         if sender not in self._synced:  # a newcomer to us, or we to them: ask back at once
-            self._synced.add(sender)
+            self._mark_synced(sender)
             self.ez_send(peer, ListingsRequestMessage(self.handler.first_gap(sender)))
 
     # --- ciphertexts -----------------------------------------------------------------

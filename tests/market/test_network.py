@@ -299,3 +299,28 @@ async def test_a_listing_lost_on_the_way_is_asked_for_again_by_a_buyer_waiting_f
         trade = await buyer_peer.market.buy(listing.listing_id, timeout=5)
 
         assert trade.plaintext == readings_bytes(24)
+
+
+async def test_listings_requests_signed_with_made_up_keys_are_remembered_within_a_bound(market_peers, monkeypatch):
+    # Every sender's key was kept as "synced": a sender signing each request with a new key grew
+    # the set by one key a packet, without bound.
+    from ipv8.keyvault.crypto import default_eccrypto
+    from ipv8.peer import Peer as IPv8Peer
+
+    from enerdatx.market import community as market_community
+    from enerdatx.market.payload import ListingsRequestMessage
+
+    monkeypatch.setattr(market_community, "MAX_SYNCED_KEYS", 10)
+    seller, buyer, *_ = market_peers
+    sender = buyer.community
+    real_peer, real_secret = sender.my_peer, sender._ed25519_secret
+    sender._ed25519_secret = None  # pyipv8's own signing, with the key of my_peer
+    try:
+        for _ in range(30):
+            sender.my_peer = IPv8Peer(default_eccrypto.generate_key("curve25519"))
+            buyer.peer.ipv8.endpoint.send(seller.peer.address, sender.ezr_pack(
+                ListingsRequestMessage.msg_id, ListingsRequestMessage(1)))
+    finally:
+        sender.my_peer, sender._ed25519_secret = real_peer, real_secret
+    await asyncio.sleep(0.3)
+    assert len(seller.community._synced) <= 10
