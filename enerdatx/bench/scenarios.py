@@ -20,7 +20,7 @@ from typing import Any
 
 from enerdatx.bench.faults import FaultProfile, Faults
 from enerdatx.conditions import wait_within
-from enerdatx.errors import EnerDatXError
+from enerdatx.errors import EnerDatXError, ListingNotFoundError
 from enerdatx.lab import Lab
 from enerdatx.market.formats import PAYMENT, parse_listing
 from enerdatx.market.payload import FetchRequestMessage, ListingsRequestMessage, RecordMessage
@@ -95,9 +95,9 @@ async def faulty_trades(
 
         async def buy(buyer_index: int, listing: Any) -> None:
             service = lab.peers[buyer_index].market
-            try:
-                await service.market.book.wait_for_listing(listing.listing_id, timeout=propose_timeout)
-            except TimeoutError:
+            try:  # as a user waits: a listing not heard of is asked for again
+                await service.wait_for_listing(listing.listing_id, timeout=propose_timeout)
+            except ListingNotFoundError:
                 report.listing_not_seen += 1
                 return
             try:
