@@ -50,6 +50,9 @@ class MarketSettings(OverlaySettings):
     """Decides on everything the community receives and says where peers are (a MarketService)."""
 
     fetch_timeout: float = 10.0
+    """Seconds a fetch waits for its next chunk; it gives up then, or after ten times as long in all
+    (a big ciphertext comes at the seller's answer rate, and a seller trickling chunks is let go)."""
+
     max_retry_interval: float = 2.0
     sync_interval: float = 1.0
     """Seconds between looks for neighbours we have not asked for their listings yet."""
@@ -83,6 +86,8 @@ class MarketSettings(OverlaySettings):
             raise ConfigurationError(f"MarketSettings {name} must be a whole number, 1 or more, not {value!r}")
 
 
+# A fetch waits fetch_timeout for its next chunk, at most this many times (see MarketSettings).
+FETCH_WINDOWS = 10
 MAX_SYNCED_KEYS = 10_000  # peers remembered as asked for their records (see _mark_synced)
 
 
@@ -205,7 +210,8 @@ class MarketCommunity(Overlay):
 
     async def fetch(self, seller: bytes, cid: str) -> bytes:
         """Fetch the ciphertext ``cid`` from ``seller`` chunk by chunk; MarketError if it fails."""
-        fetch = self.open_request(PendingFetch(self, self.settings.fetch_timeout + 1.0))
+        patience = self.settings.fetch_timeout
+        fetch = self.open_request(PendingFetch(self, FETCH_WINDOWS * patience + 1.0))
 
         def ask_for_what_is_missing() -> None:
             wanted = [0] if fetch.total is None else [i for i in range(fetch.total) if i not in fetch.chunks]
@@ -213,9 +219,14 @@ class MarketCommunity(Overlay):
                 self.send_to(seller, FetchRequestMessage(fetch.number, cid, index))
 
         try:
-            await self.until(fetch.done, ask_for_what_is_missing, self.settings.fetch_timeout)
-        except TimeoutError:
-            raise MarketError(f"{cid} was not served by {seller.hex()[:16]} in time") from None
+            for _ in range(FETCH_WINDOWS):
+                held = len(fetch.chunks)
+                with contextlib.suppress(TimeoutError):
+                    await self.until(fetch.done, ask_for_what_is_missing, patience)
+                if fetch.done.done() or len(fetch.chunks) == held:  # done, or nothing came for that long
+                    break
+            if not fetch.done.done():
+                raise MarketError(f"{cid} was not served by {seller.hex()[:16]} in time")
         finally:
             self.close_request(fetch)
         if not fetch.total:

@@ -247,6 +247,29 @@ class TestAnswerBudgets:
         assert ciphertext == seller.market.content.cat(listing.cid)
         assert seller.community.drops["fetch_budget"] > 0  # the first answer stopped; the buyer asked again
 
+    async def test_a_fetch_longer_than_its_timeout_goes_on_while_chunks_come(self, market_peers):
+        # The timeout was for the whole fetch: with the default budget a ciphertext beyond some
+        # 25 MiB (the format allows 64) came slower than fetch_timeout and every purchase failed.
+        from enerdatx.overlay import AnswerBudget
+
+        seller, buyer, *_ = market_peers
+        seller.community.fetch_answers = AnswerBudget(rate=40_000.0, burst=20_000)  # a chunk every 0.4 s
+        buyer.community.settings.fetch_timeout = 0.6
+        listing = seller.sell(DataSet(readings_bytes(35) * 15, DESCRIPTOR), 20)  # four chunks: over 1 s
+        ciphertext = await buyer.community.fetch(seller.public_key, listing.cid)
+        assert ciphertext == seller.market.content.cat(listing.cid)
+
+    async def test_a_fetch_with_no_chunk_for_its_timeout_gives_up(self, market_peers):
+        from enerdatx.errors import MarketError
+        from enerdatx.overlay import AnswerBudget
+
+        seller, buyer, *_ = market_peers
+        seller.community.fetch_answers = AnswerBudget(rate=0.0, burst=20_000)  # one chunk, then nothing
+        buyer.community.settings.fetch_timeout = 0.3
+        listing = seller.sell(DataSet(readings_bytes(36) * 15, DESCRIPTOR), 20)
+        with pytest.raises(MarketError, match="was not served .* in time"):
+            await asyncio.wait_for(buyer.community.fetch(seller.public_key, listing.cid), 5)
+
     async def test_many_listings_requests_from_one_address_get_bounded_bytes_back(self, market_peers):
         # Each listings request bought all our market records for its address, however many came.
         from enerdatx.market.payload import ListingsRequestMessage, RecordMessage
