@@ -323,39 +323,33 @@ class TestCrawlAnswerBudget(TrustChainTestBase):
 
 
 class TestContacts(TrustChainTestBase):
-    async def test_a_sender_with_a_new_key_per_packet_is_one_contact(self) -> None:
-        # Each made-up key was kept: contacts without bound, and gossip and witnesses chosen among them.
+    def send_with_made_up_keys(self, count: int) -> None:
+        """``count`` crawl requests from peer 0's address to peer 1, each signed with a new key."""
         sender = self.overlay(0)
         real_peer, real_secret = sender.my_peer, sender._ed25519_secret
         sender._ed25519_secret = None  # pyipv8's own signing, with the key of my_peer
         try:
-            for _ in range(50):
+            for _ in range(count):
                 sender.my_peer = IPv8Peer(default_eccrypto.generate_key("curve25519"))
                 self.endpoint(0).send(self.address(1), sender.ezr_pack(
                     CrawlRequestMessage.msg_id, CrawlRequestMessage(1, self.key(1), 1, 0)))
         finally:
             sender.my_peer, sender._ed25519_secret = real_peer, real_secret
+
+    async def test_a_sender_with_a_new_key_per_packet_is_one_contact(self) -> None:
+        # Each made-up key was kept: contacts without bound, and gossip and witnesses chosen among them.
+        self.send_with_made_up_keys(50)
         await self.deliver_messages()
         self.assertEqual(len(self.overlay(1).contacts), 1)
         await self.overlay(0).propose(self.key(1), PING, {}, timeout=2)
         self.assertEqual(self.overlay(1).contacts, {self.key(0): self.address(0)})
-
 
     async def test_made_up_keys_from_a_given_contacts_address_leave_it_in_place(self) -> None:
         # A packet's source address can be forged: a made-up key "from" the address of a peer we
         # were given evicted it, and every later send to it failed with PeerUnreachableError.
         receiver = self.overlay(1)
         receiver.add_contact(self.key(0), self.address(0), given=True)
-        sender = self.overlay(0)
-        real_peer, real_secret = sender.my_peer, sender._ed25519_secret
-        sender._ed25519_secret = None  # pyipv8's own signing, with the key of my_peer
-        try:
-            for _ in range(5):
-                sender.my_peer = IPv8Peer(default_eccrypto.generate_key("curve25519"))
-                self.endpoint(0).send(self.address(1), sender.ezr_pack(
-                    CrawlRequestMessage.msg_id, CrawlRequestMessage(1, self.key(1), 1, 0)))
-        finally:
-            sender.my_peer, sender._ed25519_secret = real_peer, real_secret
+        self.send_with_made_up_keys(5)
         await self.deliver_messages()
         self.assertEqual(receiver.contacts[self.key(0)], self.address(0))
         self.assertEqual(len(receiver.contacts), 2)  # the given peer and the last made-up key: still bounded
