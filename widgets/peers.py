@@ -56,13 +56,15 @@ class PeersPanel(Panel):
         n = self.count.value if n is None else n
 
         async def start() -> list[Peer]:
-            with self.working("Starting peers", n) as advance:
-                for _ in range(n):
-                    await self.lab.start(1)
-                    advance()
-            self.refresh()
+            try:
+                with self.working("Starting peers", n) as advance:
+                    for _ in range(n):
+                        await self.lab.start(1)
+                        advance()
+            finally:  # the peers started before one failed run: the table and the other panels show them
+                self.refresh()
+                self.changed()
             self.show_info(f"{len(self.lab.peers)} peers running")
-            self.changed()
             return list(self.lab.peers)
 
         return self.attempt_async(start)

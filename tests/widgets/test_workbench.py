@@ -229,3 +229,19 @@ async def test_ipywidgets_close_is_its_own_and_stop_stops_the_peers(tmp_path, re
     assert all(peer.running for peer in bench.lab.peers)  # closing the widget stops nothing
     await bench.stop()
     assert bench.lab.peers == []
+
+
+async def test_peers_started_before_one_failed_are_shown_everywhere(tmp_path):
+    # A third peer that could not start left the table at "no peers running" and the other
+    # panels without the two peers that did start (and were running).
+    (tmp_path / "peer-002").write_text("not a directory")
+    bench = Workbench(directory=tmp_path)
+    try:
+        bench.peers.count.value = 4
+        assert await bench.peers.start() is None
+        assert bench.peers.error.endswith("peer-002: not a directory")
+        assert len(bench.lab.peers) == 2
+        assert bench.peers.table.value.count("peer-00") == 2
+        assert bench.market.seller.options == ("peer-000", "peer-001")
+    finally:
+        await bench.stop()
