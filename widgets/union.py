@@ -80,6 +80,9 @@ class UnionPanel(Panel):
 
     def found(self) -> DataUnion:
         """Sign the terms and let every household join."""
+        # Fewer households than the threshold founded a union that could never aggregate.
+        if self.households.value < self.threshold.value:
+            raise UnionError(f"{self.households.value} households, the threshold is {self.threshold.value}")
         operator = _ledger(1000)
         terms = UnionTerms.create(operator.identity, "workbench", threshold=self.threshold.value,
                                   aggregate=self.aggregate_kind.value, epsilon=self.epsilon.value.strip() or None)
