@@ -52,8 +52,10 @@ def whole_tokens(text: str, what: str = "a price") -> int:
     value when someone types letters, so the user would never learn the price was not taken.
     """
     cleaned = text.strip()
-    if not cleaned.isdecimal() or not cleaned.isascii() or len(cleaned) > 12:
-        raise MarketError(f"{what} is a whole number of tokens, not {text.strip()!r}")
+    if not cleaned.isdecimal() or not cleaned.isascii():
+        raise MarketError(f"{what} is a whole number of tokens, not {cleaned!r}")
+    if len(cleaned) > 12:  # it said "is a whole number of tokens, not '99999999999999'", which it is
+        raise MarketError(f"{what} is at most {10**12 - 1:,} tokens, not {cleaned}")
     return int(cleaned)
 
 
