@@ -181,6 +181,14 @@ class Panel(widgets.VBox):
             self.busy = True
             try:
                 return await action()
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():  # this task was cancelled: let it end so
+                    raise
+                # What it awaited was cancelled under it (a buy while Stop all ran): the task ended
+                # "cancelled" and the panel said nothing, its last news still showing.
+                self.show_error("cancelled before it finished: were the peers stopped?")
+                return None
             except Exception as exc:  # noqa: BLE001 - the panel boundary
                 self._fail(exc)
                 return None
