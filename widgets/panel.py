@@ -86,7 +86,7 @@ class Panel(widgets.VBox):
         self.title = title
         self._controls: tuple[widgets.Widget, ...] = tuple(controls)
         self._tasks: set[asyncio.Task[object]] = set()
-        self._running: set[str] = set()  # the qualified names of the actions under way
+        self._running: dict[str, str] = {}  # the actions under way: their group (or qualified name) -> name
         self._quiet = False  # True while the panel itself changes its dropdowns
         super().__init__(**kwargs)
         self._lay_out()
@@ -161,16 +161,17 @@ class Panel(widgets.VBox):
             self.busy = False
         return result
 
-    def attempt_async(self, action: Callable[[], Awaitable[T]]) -> asyncio.Task[T | None]:
+    def attempt_async(self, action: Callable[[], Awaitable[T]], *, group: str | None = None) -> asyncio.Task[T | None]:
         """Schedule coroutine ``action`` on the running loop (the kernel's); errors become messages.
 
         Returns the task, so that tests and notebook cells can ``await`` it. While the same
         action runs, another is refused with a message: a second click on Start peers opened
         the directory the first was opening, a second Found left one union waiting 10 s.
+        Actions of one ``group`` refuse each other likewise (Start peers while Stop all runs).
         """
-        name = getattr(action, "__qualname__", None)
+        name = group or getattr(action, "__qualname__", None)
         if name is not None and name in self._running:
-            self.show_error(f"still busy with the last {getattr(action, '__name__', name)}: wait for it to finish")
+            self.show_error(f"still busy with the last {self._running[name]}: wait for it to finish")
 
             async def refused() -> T | None:
                 return None
@@ -199,8 +200,8 @@ class Panel(widgets.VBox):
         self._tasks.add(task)  # keep a reference: the loop holds tasks only weakly
         task.add_done_callback(self._tasks.discard)
         if name is not None:
-            self._running.add(name)
-            task.add_done_callback(lambda _: self._running.discard(name))
+            self._running[name] = getattr(action, "__name__", name)
+            task.add_done_callback(lambda _: self._running.pop(name, None))
         return task
 
     async def settle(self) -> None:

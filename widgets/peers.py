@@ -67,7 +67,7 @@ class PeersPanel(Panel):
             self.show_info(f"{len(self.lab.peers)} peers running")
             return list(self.lab.peers)
 
-        return self.attempt_async(start)
+        return self.attempt_async(start, group="peers")
 
     def stop(self) -> asyncio.Task[None]:
         """Stop every peer; a task."""
@@ -78,7 +78,8 @@ class PeersPanel(Panel):
             self.show_info("all peers stopped")
             self.changed()
 
-        return self.attempt_async(stop)
+        # One at a time: a Stop all during a start stopped the peers up so far, and the start ran on.
+        return self.attempt_async(stop, group="peers")
 
     def refresh(self) -> None:
         """Read the peers again."""

@@ -245,3 +245,29 @@ async def test_peers_started_before_one_failed_are_shown_everywhere(tmp_path):
         assert bench.market.seller.options == ("peer-000", "peer-001")
     finally:
         await bench.stop()
+
+
+async def test_stop_all_while_peers_start_is_refused_and_start_while_they_stop(tmp_path):
+    # Stop all during a start stopped the peers started so far; the start ran on, and peers ran
+    # after the user had stopped them all ("3 peers running"). A start during a stop likewise.
+    import asyncio
+
+    bench = Workbench(directory=tmp_path)
+    try:
+        bench.peers.count.value = 3
+        bench.peers.start_button.click()
+        bench.peers.stop_button.click()
+        assert bench.peers.error == "still busy with the last start: wait for it to finish"
+        await asyncio.wait_for(bench.peers.settle(), 30)
+        assert len(bench.lab.peers) == 3 and bench.peers.info == "3 peers running"
+        bench.peers.stop_button.click()
+        bench.peers.start_button.click()
+        assert bench.peers.error == "still busy with the last stop: wait for it to finish"
+        await asyncio.wait_for(bench.peers.settle(), 30)
+        assert bench.lab.peers == [] and bench.peers.info == "all peers stopped"
+        bench.peers.start_button.click()
+        await bench.stop()  # waits for the start instead of being refused
+        await asyncio.wait_for(bench.peers.settle(), 30)
+        assert bench.lab.peers == [] and bench.peers.info == "all peers stopped"
+    finally:
+        await bench.stop()
