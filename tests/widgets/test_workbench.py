@@ -271,3 +271,15 @@ async def test_stop_all_while_peers_start_is_refused_and_start_while_they_stop(t
         assert bench.lab.peers == [] and bench.peers.info == "all peers stopped"
     finally:
         await bench.stop()
+
+
+async def test_a_sell_cut_short_by_stop_all_says_so(workbench):
+    # It showed "TraitError: Invalid selection: value not found" (logged as a bug).
+    import asyncio
+
+    workbench.market.sell_button.click()
+    workbench.peers.stop_button.click()
+    await asyncio.wait_for(workbench.market.settle(), 30)
+    await asyncio.wait_for(workbench.peers.settle(), 30)
+    assert workbench.market.error.endswith("but no buyer's book shows it: were the peers stopped?")
+    assert workbench.market.listing.options == ()
