@@ -265,6 +265,8 @@ class LabUnionPanel(Panel):
                     advance()
                 await _union_service(operator).wait_for(lambda _: len(union.members) == len(chosen))
                 advance()
+            if operator not in self.lab.peers:  # Stop all ran meanwhile: it said "2 peers joined" of stopped peers
+                raise UnionError("the peers stopped before the union was founded")
             self.union, self.result, self._operator_peer = union, None, operator
             self.refresh()
             self.show_info(f"{len(chosen)} peers joined the union of {peer_name(operator)} "
