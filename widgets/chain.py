@@ -183,6 +183,8 @@ class ChainExplorer(Panel):
             self.proofs.value = ""
             self.figure = None
             self.graph.outputs = ()
+            # Not the last chain's "peer-000: 7 blocks held ...": those peers may have stopped.
+            self.show_info("no peers yet")
             return
         names = self.names
         frame = chain_frame(ledger, self.owner.value, names)

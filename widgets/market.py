@@ -162,6 +162,9 @@ class MarketPanel(Panel):
                     )
                 advance()
             self.refresh()
+            if listing.listing_id not in [value for _, value in self.listing.options]:
+                # Stop all ran meanwhile: choosing it failed with "TraitError: Invalid selection".
+                raise MarketError(f"listed {listing.listing_id[:12]}, but no buyer's book shows it: were the peers stopped?")
             self.listing.value = listing.listing_id
             self.show_info(f"{self.seller.value} listed {listing.listing_id[:12]} for {listing.price}")
             self.changed()

@@ -52,8 +52,10 @@ def whole_tokens(text: str, what: str = "a price") -> int:
     value when someone types letters, so the user would never learn the price was not taken.
     """
     cleaned = text.strip()
-    if not cleaned.isdecimal() or not cleaned.isascii() or len(cleaned) > 12:
-        raise MarketError(f"{what} is a whole number of tokens, not {text.strip()!r}")
+    if not cleaned.isdecimal() or not cleaned.isascii():
+        raise MarketError(f"{what} is a whole number of tokens, not {cleaned!r}")
+    if len(cleaned) > 12:  # it said "is a whole number of tokens, not '99999999999999'", which it is
+        raise MarketError(f"{what} is at most {10**12 - 1:,} tokens, not {cleaned}")
     return int(cleaned)
 
 
@@ -84,7 +86,7 @@ class Panel(widgets.VBox):
         self.title = title
         self._controls: tuple[widgets.Widget, ...] = tuple(controls)
         self._tasks: set[asyncio.Task[object]] = set()
-        self._running: set[str] = set()  # the qualified names of the actions under way
+        self._running: dict[str, str] = {}  # the actions under way: their group (or qualified name) -> name
         self._quiet = False  # True while the panel itself changes its dropdowns
         super().__init__(**kwargs)
         self._lay_out()
@@ -159,16 +161,17 @@ class Panel(widgets.VBox):
             self.busy = False
         return result
 
-    def attempt_async(self, action: Callable[[], Awaitable[T]]) -> asyncio.Task[T | None]:
+    def attempt_async(self, action: Callable[[], Awaitable[T]], *, group: str | None = None) -> asyncio.Task[T | None]:
         """Schedule coroutine ``action`` on the running loop (the kernel's); errors become messages.
 
         Returns the task, so that tests and notebook cells can ``await`` it. While the same
         action runs, another is refused with a message: a second click on Start peers opened
         the directory the first was opening, a second Found left one union waiting 10 s.
+        Actions of one ``group`` refuse each other likewise (Start peers while Stop all runs).
         """
-        name = getattr(action, "__qualname__", None)
+        name = group or getattr(action, "__qualname__", None)
         if name is not None and name in self._running:
-            self.show_error(f"still busy with the last {getattr(action, '__name__', name)}: wait for it to finish")
+            self.show_error(f"still busy with the last {self._running[name]}: wait for it to finish")
 
             async def refused() -> T | None:
                 return None
@@ -179,6 +182,14 @@ class Panel(widgets.VBox):
             self.busy = True
             try:
                 return await action()
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():  # this task was cancelled: let it end so
+                    raise
+                # What it awaited was cancelled under it (a buy while Stop all ran): the task ended
+                # "cancelled" and the panel said nothing, its last news still showing.
+                self.show_error("cancelled before it finished: were the peers stopped?")
+                return None
             except Exception as exc:  # noqa: BLE001 - the panel boundary
                 self._fail(exc)
                 return None
@@ -189,8 +200,8 @@ class Panel(widgets.VBox):
         self._tasks.add(task)  # keep a reference: the loop holds tasks only weakly
         task.add_done_callback(self._tasks.discard)
         if name is not None:
-            self._running.add(name)
-            task.add_done_callback(lambda _: self._running.discard(name))
+            self._running[name] = getattr(action, "__name__", name)
+            task.add_done_callback(lambda _: self._running.pop(name, None))
         return task
 
     async def settle(self) -> None:

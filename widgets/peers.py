@@ -56,16 +56,18 @@ class PeersPanel(Panel):
         n = self.count.value if n is None else n
 
         async def start() -> list[Peer]:
-            with self.working("Starting peers", n) as advance:
-                for _ in range(n):
-                    await self.lab.start(1)
-                    advance()
-            self.refresh()
+            try:
+                with self.working("Starting peers", n) as advance:
+                    for _ in range(n):
+                        await self.lab.start(1)
+                        advance()
+            finally:  # the peers started before one failed run: the table and the other panels show them
+                self.refresh()
+                self.changed()
             self.show_info(f"{len(self.lab.peers)} peers running")
-            self.changed()
             return list(self.lab.peers)
 
-        return self.attempt_async(start)
+        return self.attempt_async(start, group="peers")
 
     def stop(self) -> asyncio.Task[None]:
         """Stop every peer; a task."""
@@ -76,7 +78,8 @@ class PeersPanel(Panel):
             self.show_info("all peers stopped")
             self.changed()
 
-        return self.attempt_async(stop)
+        # One at a time: a Stop all during a start stopped the peers up so far, and the start ran on.
+        return self.attempt_async(stop, group="peers")
 
     def refresh(self) -> None:
         """Read the peers again."""

@@ -286,6 +286,9 @@ class SubscriptionsPanel(Panel):
                                            household_type="family")
             with self.working("Starting the meter", 2) as advance:
                 meter = await MeterSimulator(readings).start()  # loopback only, a free port
+                if peer not in self.lab.peers:  # Stop all ran meanwhile: a meter of no one's, and "Peer(…) was stopped"
+                    await meter.close()
+                    raise MarketError("the peers stopped before the meter started")
                 self.meter, self.meter_readings, self._metered = meter, readings, peer
                 peer.add_service(SubscriptionService(meter=meter.url, meter_timeout=2.0))
                 self._let_everyone_subscribe()

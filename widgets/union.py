@@ -80,6 +80,9 @@ class UnionPanel(Panel):
 
     def found(self) -> DataUnion:
         """Sign the terms and let every household join."""
+        # Fewer households than the threshold founded a union that could never aggregate.
+        if self.households.value < self.threshold.value:
+            raise UnionError(f"{self.households.value} households, the threshold is {self.threshold.value}")
         operator = _ledger(1000)
         terms = UnionTerms.create(operator.identity, "workbench", threshold=self.threshold.value,
                                   aggregate=self.aggregate_kind.value, epsilon=self.epsilon.value.strip() or None)
@@ -262,6 +265,8 @@ class LabUnionPanel(Panel):
                     advance()
                 await _union_service(operator).wait_for(lambda _: len(union.members) == len(chosen))
                 advance()
+            if operator not in self.lab.peers:  # Stop all ran meanwhile: it said "2 peers joined" of stopped peers
+                raise UnionError("the peers stopped before the union was founded")
             self.union, self.result, self._operator_peer = union, None, operator
             self.refresh()
             self.show_info(f"{len(chosen)} peers joined the union of {peer_name(operator)} "

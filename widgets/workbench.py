@@ -87,6 +87,7 @@ class Workbench(widgets.VBox):
         calls when a widget is collected; an ``async close`` there was never awaited.
         """
         await self.subscriptions.stop_meter()
+        await self.peers.settle()  # a start under way would refuse the stop: the peers would run on
         await self.peers.stop()
 
     def dataset_for(self, peer: Peer) -> DataSet:

@@ -69,3 +69,13 @@ def test_explorer_without_peers_says_so():
     explorer = ChainExplorer({})
     assert explorer.blocks.value == "<i>no peers yet</i>"
     assert explorer.figure is None
+
+
+def test_explorer_emptied_forgets_the_last_chains_message(peers):
+    # After Stop all the table said "no peers yet" under "alice: 3 blocks held by alice".
+    explorer = ChainExplorer(peers)
+    assert explorer.info.startswith("alice: ")
+    explorer.set_ledgers({})
+    explorer.refresh_button.click()
+    assert explorer.blocks.value == "<i>no peers yet</i>"
+    assert explorer.info == "no peers yet" and explorer.error == ""

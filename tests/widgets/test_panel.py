@@ -117,6 +117,30 @@ async def test_attempt_async_returns_an_awaitable_task_and_reports_errors():
     assert not panel.busy
 
 
+async def test_an_action_whose_wait_is_cancelled_under_it_says_so():
+    # A buy while Stop all ran: the fetch it awaited was cancelled, the task ended "cancelled"
+    # and the panel kept showing its last news as if nothing had happened.
+    panel = Panel("Test")
+    panel.show_info("listed 9a9fce08faf6 for 40")
+    waited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def buy():
+        await waited
+
+    task = panel.attempt_async(buy)
+    await asyncio.sleep(0)
+    waited.cancel()  # the peer stopped: not the panel's task
+    assert await task is None
+    assert panel.error == "cancelled before it finished: were the peers stopped?"
+    assert not panel.busy
+    waited = asyncio.get_running_loop().create_future()
+    task = panel.attempt_async(buy)  # the task itself cancelled (the kernel shuts down): it ends cancelled
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 def test_show_figure_puts_the_plotly_bundle_into_the_output_state():
     import ipywidgets as widgets
     import plotly.graph_objects as go
@@ -133,9 +157,12 @@ def test_whole_tokens_reads_a_price_box_or_says_what_is_wrong():
     from enerdatx.widgets import whole_tokens
 
     assert whole_tokens(" 40 ") == 40 and whole_tokens("0") == 0
-    for typed in ("", "forty", "4e2", "-1", "12.5", "\u0664\u0660", "9" * 13):
+    for typed in ("", "forty", "4e2", "-1", "12.5", "\u0664\u0660"):
         with pytest.raises(MarketError, match="is a whole number of tokens, not"):
             whole_tokens(typed)
+    assert whole_tokens("9" * 12) == 10**12 - 1
+    with pytest.raises(MarketError, match="^a price is at most 999,999,999,999 tokens, not 9999999999999$"):
+        whole_tokens(" " + "9" * 13)
     panel = Panel("Test")
     assert panel.attempt(lambda: whole_tokens("1O", "the offer")) is None
     assert panel.error == "the offer is a whole number of tokens, not '1O'"

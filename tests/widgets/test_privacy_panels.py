@@ -69,3 +69,12 @@ def test_union_panel_noise_is_printed_in_the_descriptor():
     panel.epsilon.value = "lots"
     panel.found_button.click()
     assert "epsilon" in panel.error
+
+
+def test_union_panel_refuses_fewer_households_than_the_threshold():
+    # It founded a union of 2 under a threshold of 5 ("2 households joined"): no aggregate could ever run.
+    panel = UnionPanel()
+    panel.households.value, panel.threshold.value = 2, 5
+    panel.found_button.click()
+    assert panel.error == "2 households, the threshold is 5"
+    assert panel.union is None and panel.leaver.options == ()

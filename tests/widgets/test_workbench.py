@@ -229,3 +229,57 @@ async def test_ipywidgets_close_is_its_own_and_stop_stops_the_peers(tmp_path, re
     assert all(peer.running for peer in bench.lab.peers)  # closing the widget stops nothing
     await bench.stop()
     assert bench.lab.peers == []
+
+
+async def test_peers_started_before_one_failed_are_shown_everywhere(tmp_path):
+    # A third peer that could not start left the table at "no peers running" and the other
+    # panels without the two peers that did start (and were running).
+    (tmp_path / "peer-002").write_text("not a directory")
+    bench = Workbench(directory=tmp_path)
+    try:
+        bench.peers.count.value = 4
+        assert await bench.peers.start() is None
+        assert bench.peers.error.endswith("peer-002: not a directory")
+        assert len(bench.lab.peers) == 2
+        assert bench.peers.table.value.count("peer-00") == 2
+        assert bench.market.seller.options == ("peer-000", "peer-001")
+    finally:
+        await bench.stop()
+
+
+async def test_stop_all_while_peers_start_is_refused_and_start_while_they_stop(tmp_path):
+    # Stop all during a start stopped the peers started so far; the start ran on, and peers ran
+    # after the user had stopped them all ("3 peers running"). A start during a stop likewise.
+    import asyncio
+
+    bench = Workbench(directory=tmp_path)
+    try:
+        bench.peers.count.value = 3
+        bench.peers.start_button.click()
+        bench.peers.stop_button.click()
+        assert bench.peers.error == "still busy with the last start: wait for it to finish"
+        await asyncio.wait_for(bench.peers.settle(), 30)
+        assert len(bench.lab.peers) == 3 and bench.peers.info == "3 peers running"
+        bench.peers.stop_button.click()
+        bench.peers.start_button.click()
+        assert bench.peers.error == "still busy with the last stop: wait for it to finish"
+        await asyncio.wait_for(bench.peers.settle(), 30)
+        assert bench.lab.peers == [] and bench.peers.info == "all peers stopped"
+        bench.peers.start_button.click()
+        await bench.stop()  # waits for the start instead of being refused
+        await asyncio.wait_for(bench.peers.settle(), 30)
+        assert bench.lab.peers == [] and bench.peers.info == "all peers stopped"
+    finally:
+        await bench.stop()
+
+
+async def test_a_sell_cut_short_by_stop_all_says_so(workbench):
+    # It showed "TraitError: Invalid selection: value not found" (logged as a bug).
+    import asyncio
+
+    workbench.market.sell_button.click()
+    workbench.peers.stop_button.click()
+    await asyncio.wait_for(workbench.market.settle(), 30)
+    await asyncio.wait_for(workbench.peers.settle(), 30)
+    assert workbench.market.error.endswith("but no buyer's book shows it: were the peers stopped?")
+    assert workbench.market.listing.options == ()

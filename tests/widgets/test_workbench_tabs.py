@@ -221,3 +221,31 @@ async def test_union_bad_input_is_a_message(workbench):
     panel.price.value = "fifty"
     assert await panel.sell() is None
     assert panel.error == "a price is a whole number of tokens, not 'fifty'"
+
+
+async def test_a_union_founded_while_the_peers_stop_is_not_reported_as_joined(workbench):
+    # It said "2 peers joined the union of peer-000" of peers Stop all had just stopped.
+    import asyncio
+
+    union = workbench.union
+    union.threshold.value = 2
+    union.found_button.click()
+    workbench.peers.stop_button.click()
+    await asyncio.wait_for(union.settle(), 30)
+    await asyncio.wait_for(workbench.peers.settle(), 30)
+    assert union.error == "the peers stopped before the union was founded"
+    assert union.union is None and union.info == ""
+
+
+async def test_a_meter_started_while_the_peers_stop_is_closed_and_says_so(workbench):
+    # It said "Peer(8633…, …/peer-000) was stopped and does not start again: make a new Peer of its
+    # directory (Lab.restart(i) in a lab)" and left the simulated meter listening, as the panel's meter.
+    import asyncio
+
+    panel = workbench.subscriptions
+    panel.meter_button.click()
+    workbench.peers.stop_button.click()
+    await asyncio.wait_for(panel.settle(), 30)
+    await asyncio.wait_for(workbench.peers.settle(), 30)
+    assert panel.error == "the peers stopped before the meter started"
+    assert panel.meter is None
