@@ -157,9 +157,8 @@ class MarketPanel(Panel):
                 listing = seller.sell(self.dataset_for(seller.peer), self.price.value)
                 advance()
                 if buyer_name is not None and buyer_name != self.seller.value:
-                    await self._service(buyer_name).market.book.wait_for_listing(
-                        listing.listing_id, timeout=LISTING_SPREAD_SECONDS
-                    )
+                    # The service's wait asks the peers again for a listing lost on the way.
+                    await self._service(buyer_name).wait_for_listing(listing.listing_id, timeout=LISTING_SPREAD_SECONDS)
                 advance()
             self.refresh()
             if listing.listing_id not in [value for _, value in self.listing.options]:
