@@ -21,13 +21,16 @@ from ipv8.messaging.payload_dataclass import DataClassPayload, type_from_format
 
 from enerdatx.conditions import Conditions, wait_within
 from enerdatx.errors import (
+    ConfigurationError,
     EncodingError,
     EnerDatXError,
     PeerUnreachableError,
+    StorageError,
     TransactionRejectedError,
     UnionError,
 )
 from enerdatx.market.formats import SHARE, parse_share
+from enerdatx.market.service import _check_seconds
 from enerdatx.meter.resample import utc_timestamp
 from enerdatx.overlay import Overlay, OverlaySettings
 from enerdatx.trustchain import HalfBlock
@@ -138,12 +141,17 @@ class UnionService:
     """A peer's unions: those it operates and those it is a member of."""
 
     def __init__(self, readings: pd.DataFrame | None = None, *, timeout: float = 10.0) -> None:
+        # Refused when made: a NaN timeout never gave a round up, a str of readings failed at the first round.
+        if readings is not None and not isinstance(readings, pd.DataFrame):
+            raise ConfigurationError(f"readings are a DataFrame of meter readings or None, not {type(readings).__name__}")
+        _check_seconds("timeout", timeout, ConfigurationError)
         self.readings = readings
         self.timeout = timeout
         self.operated: dict[bytes, DataUnion] = {}
         self.memberships: dict[bytes, UnionMember] = {}
         self._rounds: dict[bytes, tuple[Round, dict[bytes, Contribution], asyncio.Future[None]]] = {}
         self._conditions = Conditions()
+        self._closed = False
         self.peer: Peer
         self.community: UnionCommunity
 
@@ -156,15 +164,34 @@ class UnionService:
         peer.ledger.register_policy(SHARE, self._share_policy)
 
     async def close(self) -> None:
-        """Stop the community."""
+        """Stop the community; a round still waiting for contributions ends with StorageError."""
+        self._closed = True
+        for _round, _contributions, future in list(self._rounds.values()):
+            if not future.done():
+                future.set_exception(self._closed_error())
         if self.community in self.peer.ipv8.overlays:
             self.peer.ipv8.overlays.remove(self.community)
             await self.community.unload()
+
+    def check_open(self) -> None:
+        """StorageError once closed (its peer stopped), as the market says, before anything is
+        recorded or sent: found() operated a union on a stopped peer, run_round() said "0 members",
+        join() kept a membership whose record the closed store then refused."""
+        if self._closed:
+            raise self._closed_error()
+
+    def _closed_error(self) -> StorageError:
+        return StorageError("cannot use the union service: it is closed (was its peer stopped?)",
+                            path=self.peer.directory)
 
     # --- the operator ------------------------------------------------------------------
 
     def found(self, terms: UnionTerms, *, location: str = "unknown") -> DataUnion:
         """Operate a union under ``terms`` (signed by this peer)."""
+        self.check_open()
+        _check_terms(terms)
+        if terms.terms_hash in self.operated:  # a new DataUnion forgot every member and round
+            raise UnionError(f"this peer operates union {terms.name!r} already: see operated[terms_hash]")
         union = DataUnion(terms, self.peer.ledger, location=location)
         self.operated[terms.terms_hash] = union
         return union
@@ -186,7 +213,8 @@ class UnionService:
 
     async def run_round(self, terms_hash: bytes, start: Any, end: Any) -> UnionAggregate:
         """Open a round over today's members, collect every masked contribution, aggregate."""
-        union = self.operated[terms_hash]
+        self.check_open()
+        union = _lookup(self.operated, terms_hash, "operates")
         round_ = union.open_round(start, end)
         if round_.length > MAX_VALUES:
             raise UnionError(f"a round carries at most {MAX_VALUES // 2} intervals in this version")
@@ -224,8 +252,14 @@ class UnionService:
 
     def join(self, terms: UnionTerms) -> HalfBlock:
         """Join a union with our readings: record it on our chain and tell the operator."""
+        self.check_open()
+        _check_terms(terms)
         if self.readings is None:
             raise UnionError("this peer has no readings to pool")
+        UnionTerms.decode(terms.encode())  # unsigned or tampered terms: no union's operator admits them
+        known = self.memberships.get(terms.terms_hash)
+        if known is not None and known.is_member:  # a second join record on our chain, for nothing
+            raise UnionError(f"this peer is a member of union {terms.name!r} already: announce() sends its record again")
         member = UnionMember(self.peer.ledger, terms, self.readings)
         self.peer.ledger.register_policy(SHARE, self._share_policy)  # one policy for all our unions
         self.memberships[terms.terms_hash] = member
@@ -235,7 +269,11 @@ class UnionService:
 
     def leave(self, terms_hash: bytes) -> HalfBlock:
         """Leave a union: record it and tell the operator; we contribute to no later round."""
-        block = self.memberships[terms_hash].leave()
+        self.check_open()
+        member = _lookup(self.memberships, terms_hash, "is a member of")
+        if not member.is_member:  # a second leave record, for nothing
+            raise UnionError(f"this peer has left union {member.terms.name!r} already")
+        block = member.leave()
         self.announce(terms_hash)
         return block
 
@@ -244,7 +282,8 @@ class UnionService:
 
         The record is on our chain either way, so announcing again later is always safe.
         """
-        member = self.memberships[terms_hash]
+        self.check_open()
+        member = _lookup(self.memberships, terms_hash, "is a member of")
         records = [b for b in self.peer.ledger.store.chain(self.peer.public_key)
                    if b.type in (JOIN, LEAVE) and b.transaction.get("terms") == terms_hash]
         try:
@@ -287,3 +326,17 @@ class UnionService:
         if member is None:
             raise TransactionRejectedError("unknown_union")
         return member.share_policy(ledger, proposal)
+
+
+def _check_terms(terms: object) -> None:
+    if not isinstance(terms, UnionTerms):  # None or the terms' hash: an AttributeError
+        raise UnionError(f"a union is named by its signed UnionTerms, not {type(terms).__name__}")
+
+
+def _lookup(unions: dict[bytes, Any], terms_hash: object, what: str) -> Any:
+    """The union named by ``terms_hash``; UnionError, not a KeyError (or TypeError for a list)."""
+    union = unions.get(terms_hash) if isinstance(terms_hash, bytes) else None
+    if union is None:
+        shown = terms_hash.hex()[:16] if isinstance(terms_hash, bytes) else repr(terms_hash)[:40]
+        raise UnionError(f"this peer {what} no union with terms hash {shown}")
+    return union
