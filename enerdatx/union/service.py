@@ -241,7 +241,8 @@ class UnionService:
         if open_round is None or sender is None:
             return
         round_, contributions, future = open_round
-        if sender not in round_.roster or len(payload.masked) != 8 * round_.length:
+        # A count beyond the round's intervals is no member's: dropped, as a vector of the wrong length.
+        if sender not in round_.roster or len(payload.masked) != 8 * round_.length or payload.readings > round_.length // 2:
             return
         masked = np.frombuffer(payload.masked, dtype="<u8").astype(np.uint64)
         contributions[sender] = Contribution(MaskedContribution(round_.round_id, sender, masked), payload.readings)

@@ -290,8 +290,19 @@ class DataUnion:
                   *, rng: np.random.Generator | None = None) -> UnionAggregate:
         """Unmask the round's total and cut the aggregate data set that is sold."""
         starts = _intervals(self.terms, start, end)
-        total = unmask_sum(round_, [c.masked for c in contributions])
         n = len(starts)
+        if not isinstance(contributions, list | tuple) or not all(isinstance(c, Contribution) for c in contributions):
+            raise SecureAggregationError("a round's contributions are a list of Contribution")
+        # The readings count comes in the clear beside the masked vector: a member that said 2^32 - 1
+        # took all of a "readings" split. A count is whole intervals of this period, and together
+        # the counts are what the masked counts add up to.
+        if any(type(c.readings) is not int or not 0 <= c.readings <= n for c in contributions):
+            raise SecureAggregationError(f"a member's readings count is an integer from 0 to the round's {n} intervals")
+        total = unmask_sum(round_, [c.masked for c in contributions])
+        claimed, measured = sum(c.readings for c in contributions), int(total[n:].sum())
+        if self.terms.split == "readings" and claimed != measured:
+            raise SecureAggregationError(f"the members' readings counts add up to {claimed}, their masked counts to "
+                                         f"{measured}: a member misstated its count; open a new round without it")
         wh, counts = total[:n].astype(np.float64), total[n:]
         scale = laplace_scale(self.terms)
         if scale:

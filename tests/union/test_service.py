@@ -190,3 +190,21 @@ async def test_joining_or_leaving_twice_records_nothing_more(tmp_path):
         assert len(home.store.chain(home.public_key)) == height + 1
         member.join(terms)  # joining again after leaving is a new membership
         assert member.memberships[terms.terms_hash].is_member
+
+
+def test_a_contribution_claiming_more_readings_than_intervals_is_dropped():
+    from enerdatx.union.secagg import Round
+    from enerdatx.union.service import ContributionMessage
+
+    service = UnionService()
+    future = type("F", (), {"done": lambda self: False, "set_result": lambda self, _: None})()
+    roster = (bytes([1]) * 32, bytes([2]) * 32)
+    round_ = Round(bytes(32), roster, 2 * 96)
+    contributions: dict = {}
+    service._rounds[round_.round_id] = (round_, contributions, future)
+    masked = bytes(8 * round_.length)
+    service.receive_contribution(roster[0], ContributionMessage(round_.round_id, 2**32 - 1, masked))
+    service.receive_contribution(roster[0], ContributionMessage(round_.round_id, 97, masked))
+    assert not contributions
+    service.receive_contribution(roster[0], ContributionMessage(round_.round_id, 96, masked))
+    assert contributions[roster[0]].readings == 96

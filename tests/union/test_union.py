@@ -178,3 +178,22 @@ def test_a_member_refuses_shares_of_other_unions():
         members[0].ledger.countersign(proposal)
     with pytest.raises(EncodingError):
         share_transaction(other.terms_hash, bytes(32), 0)
+
+
+def test_a_member_misstating_its_readings_count_takes_no_bigger_share():
+    union, members = _union(5, split="readings")
+    round_ = union.open_round(START, END)
+    honest = [m.contribute(round_, START, END) for m in members]
+    # Before: a count of 2^32 - 1 beside a masked vector took the whole "readings" split.
+    for lie in (2**32 - 1, 97, -1, True, 3.0):
+        forged = [dataclasses.replace(honest[0], readings=lie), *honest[1:]]
+        with pytest.raises(SecureAggregationError, match="readings count"):
+            union.aggregate(round_, START, END, forged)
+    misstated = [dataclasses.replace(honest[0], readings=honest[0].readings - 1), *honest[1:]]
+    with pytest.raises(SecureAggregationError, match="misstated its count"):
+        union.aggregate(round_, START, END, misstated)
+    for bad in ([c.masked for c in honest], None, "contributions"):
+        with pytest.raises(SecureAggregationError, match="list of Contribution"):
+            union.aggregate(round_, START, END, bad)
+    assert not union.rounds
+    assert sum(union.aggregate(round_, START, END, honest).readings.values()) > 0
