@@ -218,6 +218,8 @@ class UnionService:
         round_ = union.open_round(start, end)
         if round_.length > MAX_VALUES:
             raise UnionError(f"a round carries at most {MAX_VALUES // 2} intervals in this version")
+        if round_.round_id in self._rounds:  # the same period and roster: one collection, not two
+            raise UnionError("this round (the same period and roster) is running already: await it")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         contributions: dict[bytes, Contribution] = {}
         self._rounds[round_.round_id] = (round_, contributions, future)

@@ -283,6 +283,8 @@ class DataUnion:
         roster = tuple(sorted(self.members))
         if len(roster) < self.terms.threshold:
             raise UnionError(f"{len(roster)} members, the union's terms need at least {self.terms.threshold}")
+        if len(roster) > MAX_THRESHOLD:  # its RoundMessage could not be sent (a struct.error)
+            raise UnionError(f"{len(roster):,} members: a round's roster carries at most {MAX_THRESHOLD:,}")
         end_ = starts[-1] + starts.freq
         return Round(_round_id(self.terms, starts[0], end_, roster), roster, 2 * len(starts))
 

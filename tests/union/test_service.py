@@ -208,3 +208,22 @@ def test_a_contribution_claiming_more_readings_than_intervals_is_dropped():
     assert not contributions
     service.receive_contribution(roster[0], ContributionMessage(round_.round_id, 96, masked))
     assert contributions[roster[0]].readings == 96
+
+
+async def test_the_same_round_twice_at_once_is_refused(tmp_path):
+    import asyncio
+
+    async with Lab(tmp_path, "memory", market=True, services=_services, progress=False) as lab:
+        operator, *homes = await lab.start(3)
+        terms = UnionTerms.create(operator.identity, "at once", threshold=2, aggregate="sum")
+        service = operator.services[1]
+        union = service.found(terms)
+        for home in homes:
+            home.services[1].join(terms)
+        await _members_joined(operator, union, 2)
+        # Before: the second replaced the first's collection, which waited out its timeout.
+        first, second = await asyncio.gather(service.run_round(terms.terms_hash, START, END),
+                                             service.run_round(terms.terms_hash, START, END), return_exceptions=True)
+        assert isinstance(second, UnionError) and "running already" in str(second)
+        assert len(first.round.roster) == 2
+        assert len((await service.run_round(terms.terms_hash, START, END)).round.roster) == 2  # once done, again

@@ -197,3 +197,12 @@ def test_a_member_misstating_its_readings_count_takes_no_bigger_share():
             union.aggregate(round_, START, END, bad)
     assert not union.rounds
     assert sum(union.aggregate(round_, START, END, honest).readings.values()) > 0
+
+
+def test_a_roster_too_big_for_its_round_message_is_refused():
+    from enerdatx.union.union import MAX_THRESHOLD
+
+    union, _members = _union(2)
+    union.members.update(bytes([i % 256, i // 256]) * 16 for i in range(MAX_THRESHOLD + 1))
+    with pytest.raises(UnionError, match="carries at most 2,047"):
+        union.open_round(START, END)
