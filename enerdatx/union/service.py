@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
@@ -32,7 +33,7 @@ from enerdatx.errors import (
 from enerdatx.market.formats import SHARE, parse_share
 from enerdatx.market.service import _check_seconds
 from enerdatx.meter.resample import utc_timestamp
-from enerdatx.overlay import Overlay, OverlaySettings
+from enerdatx.overlay import AnswerBudget, Overlay, OverlaySettings
 from enerdatx.trustchain import HalfBlock
 from enerdatx.trustchain.keys import trustchain_key
 from enerdatx.union.secagg import MaskedContribution, Round
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 else:
     uint32 = type_from_format("I")
 MAX_VALUES = 7_000  # 56 KB of masked values: one UDP packet with room for IPv8's header and signature
+MAX_ANSWERED = 16  # the rounds a member remembers its contribution to (see receive_round)
 
 
 @dataclass
@@ -92,6 +94,14 @@ class UnionSettings(OverlaySettings):
 
     service: UnionService | None = None
 
+    contribution_answer_rate: float = 65_536.0
+    contribution_answer_burst: int = 262_144
+    """Bytes of contributions a member sends one operator, per second and at once. A round
+    announcement is signed but not fresh: replayed by anyone who saw it, each copy made the member
+    mask its readings again (half a second for a roster of 2,000) and send the operator 56 KB,
+    up to a thousand times a second. Beyond it an announcement is dropped ("contribution_budget")
+    before anything is masked; an operator asks again after its round timed out."""
+
 
 class UnionCommunity(Overlay):
     """Moves membership records, round announcements and masked contributions."""
@@ -104,6 +114,7 @@ class UnionCommunity(Overlay):
             raise TypeError("UnionCommunity needs settings.service")
         super().__init__(settings)
         self.service: UnionService = settings.service
+        self.contribution_answers = AnswerBudget(settings.contribution_answer_rate, settings.contribution_answer_burst)
         self.add_message_handler(MembershipMessage, self.on_membership)
         self.add_message_handler(RoundMessage, self.on_round)
         self.add_message_handler(ContributionMessage, self.on_contribution)
@@ -113,7 +124,7 @@ class UnionCommunity(Overlay):
         peer = self.service.peer.community.peer_for(public_key)
         if peer is None:
             raise PeerUnreachableError(f"no address known for peer {public_key.hex()[:16]}")
-        self.ez_send(peer, payload)
+        self.send_packet(peer, payload)  # ez_send's, counting the bytes
 
     @lazy_wrapper(MembershipMessage)
     def on_membership(self, peer: IPv8Peer, payload: MembershipMessage) -> None:
@@ -150,6 +161,8 @@ class UnionService:
         self.operated: dict[bytes, DataUnion] = {}
         self.memberships: dict[bytes, UnionMember] = {}
         self._rounds: dict[bytes, tuple[Round, dict[bytes, Contribution], asyncio.Future[None]]] = {}
+        # The last rounds we contributed to: an announcement again (or a replay) is answered alike, not masked again.
+        self._answered: OrderedDict[tuple[bytes, bytes], ContributionMessage] = OrderedDict()
         self._conditions = Conditions()
         self._closed = False
         self.peer: Peer
@@ -310,15 +323,32 @@ class UnionService:
             if len(roster) < member.terms.threshold:
                 raise UnionError("a roster below the union's threshold")
             round_ = Round(payload.round_id, roster, 2 * intervals)
+            member.check_round(round_, lo, hi)
+            if not self.community.contribution_answers.allows(sender):  # before anything is masked
+                self.community.count_drop("contribution_budget")
+                return
+            answered = self._answered.get((payload.terms, payload.round_id))
+            if answered is not None:  # the same round again (or a replay): the same answer
+                self._send_contribution(sender, answered)
+                return
             contribution = member.contribute(round_, lo, hi)
         except (EnerDatXError, ValueError, TypeError, OverflowError) as exc:  # pandas' date errors vary
             logger.info("refused to contribute to round %s: %s", payload.round_id.hex()[:16], exc)
             return
+        message = ContributionMessage(payload.round_id, contribution.readings,
+                                      contribution.masked.masked.astype("<u8").tobytes())
+        self._answered[(payload.terms, payload.round_id)] = message
+        while len(self._answered) > MAX_ANSWERED:
+            self._answered.popitem(last=False)
+        self._send_contribution(sender, message)
+
+    def _send_contribution(self, operator: bytes, message: ContributionMessage) -> None:
+        sent = self.community.bytes_sent
         try:
-            self.community.send_to(sender, ContributionMessage(payload.round_id, contribution.readings,
-                                                               contribution.masked.masked.astype("<u8").tobytes()))
+            self.community.send_to(operator, message)
         except PeerUnreachableError:
-            logger.info("the operator of round %s is unreachable", payload.round_id.hex()[:16])
+            logger.info("the operator of round %s is unreachable", message.round_id.hex()[:16])
+        self.community.contribution_answers.spend(operator, self.community.bytes_sent - sent)
 
     def _share_policy(self, ledger: Any, proposal: Any) -> None:
         try:

@@ -212,13 +212,18 @@ class UnionMember:
         """True while our latest join/leave record for these terms is a join."""
         return _membership(self.ledger.store.chain(self.public_key), self.terms.terms_hash)
 
-    def contribute(self, round_: Round, start: Any, end: Any) -> Contribution:
-        """Our masked readings for ``round_``: per interval the clipped Wh and 1 where we have a reading."""
+    def check_round(self, round_: Round, start: Any, end: Any) -> pd.DatetimeIndex:
+        """The round's intervals, if we are a member and its id is that of these terms, period and roster."""
         if not self.is_member:
             raise UnionError("we have left this union: our readings do not enter its aggregates")
         starts = _intervals(self.terms, start, end)
         if round_.round_id != _round_id(self.terms, starts[0], starts[-1] + starts.freq, round_.roster):
             raise SecureAggregationError("the round does not match these terms, this period and its roster")
+        return starts
+
+    def contribute(self, round_: Round, start: Any, end: Any) -> Contribution:
+        """Our masked readings for ``round_``: per interval the clipped Wh and 1 where we have a reading."""
+        starts = self.check_round(round_, start, end)
         step = pd.Timedelta(seconds=self.terms.resolution_seconds)
         amounts = interval_consumption(self.readings, step, start=starts[0], end=starts[-1] + step)
         wh = (amounts["import_kwh"].to_numpy() * 1000).round()

@@ -227,3 +227,32 @@ async def test_the_same_round_twice_at_once_is_refused(tmp_path):
         assert isinstance(second, UnionError) and "running already" in str(second)
         assert len(first.round.roster) == 2
         assert len((await service.run_round(terms.terms_hash, START, END)).round.roster) == 2  # once done, again
+
+
+async def test_a_replayed_round_announcement_is_not_masked_again_nor_answered_without_bound(tmp_path, monkeypatch):
+    from enerdatx.union import union as union_module
+    from enerdatx.union.service import RoundMessage
+
+    async with Lab(tmp_path, "memory", market=True, services=_services, progress=False) as lab:
+        operator, *homes = await lab.start(3)
+        terms = UnionTerms.create(operator.identity, "replayed", threshold=2)
+        union = operator.services[1].found(terms)
+        for home in homes:
+            home.services[1].join(terms)
+        await _members_joined(operator, union, 2)
+        round_ = union.open_round(START, END)
+        message = RoundMessage(terms.terms_hash, round_.round_id, "2026-03-02T00:00:00+00:00",
+                               "2026-03-03T00:00:00+00:00", b"".join(round_.roster))
+        masked = []
+        original = union_module.mask_values
+        monkeypatch.setattr(union_module, "mask_values", lambda *a: masked.append(1) or original(*a))
+        member = homes[0].services[1]
+        before = member.community.bytes_sent
+        # Before: each copy of the signed announcement (anyone who saw it may replay it) was
+        # masked again and answered with a contribution, up to a thousand times a second.
+        for _ in range(200):
+            member.receive_round(operator.public_key, message)
+        assert len(masked) == 1
+        sent = member.community.bytes_sent - before
+        assert sent <= member.community.contribution_answers.burst + 2 * 8 * round_.length + 1000
+        assert member.community.drops["contribution_budget"] > 0
