@@ -262,6 +262,7 @@ class DataUnion:
     location: str = "unknown"
     members: set[bytes] = field(default_factory=set)
     rounds: list[UnionAggregate] = field(default_factory=list)
+    _paying: set[bytes] = field(default_factory=set, init=False, repr=False)  # sales being paid out now
 
     def __post_init__(self) -> None:
         if self.ledger.public_key != self.terms.operator:
@@ -291,7 +292,16 @@ class DataUnion:
         if len(roster) > MAX_THRESHOLD:  # its RoundMessage could not be sent (a struct.error)
             raise UnionError(f"{len(roster):,} members: a round's roster carries at most {MAX_THRESHOLD:,}")
         end_ = starts[-1] + starts.freq
-        return Round(_round_id(self.terms, starts[0], end_, roster), roster, 2 * len(starts))
+        round_ = Round(_round_id(self.terms, starts[0], end_, roster), roster, 2 * len(starts))
+        self._check_not_released(round_)
+        return round_
+
+    def _check_not_released(self, round_: Round) -> None:
+        # The same period and roster is the same data: a second release drew new noise, and a buyer
+        # of both averaged it away (epsilon spent twice). Without noise it is the same release again.
+        if laplace_scale(self.terms) and any(r.round.round_id == round_.round_id for r in self.rounds):
+            raise UnionError("this round (period and roster) was released already, with noise: its aggregate is "
+                             "in rounds; a second draw would let buyers average the noise away")
 
     def aggregate(self, round_: Round, start: Any, end: Any, contributions: list[Contribution],
                   *, rng: np.random.Generator | None = None) -> UnionAggregate:
@@ -305,6 +315,7 @@ class DataUnion:
         # the counts are what the masked counts add up to.
         if any(type(c.readings) is not int or not 0 <= c.readings <= n for c in contributions):
             raise SecureAggregationError(f"a member's readings count is an integer from 0 to the round's {n} intervals")
+        self._check_not_released(round_)
         total = unmask_sum(round_, [c.masked for c in contributions])
         claimed, measured = sum(c.readings for c in contributions), int(total[n:].sum())
         if self.terms.split == "readings" and claimed != measured:
@@ -346,6 +357,8 @@ class DataUnion:
 
     def shares(self, amount: int, round_: UnionAggregate) -> dict[bytes, int]:
         """Each member's share of ``amount`` by the terms' rule (it adds up to ``amount``)."""
+        if not any(r is round_ for r in self.rounds):  # another union's round paid its roster (or a KeyError)
+            raise UnionError("a share is of one of this union's rounds (in rounds)")
         roster = round_.round.roster
         weights = {m: 1 for m in roster} if self.terms.split == "equal" else {m: round_.readings[m] for m in roster}
         return split_revenue(amount, weights)
@@ -374,11 +387,23 @@ class DataUnion:
 
     async def pay_out(self, propose: Any, sale: Any, round_: UnionAggregate) -> list[tuple[Any, Any]]:
         """Propose every member's share of one sale (``propose`` as TrustChainCommunity.propose)."""
+        # A payment we made (a purchase), or any other block, was split as if it were revenue.
+        if (getattr(sale, "type", None) != PAYMENT or sale.is_proposal
+                or sale.public_key != self.ledger.public_key or self.ledger.store.get_by_hash(sale.hash) is None):
+            raise UnionError("a sale is one of our payment agreements on our chain (see sales())")
         amount = parse_payment(sale.transaction).amount
-        done = self.paid_out(sale.hash)
-        pairs = []
-        for member, share in sorted(self.shares(amount, round_).items()):
-            if share == 0 or member in done:
-                continue
-            pairs.append(await propose(member, SHARE, share_transaction(self.terms.terms_hash, sale.hash, share)))
+        shares = self.shares(amount, round_)
+        # Two at once each saw no share countersigned yet and paid every member twice.
+        if sale.hash in self._paying:
+            raise UnionError("this sale is being paid out already: await that pay_out")
+        self._paying.add(sale.hash)
+        try:
+            done = self.paid_out(sale.hash)
+            pairs = []
+            for member, share in sorted(shares.items()):
+                if share == 0 or member in done:
+                    continue
+                pairs.append(await propose(member, SHARE, share_transaction(self.terms.terms_hash, sale.hash, share)))
+        finally:
+            self._paying.discard(sale.hash)
         return pairs
