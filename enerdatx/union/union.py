@@ -189,6 +189,11 @@ class UnionMember:
     """A household in a union: records joining and leaving, and masks its own readings."""
 
     def __init__(self, ledger: Any, terms: UnionTerms, readings: pd.DataFrame) -> None:
+        # None for either made a member that failed at its first join or round (an AttributeError).
+        if not isinstance(terms, UnionTerms):
+            raise UnionError(f"a member joins signed UnionTerms, not {type(terms).__name__}")
+        if not isinstance(readings, pd.DataFrame):
+            raise UnionError(f"a member pools a DataFrame of meter readings, not {type(readings).__name__}")
         self.ledger = ledger
         self.terms = terms
         self.readings = readings
@@ -214,6 +219,7 @@ class UnionMember:
 
     def check_round(self, round_: Round, start: Any, end: Any) -> pd.DatetimeIndex:
         """The round's intervals, if we are a member and its id is that of these terms, period and roster."""
+        _check_round(round_)
         if not self.is_member:
             raise UnionError("we have left this union: our readings do not enter its aggregates")
         starts = _intervals(self.terms, start, end)
@@ -245,6 +251,11 @@ class UnionMember:
             raise TransactionRejectedError("not_a_member")
 
 
+def _check_round(round_: object) -> None:
+    if not isinstance(round_, Round):  # None: an AttributeError on .round_id
+        raise SecureAggregationError(f"a round is a Round, not {type(round_).__name__}")
+
+
 def _membership(chain: list[Any], terms_hash: bytes) -> bool:
     state = False
     for block in chain:
@@ -265,13 +276,17 @@ class DataUnion:
     _paying: set[bytes] = field(default_factory=set, init=False, repr=False)  # sales being paid out now
 
     def __post_init__(self) -> None:
-        if self.ledger.public_key != self.terms.operator:
+        if not isinstance(self.terms, UnionTerms):
+            raise UnionError(f"a union runs under signed UnionTerms, not {type(self.terms).__name__}")
+        if getattr(self.ledger, "public_key", None) != self.terms.operator:
             raise UnionError("the union is run by the operator that signed its terms")
         UnionTerms.decode(self.terms.encode())  # refuses unsigned or tampered terms
 
     def receive(self, block: Any) -> bool:
         """Take a member's join or leave record (validated into our ledger); True if membership changed."""
-        if block.type not in (JOIN, LEAVE) or block.transaction.get("terms") != self.terms.terms_hash:
+        transaction = getattr(block, "transaction", None)  # None or a str: an AttributeError
+        if (getattr(block, "type", None) not in (JOIN, LEAVE) or not isinstance(transaction, dict)
+                or transaction.get("terms") != self.terms.terms_hash):
             raise UnionError("not a join or leave record for this union")
         if self.ledger.store.get_by_hash(block.hash) is None:
             result = self.ledger.receive(block)
@@ -306,8 +321,13 @@ class DataUnion:
     def aggregate(self, round_: Round, start: Any, end: Any, contributions: list[Contribution],
                   *, rng: np.random.Generator | None = None) -> UnionAggregate:
         """Unmask the round's total and cut the aggregate data set that is sold."""
+        _check_round(round_)
         starts = _intervals(self.terms, start, end)
         n = len(starts)
+        # Another period than the round's: a ValueError from numpy (shapes that do not broadcast).
+        if round_.round_id != _round_id(self.terms, starts[0], starts[-1] + starts.freq, round_.roster) \
+                or round_.length != 2 * n:
+            raise SecureAggregationError("the round does not match these terms, this period and its roster")
         if not isinstance(contributions, list | tuple) or not all(isinstance(c, Contribution) for c in contributions):
             raise SecureAggregationError("a round's contributions are a list of Contribution")
         # The readings count comes in the clear beside the masked vector: a member that said 2^32 - 1

@@ -258,3 +258,28 @@ def test_a_pay_out_is_of_one_of_our_sales_and_runs_once_at_a_time(tmp_path):
         assert sum(p.transaction["amount"] for p, _ in pairs) == 30
         for home in homes:
             assert len([b for b in home.store.chain(home.public_key) if b.type == SHARE]) == 1
+
+
+def test_the_python_api_refuses_wrong_types_with_union_errors():
+    union, members = _union(3, threshold=2)
+    # Before: AttributeErrors, and a ValueError from numpy for a round aggregated over another period.
+    for bad in (None, "edx.union.join", b""):
+        with pytest.raises(UnionError, match="not a join or leave record"):
+            union.receive(bad)
+    with pytest.raises(UnionError, match="signed UnionTerms"):
+        UnionMember(_ledger(50), None, _readings(1))
+    with pytest.raises(UnionError, match="DataFrame of meter readings"):
+        UnionMember(_ledger(51), union.terms, None)
+    with pytest.raises(UnionError, match="signed UnionTerms"):
+        DataUnion(union.terms.terms_hash, union.ledger)
+    with pytest.raises(UnionError, match="run by the operator"):
+        DataUnion(union.terms, None)
+    round_ = union.open_round(START, END)
+    contributions = [m.contribute(round_, START, END) for m in members]
+    with pytest.raises(SecureAggregationError, match="a round is a Round"):
+        members[0].contribute(None, START, END)
+    with pytest.raises(SecureAggregationError, match="a round is a Round"):
+        union.aggregate(round_.round_id, START, END, contributions)
+    with pytest.raises(SecureAggregationError, match="does not match these terms, this period"):
+        union.aggregate(round_, START, "2026-03-04", contributions)
+    assert not union.rounds
