@@ -222,6 +222,11 @@ class UnionService:
 
     async def wait_for(self, predicate: Any, timeout: float = 10.0) -> None:
         """Wait until ``predicate(service)`` holds, re-checked whenever a membership record arrives."""
+        self.check_open()
+        # A NaN timeout never timed out, a negative one gave up at once; 5 for the predicate a TypeError.
+        if not callable(predicate):
+            raise UnionError(f"wait_for's predicate is a function of the service, not {predicate!r}")
+        _check_seconds("timeout", timeout, UnionError, zero=True)
         await self._conditions.wait_for(lambda: predicate(self), timeout)
 
     async def run_round(self, terms_hash: bytes, start: Any, end: Any) -> UnionAggregate:

@@ -260,3 +260,21 @@ async def test_a_replayed_round_announcement_is_not_masked_again_nor_answered_wi
         refilled = budget.rate * (time.monotonic() - started)
         assert sent <= budget.burst + refilled + 2 * (8 * round_.length + 1000)
         assert member.community.drops["contribution_budget"] > 0
+
+
+async def test_wait_for_refuses_a_bad_timeout_or_predicate_and_a_closed_service(tmp_path):
+    from enerdatx.errors import StorageError
+
+    async with Lab(tmp_path, "memory", market=True, services=_services, progress=False) as lab:
+        [operator] = await lab.start(1)
+        service = operator.services[1]
+        # Before: a NaN timeout never timed out, a predicate of 5 was a TypeError.
+        for timeout in (float("nan"), -1, True, "5"):
+            with pytest.raises(UnionError, match="timeout is a finite number of seconds"):
+                await service.wait_for(lambda _service: False, timeout)
+        with pytest.raises(UnionError, match="predicate is a function"):
+            await service.wait_for(5, 1.0)
+        await service.wait_for(lambda _service: True, 0)
+        await operator.stop()
+        with pytest.raises(StorageError, match="it is closed"):
+            await service.wait_for(lambda _service: True, 1.0)
