@@ -253,7 +253,9 @@ class LabUnionPanel(Panel):
             terms = UnionTerms.create(operator.identity, f"workbench-{peer_name(operator)}",
                                       threshold=self.threshold.value, aggregate=self.aggregate_kind.value,
                                       split=self.split.value, epsilon=self.epsilon.value.strip() or None)
-            union = _union_service(operator).found(terms)
+            # The same terms again (Found clicked twice): the union and its members as they are.
+            operating = _union_service(operator)
+            union = operating.operated.get(terms.terms_hash) or operating.found(terms)
             types = sorted(HOUSEHOLD_TYPES)
             with self.working("Joining", len(chosen) + 1) as advance:
                 for peer in chosen:
@@ -261,7 +263,11 @@ class LabUnionPanel(Panel):
                     service = _union_service(peer)
                     service.readings = synthetic_household(seed=index, start=START, days=7,
                                                            household_type=types[index % len(types)])
-                    service.join(terms)
+                    member = service.memberships.get(terms.terms_hash)
+                    if member is not None and member.is_member:
+                        service.announce(terms.terms_hash)
+                    else:
+                        service.join(terms)
                     advance()
                 await _union_service(operator).wait_for(lambda _: len(union.members) == len(chosen))
                 advance()

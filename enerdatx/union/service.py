@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
@@ -21,15 +22,18 @@ from ipv8.messaging.payload_dataclass import DataClassPayload, type_from_format
 
 from enerdatx.conditions import Conditions, wait_within
 from enerdatx.errors import (
+    ConfigurationError,
     EncodingError,
     EnerDatXError,
     PeerUnreachableError,
+    StorageError,
     TransactionRejectedError,
     UnionError,
 )
 from enerdatx.market.formats import SHARE, parse_share
+from enerdatx.market.service import _check_seconds
 from enerdatx.meter.resample import utc_timestamp
-from enerdatx.overlay import Overlay, OverlaySettings
+from enerdatx.overlay import AnswerBudget, Overlay, OverlaySettings
 from enerdatx.trustchain import HalfBlock
 from enerdatx.trustchain.keys import trustchain_key
 from enerdatx.union.secagg import MaskedContribution, Round
@@ -49,6 +53,7 @@ if TYPE_CHECKING:
 else:
     uint32 = type_from_format("I")
 MAX_VALUES = 7_000  # 56 KB of masked values: one UDP packet with room for IPv8's header and signature
+MAX_ANSWERED = 16  # the rounds a member remembers its contribution to (see receive_round)
 
 
 @dataclass
@@ -89,6 +94,14 @@ class UnionSettings(OverlaySettings):
 
     service: UnionService | None = None
 
+    contribution_answer_rate: float = 65_536.0
+    contribution_answer_burst: int = 262_144
+    """Bytes of contributions a member sends one operator, per second and at once. A round
+    announcement is signed but not fresh: replayed by anyone who saw it, each copy made the member
+    mask its readings again (half a second for a roster of 2,000) and send the operator 56 KB,
+    up to a thousand times a second. Beyond it an announcement is dropped ("contribution_budget")
+    before anything is masked; an operator asks again after its round timed out."""
+
 
 class UnionCommunity(Overlay):
     """Moves membership records, round announcements and masked contributions."""
@@ -101,6 +114,7 @@ class UnionCommunity(Overlay):
             raise TypeError("UnionCommunity needs settings.service")
         super().__init__(settings)
         self.service: UnionService = settings.service
+        self.contribution_answers = AnswerBudget(settings.contribution_answer_rate, settings.contribution_answer_burst)
         self.add_message_handler(MembershipMessage, self.on_membership)
         self.add_message_handler(RoundMessage, self.on_round)
         self.add_message_handler(ContributionMessage, self.on_contribution)
@@ -110,7 +124,7 @@ class UnionCommunity(Overlay):
         peer = self.service.peer.community.peer_for(public_key)
         if peer is None:
             raise PeerUnreachableError(f"no address known for peer {public_key.hex()[:16]}")
-        self.ez_send(peer, payload)
+        self.send_packet(peer, payload)  # ez_send's, counting the bytes
 
     @lazy_wrapper(MembershipMessage)
     def on_membership(self, peer: IPv8Peer, payload: MembershipMessage) -> None:
@@ -138,12 +152,19 @@ class UnionService:
     """A peer's unions: those it operates and those it is a member of."""
 
     def __init__(self, readings: pd.DataFrame | None = None, *, timeout: float = 10.0) -> None:
+        # Refused when made: a NaN timeout never gave a round up, a str of readings failed at the first round.
+        if readings is not None and not isinstance(readings, pd.DataFrame):
+            raise ConfigurationError(f"readings are a DataFrame of meter readings or None, not {type(readings).__name__}")
+        _check_seconds("timeout", timeout, ConfigurationError)
         self.readings = readings
         self.timeout = timeout
         self.operated: dict[bytes, DataUnion] = {}
         self.memberships: dict[bytes, UnionMember] = {}
         self._rounds: dict[bytes, tuple[Round, dict[bytes, Contribution], asyncio.Future[None]]] = {}
+        # The last rounds we contributed to: an announcement again (or a replay) is answered alike, not masked again.
+        self._answered: OrderedDict[tuple[bytes, bytes], ContributionMessage] = OrderedDict()
         self._conditions = Conditions()
+        self._closed = False
         self.peer: Peer
         self.community: UnionCommunity
 
@@ -156,15 +177,34 @@ class UnionService:
         peer.ledger.register_policy(SHARE, self._share_policy)
 
     async def close(self) -> None:
-        """Stop the community."""
+        """Stop the community; a round still waiting for contributions ends with StorageError."""
+        self._closed = True
+        for _round, _contributions, future in list(self._rounds.values()):
+            if not future.done():
+                future.set_exception(self._closed_error())
         if self.community in self.peer.ipv8.overlays:
             self.peer.ipv8.overlays.remove(self.community)
             await self.community.unload()
+
+    def check_open(self) -> None:
+        """StorageError once closed (its peer stopped), as the market says, before anything is
+        recorded or sent: found() operated a union on a stopped peer, run_round() said "0 members",
+        join() kept a membership whose record the closed store then refused."""
+        if self._closed:
+            raise self._closed_error()
+
+    def _closed_error(self) -> StorageError:
+        return StorageError("cannot use the union service: it is closed (was its peer stopped?)",
+                            path=self.peer.directory)
 
     # --- the operator ------------------------------------------------------------------
 
     def found(self, terms: UnionTerms, *, location: str = "unknown") -> DataUnion:
         """Operate a union under ``terms`` (signed by this peer)."""
+        self.check_open()
+        _check_terms(terms)
+        if terms.terms_hash in self.operated:  # a new DataUnion forgot every member and round
+            raise UnionError(f"this peer operates union {terms.name!r} already: see operated[terms_hash]")
         union = DataUnion(terms, self.peer.ledger, location=location)
         self.operated[terms.terms_hash] = union
         return union
@@ -182,14 +222,22 @@ class UnionService:
 
     async def wait_for(self, predicate: Any, timeout: float = 10.0) -> None:
         """Wait until ``predicate(service)`` holds, re-checked whenever a membership record arrives."""
+        self.check_open()
+        # A NaN timeout never timed out, a negative one gave up at once; 5 for the predicate a TypeError.
+        if not callable(predicate):
+            raise UnionError(f"wait_for's predicate is a function of the service, not {predicate!r}")
+        _check_seconds("timeout", timeout, UnionError, zero=True)
         await self._conditions.wait_for(lambda: predicate(self), timeout)
 
     async def run_round(self, terms_hash: bytes, start: Any, end: Any) -> UnionAggregate:
         """Open a round over today's members, collect every masked contribution, aggregate."""
-        union = self.operated[terms_hash]
+        self.check_open()
+        union = _lookup(self.operated, terms_hash, "operates")
         round_ = union.open_round(start, end)
         if round_.length > MAX_VALUES:
             raise UnionError(f"a round carries at most {MAX_VALUES // 2} intervals in this version")
+        if round_.round_id in self._rounds:  # the same period and roster: one collection, not two
+            raise UnionError("this round (the same period and roster) is running already: await it")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         contributions: dict[bytes, Contribution] = {}
         self._rounds[round_.round_id] = (round_, contributions, future)
@@ -213,7 +261,8 @@ class UnionService:
         if open_round is None or sender is None:
             return
         round_, contributions, future = open_round
-        if sender not in round_.roster or len(payload.masked) != 8 * round_.length:
+        # A count beyond the round's intervals is no member's: dropped, as a vector of the wrong length.
+        if sender not in round_.roster or len(payload.masked) != 8 * round_.length or payload.readings > round_.length // 2:
             return
         masked = np.frombuffer(payload.masked, dtype="<u8").astype(np.uint64)
         contributions[sender] = Contribution(MaskedContribution(round_.round_id, sender, masked), payload.readings)
@@ -224,8 +273,14 @@ class UnionService:
 
     def join(self, terms: UnionTerms) -> HalfBlock:
         """Join a union with our readings: record it on our chain and tell the operator."""
+        self.check_open()
+        _check_terms(terms)
         if self.readings is None:
             raise UnionError("this peer has no readings to pool")
+        UnionTerms.decode(terms.encode())  # unsigned or tampered terms: no union's operator admits them
+        known = self.memberships.get(terms.terms_hash)
+        if known is not None and known.is_member:  # a second join record on our chain, for nothing
+            raise UnionError(f"this peer is a member of union {terms.name!r} already: announce() sends its record again")
         member = UnionMember(self.peer.ledger, terms, self.readings)
         self.peer.ledger.register_policy(SHARE, self._share_policy)  # one policy for all our unions
         self.memberships[terms.terms_hash] = member
@@ -235,7 +290,11 @@ class UnionService:
 
     def leave(self, terms_hash: bytes) -> HalfBlock:
         """Leave a union: record it and tell the operator; we contribute to no later round."""
-        block = self.memberships[terms_hash].leave()
+        self.check_open()
+        member = _lookup(self.memberships, terms_hash, "is a member of")
+        if not member.is_member:  # a second leave record, for nothing
+            raise UnionError(f"this peer has left union {member.terms.name!r} already")
+        block = member.leave()
         self.announce(terms_hash)
         return block
 
@@ -244,7 +303,8 @@ class UnionService:
 
         The record is on our chain either way, so announcing again later is always safe.
         """
-        member = self.memberships[terms_hash]
+        self.check_open()
+        member = _lookup(self.memberships, terms_hash, "is a member of")
         records = [b for b in self.peer.ledger.store.chain(self.peer.public_key)
                    if b.type in (JOIN, LEAVE) and b.transaction.get("terms") == terms_hash]
         try:
@@ -268,15 +328,32 @@ class UnionService:
             if len(roster) < member.terms.threshold:
                 raise UnionError("a roster below the union's threshold")
             round_ = Round(payload.round_id, roster, 2 * intervals)
+            member.check_round(round_, lo, hi)
+            if not self.community.contribution_answers.allows(sender):  # before anything is masked
+                self.community.count_drop("contribution_budget")
+                return
+            answered = self._answered.get((payload.terms, payload.round_id))
+            if answered is not None:  # the same round again (or a replay): the same answer
+                self._send_contribution(sender, answered)
+                return
             contribution = member.contribute(round_, lo, hi)
         except (EnerDatXError, ValueError, TypeError, OverflowError) as exc:  # pandas' date errors vary
             logger.info("refused to contribute to round %s: %s", payload.round_id.hex()[:16], exc)
             return
+        message = ContributionMessage(payload.round_id, contribution.readings,
+                                      contribution.masked.masked.astype("<u8").tobytes())
+        self._answered[(payload.terms, payload.round_id)] = message
+        while len(self._answered) > MAX_ANSWERED:
+            self._answered.popitem(last=False)
+        self._send_contribution(sender, message)
+
+    def _send_contribution(self, operator: bytes, message: ContributionMessage) -> None:
+        sent = self.community.bytes_sent
         try:
-            self.community.send_to(sender, ContributionMessage(payload.round_id, contribution.readings,
-                                                               contribution.masked.masked.astype("<u8").tobytes()))
+            self.community.send_to(operator, message)
         except PeerUnreachableError:
-            logger.info("the operator of round %s is unreachable", payload.round_id.hex()[:16])
+            logger.info("the operator of round %s is unreachable", message.round_id.hex()[:16])
+        self.community.contribution_answers.spend(operator, self.community.bytes_sent - sent)
 
     def _share_policy(self, ledger: Any, proposal: Any) -> None:
         try:
@@ -287,3 +364,17 @@ class UnionService:
         if member is None:
             raise TransactionRejectedError("unknown_union")
         return member.share_policy(ledger, proposal)
+
+
+def _check_terms(terms: object) -> None:
+    if not isinstance(terms, UnionTerms):  # None or the terms' hash: an AttributeError
+        raise UnionError(f"a union is named by its signed UnionTerms, not {type(terms).__name__}")
+
+
+def _lookup(unions: dict[bytes, Any], terms_hash: object, what: str) -> Any:
+    """The union named by ``terms_hash``; UnionError, not a KeyError (or TypeError for a list)."""
+    union = unions.get(terms_hash) if isinstance(terms_hash, bytes) else None
+    if union is None:
+        shown = terms_hash.hex()[:16] if isinstance(terms_hash, bytes) else repr(terms_hash)[:40]
+        raise UnionError(f"this peer {what} no union with terms hash {shown}")
+    return union

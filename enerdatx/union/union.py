@@ -189,6 +189,11 @@ class UnionMember:
     """A household in a union: records joining and leaving, and masks its own readings."""
 
     def __init__(self, ledger: Any, terms: UnionTerms, readings: pd.DataFrame) -> None:
+        # None for either made a member that failed at its first join or round (an AttributeError).
+        if not isinstance(terms, UnionTerms):
+            raise UnionError(f"a member joins signed UnionTerms, not {type(terms).__name__}")
+        if not isinstance(readings, pd.DataFrame):
+            raise UnionError(f"a member pools a DataFrame of meter readings, not {type(readings).__name__}")
         self.ledger = ledger
         self.terms = terms
         self.readings = readings
@@ -212,13 +217,19 @@ class UnionMember:
         """True while our latest join/leave record for these terms is a join."""
         return _membership(self.ledger.store.chain(self.public_key), self.terms.terms_hash)
 
-    def contribute(self, round_: Round, start: Any, end: Any) -> Contribution:
-        """Our masked readings for ``round_``: per interval the clipped Wh and 1 where we have a reading."""
+    def check_round(self, round_: Round, start: Any, end: Any) -> pd.DatetimeIndex:
+        """The round's intervals, if we are a member and its id is that of these terms, period and roster."""
+        _check_round(round_)
         if not self.is_member:
             raise UnionError("we have left this union: our readings do not enter its aggregates")
         starts = _intervals(self.terms, start, end)
         if round_.round_id != _round_id(self.terms, starts[0], starts[-1] + starts.freq, round_.roster):
             raise SecureAggregationError("the round does not match these terms, this period and its roster")
+        return starts
+
+    def contribute(self, round_: Round, start: Any, end: Any) -> Contribution:
+        """Our masked readings for ``round_``: per interval the clipped Wh and 1 where we have a reading."""
+        starts = self.check_round(round_, start, end)
         step = pd.Timedelta(seconds=self.terms.resolution_seconds)
         amounts = interval_consumption(self.readings, step, start=starts[0], end=starts[-1] + step)
         wh = (amounts["import_kwh"].to_numpy() * 1000).round()
@@ -240,6 +251,11 @@ class UnionMember:
             raise TransactionRejectedError("not_a_member")
 
 
+def _check_round(round_: object) -> None:
+    if not isinstance(round_, Round):  # None: an AttributeError on .round_id
+        raise SecureAggregationError(f"a round is a Round, not {type(round_).__name__}")
+
+
 def _membership(chain: list[Any], terms_hash: bytes) -> bool:
     state = False
     for block in chain:
@@ -257,15 +273,20 @@ class DataUnion:
     location: str = "unknown"
     members: set[bytes] = field(default_factory=set)
     rounds: list[UnionAggregate] = field(default_factory=list)
+    _paying: set[bytes] = field(default_factory=set, init=False, repr=False)  # sales being paid out now
 
     def __post_init__(self) -> None:
-        if self.ledger.public_key != self.terms.operator:
+        if not isinstance(self.terms, UnionTerms):
+            raise UnionError(f"a union runs under signed UnionTerms, not {type(self.terms).__name__}")
+        if getattr(self.ledger, "public_key", None) != self.terms.operator:
             raise UnionError("the union is run by the operator that signed its terms")
         UnionTerms.decode(self.terms.encode())  # refuses unsigned or tampered terms
 
     def receive(self, block: Any) -> bool:
         """Take a member's join or leave record (validated into our ledger); True if membership changed."""
-        if block.type not in (JOIN, LEAVE) or block.transaction.get("terms") != self.terms.terms_hash:
+        transaction = getattr(block, "transaction", None)  # None or a str: an AttributeError
+        if (getattr(block, "type", None) not in (JOIN, LEAVE) or not isinstance(transaction, dict)
+                or transaction.get("terms") != self.terms.terms_hash):
             raise UnionError("not a join or leave record for this union")
         if self.ledger.store.get_by_hash(block.hash) is None:
             result = self.ledger.receive(block)
@@ -283,15 +304,43 @@ class DataUnion:
         roster = tuple(sorted(self.members))
         if len(roster) < self.terms.threshold:
             raise UnionError(f"{len(roster)} members, the union's terms need at least {self.terms.threshold}")
+        if len(roster) > MAX_THRESHOLD:  # its RoundMessage could not be sent (a struct.error)
+            raise UnionError(f"{len(roster):,} members: a round's roster carries at most {MAX_THRESHOLD:,}")
         end_ = starts[-1] + starts.freq
-        return Round(_round_id(self.terms, starts[0], end_, roster), roster, 2 * len(starts))
+        round_ = Round(_round_id(self.terms, starts[0], end_, roster), roster, 2 * len(starts))
+        self._check_not_released(round_)
+        return round_
+
+    def _check_not_released(self, round_: Round) -> None:
+        # The same period and roster is the same data: a second release drew new noise, and a buyer
+        # of both averaged it away (epsilon spent twice). Without noise it is the same release again.
+        if laplace_scale(self.terms) and any(r.round.round_id == round_.round_id for r in self.rounds):
+            raise UnionError("this round (period and roster) was released already, with noise: its aggregate is "
+                             "in rounds; a second draw would let buyers average the noise away")
 
     def aggregate(self, round_: Round, start: Any, end: Any, contributions: list[Contribution],
                   *, rng: np.random.Generator | None = None) -> UnionAggregate:
         """Unmask the round's total and cut the aggregate data set that is sold."""
+        _check_round(round_)
         starts = _intervals(self.terms, start, end)
-        total = unmask_sum(round_, [c.masked for c in contributions])
         n = len(starts)
+        # Another period than the round's: a ValueError from numpy (shapes that do not broadcast).
+        if round_.round_id != _round_id(self.terms, starts[0], starts[-1] + starts.freq, round_.roster) \
+                or round_.length != 2 * n:
+            raise SecureAggregationError("the round does not match these terms, this period and its roster")
+        if not isinstance(contributions, list | tuple) or not all(isinstance(c, Contribution) for c in contributions):
+            raise SecureAggregationError("a round's contributions are a list of Contribution")
+        # The readings count comes in the clear beside the masked vector: a member that said 2^32 - 1
+        # took all of a "readings" split. A count is whole intervals of this period, and together
+        # the counts are what the masked counts add up to.
+        if any(type(c.readings) is not int or not 0 <= c.readings <= n for c in contributions):
+            raise SecureAggregationError(f"a member's readings count is an integer from 0 to the round's {n} intervals")
+        self._check_not_released(round_)
+        total = unmask_sum(round_, [c.masked for c in contributions])
+        claimed, measured = sum(c.readings for c in contributions), int(total[n:].sum())
+        if self.terms.split == "readings" and claimed != measured:
+            raise SecureAggregationError(f"the members' readings counts add up to {claimed}, their masked counts to "
+                                         f"{measured}: a member misstated its count; open a new round without it")
         wh, counts = total[:n].astype(np.float64), total[n:]
         scale = laplace_scale(self.terms)
         if scale:
@@ -328,6 +377,8 @@ class DataUnion:
 
     def shares(self, amount: int, round_: UnionAggregate) -> dict[bytes, int]:
         """Each member's share of ``amount`` by the terms' rule (it adds up to ``amount``)."""
+        if not any(r is round_ for r in self.rounds):  # another union's round paid its roster (or a KeyError)
+            raise UnionError("a share is of one of this union's rounds (in rounds)")
         roster = round_.round.roster
         weights = {m: 1 for m in roster} if self.terms.split == "equal" else {m: round_.readings[m] for m in roster}
         return split_revenue(amount, weights)
@@ -356,11 +407,23 @@ class DataUnion:
 
     async def pay_out(self, propose: Any, sale: Any, round_: UnionAggregate) -> list[tuple[Any, Any]]:
         """Propose every member's share of one sale (``propose`` as TrustChainCommunity.propose)."""
+        # A payment we made (a purchase), or any other block, was split as if it were revenue.
+        if (getattr(sale, "type", None) != PAYMENT or sale.is_proposal
+                or sale.public_key != self.ledger.public_key or self.ledger.store.get_by_hash(sale.hash) is None):
+            raise UnionError("a sale is one of our payment agreements on our chain (see sales())")
         amount = parse_payment(sale.transaction).amount
-        done = self.paid_out(sale.hash)
-        pairs = []
-        for member, share in sorted(self.shares(amount, round_).items()):
-            if share == 0 or member in done:
-                continue
-            pairs.append(await propose(member, SHARE, share_transaction(self.terms.terms_hash, sale.hash, share)))
+        shares = self.shares(amount, round_)
+        # Two at once each saw no share countersigned yet and paid every member twice.
+        if sale.hash in self._paying:
+            raise UnionError("this sale is being paid out already: await that pay_out")
+        self._paying.add(sale.hash)
+        try:
+            done = self.paid_out(sale.hash)
+            pairs = []
+            for member, share in sorted(shares.items()):
+                if share == 0 or member in done:
+                    continue
+                pairs.append(await propose(member, SHARE, share_transaction(self.terms.terms_hash, sale.hash, share)))
+        finally:
+            self._paying.discard(sale.hash)
         return pairs

@@ -178,3 +178,108 @@ def test_a_member_refuses_shares_of_other_unions():
         members[0].ledger.countersign(proposal)
     with pytest.raises(EncodingError):
         share_transaction(other.terms_hash, bytes(32), 0)
+
+
+def test_a_member_misstating_its_readings_count_takes_no_bigger_share():
+    union, members = _union(5, split="readings")
+    round_ = union.open_round(START, END)
+    honest = [m.contribute(round_, START, END) for m in members]
+    # Before: a count of 2^32 - 1 beside a masked vector took the whole "readings" split.
+    for lie in (2**32 - 1, 97, -1, True, 3.0):
+        forged = [dataclasses.replace(honest[0], readings=lie), *honest[1:]]
+        with pytest.raises(SecureAggregationError, match="readings count"):
+            union.aggregate(round_, START, END, forged)
+    misstated = [dataclasses.replace(honest[0], readings=honest[0].readings - 1), *honest[1:]]
+    with pytest.raises(SecureAggregationError, match="misstated its count"):
+        union.aggregate(round_, START, END, misstated)
+    for bad in ([c.masked for c in honest], None, "contributions"):
+        with pytest.raises(SecureAggregationError, match="list of Contribution"):
+            union.aggregate(round_, START, END, bad)
+    assert not union.rounds
+    assert sum(union.aggregate(round_, START, END, honest).readings.values()) > 0
+
+
+def test_a_roster_too_big_for_its_round_message_is_refused():
+    from enerdatx.union.union import MAX_THRESHOLD
+
+    union, _members = _union(2)
+    union.members.update(bytes([i % 256, i // 256]) * 16 for i in range(MAX_THRESHOLD + 1))
+    with pytest.raises(UnionError, match="carries at most 2,047"):
+        union.open_round(START, END)
+
+
+def test_a_noised_round_is_released_once():
+    union, members = _union(5, epsilon="1.0")
+    round_ = union.open_round(START, END)
+    contributions = [m.contribute(round_, START, END) for m in members]
+    first = union.aggregate(round_, START, END, contributions, rng=np.random.default_rng(1))
+    # Before: the same round again drew new noise; a buyer of both releases averaged it away.
+    with pytest.raises(UnionError, match="released already"):
+        union.open_round(START, END)
+    with pytest.raises(UnionError, match="released already"):
+        union.aggregate(round_, START, END, contributions, rng=np.random.default_rng(2))
+    assert union.rounds == [first]
+    plain, plain_members = _union(5)  # without noise the same release again is harmless
+    assert np.array_equal(_run(plain, plain_members).released_wh, _run(plain, plain_members).released_wh)
+
+
+def test_a_pay_out_is_of_one_of_our_sales_and_runs_once_at_a_time(tmp_path):
+    import asyncio
+
+    async def scenario(lab):
+        operator, buyer, *homes = await lab.start(4)
+        terms = UnionTerms.create(operator.identity, "paid once", threshold=2)
+        union = DataUnion(terms, operator.ledger, location="26")
+        members = [UnionMember(home.ledger, terms, _readings(i)) for i, home in enumerate(homes)]
+        for member in members:
+            union.receive(member.join())
+        result = _run(union, members)
+        other, other_members = _union(2, threshold=2)
+        with pytest.raises(UnionError, match="one of this union's rounds"):
+            union.shares(10, _run(other, other_members))  # another union's roster
+        listing = operator.market.sell(result.dataset, 30)
+        await buyer.market.book.wait_for_listing(listing.listing_id)
+        await buyer.market.buy(listing.listing_id)
+        [sale] = union.sales(listing.block_hash)
+        propose = operator.community.propose
+        # Before: a block that is no sale of ours (a join record, the buyer's payment) was split as revenue.
+        bought = next(b for b in buyer.store.chain(buyer.public_key) if b.type == "edx.payment")
+        for bad in (None, members[0].ledger.store.chain(homes[0].public_key)[0], bought):
+            with pytest.raises(UnionError, match="one of our payment agreements"):
+                await union.pay_out(propose, bad, result)
+        # Before: two at once each saw nothing countersigned and paid every member twice.
+        first, second = await asyncio.gather(union.pay_out(propose, sale, result), union.pay_out(propose, sale, result),
+                                             return_exceptions=True)
+        assert isinstance(second, UnionError) and "being paid out already" in str(second)
+        return homes, first
+
+    with Lab(tmp_path, "memory", market=True, progress=False) as lab:
+        homes, pairs = lab.run_sync(scenario(lab))
+        assert sum(p.transaction["amount"] for p, _ in pairs) == 30
+        for home in homes:
+            assert len([b for b in home.store.chain(home.public_key) if b.type == SHARE]) == 1
+
+
+def test_the_python_api_refuses_wrong_types_with_union_errors():
+    union, members = _union(3, threshold=2)
+    # Before: AttributeErrors, and a ValueError from numpy for a round aggregated over another period.
+    for bad in (None, "edx.union.join", b""):
+        with pytest.raises(UnionError, match="not a join or leave record"):
+            union.receive(bad)
+    with pytest.raises(UnionError, match="signed UnionTerms"):
+        UnionMember(_ledger(50), None, _readings(1))
+    with pytest.raises(UnionError, match="DataFrame of meter readings"):
+        UnionMember(_ledger(51), union.terms, None)
+    with pytest.raises(UnionError, match="signed UnionTerms"):
+        DataUnion(union.terms.terms_hash, union.ledger)
+    with pytest.raises(UnionError, match="run by the operator"):
+        DataUnion(union.terms, None)
+    round_ = union.open_round(START, END)
+    contributions = [m.contribute(round_, START, END) for m in members]
+    with pytest.raises(SecureAggregationError, match="a round is a Round"):
+        members[0].contribute(None, START, END)
+    with pytest.raises(SecureAggregationError, match="a round is a Round"):
+        union.aggregate(round_.round_id, START, END, contributions)
+    with pytest.raises(SecureAggregationError, match="does not match these terms, this period"):
+        union.aggregate(round_, START, "2026-03-04", contributions)
+    assert not union.rounds

@@ -171,6 +171,10 @@ async def test_a_union_of_peers_sells_splits_and_a_leaver_is_gone(tmp_path):
         assert panel.error == "", panel.error
         assert len(union.members) == 3 and panel.leaver.options == ("peer-001", "peer-002", "peer-003")
         assert panel.buyer.options == ("peer-004",)  # members do not buy their own aggregate
+        again = await panel.found()
+        assert panel.error == "", panel.error
+        assert again is union  # Found again: the same union, not refused
+        assert len(union.members) == 3
         first = await panel.aggregate()
         assert first.dataset.descriptor["union_members"] == 3
         assert panel.plot.outputs  # the aggregate's figure
