@@ -310,7 +310,7 @@ class LabUnionPanel(Panel):
                 raise MarketError("pick a buyer that is not a member")
             with self.working("Selling", 3) as advance:
                 listing = operator.market.sell(self.result.dataset, price)
-                await buyer.market.book.wait_for_listing(listing.listing_id)
+                await buyer.market.wait_for_listing(listing.listing_id)  # asks again for one lost on the way
                 advance()
                 trade = await buyer.market.buy(listing.listing_id)
                 advance()
