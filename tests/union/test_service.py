@@ -31,6 +31,16 @@ async def _members_joined(operator, union, count):
     await operator.services[1].wait_for(lambda _service: len(union.members) >= count, 5.0)
 
 
+async def _founded(operator, homes, name, **options):
+    """A union of ``operator``'s that every one of ``homes`` has joined: its terms and the union."""
+    terms = UnionTerms.create(operator.identity, name, threshold=2, **options)
+    union = operator.services[1].found(terms)
+    for home in homes:
+        home.services[1].join(terms)
+    await _members_joined(operator, union, len(homes))
+    return terms, union
+
+
 async def test_a_union_round_over_the_network_and_a_leaver(tmp_path):
     async with Lab(tmp_path, "memory", market=True, services=_services, progress=False) as lab:
         operator, buyer, *homes = await lab.start(8)
@@ -99,12 +109,8 @@ async def test_a_stopped_peer_refuses_its_unions_like_its_market(tmp_path):
 
     async with Lab(tmp_path, "memory", market=True, services=_services, progress=False) as lab:
         operator, *homes = await lab.start(3)
-        terms = UnionTerms.create(operator.identity, "closing", threshold=2)
         service = operator.services[1]
-        union = service.found(terms)
-        for home in homes:
-            home.services[1].join(terms)
-        await _members_joined(operator, union, 2)
+        terms, union = await _founded(operator, homes, "closing")
         home = homes[0].services[1]
         await homes[0].stop()
         await operator.stop()
@@ -125,12 +131,8 @@ async def test_a_round_running_when_its_peer_stops_ends_at_once(tmp_path):
 
     async with Lab(tmp_path, "memory", market=True, services=_services, progress=False) as lab:
         operator, *homes = await lab.start(3)
-        terms = UnionTerms.create(operator.identity, "stopping", threshold=2)
         service = operator.services[1]
-        union = service.found(terms)
-        for home in homes:
-            home.services[1].join(terms)
-        await _members_joined(operator, union, 2)
+        terms, union = await _founded(operator, homes, "stopping")
         await homes[0].stop()  # a member that stopped: the round waits for it
         running = asyncio.ensure_future(service.run_round(terms.terms_hash, START, END))
         await asyncio.sleep(0.2)
@@ -215,12 +217,8 @@ async def test_the_same_round_twice_at_once_is_refused(tmp_path):
 
     async with Lab(tmp_path, "memory", market=True, services=_services, progress=False) as lab:
         operator, *homes = await lab.start(3)
-        terms = UnionTerms.create(operator.identity, "at once", threshold=2, aggregate="sum")
         service = operator.services[1]
-        union = service.found(terms)
-        for home in homes:
-            home.services[1].join(terms)
-        await _members_joined(operator, union, 2)
+        terms, union = await _founded(operator, homes, "at once", aggregate="sum")
         # Before: the second replaced the first's collection, which waited out its timeout.
         first, second = await asyncio.gather(service.run_round(terms.terms_hash, START, END),
                                              service.run_round(terms.terms_hash, START, END), return_exceptions=True)
@@ -237,11 +235,7 @@ async def test_a_replayed_round_announcement_is_not_masked_again_nor_answered_wi
 
     async with Lab(tmp_path, "memory", market=True, services=_services, progress=False) as lab:
         operator, *homes = await lab.start(3)
-        terms = UnionTerms.create(operator.identity, "replayed", threshold=2)
-        union = operator.services[1].found(terms)
-        for home in homes:
-            home.services[1].join(terms)
-        await _members_joined(operator, union, 2)
+        terms, union = await _founded(operator, homes, "replayed")
         round_ = union.open_round(START, END)
         message = RoundMessage(terms.terms_hash, round_.round_id, "2026-03-02T00:00:00+00:00",
                                "2026-03-03T00:00:00+00:00", b"".join(round_.roster))
