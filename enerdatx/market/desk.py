@@ -17,6 +17,7 @@ from enerdatx.conditions import wait_within
 from enerdatx.crypto import Identity
 from enerdatx.errors import EncodingError, MarketError, NegotiationError
 from enerdatx.market.formats import MAX_PRICE, Listing
+from enerdatx.market.market import expiry
 from enerdatx.market.negotiation import (
     BuyerStrategy,
     Negotiation,
@@ -156,13 +157,7 @@ class RequestBoard:
         if not isinstance(query, Query):  # a str failed with an AttributeError
             raise NegotiationError(f"a standing request is made of a Query, not {type(query).__name__}")
         now = self.clock()
-        # As a listing's: "5" or [] failed with a TypeError from now + expires_in, and True was 1 ms.
-        if expires_in is not None and (type(expires_in) is not int or not 0 < expires_in < 2**63 - now):
-            raise MarketError(f"expires_in is a positive number of milliseconds, below 2**63 - now "
-                              f"({2**63 - now:,}), not {expires_in!r}")
-        request = StandingRequest.create(
-            self.identity, query, created=now, expires=None if expires_in is None else now + expires_in
-        )
+        request = StandingRequest.create(self.identity, query, created=now, expires=expiry(now, expires_in))
         self.requests[request.request_id] = request
         self._publish(request.encode())
         return request

@@ -64,7 +64,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AGREE_MARGIN", "ContentSource", "Fetcher", "Market", "NegotiatedPrice", "PAYMENT_LIFETIME", "Proposer",
-    "RELEASE_GRACE", "Trade", "now_ms",
+    "RELEASE_GRACE", "Trade", "expiry", "now_ms",
 ]
 
 # Reservations (docs/market.md): a payment proposal names a deadline this far ahead; the seller
@@ -127,6 +127,18 @@ class Trade:
         from enerdatx.meter import load_dataset_bytes
 
         return load_dataset_bytes(self.plaintext)
+
+
+def expiry(now: int, expires_in: object) -> int | None:
+    """When something made at ``now`` that lasts ``expires_in`` ms ends (None: until withdrawn);
+    MarketError unless a whole number of ms that ends by MAX_TIMESTAMP: "5" or [] failed with a
+    TypeError from now + expires_in, and True lasted 1 ms."""
+    if expires_in is None:
+        return None
+    if type(expires_in) is not int or not 0 < expires_in <= MAX_TIMESTAMP - now:
+        raise MarketError(f"expires_in is a positive number of milliseconds, at most 2**63-1 - now "
+                          f"({MAX_TIMESTAMP - now:,}), not {expires_in!r}")
+    return now + expires_in
 
 
 def check_purchase(amount: object, again: object) -> None:
@@ -194,10 +206,7 @@ class Market:
         if not isinstance(plaintext, bytes):  # a str failed in the cipher with "can't concat str to bytes"
             raise MarketError(f"a data set's plaintext is bytes, not {type(plaintext).__name__}")
         now = self.clock()
-        if expires_in is not None and (type(expires_in) is not int or not 0 < expires_in <= MAX_TIMESTAMP - now):
-            raise MarketError(f"expires_in is a positive number of milliseconds, at most 2**63-1 - now "
-                              f"({MAX_TIMESTAMP - now:,}), not {expires_in!r}")
-        expires = None if expires_in is None else now + expires_in
+        expires = expiry(now, expires_in)
         key, salt = new_data_key(), nacl.utils.random(SALT_SIZE)
         committed = commitment(salt, plaintext)
         try:  # check everything before storing anything; the CID is filled in once known
