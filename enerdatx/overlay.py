@@ -393,9 +393,12 @@ class Overlay(Community):
         finally:
             self._drop_waiters.remove(entry)
 
-    def send_packet(self, peer: IPv8Peer, payload: Payload, *, sign: bool = True) -> None:
-        """Send one message (signed unless ``sign`` is False), counting its bytes; a failure is a lost datagram."""
-        self._send_bytes(peer, self.ezr_pack(payload.msg_id, payload, sig=sign))  # type: ignore[attr-defined]
+    def send_packet(self, peer: IPv8Peer, payload: Payload, *, sign: bool = True) -> int:
+        """Send one message (signed unless ``sign`` is False), counting its bytes; a failure is a lost datagram.
+
+        Returns the bytes sent (0 for a lost one): what an answer budget is charged.
+        """
+        return self._send_bytes(peer, self.ezr_pack(payload.msg_id, payload, sig=sign))  # type: ignore[attr-defined]
 
     def send_unsigned_to_all(self, peers: Iterable[IPv8Peer], payload: Payload) -> None:
         """Send one unsigned message to each of ``peers``, packed once.
@@ -410,16 +413,17 @@ class Overlay(Community):
             packet = packet or self.ezr_pack(payload.msg_id, payload, sig=False)  # type: ignore[attr-defined]
             self._send_bytes(peer, packet)
 
-    def _send_bytes(self, peer: IPv8Peer, packet: bytes) -> None:
+    def _send_bytes(self, peer: IPv8Peer, packet: bytes) -> int:
         try:
             self.endpoint.send(peer.address, packet)
         except Exception:  # noqa: BLE001 - like a lost datagram: retries and timeouts cover it
             logger.debug("could not send to %s", peer.address, exc_info=True)
-            return
+            return 0
         self.bytes_sent += len(packet)
         self.packets_sent += 1
+        return len(packet)
 
-    async def until(self, future: asyncio.Future[Any], resend: Callable[[], None], timeout: float) -> None:
+    async def until(self, future: asyncio.Future[Any], resend: Callable[[], object], timeout: float) -> None:
         """Call ``resend()`` with growing pauses until ``future`` is done; TimeoutError after ``timeout``."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

@@ -256,9 +256,7 @@ class MarketCommunity(Overlay):
 
     def _answer(self, budget: AnswerBudget, peer: IPv8Peer, payload: Any) -> None:
         """Send one signed answer to ``peer`` and charge its bytes to its address in ``budget``."""
-        sent = self.bytes_sent
-        self.send_packet(peer, payload)
-        budget.spend(peer.address, self.bytes_sent - sent)
+        budget.spend(peer.address, self.send_packet(peer, payload))
 
     @lazy_wrapper(FetchResponseMessage)
     def on_fetch_response(self, peer: IPv8Peer, payload: FetchResponseMessage) -> None:

@@ -185,9 +185,9 @@ class TrustChainCommunity(Overlay):
 
     # --- sending and limits --------------------------------------------------------
 
-    def send(self, peer: IPv8Peer, payload: Payload) -> None:
-        """Send one message (signed unless it only carries signed blocks), counting its bytes."""
-        self.send_packet(peer, payload, sign=not isinstance(payload, UNSIGNED))
+    def send(self, peer: IPv8Peer, payload: Payload) -> int:
+        """Send one message (signed unless it only carries signed blocks), counting its bytes; the bytes sent."""
+        return self.send_packet(peer, payload, sign=not isinstance(payload, UNSIGNED))
 
     def _decode_block(self, data: bytes) -> HalfBlock | None:
         try:
@@ -418,10 +418,9 @@ class TrustChainCommunity(Overlay):
         page = self.settings.crawl_page_size
         end = payload.start + page - 1 if end is None else min(end, payload.start + page - 1)
         blocks = self.ledger.store.chain_encoded(payload.public_key, payload.start, end)
-        sent = self.bytes_sent
-        for batch in pack_blocks(blocks, self.settings.max_packet_size - 512):  # room for headers
-            self.send(peer, CrawlResponseMessage(payload.identifier, len(blocks), batch))
-        self.crawl_answers.spend(peer.address, self.bytes_sent - sent)
+        sent = sum(self.send(peer, CrawlResponseMessage(payload.identifier, len(blocks), batch))
+                   for batch in pack_blocks(blocks, self.settings.max_packet_size - 512))  # room for headers
+        self.crawl_answers.spend(peer.address, sent)
 
     @lazy_wrapper_unsigned(CrawlResponseMessage)
     def on_crawl_response(self, source_address: Address, payload: CrawlResponseMessage) -> None:

@@ -119,12 +119,12 @@ class UnionCommunity(Overlay):
         self.add_message_handler(RoundMessage, self.on_round)
         self.add_message_handler(ContributionMessage, self.on_contribution)
 
-    def send_to(self, public_key: bytes, payload: Any) -> None:
-        """Sign and send one message to the peer with TrustChain key ``public_key``."""
+    def send_to(self, public_key: bytes, payload: Any) -> int:
+        """Sign and send one message to the peer with TrustChain key ``public_key``; the bytes sent."""
         peer = self.service.peer.community.peer_for(public_key)
         if peer is None:
             raise PeerUnreachableError(f"no address known for peer {public_key.hex()[:16]}")
-        self.send_packet(peer, payload)  # ez_send's, counting the bytes
+        return self.send_packet(peer, payload)  # ez_send's, counting the bytes
 
     @lazy_wrapper(MembershipMessage)
     def on_membership(self, peer: IPv8Peer, payload: MembershipMessage) -> None:
@@ -348,12 +348,12 @@ class UnionService:
         self._send_contribution(sender, message)
 
     def _send_contribution(self, operator: bytes, message: ContributionMessage) -> None:
-        sent = self.community.bytes_sent
         try:
-            self.community.send_to(operator, message)
+            sent = self.community.send_to(operator, message)
         except PeerUnreachableError:
             logger.info("the operator of round %s is unreachable", message.round_id.hex()[:16])
-        self.community.contribution_answers.spend(operator, self.community.bytes_sent - sent)
+            sent = 0
+        self.community.contribution_answers.spend(operator, sent)
 
     def _share_policy(self, ledger: Any, proposal: Any) -> None:
         try:
