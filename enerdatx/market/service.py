@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from enerdatx.meter import DataSet
     from enerdatx.peer import Peer
 
-__all__ = ["LISTING_TIMEOUT", "MarketService"]
+__all__ = ["LISTING_TIMEOUT", "MarketService", "check_seconds"]
 
 LISTING_TIMEOUT = 10.0
 # A listing not heard of after this long is asked for again from every peer we know, then after
@@ -79,7 +79,7 @@ def _on_loop(method: Method) -> Method:
     return cast(Method, on_loop)
 
 
-def _check_seconds(name: str, value: object, error: type[Exception] = MarketError, *, zero: bool = False) -> None:
+def check_seconds(name: str, value: object, error: type[Exception] = MarketError, *, zero: bool = False) -> None:
     """A timeout is a finite number of seconds above 0 (or 0, where that means "do not wait"): a NaN
     one never timed out (buy(timeout=nan) bought, however long the listing took), a negative one
     gave up at once and said "in -1 s"."""
@@ -105,7 +105,7 @@ class MarketService:
         # every purchase up at once, and the wallet refused a bad grant only at the peer's start.
         if type(grant) is not int or grant < 0:
             raise ConfigurationError(f"grant is a whole number of tokens, 0 or more, not {grant!r}")
-        _check_seconds("propose_timeout", propose_timeout, ConfigurationError)
+        check_seconds("propose_timeout", propose_timeout, ConfigurationError)
         self.grant = grant
         self.seller_strategy = seller_strategy or SellerStrategy()
         self.propose_timeout = propose_timeout
@@ -219,7 +219,7 @@ class MarketService:
     async def wait_for_listing(self, listing_id: str, timeout: float = LISTING_TIMEOUT) -> Listing:
         """The listing, once this peer has heard of it; ListingNotFoundError after ``timeout`` seconds
         (0: only a listing heard of already)."""
-        _check_seconds("timeout", timeout, zero=True)
+        check_seconds("timeout", timeout, zero=True)
         loop = asyncio.get_running_loop()
         deadline, pause = loop.time() + timeout, LISTING_RESYNC_SECONDS
         while True:
@@ -281,7 +281,7 @@ class MarketService:
     async def negotiate(self, listing_id: str, offer: int, max_price: int, *, timeout: float = 10.0) -> Negotiation:
         """Propose ``offer`` for a listing and haggle up to ``max_price``; the accepted or declined negotiation."""
         self.check_open()
-        _check_seconds("timeout", timeout)  # 0 gave up before the seller could answer
+        check_seconds("timeout", timeout)  # 0 gave up before the seller could answer
         await self.wait_for_listing(listing_id, timeout)
         return await self.desk.negotiate(listing_id, offer, max_price, timeout=timeout)
 

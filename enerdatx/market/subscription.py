@@ -43,7 +43,7 @@ from enerdatx.market.formats import (
     parse_payment,
 )
 from enerdatx.market.market import Market, Trade
-from enerdatx.market.service import _check_seconds
+from enerdatx.market.service import check_seconds
 from enerdatx.market.subscription_formats import (
     MISSED_PERIOD,
     OFFER,
@@ -574,7 +574,7 @@ class Subscriptions:
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         """Wait until ``predicate()`` holds (checked whenever a subscription block or payment lands);
         TimeoutError after ``timeout`` seconds."""
-        _check_seconds("timeout", timeout)  # a NaN or negative one was a bare TimeoutError at once
+        check_seconds("timeout", timeout)  # a NaN or negative one was a bare TimeoutError at once
         try:
             await self._conditions.wait_for(predicate, timeout)
         except TimeoutError:
@@ -582,7 +582,7 @@ class Subscriptions:
 
     async def settled(self, timeout: float = 30.0) -> None:
         """Wait until every payment this peer started has finished."""
-        _check_seconds("timeout", timeout)
+        check_seconds("timeout", timeout)
         if self._tasks:
             await wait_within(asyncio.gather(*self._tasks, return_exceptions=True), timeout)
 
@@ -626,8 +626,8 @@ class SubscriptionService:
         # Refused here, not in the reader thread once the peer runs: oehu_interval 0 (or NaN, or
         # -1) polled the OEHU API without pause, and a NaN meter_timeout killed the reader with a
         # traceback while the peer ran on, reading nothing.
-        _check_seconds("meter_timeout", meter_timeout)
-        _check_seconds("oehu_interval", oehu_interval)
+        check_seconds("meter_timeout", meter_timeout)
+        check_seconds("oehu_interval", oehu_interval)
         if meter is not None and oehu is not None:
             raise MarketError("subscriptions read one meter: give meter or oehu, not both")
         if oehu is not None and not (isinstance(oehu, tuple) and len(oehu) == 2 and isinstance(oehu[1], str)

@@ -31,7 +31,7 @@ from enerdatx.errors import (
     UnionError,
 )
 from enerdatx.market.formats import SHARE, parse_share
-from enerdatx.market.service import _check_seconds
+from enerdatx.market.service import check_seconds
 from enerdatx.meter.resample import utc_timestamp
 from enerdatx.overlay import AnswerBudget, Overlay, OverlaySettings
 from enerdatx.trustchain import HalfBlock
@@ -155,7 +155,7 @@ class UnionService:
         # Refused when made: a NaN timeout never gave a round up, a str of readings failed at the first round.
         if readings is not None and not isinstance(readings, pd.DataFrame):
             raise ConfigurationError(f"readings are a DataFrame of meter readings or None, not {type(readings).__name__}")
-        _check_seconds("timeout", timeout, ConfigurationError)
+        check_seconds("timeout", timeout, ConfigurationError)
         self.readings = readings
         self.timeout = timeout
         self.operated: dict[bytes, DataUnion] = {}
@@ -226,7 +226,7 @@ class UnionService:
         # A NaN timeout never timed out, a negative one gave up at once; 5 for the predicate a TypeError.
         if not callable(predicate):
             raise UnionError(f"wait_for's predicate is a function of the service, not {predicate!r}")
-        _check_seconds("timeout", timeout, UnionError, zero=True)
+        check_seconds("timeout", timeout, UnionError, zero=True)
         await self._conditions.wait_for(lambda: predicate(self), timeout)
 
     async def run_round(self, terms_hash: bytes, start: Any, end: Any) -> UnionAggregate:
